@@ -1,0 +1,435 @@
+//! Ledger events: who did what, on whose behalf, and the exact bytes the ledger hashes.
+//!
+//! An event's *body* is one line of JSON with a fixed field order (see [`EventBody`]).
+//! The body is stored verbatim and its bytes are the Merkle leaf input, so verifiers in
+//! any language hash exactly what they read; nothing has to be re-serialized the same way.
+
+use crate::account::{AccountRef, Consent};
+use crate::ids::{AccountId, RequestId, SessionId};
+use crate::merkle::Hash;
+use crate::scope::{CapabilityName, Mode, Risk, Scope};
+use crate::session::EndReason;
+use crate::staff::{Role, StaffRef};
+use crate::text::{Note, Reason, TicketRef};
+use crate::{summary, Timestamp};
+use serde::{Deserialize, Serialize};
+
+/// Who did it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum Actor {
+    /// A staff member (inside a session: acting on behalf of the account).
+    Staff(StaffRef),
+    /// The customer, as reported by the product.
+    Customer(AccountRef),
+    /// actas itself (a limit passed, a request expired).
+    System,
+}
+
+/// One field's change, with values already masked by policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldChange {
+    /// The field in plain words, e.g. "tax rate".
+    pub field: String,
+    /// The value before, if there was one.
+    pub from: Option<String>,
+    /// The value after, if there is one.
+    pub to: Option<String>,
+}
+
+/// What happened, with everything needed to describe it. The variant names the event's
+/// kind (e.g. `session.started`); its fields are the event's structured details.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "details")]
+pub enum EventData {
+    /// A staff member was added.
+    #[serde(rename = "staff.added")]
+    StaffAdded {
+        /// Who.
+        staff: StaffRef,
+        /// As what.
+        role: Role,
+    },
+    /// A staff member was deactivated.
+    #[serde(rename = "staff.disabled")]
+    StaffDisabled {
+        /// Who.
+        staff: StaffRef,
+    },
+    /// A director put a staff member on the allow-list (or changed their level).
+    #[serde(rename = "allow.granted")]
+    AllowGranted {
+        /// Who may now act as customers.
+        staff: StaffRef,
+        /// Up to which risk.
+        max_risk: Risk,
+        /// Why.
+        reason: Note,
+    },
+    /// A director took a staff member off the allow-list.
+    #[serde(rename = "allow.revoked")]
+    AllowRevoked {
+        /// Who.
+        staff: StaffRef,
+        /// Why.
+        reason: Note,
+    },
+    /// An agent asked to act as a customer.
+    #[serde(rename = "request.created")]
+    RequestCreated {
+        /// The request.
+        request: RequestId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// Why.
+        reason: Reason,
+        /// What.
+        scope: Scope,
+        /// How long, in minutes.
+        minutes: u64,
+        /// Which mode.
+        mode: Mode,
+        /// The scope's highest risk.
+        risk: Risk,
+    },
+    /// A request was approved by a lead or by policy.
+    #[serde(rename = "request.approved")]
+    RequestApproved {
+        /// The request.
+        request: RequestId,
+        /// Who asked.
+        requester: StaffRef,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// What was approved.
+        scope: Scope,
+        /// For how long, in minutes.
+        minutes: u64,
+        /// True when low risk on a normal account was approved by policy.
+        by_policy: bool,
+        /// The lead's note, if any.
+        note: Option<Note>,
+    },
+    /// A lead denied a request.
+    #[serde(rename = "request.denied")]
+    RequestDenied {
+        /// The request.
+        request: RequestId,
+        /// Who asked.
+        requester: StaffRef,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// Why.
+        note: Note,
+    },
+    /// The requester withdrew a request.
+    #[serde(rename = "request.cancelled")]
+    RequestCancelled {
+        /// The request.
+        request: RequestId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+    },
+    /// A request ran out of time.
+    #[serde(rename = "request.expired")]
+    RequestExpired {
+        /// The request.
+        request: RequestId,
+        /// Who asked.
+        requester: StaffRef,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+    },
+    /// A support session started.
+    #[serde(rename = "session.started")]
+    SessionStarted {
+        /// The session.
+        session: SessionId,
+        /// The request it came from.
+        request: RequestId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// Why.
+        reason: Reason,
+        /// What it may do.
+        scope: Scope,
+        /// Which mode.
+        mode: Mode,
+        /// When it ends at the latest.
+        expires_at: Timestamp,
+    },
+    /// A page was viewed inside a session.
+    #[serde(rename = "session.page_viewed")]
+    PageViewed {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The path viewed.
+        path: String,
+        /// What it is, e.g. "viewed loan LA-77".
+        description: String,
+    },
+    /// A change was made inside a session.
+    #[serde(rename = "session.action")]
+    ActionTaken {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The route's description, e.g. "changed the tax settings".
+        description: String,
+        /// The fields changed, masked.
+        changes: Vec<FieldChange>,
+        /// The product's answer status, once known.
+        status: Option<u16>,
+    },
+    /// Something out of scope was refused inside a session.
+    #[serde(rename = "session.blocked")]
+    ActionBlocked {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The request's method.
+        method: String,
+        /// The request's path.
+        path: String,
+        /// The capability it needed, if any.
+        capability: Option<CapabilityName>,
+        /// Why it was refused, in plain words.
+        why: String,
+    },
+    /// A session ended.
+    #[serde(rename = "session.ended")]
+    SessionEnded {
+        /// The session.
+        session: SessionId,
+        /// Whose session it was.
+        staff: StaffRef,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// Why.
+        reason: EndReason,
+        /// The limit passed, in minutes, for the time-limit reasons.
+        limit_minutes: Option<u64>,
+    },
+    /// The customer changed their consent setting.
+    #[serde(rename = "consent.changed")]
+    ConsentChanged {
+        /// Which account.
+        account: AccountRef,
+        /// The new setting.
+        consent: Consent,
+    },
+}
+
+/// Where an event belongs: the columns the ledger indexes it by.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct EventContext {
+    /// The account it concerns.
+    pub account: Option<AccountId>,
+    /// The account staff were acting on behalf of, for events inside a session.
+    pub on_behalf_of: Option<AccountId>,
+    /// The session it happened in.
+    pub session: Option<SessionId>,
+    /// The ticket it was for.
+    pub ticket: Option<TicketRef>,
+}
+
+impl EventData {
+    /// The event's kind, e.g. `session.started`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            EventData::StaffAdded { .. } => "staff.added",
+            EventData::StaffDisabled { .. } => "staff.disabled",
+            EventData::AllowGranted { .. } => "allow.granted",
+            EventData::AllowRevoked { .. } => "allow.revoked",
+            EventData::RequestCreated { .. } => "request.created",
+            EventData::RequestApproved { .. } => "request.approved",
+            EventData::RequestDenied { .. } => "request.denied",
+            EventData::RequestCancelled { .. } => "request.cancelled",
+            EventData::RequestExpired { .. } => "request.expired",
+            EventData::SessionStarted { .. } => "session.started",
+            EventData::PageViewed { .. } => "session.page_viewed",
+            EventData::ActionTaken { .. } => "session.action",
+            EventData::ActionBlocked { .. } => "session.blocked",
+            EventData::SessionEnded { .. } => "session.ended",
+            EventData::ConsentChanged { .. } => "consent.changed",
+        }
+    }
+
+    /// The account, session and ticket the event belongs to. Events that happen inside a
+    /// session are on behalf of its account (invariant 13).
+    pub fn context(&self) -> EventContext {
+        let of = |a: &AccountRef| Some(a.id.clone());
+        match self {
+            EventData::StaffAdded { .. }
+            | EventData::StaffDisabled { .. }
+            | EventData::AllowGranted { .. }
+            | EventData::AllowRevoked { .. } => EventContext::default(),
+            EventData::RequestCreated { account, ticket, .. }
+            | EventData::RequestApproved { account, ticket, .. }
+            | EventData::RequestDenied { account, ticket, .. }
+            | EventData::RequestCancelled { account, ticket, .. }
+            | EventData::RequestExpired { account, ticket, .. } => EventContext {
+                account: of(account),
+                ticket: Some(ticket.clone()),
+                ..EventContext::default()
+            },
+            EventData::SessionStarted { session, account, ticket, .. }
+            | EventData::SessionEnded { session, account, ticket, .. } => EventContext {
+                account: of(account),
+                on_behalf_of: None,
+                session: Some(*session),
+                ticket: Some(ticket.clone()),
+            },
+            EventData::PageViewed { session, account, ticket, .. }
+            | EventData::ActionTaken { session, account, ticket, .. }
+            | EventData::ActionBlocked { session, account, ticket, .. } => EventContext {
+                account: of(account),
+                on_behalf_of: of(account),
+                session: Some(*session),
+                ticket: Some(ticket.clone()),
+            },
+            EventData::ConsentChanged { account, .. } => EventContext {
+                account: of(account),
+                ..EventContext::default()
+            },
+        }
+    }
+}
+
+/// An event to append: who did what. The ledger adds the sequence number, time and link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    /// Who did it.
+    pub actor: Actor,
+    /// What happened.
+    pub data: EventData,
+}
+
+impl NewEvent {
+    /// Pairs an actor with what they did.
+    pub fn new(actor: Actor, data: EventData) -> Self {
+        Self { actor, data }
+    }
+
+    /// Builds the body the ledger stores for this event at `seq`, `time`, after `prev`.
+    pub fn into_body(self, seq: u64, time: Timestamp, prev: &Hash) -> EventBody {
+        let ctx = self.data.context();
+        let summary = summary::summarize(&self.actor, &self.data);
+        EventBody {
+            seq,
+            time,
+            actor: self.actor,
+            account: ctx.account,
+            on_behalf_of: ctx.on_behalf_of,
+            session: ctx.session,
+            ticket: ctx.ticket,
+            summary,
+            data: self.data,
+            prev: hex::encode(prev),
+        }
+    }
+}
+
+/// An event as the ledger records it. Serialized with [`EventBody::encode`] into one line
+/// of JSON, in this field order:
+/// `seq, time, kind, details, actor, account, on_behalf_of, session, ticket, summary, prev`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventBody {
+    /// Position in the ledger, from 1, gap-free.
+    pub seq: u64,
+    /// When it was recorded.
+    pub time: Timestamp,
+    /// What happened (`kind` and `details`).
+    #[serde(flatten)]
+    pub data: EventData,
+    /// Who did it.
+    pub actor: Actor,
+    /// The account it concerns.
+    pub account: Option<AccountId>,
+    /// The account staff acted on behalf of, inside a session.
+    pub on_behalf_of: Option<AccountId>,
+    /// The session it happened in.
+    pub session: Option<SessionId>,
+    /// The ticket it was for.
+    pub ticket: Option<TicketRef>,
+    /// The plain-language sentence.
+    pub summary: String,
+    /// The leaf hash of the previous event (hex), all zeros for the first: a hash chain
+    /// beside the Merkle tree, so verification names the exact event that was changed.
+    pub prev: String,
+}
+
+/// Why an event body could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("event body is not valid: {0}")]
+pub struct BodyError(#[from] serde_json::Error);
+
+impl EventBody {
+    /// The body's JSON text: the exact bytes that are hashed.
+    pub fn encode(&self) -> String {
+        // Serializing these plain types to a String cannot fail (no maps with non-string
+        // keys, no failing Serialize impls); an empty body would fail verification loudly.
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// Reads a stored body.
+    pub fn decode(text: &str) -> Result<Self, BodyError> {
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// The event's kind.
+    pub fn kind(&self) -> &'static str {
+        self.data.kind()
+    }
+}
+
+/// The few fields verification compares with the ledger's index columns, read without
+/// building the whole event.
+#[derive(Debug, Deserialize)]
+pub struct BodyIndex<'a> {
+    /// Sequence number.
+    pub seq: u64,
+    /// Time.
+    pub time: i64,
+    /// Kind.
+    pub kind: &'a str,
+    /// Account.
+    #[serde(borrow)]
+    pub account: Option<&'a str>,
+    /// Session.
+    #[serde(borrow)]
+    pub session: Option<&'a str>,
+    /// Previous leaf hash, hex.
+    pub prev: &'a str,
+}
+
+impl<'a> BodyIndex<'a> {
+    /// Reads the index fields of a body.
+    pub fn read(text: &'a str) -> Result<Self, BodyError> {
+        Ok(serde_json::from_str(text)?)
+    }
+}

@@ -1,0 +1,26 @@
+//! The actas domain, with no I/O.
+//!
+//! Everything here is pure: validated input types that can only be built valid, the
+//! policy file and its checks, the access-request and session state machines, the
+//! plain-language summaries written into the ledger, and the ledger's mathematics
+//! (RFC 6962 Merkle tree, proofs, signed tree heads, full verification).
+//!
+//! Storage lives in `actas-store`, HTTP in `actas-server`; both speak only these types.
+#![deny(missing_docs)]
+
+pub mod account;
+pub mod clock;
+pub mod event;
+pub mod ids;
+pub mod merkle;
+pub mod policy;
+pub mod request;
+pub mod scope;
+pub mod session;
+pub mod staff;
+pub mod summary;
+pub mod text;
+pub mod tree_head;
+pub mod verify;
+
+pub use clock::Timestamp;

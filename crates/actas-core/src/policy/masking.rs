@@ -1,0 +1,257 @@
+//! Masking rules: which values the agent's browser may see, and how much of them.
+//!
+//! The rules are applied by the gateway to responses and by the ledger to before/after
+//! values, so one definition serves both.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Why a masking rule was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MaskError {
+    /// Not one of the five rules.
+    #[error("{0:?} is not a masking rule; use one of show, last4, email, hide, never")]
+    Rule(String),
+    /// A JSON path that can't be read.
+    #[error(
+        "{path:?} is not a JSON path: {why} (write e.g. $.card.number or $.loans[*].iban)"
+    )]
+    JsonPath {
+        /// The path.
+        path: String,
+        /// What is wrong.
+        why: &'static str,
+    },
+}
+
+/// What the agent sees of a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MaskRule {
+    /// The value as it is.
+    Show,
+    /// Only the last four characters: `•••• 4242`.
+    Last4,
+    /// First letter and domain of an email: `s***@acme.com`.
+    Email,
+    /// Replaced by a fixed placeholder, so the agent knows a value exists.
+    Hide,
+    /// Removed entirely, key and all.
+    Never,
+}
+
+/// What a hidden value is replaced with.
+pub const HIDDEN: &str = "[hidden]";
+
+impl MaskRule {
+    /// Applies the rule to one text value. `None` means the value (and its key) must be
+    /// removed entirely.
+    pub fn apply(self, value: &str) -> Option<String> {
+        match self {
+            MaskRule::Show => Some(value.to_owned()),
+            MaskRule::Last4 => {
+                let visible: Vec<char> = value.chars().filter(|c| c.is_alphanumeric()).collect();
+                if visible.len() <= 4 {
+                    // Too short to reveal any part of it safely.
+                    Some("••••".to_owned())
+                } else {
+                    let tail: String = visible[visible.len() - 4..].iter().collect();
+                    Some(format!("•••• {tail}"))
+                }
+            }
+            MaskRule::Email => Some(match value.split_once('@') {
+                Some((local, domain)) if !local.is_empty() => {
+                    let first: String = local.chars().take(1).collect();
+                    format!("{first}***@{domain}")
+                }
+                _ => HIDDEN.to_owned(),
+            }),
+            MaskRule::Hide => Some(HIDDEN.to_owned()),
+            MaskRule::Never => None,
+        }
+    }
+
+    /// The rule's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MaskRule::Show => "show",
+            MaskRule::Last4 => "last4",
+            MaskRule::Email => "email",
+            MaskRule::Hide => "hide",
+            MaskRule::Never => "never",
+        }
+    }
+}
+
+impl FromStr for MaskRule {
+    type Err = MaskError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "show" => Ok(MaskRule::Show),
+            "last4" => Ok(MaskRule::Last4),
+            "email" => Ok(MaskRule::Email),
+            "hide" => Ok(MaskRule::Hide),
+            "never" => Ok(MaskRule::Never),
+            other => Err(MaskError::Rule(other.to_owned())),
+        }
+    }
+}
+
+impl fmt::Display for MaskRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of a JSON path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    /// An object key.
+    Key(String),
+    /// Any key of an object (`*`).
+    AnyKey,
+    /// Any element of an array (`[*]`).
+    AnyIndex,
+}
+
+/// One step of a concrete location inside a JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Location<'a> {
+    /// Inside an object, under this key.
+    Key(&'a str),
+    /// Inside an array, at this position.
+    Index(usize),
+}
+
+/// A JSON path such as `$.card.number`, `$.loans[*].iban` or `$.*.ssn`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JsonPath {
+    text: String,
+    steps: Vec<PathStep>,
+}
+
+impl JsonPath {
+    /// Parses the path syntax: `$` then `.key`, `.*` or `[*]` steps. Keys are letters,
+    /// digits, `_` and `-`. Deliberately small: no filters, no recursive descent, so a
+    /// rule always means exactly one set of places.
+    pub fn parse(text: &str) -> Result<Self, MaskError> {
+        let err = |why| MaskError::JsonPath {
+            path: text.to_owned(),
+            why,
+        };
+        let rest = text.trim().strip_prefix('$').ok_or_else(|| err("it must start with $"))?;
+        let mut steps = Vec::new();
+        let mut chars = rest.chars().peekable();
+        while let Some(c) = chars.next() {
+            match c {
+                '.' => {
+                    let mut key = String::new();
+                    while let Some(&n) = chars.peek() {
+                        if n == '.' || n == '[' {
+                            break;
+                        }
+                        key.push(n);
+                        chars.next();
+                    }
+                    if key == "*" {
+                        steps.push(PathStep::AnyKey);
+                    } else if !key.is_empty()
+                        && key.chars().all(|k| k.is_alphanumeric() || k == '_' || k == '-')
+                    {
+                        steps.push(PathStep::Key(key));
+                    } else {
+                        return Err(err("a key is letters, digits, _ or -"));
+                    }
+                }
+                '[' => {
+                    if chars.next() != Some('*') || chars.next() != Some(']') {
+                        return Err(err("only [*] is supported inside brackets"));
+                    }
+                    steps.push(PathStep::AnyIndex);
+                }
+                _ => return Err(err("expected . or [*] after $")),
+            }
+        }
+        if steps.is_empty() {
+            return Err(err("it names no field"));
+        }
+        Ok(Self {
+            text: text.trim().to_owned(),
+            steps,
+        })
+    }
+
+    /// Whether this path names exactly the location `at` (root first).
+    pub fn matches(&self, at: &[Location<'_>]) -> bool {
+        self.steps.len() == at.len()
+            && self.steps.iter().zip(at).all(|(step, loc)| match (step, loc) {
+                (PathStep::Key(k), Location::Key(l)) => k == l,
+                (PathStep::AnyKey, Location::Key(_)) => true,
+                (PathStep::AnyIndex, Location::Index(_)) => true,
+                _ => false,
+            })
+    }
+
+    /// The path as written.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The steps.
+    pub fn steps(&self) -> &[PathStep] {
+        &self.steps
+    }
+}
+
+/// Where a masking rule applies.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Values at a JSON path in JSON bodies (and in before/after values in the ledger).
+    Json(JsonPath),
+    /// Elements matched by a CSS selector in HTML pages. Selector syntax is checked by the
+    /// gateway's HTML rewriter when the gateway starts.
+    Html(String),
+}
+
+/// A masking rule from policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaskingRule {
+    /// Where it applies.
+    pub target: Target,
+    /// What the agent sees.
+    pub rule: MaskRule,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_rule_shows_only_what_it_promises() {
+        assert_eq!(MaskRule::Show.apply("x"), Some("x".into()));
+        assert_eq!(MaskRule::Last4.apply("4111 1111 1111 4242"), Some("•••• 4242".into()));
+        assert_eq!(MaskRule::Last4.apply("123"), Some("••••".into()));
+        assert_eq!(MaskRule::Email.apply("sarah@acme.com"), Some("s***@acme.com".into()));
+        assert_eq!(MaskRule::Email.apply("not-an-email"), Some(HIDDEN.into()));
+        assert_eq!(MaskRule::Hide.apply("secret"), Some(HIDDEN.into()));
+        assert_eq!(MaskRule::Never.apply("secret"), None);
+    }
+
+    #[test]
+    fn json_paths_match_with_wildcards() {
+        let p = JsonPath::parse("$.loans[*].iban").expect("valid");
+        assert!(p.matches(&[Location::Key("loans"), Location::Index(3), Location::Key("iban")]));
+        assert!(!p.matches(&[Location::Key("loans"), Location::Key("x"), Location::Key("iban")]));
+        assert!(!p.matches(&[Location::Key("loans"), Location::Index(0)]));
+        let any = JsonPath::parse("$.*.ssn").expect("valid");
+        assert!(any.matches(&[Location::Key("customer"), Location::Key("ssn")]));
+    }
+
+    #[test]
+    fn malformed_json_paths_are_refused() {
+        for bad in ["card.number", "$", "$.", "$[0]", "$.a b", "$x"] {
+            assert!(JsonPath::parse(bad).is_err(), "{bad}");
+        }
+    }
+}

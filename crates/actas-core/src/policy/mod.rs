@@ -1,0 +1,500 @@
+//! The policy file: session limits, capabilities and their risk, routes, masking rules
+//! and sensitive account flags. Parsed once and validated; every error names the file,
+//! the line and the field.
+
+pub mod masking;
+pub mod routes;
+
+use crate::account::{AccountFlag, Consent};
+use crate::scope::{CapabilityName, Risk, Scope};
+use crate::text::{TicketPattern, DEFAULT_TICKET_PATTERN};
+use masking::{JsonPath, MaskRule, MaskingRule, Target};
+use routes::{parse_route_key, Method, Route, RouteMatch, RouteTable};
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::time::Duration;
+use toml::Spanned;
+
+/// The starter policy written by `actas init`, fully commented.
+pub const DEFAULT_POLICY: &str = include_str!("default.toml");
+
+/// A mistake in a policy file, with where it is.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct PolicyError {
+    /// The file's name as given.
+    pub file: String,
+    /// The 1-based line, when known.
+    pub line: Option<usize>,
+    /// The field, e.g. `routes[2].capability`.
+    pub field: String,
+    /// What is wrong, in plain words.
+    pub message: String,
+}
+
+impl fmt::Display for PolicyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            Some(line) => write!(f, "{}, line {}: ", self.file, line)?,
+            None => write!(f, "{}: ", self.file)?,
+        }
+        if !self.field.is_empty() {
+            write!(f, "{}: ", self.field)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Why a requested scope or duration can't be granted under this policy.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeRefusal {
+    /// The policy has no such capability.
+    #[error("there is no capability called {0:?} in the policy")]
+    Unknown(String),
+    /// The capability is `forbidden`.
+    #[error("{0} can never be requested: the policy marks it forbidden")]
+    Forbidden(CapabilityName),
+    /// The duration is zero or above the hard limit.
+    #[error("a session lasts 1 to {max} minutes; {given} was asked for")]
+    Duration {
+        /// What was asked.
+        given: u64,
+        /// The hard limit.
+        max: u64,
+    },
+}
+
+/// Session timing rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionLimits {
+    /// Longest a session may last.
+    pub hard_limit: Duration,
+    /// Longest a session may sit without a request.
+    pub idle_limit: Duration,
+    /// How recent the staff member's sign-in must be to start a session.
+    pub reauth_within: Duration,
+    /// The duration offered by default.
+    pub default_duration: Duration,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        Self {
+            hard_limit: Duration::from_secs(30 * 60),
+            idle_limit: Duration::from_secs(15 * 60),
+            reauth_within: Duration::from_secs(5 * 60),
+            default_duration: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A session length the policy allows: at least a minute, at most the hard limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SessionDuration(Duration);
+
+impl SessionDuration {
+    /// The length.
+    pub fn get(self) -> Duration {
+        self.0
+    }
+
+    /// Whole minutes.
+    pub fn minutes(self) -> u64 {
+        self.0.as_secs() / 60
+    }
+}
+
+/// One capability as the policy defines it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capability {
+    /// Its name.
+    pub name: CapabilityName,
+    /// How risky it is.
+    pub risk: Risk,
+    /// What it allows, in plain words.
+    pub description: String,
+    /// What stays blocked, in plain words.
+    pub blocked: Option<String>,
+    /// Whether it allows exports and bulk downloads.
+    pub export: bool,
+}
+
+/// What approvals a request needs under this policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    /// The highest risk among the scope's capabilities.
+    pub risk: Risk,
+    /// A lead other than the requester must approve.
+    pub needs_lead: bool,
+    /// The customer must give a one-time confirmation code.
+    pub needs_code: bool,
+}
+
+/// A validated policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// Session timing rules.
+    pub session: SessionLimits,
+    capabilities: BTreeMap<CapabilityName, Capability>,
+    routes: RouteTable,
+    masking: Vec<MaskingRule>,
+    /// What happens to JSON fields no rule classifies.
+    pub unclassified: MaskRule,
+    sensitive_flags: BTreeSet<AccountFlag>,
+    /// The pattern ticket references must match.
+    pub ticket_pattern: TicketPattern,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPolicy {
+    ticket_pattern: Option<Spanned<String>>,
+    #[serde(default)]
+    session: Option<Spanned<RawSession>>,
+    #[serde(default)]
+    capabilities: BTreeMap<String, Spanned<RawCapability>>,
+    #[serde(default)]
+    routes: Vec<Spanned<RawRoute>>,
+    #[serde(default)]
+    masking: Vec<Spanned<RawMasking>>,
+    unclassified: Option<Spanned<String>>,
+    #[serde(default)]
+    sensitive_flags: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSession {
+    hard_limit_minutes: Option<Spanned<u64>>,
+    idle_limit_minutes: Option<Spanned<u64>>,
+    reauth_within_minutes: Option<Spanned<u64>>,
+    default_minutes: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCapability {
+    risk: Spanned<String>,
+    description: String,
+    blocked: Option<String>,
+    #[serde(default)]
+    export: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRoute {
+    route: Spanned<String>,
+    capability: Spanned<String>,
+    description: Spanned<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawMasking {
+    json: Option<Spanned<String>>,
+    html: Option<Spanned<String>>,
+    rule: Spanned<String>,
+}
+
+/// Turns byte offsets into 1-based line numbers.
+struct Lines<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Lines<'_> {
+    fn line(&self, offset: usize) -> usize {
+        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+    }
+
+    fn err<T>(&self, at: &Spanned<T>, field: impl Into<String>, message: impl fmt::Display) -> PolicyError {
+        PolicyError {
+            file: self.file.to_owned(),
+            line: Some(self.line(at.span().start)),
+            field: field.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl Policy {
+    /// Parses and validates a policy. `file` is only used to name the file in errors.
+    pub fn from_toml(text: &str, file: &str) -> Result<Self, PolicyError> {
+        let lines = Lines { file, text };
+        let raw: RawPolicy = toml::from_str(text).map_err(|e| PolicyError {
+            file: file.to_owned(),
+            line: e.span().map(|s| lines.line(s.start)),
+            field: String::new(),
+            message: e.message().trim().to_owned(),
+        })?;
+
+        let ticket_pattern = match &raw.ticket_pattern {
+            Some(p) => TicketPattern::new(p.get_ref()).map_err(|e| lines.err(p, "ticket_pattern", e))?,
+            None => TicketPattern::new(DEFAULT_TICKET_PATTERN).map_err(|e| PolicyError {
+                file: file.to_owned(),
+                line: None,
+                field: "ticket_pattern".into(),
+                message: e.to_string(),
+            })?,
+        };
+
+        let session = match &raw.session {
+            Some(s) => Self::session_limits(&lines, s)?,
+            None => SessionLimits::default(),
+        };
+
+        let mut capabilities = BTreeMap::new();
+        for (name, cap) in &raw.capabilities {
+            let field = format!("capabilities.{name}");
+            let cap_name = CapabilityName::parse(name).map_err(|e| lines.err(cap, &field, e))?;
+            let c = cap.get_ref();
+            let risk: Risk = c
+                .risk
+                .get_ref()
+                .parse()
+                .map_err(|e| lines.err(&c.risk, format!("{field}.risk"), e))?;
+            if cap_name == CapabilityName::view() && risk != Risk::Low {
+                return Err(lines.err(&c.risk, format!("{field}.risk"), "view must be low risk: every session includes it"));
+            }
+            if c.description.trim().is_empty() {
+                return Err(lines.err(cap, format!("{field}.description"), "say in plain words what this capability allows"));
+            }
+            capabilities.insert(
+                cap_name.clone(),
+                Capability {
+                    name: cap_name,
+                    risk,
+                    description: c.description.trim().to_owned(),
+                    blocked: c.blocked.clone(),
+                    export: c.export,
+                },
+            );
+        }
+        capabilities.entry(CapabilityName::view()).or_insert_with(|| Capability {
+            name: CapabilityName::view(),
+            risk: Risk::Low,
+            description: "See the customer's pages as they see them".to_owned(),
+            blocked: Some("Nothing can be changed, downloaded or exported".to_owned()),
+            export: false,
+        });
+
+        let mut routes = RouteTable::default();
+        for (i, r) in raw.routes.iter().enumerate() {
+            let field = format!("routes[{i}]");
+            let r = r.get_ref();
+            let (method, path) = parse_route_key(r.route.get_ref())
+                .map_err(|e| lines.err(&r.route, format!("{field}.route"), e))?;
+            let capability = CapabilityName::parse(r.capability.get_ref())
+                .ok()
+                .filter(|c| capabilities.contains_key(c))
+                .ok_or_else(|| {
+                    let known: Vec<&str> = capabilities.keys().map(CapabilityName::as_str).collect();
+                    lines.err(
+                        &r.capability,
+                        format!("{field}.capability"),
+                        format!(
+                            "there is no capability called {:?}; defined: {}",
+                            r.capability.get_ref(),
+                            known.join(", ")
+                        ),
+                    )
+                })?;
+            if r.description.get_ref().trim().is_empty() {
+                return Err(lines.err(&r.description, format!("{field}.description"), "describe in plain words what the route does"));
+            }
+            routes
+                .insert(Route {
+                    method,
+                    path,
+                    capability,
+                    description: r.description.get_ref().trim().to_owned(),
+                })
+                .map_err(|e| lines.err(&r.route, format!("{field}.route"), e))?;
+        }
+
+        let mut masking = Vec::new();
+        for (i, m) in raw.masking.iter().enumerate() {
+            let field = format!("masking[{i}]");
+            let mr = m.get_ref();
+            let rule: MaskRule = mr
+                .rule
+                .get_ref()
+                .parse()
+                .map_err(|e| lines.err(&mr.rule, format!("{field}.rule"), e))?;
+            let target = match (&mr.json, &mr.html) {
+                (Some(j), None) => Target::Json(
+                    JsonPath::parse(j.get_ref()).map_err(|e| lines.err(j, format!("{field}.json"), e))?,
+                ),
+                (None, Some(h)) if !h.get_ref().trim().is_empty() => Target::Html(h.get_ref().trim().to_owned()),
+                (None, Some(h)) => return Err(lines.err(h, format!("{field}.html"), "the CSS selector is empty")),
+                _ => {
+                    return Err(lines.err(m, &field, "give exactly one of json = \"$.path\" or html = \"css selector\""));
+                }
+            };
+            masking.push(MaskingRule { target, rule });
+        }
+
+        let unclassified = match &raw.unclassified {
+            Some(u) => u
+                .get_ref()
+                .parse()
+                .map_err(|e| lines.err(u, "unclassified", e))?,
+            None => MaskRule::Hide,
+        };
+
+        let mut sensitive_flags = BTreeSet::new();
+        for (i, f) in raw.sensitive_flags.iter().enumerate() {
+            sensitive_flags.insert(
+                AccountFlag::parse(f.get_ref()).map_err(|e| lines.err(f, format!("sensitive_flags[{i}]"), e))?,
+            );
+        }
+
+        Ok(Self {
+            session,
+            capabilities,
+            routes,
+            masking,
+            unclassified,
+            sensitive_flags,
+            ticket_pattern,
+        })
+    }
+
+    fn session_limits(lines: &Lines<'_>, s: &Spanned<RawSession>) -> Result<SessionLimits, PolicyError> {
+        let d = SessionLimits::default();
+        let raw = s.get_ref();
+        let minutes = |v: &Option<Spanned<u64>>, name: &str, default: Duration| -> Result<Duration, PolicyError> {
+            match v {
+                Some(m) if *m.get_ref() == 0 || *m.get_ref() > 24 * 60 => Err(lines.err(
+                    m,
+                    format!("session.{name}"),
+                    "must be between 1 and 1440 minutes",
+                )),
+                Some(m) => Ok(Duration::from_secs(m.get_ref() * 60)),
+                None => Ok(default),
+            }
+        };
+        let limits = SessionLimits {
+            hard_limit: minutes(&raw.hard_limit_minutes, "hard_limit_minutes", d.hard_limit)?,
+            idle_limit: minutes(&raw.idle_limit_minutes, "idle_limit_minutes", d.idle_limit)?,
+            reauth_within: minutes(&raw.reauth_within_minutes, "reauth_within_minutes", d.reauth_within)?,
+            default_duration: minutes(&raw.default_minutes, "default_minutes", d.default_duration)?,
+        };
+        if limits.idle_limit > limits.hard_limit {
+            let at = raw.idle_limit_minutes.as_ref().map_or(s.span().start, |m| m.span().start);
+            return Err(PolicyError {
+                file: lines.file.to_owned(),
+                line: Some(lines.line(at)),
+                field: "session.idle_limit_minutes".into(),
+                message: "the idle limit can't be longer than the hard limit".into(),
+            });
+        }
+        let limits = SessionLimits {
+            default_duration: limits.default_duration.min(limits.hard_limit),
+            ..limits
+        };
+        Ok(limits)
+    }
+
+    /// The built-in starter policy.
+    pub fn starter() -> Self {
+        // DEFAULT_POLICY is a constant checked by `the_starter_policy_is_valid`.
+        #[allow(clippy::expect_used)]
+        Self::from_toml(DEFAULT_POLICY, "default policy").expect("the starter policy is valid")
+    }
+
+    /// A capability by name.
+    pub fn capability(&self, name: &CapabilityName) -> Option<&Capability> {
+        self.capabilities.get(name)
+    }
+
+    /// Every capability, in name order.
+    pub fn capabilities(&self) -> impl Iterator<Item = &Capability> {
+        self.capabilities.values()
+    }
+
+    /// Every route rule.
+    pub fn routes(&self) -> &[Route] {
+        self.routes.routes()
+    }
+
+    /// The masking rules, in file order.
+    pub fn masking(&self) -> &[MaskingRule] {
+        &self.masking
+    }
+
+    /// The flags that force approval and a code.
+    pub fn sensitive_flags(&self) -> impl Iterator<Item = &AccountFlag> {
+        self.sensitive_flags.iter()
+    }
+
+    /// Finds the route rule for a request.
+    pub fn route(&self, method: Method, path: &str) -> Option<RouteMatch> {
+        self.routes.find(method, path)
+    }
+
+    /// Builds a scope from capability names, refusing unknown and forbidden ones.
+    pub fn scope<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<Scope, ScopeRefusal> {
+        let mut caps = Vec::new();
+        for name in names {
+            let cap = CapabilityName::parse(name.trim())
+                .ok()
+                .and_then(|c| self.capabilities.get(&c))
+                .ok_or_else(|| ScopeRefusal::Unknown(name.to_owned()))?;
+            if cap.risk == Risk::Forbidden {
+                return Err(ScopeRefusal::Forbidden(cap.name.clone()));
+            }
+            caps.push(cap.name.clone());
+        }
+        Ok(Scope::new(caps))
+    }
+
+    /// Checks a requested duration in minutes; `None` gives the default.
+    pub fn duration(&self, minutes: Option<u64>) -> Result<SessionDuration, ScopeRefusal> {
+        let max = self.session.hard_limit.as_secs() / 60;
+        match minutes {
+            None => Ok(SessionDuration(self.session.default_duration)),
+            Some(m) if m >= 1 && m <= max => Ok(SessionDuration(Duration::from_secs(m * 60))),
+            Some(m) => Err(ScopeRefusal::Duration { given: m, max }),
+        }
+    }
+
+    /// The highest risk in a scope. Capabilities no longer in the policy count as forbidden,
+    /// so a stale scope can never be treated as harmless.
+    pub fn risk_of(&self, scope: &Scope) -> Risk {
+        scope
+            .iter()
+            .map(|c| self.capabilities.get(c).map_or(Risk::Forbidden, |c| c.risk))
+            .max()
+            .unwrap_or(Risk::Low)
+    }
+
+    /// Whether a scope allows exports and bulk downloads.
+    pub fn allows_export(&self, scope: &Scope) -> bool {
+        scope
+            .iter()
+            .any(|c| self.capabilities.get(c).is_some_and(|c| c.export && c.risk != Risk::Forbidden))
+    }
+
+    /// What approvals a request for `scope` on an account with `flags` and `consent` needs.
+    /// Low risk on a normal account is approved by policy; medium and high need a lead;
+    /// high, sensitive accounts and `code_required` also need the customer's code.
+    pub fn assess<'a>(
+        &self,
+        scope: &Scope,
+        flags: impl IntoIterator<Item = &'a AccountFlag>,
+        consent: Consent,
+    ) -> Assessment {
+        let risk = self.risk_of(scope);
+        let sensitive = flags.into_iter().any(|f| self.sensitive_flags.contains(f));
+        Assessment {
+            risk,
+            needs_lead: risk >= Risk::Medium || sensitive,
+            needs_code: risk >= Risk::High || sensitive || consent == Consent::CodeRequired,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

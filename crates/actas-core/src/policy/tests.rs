@@ -1,0 +1,142 @@
+use super::*;
+use crate::account::AccountFlag;
+
+fn policy(text: &str) -> Result<Policy, PolicyError> {
+    Policy::from_toml(text, "policy.toml")
+}
+
+#[test]
+fn the_starter_policy_is_valid() {
+    let p = Policy::starter();
+    assert_eq!(p.session, SessionLimits::default());
+    assert_eq!(p.unclassified, MaskRule::Hide);
+    assert!(p.capability(&CapabilityName::view()).is_some());
+    assert!(!p.routes().is_empty());
+}
+
+#[test]
+fn defaults_are_thirty_fifteen_and_five_minutes() {
+    let p = policy("").expect("empty policy is valid");
+    assert_eq!(p.session.hard_limit, Duration::from_secs(1800));
+    assert_eq!(p.session.idle_limit, Duration::from_secs(900));
+    assert_eq!(p.session.reauth_within, Duration::from_secs(300));
+    assert_eq!(p.unclassified, MaskRule::Hide);
+}
+
+#[test]
+fn syntax_errors_name_the_file_and_line() {
+    let err = policy("[session]\nhard_limit_minutes = = 3\n").expect_err("bad toml");
+    assert_eq!(err.line, Some(2), "{err}");
+    assert!(err.to_string().starts_with("policy.toml, line 2: "), "{err}");
+}
+
+#[test]
+fn unknown_fields_are_refused_with_their_line() {
+    let err = policy("[session]\nhard_limit_minutes = 30\nidle_minutes = 3\n").expect_err("typo");
+    assert_eq!(err.line, Some(3), "{err}");
+    assert!(err.to_string().contains("idle_minutes"), "{err}");
+}
+
+#[test]
+fn a_route_to_an_unknown_capability_names_the_route_field_and_line() {
+    let text = "\
+[capabilities.edit_settings]
+risk = \"medium\"
+description = \"Change settings\"
+
+[[routes]]
+route = \"POST /settings/tax\"
+capability = \"edit_setings\"
+description = \"changed the tax settings\"
+";
+    let err = policy(text).expect_err("unknown capability");
+    assert_eq!(err.line, Some(7), "{err}");
+    assert_eq!(err.field, "routes[0].capability");
+    assert!(err.message.contains("edit_setings") && err.message.contains("edit_settings"), "{err}");
+}
+
+#[test]
+fn bad_risk_masking_and_limits_are_refused_precisely() {
+    let err = policy("[capabilities.x]\nrisk = \"severe\"\ndescription = \"d\"\n").expect_err("risk");
+    assert_eq!((err.line, err.field.as_str()), (Some(2), "capabilities.x.risk"));
+
+    let err = policy("[[masking]]\njson = \"card.number\"\nrule = \"last4\"\n").expect_err("path");
+    assert_eq!((err.line, err.field.as_str()), (Some(2), "masking[0].json"));
+
+    let err = policy("[[masking]]\njson = \"$.a\"\nrule = \"blur\"\n").expect_err("rule");
+    assert_eq!((err.line, err.field.as_str()), (Some(3), "masking[0].rule"));
+
+    let err = policy("[[masking]]\nrule = \"hide\"\n").expect_err("no target");
+    assert_eq!(err.field, "masking[0]");
+
+    let err = policy("[session]\nhard_limit_minutes = 10\nidle_limit_minutes = 20\n").expect_err("idle");
+    assert_eq!((err.line, err.field.as_str()), (Some(3), "session.idle_limit_minutes"));
+
+    let err = policy("[capabilities.view]\nrisk = \"high\"\ndescription = \"d\"\n").expect_err("view");
+    assert_eq!(err.field, "capabilities.view.risk");
+}
+
+#[test]
+fn overlapping_routes_are_refused() {
+    let text = "\
+[[routes]]
+route = \"GET /loans/{id}\"
+capability = \"view\"
+description = \"viewed loan {id}\"
+
+[[routes]]
+route = \"GET /loans/{loan}\"
+capability = \"view\"
+description = \"viewed loan {loan}\"
+";
+    let err = policy(text).expect_err("conflict");
+    assert_eq!((err.line, err.field.as_str()), (Some(7), "routes[1].route"));
+}
+
+#[test]
+fn scopes_refuse_unknown_and_forbidden_capabilities() {
+    let p = Policy::starter();
+    assert!(p.scope(["edit_settings"]).is_ok());
+    assert_eq!(p.scope(["fly"]), Err(ScopeRefusal::Unknown("fly".into())));
+    assert!(matches!(p.scope(["payments"]), Err(ScopeRefusal::Forbidden(_))));
+}
+
+#[test]
+fn durations_are_bounded_by_the_hard_limit() {
+    let p = Policy::starter();
+    assert_eq!(p.duration(None).map(SessionDuration::minutes), Ok(15));
+    assert_eq!(p.duration(Some(30)).map(SessionDuration::minutes), Ok(30));
+    assert_eq!(p.duration(Some(31)), Err(ScopeRefusal::Duration { given: 31, max: 30 }));
+    assert!(p.duration(Some(0)).is_err());
+}
+
+#[test]
+fn approval_needs_follow_risk_flags_and_consent() {
+    let p = Policy::starter();
+    let normal: Vec<AccountFlag> = vec![];
+    let sensitive = vec![AccountFlag::parse("sensitive").expect("flag")];
+    let view = p.scope([]).expect("scope");
+    let edit = p.scope(["edit_settings"]).expect("scope");
+    let export = p.scope(["export"]).expect("scope");
+
+    let a = p.assess(&view, &normal, Consent::Allowed);
+    assert_eq!((a.risk, a.needs_lead, a.needs_code), (Risk::Low, false, false));
+    let a = p.assess(&edit, &normal, Consent::Allowed);
+    assert_eq!((a.risk, a.needs_lead, a.needs_code), (Risk::Medium, true, false));
+    let a = p.assess(&export, &normal, Consent::Allowed);
+    assert_eq!((a.risk, a.needs_lead, a.needs_code), (Risk::High, true, true));
+    let a = p.assess(&view, &sensitive, Consent::Allowed);
+    assert_eq!((a.needs_lead, a.needs_code), (true, true));
+    let a = p.assess(&view, &normal, Consent::CodeRequired);
+    assert_eq!((a.needs_lead, a.needs_code), (false, true));
+    assert!(p.allows_export(&export) && !p.allows_export(&edit));
+}
+
+#[test]
+fn routes_resolve_to_capabilities_with_descriptions() {
+    let p = Policy::starter();
+    let m = p.route(Method::Post, "/payments/p-9").expect("route");
+    assert_eq!(m.capability.as_str(), "payments");
+    assert_eq!(m.description, "changed payment p-9");
+    assert!(p.route(Method::Get, "/nowhere").is_none());
+}

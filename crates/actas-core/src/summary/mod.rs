@@ -1,0 +1,158 @@
+//! Plain-language sentences for every event kind, written into the ledger with the event.
+//!
+//! They read like a careful colleague wrote them: names, not ids; the ticket; the reason
+//! in quotes; before and after values. Tests pin each sentence.
+
+use crate::event::{Actor, EventData, FieldChange};
+use crate::session::EndReason;
+
+fn actor_name(actor: &Actor) -> String {
+    match actor {
+        Actor::Staff(s) => s.name.to_string(),
+        Actor::Customer(a) => a.name.to_string(),
+        Actor::System => "actas".to_owned(),
+    }
+}
+
+fn article(role: &str) -> &'static str {
+    if role.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn changes_text(changes: &[FieldChange]) -> String {
+    let parts: Vec<String> = changes
+        .iter()
+        .map(|c| match (&c.from, &c.to) {
+            (Some(from), Some(to)) => format!("the {} from {from} to {to}", c.field),
+            (None, Some(to)) => format!("the {} to {to}", c.field),
+            (Some(from), None) => format!("the {} (was {from}), removing it", c.field),
+            (None, None) => format!("the {}", c.field),
+        })
+        .collect();
+    match parts.len() {
+        0 => String::new(),
+        1 => parts[0].clone(),
+        n => format!("{} and {}", parts[..n - 1].join(", "), parts[n - 1]),
+    }
+}
+
+/// The sentence for an event done by `actor`.
+pub fn summarize(actor: &Actor, data: &EventData) -> String {
+    let who = actor_name(actor);
+    let by_system = matches!(actor, Actor::System);
+    match data {
+        EventData::StaffAdded { staff, role } => {
+            let role = role.as_str();
+            if by_system {
+                format!("{} ({}) was added as {} {role}", staff.name, staff.email, article(role))
+            } else {
+                format!("{who} added {} ({}) as {} {role}", staff.name, staff.email, article(role))
+            }
+        }
+        EventData::StaffDisabled { staff } => {
+            if by_system {
+                format!("{} ({}) was deactivated", staff.name, staff.email)
+            } else {
+                format!("{who} deactivated {} ({})", staff.name, staff.email)
+            }
+        }
+        EventData::AllowGranted { staff, max_risk, reason } => format!(
+            "{who} allowed {} to act as customers up to {max_risk} risk: “{reason}”",
+            staff.name
+        ),
+        EventData::AllowRevoked { staff, reason } => {
+            format!("{who} removed {} from the allow-list: “{reason}”", staff.name)
+        }
+        EventData::RequestCreated { account, ticket, reason, scope, minutes, mode, .. } => format!(
+            "{who} asked to act as {} for ticket {ticket} ({}; {minutes} minutes, {mode}): “{reason}”",
+            account.name,
+            scope.joined()
+        ),
+        EventData::RequestApproved { requester, account, ticket, scope, minutes, by_policy, note, .. } => {
+            let what = format!(
+                "{}'s request to act as {} for ticket {ticket} ({}; {minutes} minutes)",
+                requester.name,
+                account.name,
+                scope.joined()
+            );
+            match (by_policy, note) {
+                (true, _) => format!("Policy approved {what}: low risk on a normal account"),
+                (false, Some(note)) => format!("{who} approved {what}: “{note}”"),
+                (false, None) => format!("{who} approved {what}"),
+            }
+        }
+        EventData::RequestDenied { requester, account, ticket, note, .. } => format!(
+            "{who} denied {}'s request to act as {} for ticket {ticket}: “{note}”",
+            requester.name, account.name
+        ),
+        EventData::RequestCancelled { account, ticket, .. } => {
+            format!("{who} cancelled the request to act as {} for ticket {ticket}", account.name)
+        }
+        EventData::RequestExpired { requester, account, ticket, .. } => format!(
+            "{}'s request to act as {} for ticket {ticket} expired before it was used",
+            requester.name, account.name
+        ),
+        EventData::SessionStarted { account, ticket, reason, .. } => format!(
+            "{who} started a support session on {} for ticket {ticket}: “{reason}”",
+            account.name
+        ),
+        EventData::PageViewed { account, description, .. } => {
+            format!("{who}, acting as {}, {description}", account.name)
+        }
+        EventData::ActionTaken { account, description, changes, status, .. } => {
+            let what = if changes.is_empty() {
+                description.clone()
+            } else {
+                format!("changed {}", changes_text(changes))
+            };
+            match status {
+                Some(s) if *s >= 400 => format!(
+                    "{who}, acting as {}, tried to make a change ({what}), but the product refused it (status {s})",
+                    account.name
+                ),
+                _ => format!("{who}, acting as {}, {what}", account.name),
+            }
+        }
+        EventData::ActionBlocked { account, method, path, why, .. } => format!(
+            "{who}, acting as {}, was blocked from {method} {path}: {why}",
+            account.name
+        ),
+        EventData::SessionEnded { staff, account, reason, limit_minutes, .. } => {
+            let why = match reason {
+                EndReason::Manual => format!("{} ended it", staff.name),
+                EndReason::HardLimit => match limit_minutes {
+                    Some(m) => format!("it reached its {m}-minute limit"),
+                    None => "it reached its time limit".to_owned(),
+                },
+                EndReason::IdleLimit => match limit_minutes {
+                    Some(m) => format!("idle for {m} minutes"),
+                    None => "idle for too long".to_owned(),
+                },
+                EndReason::ConsentRevoked => format!("{} revoked consent", account.name),
+                EndReason::RevokedByAdmin => format!("{who} ended it"),
+                EndReason::StaffDisabled => format!("{}'s staff account was deactivated", staff.name),
+                EndReason::ScopeChanged => {
+                    "the scope changed, so the work continues in a new session".to_owned()
+                }
+            };
+            format!("{}'s session on {} ended: {why}", staff.name, account.name)
+        }
+        EventData::ConsentChanged { account, consent } => {
+            use crate::account::Consent;
+            match consent {
+                Consent::Allowed => format!("{} allowed support staff to act on the account", account.name),
+                Consent::CodeRequired => format!(
+                    "{} asked that support staff need a confirmation code for every session",
+                    account.name
+                ),
+                Consent::Revoked => format!("{} revoked consent for support staff to act on the account", account.name),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

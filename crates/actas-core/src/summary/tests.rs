@@ -1,0 +1,307 @@
+use super::*;
+use crate::account::{AccountRef, Consent};
+use crate::event::{Actor, EventData, FieldChange};
+use crate::ids::{AccountId, RequestId, SessionId, StaffId};
+use crate::policy::Policy;
+use crate::scope::{Mode, Risk};
+use crate::staff::{DisplayName, Email, Role, StaffRef};
+use crate::text::{Note, Reason, TicketRef};
+use crate::Timestamp;
+
+fn sarah() -> StaffRef {
+    StaffRef {
+        id: StaffId::new(1).expect("id"),
+        email: Email::parse("sarah.lee@example.com").expect("email"),
+        name: DisplayName::parse("Sarah Lee").expect("name"),
+    }
+}
+
+fn dana() -> StaffRef {
+    StaffRef {
+        id: StaffId::new(2).expect("id"),
+        email: Email::parse("dana@example.com").expect("email"),
+        name: DisplayName::parse("Dana Park").expect("name"),
+    }
+}
+
+fn acme() -> AccountRef {
+    AccountRef {
+        id: AccountId::parse("acme").expect("id"),
+        name: DisplayName::parse("Acme Co").expect("name"),
+    }
+}
+
+fn ticket() -> TicketRef {
+    TicketRef::parse("#4821", &Policy::starter().ticket_pattern).expect("ticket")
+}
+
+fn reason() -> Reason {
+    Reason::parse("Check invoice tax rate after plan change").expect("reason")
+}
+
+fn say(actor: Actor, data: EventData) -> String {
+    summarize(&actor, &data)
+}
+
+fn ended(reason: EndReason, limit: Option<u64>, actor: Actor) -> String {
+    say(
+        actor,
+        EventData::SessionEnded {
+            session: SessionId::random(),
+            staff: sarah(),
+            account: acme(),
+            ticket: ticket(),
+            reason,
+            limit_minutes: limit,
+        },
+    )
+}
+
+#[test]
+fn session_sentences() {
+    let scope = Policy::starter().scope(["edit_settings"]).expect("scope");
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::SessionStarted {
+                session: SessionId::random(),
+                request: RequestId::random(),
+                account: acme(),
+                ticket: ticket(),
+                reason: reason(),
+                scope,
+                mode: Mode::Live,
+                expires_at: Timestamp::from_millis(0),
+            }
+        ),
+        "Sarah Lee started a support session on Acme Co for ticket #4821: “Check invoice tax rate after plan change”"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::ActionTaken {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                description: "changed the tax settings".into(),
+                changes: vec![FieldChange {
+                    field: "tax rate".into(),
+                    from: Some("20%".into()),
+                    to: Some("10%".into())
+                }],
+                status: Some(200),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, changed the tax rate from 20% to 10%"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::ActionTaken {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                description: "changed the tax settings".into(),
+                changes: vec![
+                    FieldChange { field: "tax rate".into(), from: Some("20%".into()), to: Some("10%".into()) },
+                    FieldChange { field: "currency".into(), from: Some("EUR".into()), to: Some("GBP".into()) },
+                ],
+                status: None,
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, changed the tax rate from 20% to 10% and the currency from EUR to GBP"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::ActionTaken {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                description: "changed the tax settings".into(),
+                changes: vec![],
+                status: Some(422),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, tried to make a change (changed the tax settings), but the product refused it (status 422)"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::PageViewed {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                path: "/loans/LA-77".into(),
+                description: "viewed loan LA-77".into(),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, viewed loan LA-77"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::ActionBlocked {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                method: "GET".into(),
+                path: "/transactions/export.csv".into(),
+                capability: None,
+                why: "exports need the export capability, which this session does not have".into(),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, was blocked from GET /transactions/export.csv: exports need the export capability, which this session does not have"
+    );
+}
+
+#[test]
+fn every_end_reason_reads_plainly() {
+    let sys = || Actor::System;
+    assert_eq!(
+        ended(EndReason::IdleLimit, Some(15), sys()),
+        "Sarah Lee's session on Acme Co ended: idle for 15 minutes"
+    );
+    assert_eq!(
+        ended(EndReason::HardLimit, Some(30), sys()),
+        "Sarah Lee's session on Acme Co ended: it reached its 30-minute limit"
+    );
+    assert_eq!(
+        ended(EndReason::Manual, None, Actor::Staff(sarah())),
+        "Sarah Lee's session on Acme Co ended: Sarah Lee ended it"
+    );
+    assert_eq!(
+        ended(EndReason::ConsentRevoked, None, Actor::Customer(acme())),
+        "Sarah Lee's session on Acme Co ended: Acme Co revoked consent"
+    );
+    assert_eq!(
+        ended(EndReason::RevokedByAdmin, None, Actor::Staff(dana())),
+        "Sarah Lee's session on Acme Co ended: Dana Park ended it"
+    );
+    assert_eq!(
+        ended(EndReason::StaffDisabled, None, sys()),
+        "Sarah Lee's session on Acme Co ended: Sarah Lee's staff account was deactivated"
+    );
+    assert_eq!(
+        ended(EndReason::ScopeChanged, None, Actor::Staff(sarah())),
+        "Sarah Lee's session on Acme Co ended: the scope changed, so the work continues in a new session"
+    );
+}
+
+#[test]
+fn request_sentences() {
+    let p = Policy::starter();
+    let scope = p.scope(["edit_settings"]).expect("scope");
+    let id = RequestId::random();
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::RequestCreated {
+                request: id,
+                account: acme(),
+                ticket: ticket(),
+                reason: reason(),
+                scope: scope.clone(),
+                minutes: 15,
+                mode: Mode::ReadOnly,
+                risk: Risk::Medium,
+            }
+        ),
+        "Sarah Lee asked to act as Acme Co for ticket #4821 (edit_settings, view; 15 minutes, read-only): “Check invoice tax rate after plan change”"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(dana()),
+            EventData::RequestApproved {
+                request: id,
+                requester: sarah(),
+                account: acme(),
+                ticket: ticket(),
+                scope: scope.clone(),
+                minutes: 10,
+                by_policy: false,
+                note: None,
+            }
+        ),
+        "Dana Park approved Sarah Lee's request to act as Acme Co for ticket #4821 (edit_settings, view; 10 minutes)"
+    );
+    assert_eq!(
+        say(
+            Actor::System,
+            EventData::RequestApproved {
+                request: id,
+                requester: sarah(),
+                account: acme(),
+                ticket: ticket(),
+                scope: p.scope([]).expect("scope"),
+                minutes: 15,
+                by_policy: true,
+                note: None,
+            }
+        ),
+        "Policy approved Sarah Lee's request to act as Acme Co for ticket #4821 (view; 15 minutes): low risk on a normal account"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(dana()),
+            EventData::RequestDenied {
+                request: id,
+                requester: sarah(),
+                account: acme(),
+                ticket: ticket(),
+                note: Note::parse("Ask the customer for a screenshot first").expect("note"),
+            }
+        ),
+        "Dana Park denied Sarah Lee's request to act as Acme Co for ticket #4821: “Ask the customer for a screenshot first”"
+    );
+    assert_eq!(
+        say(Actor::Staff(sarah()), EventData::RequestCancelled { request: id, account: acme(), ticket: ticket() }),
+        "Sarah Lee cancelled the request to act as Acme Co for ticket #4821"
+    );
+    assert_eq!(
+        say(
+            Actor::System,
+            EventData::RequestExpired { request: id, requester: sarah(), account: acme(), ticket: ticket() }
+        ),
+        "Sarah Lee's request to act as Acme Co for ticket #4821 expired before it was used"
+    );
+}
+
+#[test]
+fn staff_and_allow_list_sentences() {
+    let why = Note::parse("Joined the billing support rota").expect("note");
+    assert_eq!(
+        say(Actor::Staff(dana()), EventData::StaffAdded { staff: sarah(), role: Role::Agent }),
+        "Dana Park added Sarah Lee (sarah.lee@example.com) as an agent"
+    );
+    assert_eq!(
+        say(Actor::System, EventData::StaffAdded { staff: dana(), role: Role::Director }),
+        "Dana Park (dana@example.com) was added as a director"
+    );
+    assert_eq!(
+        say(Actor::System, EventData::StaffDisabled { staff: sarah() }),
+        "Sarah Lee (sarah.lee@example.com) was deactivated"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(dana()),
+            EventData::AllowGranted { staff: sarah(), max_risk: Risk::Medium, reason: why.clone() }
+        ),
+        "Dana Park allowed Sarah Lee to act as customers up to medium risk: “Joined the billing support rota”"
+    );
+    assert_eq!(
+        say(Actor::Staff(dana()), EventData::AllowRevoked { staff: sarah(), reason: why }),
+        "Dana Park removed Sarah Lee from the allow-list: “Joined the billing support rota”"
+    );
+}
+
+#[test]
+fn consent_sentences() {
+    let c = |consent| say(Actor::Customer(acme()), EventData::ConsentChanged { account: acme(), consent });
+    assert_eq!(c(Consent::Revoked), "Acme Co revoked consent for support staff to act on the account");
+    assert_eq!(c(Consent::Allowed), "Acme Co allowed support staff to act on the account");
+    assert_eq!(
+        c(Consent::CodeRequired),
+        "Acme Co asked that support staff need a confirmation code for every session"
+    );
+}

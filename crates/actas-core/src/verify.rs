@@ -1,0 +1,292 @@
+//! Full ledger verification: every event, in order, against the hash chain, the Merkle
+//! tree and every signed tree head. Streaming, so memory stays flat on any ledger size.
+//!
+//! It detects an edited event (its hash no longer matches), a removed event (a gap), a
+//! reordering (an event's recorded position or link no longer fits), a truncated tail
+//! (a signed head covers events that are gone), and a forged head (bad signature), and
+//! names the first place it went wrong.
+
+use crate::event::BodyIndex;
+use crate::merkle::{Frontier, Hash, leaf_hash};
+use crate::tree_head::{KeyError, PublicKey, SignedTreeHead};
+use std::fmt;
+
+/// One event as stored: its index columns, its body and its recorded leaf hash.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredEvent<'a> {
+    /// The `seq` column.
+    pub seq: u64,
+    /// The `time` column (ms).
+    pub time: i64,
+    /// The `kind` column.
+    pub kind: &'a str,
+    /// The `account` column.
+    pub account: Option<&'a str>,
+    /// The `session` column.
+    pub session: Option<&'a str>,
+    /// The body, verbatim.
+    pub body: &'a str,
+    /// The leaf hash recorded with the event.
+    pub leaf_hash: Hash,
+}
+
+/// The first thing found wrong.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    /// A sequence number is missing.
+    #[error("event #{seq} is missing: the ledger goes from #{before} to #{found}")]
+    Missing {
+        /// The missing number.
+        seq: u64,
+        /// The event before the gap.
+        before: u64,
+        /// The event found instead.
+        found: u64,
+    },
+    /// The body's hash no longer matches.
+    #[error("event #{seq} was changed after it was recorded: its contents no longer match its hash")]
+    Changed {
+        /// The event.
+        seq: u64,
+    },
+    /// The body says something different from the index columns.
+    #[error("event #{seq} was changed after it was recorded: its {field} no longer matches its recorded contents")]
+    Index {
+        /// The event.
+        seq: u64,
+        /// The column.
+        field: &'static str,
+    },
+    /// The hash chain is broken before this event.
+    #[error(
+        "event #{seq} was changed, removed or moved: the next event, #{next}, no longer links to it"
+    )]
+    Unlinked {
+        /// The first bad event.
+        seq: u64,
+        /// The event whose link broke.
+        next: u64,
+    },
+    /// The body can't be read.
+    #[error("event #{seq} can't be read: {why}")]
+    Unreadable {
+        /// The event.
+        seq: u64,
+        /// What failed.
+        why: String,
+    },
+    /// A head's root differs from the events.
+    #[error(
+        "the signed tree head of {time} covering events #1–#{size} does not match them: an event between #{from} and #{size} was changed"
+    )]
+    HeadMismatch {
+        /// The head's size.
+        size: u64,
+        /// The head's time.
+        time: String,
+        /// The first event not covered by an earlier matching head.
+        from: u64,
+    },
+    /// A head's signature is not valid.
+    #[error("the tree head of {time} covering events #1–#{size} is not validly signed: {why}")]
+    HeadSignature {
+        /// The head's size.
+        size: u64,
+        /// The head's time.
+        time: String,
+        /// Why.
+        why: KeyError,
+    },
+    /// A head covers more events than the ledger has.
+    #[error(
+        "event #{first_missing} is missing: the ledger ends at #{have}, but a signed tree head of {time} covers events up to #{size}"
+    )]
+    Truncated {
+        /// The last event present.
+        have: u64,
+        /// The first missing one.
+        first_missing: u64,
+        /// The head's size.
+        size: u64,
+        /// The head's time.
+        time: String,
+    },
+}
+
+impl Problem {
+    /// The first bad sequence number, when one can be named.
+    pub fn first_bad_seq(&self) -> Option<u64> {
+        match self {
+            Problem::Missing { seq, .. }
+            | Problem::Changed { seq }
+            | Problem::Index { seq, .. }
+            | Problem::Unlinked { seq, .. }
+            | Problem::Unreadable { seq, .. } => Some(*seq),
+            Problem::HeadMismatch { from, .. } => Some(*from),
+            Problem::Truncated { first_missing, .. } => Some(*first_missing),
+            Problem::HeadSignature { .. } => None,
+        }
+    }
+}
+
+/// What a successful verification covered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Report {
+    /// Events checked.
+    pub events: u64,
+    /// Signed heads checked.
+    pub heads: usize,
+    /// The root over all events.
+    pub root: Hash,
+    /// The newest signed head's size, if any.
+    pub newest_head: Option<u64>,
+}
+
+impl fmt::Display for Report {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "The ledger holds: {} events checked against {} signed tree heads",
+            self.events, self.heads
+        )?;
+        if let Some(n) = self.newest_head {
+            if n < self.events {
+                write!(
+                    f,
+                    " (events after #{n} are not yet covered by a signed head; they are checked by their links)"
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Checks a ledger fed to it event by event, in sequence order.
+pub struct Verifier {
+    heads: Vec<SignedTreeHead>,
+    next_head: usize,
+    frontier: Frontier,
+    prev: Hash,
+    prev_hex: [u8; 64],
+    last_good_head: u64,
+}
+
+impl Verifier {
+    /// Starts a verification. Every head's signature is checked first; heads are then
+    /// compared with the tree as the events arrive.
+    pub fn new(key: &PublicKey, mut heads: Vec<SignedTreeHead>) -> Result<Self, Problem> {
+        for h in &heads {
+            key.verify(h).map_err(|why| Problem::HeadSignature {
+                size: h.head.size,
+                time: h.head.time.to_rfc3339(),
+                why,
+            })?;
+        }
+        heads.sort_by_key(|h| h.head.size);
+        let mut prev_hex = [0u8; 64];
+        let _ = hex::encode_to_slice([0u8; 32], &mut prev_hex);
+        let mut v = Self {
+            heads,
+            next_head: 0,
+            frontier: Frontier::new(),
+            prev: [0; 32],
+            prev_hex,
+            last_good_head: 0,
+        };
+        v.check_heads()?;
+        Ok(v)
+    }
+
+    /// The number of events checked so far.
+    pub fn checked(&self) -> u64 {
+        self.frontier.size()
+    }
+
+    fn check_heads(&mut self) -> Result<(), Problem> {
+        let size = self.frontier.size();
+        while let Some(h) = self.heads.get(self.next_head) {
+            if h.head.size != size {
+                break;
+            }
+            if h.head.root != self.frontier.root() {
+                return Err(Problem::HeadMismatch {
+                    size,
+                    time: h.head.time.to_rfc3339(),
+                    from: self.last_good_head + 1,
+                });
+            }
+            self.last_good_head = size;
+            self.next_head += 1;
+        }
+        Ok(())
+    }
+
+    /// Checks the next event.
+    pub fn push(&mut self, ev: StoredEvent<'_>) -> Result<(), Problem> {
+        let expected = self.frontier.size() + 1;
+        if ev.seq != expected {
+            return Err(Problem::Missing {
+                seq: expected,
+                before: expected - 1,
+                found: ev.seq,
+            });
+        }
+        let computed = leaf_hash(ev.body.as_bytes());
+        let idx = BodyIndex::read(ev.body).map_err(|e| Problem::Unreadable {
+            seq: ev.seq,
+            why: e.to_string(),
+        })?;
+        if computed != ev.leaf_hash {
+            return Err(Problem::Changed { seq: ev.seq });
+        }
+        if idx.seq != ev.seq {
+            return Err(Problem::Index { seq: ev.seq, field: "position" });
+        }
+        if idx.time != ev.time {
+            return Err(Problem::Index { seq: ev.seq, field: "time" });
+        }
+        if idx.kind != ev.kind {
+            return Err(Problem::Index { seq: ev.seq, field: "kind" });
+        }
+        if idx.account != ev.account {
+            return Err(Problem::Index { seq: ev.seq, field: "account" });
+        }
+        if idx.session != ev.session {
+            return Err(Problem::Index { seq: ev.seq, field: "session" });
+        }
+        if idx.prev.as_bytes() != self.prev_hex {
+            return Err(Problem::Unlinked {
+                seq: ev.seq.saturating_sub(1).max(1),
+                next: ev.seq,
+            });
+        }
+        self.frontier.push(computed, |_, _| {});
+        self.prev = computed;
+        let _ = hex::encode_to_slice(computed, &mut self.prev_hex);
+        self.check_heads()
+    }
+
+    /// Finishes: every head must have been reached.
+    pub fn finish(self) -> Result<Report, Problem> {
+        let have = self.frontier.size();
+        if let Some(h) = self.heads.get(self.next_head) {
+            return Err(Problem::Truncated {
+                have,
+                first_missing: have + 1,
+                size: h.head.size,
+                time: h.head.time.to_rfc3339(),
+            });
+        }
+        Ok(Report {
+            events: have,
+            heads: self.heads.len(),
+            root: self.frontier.root(),
+            newest_head: self.heads.last().map(|h| h.head.size),
+        })
+    }
+
+    /// The leaf hash of the last event checked (all zeros before the first).
+    pub fn last_leaf(&self) -> Hash {
+        self.prev
+    }
+}
