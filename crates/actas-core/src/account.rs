@@ -10,7 +10,9 @@ use std::str::FromStr;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AccountError {
     /// A flag name that is not lower-case words joined by `_`.
-    #[error("{0:?} is not a flag name (lower-case letters, digits and _, e.g. sensitive or billing_owner)")]
+    #[error(
+        "{0:?} is not a flag name (lower-case letters, digits and _, e.g. sensitive or billing_owner)"
+    )]
     Flag(String),
     /// Not one of the consent settings.
     #[error("{0:?} is not a consent setting; use one of allowed, code_required, revoked")]

@@ -32,7 +32,10 @@ impl Timestamp {
 
     /// This moment moved forward by `d` (saturating).
     pub fn plus(self, d: Duration) -> Self {
-        Self(self.0.saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)))
+        Self(
+            self.0
+                .saturating_add(i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+        )
     }
 
     /// How long after `earlier` this moment is; zero if it is not after it.
@@ -61,8 +64,7 @@ impl Timestamp {
     /// Parses a date (`2026-11-23`) or an RFC 3339 date-time.
     pub fn parse(text: &str) -> Option<Self> {
         let text = text.trim();
-        if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
-        {
+        if let Ok(t) = OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339) {
             return Some(Self((t.unix_timestamp_nanos() / 1_000_000) as i64));
         }
         let date_format = time::macros::format_description!("[year]-[month]-[day]");

@@ -11,7 +11,7 @@ use crate::scope::{CapabilityName, Mode, Risk, Scope};
 use crate::session::EndReason;
 use crate::staff::{Role, StaffRef};
 use crate::text::{Note, Reason, TicketRef};
-use crate::{summary, Timestamp};
+use crate::{Timestamp, summary};
 use serde::{Deserialize, Serialize};
 
 /// Who did it.
@@ -288,25 +288,60 @@ impl EventData {
             | EventData::StaffDisabled { .. }
             | EventData::AllowGranted { .. }
             | EventData::AllowRevoked { .. } => EventContext::default(),
-            EventData::RequestCreated { account, ticket, .. }
-            | EventData::RequestApproved { account, ticket, .. }
-            | EventData::RequestDenied { account, ticket, .. }
-            | EventData::RequestCancelled { account, ticket, .. }
-            | EventData::RequestExpired { account, ticket, .. } => EventContext {
+            EventData::RequestCreated {
+                account, ticket, ..
+            }
+            | EventData::RequestApproved {
+                account, ticket, ..
+            }
+            | EventData::RequestDenied {
+                account, ticket, ..
+            }
+            | EventData::RequestCancelled {
+                account, ticket, ..
+            }
+            | EventData::RequestExpired {
+                account, ticket, ..
+            } => EventContext {
                 account: of(account),
                 ticket: Some(ticket.clone()),
                 ..EventContext::default()
             },
-            EventData::SessionStarted { session, account, ticket, .. }
-            | EventData::SessionEnded { session, account, ticket, .. } => EventContext {
+            EventData::SessionStarted {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::SessionEnded {
+                session,
+                account,
+                ticket,
+                ..
+            } => EventContext {
                 account: of(account),
                 on_behalf_of: None,
                 session: Some(*session),
                 ticket: Some(ticket.clone()),
             },
-            EventData::PageViewed { session, account, ticket, .. }
-            | EventData::ActionTaken { session, account, ticket, .. }
-            | EventData::ActionBlocked { session, account, ticket, .. } => EventContext {
+            EventData::PageViewed {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::ActionTaken {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::ActionBlocked {
+                session,
+                account,
+                ticket,
+                ..
+            } => EventContext {
                 account: of(account),
                 on_behalf_of: of(account),
                 session: Some(*session),

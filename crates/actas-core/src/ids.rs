@@ -65,7 +65,8 @@ impl AccountId {
         let ok_len = (1..=64).contains(&text.len());
         let mut chars = text.chars();
         let ok_first = chars.next().is_some_and(|c| c.is_ascii_alphanumeric());
-        let ok_rest = chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
+        let ok_rest =
+            chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | ':' | '-'));
         if ok_len && ok_first && ok_rest {
             Ok(Self(text.to_owned()))
         } else {

@@ -97,7 +97,10 @@ pub fn inclusion_ranges(index: u64, size: u64) -> Vec<LeafRange> {
         let k = split(n);
         if m < k {
             path(m, start, k, out);
-            out.push(LeafRange { start: start + k, len: n - k });
+            out.push(LeafRange {
+                start: start + k,
+                len: n - k,
+            });
         } else {
             path(m - k, start + k, n - k, out);
             out.push(LeafRange { start, len: k });
@@ -123,7 +126,10 @@ pub fn consistency_ranges(old: u64, new: u64) -> Vec<LeafRange> {
         let k = split(n);
         if m <= k {
             sub(m, start, k, whole, out);
-            out.push(LeafRange { start: start + k, len: n - k });
+            out.push(LeafRange {
+                start: start + k,
+                len: n - k,
+            });
         } else {
             sub(m - k, start + k, n - k, false, out);
             out.push(LeafRange { start, len: k });
@@ -150,7 +156,10 @@ pub fn nodes_needed(ranges: &[LeafRange]) -> Vec<NodeId> {
 pub struct MissingNode(pub NodeId);
 
 /// Turns ranges into proof hashes using fetched nodes.
-pub fn assemble(ranges: &[LeafRange], nodes: &HashMap<NodeId, Hash>) -> Result<Vec<Hash>, MissingNode> {
+pub fn assemble(
+    ranges: &[LeafRange],
+    nodes: &HashMap<NodeId, Hash>,
+) -> Result<Vec<Hash>, MissingNode> {
     ranges
         .iter()
         .map(|r| {
@@ -159,7 +168,10 @@ pub fn assemble(ranges: &[LeafRange], nodes: &HashMap<NodeId, Hash>) -> Result<V
                 .into_iter()
                 .map(|id| nodes.get(&id).copied().ok_or(MissingNode(id)))
                 .collect::<Result<Vec<_>, _>>()?;
-            fold_pieces(&hashes).ok_or(MissingNode(NodeId { level: 0, index: r.start }))
+            fold_pieces(&hashes).ok_or(MissingNode(NodeId {
+                level: 0,
+                index: r.start,
+            }))
         })
         .collect()
 }
@@ -192,7 +204,12 @@ pub enum ProofError {
 }
 
 /// Computes the root an inclusion proof leads to (RFC 9162 §2.1.3.2).
-pub fn root_from_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash]) -> Result<Hash, ProofError> {
+pub fn root_from_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: &[Hash],
+) -> Result<Hash, ProofError> {
     if index >= size {
         return Err(ProofError::OutOfRange { index, size });
     }
@@ -221,7 +238,13 @@ pub fn root_from_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash]) -
 }
 
 /// Verifies that `leaf` is leaf `index` of the tree of `size` with `root`.
-pub fn verify_inclusion(index: u64, size: u64, leaf: &Hash, proof: &[Hash], root: &Hash) -> Result<(), ProofError> {
+pub fn verify_inclusion(
+    index: u64,
+    size: u64,
+    leaf: &Hash,
+    proof: &[Hash],
+    root: &Hash,
+) -> Result<(), ProofError> {
     if root_from_inclusion(index, size, leaf, proof)? == *root {
         Ok(())
     } else {
@@ -251,7 +274,11 @@ pub fn verify_consistency(
         };
     }
     if old == 0 {
-        return if proof.is_empty() { Ok(()) } else { Err(ProofError::WrongLength) };
+        return if proof.is_empty() {
+            Ok(())
+        } else {
+            Err(ProofError::WrongLength)
+        };
     }
     if proof.is_empty() {
         return Err(ProofError::WrongLength);
@@ -317,7 +344,11 @@ impl Frontier {
 
     /// The nodes a frontier of `size` is made of.
     pub fn pieces_of(size: u64) -> Vec<NodeId> {
-        LeafRange { start: 0, len: size }.pieces()
+        LeafRange {
+            start: 0,
+            len: size,
+        }
+        .pieces()
     }
 
     /// Number of leaves.
@@ -386,7 +417,10 @@ impl MemoryTree {
         if size == 0 {
             return Ok(empty_root());
         }
-        let r = [LeafRange { start: 0, len: size }];
+        let r = [LeafRange {
+            start: 0,
+            len: size,
+        }];
         Ok(assemble(&r, &self.nodes)?[0])
     }
 

@@ -184,7 +184,11 @@ impl AccessRequest {
             risk: assessment.risk,
             needs_code: assessment.needs_code,
             code_confirmed: false,
-            status: if auto { RequestStatus::Approved } else { RequestStatus::Pending },
+            status: if auto {
+                RequestStatus::Approved
+            } else {
+                RequestStatus::Pending
+            },
             created_at: now,
             expires_at: now.plus(if auto { APPROVED_TTL } else { PENDING_TTL }),
             approver: auto.then_some(Approver::Policy),
@@ -337,7 +341,10 @@ mod tests {
     #[test]
     fn low_risk_is_approved_by_policy_and_medium_waits() {
         let r = request(&[]);
-        assert_eq!((r.status, r.approver), (RequestStatus::Approved, Some(Approver::Policy)));
+        assert_eq!(
+            (r.status, r.approver),
+            (RequestStatus::Approved, Some(Approver::Policy))
+        );
         let r = request(&["edit_settings"]);
         assert_eq!((r.status, r.approver), (RequestStatus::Pending, None));
     }
@@ -348,9 +355,13 @@ mod tests {
         let mut r = request(&["edit_settings", "edit_profile"]);
         let wider = p.scope(["export"]).expect("scope");
         let t = Timestamp::from_millis(1);
-        assert_eq!(r.approve(staff(2), Some(wider), None, None, t), Err(RequestError::WiderScope));
+        assert_eq!(
+            r.approve(staff(2), Some(wider), None, None, t),
+            Err(RequestError::WiderScope)
+        );
         let narrow = p.scope(["edit_settings"]).expect("scope");
-        r.approve(staff(2), Some(narrow.clone()), None, None, t).expect("approve");
+        r.approve(staff(2), Some(narrow.clone()), None, None, t)
+            .expect("approve");
         assert_eq!(r.scope, narrow);
         assert_eq!(r.approver, Some(Approver::Lead(staff(2))));
     }
@@ -360,18 +371,30 @@ mod tests {
         let mut r = request(&["export"]);
         let t = Timestamp::from_millis(1);
         r.approve(staff(2), None, None, None, t).expect("approve");
-        assert_eq!(r.use_for_session(staff(1), t), Err(RequestError::CodeMissing));
+        assert_eq!(
+            r.use_for_session(staff(1), t),
+            Err(RequestError::CodeMissing)
+        );
         r.confirm_code(t).expect("code");
-        assert_eq!(r.use_for_session(staff(3), t), Err(RequestError::NotRequester));
+        assert_eq!(
+            r.use_for_session(staff(3), t),
+            Err(RequestError::NotRequester)
+        );
         r.use_for_session(staff(1), t).expect("use");
-        assert_eq!(r.use_for_session(staff(1), t), Err(RequestError::WrongStatus(RequestStatus::Used)));
+        assert_eq!(
+            r.use_for_session(staff(1), t),
+            Err(RequestError::WrongStatus(RequestStatus::Used))
+        );
     }
 
     #[test]
     fn undecided_requests_expire() {
         let mut r = request(&["edit_settings"]);
         let late = Timestamp::from_millis(PENDING_TTL.as_millis() as i64);
-        assert_eq!(r.approve(staff(2), None, None, None, late), Err(RequestError::Expired));
+        assert_eq!(
+            r.approve(staff(2), None, None, None, late),
+            Err(RequestError::Expired)
+        );
         assert_eq!(r.status, RequestStatus::Expired);
     }
 

@@ -22,9 +22,7 @@ pub enum ScopeError {
 }
 
 /// How much harm a capability could do, which decides who must approve it.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Risk {
     /// Approved by policy on a normal account.
@@ -151,7 +149,11 @@ impl Scope {
 
     /// Names joined with ", ", e.g. "edit_settings, view".
     pub fn joined(&self) -> String {
-        self.0.iter().map(CapabilityName::as_str).collect::<Vec<_>>().join(", ")
+        self.0
+            .iter()
+            .map(CapabilityName::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 }
 

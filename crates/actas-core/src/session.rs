@@ -243,7 +243,11 @@ impl Session {
     }
 
     /// Ends the session for `reason`. Ending an ended session is refused.
-    pub fn end(&mut self, reason: EndReason, now: Timestamp) -> Result<&EndedSession, SessionError> {
+    pub fn end(
+        &mut self,
+        reason: EndReason,
+        now: Timestamp,
+    ) -> Result<&EndedSession, SessionError> {
         match self {
             Session::Ended(e) => Err(SessionError::Ended(e.reason)),
             Session::Active(a) => {
@@ -306,7 +310,10 @@ mod tests {
                 assert_eq!(r, Err(SessionError::Expired(EndReason::HardLimit)));
             }
         }
-        assert_eq!(s.serve(Timestamp::from_millis(31 * MIN as i64)), Err(SessionError::Ended(EndReason::HardLimit)));
+        assert_eq!(
+            s.serve(Timestamp::from_millis(31 * MIN as i64)),
+            Err(SessionError::Ended(EndReason::HardLimit))
+        );
     }
 
     #[test]

@@ -182,7 +182,15 @@ mod tests {
             Email::parse(" Sarah.Lee@Example.com ").map(|e| e.to_string()),
             Ok("sarah.lee@example.com".to_owned())
         );
-        for bad in ["", "sarah", "sarah@", "@example.com", "a@b", "a b@c.com", "a@b@c.com"] {
+        for bad in [
+            "",
+            "sarah",
+            "sarah@",
+            "@example.com",
+            "a@b",
+            "a b@c.com",
+            "a@b@c.com",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad}");
         }
     }
@@ -198,6 +206,9 @@ mod tests {
     fn display_names_refuse_empty_and_control_text() {
         assert!(DisplayName::parse("  ").is_err());
         assert!(DisplayName::parse("a\u{0}b").is_err());
-        assert_eq!(DisplayName::parse(" Acme Co ").map(|n| n.to_string()), Ok("Acme Co".into()));
+        assert_eq!(
+            DisplayName::parse(" Acme Co ").map(|n| n.to_string()),
+            Ok("Acme Co".into())
+        );
     }
 }

@@ -10,13 +10,73 @@ pub const GOOD_REASON_EXAMPLE: &str = "Check invoice tax rate after plan change"
 /// Words that say nothing about *what* will be looked at or *why*. A reason made only of
 /// these ("need access to help the customer") is refused as generic.
 const GENERIC_WORDS: &[&str] = &[
-    "a", "access", "account", "accounts", "an", "and", "as", "assist", "assistance", "at",
-    "check", "checking", "customer", "customers", "debug", "debugging", "do", "fix", "fixing",
-    "for", "from", "help", "helping", "i", "in", "into", "investigate", "investigating",
-    "issue", "issues", "it", "log", "login", "look", "looking", "me", "my", "need", "needed",
-    "needs", "of", "on", "please", "problem", "problems", "request", "requested", "see",
-    "some", "something", "stuff", "support", "test", "testing", "the", "their", "them",
-    "things", "this", "to", "user", "users", "verify", "want", "with", "work", "working",
+    "a",
+    "access",
+    "account",
+    "accounts",
+    "an",
+    "and",
+    "as",
+    "assist",
+    "assistance",
+    "at",
+    "check",
+    "checking",
+    "customer",
+    "customers",
+    "debug",
+    "debugging",
+    "do",
+    "fix",
+    "fixing",
+    "for",
+    "from",
+    "help",
+    "helping",
+    "i",
+    "in",
+    "into",
+    "investigate",
+    "investigating",
+    "issue",
+    "issues",
+    "it",
+    "log",
+    "login",
+    "look",
+    "looking",
+    "me",
+    "my",
+    "need",
+    "needed",
+    "needs",
+    "of",
+    "on",
+    "please",
+    "problem",
+    "problems",
+    "request",
+    "requested",
+    "see",
+    "some",
+    "something",
+    "stuff",
+    "support",
+    "test",
+    "testing",
+    "the",
+    "their",
+    "them",
+    "things",
+    "this",
+    "to",
+    "user",
+    "users",
+    "verify",
+    "want",
+    "with",
+    "work",
+    "working",
 ];
 
 /// Why a reason was refused. Each message says why and shows a good example.
@@ -139,7 +199,10 @@ pub struct TicketPattern(Regex);
 impl TicketPattern {
     /// Compiles a pattern; it is anchored at both ends whatever is written.
     pub fn new(pattern: &str) -> Result<Self, TicketError> {
-        let anchored = format!("^(?:{})$", pattern.trim_start_matches('^').trim_end_matches('$'));
+        let anchored = format!(
+            "^(?:{})$",
+            pattern.trim_start_matches('^').trim_end_matches('$')
+        );
         Regex::new(&anchored)
             .map(Self)
             .map_err(|e| TicketError::BadPattern(e.to_string()))
@@ -303,17 +366,35 @@ mod tests {
     #[test]
     fn short_or_two_word_reasons_are_refused() {
         assert_eq!(Reason::parse("Invoice tax"), Err(ReasonError::TooShort));
-        assert_eq!(Reason::parse("Invoice-tax-rate-mismatch refund"), Err(ReasonError::TooFewWords));
-        assert_eq!(Reason::parse(&"invoice ".repeat(80)), Err(ReasonError::TooLong));
+        assert_eq!(
+            Reason::parse("Invoice-tax-rate-mismatch refund"),
+            Err(ReasonError::TooFewWords)
+        );
+        assert_eq!(
+            Reason::parse(&"invoice ".repeat(80)),
+            Err(ReasonError::TooLong)
+        );
     }
 
     #[test]
     fn the_default_ticket_pattern_accepts_the_three_usual_forms() {
         let p = TicketPattern::default();
-        for ok in ["#4821", "SUP-4821", "https://support.example.com/tickets/4821"] {
+        for ok in [
+            "#4821",
+            "SUP-4821",
+            "https://support.example.com/tickets/4821",
+        ] {
             assert!(TicketRef::parse(ok, &p).is_ok(), "{ok}");
         }
-        for bad in ["4821", "sup-4821", "http://x.example/1", "#", "SUP-", "# 4821", ""] {
+        for bad in [
+            "4821",
+            "sup-4821",
+            "http://x.example/1",
+            "#",
+            "SUP-",
+            "# 4821",
+            "",
+        ] {
             assert!(TicketRef::parse(bad, &p).is_err(), "{bad}");
         }
     }

@@ -4,8 +4,8 @@
 //! The signed message is fixed-width and documented so anyone can check it:
 //! `"actas-tree-head-v1\n" ‖ size (u64, big-endian) ‖ time in ms (i64, big-endian) ‖ root (32 bytes)`.
 
-use crate::merkle::Hash;
 use crate::Timestamp;
+use crate::merkle::Hash;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ed25519_dalek::{Signature, Signer, SigningKey, VerifyingKey};
@@ -59,6 +59,12 @@ pub struct SignedTreeHead {
 pub struct KeyId(String);
 
 impl KeyId {
+    /// A fingerprint read back from storage (16 hex digits).
+    pub fn parse(text: &str) -> Option<Self> {
+        (text.len() == 16 && text.bytes().all(|b| b.is_ascii_hexdigit()))
+            .then(|| Self(text.to_ascii_lowercase()))
+    }
+
     /// The fingerprint's text.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -141,7 +147,9 @@ impl PublicKey {
             .decode(text.trim().trim_end_matches('='))
             .map_err(|_| KeyError::Public)?;
         let arr: [u8; 32] = bytes.as_slice().try_into().map_err(|_| KeyError::Public)?;
-        VerifyingKey::from_bytes(&arr).map(Self).map_err(|_| KeyError::Public)
+        VerifyingKey::from_bytes(&arr)
+            .map(Self)
+            .map_err(|_| KeyError::Public)
     }
 
     /// The key as base64url text (the form in JWKS `x` and in extracts).
@@ -201,7 +209,9 @@ mod b64_sig {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
         let text = String::deserialize(d)?;
-        let bytes = URL_SAFE_NO_PAD.decode(text).map_err(serde::de::Error::custom)?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(text)
+            .map_err(serde::de::Error::custom)?;
         bytes
             .as_slice()
             .try_into()
@@ -220,7 +230,11 @@ mod tests {
     #[test]
     fn a_signed_head_verifies_and_any_change_breaks_it() {
         let k = key(7);
-        let head = TreeHead { size: 10, time: Timestamp::from_millis(5), root: [3; 32] };
+        let head = TreeHead {
+            size: 10,
+            time: Timestamp::from_millis(5),
+            root: [3; 32],
+        };
         let sth = k.sign(head);
         assert_eq!(k.public().verify(&sth), Ok(()));
 
@@ -230,13 +244,20 @@ mod tests {
         let mut forged = sth.clone();
         forged.signature[0] ^= 1;
         assert_eq!(k.public().verify(&forged), Err(KeyError::BadSignature));
-        assert!(matches!(key(8).public().verify(&sth), Err(KeyError::OtherKey { .. })));
+        assert!(matches!(
+            key(8).public().verify(&sth),
+            Err(KeyError::OtherKey { .. })
+        ));
     }
 
     #[test]
     fn heads_and_keys_round_trip_as_text() {
         let k = key(1);
-        let sth = k.sign(TreeHead { size: 1, time: Timestamp::from_millis(2), root: [9; 32] });
+        let sth = k.sign(TreeHead {
+            size: 1,
+            time: Timestamp::from_millis(2),
+            root: [9; 32],
+        });
         let json = serde_json::to_string(&sth).expect("json");
         let back: SignedTreeHead = serde_json::from_str(&json).expect("parse");
         assert_eq!(back, sth);

@@ -44,13 +44,17 @@ pub enum Problem {
         found: u64,
     },
     /// The body's hash no longer matches.
-    #[error("event #{seq} was changed after it was recorded: its contents no longer match its hash")]
+    #[error(
+        "event #{seq} was changed after it was recorded: its contents no longer match its hash"
+    )]
     Changed {
         /// The event.
         seq: u64,
     },
     /// The body says something different from the index columns.
-    #[error("event #{seq} was changed after it was recorded: its {field} no longer matches its recorded contents")]
+    #[error(
+        "event #{seq} was changed after it was recorded: its {field} no longer matches its recorded contents"
+    )]
     Index {
         /// The event.
         seq: u64,
@@ -240,19 +244,34 @@ impl Verifier {
             return Err(Problem::Changed { seq: ev.seq });
         }
         if idx.seq != ev.seq {
-            return Err(Problem::Index { seq: ev.seq, field: "position" });
+            return Err(Problem::Index {
+                seq: ev.seq,
+                field: "position",
+            });
         }
         if idx.time != ev.time {
-            return Err(Problem::Index { seq: ev.seq, field: "time" });
+            return Err(Problem::Index {
+                seq: ev.seq,
+                field: "time",
+            });
         }
         if idx.kind != ev.kind {
-            return Err(Problem::Index { seq: ev.seq, field: "kind" });
+            return Err(Problem::Index {
+                seq: ev.seq,
+                field: "kind",
+            });
         }
         if idx.account != ev.account {
-            return Err(Problem::Index { seq: ev.seq, field: "account" });
+            return Err(Problem::Index {
+                seq: ev.seq,
+                field: "account",
+            });
         }
         if idx.session != ev.session {
-            return Err(Problem::Index { seq: ev.seq, field: "session" });
+            return Err(Problem::Index {
+                seq: ev.seq,
+                field: "session",
+            });
         }
         if idx.prev.as_bytes() != self.prev_hex {
             return Err(Problem::Unlinked {

@@ -13,10 +13,19 @@ fn h(text: &str) -> Hash {
 }
 
 fn leaves() -> Vec<Vec<u8>> {
-    ["", "00", "10", "2021", "3031", "40414243", "5051525354555657", "606162636465666768696a6b6c6d6e6f"]
-        .iter()
-        .map(|x| hex::decode(x).expect("hex"))
-        .collect()
+    [
+        "",
+        "00",
+        "10",
+        "2021",
+        "3031",
+        "40414243",
+        "5051525354555657",
+        "606162636465666768696a6b6c6d6e6f",
+    ]
+    .iter()
+    .map(|x| hex::decode(x).expect("hex"))
+    .collect()
 }
 
 /// Roots of the trees of 1..=8 reference leaves.
@@ -53,7 +62,10 @@ fn tree() -> MemoryTree {
 
 #[test]
 fn empty_tree_root_is_the_hash_of_nothing() {
-    assert_eq!(empty_root(), h("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"));
+    assert_eq!(
+        empty_root(),
+        h("e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+    );
 }
 
 #[test]
@@ -67,7 +79,12 @@ fn leaf_hashes_match_the_vectors() {
 fn roots_of_every_size_match_the_vectors() {
     let t = tree();
     for (i, want) in ROOTS.iter().enumerate() {
-        assert_eq!(t.root_at(i as u64 + 1).expect("root"), h(want), "size {}", i + 1);
+        assert_eq!(
+            t.root_at(i as u64 + 1).expect("root"),
+            h(want),
+            "size {}",
+            i + 1
+        );
     }
 }
 
@@ -93,7 +110,11 @@ fn inclusion_vectors() -> Vec<(u64, u64, Vec<&'static str>)> {
                 "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
             ],
         ),
-        (3, 3, vec!["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"]),
+        (
+            3,
+            3,
+            vec!["fac54203e7cc696cf0dfcb42c92a1d9dbaf70ad9e621f4bd8d98662f00e3c125"],
+        ),
         (
             2,
             5,
@@ -191,12 +212,26 @@ fn generated_consistency_proofs_equal_the_vectors_and_verify() {
     let t = tree();
     for (old, new, proof) in consistency_vectors() {
         let want: Vec<Hash> = proof.iter().map(|p| h(p)).collect();
-        assert_eq!(t.consistency_proof(old, new).expect("nodes"), want, "{old}→{new}");
+        assert_eq!(
+            t.consistency_proof(old, new).expect("nodes"),
+            want,
+            "{old}→{new}"
+        );
         let (r1, r2) = (h(ROOTS[old as usize - 1]), h(ROOTS[new as usize - 1]));
-        assert_eq!(verify_consistency(old, new, &r1, &r2, &want), Ok(()), "{old}→{new}");
+        assert_eq!(
+            verify_consistency(old, new, &r1, &r2, &want),
+            Ok(()),
+            "{old}→{new}"
+        );
         if !want.is_empty() {
-            assert!(verify_consistency(old, new, &r2, &r1, &want).is_err(), "swapped roots");
-            assert!(verify_consistency(old, new, &r1, &r2, &[]).is_err(), "empty proof");
+            assert!(
+                verify_consistency(old, new, &r2, &r1, &want).is_err(),
+                "swapped roots"
+            );
+            assert!(
+                verify_consistency(old, new, &r1, &r2, &[]).is_err(),
+                "empty proof"
+            );
             assert!(verify_consistency(old, new, &r1, &r2, &want[..want.len() - 1]).is_err());
             let mut flipped = want.clone();
             flipped[0][0] ^= 16;

@@ -1,14 +1,159 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! actas storage.
+//!
+//! [`Store`] is what the rest of actas uses; [`sqlite::SqliteStore`] is the embedded
+//! implementation (one file, WAL). A PostgreSQL implementation follows the same trait so
+//! callers don't change.
+//!
+//! Every state change is committed together with the ledger event that records it
+//! ([`Unit`]), by one writer task per store that groups concurrent units into one
+//! transaction (group commit). A caller is answered only once its unit is durable; if the
+//! ledger can't be written, nothing changes and the caller gets an error (fail closed).
+#![deny(missing_docs)]
+
+mod change;
+mod model;
+pub mod sqlite;
+
+pub use change::{Applied, Change, Unit};
+pub use model::{Account, AllowEntry, Appended, EventFilter, RecordedEvent, StaffRecord};
+
+use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
+use actas_core::merkle::Hash;
+use actas_core::request::AccessRequest;
+use actas_core::session::{ActiveSession, Session};
+use actas_core::staff::Email;
+use actas_core::tree_head::{PublicKey, SignedTreeHead};
+use actas_core::verify::{Problem, Report};
+use async_trait::async_trait;
+use std::time::Duration;
+
+/// Why a storage operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist.
+    #[error("{0} was not found")]
+    NotFound(String),
+    /// It already exists (e.g. a staff member with that email).
+    #[error("{0} already exists")]
+    Duplicate(String),
+    /// The state changed under the caller (e.g. a request was decided meanwhile), or a
+    /// rule the database enforces was hit (e.g. a second active session).
+    #[error("{0}")]
+    Conflict(String),
+    /// The ledger could not be written; nothing was changed.
+    #[error("the audit ledger can't be written right now, so nothing was changed")]
+    LedgerUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// Anything else (I/O, a corrupt row).
+    #[error("storage failed: {0}")]
+    Unexpected(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl StoreError {
+    pub(crate) fn unexpected(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreError::Unexpected(Box::new(e))
     }
+
+    pub(crate) fn corrupt(what: impl Into<String>) -> Self {
+        StoreError::Unexpected(what.into().into())
+    }
+}
+
+/// Result alias for storage.
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// When the ledger writer signs tree heads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HeadSchedule {
+    /// Sign after this many new events.
+    pub every_events: u64,
+    /// ... or after this long with new events.
+    pub every: Duration,
+}
+
+impl Default for HeadSchedule {
+    fn default() -> Self {
+        Self {
+            every_events: 1000,
+            every: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Everything actas keeps. Implemented for SQLite and (later) PostgreSQL; every
+/// implementation passes the same tests against a real database.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Commits a unit: its changes and its events in one transaction, durable on return.
+    async fn commit(&self, unit: Unit) -> StoreResult<Vec<Appended>>;
+
+    /// Appends one event with no state change.
+    async fn append(&self, event: actas_core::event::NewEvent) -> StoreResult<Appended> {
+        let mut out = self.commit(Unit::event(event)).await?;
+        out.pop()
+            .ok_or_else(|| StoreError::corrupt("the writer returned no event"))
+    }
+
+    /// Signs a tree head over the whole ledger now, if it grew since the last one.
+    async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>>;
+
+    /// Drains the writer and signs a final head. Call at every clean shutdown.
+    async fn close(&self) -> StoreResult<()>;
+
+    /// Number of events in the ledger.
+    async fn ledger_size(&self) -> StoreResult<u64>;
+
+    /// Events matching `filter` with `seq > after`, oldest first, at most `limit`.
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordedEvent>>;
+
+    /// Every signed tree head, oldest first.
+    async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>>;
+
+    /// The inclusion proof of event `seq` in the tree of the first `size` events.
+    async fn inclusion_proof(&self, seq: u64, size: u64) -> StoreResult<Vec<Hash>>;
+
+    /// The consistency proof from the first `old` events to the first `new`.
+    async fn consistency_proof(&self, old: u64, new: u64) -> StoreResult<Vec<Hash>>;
+
+    /// Checks the whole ledger against its signed heads; `progress(done, total)` is
+    /// called as it goes. The outer error is a storage failure, the inner one a finding.
+    async fn verify(
+        &self,
+        key: &PublicKey,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> StoreResult<Result<Report, Problem>>;
+
+    /// A staff member by email.
+    async fn staff_by_email(&self, email: &Email) -> StoreResult<Option<StaffRecord>>;
+
+    /// A staff member by id.
+    async fn staff(&self, id: StaffId) -> StoreResult<Option<StaffRecord>>;
+
+    /// All staff, by name.
+    async fn list_staff(&self) -> StoreResult<Vec<StaffRecord>>;
+
+    /// The allow-list, current and revoked entries.
+    async fn allow_list(&self) -> StoreResult<Vec<AllowEntry>>;
+
+    /// A staff member's current allow-list entry, if not revoked.
+    async fn allowed(&self, staff: StaffId) -> StoreResult<Option<AllowEntry>>;
+
+    /// An account.
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>>;
+
+    /// All accounts, by name.
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>>;
+
+    /// An access request.
+    async fn request(&self, id: RequestId) -> StoreResult<Option<AccessRequest>>;
+
+    /// A session.
+    async fn session(&self, id: SessionId) -> StoreResult<Option<Session>>;
+
+    /// A staff member's active session, if any.
+    async fn active_session_of(&self, staff: StaffId) -> StoreResult<Option<ActiveSession>>;
 }

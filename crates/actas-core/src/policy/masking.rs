@@ -14,9 +14,7 @@ pub enum MaskError {
     #[error("{0:?} is not a masking rule; use one of show, last4, email, hide, never")]
     Rule(String),
     /// A JSON path that can't be read.
-    #[error(
-        "{path:?} is not a JSON path: {why} (write e.g. $.card.number or $.loans[*].iban)"
-    )]
+    #[error("{path:?} is not a JSON path: {why} (write e.g. $.card.number or $.loans[*].iban)")]
     JsonPath {
         /// The path.
         path: String,
@@ -140,7 +138,10 @@ impl JsonPath {
             path: text.to_owned(),
             why,
         };
-        let rest = text.trim().strip_prefix('$').ok_or_else(|| err("it must start with $"))?;
+        let rest = text
+            .trim()
+            .strip_prefix('$')
+            .ok_or_else(|| err("it must start with $"))?;
         let mut steps = Vec::new();
         let mut chars = rest.chars().peekable();
         while let Some(c) = chars.next() {
@@ -157,7 +158,9 @@ impl JsonPath {
                     if key == "*" {
                         steps.push(PathStep::AnyKey);
                     } else if !key.is_empty()
-                        && key.chars().all(|k| k.is_alphanumeric() || k == '_' || k == '-')
+                        && key
+                            .chars()
+                            .all(|k| k.is_alphanumeric() || k == '_' || k == '-')
                     {
                         steps.push(PathStep::Key(key));
                     } else {
@@ -185,12 +188,16 @@ impl JsonPath {
     /// Whether this path names exactly the location `at` (root first).
     pub fn matches(&self, at: &[Location<'_>]) -> bool {
         self.steps.len() == at.len()
-            && self.steps.iter().zip(at).all(|(step, loc)| match (step, loc) {
-                (PathStep::Key(k), Location::Key(l)) => k == l,
-                (PathStep::AnyKey, Location::Key(_)) => true,
-                (PathStep::AnyIndex, Location::Index(_)) => true,
-                _ => false,
-            })
+            && self
+                .steps
+                .iter()
+                .zip(at)
+                .all(|(step, loc)| match (step, loc) {
+                    (PathStep::Key(k), Location::Key(l)) => k == l,
+                    (PathStep::AnyKey, Location::Key(_)) => true,
+                    (PathStep::AnyIndex, Location::Index(_)) => true,
+                    _ => false,
+                })
     }
 
     /// The path as written.
@@ -230,9 +237,15 @@ mod tests {
     #[test]
     fn each_rule_shows_only_what_it_promises() {
         assert_eq!(MaskRule::Show.apply("x"), Some("x".into()));
-        assert_eq!(MaskRule::Last4.apply("4111 1111 1111 4242"), Some("•••• 4242".into()));
+        assert_eq!(
+            MaskRule::Last4.apply("4111 1111 1111 4242"),
+            Some("•••• 4242".into())
+        );
         assert_eq!(MaskRule::Last4.apply("123"), Some("••••".into()));
-        assert_eq!(MaskRule::Email.apply("sarah@acme.com"), Some("s***@acme.com".into()));
+        assert_eq!(
+            MaskRule::Email.apply("sarah@acme.com"),
+            Some("s***@acme.com".into())
+        );
         assert_eq!(MaskRule::Email.apply("not-an-email"), Some(HIDDEN.into()));
         assert_eq!(MaskRule::Hide.apply("secret"), Some(HIDDEN.into()));
         assert_eq!(MaskRule::Never.apply("secret"), None);
@@ -241,8 +254,16 @@ mod tests {
     #[test]
     fn json_paths_match_with_wildcards() {
         let p = JsonPath::parse("$.loans[*].iban").expect("valid");
-        assert!(p.matches(&[Location::Key("loans"), Location::Index(3), Location::Key("iban")]));
-        assert!(!p.matches(&[Location::Key("loans"), Location::Key("x"), Location::Key("iban")]));
+        assert!(p.matches(&[
+            Location::Key("loans"),
+            Location::Index(3),
+            Location::Key("iban")
+        ]));
+        assert!(!p.matches(&[
+            Location::Key("loans"),
+            Location::Key("x"),
+            Location::Key("iban")
+        ]));
         assert!(!p.matches(&[Location::Key("loans"), Location::Index(0)]));
         let any = JsonPath::parse("$.*.ssn").expect("valid");
         assert!(any.matches(&[Location::Key("customer"), Location::Key("ssn")]));

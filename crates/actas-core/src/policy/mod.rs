@@ -7,9 +7,9 @@ pub mod routes;
 
 use crate::account::{AccountFlag, Consent};
 use crate::scope::{CapabilityName, Risk, Scope};
-use crate::text::{TicketPattern, DEFAULT_TICKET_PATTERN};
+use crate::text::{DEFAULT_TICKET_PATTERN, TicketPattern};
 use masking::{JsonPath, MaskRule, MaskingRule, Target};
-use routes::{parse_route_key, Method, Route, RouteMatch, RouteTable};
+use routes::{Method, Route, RouteMatch, RouteTable, parse_route_key};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -93,6 +93,12 @@ impl Default for SessionLimits {
 pub struct SessionDuration(Duration);
 
 impl SessionDuration {
+    /// A duration read back from storage, where it was checked against policy when the
+    /// request was made (the policy may have changed since; history is not rewritten).
+    pub fn stored(minutes: u64) -> Self {
+        Self(Duration::from_secs(minutes.max(1) * 60))
+    }
+
     /// The length.
     pub fn get(self) -> Duration {
         self.0
@@ -205,10 +211,18 @@ struct Lines<'a> {
 
 impl Lines<'_> {
     fn line(&self, offset: usize) -> usize {
-        self.text[..offset.min(self.text.len())].matches('\n').count() + 1
+        self.text[..offset.min(self.text.len())]
+            .matches('\n')
+            .count()
+            + 1
     }
 
-    fn err<T>(&self, at: &Spanned<T>, field: impl Into<String>, message: impl fmt::Display) -> PolicyError {
+    fn err<T>(
+        &self,
+        at: &Spanned<T>,
+        field: impl Into<String>,
+        message: impl fmt::Display,
+    ) -> PolicyError {
         PolicyError {
             file: self.file.to_owned(),
             line: Some(self.line(at.span().start)),
@@ -230,7 +244,9 @@ impl Policy {
         })?;
 
         let ticket_pattern = match &raw.ticket_pattern {
-            Some(p) => TicketPattern::new(p.get_ref()).map_err(|e| lines.err(p, "ticket_pattern", e))?,
+            Some(p) => {
+                TicketPattern::new(p.get_ref()).map_err(|e| lines.err(p, "ticket_pattern", e))?
+            }
             None => TicketPattern::new(DEFAULT_TICKET_PATTERN).map_err(|e| PolicyError {
                 file: file.to_owned(),
                 line: None,
@@ -255,10 +271,18 @@ impl Policy {
                 .parse()
                 .map_err(|e| lines.err(&c.risk, format!("{field}.risk"), e))?;
             if cap_name == CapabilityName::view() && risk != Risk::Low {
-                return Err(lines.err(&c.risk, format!("{field}.risk"), "view must be low risk: every session includes it"));
+                return Err(lines.err(
+                    &c.risk,
+                    format!("{field}.risk"),
+                    "view must be low risk: every session includes it",
+                ));
             }
             if c.description.trim().is_empty() {
-                return Err(lines.err(cap, format!("{field}.description"), "say in plain words what this capability allows"));
+                return Err(lines.err(
+                    cap,
+                    format!("{field}.description"),
+                    "say in plain words what this capability allows",
+                ));
             }
             capabilities.insert(
                 cap_name.clone(),
@@ -271,13 +295,15 @@ impl Policy {
                 },
             );
         }
-        capabilities.entry(CapabilityName::view()).or_insert_with(|| Capability {
-            name: CapabilityName::view(),
-            risk: Risk::Low,
-            description: "See the customer's pages as they see them".to_owned(),
-            blocked: Some("Nothing can be changed, downloaded or exported".to_owned()),
-            export: false,
-        });
+        capabilities
+            .entry(CapabilityName::view())
+            .or_insert_with(|| Capability {
+                name: CapabilityName::view(),
+                risk: Risk::Low,
+                description: "See the customer's pages as they see them".to_owned(),
+                blocked: Some("Nothing can be changed, downloaded or exported".to_owned()),
+                export: false,
+            });
 
         let mut routes = RouteTable::default();
         for (i, r) in raw.routes.iter().enumerate() {
@@ -289,7 +315,8 @@ impl Policy {
                 .ok()
                 .filter(|c| capabilities.contains_key(c))
                 .ok_or_else(|| {
-                    let known: Vec<&str> = capabilities.keys().map(CapabilityName::as_str).collect();
+                    let known: Vec<&str> =
+                        capabilities.keys().map(CapabilityName::as_str).collect();
                     lines.err(
                         &r.capability,
                         format!("{field}.capability"),
@@ -301,7 +328,11 @@ impl Policy {
                     )
                 })?;
             if r.description.get_ref().trim().is_empty() {
-                return Err(lines.err(&r.description, format!("{field}.description"), "describe in plain words what the route does"));
+                return Err(lines.err(
+                    &r.description,
+                    format!("{field}.description"),
+                    "describe in plain words what the route does",
+                ));
             }
             routes
                 .insert(Route {
@@ -324,12 +355,21 @@ impl Policy {
                 .map_err(|e| lines.err(&mr.rule, format!("{field}.rule"), e))?;
             let target = match (&mr.json, &mr.html) {
                 (Some(j), None) => Target::Json(
-                    JsonPath::parse(j.get_ref()).map_err(|e| lines.err(j, format!("{field}.json"), e))?,
+                    JsonPath::parse(j.get_ref())
+                        .map_err(|e| lines.err(j, format!("{field}.json"), e))?,
                 ),
-                (None, Some(h)) if !h.get_ref().trim().is_empty() => Target::Html(h.get_ref().trim().to_owned()),
-                (None, Some(h)) => return Err(lines.err(h, format!("{field}.html"), "the CSS selector is empty")),
+                (None, Some(h)) if !h.get_ref().trim().is_empty() => {
+                    Target::Html(h.get_ref().trim().to_owned())
+                }
+                (None, Some(h)) => {
+                    return Err(lines.err(h, format!("{field}.html"), "the CSS selector is empty"));
+                }
                 _ => {
-                    return Err(lines.err(m, &field, "give exactly one of json = \"$.path\" or html = \"css selector\""));
+                    return Err(lines.err(
+                        m,
+                        &field,
+                        "give exactly one of json = \"$.path\" or html = \"css selector\"",
+                    ));
                 }
             };
             masking.push(MaskingRule { target, rule });
@@ -346,7 +386,8 @@ impl Policy {
         let mut sensitive_flags = BTreeSet::new();
         for (i, f) in raw.sensitive_flags.iter().enumerate() {
             sensitive_flags.insert(
-                AccountFlag::parse(f.get_ref()).map_err(|e| lines.err(f, format!("sensitive_flags[{i}]"), e))?,
+                AccountFlag::parse(f.get_ref())
+                    .map_err(|e| lines.err(f, format!("sensitive_flags[{i}]"), e))?,
             );
         }
 
@@ -361,10 +402,16 @@ impl Policy {
         })
     }
 
-    fn session_limits(lines: &Lines<'_>, s: &Spanned<RawSession>) -> Result<SessionLimits, PolicyError> {
+    fn session_limits(
+        lines: &Lines<'_>,
+        s: &Spanned<RawSession>,
+    ) -> Result<SessionLimits, PolicyError> {
         let d = SessionLimits::default();
         let raw = s.get_ref();
-        let minutes = |v: &Option<Spanned<u64>>, name: &str, default: Duration| -> Result<Duration, PolicyError> {
+        let minutes = |v: &Option<Spanned<u64>>,
+                       name: &str,
+                       default: Duration|
+         -> Result<Duration, PolicyError> {
             match v {
                 Some(m) if *m.get_ref() == 0 || *m.get_ref() > 24 * 60 => Err(lines.err(
                     m,
@@ -378,11 +425,18 @@ impl Policy {
         let limits = SessionLimits {
             hard_limit: minutes(&raw.hard_limit_minutes, "hard_limit_minutes", d.hard_limit)?,
             idle_limit: minutes(&raw.idle_limit_minutes, "idle_limit_minutes", d.idle_limit)?,
-            reauth_within: minutes(&raw.reauth_within_minutes, "reauth_within_minutes", d.reauth_within)?,
+            reauth_within: minutes(
+                &raw.reauth_within_minutes,
+                "reauth_within_minutes",
+                d.reauth_within,
+            )?,
             default_duration: minutes(&raw.default_minutes, "default_minutes", d.default_duration)?,
         };
         if limits.idle_limit > limits.hard_limit {
-            let at = raw.idle_limit_minutes.as_ref().map_or(s.span().start, |m| m.span().start);
+            let at = raw
+                .idle_limit_minutes
+                .as_ref()
+                .map_or(s.span().start, |m| m.span().start);
             return Err(PolicyError {
                 file: lines.file.to_owned(),
                 line: Some(lines.line(at)),
@@ -435,7 +489,10 @@ impl Policy {
     }
 
     /// Builds a scope from capability names, refusing unknown and forbidden ones.
-    pub fn scope<'a>(&self, names: impl IntoIterator<Item = &'a str>) -> Result<Scope, ScopeRefusal> {
+    pub fn scope<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<Scope, ScopeRefusal> {
         let mut caps = Vec::new();
         for name in names {
             let cap = CapabilityName::parse(name.trim())
@@ -472,9 +529,11 @@ impl Policy {
 
     /// Whether a scope allows exports and bulk downloads.
     pub fn allows_export(&self, scope: &Scope) -> bool {
-        scope
-            .iter()
-            .any(|c| self.capabilities.get(c).is_some_and(|c| c.export && c.risk != Risk::Forbidden))
+        scope.iter().any(|c| {
+            self.capabilities
+                .get(c)
+                .is_some_and(|c| c.export && c.risk != Risk::Forbidden)
+        })
     }
 
     /// What approvals a request for `scope` on an account with `flags` and `consent` needs.

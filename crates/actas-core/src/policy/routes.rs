@@ -11,10 +11,14 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RouteError {
     /// Not `METHOD /path`.
-    #[error("a route is written \"METHOD /path/{{param}}\", e.g. \"POST /settings/tax\"; got {0:?}")]
+    #[error(
+        "a route is written \"METHOD /path/{{param}}\", e.g. \"POST /settings/tax\"; got {0:?}"
+    )]
     Shape(String),
     /// An unknown method.
-    #[error("{0:?} is not an HTTP method this gateway routes (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)")]
+    #[error(
+        "{0:?} is not an HTTP method this gateway routes (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)"
+    )]
     Method(String),
     /// The path pattern is malformed or overlaps another route.
     #[error("the path {path:?} can't be used: {why}")]
@@ -114,7 +118,9 @@ pub struct RouteTable {
 
 impl fmt::Debug for RouteTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("RouteTable").field("routes", &self.routes).finish()
+        f.debug_struct("RouteTable")
+            .field("routes", &self.routes)
+            .finish()
     }
 }
 
@@ -207,9 +213,14 @@ mod tests {
     #[test]
     fn matches_by_method_and_fills_in_parameters() {
         let mut t = RouteTable::default();
-        t.insert(route("POST /loans/{id}/terms", "edit_loans", "changed the terms of loan {id}"))
+        t.insert(route(
+            "POST /loans/{id}/terms",
+            "edit_loans",
+            "changed the terms of loan {id}",
+        ))
+        .expect("ok");
+        t.insert(route("GET /loans/{id}", "view", "viewed loan {id}"))
             .expect("ok");
-        t.insert(route("GET /loans/{id}", "view", "viewed loan {id}")).expect("ok");
         let m = t.find(Method::Post, "/loans/LA-77/terms").expect("match");
         assert_eq!(m.capability.as_str(), "edit_loans");
         assert_eq!(m.description, "changed the terms of loan LA-77");
@@ -219,14 +230,21 @@ mod tests {
 
     #[test]
     fn bad_rules_are_refused_with_the_reason() {
-        assert!(matches!(parse_route_key("/no-method"), Err(RouteError::Shape(_))));
-        assert!(matches!(parse_route_key("FETCH /x"), Err(RouteError::Method(_))));
+        assert!(matches!(
+            parse_route_key("/no-method"),
+            Err(RouteError::Shape(_))
+        ));
+        assert!(matches!(
+            parse_route_key("FETCH /x"),
+            Err(RouteError::Method(_))
+        ));
         let mut t = RouteTable::default();
         let err = t
             .insert(route("GET /a/{id}", "view", "saw {name}"))
             .expect_err("placeholder");
         assert_eq!(err, RouteError::Placeholder("name".into()));
-        t.insert(route("GET /a/{id}", "view", "saw {id}")).expect("ok");
+        t.insert(route("GET /a/{id}", "view", "saw {id}"))
+            .expect("ok");
         assert!(matches!(
             t.insert(route("GET /a/{other}", "view", "x")),
             Err(RouteError::Path { .. })

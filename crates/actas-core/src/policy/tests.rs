@@ -27,7 +27,10 @@ fn defaults_are_thirty_fifteen_and_five_minutes() {
 fn syntax_errors_name_the_file_and_line() {
     let err = policy("[session]\nhard_limit_minutes = = 3\n").expect_err("bad toml");
     assert_eq!(err.line, Some(2), "{err}");
-    assert!(err.to_string().starts_with("policy.toml, line 2: "), "{err}");
+    assert!(
+        err.to_string().starts_with("policy.toml, line 2: "),
+        "{err}"
+    );
 }
 
 #[test]
@@ -52,13 +55,20 @@ description = \"changed the tax settings\"
     let err = policy(text).expect_err("unknown capability");
     assert_eq!(err.line, Some(7), "{err}");
     assert_eq!(err.field, "routes[0].capability");
-    assert!(err.message.contains("edit_setings") && err.message.contains("edit_settings"), "{err}");
+    assert!(
+        err.message.contains("edit_setings") && err.message.contains("edit_settings"),
+        "{err}"
+    );
 }
 
 #[test]
 fn bad_risk_masking_and_limits_are_refused_precisely() {
-    let err = policy("[capabilities.x]\nrisk = \"severe\"\ndescription = \"d\"\n").expect_err("risk");
-    assert_eq!((err.line, err.field.as_str()), (Some(2), "capabilities.x.risk"));
+    let err =
+        policy("[capabilities.x]\nrisk = \"severe\"\ndescription = \"d\"\n").expect_err("risk");
+    assert_eq!(
+        (err.line, err.field.as_str()),
+        (Some(2), "capabilities.x.risk")
+    );
 
     let err = policy("[[masking]]\njson = \"card.number\"\nrule = \"last4\"\n").expect_err("path");
     assert_eq!((err.line, err.field.as_str()), (Some(2), "masking[0].json"));
@@ -69,10 +79,15 @@ fn bad_risk_masking_and_limits_are_refused_precisely() {
     let err = policy("[[masking]]\nrule = \"hide\"\n").expect_err("no target");
     assert_eq!(err.field, "masking[0]");
 
-    let err = policy("[session]\nhard_limit_minutes = 10\nidle_limit_minutes = 20\n").expect_err("idle");
-    assert_eq!((err.line, err.field.as_str()), (Some(3), "session.idle_limit_minutes"));
+    let err =
+        policy("[session]\nhard_limit_minutes = 10\nidle_limit_minutes = 20\n").expect_err("idle");
+    assert_eq!(
+        (err.line, err.field.as_str()),
+        (Some(3), "session.idle_limit_minutes")
+    );
 
-    let err = policy("[capabilities.view]\nrisk = \"high\"\ndescription = \"d\"\n").expect_err("view");
+    let err =
+        policy("[capabilities.view]\nrisk = \"high\"\ndescription = \"d\"\n").expect_err("view");
     assert_eq!(err.field, "capabilities.view.risk");
 }
 
@@ -98,7 +113,10 @@ fn scopes_refuse_unknown_and_forbidden_capabilities() {
     let p = Policy::starter();
     assert!(p.scope(["edit_settings"]).is_ok());
     assert_eq!(p.scope(["fly"]), Err(ScopeRefusal::Unknown("fly".into())));
-    assert!(matches!(p.scope(["payments"]), Err(ScopeRefusal::Forbidden(_))));
+    assert!(matches!(
+        p.scope(["payments"]),
+        Err(ScopeRefusal::Forbidden(_))
+    ));
 }
 
 #[test]
@@ -106,7 +124,10 @@ fn durations_are_bounded_by_the_hard_limit() {
     let p = Policy::starter();
     assert_eq!(p.duration(None).map(SessionDuration::minutes), Ok(15));
     assert_eq!(p.duration(Some(30)).map(SessionDuration::minutes), Ok(30));
-    assert_eq!(p.duration(Some(31)), Err(ScopeRefusal::Duration { given: 31, max: 30 }));
+    assert_eq!(
+        p.duration(Some(31)),
+        Err(ScopeRefusal::Duration { given: 31, max: 30 })
+    );
     assert!(p.duration(Some(0)).is_err());
 }
 
@@ -120,11 +141,20 @@ fn approval_needs_follow_risk_flags_and_consent() {
     let export = p.scope(["export"]).expect("scope");
 
     let a = p.assess(&view, &normal, Consent::Allowed);
-    assert_eq!((a.risk, a.needs_lead, a.needs_code), (Risk::Low, false, false));
+    assert_eq!(
+        (a.risk, a.needs_lead, a.needs_code),
+        (Risk::Low, false, false)
+    );
     let a = p.assess(&edit, &normal, Consent::Allowed);
-    assert_eq!((a.risk, a.needs_lead, a.needs_code), (Risk::Medium, true, false));
+    assert_eq!(
+        (a.risk, a.needs_lead, a.needs_code),
+        (Risk::Medium, true, false)
+    );
     let a = p.assess(&export, &normal, Consent::Allowed);
-    assert_eq!((a.risk, a.needs_lead, a.needs_code), (Risk::High, true, true));
+    assert_eq!(
+        (a.risk, a.needs_lead, a.needs_code),
+        (Risk::High, true, true)
+    );
     let a = p.assess(&view, &sensitive, Consent::Allowed);
     assert_eq!((a.needs_lead, a.needs_code), (true, true));
     let a = p.assess(&view, &normal, Consent::CodeRequired);

@@ -47,9 +47,19 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
         EventData::StaffAdded { staff, role } => {
             let role = role.as_str();
             if by_system {
-                format!("{} ({}) was added as {} {role}", staff.name, staff.email, article(role))
+                format!(
+                    "{} ({}) was added as {} {role}",
+                    staff.name,
+                    staff.email,
+                    article(role)
+                )
             } else {
-                format!("{who} added {} ({}) as {} {role}", staff.name, staff.email, article(role))
+                format!(
+                    "{who} added {} ({}) as {} {role}",
+                    staff.name,
+                    staff.email,
+                    article(role)
+                )
             }
         }
         EventData::StaffDisabled { staff } => {
@@ -59,19 +69,43 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 format!("{who} deactivated {} ({})", staff.name, staff.email)
             }
         }
-        EventData::AllowGranted { staff, max_risk, reason } => format!(
+        EventData::AllowGranted {
+            staff,
+            max_risk,
+            reason,
+        } => format!(
             "{who} allowed {} to act as customers up to {max_risk} risk: “{reason}”",
             staff.name
         ),
         EventData::AllowRevoked { staff, reason } => {
-            format!("{who} removed {} from the allow-list: “{reason}”", staff.name)
+            format!(
+                "{who} removed {} from the allow-list: “{reason}”",
+                staff.name
+            )
         }
-        EventData::RequestCreated { account, ticket, reason, scope, minutes, mode, .. } => format!(
+        EventData::RequestCreated {
+            account,
+            ticket,
+            reason,
+            scope,
+            minutes,
+            mode,
+            ..
+        } => format!(
             "{who} asked to act as {} for ticket {ticket} ({}; {minutes} minutes, {mode}): “{reason}”",
             account.name,
             scope.joined()
         ),
-        EventData::RequestApproved { requester, account, ticket, scope, minutes, by_policy, note, .. } => {
+        EventData::RequestApproved {
+            requester,
+            account,
+            ticket,
+            scope,
+            minutes,
+            by_policy,
+            note,
+            ..
+        } => {
             let what = format!(
                 "{}'s request to act as {} for ticket {ticket} ({}; {minutes} minutes)",
                 requester.name,
@@ -84,25 +118,56 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 (false, None) => format!("{who} approved {what}"),
             }
         }
-        EventData::RequestDenied { requester, account, ticket, note, .. } => format!(
+        EventData::RequestDenied {
+            requester,
+            account,
+            ticket,
+            note,
+            ..
+        } => format!(
             "{who} denied {}'s request to act as {} for ticket {ticket}: “{note}”",
             requester.name, account.name
         ),
-        EventData::RequestCancelled { account, ticket, .. } => {
-            format!("{who} cancelled the request to act as {} for ticket {ticket}", account.name)
+        EventData::RequestCancelled {
+            account, ticket, ..
+        } => {
+            format!(
+                "{who} cancelled the request to act as {} for ticket {ticket}",
+                account.name
+            )
         }
-        EventData::RequestExpired { requester, account, ticket, .. } => format!(
+        EventData::RequestExpired {
+            requester,
+            account,
+            ticket,
+            ..
+        } => format!(
             "{}'s request to act as {} for ticket {ticket} expired before it was used",
             requester.name, account.name
         ),
-        EventData::SessionStarted { account, ticket, reason, .. } => format!(
+        EventData::SessionStarted {
+            account,
+            ticket,
+            reason,
+            ..
+        } => format!(
             "{who} started a support session on {} for ticket {ticket}: “{reason}”",
             account.name
         ),
-        EventData::PageViewed { account, description, .. } => {
+        EventData::PageViewed {
+            account,
+            description,
+            ..
+        } => {
             format!("{who}, acting as {}, {description}", account.name)
         }
-        EventData::ActionTaken { account, description, changes, status, .. } => {
+        EventData::ActionTaken {
+            account,
+            description,
+            changes,
+            status,
+            ..
+        } => {
             let what = if changes.is_empty() {
                 description.clone()
             } else {
@@ -116,11 +181,23 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 _ => format!("{who}, acting as {}, {what}", account.name),
             }
         }
-        EventData::ActionBlocked { account, method, path, why, .. } => format!(
+        EventData::ActionBlocked {
+            account,
+            method,
+            path,
+            why,
+            ..
+        } => format!(
             "{who}, acting as {}, was blocked from {method} {path}: {why}",
             account.name
         ),
-        EventData::SessionEnded { staff, account, reason, limit_minutes, .. } => {
+        EventData::SessionEnded {
+            staff,
+            account,
+            reason,
+            limit_minutes,
+            ..
+        } => {
             let why = match reason {
                 EndReason::Manual => format!("{} ended it", staff.name),
                 EndReason::HardLimit => match limit_minutes {
@@ -133,7 +210,9 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 },
                 EndReason::ConsentRevoked => format!("{} revoked consent", account.name),
                 EndReason::RevokedByAdmin => format!("{who} ended it"),
-                EndReason::StaffDisabled => format!("{}'s staff account was deactivated", staff.name),
+                EndReason::StaffDisabled => {
+                    format!("{}'s staff account was deactivated", staff.name)
+                }
                 EndReason::ScopeChanged => {
                     "the scope changed, so the work continues in a new session".to_owned()
                 }
@@ -143,12 +222,18 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
         EventData::ConsentChanged { account, consent } => {
             use crate::account::Consent;
             match consent {
-                Consent::Allowed => format!("{} allowed support staff to act on the account", account.name),
+                Consent::Allowed => format!(
+                    "{} allowed support staff to act on the account",
+                    account.name
+                ),
                 Consent::CodeRequired => format!(
                     "{} asked that support staff need a confirmation code for every session",
                     account.name
                 ),
-                Consent::Revoked => format!("{} revoked consent for support staff to act on the account", account.name),
+                Consent::Revoked => format!(
+                    "{} revoked consent for support staff to act on the account",
+                    account.name
+                ),
             }
         }
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::Timestamp;
 use crate::account::{AccountRef, Consent};
 use crate::event::{Actor, EventData, FieldChange};
 use crate::ids::{AccountId, RequestId, SessionId, StaffId};
@@ -6,7 +7,6 @@ use crate::policy::Policy;
 use crate::scope::{Mode, Risk};
 use crate::staff::{DisplayName, Email, Role, StaffRef};
 use crate::text::{Note, Reason, TicketRef};
-use crate::Timestamp;
 
 fn sarah() -> StaffRef {
     StaffRef {
@@ -103,8 +103,16 @@ fn session_sentences() {
                 ticket: ticket(),
                 description: "changed the tax settings".into(),
                 changes: vec![
-                    FieldChange { field: "tax rate".into(), from: Some("20%".into()), to: Some("10%".into()) },
-                    FieldChange { field: "currency".into(), from: Some("EUR".into()), to: Some("GBP".into()) },
+                    FieldChange {
+                        field: "tax rate".into(),
+                        from: Some("20%".into()),
+                        to: Some("10%".into())
+                    },
+                    FieldChange {
+                        field: "currency".into(),
+                        from: Some("EUR".into()),
+                        to: Some("GBP".into())
+                    },
                 ],
                 status: None,
             }
@@ -255,13 +263,25 @@ fn request_sentences() {
         "Dana Park denied Sarah Lee's request to act as Acme Co for ticket #4821: “Ask the customer for a screenshot first”"
     );
     assert_eq!(
-        say(Actor::Staff(sarah()), EventData::RequestCancelled { request: id, account: acme(), ticket: ticket() }),
+        say(
+            Actor::Staff(sarah()),
+            EventData::RequestCancelled {
+                request: id,
+                account: acme(),
+                ticket: ticket()
+            }
+        ),
         "Sarah Lee cancelled the request to act as Acme Co for ticket #4821"
     );
     assert_eq!(
         say(
             Actor::System,
-            EventData::RequestExpired { request: id, requester: sarah(), account: acme(), ticket: ticket() }
+            EventData::RequestExpired {
+                request: id,
+                requester: sarah(),
+                account: acme(),
+                ticket: ticket()
+            }
         ),
         "Sarah Lee's request to act as Acme Co for ticket #4821 expired before it was used"
     );
@@ -271,11 +291,23 @@ fn request_sentences() {
 fn staff_and_allow_list_sentences() {
     let why = Note::parse("Joined the billing support rota").expect("note");
     assert_eq!(
-        say(Actor::Staff(dana()), EventData::StaffAdded { staff: sarah(), role: Role::Agent }),
+        say(
+            Actor::Staff(dana()),
+            EventData::StaffAdded {
+                staff: sarah(),
+                role: Role::Agent
+            }
+        ),
         "Dana Park added Sarah Lee (sarah.lee@example.com) as an agent"
     );
     assert_eq!(
-        say(Actor::System, EventData::StaffAdded { staff: dana(), role: Role::Director }),
+        say(
+            Actor::System,
+            EventData::StaffAdded {
+                staff: dana(),
+                role: Role::Director
+            }
+        ),
         "Dana Park (dana@example.com) was added as a director"
     );
     assert_eq!(
@@ -285,21 +317,45 @@ fn staff_and_allow_list_sentences() {
     assert_eq!(
         say(
             Actor::Staff(dana()),
-            EventData::AllowGranted { staff: sarah(), max_risk: Risk::Medium, reason: why.clone() }
+            EventData::AllowGranted {
+                staff: sarah(),
+                max_risk: Risk::Medium,
+                reason: why.clone()
+            }
         ),
         "Dana Park allowed Sarah Lee to act as customers up to medium risk: “Joined the billing support rota”"
     );
     assert_eq!(
-        say(Actor::Staff(dana()), EventData::AllowRevoked { staff: sarah(), reason: why }),
+        say(
+            Actor::Staff(dana()),
+            EventData::AllowRevoked {
+                staff: sarah(),
+                reason: why
+            }
+        ),
         "Dana Park removed Sarah Lee from the allow-list: “Joined the billing support rota”"
     );
 }
 
 #[test]
 fn consent_sentences() {
-    let c = |consent| say(Actor::Customer(acme()), EventData::ConsentChanged { account: acme(), consent });
-    assert_eq!(c(Consent::Revoked), "Acme Co revoked consent for support staff to act on the account");
-    assert_eq!(c(Consent::Allowed), "Acme Co allowed support staff to act on the account");
+    let c = |consent| {
+        say(
+            Actor::Customer(acme()),
+            EventData::ConsentChanged {
+                account: acme(),
+                consent,
+            },
+        )
+    };
+    assert_eq!(
+        c(Consent::Revoked),
+        "Acme Co revoked consent for support staff to act on the account"
+    );
+    assert_eq!(
+        c(Consent::Allowed),
+        "Acme Co allowed support staff to act on the account"
+    );
     assert_eq!(
         c(Consent::CodeRequired),
         "Acme Co asked that support staff need a confirmation code for every session"

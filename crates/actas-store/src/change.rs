@@ -1,0 +1,140 @@
+//! State changes, each committed in one transaction with the events that record it.
+
+use crate::model::Appended;
+use actas_core::Timestamp;
+use actas_core::account::{AccountFlag, Consent};
+use actas_core::event::NewEvent;
+use actas_core::ids::{AccountId, SessionId, StaffId};
+use actas_core::request::{AccessRequest, RequestStatus};
+use actas_core::scope::Risk;
+use actas_core::session::{EndReason, SessionInfo};
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_core::text::Note;
+
+/// One state change. Each carries what it expects to find, so a change made on stale
+/// information is refused (`Conflict`) instead of overwriting someone else's decision.
+#[derive(Debug, Clone)]
+pub enum Change {
+    /// Adds a staff member; fails with `Duplicate` if the email is taken.
+    AddStaff {
+        /// Email.
+        email: Email,
+        /// Name.
+        name: DisplayName,
+        /// Role.
+        role: Role,
+        /// argon2id PHC string.
+        password_hash: String,
+    },
+    /// Deactivates a staff member (must be active).
+    DisableStaff(StaffId),
+    /// Puts a staff member on the allow-list, or changes their level.
+    GrantAllow {
+        /// Who.
+        staff: StaffId,
+        /// Up to which risk.
+        max_risk: Risk,
+        /// The director.
+        by: StaffId,
+        /// Why.
+        reason: Note,
+    },
+    /// Takes a staff member off the allow-list (must be on it).
+    RevokeAllow {
+        /// Who.
+        staff: StaffId,
+        /// The director.
+        by: StaffId,
+        /// Why.
+        reason: Note,
+    },
+    /// Creates or updates an account.
+    PutAccount {
+        /// Id.
+        id: AccountId,
+        /// Name.
+        name: DisplayName,
+        /// Flags.
+        flags: Vec<AccountFlag>,
+        /// Consent.
+        consent: Consent,
+    },
+    /// Records a new access request (and its policy approval, if any).
+    InsertRequest(AccessRequest),
+    /// Writes a request's new state, if it still has the `expected` status.
+    UpdateRequest {
+        /// The new state.
+        request: AccessRequest,
+        /// The status it must still have.
+        expected: RequestStatus,
+    },
+    /// Records a started session. Refused if the staff member already has one.
+    InsertSession(SessionInfo),
+    /// Refreshes a session's idle clock, if it is still active.
+    TouchSession {
+        /// Which.
+        id: SessionId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Ends a session, if it is still active.
+    EndSession {
+        /// Which.
+        id: SessionId,
+        /// When.
+        at: Timestamp,
+        /// Why.
+        reason: EndReason,
+    },
+}
+
+/// What applying a change produced, for building its events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// Nothing to report.
+    Done,
+    /// A staff member was added with this id.
+    Staff(StaffId),
+}
+
+/// Builds a unit's events once its changes are applied (e.g. to name a new staff id).
+pub(crate) type EventsFn = Box<dyn FnOnce(&[Applied]) -> Vec<NewEvent> + Send>;
+
+/// Changes and the events that record them: committed together or not at all.
+pub struct Unit {
+    pub(crate) changes: Vec<Change>,
+    pub(crate) events: EventsFn,
+    pub(crate) reply: Option<tokio::sync::oneshot::Sender<crate::StoreResult<Vec<Appended>>>>,
+}
+
+impl std::fmt::Debug for Unit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Unit")
+            .field("changes", &self.changes)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Unit {
+    /// Just an event.
+    pub fn event(event: NewEvent) -> Self {
+        Self::new(vec![], move |_| vec![event])
+    }
+
+    /// One change and the event recording it.
+    pub fn change(change: Change, event: NewEvent) -> Self {
+        Self::new(vec![change], move |_| vec![event])
+    }
+
+    /// Changes and a function building their events from what the changes produced.
+    pub fn new(
+        changes: Vec<Change>,
+        events: impl FnOnce(&[Applied]) -> Vec<NewEvent> + Send + 'static,
+    ) -> Self {
+        Self {
+            changes,
+            events: Box::new(events),
+            reply: None,
+        }
+    }
+}

@@ -1,0 +1,117 @@
+//! What the store returns: records read back as domain types.
+
+use actas_core::Timestamp;
+use actas_core::account::{AccountFlag, Consent};
+use actas_core::event::EventBody;
+use actas_core::ids::{AccountId, SessionId, StaffId};
+use actas_core::merkle::Hash;
+use actas_core::scope::Risk;
+use actas_core::staff::{DisplayName, Email, Role, StaffRef};
+use actas_core::text::Note;
+
+/// A staff member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaffRecord {
+    /// Row id.
+    pub id: StaffId,
+    /// Email, unique.
+    pub email: Email,
+    /// Display name.
+    pub name: DisplayName,
+    /// Role.
+    pub role: Role,
+    /// The argon2id PHC string.
+    pub password_hash: String,
+    /// False once deactivated.
+    pub active: bool,
+    /// When added.
+    pub created_at: Timestamp,
+}
+
+impl StaffRecord {
+    /// How events name this person.
+    pub fn to_ref(&self) -> StaffRef {
+        StaffRef {
+            id: self.id,
+            email: self.email.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// One allow-list entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AllowEntry {
+    /// Who.
+    pub staff: StaffRef,
+    /// Up to which risk.
+    pub max_risk: Risk,
+    /// Granted by.
+    pub granted_by: StaffRef,
+    /// When.
+    pub granted_at: Timestamp,
+    /// Why.
+    pub reason: Note,
+    /// Revoked by, when, why.
+    pub revoked: Option<(StaffRef, Timestamp, Note)>,
+}
+
+/// A customer account.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// The product's id.
+    pub id: AccountId,
+    /// Display name.
+    pub name: DisplayName,
+    /// Flags such as `sensitive`.
+    pub flags: Vec<AccountFlag>,
+    /// The customer's consent setting.
+    pub consent: Consent,
+}
+
+impl Account {
+    /// How events name this account.
+    pub fn to_ref(&self) -> actas_core::account::AccountRef {
+        actas_core::account::AccountRef {
+            id: self.id.clone(),
+            name: self.name.clone(),
+        }
+    }
+}
+
+/// What an append wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    /// The event's sequence number.
+    pub seq: u64,
+    /// When it was recorded.
+    pub time: Timestamp,
+    /// Its leaf hash.
+    pub leaf_hash: Hash,
+}
+
+/// An event read back from the ledger.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedEvent {
+    /// The parsed body.
+    pub body: EventBody,
+    /// The body's exact text (what is hashed).
+    pub raw: String,
+    /// The recorded leaf hash.
+    pub leaf_hash: Hash,
+}
+
+/// Which events to list.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EventFilter {
+    /// Only this account's events.
+    pub account: Option<AccountId>,
+    /// Only this session's events.
+    pub session: Option<SessionId>,
+    /// Only this kind (e.g. `session.started`).
+    pub kind: Option<String>,
+    /// Only events at or after this time.
+    pub since: Option<Timestamp>,
+    /// Only events before this time.
+    pub until: Option<Timestamp>,
+}

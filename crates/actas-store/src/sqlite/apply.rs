@@ -1,0 +1,304 @@
+//! Applying [`Change`]s inside the writer's transaction.
+
+use crate::change::{Applied, Change};
+use crate::{StoreError, StoreResult};
+use actas_core::Timestamp;
+use actas_core::request::{AccessRequest, Approver};
+use sqlx::SqliteConnection;
+
+fn db(e: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(d) = &e {
+        if d.is_unique_violation() {
+            return StoreError::Conflict(d.message().to_owned());
+        }
+    }
+    StoreError::unexpected(e)
+}
+
+fn json<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn expect_one(rows: u64, what: impl FnOnce() -> StoreError) -> StoreResult<()> {
+    if rows == 1 { Ok(()) } else { Err(what()) }
+}
+
+pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreResult<Applied> {
+    let now = Timestamp::now().as_millis();
+    match change {
+        Change::AddStaff {
+            email,
+            name,
+            role,
+            password_hash,
+        } => {
+            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM staff WHERE email = ?")
+                .bind(email.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+            if taken.is_some() {
+                return Err(StoreError::Duplicate(format!(
+                    "a staff member with the email {email}"
+                )));
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO staff (email, name, role, password_hash, active, created_at) VALUES (?, ?, ?, ?, 1, ?) RETURNING id",
+            )
+            .bind(email.as_str())
+            .bind(name.as_str())
+            .bind(role.as_str())
+            .bind(password_hash)
+            .bind(now)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+            let id = actas_core::ids::StaffId::new(id).map_err(StoreError::unexpected)?;
+            Ok(Applied::Staff(id))
+        }
+        Change::DisableStaff(staff) => {
+            let r = sqlx::query("UPDATE staff SET active = 0 WHERE id = ? AND active = 1")
+                .bind(staff.get())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("that staff member is already deactivated".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::GrantAllow {
+            staff,
+            max_risk,
+            by,
+            reason,
+        } => {
+            sqlx::query(
+                "INSERT INTO allow_list (staff_id, max_risk, granted_by, granted_at, reason) VALUES (?, ?, ?, ?, ?)
+                 ON CONFLICT (staff_id) DO UPDATE SET max_risk = excluded.max_risk, granted_by = excluded.granted_by,
+                   granted_at = excluded.granted_at, reason = excluded.reason,
+                   revoked_by = NULL, revoked_at = NULL, revoke_reason = NULL",
+            )
+            .bind(staff.get())
+            .bind(max_risk.as_str())
+            .bind(by.get())
+            .bind(now)
+            .bind(reason.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::RevokeAllow { staff, by, reason } => {
+            let r = sqlx::query(
+                "UPDATE allow_list SET revoked_by = ?, revoked_at = ?, revoke_reason = ? WHERE staff_id = ? AND revoked_at IS NULL",
+            )
+            .bind(by.get())
+            .bind(now)
+            .bind(reason.as_str())
+            .bind(staff.get())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::NotFound("an allow-list entry for that staff member".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::PutAccount {
+            id,
+            name,
+            flags,
+            consent,
+        } => {
+            sqlx::query(
+                "INSERT INTO accounts (id, name, flags, consent, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, flags = excluded.flags,
+                   consent = excluded.consent, updated_at = excluded.updated_at",
+            )
+            .bind(id.as_str())
+            .bind(name.as_str())
+            .bind(json(&flags))
+            .bind(consent.as_str())
+            .bind(now)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::InsertRequest(r) => {
+            sqlx::query(
+                "INSERT INTO access_requests (id, requester, account_id, ticket, reason, scope, minutes, mode, risk,
+                   needs_code, code_confirmed, status, created_at, expires_at, approved_by, approver, decided_by, note)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(r.id.to_string())
+            .bind(r.requester.get())
+            .bind(r.account.as_str())
+            .bind(r.ticket.as_str())
+            .bind(r.reason.as_str())
+            .bind(json(&r.scope))
+            .bind(r.duration.minutes() as i64)
+            .bind(r.mode.as_str())
+            .bind(r.risk.as_str())
+            .bind(r.needs_code)
+            .bind(r.code_confirmed)
+            .bind(r.status.as_str())
+            .bind(r.created_at.as_millis())
+            .bind(r.expires_at.as_millis())
+            .bind(approved_by(&r))
+            .bind(approver_kind(&r))
+            .bind(r.decided_by.map(|s| s.get()))
+            .bind(r.note.as_ref().map(|n| n.as_str().to_owned()))
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            if r.approver == Some(Approver::Policy) {
+                record_decision(conn, &r, "approved", now).await?;
+            }
+            Ok(Applied::Done)
+        }
+        Change::UpdateRequest {
+            request: r,
+            expected,
+        } => {
+            let res = sqlx::query(
+                "UPDATE access_requests SET scope = ?, minutes = ?, code_confirmed = ?, status = ?, expires_at = ?,
+                   approved_by = ?, approver = ?, decided_by = ?, note = ?
+                 WHERE id = ? AND status = ?",
+            )
+            .bind(json(&r.scope))
+            .bind(r.duration.minutes() as i64)
+            .bind(r.code_confirmed)
+            .bind(r.status.as_str())
+            .bind(r.expires_at.as_millis())
+            .bind(approved_by(&r))
+            .bind(approver_kind(&r))
+            .bind(r.decided_by.map(|s| s.get()))
+            .bind(r.note.as_ref().map(|n| n.as_str().to_owned()))
+            .bind(r.id.to_string())
+            .bind(expected.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(res.rows_affected(), || {
+                StoreError::Conflict(
+                    "this request was changed by someone else meanwhile; reload it and try again"
+                        .into(),
+                )
+            })?;
+            if expected != r.status {
+                match r.status {
+                    actas_core::request::RequestStatus::Approved => {
+                        record_decision(conn, &r, "approved", now).await?
+                    }
+                    actas_core::request::RequestStatus::Denied => {
+                        record_decision(conn, &r, "denied", now).await?
+                    }
+                    _ => {}
+                }
+            }
+            Ok(Applied::Done)
+        }
+        Change::InsertSession(s) => {
+            let active: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM sessions WHERE staff_id = ? AND ended_at IS NULL",
+            )
+            .bind(s.staff.get())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+            if active.is_some() {
+                return Err(StoreError::Conflict(
+                    "you already have an active support session; end it before starting another"
+                        .into(),
+                ));
+            }
+            sqlx::query(
+                "INSERT INTO sessions (id, request_id, staff_id, account_id, scope, mode, started_at, expires_at, idle_limit_ms, last_seen)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(s.id.to_string())
+            .bind(s.request.to_string())
+            .bind(s.staff.get())
+            .bind(s.account.as_str())
+            .bind(json(&s.scope))
+            .bind(s.mode.as_str())
+            .bind(s.started_at.as_millis())
+            .bind(s.expires_at.as_millis())
+            .bind(s.idle_limit.as_millis() as i64)
+            .bind(s.started_at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::TouchSession { id, at } => {
+            let r = sqlx::query("UPDATE sessions SET last_seen = max(last_seen, ?) WHERE id = ? AND ended_at IS NULL")
+                .bind(at.as_millis())
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("this session has ended".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::EndSession { id, at, reason } => {
+            let r = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
+                .bind(at.as_millis())
+                .bind(reason.as_str())
+                .bind(id.to_string())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("this session has already ended".into())
+            })?;
+            Ok(Applied::Done)
+        }
+    }
+}
+
+fn approved_by(r: &AccessRequest) -> Option<i64> {
+    match r.approver {
+        Some(Approver::Lead(s)) => Some(s.get()),
+        _ => None,
+    }
+}
+
+fn approver_kind(r: &AccessRequest) -> Option<&'static str> {
+    match r.approver {
+        Some(Approver::Lead(_)) => Some("lead"),
+        Some(Approver::Policy) => Some("policy"),
+        None => None,
+    }
+}
+
+async fn record_decision(
+    conn: &mut SqliteConnection,
+    r: &AccessRequest,
+    decision: &str,
+    now: i64,
+) -> StoreResult<()> {
+    let by = match decision {
+        "denied" => r.decided_by.map(|s| s.get()),
+        _ => approved_by(r),
+    };
+    sqlx::query(
+        "INSERT INTO approvals (request_id, decision, decided_by, scope, minutes, note, decided_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(r.id.to_string())
+    .bind(decision)
+    .bind(by)
+    .bind(json(&r.scope))
+    .bind(r.duration.minutes() as i64)
+    .bind(r.note.as_ref().map(|n| n.as_str().to_owned()))
+    .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}

@@ -1,0 +1,334 @@
+//! The embedded store: one SQLite file in WAL mode.
+//!
+//! Reads go through a small connection pool; every write goes through the single
+//! [`writer`] task, which owns its own connection with `synchronous = FULL`.
+
+mod apply;
+mod read;
+mod writer;
+
+use crate::change::Unit;
+use crate::model::{Account, AllowEntry, Appended, EventFilter, RecordedEvent, StaffRecord};
+use crate::{HeadSchedule, Store, StoreError, StoreResult};
+use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
+use actas_core::merkle::{self, Hash, LeafRange, NodeId};
+use actas_core::request::AccessRequest;
+use actas_core::session::{ActiveSession, Session};
+use actas_core::staff::Email;
+use actas_core::tree_head::{LedgerKey, PublicKey, SignedTreeHead};
+use actas_core::verify::{Problem, Report, StoredEvent, Verifier};
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ConnectOptions, SqlitePool};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc, oneshot};
+pub use writer::MAX_BATCH;
+
+/// Counters from the ledger writer, for `/metrics` and benchmarks.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    batches: AtomicU64,
+    units: AtomicU64,
+    busy_micros: AtomicU64,
+}
+
+impl WriterStats {
+    fn record_batch(&self, units: usize, took: Duration) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.units.fetch_add(units as u64, Ordering::Relaxed);
+        self.busy_micros
+            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Transactions committed by the writer.
+    pub fn batches(&self) -> u64 {
+        self.batches.load(Ordering::Relaxed)
+    }
+
+    /// Units committed (each with its events).
+    pub fn units(&self) -> u64 {
+        self.units.load(Ordering::Relaxed)
+    }
+}
+
+/// How to open a SQLite store.
+#[derive(Debug, Clone)]
+pub struct SqliteConfig {
+    /// How often tree heads are signed.
+    pub heads: HeadSchedule,
+    /// How many units may wait for the writer before callers wait to enqueue.
+    pub queue: usize,
+}
+
+impl Default for SqliteConfig {
+    fn default() -> Self {
+        Self {
+            heads: HeadSchedule::default(),
+            queue: 8192,
+        }
+    }
+}
+
+/// The SQLite implementation of [`Store`].
+pub struct SqliteStore {
+    pool: SqlitePool,
+    tx: mpsc::Sender<writer::Msg>,
+    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stats: Arc<WriterStats>,
+}
+
+fn options(path: &Path) -> SqliteConnectOptions {
+    SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(Duration::from_secs(10))
+        .disable_statement_logging()
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, applies migrations and starts
+    /// the ledger writer, which signs heads with `key`.
+    pub async fn open(path: &Path, key: LedgerKey, config: SqliteConfig) -> StoreResult<Self> {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options(path))
+            .await
+            .map_err(StoreError::unexpected)?;
+        sqlx::migrate!("./migrations/sqlite")
+            .run(&pool)
+            .await
+            .map_err(StoreError::unexpected)?;
+        let conn = options(path)
+            .connect()
+            .await
+            .map_err(StoreError::unexpected)?;
+        let stats = Arc::new(WriterStats::default());
+        let (tx, rx) = mpsc::channel(config.queue.max(1));
+        let w = writer::Writer::new(conn, key, config.heads, stats.clone());
+        let handle = tokio::spawn(w.run(rx));
+        Ok(Self {
+            pool,
+            tx,
+            writer: Mutex::new(Some(handle)),
+            stats,
+        })
+    }
+
+    /// The writer's counters.
+    pub fn stats(&self) -> &WriterStats {
+        &self.stats
+    }
+
+    /// The read pool, for tests that need to look under the hood.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    async fn nodes(&self, ids: &[NodeId]) -> StoreResult<HashMap<NodeId, Hash>> {
+        let mut out = HashMap::with_capacity(ids.len());
+        // One indexed point read per node: O(log n) reads for any proof.
+        let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
+        for id in ids {
+            let h: Option<Vec<u8>> =
+                sqlx::query_scalar("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?")
+                    .bind(i64::from(id.level))
+                    .bind(id.index as i64)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(StoreError::unexpected)?;
+            let h = h.ok_or_else(|| {
+                StoreError::corrupt(format!("merkle node {}/{} is missing", id.level, id.index))
+            })?;
+            out.insert(*id, writer::to_hash(&h)?);
+        }
+        Ok(out)
+    }
+
+    async fn proof(&self, ranges: Vec<LeafRange>) -> StoreResult<Vec<Hash>> {
+        let nodes = self.nodes(&merkle::nodes_needed(&ranges)).await?;
+        merkle::assemble(&ranges, &nodes).map_err(StoreError::unexpected)
+    }
+
+    async fn send(&self, msg: writer::Msg) -> StoreResult<()> {
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| StoreError::LedgerUnavailable("the ledger writer has stopped".into()))
+    }
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn commit(&self, mut unit: Unit) -> StoreResult<Vec<Appended>> {
+        let (reply, rx) = oneshot::channel();
+        unit.reply = Some(reply);
+        self.send(writer::Msg::Unit(unit)).await?;
+        rx.await.map_err(|_| {
+            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
+        })?
+    }
+
+    async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Msg::SignHead(reply)).await?;
+        rx.await.map_err(|_| {
+            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
+        })?
+    }
+
+    async fn close(&self) -> StoreResult<()> {
+        let Some(handle) = self.writer.lock().await.take() else {
+            return Ok(());
+        };
+        let (reply, rx) = oneshot::channel();
+        self.send(writer::Msg::Close(reply)).await?;
+        let result = rx.await.map_err(|_| {
+            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
+        })?;
+        let _ = handle.await;
+        self.pool.close().await;
+        result
+    }
+
+    async fn ledger_size(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::unexpected)?;
+        Ok(n as u64)
+    }
+
+    async fn events(
+        &self,
+        filter: &EventFilter,
+        after: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordedEvent>> {
+        read::events(&self.pool, filter, after, limit).await
+    }
+
+    async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>> {
+        read::tree_heads(&self.pool).await
+    }
+
+    async fn inclusion_proof(&self, seq: u64, size: u64) -> StoreResult<Vec<Hash>> {
+        if seq == 0 || seq > size || size > self.ledger_size().await? {
+            return Err(StoreError::NotFound(format!(
+                "event #{seq} in a ledger of {size} events"
+            )));
+        }
+        self.proof(merkle::inclusion_ranges(seq - 1, size)).await
+    }
+
+    async fn consistency_proof(&self, old: u64, new: u64) -> StoreResult<Vec<Hash>> {
+        if old > new || new > self.ledger_size().await? {
+            return Err(StoreError::NotFound(format!(
+                "a ledger of {new} events extending {old}"
+            )));
+        }
+        self.proof(merkle::consistency_ranges(old, new)).await
+    }
+
+    async fn verify(
+        &self,
+        key: &PublicKey,
+        progress: &mut (dyn FnMut(u64, u64) + Send),
+    ) -> StoreResult<Result<Report, Problem>> {
+        let heads = self.tree_heads().await?;
+        let total = self.ledger_size().await?;
+        let mut verifier = match Verifier::new(key, heads) {
+            Ok(v) => v,
+            Err(p) => return Ok(Err(p)),
+        };
+        const CHUNK: i64 = 20_000;
+        let mut after: i64 = 0;
+        let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
+        loop {
+            let rows: Vec<(i64, i64, String, Option<String>, Option<String>, String, Vec<u8>)> = sqlx::query_as(
+                "SELECT seq, time, kind, account, session, body, leaf_hash FROM ledger_events WHERE seq > ? ORDER BY seq LIMIT ?",
+            )
+            .bind(after)
+            .bind(CHUNK)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(StoreError::unexpected)?;
+            let Some(last) = rows.last() else { break };
+            after = last.0;
+            for (seq, time, kind, account, session, body, leaf) in &rows {
+                let leaf_hash: Hash = leaf.as_slice().try_into().unwrap_or([0; 32]);
+                let ev = StoredEvent {
+                    seq: *seq as u64,
+                    time: *time,
+                    kind,
+                    account: account.as_deref(),
+                    session: session.as_deref(),
+                    body,
+                    leaf_hash,
+                };
+                if let Err(p) = verifier.push(ev) {
+                    return Ok(Err(p));
+                }
+            }
+            progress(verifier.checked(), total.max(verifier.checked()));
+        }
+        Ok(verifier.finish())
+    }
+
+    async fn staff_by_email(&self, email: &Email) -> StoreResult<Option<StaffRecord>> {
+        read::staff_where(&self.pool, "email = ?", email.as_str().to_owned()).await
+    }
+
+    async fn staff(&self, id: StaffId) -> StoreResult<Option<StaffRecord>> {
+        read::staff_where(&self.pool, "id = ?", id.get()).await
+    }
+
+    async fn list_staff(&self) -> StoreResult<Vec<StaffRecord>> {
+        read::list_staff(&self.pool).await
+    }
+
+    async fn allow_list(&self) -> StoreResult<Vec<AllowEntry>> {
+        read::allow_list(&self.pool, None).await
+    }
+
+    async fn allowed(&self, staff: StaffId) -> StoreResult<Option<AllowEntry>> {
+        Ok(read::allow_list(&self.pool, Some(staff))
+            .await?
+            .into_iter()
+            .find(|e| e.revoked.is_none()))
+    }
+
+    async fn account(&self, id: &AccountId) -> StoreResult<Option<Account>> {
+        Ok(read::accounts(&self.pool, Some(id))
+            .await?
+            .into_iter()
+            .next())
+    }
+
+    async fn list_accounts(&self) -> StoreResult<Vec<Account>> {
+        read::accounts(&self.pool, None).await
+    }
+
+    async fn request(&self, id: RequestId) -> StoreResult<Option<AccessRequest>> {
+        read::request(&self.pool, id).await
+    }
+
+    async fn session(&self, id: SessionId) -> StoreResult<Option<Session>> {
+        read::session_where(&self.pool, "id = ?", id.to_string()).await
+    }
+
+    async fn active_session_of(&self, staff: StaffId) -> StoreResult<Option<ActiveSession>> {
+        match read::session_where(&self.pool, "staff_id = ? AND ended_at IS NULL", staff.get())
+            .await?
+        {
+            Some(Session::Active(a)) => Ok(Some(a)),
+            _ => Ok(None),
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! Reading rows back as domain types. A row that no longer parses is reported as a
+//! storage error, never silently skipped.
+
+use super::writer::to_hash;
+use crate::model::{Account, AllowEntry, EventFilter, RecordedEvent, StaffRecord};
+use crate::{StoreError, StoreResult};
+use actas_core::Timestamp;
+use actas_core::event::EventBody;
+use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
+use actas_core::policy::SessionDuration;
+use actas_core::request::{AccessRequest, Approver};
+use actas_core::scope::Scope;
+use actas_core::session::{ActiveSession, EndedSession, Session, SessionInfo};
+use actas_core::staff::{DisplayName, Email, StaffRef};
+use actas_core::text::{Note, Reason, TicketRef};
+use actas_core::tree_head::{KeyId, SignedTreeHead, TreeHead};
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, SqlitePool};
+use std::time::Duration;
+
+fn bad(what: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::corrupt(format!("a stored {what} is not valid: {e}"))
+}
+
+fn col<'r, T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>>(
+    row: &'r SqliteRow,
+    name: &str,
+) -> StoreResult<T> {
+    row.try_get(name).map_err(StoreError::unexpected)
+}
+
+fn staff_id(v: i64) -> StoreResult<StaffId> {
+    StaffId::new(v).map_err(|e| bad("staff id", e))
+}
+
+fn staff_ref(row: &SqliteRow, prefix: &str) -> StoreResult<StaffRef> {
+    Ok(StaffRef {
+        id: staff_id(col(row, &format!("{prefix}id"))?)?,
+        email: Email::parse(&col::<String>(row, &format!("{prefix}email"))?)
+            .map_err(|e| bad("email", e))?,
+        name: DisplayName::parse(&col::<String>(row, &format!("{prefix}name"))?)
+            .map_err(|e| bad("name", e))?,
+    })
+}
+
+fn staff_record(row: &SqliteRow) -> StoreResult<StaffRecord> {
+    let r = staff_ref(row, "")?;
+    Ok(StaffRecord {
+        id: r.id,
+        email: r.email,
+        name: r.name,
+        role: col::<String>(row, "role")?
+            .parse()
+            .map_err(|e| bad("role", e))?,
+        password_hash: col(row, "password_hash")?,
+        active: col(row, "active")?,
+        created_at: Timestamp::from_millis(col(row, "created_at")?),
+    })
+}
+
+pub(super) async fn staff_where<T>(
+    pool: &SqlitePool,
+    clause: &str,
+    value: T,
+) -> StoreResult<Option<StaffRecord>>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+{
+    let sql = format!(
+        "SELECT id, email, name, role, password_hash, active, created_at FROM staff WHERE {clause}"
+    );
+    let row = sqlx::query(&sql)
+        .bind(value)
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+    row.as_ref().map(staff_record).transpose()
+}
+
+pub(super) async fn list_staff(pool: &SqlitePool) -> StoreResult<Vec<StaffRecord>> {
+    let rows = sqlx::query("SELECT id, email, name, role, password_hash, active, created_at FROM staff ORDER BY name, email")
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+    rows.iter().map(staff_record).collect()
+}
+
+pub(super) async fn allow_list(
+    pool: &SqlitePool,
+    only: Option<StaffId>,
+) -> StoreResult<Vec<AllowEntry>> {
+    let rows = sqlx::query(
+        "SELECT a.max_risk, a.granted_at, a.reason, a.revoked_at, a.revoke_reason,
+                s.id AS id, s.email AS email, s.name AS name,
+                g.id AS g_id, g.email AS g_email, g.name AS g_name,
+                r.id AS r_id, r.email AS r_email, r.name AS r_name
+         FROM allow_list a
+         JOIN staff s ON s.id = a.staff_id
+         JOIN staff g ON g.id = a.granted_by
+         LEFT JOIN staff r ON r.id = a.revoked_by
+         WHERE (? IS NULL OR a.staff_id = ?)
+         ORDER BY s.name, s.email",
+    )
+    .bind(only.map(StaffId::get))
+    .bind(only.map(StaffId::get))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unexpected)?;
+    rows.iter()
+        .map(|row| {
+            let revoked_at: Option<i64> = col(row, "revoked_at")?;
+            let revoked = match revoked_at {
+                Some(at) => Some((
+                    staff_ref(row, "r_")?,
+                    Timestamp::from_millis(at),
+                    Note::parse(&col::<Option<String>>(row, "revoke_reason")?.unwrap_or_default())
+                        .map_err(|e| bad("note", e))?,
+                )),
+                None => None,
+            };
+            Ok(AllowEntry {
+                staff: staff_ref(row, "")?,
+                max_risk: col::<String>(row, "max_risk")?
+                    .parse()
+                    .map_err(|e| bad("risk", e))?,
+                granted_by: staff_ref(row, "g_")?,
+                granted_at: Timestamp::from_millis(col(row, "granted_at")?),
+                reason: Note::parse(&col::<String>(row, "reason")?).map_err(|e| bad("note", e))?,
+                revoked,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn accounts(
+    pool: &SqlitePool,
+    only: Option<&AccountId>,
+) -> StoreResult<Vec<Account>> {
+    let rows = sqlx::query(
+        "SELECT id, name, flags, consent FROM accounts WHERE (? IS NULL OR id = ?) ORDER BY name, id",
+    )
+    .bind(only.map(AccountId::as_str))
+    .bind(only.map(AccountId::as_str))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unexpected)?;
+    rows.iter()
+        .map(|row| {
+            Ok(Account {
+                id: AccountId::parse(&col::<String>(row, "id")?)
+                    .map_err(|e| bad("account id", e))?,
+                name: DisplayName::parse(&col::<String>(row, "name")?)
+                    .map_err(|e| bad("name", e))?,
+                flags: serde_json::from_str(&col::<String>(row, "flags")?)
+                    .map_err(|e| bad("flag list", e))?,
+                consent: col::<String>(row, "consent")?
+                    .parse()
+                    .map_err(|e| bad("consent", e))?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn request(
+    pool: &SqlitePool,
+    id: RequestId,
+) -> StoreResult<Option<AccessRequest>> {
+    let Some(row) = sqlx::query("SELECT * FROM access_requests WHERE id = ?")
+        .bind(id.to_string())
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::unexpected)?
+    else {
+        return Ok(None);
+    };
+    let approver = match col::<Option<String>>(&row, "approver")?.as_deref() {
+        Some("policy") => Some(Approver::Policy),
+        Some("lead") => Some(Approver::Lead(staff_id(col(&row, "approved_by")?)?)),
+        _ => None,
+    };
+    Ok(Some(AccessRequest {
+        id,
+        requester: staff_id(col(&row, "requester")?)?,
+        account: AccountId::parse(&col::<String>(&row, "account_id")?)
+            .map_err(|e| bad("account id", e))?,
+        ticket: TicketRef::try_from(col::<String>(&row, "ticket")?)
+            .map_err(|e| bad("ticket", e))?,
+        reason: Reason::parse(&col::<String>(&row, "reason")?).map_err(|e| bad("reason", e))?,
+        scope: serde_json::from_str::<Scope>(&col::<String>(&row, "scope")?)
+            .map_err(|e| bad("scope", e))?,
+        duration: SessionDuration::stored(col::<i64>(&row, "minutes")? as u64),
+        mode: col::<String>(&row, "mode")?
+            .parse()
+            .map_err(|e| bad("mode", e))?,
+        risk: col::<String>(&row, "risk")?
+            .parse()
+            .map_err(|e| bad("risk", e))?,
+        needs_code: col(&row, "needs_code")?,
+        code_confirmed: col(&row, "code_confirmed")?,
+        status: col::<String>(&row, "status")?
+            .parse()
+            .map_err(|e| bad("status", e))?,
+        created_at: Timestamp::from_millis(col(&row, "created_at")?),
+        expires_at: Timestamp::from_millis(col(&row, "expires_at")?),
+        approver,
+        decided_by: col::<Option<i64>>(&row, "decided_by")?
+            .map(staff_id)
+            .transpose()?,
+        note: col::<Option<String>>(&row, "note")?
+            .map(|n| Note::parse(&n).map_err(|e| bad("note", e)))
+            .transpose()?,
+    }))
+}
+
+pub(super) async fn session_where<T>(
+    pool: &SqlitePool,
+    clause: &str,
+    value: T,
+) -> StoreResult<Option<Session>>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+{
+    let sql = format!("SELECT * FROM sessions WHERE {clause}");
+    let Some(row) = sqlx::query(&sql)
+        .bind(value)
+        .fetch_optional(pool)
+        .await
+        .map_err(StoreError::unexpected)?
+    else {
+        return Ok(None);
+    };
+    let info = SessionInfo {
+        id: SessionId::parse(&col::<String>(&row, "id")?).map_err(|e| bad("session id", e))?,
+        request: RequestId::parse(&col::<String>(&row, "request_id")?)
+            .map_err(|e| bad("request id", e))?,
+        staff: staff_id(col(&row, "staff_id")?)?,
+        account: AccountId::parse(&col::<String>(&row, "account_id")?)
+            .map_err(|e| bad("account id", e))?,
+        scope: serde_json::from_str::<Scope>(&col::<String>(&row, "scope")?)
+            .map_err(|e| bad("scope", e))?,
+        mode: col::<String>(&row, "mode")?
+            .parse()
+            .map_err(|e| bad("mode", e))?,
+        started_at: Timestamp::from_millis(col(&row, "started_at")?),
+        expires_at: Timestamp::from_millis(col(&row, "expires_at")?),
+        idle_limit: Duration::from_millis(col::<i64>(&row, "idle_limit_ms")? as u64),
+    };
+    let ended_at: Option<i64> = col(&row, "ended_at")?;
+    Ok(Some(match ended_at {
+        None => Session::Active(ActiveSession::restore(
+            info,
+            Timestamp::from_millis(col(&row, "last_seen")?),
+        )),
+        Some(at) => Session::Ended(EndedSession {
+            info,
+            ended_at: Timestamp::from_millis(at),
+            reason: col::<Option<String>>(&row, "end_reason")?
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e: String| bad("end reason", e))?,
+        }),
+    }))
+}
+
+pub(super) async fn events(
+    pool: &SqlitePool,
+    f: &EventFilter,
+    after: u64,
+    limit: u32,
+) -> StoreResult<Vec<RecordedEvent>> {
+    let rows = sqlx::query(
+        "SELECT body, leaf_hash FROM ledger_events
+         WHERE seq > ?
+           AND (? IS NULL OR account = ?)
+           AND (? IS NULL OR session = ?)
+           AND (? IS NULL OR kind = ?)
+           AND (? IS NULL OR time >= ?)
+           AND (? IS NULL OR time < ?)
+         ORDER BY seq LIMIT ?",
+    )
+    .bind(after as i64)
+    .bind(f.account.as_ref().map(AccountId::as_str))
+    .bind(f.account.as_ref().map(AccountId::as_str))
+    .bind(f.session.map(|s| s.to_string()))
+    .bind(f.session.map(|s| s.to_string()))
+    .bind(f.kind.as_deref())
+    .bind(f.kind.as_deref())
+    .bind(f.since.map(Timestamp::as_millis))
+    .bind(f.since.map(Timestamp::as_millis))
+    .bind(f.until.map(Timestamp::as_millis))
+    .bind(f.until.map(Timestamp::as_millis))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unexpected)?;
+    rows.iter()
+        .map(|row| {
+            let raw: String = col(row, "body")?;
+            Ok(RecordedEvent {
+                body: EventBody::decode(&raw).map_err(|e| bad("event", e))?,
+                leaf_hash: to_hash(&col::<Vec<u8>>(row, "leaf_hash")?)?,
+                raw,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn tree_heads(pool: &SqlitePool) -> StoreResult<Vec<SignedTreeHead>> {
+    let rows: Vec<(i64, i64, Vec<u8>, String, Vec<u8>)> =
+        sqlx::query_as("SELECT size, time, root, key_id, signature FROM tree_heads ORDER BY size")
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unexpected)?;
+    rows.into_iter()
+        .map(|(size, time, root, key_id, sig)| {
+            Ok(SignedTreeHead {
+                head: TreeHead {
+                    size: size as u64,
+                    time: Timestamp::from_millis(time),
+                    root: to_hash(&root)?,
+                },
+                key_id: KeyId::parse(&key_id).ok_or_else(|| bad("key id", &key_id))?,
+                signature: sig
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| bad("signature", "not 64 bytes"))?,
+            })
+        })
+        .collect()
+}

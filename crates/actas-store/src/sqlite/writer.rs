@@ -1,0 +1,468 @@
+//! The ledger writer: one task, one connection, group commit.
+//!
+//! Units from all callers queue on a channel. The writer takes everything waiting (up to
+//! [`MAX_BATCH`]), opens one `BEGIN IMMEDIATE` transaction, applies each unit inside its
+//! own savepoint (so one refused change doesn't sink the others), appends the events with
+//! their Merkle nodes, and commits once; with `synchronous = FULL` the commit is durable.
+//! Only then is each caller answered. Under load many units share one fsync, which is
+//! where group commit's speed comes from.
+//!
+//! The tip of the ledger (size, last leaf, frontier) is cached but re-read whenever the
+//! file grew behind the writer's back (another `actas` process appended), so sequence
+//! numbers stay gap-free across processes.
+
+use super::apply::apply;
+use crate::change::{Applied, Unit};
+use crate::model::Appended;
+use crate::{HeadSchedule, StoreError, StoreResult};
+use actas_core::Timestamp;
+use actas_core::merkle::{Frontier, Hash};
+use actas_core::tree_head::{LedgerKey, SignedTreeHead, TreeHead};
+use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+
+/// The most units committed in one transaction.
+pub const MAX_BATCH: usize = 1024;
+
+pub(super) enum Msg {
+    Unit(Unit),
+    SignHead(oneshot::Sender<StoreResult<Option<SignedTreeHead>>>),
+    Close(oneshot::Sender<StoreResult<()>>),
+}
+
+#[derive(Clone)]
+struct Tip {
+    size: u64,
+    last_leaf: Hash,
+    last_time: i64,
+    frontier: Frontier,
+    head_size: u64,
+}
+
+pub(super) struct Writer {
+    conn: SqliteConnection,
+    key: LedgerKey,
+    schedule: HeadSchedule,
+    tip: Option<Tip>,
+    last_head_at: Instant,
+    stats: std::sync::Arc<super::WriterStats>,
+}
+
+fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::LedgerUnavailable(Box::new(e))
+}
+
+impl Writer {
+    pub(super) fn new(
+        conn: SqliteConnection,
+        key: LedgerKey,
+        schedule: HeadSchedule,
+        stats: std::sync::Arc<super::WriterStats>,
+    ) -> Self {
+        Self {
+            conn,
+            key,
+            schedule,
+            tip: None,
+            last_head_at: Instant::now(),
+            stats,
+        }
+    }
+
+    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+        let mut tick = tokio::time::interval(
+            self.schedule
+                .every
+                .max(std::time::Duration::from_millis(10)),
+        );
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            let first = tokio::select! {
+                m = rx.recv() => m,
+                _ = tick.tick() => {
+                    if self.last_head_at.elapsed() >= self.schedule.every {
+                        if let Err(e) = self.sign_head_tx().await {
+                            tracing::error!(error = %e, "could not sign a tree head");
+                        }
+                    }
+                    continue;
+                }
+            };
+            let Some(first) = first else {
+                let _ = self.sign_head_tx().await;
+                break;
+            };
+            let mut units = Vec::new();
+            let mut control = Vec::new();
+            match first {
+                Msg::Unit(u) => units.push(u),
+                other => control.push(other),
+            }
+            while units.len() < MAX_BATCH {
+                match rx.try_recv() {
+                    Ok(Msg::Unit(u)) => units.push(u),
+                    Ok(other) => {
+                        control.push(other);
+                        break;
+                    }
+                    Err(_) => break,
+                }
+            }
+            if !units.is_empty() {
+                self.commit_batch(units).await;
+            }
+            let mut closing = None;
+            for msg in control {
+                match msg {
+                    Msg::SignHead(reply) => {
+                        let _ = reply.send(self.sign_head_tx().await);
+                    }
+                    Msg::Close(reply) => closing = Some(reply),
+                    Msg::Unit(_) => {}
+                }
+            }
+            if let Some(reply) = closing {
+                // Drain what is still queued, then sign the final head.
+                rx.close();
+                let mut rest = Vec::new();
+                while let Some(m) = rx.recv().await {
+                    if let Msg::Unit(u) = m {
+                        rest.push(u);
+                    }
+                }
+                for chunk in rest.chunks_mut(MAX_BATCH) {
+                    let batch: Vec<Unit> = chunk
+                        .iter_mut()
+                        .map(|u| std::mem::replace(u, Unit::new(vec![], |_| vec![])))
+                        .collect();
+                    self.commit_batch(batch).await;
+                }
+                let result = self.sign_head_tx().await.map(|_| ());
+                let _ = reply.send(result);
+                break;
+            }
+        }
+    }
+
+    async fn load_tip(&mut self) -> StoreResult<Tip> {
+        let on_disk: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
+            "SELECT seq, time, leaf_hash FROM ledger_events ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_optional(&mut self.conn)
+        .await
+        .map_err(unavailable)?;
+        let head_size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(size), 0) FROM tree_heads")
+            .fetch_one(&mut self.conn)
+            .await
+            .map_err(unavailable)?;
+        let size = on_disk.as_ref().map_or(0, |r| r.0 as u64);
+        if let Some(tip) = &self.tip {
+            if tip.size == size {
+                return Ok(Tip {
+                    head_size: head_size as u64,
+                    ..tip.clone()
+                });
+            }
+        }
+        let mut hashes = Vec::new();
+        for id in Frontier::pieces_of(size) {
+            let h: Vec<u8> =
+                sqlx::query_scalar("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?")
+                    .bind(i64::from(id.level))
+                    .bind(id.index as i64)
+                    .fetch_one(&mut self.conn)
+                    .await
+                    .map_err(unavailable)?;
+            hashes.push(to_hash(&h)?);
+        }
+        let frontier = Frontier::from_pieces(size, hashes)
+            .ok_or_else(|| StoreError::corrupt("the stored frontier is incomplete"))?;
+        let (last_time, last_leaf) = match on_disk {
+            Some((_, t, leaf)) => (t, to_hash(&leaf)?),
+            None => (0, [0; 32]),
+        };
+        Ok(Tip {
+            size,
+            last_leaf,
+            last_time,
+            frontier,
+            head_size: head_size as u64,
+        })
+    }
+
+    async fn commit_batch(&mut self, units: Vec<Unit>) {
+        let started = Instant::now();
+        let n = units.len();
+        let mut replies = Vec::with_capacity(n);
+        let outcome = self.try_batch(units, &mut replies).await;
+        match outcome {
+            Ok(tip) => {
+                self.tip = Some(tip);
+                self.stats.record_batch(n, started.elapsed());
+                for (reply, result) in replies {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            Err(e) => {
+                // Nothing of this batch is durable: every caller is told so.
+                tracing::error!(error = %e, "ledger batch failed; nothing was changed");
+                self.tip = None;
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                let msg = e.to_string();
+                for (reply, _) in replies {
+                    if let Some(reply) = reply {
+                        let _ = reply.send(Err(StoreError::LedgerUnavailable(msg.clone().into())));
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::type_complexity)]
+    async fn try_batch(
+        &mut self,
+        units: Vec<Unit>,
+        replies: &mut Vec<(
+            Option<oneshot::Sender<StoreResult<Vec<Appended>>>>,
+            StoreResult<Vec<Appended>>,
+        )>,
+    ) -> StoreResult<Tip> {
+        let mut pending: Vec<Unit> = units;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await {
+            for mut u in pending.drain(..) {
+                replies.push((
+                    u.reply.take(),
+                    Err(StoreError::LedgerUnavailable("".into())),
+                ));
+            }
+            return Err(unavailable(e));
+        }
+        let mut tip = match self.load_tip().await {
+            Ok(t) => t,
+            Err(e) => {
+                for mut u in pending.drain(..) {
+                    replies.push((
+                        u.reply.take(),
+                        Err(StoreError::LedgerUnavailable("".into())),
+                    ));
+                }
+                return Err(e);
+            }
+        };
+        let mut rows = Rows::default();
+        for mut unit in pending.drain(..) {
+            let reply = unit.reply.take();
+            // Units without state changes can't fail half-way, so they need no savepoint.
+            let guarded = !unit.changes.is_empty();
+            if guarded {
+                sqlx::query("SAVEPOINT unit")
+                    .execute(&mut self.conn)
+                    .await
+                    .map_err(unavailable)?;
+            }
+            let mut trial = tip.clone();
+            let mark = rows.mark();
+            match self.apply_unit(unit, &mut trial, &mut rows).await {
+                Ok(appended) => {
+                    if guarded {
+                        sqlx::query("RELEASE unit")
+                            .execute(&mut self.conn)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    tip = trial;
+                    replies.push((reply, Ok(appended)));
+                }
+                Err(e) => {
+                    if guarded {
+                        sqlx::query("ROLLBACK TO unit")
+                            .execute(&mut self.conn)
+                            .await
+                            .map_err(unavailable)?;
+                        sqlx::query("RELEASE unit")
+                            .execute(&mut self.conn)
+                            .await
+                            .map_err(unavailable)?;
+                    }
+                    rows.reset(mark);
+                    replies.push((reply, Err(e)));
+                }
+            }
+        }
+        rows.insert(&mut self.conn).await?;
+        if tip.size >= tip.head_size + self.schedule.every_events {
+            self.insert_head(&mut tip).await?;
+        }
+        sqlx::query("COMMIT")
+            .execute(&mut self.conn)
+            .await
+            .map_err(unavailable)?;
+        Ok(tip)
+    }
+
+    async fn apply_unit(
+        &mut self,
+        unit: Unit,
+        tip: &mut Tip,
+        rows: &mut Rows,
+    ) -> StoreResult<Vec<Appended>> {
+        let mut applied: Vec<Applied> = Vec::with_capacity(unit.changes.len());
+        for change in unit.changes {
+            applied.push(apply(&mut self.conn, change).await?);
+        }
+        let events = (unit.events)(&applied);
+        let mut out = Vec::with_capacity(events.len());
+        for event in events {
+            let seq = tip.size + 1;
+            let time = Timestamp::now().as_millis().max(tip.last_time);
+            let body = event
+                .into_body(seq, Timestamp::from_millis(time), &tip.last_leaf)
+                .encode();
+            let idx = actas_core::event::BodyIndex::read(&body).map_err(StoreError::unexpected)?;
+            let leaf = actas_core::merkle::leaf_hash(body.as_bytes());
+            rows.events.push(EventRow {
+                seq: seq as i64,
+                time,
+                kind: idx.kind.to_owned(),
+                account: idx.account.map(str::to_owned),
+                session: idx.session.map(str::to_owned),
+                leaf,
+                body,
+            });
+            let nodes = &mut rows.nodes;
+            tip.frontier.push(leaf, |id, h| {
+                nodes.push((i64::from(id.level), id.index as i64, *h))
+            });
+            tip.size = seq;
+            tip.last_leaf = leaf;
+            tip.last_time = time;
+            out.push(Appended {
+                seq,
+                time: Timestamp::from_millis(time),
+                leaf_hash: leaf,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn insert_head(&mut self, tip: &mut Tip) -> StoreResult<Option<SignedTreeHead>> {
+        if tip.size == 0 || tip.size <= tip.head_size {
+            return Ok(None);
+        }
+        let head = TreeHead {
+            size: tip.size,
+            time: Timestamp::from_millis(Timestamp::now().as_millis().max(tip.last_time)),
+            root: tip.frontier.root(),
+        };
+        let sth = self.key.sign(head);
+        sqlx::query(
+            "INSERT INTO tree_heads (size, time, root, key_id, signature) VALUES (?, ?, ?, ?, ?)",
+        )
+        .bind(sth.head.size as i64)
+        .bind(sth.head.time.as_millis())
+        .bind(&sth.head.root[..])
+        .bind(sth.key_id.as_str())
+        .bind(&sth.signature[..])
+        .execute(&mut self.conn)
+        .await
+        .map_err(unavailable)?;
+        tip.head_size = tip.size;
+        self.last_head_at = Instant::now();
+        Ok(Some(sth))
+    }
+
+    /// Signs a head in its own transaction, if the ledger grew since the last one.
+    async fn sign_head_tx(&mut self) -> StoreResult<Option<SignedTreeHead>> {
+        self.last_head_at = Instant::now();
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut self.conn)
+            .await
+            .map_err(unavailable)?;
+        let result = async {
+            let mut tip = self.load_tip().await?;
+            let sth = self.insert_head(&mut tip).await?;
+            Ok::<_, StoreError>((tip, sth))
+        }
+        .await;
+        match result {
+            Ok((tip, sth)) => {
+                sqlx::query("COMMIT")
+                    .execute(&mut self.conn)
+                    .await
+                    .map_err(unavailable)?;
+                self.tip = Some(tip);
+                Ok(sth)
+            }
+            Err(e) => {
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                self.tip = None;
+                Err(e)
+            }
+        }
+    }
+}
+
+struct EventRow {
+    seq: i64,
+    time: i64,
+    kind: String,
+    account: Option<String>,
+    session: Option<String>,
+    body: String,
+    leaf: Hash,
+}
+
+/// The batch's ledger rows, written with a few multi-row INSERTs at the end of the
+/// transaction instead of one statement per row.
+#[derive(Default)]
+struct Rows {
+    events: Vec<EventRow>,
+    nodes: Vec<(i64, i64, Hash)>,
+}
+
+impl Rows {
+    fn mark(&self) -> (usize, usize) {
+        (self.events.len(), self.nodes.len())
+    }
+
+    fn reset(&mut self, (events, nodes): (usize, usize)) {
+        self.events.truncate(events);
+        self.nodes.truncate(nodes);
+    }
+
+    async fn insert(&self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        // SQLite allows 32,766 bound values per statement; stay well below.
+        for chunk in self.events.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO ledger_events (seq, time, kind, account, session, body, leaf_hash) ",
+            );
+            q.push_values(chunk, |mut b, e| {
+                b.push_bind(e.seq)
+                    .push_bind(e.time)
+                    .push_bind(&e.kind)
+                    .push_bind(&e.account)
+                    .push_bind(&e.session)
+                    .push_bind(&e.body)
+                    .push_bind(&e.leaf[..]);
+            });
+            q.build().execute(&mut *conn).await.map_err(unavailable)?;
+        }
+        for chunk in self.nodes.chunks(1000) {
+            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
+            q.push_values(chunk, |mut b, (level, idx, hash)| {
+                b.push_bind(*level).push_bind(*idx).push_bind(&hash[..]);
+            });
+            q.build().execute(&mut *conn).await.map_err(unavailable)?;
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn to_hash(bytes: &[u8]) -> StoreResult<Hash> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::corrupt("a stored hash is not 32 bytes"))
+}

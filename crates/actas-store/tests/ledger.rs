@@ -1,0 +1,430 @@
+//! The ledger on a real SQLite file: group commit under concurrency, durability across a
+//! SIGKILL, O(log n) proofs, and detection of tampering.
+
+mod common;
+
+use actas_core::merkle::{leaf_hash, verify_consistency, verify_inclusion};
+use actas_core::verify::Problem;
+use actas_store::{EventFilter, HeadSchedule, Store, Unit};
+use common::*;
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn rare_heads() -> HeadSchedule {
+    HeadSchedule {
+        every_events: 1_000,
+        every: Duration::from_secs(3600),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_thousand_appends_from_64_tasks_are_all_present_in_order_and_verify() {
+    let db = db();
+    let store = Arc::new(open(&db.path, rare_heads()).await);
+    let mut tasks = Vec::new();
+    for t in 0..64u64 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut seqs = Vec::new();
+            for i in 0..157u64 {
+                let n = t * 1000 + i;
+                seqs.push(store.append(event(n)).await.expect("append").seq);
+            }
+            seqs
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("task"));
+    }
+    all.truncate(all.len());
+    let total = 64 * 157;
+    assert!(total >= 10_000);
+    let unique: HashSet<u64> = all.iter().copied().collect();
+    assert_eq!(
+        unique.len(),
+        total as usize,
+        "every append got its own sequence number"
+    );
+    assert_eq!(store.ledger_size().await.expect("size"), total);
+    assert_eq!(
+        *unique.iter().max().expect("max"),
+        total,
+        "gap-free: numbers are exactly 1..=n"
+    );
+    assert!(
+        store.stats().batches() < store.stats().units(),
+        "concurrent appends were grouped: {} batches for {} units",
+        store.stats().batches(),
+        store.stats().units()
+    );
+    store.close().await.expect("close");
+
+    let store = open(&db.path, rare_heads()).await;
+    let report = store
+        .verify(&public(), &mut |_, _| {})
+        .await
+        .expect("read")
+        .expect("verifies");
+    assert_eq!(report.events, total);
+    assert!(
+        report.heads >= 10,
+        "a head every 1,000 events plus one at close: {}",
+        report.heads
+    );
+    assert_eq!(
+        report.newest_head,
+        Some(total),
+        "close signs a head over everything"
+    );
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_change_and_its_event_commit_together_or_not_at_all() {
+    let db = db();
+    let store = open(&db.path, rare_heads()).await;
+    let add = |email: &str| actas_store::Change::AddStaff {
+        email: actas_core::staff::Email::parse(email).expect("email"),
+        name: actas_core::staff::DisplayName::parse("Sam").expect("name"),
+        role: actas_core::staff::Role::Agent,
+        password_hash: "x".into(),
+    };
+    store
+        .commit(Unit::change(add("sam@example.com"), staff_added(1)))
+        .await
+        .expect("first");
+    let err = store
+        .commit(Unit::change(add("SAM@example.com"), staff_added(2)))
+        .await
+        .expect_err("duplicate email");
+    assert!(
+        matches!(err, actas_store::StoreError::Duplicate(_)),
+        "{err:?}"
+    );
+    assert_eq!(
+        store.ledger_size().await.expect("size"),
+        1,
+        "the refused change wrote no event"
+    );
+    assert_eq!(store.list_staff().await.expect("staff").len(), 1);
+    store.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_refused_unit_does_not_sink_the_others_in_its_batch() {
+    let db = db();
+    let store = Arc::new(open(&db.path, rare_heads()).await);
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let change =
+                actas_store::Change::DisableStaff(actas_core::ids::StaffId::new(999).expect("id"));
+            if i % 5 == 0 {
+                store
+                    .commit(Unit::change(change, staff_added(i + 1)))
+                    .await
+                    .map(|_| ())
+            } else {
+                store.append(event(i as u64)).await.map(|_| ())
+            }
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.expect("task").is_ok() {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 40);
+    assert_eq!(store.ledger_size().await.expect("size"), 40);
+    store.close().await.expect("close");
+    let store = open(&db.path, rare_heads()).await;
+    assert!(
+        store
+            .verify(&public(), &mut |_, _| {})
+            .await
+            .expect("read")
+            .is_ok()
+    );
+    store.close().await.expect("close");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_consistent() {
+    let db = db();
+    let store = open(
+        &db.path,
+        HeadSchedule {
+            every_events: 30_000,
+            every: Duration::from_secs(3600),
+        },
+    )
+    .await;
+    let n: u64 = 100_000;
+    let mut next = 0u64;
+    while next < n {
+        let count = 2_000.min(n - next);
+        let start = next;
+        store
+            .commit(Unit::new(vec![], move |_| {
+                (start..start + count).map(event).collect()
+            }))
+            .await
+            .expect("append");
+        next += count;
+    }
+    store.sign_head_now().await.expect("head");
+    let heads = store.tree_heads().await.expect("heads");
+    assert!(heads.len() >= 2);
+    let newest = heads.last().expect("newest").clone();
+    assert_eq!(newest.head.size, n);
+    for h in &heads {
+        public().verify(h).expect("signed");
+    }
+
+    for seq in [1, 2, 3, 1_000, 32_768, 32_769, 65_537, 99_999, 100_000] {
+        let ev = store
+            .events(&EventFilter::default(), seq - 1, 1)
+            .await
+            .expect("event")
+            .pop()
+            .expect("present");
+        assert_eq!(ev.body.seq, seq);
+        assert_eq!(leaf_hash(ev.raw.as_bytes()), ev.leaf_hash);
+        let proof = store.inclusion_proof(seq, n).await.expect("proof");
+        assert!(
+            proof.len() <= 17,
+            "log2(100000) ≈ 17 hashes, got {}",
+            proof.len()
+        );
+        verify_inclusion(seq - 1, n, &ev.leaf_hash, &proof, &newest.head.root)
+            .expect("inclusion verifies");
+        let other = leaf_hash(b"some other event");
+        assert!(verify_inclusion(seq - 1, n, &other, &proof, &newest.head.root).is_err());
+    }
+
+    let old = &heads[0];
+    let proof = store
+        .consistency_proof(old.head.size, newest.head.size)
+        .await
+        .expect("proof");
+    verify_consistency(
+        old.head.size,
+        newest.head.size,
+        &old.head.root,
+        &newest.head.root,
+        &proof,
+    )
+    .expect("consistent");
+    let mut wrong = old.head.root;
+    wrong[0] ^= 1;
+    assert!(
+        verify_consistency(
+            old.head.size,
+            newest.head.size,
+            &wrong,
+            &newest.head.root,
+            &proof
+        )
+        .is_err()
+    );
+
+    // Smaller ledgers: every size from 1 to 40 against its own root.
+    let store2_db = common::db();
+    let store2 = open(&store2_db.path, rare_heads()).await;
+    for size in 1..=40u64 {
+        store2.append(event(size)).await.expect("append");
+        let head = store2.sign_head_now().await.expect("head").expect("grew");
+        for seq in 1..=size {
+            let ev = store2
+                .events(&EventFilter::default(), seq - 1, 1)
+                .await
+                .expect("ev")
+                .pop()
+                .expect("ev");
+            let proof = store2.inclusion_proof(seq, size).await.expect("proof");
+            verify_inclusion(seq - 1, size, &ev.leaf_hash, &proof, &head.head.root)
+                .expect("verifies");
+        }
+    }
+    store2.close().await.expect("close");
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn a_proof_from_a_tampered_ledger_does_not_verify_against_the_signed_head() {
+    let db = db();
+    let store = open(&db.path, rare_heads()).await;
+    for i in 0..20 {
+        store.append(event(i)).await.expect("append");
+    }
+    let head = store.sign_head_now().await.expect("head").expect("head");
+    // An attacker with the file rewrites a stored node (the triggers are theirs to drop).
+    sqlx::query("DROP TRIGGER merkle_nodes_no_update")
+        .execute(store.pool())
+        .await
+        .expect("drop");
+    sqlx::query("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 13")
+        .execute(store.pool())
+        .await
+        .expect("tamper");
+    let ev = store
+        .events(&EventFilter::default(), 12, 1)
+        .await
+        .expect("ev")
+        .pop()
+        .expect("ev");
+    let proof = store.inclusion_proof(13, 20).await.expect("proof");
+    assert!(verify_inclusion(12, 20, &ev.leaf_hash, &proof, &head.head.root).is_err());
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn an_edited_event_is_named_by_verification() {
+    let db = db();
+    let store = open(&db.path, rare_heads()).await;
+    for i in 0..30 {
+        store.append(event(i)).await.expect("append");
+    }
+    store.sign_head_now().await.expect("head");
+    sqlx::query("DROP TRIGGER ledger_events_no_update")
+        .execute(store.pool())
+        .await
+        .expect("drop");
+    sqlx::query("UPDATE ledger_events SET body = replace(body, 'Check invoice', 'Check nothing') WHERE seq = 17")
+        .execute(store.pool())
+        .await
+        .expect("tamper");
+    let problem = store
+        .verify(&public(), &mut |_, _| {})
+        .await
+        .expect("read")
+        .expect_err("detected");
+    assert_eq!(problem, Problem::Changed { seq: 17 });
+    store.close().await.expect("close");
+}
+
+/// The child half of the crash test: appends as fast as it can, printing each sequence
+/// number once `append` has returned (i.e. once it is durable), until it is killed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "run by a_sigkilled_writer_loses_nothing_it_acknowledged as its child process"]
+async fn crash_child() {
+    let Ok(path) = std::env::var("ACTAS_CRASH_DB") else {
+        return;
+    };
+    let store = Arc::new(
+        open(
+            std::path::Path::new(&path),
+            HeadSchedule {
+                every_events: 500,
+                every: Duration::from_millis(200),
+            },
+        )
+        .await,
+    );
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    for t in 0..16u64 {
+        let store = store.clone();
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            for i in 0.. {
+                let a = store
+                    .append(event(t * 1_000_000 + i))
+                    .await
+                    .expect("append");
+                if tx.send(a.seq).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    while let Some(seq) = rx.recv().await {
+        let _ = writeln!(out, "ACK {seq}");
+        let _ = out.flush();
+    }
+}
+
+#[tokio::test]
+async fn a_sigkilled_writer_loses_nothing_it_acknowledged() {
+    let db = db();
+    let exe = std::env::current_exe().expect("test binary");
+    let mut child = std::process::Command::new(exe)
+        .args([
+            "--exact",
+            "crash_child",
+            "--ignored",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("ACTAS_CRASH_DB", &db.path)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("spawn child");
+    let stdout = child.stdout.take().expect("stdout");
+    let acked = tokio::task::spawn_blocking(move || {
+        let mut acked = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if let Some(n) = line.strip_prefix("ACK ") {
+                acked.push(n.trim().parse::<u64>().expect("number"));
+                if acked.len() == 3_000 {
+                    break;
+                }
+            }
+        }
+        acked
+    })
+    .await
+    .expect("reader");
+    // Kill it mid-stream, with appends still in flight.
+    let pid = child.id().to_string();
+    let status = std::process::Command::new("kill")
+        .args(["-KILL", &pid])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let _ = child.wait();
+    assert_eq!(
+        acked.len(),
+        3_000,
+        "the child acknowledged appends before it was killed"
+    );
+
+    let store = open(&db.path, rare_heads()).await;
+    let size = store.ledger_size().await.expect("size");
+    let max_acked = *acked.iter().max().expect("max");
+    assert!(
+        size >= max_acked,
+        "every acknowledged append survived: size {size}, acked up to {max_acked}"
+    );
+    let present: HashSet<u64> = store
+        .events(&EventFilter::default(), 0, u32::MAX)
+        .await
+        .expect("events")
+        .iter()
+        .map(|e| e.body.seq)
+        .collect();
+    for seq in &acked {
+        assert!(
+            present.contains(seq),
+            "acknowledged event #{seq} is missing after the crash"
+        );
+    }
+    let report = store
+        .verify(&public(), &mut |_, _| {})
+        .await
+        .expect("read")
+        .expect("ledger verifies after a crash");
+    assert_eq!(report.events, size);
+    // And the ledger carries on from where it stopped.
+    let next = store.append(event(1)).await.expect("append after crash");
+    assert_eq!(next.seq, size + 1);
+    store.close().await.expect("close");
+}
