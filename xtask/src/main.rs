@@ -1,3 +1,155 @@
-fn main() {
-    println!("Hello, world!");
+//! `cargo xtask test`: makes sure what the tests need is on this machine, then runs
+//! formatting, lints and the whole suite. It never skips silently: anything it can't
+//! provide stops it with a message saying what and why.
+//!
+//! `cargo xtask bench`: runs the benchmarks that BENCHMARKS.md reports.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+use std::time::Duration;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("bench") => bench(&args[1..]),
+        Some("prereqs") => prerequisites(),
+        _ => Err(
+            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask prereqs"
+                .into(),
+        ),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("\nxtask: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
+fn step(title: &str) {
+    eprintln!("\n==> {title}");
+}
+
+fn run(program: &str, args: &[&str]) -> Result {
+    let status = Command::new(program)
+        .args(args)
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("could not run {program}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} {}` failed ({status})", args.join(" ")))
+    }
+}
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program} >/dev/null 2>&1")])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+fn test(filters: &[String]) -> Result {
+    prerequisites()?;
+    step("cargo fmt --check");
+    run("cargo", &["fmt", "--all", "--check"])?;
+    step("cargo clippy (all targets, warnings are errors)");
+    run(
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--quiet",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    step("doc tests");
+    run("cargo", &["test", "--workspace", "--doc", "--quiet"])?;
+    // Last, so its summary ("N tests run: N passed") closes the output.
+    step("cargo nextest run --workspace");
+    let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
+    args.extend(filters.iter().map(String::as_str));
+    run("cargo", &args)
+}
+
+fn bench(args: &[String]) -> Result {
+    step("criterion benchmarks (release)");
+    let mut a = vec![
+        "bench",
+        "--workspace",
+        "--bench",
+        "ledger_math",
+        "--bench",
+        "appends",
+    ];
+    a.extend(args.iter().map(String::as_str));
+    run("cargo", &a)
+}
+
+/// What the suite needs from the machine. Each check either passes, is fixed, or fails
+/// with the reason.
+fn prerequisites() -> Result {
+    step("prerequisites");
+    if !have("cargo-nextest") {
+        eprintln!("cargo-nextest is missing; installing it");
+        run("cargo", &["install", "--locked", "cargo-nextest"])?;
+    }
+    ensure_postgres()?;
+    eprintln!("prerequisites ready");
+    Ok(())
+}
+
+fn postgres_up() -> bool {
+    let addr: SocketAddr = ([127, 0, 0, 1], 5432).into();
+    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
+}
+
+/// PostgreSQL on 127.0.0.1:5432, started with pg_ctlcluster if it is installed but down.
+fn ensure_postgres() -> Result {
+    if postgres_up() {
+        eprintln!("PostgreSQL is running on 127.0.0.1:5432");
+        return Ok(());
+    }
+    let versions: Vec<String> = std::fs::read_dir("/etc/postgresql")
+        .map_err(|_| {
+            "PostgreSQL is not running on 127.0.0.1:5432 and is not installed (no /etc/postgresql)"
+                .to_string()
+        })?
+        .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+        .collect();
+    for v in &versions {
+        eprintln!("starting PostgreSQL {v}");
+        let _ = run(
+            "pg_ctlcluster",
+            &["--skip-systemctl-redirect", v, "main", "start"],
+        );
+    }
+    for _ in 0..30 {
+        if postgres_up() {
+            eprintln!("PostgreSQL is running on 127.0.0.1:5432");
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Err(
+        "PostgreSQL could not be started on 127.0.0.1:5432; the tests that need it can't run"
+            .into(),
+    )
 }

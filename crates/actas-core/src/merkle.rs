@@ -20,6 +20,12 @@ pub fn empty_root() -> Hash {
 }
 
 /// The hash of a leaf: SHA-256(0x00 ‖ data).
+///
+/// ```
+/// // RFC 6962's first reference leaf is the empty string.
+/// let h = actas_core::merkle::leaf_hash(b"");
+/// assert_eq!(hex::encode(h), "6e340b9cffb37a989ca544e6bb780a2c78901d3fb33738768511a30617afa01d");
+/// ```
 pub fn leaf_hash(data: &[u8]) -> Hash {
     let mut h = Sha256::new();
     h.update([0u8]);

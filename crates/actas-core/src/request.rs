@@ -70,7 +70,7 @@ impl FromStr for RequestStatus {
 
 impl fmt::Display for RequestStatus {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -230,15 +230,14 @@ impl AccessRequest {
         if self.status != RequestStatus::Pending {
             return Err(RequestError::WrongStatus(self.status));
         }
-        if let Some(scope) = &narrowed {
-            if !scope.is_subset_of(&self.scope) {
-                return Err(RequestError::WiderScope);
-            }
+        if narrowed
+            .as_ref()
+            .is_some_and(|s| !s.is_subset_of(&self.scope))
+        {
+            return Err(RequestError::WiderScope);
         }
-        if let Some(d) = shorter {
-            if d > self.duration {
-                return Err(RequestError::LongerDuration);
-            }
+        if shorter.is_some_and(|d| d > self.duration) {
+            return Err(RequestError::LongerDuration);
         }
         if let Some(scope) = narrowed {
             self.scope = scope;

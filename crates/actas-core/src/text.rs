@@ -109,6 +109,13 @@ pub enum ReasonError {
 ///
 /// At least 15 characters and 3 words, at most 500 characters, and not generic: at least
 /// two words must say something specific (not "support", "need access", "help", …).
+///
+/// ```
+/// use actas_core::text::Reason;
+/// assert!(Reason::parse("Check invoice tax rate after plan change").is_ok());
+/// let err = Reason::parse("need access").unwrap_err();
+/// assert!(err.to_string().contains("too general"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
 pub struct Reason(String);
@@ -163,7 +170,7 @@ impl From<Reason> for String {
 }
 impl fmt::Display for Reason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -273,7 +280,7 @@ impl From<TicketRef> for String {
 }
 impl fmt::Display for TicketRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -325,7 +332,7 @@ impl From<Note> for String {
 }
 impl fmt::Display for Note {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -81,9 +81,11 @@ pub enum Problem {
     },
     /// A head's root differs from the events.
     #[error(
-        "the signed tree head of {time} covering events #1–#{size} does not match them: an event between #{from} and #{size} was changed"
+        "the signed tree head of {time} covering events #1–#{size} does not match them: {which} was changed after it was signed"
     )]
     HeadMismatch {
+        /// The changed event or range, in words.
+        which: String,
         /// The head's size.
         size: u64,
         /// The head's time.
@@ -150,11 +152,11 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "The ledger holds: {} events checked against {} signed tree heads",
+            "The ledger verifies: {} events checked against {} signed tree heads",
             self.events, self.heads
         )?;
-        if let Some(n) = self.newest_head {
-            if n < self.events {
+        if let Some(n) = self.newest_head.filter(|n| *n < self.events) {
+            {
                 write!(
                     f,
                     " (events after #{n} are not yet covered by a signed head; they are checked by their links)"
@@ -213,10 +215,16 @@ impl Verifier {
                 break;
             }
             if h.head.root != self.frontier.root() {
+                let from = self.last_good_head + 1;
                 return Err(Problem::HeadMismatch {
+                    which: if from == size {
+                        format!("event #{size}")
+                    } else {
+                        format!("one of events #{from}–#{size}")
+                    },
                     size,
                     time: h.head.time.to_rfc3339(),
-                    from: self.last_good_head + 1,
+                    from,
                 });
             }
             self.last_good_head = size;
@@ -288,7 +296,12 @@ impl Verifier {
     /// Finishes: every head must have been reached.
     pub fn finish(self) -> Result<Report, Problem> {
         let have = self.frontier.size();
-        if let Some(h) = self.heads.get(self.next_head) {
+        // Name the newest head when one was not reached: it shows how much is gone.
+        if let Some(h) = self
+            .heads
+            .last()
+            .filter(|_| self.next_head < self.heads.len())
+        {
             return Err(Problem::Truncated {
                 have,
                 first_missing: have + 1,
@@ -307,5 +320,111 @@ impl Verifier {
     /// The leaf hash of the last event checked (all zeros before the first).
     pub fn last_leaf(&self) -> Hash {
         self.prev
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Timestamp;
+    use crate::event::{Actor, EventData, NewEvent};
+    use crate::ids::StaffId;
+    use crate::staff::{DisplayName, Email, Role, StaffRef};
+    use crate::tree_head::{LedgerKey, TreeHead};
+
+    struct Row {
+        seq: u64,
+        body: String,
+        leaf: Hash,
+    }
+
+    fn ledger(n: u64) -> Vec<Row> {
+        let mut prev = [0u8; 32];
+        (1..=n)
+            .map(|seq| {
+                let staff = StaffRef {
+                    id: StaffId::new(seq as i64).expect("id"),
+                    email: Email::parse(&format!("s{seq}@example.com")).expect("email"),
+                    name: DisplayName::parse(&format!("Staff {seq}")).expect("name"),
+                };
+                let body = NewEvent::new(
+                    Actor::System,
+                    EventData::StaffAdded {
+                        staff,
+                        role: Role::Agent,
+                    },
+                )
+                .into_body(seq, Timestamp::from_millis(seq as i64), &prev)
+                .encode();
+                let leaf = leaf_hash(body.as_bytes());
+                prev = leaf;
+                Row { seq, body, leaf }
+            })
+            .collect()
+    }
+
+    fn check(rows: &[Row], heads: Vec<SignedTreeHead>, key: &LedgerKey) -> Result<Report, Problem> {
+        let mut v = Verifier::new(&key.public(), heads)?;
+        for r in rows {
+            v.push(StoredEvent {
+                seq: r.seq,
+                time: r.seq as i64,
+                kind: "staff.added",
+                account: None,
+                session: None,
+                body: &r.body,
+                leaf_hash: r.leaf,
+            })?;
+        }
+        v.finish()
+    }
+
+    fn head(rows: &[Row], size: u64, key: &LedgerKey) -> SignedTreeHead {
+        let mut f = Frontier::new();
+        for r in &rows[..size as usize] {
+            f.push(r.leaf, |_, _| {});
+        }
+        key.sign(TreeHead {
+            size,
+            time: Timestamp::from_millis(0),
+            root: f.root(),
+        })
+    }
+
+    #[test]
+    fn a_consistent_rewrite_between_heads_is_caught_by_the_next_link() {
+        let key = LedgerKey::from_bytes(&[1; 32]).expect("key");
+        let mut rows = ledger(6);
+        assert!(check(&rows, vec![head(&rows, 6, &key)], &key).is_ok());
+        rows[2].body = rows[2].body.replace("Staff 3", "Staff X");
+        rows[2].leaf = leaf_hash(rows[2].body.as_bytes());
+        assert_eq!(
+            check(&rows, vec![], &key),
+            Err(Problem::Unlinked { seq: 3, next: 4 })
+        );
+    }
+
+    #[test]
+    fn index_columns_must_match_the_body() {
+        let key = LedgerKey::from_bytes(&[1; 32]).expect("key");
+        let rows = ledger(2);
+        let mut v = Verifier::new(&key.public(), vec![]).expect("no heads");
+        let r = &rows[0];
+        let ev = StoredEvent {
+            seq: 1,
+            time: 1,
+            kind: "staff.disabled",
+            account: None,
+            session: None,
+            body: &r.body,
+            leaf_hash: r.leaf,
+        };
+        assert_eq!(
+            v.push(ev),
+            Err(Problem::Index {
+                seq: 1,
+                field: "kind"
+            })
+        );
     }
 }

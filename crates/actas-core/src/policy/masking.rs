@@ -98,7 +98,7 @@ impl FromStr for MaskRule {
 
 impl fmt::Display for MaskRule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 

@@ -41,7 +41,7 @@ impl fmt::Display for PolicyError {
         if !self.field.is_empty() {
             write!(f, "{}: ", self.field)?;
         }
-        f.write_str(&self.message)
+        f.pad(&self.message)
     }
 }
 

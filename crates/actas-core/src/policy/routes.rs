@@ -75,7 +75,7 @@ impl Method {
 
 impl fmt::Display for Method {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.pad(match self {
             Method::Get => "GET",
             Method::Head => "HEAD",
             Method::Post => "POST",

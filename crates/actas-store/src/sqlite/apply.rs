@@ -7,10 +7,10 @@ use actas_core::request::{AccessRequest, Approver};
 use sqlx::SqliteConnection;
 
 fn db(e: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(d) = &e {
-        if d.is_unique_violation() {
-            return StoreError::Conflict(d.message().to_owned());
-        }
+    if let sqlx::Error::Database(d) = &e
+        && d.is_unique_violation()
+    {
+        return StoreError::Conflict(d.message().to_owned());
     }
     StoreError::unexpected(e)
 }

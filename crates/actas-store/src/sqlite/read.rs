@@ -306,7 +306,8 @@ pub(super) async fn events(
 }
 
 pub(super) async fn tree_heads(pool: &SqlitePool) -> StoreResult<Vec<SignedTreeHead>> {
-    let rows: Vec<(i64, i64, Vec<u8>, String, Vec<u8>)> =
+    type HeadRow = (i64, i64, Vec<u8>, String, Vec<u8>);
+    let rows: Vec<HeadRow> =
         sqlx::query_as("SELECT size, time, root, key_id, signature FROM tree_heads ORDER BY size")
             .fetch_all(pool)
             .await

@@ -81,10 +81,10 @@ impl Writer {
             let first = tokio::select! {
                 m = rx.recv() => m,
                 _ = tick.tick() => {
-                    if self.last_head_at.elapsed() >= self.schedule.every {
-                        if let Err(e) = self.sign_head_tx().await {
-                            tracing::error!(error = %e, "could not sign a tree head");
-                        }
+                    if self.last_head_at.elapsed() >= self.schedule.every
+                        && let Err(e) = self.sign_head_tx().await
+                    {
+                        tracing::error!(error = %e, "could not sign a tree head");
                     }
                     continue;
                 }
@@ -157,13 +157,13 @@ impl Writer {
             .await
             .map_err(unavailable)?;
         let size = on_disk.as_ref().map_or(0, |r| r.0 as u64);
-        if let Some(tip) = &self.tip {
-            if tip.size == size {
-                return Ok(Tip {
-                    head_size: head_size as u64,
-                    ..tip.clone()
-                });
-            }
+        if let Some(tip) = &self.tip
+            && tip.size == size
+        {
+            return Ok(Tip {
+                head_size: head_size as u64,
+                ..tip.clone()
+            });
         }
         let mut hashes = Vec::new();
         for id in Frontier::pieces_of(size) {

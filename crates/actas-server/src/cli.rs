@@ -1,0 +1,246 @@
+//! Command-line arguments and the dispatcher. Exit codes: 0 done, 1 the check failed
+//! (tampering found, policy invalid), 2 bad input or unusable setup.
+
+use crate::commands;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// actas: support staff act as a customer, on the record.
+#[derive(Debug, Parser)]
+#[command(name = "actas", version, about, long_about = None)]
+pub struct Cli {
+    /// The data directory (configuration, policy, signing key, database).
+    #[arg(
+        long,
+        global = true,
+        env = "ACTAS_DATA",
+        default_value = "./actas-data"
+    )]
+    pub data: PathBuf,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Create the data directory: configuration, starter policy and a new signing key.
+    Init,
+    /// Add, list and deactivate staff.
+    Staff {
+        /// What to do with staff.
+        #[command(subcommand)]
+        command: StaffCommand,
+    },
+    /// Keep the allow-list of who may act as customers.
+    Allow {
+        /// What to do with the allow-list.
+        #[command(subcommand)]
+        command: AllowCommand,
+    },
+    /// Read and verify the audit ledger.
+    Audit {
+        /// What to do with the ledger.
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Check a policy file.
+    Policy {
+        /// What to do with policies.
+        #[command(subcommand)]
+        command: PolicyCommand,
+    },
+}
+
+/// Staff commands.
+#[derive(Debug, Subcommand)]
+pub enum StaffCommand {
+    /// Add a staff member. The password is read from standard input (or asked for).
+    Add {
+        /// Their email address, which names them everywhere.
+        email: String,
+        /// Their display name, e.g. "Sarah Lee".
+        #[arg(long)]
+        name: String,
+        /// agent, lead, director or auditor.
+        #[arg(long)]
+        role: String,
+        /// The director adding them (omit when setting up actas).
+        #[arg(long)]
+        by: Option<String>,
+    },
+    /// List staff with their role and allow-list level.
+    List,
+    /// Deactivate a staff member; their active session ends at once.
+    Disable {
+        /// Their email address.
+        email: String,
+        /// The director doing it.
+        #[arg(long)]
+        by: Option<String>,
+    },
+}
+
+/// Allow-list commands.
+#[derive(Debug, Subcommand)]
+pub enum AllowCommand {
+    /// Allow a staff member to act as customers, up to a risk level.
+    Grant {
+        /// Their email address.
+        email: String,
+        /// low, medium or high.
+        #[arg(long)]
+        max_risk: String,
+        /// The director granting it.
+        #[arg(long)]
+        by: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Remove a staff member from the allow-list.
+    Revoke {
+        /// Their email address.
+        email: String,
+        /// The director revoking it.
+        #[arg(long)]
+        by: String,
+        /// Why, for the audit log.
+        #[arg(long)]
+        reason: String,
+    },
+    /// Show the allow-list, with who granted each entry and why.
+    List,
+}
+
+/// Audit commands.
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Print ledger events in plain language, oldest first.
+    Log {
+        /// Only this account's events.
+        #[arg(long)]
+        account: Option<String>,
+        /// Only this session's events.
+        #[arg(long)]
+        session: Option<String>,
+        /// Only this kind of event, e.g. session.started.
+        #[arg(long)]
+        kind: Option<String>,
+        /// From this date or time (2026-11-23 or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this date or time.
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many events.
+        #[arg(long, default_value_t = 1000)]
+        limit: u32,
+    },
+    /// Check every event against the hash chain, the Merkle tree and the signed heads.
+    Verify {
+        /// Check against this public key (base64url) instead of the one in the data directory.
+        #[arg(long)]
+        key: Option<String>,
+    },
+}
+
+/// Policy commands.
+#[derive(Debug, Subcommand)]
+pub enum PolicyCommand {
+    /// Check a policy file and summarise it.
+    Check {
+        /// The file.
+        file: PathBuf,
+    },
+}
+
+/// A command's failure, with its exit code.
+#[derive(Debug)]
+pub struct Failure {
+    /// 1: the check failed; 2: bad input or setup.
+    pub code: u8,
+    /// What to tell the person.
+    pub message: String,
+}
+
+impl Failure {
+    /// Bad input or setup (exit 2).
+    pub fn input(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: 2,
+            message: message.to_string(),
+        }
+    }
+
+    /// The check failed (exit 1).
+    pub fn check(message: impl std::fmt::Display) -> Self {
+        Self {
+            code: 1,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<crate::service::ServiceError> for Failure {
+    fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as E;
+        match &e {
+            E::Unavailable(_) | E::Unexpected(_) => {
+                let mut msg = e.to_string();
+                let mut source = std::error::Error::source(&e);
+                while let Some(s) = source {
+                    msg.push_str(&format!(": {s}"));
+                    source = s.source();
+                }
+                Failure {
+                    code: 1,
+                    message: msg,
+                }
+            }
+            _ => Failure::input(e),
+        }
+    }
+}
+
+impl From<crate::config::ConfigError> for Failure {
+    fn from(e: crate::config::ConfigError) -> Self {
+        Failure::input(e)
+    }
+}
+
+impl From<actas_store::StoreError> for Failure {
+    fn from(e: actas_store::StoreError) -> Self {
+        crate::service::ServiceError::from(e).into()
+    }
+}
+
+/// Runs a parsed command line and returns the process's exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("ACTAS_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: could not start: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(commands::dispatch(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            ExitCode::from(f.code)
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! `actas audit log` and `actas audit verify`.
+
+use super::{Opened, when};
+use crate::cli::{AuditCommand, Failure};
+use crate::config::DataDir;
+use actas_core::Timestamp;
+use actas_core::ids::{AccountId, SessionId};
+use actas_core::tree_head::PublicKey;
+use actas_store::{EventFilter, Store};
+
+fn time_arg(text: Option<String>, field: &str) -> Result<Option<Timestamp>, Failure> {
+    text.map(|t| {
+        Timestamp::parse(&t).ok_or_else(|| {
+            Failure::input(format!(
+                "{field}: {t:?} is not a date; write 2026-11-23 or 2026-11-23T10:15:00Z"
+            ))
+        })
+    })
+    .transpose()
+}
+
+pub(super) async fn run(data: &DataDir, command: AuditCommand) -> Result<(), Failure> {
+    match command {
+        AuditCommand::Log {
+            account,
+            session,
+            kind,
+            since,
+            until,
+            limit,
+        } => {
+            let filter = EventFilter {
+                account: account
+                    .map(|a| {
+                        AccountId::parse(&a).map_err(|e| Failure::input(format!("account: {e}")))
+                    })
+                    .transpose()?,
+                session: session
+                    .map(|s| {
+                        SessionId::parse(&s).map_err(|e| Failure::input(format!("session: {e}")))
+                    })
+                    .transpose()?,
+                kind,
+                since: time_arg(since, "since")?,
+                until: time_arg(until, "until")?,
+            };
+            let opened = Opened::open(data).await?;
+            let mut after = 0;
+            let mut printed = 0u32;
+            while printed < limit {
+                let page = opened
+                    .store
+                    .events(&filter, after, (limit - printed).min(1000))
+                    .await?;
+                let Some(last) = page.last() else { break };
+                after = last.body.seq;
+                for e in &page {
+                    println!(
+                        "#{:<6} {}  {}",
+                        e.body.seq,
+                        when(e.body.time),
+                        e.body.summary
+                    );
+                }
+                printed += page.len() as u32;
+            }
+            opened.finish_reading().await;
+            if printed == 0 {
+                println!("No events match.");
+            }
+            Ok(())
+        }
+        AuditCommand::Verify { key } => {
+            let opened = Opened::open(data).await?;
+            let key = match key {
+                Some(k) => PublicKey::parse(&k).map_err(|e| Failure::input(format!("key: {e}")))?,
+                None => opened.loaded.key.public(),
+            };
+            // Nothing is signed here: verification reads the ledger as found.
+            let total = opened.store.ledger_size().await?;
+            let bar = (total >= 10_000).then(|| {
+                let bar = indicatif::ProgressBar::new(total);
+                bar.set_style(
+                    indicatif::ProgressStyle::with_template(
+                        "{bar:40} {pos}/{len} events checked ({eta} left)",
+                    )
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                );
+                bar
+            });
+            let result = opened
+                .store
+                .verify(&key, &mut |done, _| {
+                    if let Some(b) = &bar {
+                        b.set_position(done);
+                    }
+                })
+                .await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            let heads = opened.store.tree_heads().await;
+            opened.finish_reading().await;
+            match result? {
+                Ok(report) => {
+                    println!("{report}.");
+                    if let Some(h) = heads?.last() {
+                        println!(
+                            "Newest signed head: events #1–#{} at {}, root {}, key {}.",
+                            h.head.size,
+                            when(h.head.time),
+                            hex_short(&h.head.root),
+                            h.key_id
+                        );
+                    }
+                    Ok(())
+                }
+                Err(problem) => {
+                    let first = problem
+                        .first_bad_seq()
+                        .map(|s| format!(" First bad event: #{s}."))
+                        .unwrap_or_default();
+                    Err(Failure::check(format!(
+                        "the ledger does not verify: {problem}.{first}"
+                    )))
+                }
+            }
+        }
+    }
+}
+
+fn hex_short(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}

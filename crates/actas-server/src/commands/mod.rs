@@ -1,0 +1,104 @@
+//! The CLI commands. Each parses its arguments into domain types, calls the service layer,
+//! and prints plain sentences. Commands that append close the store at the end, which
+//! signs a tree head over everything they wrote.
+
+mod audit;
+mod policy;
+mod staff;
+
+use crate::cli::{Cli, Command, Failure};
+use crate::config::{DataDir, Loaded};
+use crate::service::Service;
+use actas_store::Store;
+use actas_store::sqlite::{SqliteConfig, SqliteStore};
+use std::sync::Arc;
+
+/// An opened data directory: its settings and a running store.
+pub(crate) struct Opened {
+    pub(crate) loaded: Loaded,
+    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) service: Service,
+}
+
+impl Opened {
+    pub(crate) async fn open(data: &DataDir) -> Result<Self, Failure> {
+        let loaded = data.load()?;
+        let key = actas_core::tree_head::LedgerKey::from_bytes(&loaded.key.to_bytes())
+            .map_err(Failure::input)?;
+        let store = SqliteStore::open(
+            &loaded.database,
+            key,
+            SqliteConfig {
+                heads: loaded.config.ledger.schedule(),
+                ..SqliteConfig::default()
+            },
+        )
+        .await?;
+        let store = Arc::new(store);
+        let service = Service::new(store.clone(), Arc::new(loaded.policy.clone()));
+        Ok(Self {
+            loaded,
+            store,
+            service,
+        })
+    }
+
+    /// Finishes a command that only read: nothing is signed, so reading never vouches
+    /// for events that were not checked.
+    pub(crate) async fn finish_reading(self) {
+        self.store.pool().close().await;
+    }
+
+    /// Closes the store: drains the writer and signs a final head.
+    pub(crate) async fn close(self) -> Result<(), Failure> {
+        self.store.close().await?;
+        Ok(())
+    }
+}
+
+/// Runs one command.
+pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let data = DataDir::new(cli.data);
+    match cli.command {
+        Command::Init => init(&data).await,
+        Command::Staff { command } => staff::run(&data, command).await,
+        Command::Allow { command } => staff::run_allow(&data, command).await,
+        Command::Audit { command } => audit::run(&data, command).await,
+        Command::Policy { command } => policy::run(command),
+    }
+}
+
+async fn init(data: &DataDir) -> Result<(), Failure> {
+    let key = data.init()?;
+    // Create the database now, so a broken setup shows at once rather than later.
+    let opened = Opened::open(data).await?;
+    opened.close().await?;
+    println!(
+        "Created the actas data directory at {}.",
+        data.path().display()
+    );
+    println!(
+        "  configuration: {}",
+        data.path().join(crate::config::CONFIG_FILE).display()
+    );
+    println!(
+        "  policy:        {}",
+        data.path().join("policy.toml").display()
+    );
+    println!(
+        "  signing key:   {} (readable only by you)",
+        data.path().join(crate::config::KEY_FILE).display()
+    );
+    println!(
+        "Ledger public key (for `actas audit verify --key`): {}",
+        key.public().to_base64()
+    );
+    println!("Next: add a director with `actas staff add EMAIL --name NAME --role director`.");
+    Ok(())
+}
+
+/// Formats a moment as `2026-11-23 10:15:00` (UTC).
+pub(crate) fn when(t: actas_core::Timestamp) -> String {
+    let s = t.to_rfc3339();
+    format!("{} {}", &s[..10], &s[11..19])
+}

@@ -1,0 +1,43 @@
+//! `actas policy check FILE`.
+
+use crate::cli::{Failure, PolicyCommand};
+use actas_core::policy::Policy;
+
+pub(super) fn run(command: PolicyCommand) -> Result<(), Failure> {
+    match command {
+        PolicyCommand::Check { file } => {
+            let name = file.display().to_string();
+            let text = std::fs::read_to_string(&file)
+                .map_err(|e| Failure::input(format!("{name}: {e}")))?;
+            let policy = Policy::from_toml(&text, &name).map_err(Failure::check)?;
+            let s = policy.session;
+            println!("{name} is valid.");
+            println!(
+                "  sessions: at most {} minutes, ending after {} idle minutes; staff must have signed in within {} minutes",
+                s.hard_limit.as_secs() / 60,
+                s.idle_limit.as_secs() / 60,
+                s.reauth_within.as_secs() / 60
+            );
+            println!("  capabilities:");
+            for c in policy.capabilities() {
+                println!("    {:<16} {:<9} {}", c.name, c.risk, c.description);
+            }
+            println!("  routes: {}", policy.routes().len());
+            println!(
+                "  masking rules: {} (unclassified JSON fields: {})",
+                policy.masking().len(),
+                policy.unclassified
+            );
+            let flags: Vec<&str> = policy.sensitive_flags().map(|f| f.as_str()).collect();
+            println!(
+                "  sensitive account flags: {}",
+                if flags.is_empty() {
+                    "none".to_owned()
+                } else {
+                    flags.join(", ")
+                }
+            );
+            Ok(())
+        }
+    }
+}

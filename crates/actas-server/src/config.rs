@@ -1,0 +1,275 @@
+//! The data directory: configuration, policy, the ledger's signing key and the database.
+//!
+//! `actas init` creates it; every other command reads it. The signing key is generated
+//! there at first start with mode 0600 and never leaves it (nothing secret is in the repo).
+
+use actas_core::policy::{DEFAULT_POLICY, Policy, PolicyError};
+use actas_core::tree_head::LedgerKey;
+use actas_store::HeadSchedule;
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The configuration file's name inside the data directory.
+pub const CONFIG_FILE: &str = "actas.toml";
+/// The signing key's file name inside the data directory.
+pub const KEY_FILE: &str = "ledger.key";
+
+/// Why the data directory could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// No configuration file.
+    #[error("there is no actas data directory at {0}; run `actas init` first, or pass --data DIR")]
+    NotInitialized(PathBuf),
+    /// `init` on a directory that already has one.
+    #[error("{0} is already an actas data directory; nothing was changed")]
+    AlreadyInitialized(PathBuf),
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// Which file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
+    /// The configuration file is not valid.
+    #[error("{path}: {message}")]
+    Parse {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong, with the line.
+        message: String,
+    },
+    /// The policy file is not valid.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    /// The key file is not usable.
+    #[error("{path}: {why}")]
+    Key {
+        /// Which file.
+        path: PathBuf,
+        /// What is wrong.
+        why: String,
+    },
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError + '_ {
+    move |source| ConfigError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// When tree heads are signed.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerConfig {
+    /// Sign a head after this many new events.
+    pub head_every_events: u64,
+    /// ... or after this many seconds with new events.
+    pub head_every_seconds: u64,
+}
+
+impl Default for LedgerConfig {
+    fn default() -> Self {
+        Self {
+            head_every_events: 1000,
+            head_every_seconds: 10,
+        }
+    }
+}
+
+impl LedgerConfig {
+    /// As the store's schedule.
+    pub fn schedule(&self) -> HeadSchedule {
+        HeadSchedule {
+            every_events: self.head_every_events.max(1),
+            every: Duration::from_secs(self.head_every_seconds.max(1)),
+        }
+    }
+}
+
+/// `actas.toml`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The SQLite database file, relative to the data directory.
+    pub database: PathBuf,
+    /// The policy file, relative to the data directory.
+    pub policy: PathBuf,
+    /// Tree head schedule.
+    #[serde(default)]
+    pub ledger: LedgerConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database: "actas.db".into(),
+            policy: "policy.toml".into(),
+            ledger: LedgerConfig::default(),
+        }
+    }
+}
+
+/// Everything a command needs from the data directory.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: Config,
+    /// The checked policy.
+    pub policy: Policy,
+    /// The ledger signing key.
+    pub key: LedgerKey,
+    /// Full path of the database file.
+    pub database: PathBuf,
+}
+
+/// A data directory.
+#[derive(Debug, Clone)]
+pub struct DataDir(PathBuf);
+
+impl DataDir {
+    /// Names a data directory (it need not exist yet).
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self(path.into())
+    }
+
+    /// Its path.
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    fn file(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.0.join(name)
+    }
+
+    /// Creates the directory (0700), the configuration, the starter policy and a new
+    /// signing key (0600). Refuses to touch a directory that already has a configuration.
+    pub fn init(&self) -> Result<LedgerKey, ConfigError> {
+        let config_path = self.file(CONFIG_FILE);
+        if config_path.exists() {
+            return Err(ConfigError::AlreadyInitialized(self.0.clone()));
+        }
+        fs::create_dir_all(&self.0).map_err(io(&self.0))?;
+        fs::set_permissions(&self.0, fs::Permissions::from_mode(0o700)).map_err(io(&self.0))?;
+
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| ConfigError::Key {
+            path: self.file(KEY_FILE),
+            why: format!("no random source: {e}"),
+        })?;
+        let key = LedgerKey::from_bytes(&secret).map_err(|e| ConfigError::Key {
+            path: self.file(KEY_FILE),
+            why: e.to_string(),
+        })?;
+        write_new(&self.file(KEY_FILE), &secret, 0o600)?;
+
+        let config = Config::default();
+        let policy_path = self.file(&config.policy);
+        if !policy_path.exists() {
+            write_new(&policy_path, DEFAULT_POLICY.as_bytes(), 0o644)?;
+        }
+        let text = format!(
+            "# actas configuration. Paths are relative to this directory.\n{}",
+            toml::to_string_pretty(&config).map_err(|e| ConfigError::Parse {
+                path: config_path.clone(),
+                message: e.to_string(),
+            })?
+        );
+        // Written last: its presence means the directory is complete.
+        write_new(&config_path, text.as_bytes(), 0o644)?;
+        Ok(key)
+    }
+
+    /// Reads the configuration, the policy and the key.
+    pub fn load(&self) -> Result<Loaded, ConfigError> {
+        let config_path = self.file(CONFIG_FILE);
+        if !config_path.exists() {
+            return Err(ConfigError::NotInitialized(self.0.clone()));
+        }
+        let text = fs::read_to_string(&config_path).map_err(io(&config_path))?;
+        let config: Config = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: config_path.clone(),
+            message: e.to_string(),
+        })?;
+        let policy_path = self.file(&config.policy);
+        let policy_text = fs::read_to_string(&policy_path).map_err(io(&policy_path))?;
+        let policy = Policy::from_toml(&policy_text, &policy_path.display().to_string())?;
+        let key = self.read_key()?;
+        Ok(Loaded {
+            database: self.file(&config.database),
+            config,
+            policy,
+            key,
+        })
+    }
+
+    fn read_key(&self) -> Result<LedgerKey, ConfigError> {
+        let path = self.file(KEY_FILE);
+        let meta = fs::metadata(&path).map_err(io(&path))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(ConfigError::Key {
+                path,
+                why: "the signing key can be read by other users; run `chmod 600` on it".into(),
+            });
+        }
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        LedgerKey::from_bytes(&bytes).map_err(|e| ConfigError::Key {
+            path,
+            why: e.to_string(),
+        })
+    }
+}
+
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ConfigError> {
+    let mut f = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(io(path))?;
+    f.write_all(bytes).map_err(io(path))?;
+    f.sync_all().map_err(io(path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn init_creates_a_private_key_and_refuses_to_run_twice() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = DataDir::new(dir.path().join("data"));
+        let key = data.init().expect("init");
+        let mode = fs::metadata(data.path().join(KEY_FILE))
+            .expect("key")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(matches!(
+            data.init(),
+            Err(ConfigError::AlreadyInitialized(_))
+        ));
+        let loaded = data.load().expect("load");
+        assert_eq!(loaded.key.public(), key.public());
+        fs::set_permissions(
+            data.path().join(KEY_FILE),
+            fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        assert!(matches!(data.load(), Err(ConfigError::Key { .. })));
+    }
+
+    #[test]
+    fn a_missing_directory_says_to_run_init() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let err = DataDir::new(dir.path().join("nope"))
+            .load()
+            .expect_err("missing");
+        assert!(err.to_string().contains("run `actas init` first"), "{err}");
+    }
+}

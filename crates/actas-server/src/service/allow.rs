@@ -1,0 +1,81 @@
+//! The allow-list: who may act as customers, up to which risk. Kept by directors; every
+//! change is a ledger event in the director's name with their reason.
+
+use super::{Service, ServiceError, ServiceResult};
+use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::scope::Risk;
+use actas_core::staff::Email;
+use actas_core::text::Note;
+use actas_store::{Change, Unit};
+
+/// What a director asks of the allow-list.
+#[derive(Debug, Clone)]
+pub enum AllowChange {
+    /// Allow up to this risk.
+    Grant(Risk),
+    /// Remove from the list.
+    Revoke,
+}
+
+impl Service {
+    /// Grants or revokes, as the director `by`, with a reason.
+    pub async fn change_allow_list(
+        &self,
+        email: &Email,
+        change: AllowChange,
+        by: &Email,
+        reason: &str,
+    ) -> ServiceResult<()> {
+        let reason = Note::parse(reason).map_err(|e| ServiceError::invalid("reason", e))?;
+        let director = self.director(by).await?;
+        let staff = self.active_staff(email, "email").await?;
+        let actor = Actor::Staff(director.to_ref());
+        let unit = match change {
+            AllowChange::Grant(Risk::Forbidden) => {
+                return Err(ServiceError::invalid(
+                    "max-risk",
+                    "forbidden capabilities can never be granted; use low, medium or high",
+                ));
+            }
+            AllowChange::Grant(max_risk) => Unit::change(
+                Change::GrantAllow {
+                    staff: staff.id,
+                    max_risk,
+                    by: director.id,
+                    reason: reason.clone(),
+                },
+                NewEvent::new(
+                    actor,
+                    EventData::AllowGranted {
+                        staff: staff.to_ref(),
+                        max_risk,
+                        reason,
+                    },
+                ),
+            ),
+            AllowChange::Revoke => {
+                if self.store.allowed(staff.id).await?.is_none() {
+                    return Err(ServiceError::Conflict(format!(
+                        "{email} is not on the allow-list"
+                    )));
+                }
+                Unit::change(
+                    Change::RevokeAllow {
+                        staff: staff.id,
+                        by: director.id,
+                        reason: reason.clone(),
+                    },
+                    NewEvent::new(
+                        actor,
+                        EventData::AllowRevoked {
+                            staff: staff.to_ref(),
+                            reason,
+                        },
+                    ),
+                )
+            }
+        };
+        self.store.commit(unit).await?;
+        Ok(())
+    }
+}

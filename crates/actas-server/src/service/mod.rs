@@ -1,0 +1,89 @@
+//! The service layer: every operation a front end offers, with its rules, over the
+//! [`Store`]. The CLI calls it today; the console and the JSON API will call the same
+//! functions, so no rule lives only in a handler.
+
+mod allow;
+mod staff;
+
+pub use allow::AllowChange;
+
+use actas_core::policy::Policy;
+use actas_store::{Store, StoreError};
+use std::sync::Arc;
+
+/// Why an operation was refused or failed. Front ends map these to exit codes or HTTP.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// Bad input; `field` names which.
+    #[error("{field}: {message}")]
+    Invalid {
+        /// The input field.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+    /// Something named does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The actor may not do this.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The state does not allow it (already done, changed meanwhile).
+    #[error("{0}")]
+    Conflict(String),
+    /// The ledger can't be written: nothing was done.
+    #[error("the audit ledger can't be written right now, so nothing was done")]
+    Unavailable(#[source] StoreError),
+    /// Anything else.
+    #[error("something went wrong in storage")]
+    Unexpected(#[source] StoreError),
+}
+
+impl ServiceError {
+    /// Bad input in `field`.
+    pub fn invalid(field: &'static str, message: impl std::fmt::Display) -> Self {
+        ServiceError::Invalid {
+            field,
+            message: message.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for ServiceError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => ServiceError::NotFound(format!("{what} was not found")),
+            StoreError::Duplicate(what) => ServiceError::Conflict(format!("{what} already exists")),
+            StoreError::Conflict(why) => ServiceError::Conflict(why),
+            e @ StoreError::LedgerUnavailable(_) => ServiceError::Unavailable(e),
+            e @ StoreError::Unexpected(_) => ServiceError::Unexpected(e),
+        }
+    }
+}
+
+/// Result alias for services.
+pub type ServiceResult<T> = Result<T, ServiceError>;
+
+/// The operations, bound to a store and a policy.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    policy: Arc<Policy>,
+}
+
+impl Service {
+    /// Binds the services to a store and a policy.
+    pub fn new(store: Arc<dyn Store>, policy: Arc<Policy>) -> Self {
+        Self { store, policy }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    /// The policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+}
