@@ -391,15 +391,18 @@ impl NewEvent {
 
 /// An event as the ledger records it. Serialized with [`EventBody::encode`] into one line
 /// of JSON, in this field order:
-/// `seq, time, kind, details, actor, account, on_behalf_of, session, ticket, summary, prev`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// `seq, time, kind, account, session, prev, on_behalf_of, ticket, actor, summary, details`.
+///
+/// The fields the ledger indexes come first, so verification can check a row's index
+/// columns against its body by comparing one prefix (see [`write_index_prefix`]) instead
+/// of parsing every body.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EventBody {
     /// Position in the ledger, from 1, gap-free.
     pub seq: u64,
     /// When it was recorded.
     pub time: Timestamp,
     /// What happened (`kind` and `details`).
-    #[serde(flatten)]
     pub data: EventData,
     /// Who did it.
     pub actor: Actor,
@@ -418,6 +421,28 @@ pub struct EventBody {
     pub prev: String,
 }
 
+/// The body's wire form (field order is the format; see `docs`).
+#[derive(Serialize, Deserialize)]
+struct Wire<K, D> {
+    seq: u64,
+    time: Timestamp,
+    kind: K,
+    account: Option<AccountId>,
+    session: Option<SessionId>,
+    prev: String,
+    on_behalf_of: Option<AccountId>,
+    ticket: Option<TicketRef>,
+    actor: Actor,
+    summary: String,
+    details: D,
+}
+
+#[derive(Serialize, Deserialize)]
+struct Tagged<K, D> {
+    kind: K,
+    details: D,
+}
+
 /// Why an event body could not be read.
 #[derive(Debug, thiserror::Error)]
 #[error("event body is not valid: {0}")]
@@ -426,14 +451,48 @@ pub struct BodyError(#[from] serde_json::Error);
 impl EventBody {
     /// The body's JSON text: the exact bytes that are hashed.
     pub fn encode(&self) -> String {
-        // Serializing these plain types to a String cannot fail (no maps with non-string
-        // keys, no failing Serialize impls); an empty body would fail verification loudly.
-        serde_json::to_string(self).unwrap_or_default()
+        // Serializing these plain types cannot fail (string keys only, no failing
+        // Serialize impls); an empty body would fail verification loudly.
+        let tagged = serde_json::to_value(&self.data).unwrap_or_default();
+        let details = tagged
+            .get("details")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let wire = Wire {
+            seq: self.seq,
+            time: self.time,
+            kind: self.data.kind(),
+            account: self.account.clone(),
+            session: self.session,
+            prev: self.prev.clone(),
+            on_behalf_of: self.on_behalf_of.clone(),
+            ticket: self.ticket.clone(),
+            actor: self.actor.clone(),
+            summary: self.summary.clone(),
+            details,
+        };
+        serde_json::to_string(&wire).unwrap_or_default()
     }
 
     /// Reads a stored body.
     pub fn decode(text: &str) -> Result<Self, BodyError> {
-        Ok(serde_json::from_str(text)?)
+        let w: Wire<String, serde_json::Value> = serde_json::from_str(text)?;
+        let data: EventData = serde_json::from_value(serde_json::to_value(Tagged {
+            kind: w.kind,
+            details: w.details,
+        })?)?;
+        Ok(Self {
+            seq: w.seq,
+            time: w.time,
+            data,
+            actor: w.actor,
+            account: w.account,
+            on_behalf_of: w.on_behalf_of,
+            session: w.session,
+            ticket: w.ticket,
+            summary: w.summary,
+            prev: w.prev,
+        })
     }
 
     /// The event's kind.
@@ -442,29 +501,101 @@ impl EventBody {
     }
 }
 
-/// The few fields verification compares with the ledger's index columns, read without
-/// building the whole event.
+/// Writes the exact beginning every body with these index values has:
+/// `{"seq":…,"time":…,"kind":…,"account":…,"session":…,"prev":"…"`. Strings are escaped
+/// as JSON, so different values always give different prefixes.
+pub fn write_index_prefix(
+    out: &mut String,
+    seq: u64,
+    time: i64,
+    kind: &str,
+    account: Option<&str>,
+    session: Option<&str>,
+    prev_hex: &str,
+) {
+    use std::fmt::Write;
+    fn json_str(out: &mut String, v: Option<&str>) {
+        match v {
+            Some(s) => out.push_str(&serde_json::to_string(s).unwrap_or_default()),
+            None => out.push_str("null"),
+        }
+    }
+    out.clear();
+    let _ = write!(out, "{{\"seq\":{seq},\"time\":{time},\"kind\":");
+    json_str(out, Some(kind));
+    out.push_str(",\"account\":");
+    json_str(out, account);
+    out.push_str(",\"session\":");
+    json_str(out, session);
+    out.push_str(",\"prev\":");
+    json_str(out, Some(prev_hex));
+}
+
+/// The index fields of a body, read by a full parse: used to explain a mismatch found by
+/// the prefix comparison.
 #[derive(Debug, Deserialize)]
-pub struct BodyIndex<'a> {
+pub struct BodyIndex {
     /// Sequence number.
     pub seq: u64,
     /// Time.
     pub time: i64,
     /// Kind.
-    pub kind: &'a str,
+    pub kind: String,
     /// Account.
-    #[serde(borrow)]
-    pub account: Option<&'a str>,
+    pub account: Option<String>,
     /// Session.
-    #[serde(borrow)]
-    pub session: Option<&'a str>,
+    pub session: Option<String>,
     /// Previous leaf hash, hex.
-    pub prev: &'a str,
+    pub prev: String,
 }
 
-impl<'a> BodyIndex<'a> {
+impl BodyIndex {
     /// Reads the index fields of a body.
-    pub fn read(text: &'a str) -> Result<Self, BodyError> {
+    pub fn read(text: &str) -> Result<Self, BodyError> {
         Ok(serde_json::from_str(text)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::StaffId;
+    use crate::staff::{DisplayName, Email, StaffRef};
+
+    #[test]
+    fn bodies_round_trip_and_start_with_their_index_prefix() {
+        let staff = StaffRef {
+            id: StaffId::new(1).expect("id"),
+            email: Email::parse("sarah@example.com").expect("email"),
+            name: DisplayName::parse("Sarah \"Quotes\" Lee").expect("name"),
+        };
+        let body = NewEvent::new(
+            Actor::Staff(staff.clone()),
+            EventData::StaffDisabled { staff },
+        )
+        .into_body(7, Timestamp::from_millis(99), &[1; 32]);
+        let text = body.encode();
+        assert_eq!(EventBody::decode(&text).expect("decode"), body);
+        let mut prefix = String::new();
+        write_index_prefix(
+            &mut prefix,
+            7,
+            99,
+            "staff.disabled",
+            None,
+            None,
+            &hex::encode([1u8; 32]),
+        );
+        assert!(text.starts_with(&prefix), "{text}");
+        write_index_prefix(
+            &mut prefix,
+            7,
+            99,
+            "staff.disabled",
+            Some("acme"),
+            None,
+            &hex::encode([1u8; 32]),
+        );
+        assert!(!text.starts_with(&prefix));
     }
 }

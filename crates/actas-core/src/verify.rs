@@ -6,7 +6,7 @@
 //! (a signed head covers events that are gone), and a forged head (bad signature), and
 //! names the first place it went wrong.
 
-use crate::event::BodyIndex;
+use crate::event::{BodyIndex, write_index_prefix};
 use crate::merkle::{Frontier, Hash, leaf_hash};
 use crate::tree_head::{KeyError, PublicKey, SignedTreeHead};
 use std::fmt;
@@ -175,6 +175,7 @@ pub struct Verifier {
     prev: Hash,
     prev_hex: [u8; 64],
     last_good_head: u64,
+    prefix: String,
 }
 
 impl Verifier {
@@ -198,6 +199,7 @@ impl Verifier {
             prev: [0; 32],
             prev_hex,
             last_good_head: 0,
+            prefix: String::with_capacity(256),
         };
         v.check_heads()?;
         Ok(v)
@@ -244,53 +246,59 @@ impl Verifier {
             });
         }
         let computed = leaf_hash(ev.body.as_bytes());
-        let idx = BodyIndex::read(ev.body).map_err(|e| Problem::Unreadable {
-            seq: ev.seq,
-            why: e.to_string(),
-        })?;
         if computed != ev.leaf_hash {
             return Err(Problem::Changed { seq: ev.seq });
         }
-        if idx.seq != ev.seq {
-            return Err(Problem::Index {
-                seq: ev.seq,
-                field: "position",
-            });
-        }
-        if idx.time != ev.time {
-            return Err(Problem::Index {
-                seq: ev.seq,
-                field: "time",
-            });
-        }
-        if idx.kind != ev.kind {
-            return Err(Problem::Index {
-                seq: ev.seq,
-                field: "kind",
-            });
-        }
-        if idx.account != ev.account {
-            return Err(Problem::Index {
-                seq: ev.seq,
-                field: "account",
-            });
-        }
-        if idx.session != ev.session {
-            return Err(Problem::Index {
-                seq: ev.seq,
-                field: "session",
-            });
-        }
-        if idx.prev.as_bytes() != self.prev_hex {
-            return Err(Problem::Unlinked {
-                seq: ev.seq.saturating_sub(1).max(1),
-                next: ev.seq,
-            });
+        // Fast path: the body must begin exactly as its index columns and the chain say.
+        let prev_hex = std::str::from_utf8(&self.prev_hex).unwrap_or("");
+        write_index_prefix(
+            &mut self.prefix,
+            ev.seq,
+            ev.time,
+            ev.kind,
+            ev.account,
+            ev.session,
+            prev_hex,
+        );
+        if !ev.body.starts_with(self.prefix.as_str()) {
+            return Err(self.explain(&ev));
         }
         self.frontier.push(computed, |_, _| {});
         self.prev = computed;
         let _ = hex::encode_to_slice(computed, &mut self.prev_hex);
         self.check_heads()
+    }
+
+    /// Slow path: parse the body to say which index column or link is wrong.
+    fn explain(&self, ev: &StoredEvent<'_>) -> Problem {
+        let idx = match BodyIndex::read(ev.body) {
+            Ok(i) => i,
+            Err(e) => {
+                return Problem::Unreadable {
+                    seq: ev.seq,
+                    why: e.to_string(),
+                };
+            }
+        };
+        let field = if idx.seq != ev.seq {
+            "position"
+        } else if idx.time != ev.time {
+            "time"
+        } else if idx.kind != ev.kind {
+            "kind"
+        } else if idx.account.as_deref() != ev.account {
+            "account"
+        } else if idx.session.as_deref() != ev.session {
+            "session"
+        } else if idx.prev.as_bytes() != self.prev_hex {
+            return Problem::Unlinked {
+                seq: ev.seq.saturating_sub(1).max(1),
+                next: ev.seq,
+            };
+        } else {
+            "layout"
+        };
+        Problem::Index { seq: ev.seq, field }
     }
 
     /// Finishes: every head must have been reached.

@@ -318,17 +318,18 @@ impl Writer {
         for event in events {
             let seq = tip.size + 1;
             let time = Timestamp::now().as_millis().max(tip.last_time);
-            let body = event
-                .into_body(seq, Timestamp::from_millis(time), &tip.last_leaf)
-                .encode();
-            let idx = actas_core::event::BodyIndex::read(&body).map_err(StoreError::unexpected)?;
+            let record = event.into_body(seq, Timestamp::from_millis(time), &tip.last_leaf);
+            let body = record.encode();
+            if body.is_empty() {
+                return Err(StoreError::corrupt("an event could not be encoded"));
+            }
             let leaf = actas_core::merkle::leaf_hash(body.as_bytes());
             rows.events.push(EventRow {
                 seq: seq as i64,
                 time,
-                kind: idx.kind.to_owned(),
-                account: idx.account.map(str::to_owned),
-                session: idx.session.map(str::to_owned),
+                kind: record.kind().to_owned(),
+                account: record.account.as_ref().map(|a| a.as_str().to_owned()),
+                session: record.session.map(|s| s.to_string()),
                 leaf,
                 body,
             });
