@@ -213,38 +213,46 @@ async fn editing_one_events_summary_is_caught_and_named() {
     assert!(err.contains("First bad event: #5."), "{err}");
 }
 
-#[tokio::test]
-async fn editing_an_event_and_its_hash_is_caught_by_the_next_link() {
-    let dir = ledger();
-    let d = dir.path();
+/// Rewrites one event consistently, as an attacker who knows the hash function would:
+/// new body, its correct leaf hash, and (optionally) its stored Merkle leaf node.
+async fn forge(data: &Path, seq: i64, from: &str, to: &str, with_node: bool) {
     use sqlx::ConnectOptions;
+    tamper(data, &["DROP TRIGGER IF EXISTS merkle_nodes_no_update"]).await;
     let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(d.join("actas.db"))
+        .filename(data.join("actas.db"))
         .connect()
         .await
         .expect("db");
-    let body: String = sqlx::query_scalar("SELECT body FROM ledger_events WHERE seq = 4")
+    let body: String = sqlx::query_scalar("SELECT body FROM ledger_events WHERE seq = ?")
+        .bind(seq)
         .fetch_one(&mut conn)
         .await
         .expect("body");
-    let forged = body.replace("Li Wei", "Nobody");
-    assert_ne!(forged, body);
+    let forged = body.replace(from, to);
+    assert_ne!(forged, body, "the forgery must change something");
     let leaf = actas_core::merkle::leaf_hash(forged.as_bytes());
-    drop(conn);
-    tamper(d, &[]).await;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(d.join("actas.db"))
-        .connect()
-        .await
-        .expect("db");
-    sqlx::query("UPDATE ledger_events SET body = ?, leaf_hash = ? WHERE seq = 4")
+    sqlx::query("UPDATE ledger_events SET body = ?, leaf_hash = ? WHERE seq = ?")
         .bind(&forged)
         .bind(&leaf[..])
+        .bind(seq)
         .execute(&mut conn)
         .await
         .expect("forge");
-    drop(conn);
-    let err = verify_fails(d);
+    if with_node {
+        sqlx::query("UPDATE merkle_nodes SET hash = ? WHERE level = 0 AND idx = ?")
+            .bind(&leaf[..])
+            .bind(seq - 1)
+            .execute(&mut conn)
+            .await
+            .expect("forge node");
+    }
+}
+
+#[tokio::test]
+async fn editing_an_event_and_its_hash_is_caught() {
+    let dir = ledger();
+    forge(dir.path(), 4, "Li Wei", "Nobody", false).await;
+    let err = verify_fails(dir.path());
     // The head signed right after event #4 notices first; without it the link from #5 would.
     assert!(err.contains("event #4 was changed"), "{err}");
     assert!(err.contains("First bad event: #4."), "{err}");
@@ -312,40 +320,17 @@ async fn a_forged_tree_head_signature_is_caught() {
 #[tokio::test]
 async fn a_head_over_a_rewritten_history_is_caught_even_with_a_valid_looking_chain() {
     let dir = ledger();
-    let d = dir.path();
     // Rewrite the last event consistently (body, hash, Merkle node): only the signed head
     // still remembers the truth.
-    use sqlx::ConnectOptions;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(d.join("actas.db"))
-        .connect()
-        .await
-        .expect("db");
-    let body: String = sqlx::query_scalar("SELECT body FROM ledger_events WHERE seq = 10")
-        .fetch_one(&mut conn)
-        .await
-        .expect("body");
-    drop(conn);
-    let forged = body.replace(
+    forge(
+        dir.path(),
+        10,
         "Back on the rota for cover",
         "Approved by the CEO in person",
-    );
-    assert_ne!(forged, body);
-    let leaf = actas_core::merkle::leaf_hash(forged.as_bytes());
-    tamper(d, &["DROP TRIGGER IF EXISTS merkle_nodes_no_update"]).await;
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(d.join("actas.db"))
-        .connect()
-        .await
-        .expect("db");
-    sqlx::query("UPDATE ledger_events SET body = ?, leaf_hash = ? WHERE seq = 10")
-        .bind(&forged)
-        .bind(&leaf[..])
-        .execute(&mut conn)
-        .await
-        .expect("forge");
-    drop(conn);
-    let err = verify_fails(d);
+        true,
+    )
+    .await;
+    let err = verify_fails(dir.path());
     assert!(
         err.contains("does not match them: event #10 was changed after it was signed"),
         "{err}"

@@ -24,7 +24,13 @@ fn event(n: u64) -> NewEvent {
         email: Email::parse(&format!("agent{n}@example.com")).expect("email"),
         name: DisplayName::parse("Agent Smith").expect("name"),
     };
-    NewEvent::new(Actor::System, EventData::StaffAdded { staff, role: Role::Agent })
+    NewEvent::new(
+        Actor::System,
+        EventData::StaffAdded {
+            staff,
+            role: Role::Agent,
+        },
+    )
 }
 
 fn key() -> LedgerKey {
@@ -44,7 +50,10 @@ impl OneTxPerEvent {
         let seq = *size + 1;
         let body = e.into_body(seq, Timestamp::now(), prev).encode();
         let leaf = leaf_hash(body.as_bytes());
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await.expect("begin");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut *conn)
+            .await
+            .expect("begin");
         sqlx::query("INSERT INTO ledger_events (seq, time, kind, account, session, body, leaf_hash) VALUES (?, ?, ?, NULL, NULL, ?, ?)")
             .bind(seq as i64)
             .bind(Timestamp::now().as_millis())
@@ -65,27 +74,46 @@ impl OneTxPerEvent {
                 .await
                 .expect("node");
         }
-        sqlx::query("COMMIT").execute(&mut *conn).await.expect("commit");
+        sqlx::query("COMMIT")
+            .execute(&mut *conn)
+            .await
+            .expect("commit");
         *prev = leaf;
         *size = seq;
     }
 }
 
 fn appends(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
     let dir = tempfile::tempdir().expect("tmp");
-    let heads = HeadSchedule { every_events: 1000, every: Duration::from_secs(10) };
+    let heads = HeadSchedule {
+        every_events: 1000,
+        every: Duration::from_secs(10),
+    };
 
     let group_store = rt.block_on(async {
         Arc::new(
-            SqliteStore::open(&dir.path().join("group.db"), key(), SqliteConfig { heads, ..SqliteConfig::default() })
-                .await
-                .expect("open"),
+            SqliteStore::open(
+                &dir.path().join("group.db"),
+                key(),
+                SqliteConfig {
+                    heads,
+                    ..SqliteConfig::default()
+                },
+            )
+            .await
+            .expect("open"),
         )
     });
     let baseline = rt.block_on(async {
         let path = dir.path().join("baseline.db");
-        let s = SqliteStore::open(&path, key(), SqliteConfig::default()).await.expect("migrate");
+        let s = SqliteStore::open(&path, key(), SqliteConfig::default())
+            .await
+            .expect("migrate");
         s.close().await.expect("close");
         let conn = SqliteConnectOptions::new()
             .filename(&path)
@@ -94,7 +122,9 @@ fn appends(c: &mut Criterion) {
             .connect()
             .await
             .expect("connect");
-        Arc::new(OneTxPerEvent { conn: Mutex::new((conn, Frontier::new(), [0; 32], 0)) })
+        Arc::new(OneTxPerEvent {
+            conn: Mutex::new((conn, Frontier::new(), [0; 32], 0)),
+        })
     });
 
     let mut g = c.benchmark_group("durable appends");
@@ -112,7 +142,9 @@ fn appends(c: &mut Criterion) {
                         let tasks: Vec<_> = (0..conc)
                             .map(|t| {
                                 let s = store.clone();
-                                tokio::spawn(async move { s.append(event(i * 1000 + t)).await.expect("append") })
+                                tokio::spawn(async move {
+                                    s.append(event(i * 1000 + t)).await.expect("append")
+                                })
                             })
                             .collect();
                         for t in tasks {
@@ -123,26 +155,30 @@ fn appends(c: &mut Criterion) {
                 })
             })
         });
-        g.bench_with_input(BenchmarkId::new("baseline: one transaction per event", conc), &conc, |b, &conc| {
-            b.iter_custom(|iters| {
-                let base = baseline.clone();
-                rt.block_on(async move {
-                    let start = Instant::now();
-                    for i in 0..iters {
-                        let tasks: Vec<_> = (0..conc)
-                            .map(|t| {
-                                let s = base.clone();
-                                tokio::spawn(async move { s.append(event(i * 1000 + t)).await })
-                            })
-                            .collect();
-                        for t in tasks {
-                            t.await.expect("task");
+        g.bench_with_input(
+            BenchmarkId::new("baseline: one transaction per event", conc),
+            &conc,
+            |b, &conc| {
+                b.iter_custom(|iters| {
+                    let base = baseline.clone();
+                    rt.block_on(async move {
+                        let start = Instant::now();
+                        for i in 0..iters {
+                            let tasks: Vec<_> = (0..conc)
+                                .map(|t| {
+                                    let s = base.clone();
+                                    tokio::spawn(async move { s.append(event(i * 1000 + t)).await })
+                                })
+                                .collect();
+                            for t in tasks {
+                                t.await.expect("task");
+                            }
                         }
-                    }
-                    start.elapsed()
+                        start.elapsed()
+                    })
                 })
-            })
-        });
+            },
+        );
     }
     g.finish();
     rt.block_on(async { group_store.close().await.expect("close") });

@@ -1,0 +1,323 @@
+//! State changes on a real SQLite file: each one read back as the domain type it was
+//! written from, and each rule the database enforces refusing what it must.
+
+mod common;
+
+use actas_core::Timestamp;
+use actas_core::account::{AccountFlag, Consent};
+use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::ids::{AccountId, SessionId, StaffId};
+use actas_core::policy::Policy;
+use actas_core::request::{AccessRequest, NewRequest, RequestStatus};
+use actas_core::scope::Mode;
+use actas_core::session::{ActiveSession, EndReason, Session};
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_core::text::{Reason, TicketRef};
+use actas_store::{Applied, Change, HeadSchedule, Store, StoreError, Unit};
+use common::*;
+use std::time::Duration;
+
+async fn add_staff(store: &impl Store, email: &str, role: Role) -> StaffId {
+    let out = store
+        .commit(Unit::new(
+            vec![Change::AddStaff {
+                email: Email::parse(email).expect("email"),
+                name: DisplayName::parse("Someone").expect("name"),
+                role,
+                password_hash: "$argon2id$placeholder".into(),
+            }],
+            |_| vec![staff_added(1)],
+        ))
+        .await;
+    assert!(out.is_ok());
+    store
+        .staff_by_email(&Email::parse(email).expect("email"))
+        .await
+        .expect("read")
+        .expect("added")
+        .id
+}
+
+fn note_event() -> NewEvent {
+    NewEvent::new(Actor::System, EventData::StaffDisabled { staff: staff(1) })
+}
+
+#[tokio::test]
+async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
+    let db = db();
+    let store = open(&db.path, HeadSchedule::default()).await;
+    let p = Policy::starter();
+    let agent = add_staff(&store, "agent@example.com", Role::Agent).await;
+    let lead = add_staff(&store, "lead@example.com", Role::Lead).await;
+
+    let acme = AccountId::parse("acme").expect("id");
+    store
+        .commit(Unit::change(
+            Change::PutAccount {
+                id: acme.clone(),
+                name: DisplayName::parse("Acme Co").expect("name"),
+                flags: vec![AccountFlag::parse("sensitive").expect("flag")],
+                consent: Consent::CodeRequired,
+            },
+            note_event(),
+        ))
+        .await
+        .expect("account");
+    let account = store.account(&acme).await.expect("read").expect("exists");
+    assert_eq!(account.consent, Consent::CodeRequired);
+    assert_eq!(
+        account.flags,
+        vec![AccountFlag::parse("sensitive").expect("flag")]
+    );
+
+    let scope = p.scope(["edit_settings"]).expect("scope");
+    let assessment = p.assess(&scope, &account.flags, account.consent);
+    let now = Timestamp::now();
+    let mut request = AccessRequest::create(
+        NewRequest {
+            requester: agent,
+            account: acme.clone(),
+            ticket: TicketRef::parse("#4821", &p.ticket_pattern).expect("ticket"),
+            reason: Reason::parse("Check invoice tax rate after plan change").expect("reason"),
+            scope,
+            duration: p.duration(Some(20)).expect("minutes"),
+            mode: Mode::Live,
+        },
+        assessment,
+        now,
+    );
+    assert_eq!(request.status, RequestStatus::Pending);
+    store
+        .commit(Unit::change(
+            Change::InsertRequest(request.clone()),
+            note_event(),
+        ))
+        .await
+        .expect("insert");
+    assert_eq!(
+        store.request(request.id).await.expect("read").as_ref(),
+        Some(&request)
+    );
+
+    // A lead approves; a second approval made on the same stale view is refused.
+    let stale = request.clone();
+    request
+        .approve(lead, None, p.duration(Some(10)).ok(), None, now)
+        .expect("approve");
+    store
+        .commit(Unit::change(
+            Change::UpdateRequest {
+                request: request.clone(),
+                expected: RequestStatus::Pending,
+            },
+            note_event(),
+        ))
+        .await
+        .expect("approved");
+    let mut again = stale;
+    again
+        .approve(lead, None, None, None, now)
+        .expect("in memory");
+    let err = store
+        .commit(Unit::change(
+            Change::UpdateRequest {
+                request: again,
+                expected: RequestStatus::Pending,
+            },
+            note_event(),
+        ))
+        .await
+        .expect_err("stale");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(
+        store.request(request.id).await.expect("read").as_ref(),
+        Some(&request)
+    );
+
+    // Even if code were wrong, the database refuses a requester approving their own request.
+    let mut own = request.clone();
+    own.id = actas_core::ids::RequestId::random();
+    own.approver = Some(actas_core::request::Approver::Lead(agent));
+    let err = store
+        .commit(Unit::change(Change::InsertRequest(own), note_event()))
+        .await
+        .expect_err("own");
+    assert!(
+        matches!(err, StoreError::Unexpected(_) | StoreError::Conflict(_)),
+        "{err:?}"
+    );
+
+    // Start a session; a second one for the same staff member is refused.
+    request.confirm_code(now).expect("code");
+    request.use_for_session(agent, now).expect("use");
+    let session = ActiveSession::start(
+        SessionId::random(),
+        request.id,
+        agent,
+        acme.clone(),
+        request.scope.clone(),
+        request.mode,
+        now,
+        request.duration.get(),
+        p.session.hard_limit,
+        p.session.idle_limit,
+    );
+    store
+        .commit(Unit::new(
+            vec![
+                Change::UpdateRequest {
+                    request: request.clone(),
+                    expected: RequestStatus::Approved,
+                },
+                Change::InsertSession(session.info().clone()),
+            ],
+            |_| vec![note_event()],
+        ))
+        .await
+        .expect("started");
+    assert_eq!(
+        store.active_session_of(agent).await.expect("read"),
+        Some(session.clone())
+    );
+    let mut second = session.info().clone();
+    second.id = SessionId::random();
+    let err = store
+        .commit(Unit::change(Change::InsertSession(second), note_event()))
+        .await
+        .expect_err("nested");
+    assert!(
+        err.to_string()
+            .contains("already have an active support session"),
+        "{err}"
+    );
+
+    // Touch, end, and refuse to end twice.
+    let later = now.plus(Duration::from_secs(60));
+    store
+        .commit(Unit::change(
+            Change::TouchSession {
+                id: session.info().id,
+                at: later,
+            },
+            note_event(),
+        ))
+        .await
+        .expect("touch");
+    store
+        .commit(Unit::change(
+            Change::EndSession {
+                id: session.info().id,
+                at: later,
+                reason: EndReason::Manual,
+            },
+            note_event(),
+        ))
+        .await
+        .expect("end");
+    let err = store
+        .commit(Unit::change(
+            Change::EndSession {
+                id: session.info().id,
+                at: later,
+                reason: EndReason::Manual,
+            },
+            note_event(),
+        ))
+        .await
+        .expect_err("twice");
+    assert!(matches!(err, StoreError::Conflict(_)));
+    match store.session(session.info().id).await.expect("read") {
+        Some(Session::Ended(e)) => {
+            assert_eq!(e.reason, EndReason::Manual);
+            assert_eq!(e.ended_at, later);
+        }
+        other => panic!("expected an ended session, got {other:?}"),
+    }
+    assert_eq!(store.active_session_of(agent).await.expect("read"), None);
+    assert_eq!(
+        store
+            .request(request.id)
+            .await
+            .expect("read")
+            .map(|r| r.status),
+        Some(RequestStatus::Used)
+    );
+
+    // Allow-list: grant, revoke, and revoking again is refused.
+    let director = add_staff(&store, "director@example.com", Role::Director).await;
+    let why = actas_core::text::Note::parse("Joined the rota").expect("note");
+    store
+        .commit(Unit::change(
+            Change::GrantAllow {
+                staff: agent,
+                max_risk: actas_core::scope::Risk::Medium,
+                by: director,
+                reason: why.clone(),
+            },
+            note_event(),
+        ))
+        .await
+        .expect("grant");
+    assert_eq!(
+        store
+            .allowed(agent)
+            .await
+            .expect("read")
+            .map(|a| a.max_risk),
+        Some(actas_core::scope::Risk::Medium)
+    );
+    store
+        .commit(Unit::change(
+            Change::RevokeAllow {
+                staff: agent,
+                by: director,
+                reason: why.clone(),
+            },
+            note_event(),
+        ))
+        .await
+        .expect("revoke");
+    assert!(store.allowed(agent).await.expect("read").is_none());
+    assert!(store.allow_list().await.expect("list")[0].revoked.is_some());
+    let err = store
+        .commit(Unit::change(
+            Change::RevokeAllow {
+                staff: agent,
+                by: director,
+                reason: why,
+            },
+            note_event(),
+        ))
+        .await
+        .expect_err("not on the list");
+    assert!(matches!(err, StoreError::NotFound(_)));
+
+    store
+        .commit(Unit::new(
+            vec![Change::DisableStaff(lead)],
+            |a: &[Applied]| {
+                assert_eq!(a, [Applied::Done]);
+                vec![note_event()]
+            },
+        ))
+        .await
+        .expect("disable");
+    assert!(
+        !store
+            .staff(lead)
+            .await
+            .expect("read")
+            .expect("exists")
+            .active
+    );
+    store.close().await.expect("close");
+    let store = open(&db.path, HeadSchedule::default()).await;
+    assert!(
+        store
+            .verify(&public(), &mut |_, _| {})
+            .await
+            .expect("read")
+            .is_ok()
+    );
+    store.close().await.expect("close");
+}
