@@ -234,6 +234,48 @@ pub enum EventData {
         /// The limit passed, in minutes, for the time-limit reasons.
         limit_minutes: Option<u64>,
     },
+    /// An account was added or its details changed.
+    #[serde(rename = "account.updated")]
+    AccountUpdated {
+        /// Which account, with its name now.
+        account: AccountRef,
+        /// Its flags now.
+        flags: Vec<crate::account::AccountFlag>,
+        /// True when it was added.
+        created: bool,
+    },
+    /// The customer made a one-time confirmation code.
+    #[serde(rename = "code.issued")]
+    CodeIssued {
+        /// For which account.
+        account: AccountRef,
+        /// Until when it is valid.
+        expires_at: Timestamp,
+    },
+    /// An agent entered the customer's code correctly.
+    #[serde(rename = "code.accepted")]
+    CodeAccepted {
+        /// The request it confirms.
+        request: RequestId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+    },
+    /// An agent entered a wrong code.
+    #[serde(rename = "code.rejected")]
+    CodeRejected {
+        /// The request.
+        request: RequestId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// Wrong codes so far.
+        failures: u32,
+        /// True when this one locked the request.
+        locked: bool,
+    },
     /// The customer changed their consent setting.
     #[serde(rename = "consent.changed")]
     ConsentChanged {
@@ -276,6 +318,10 @@ impl EventData {
             EventData::ActionBlocked { .. } => "session.blocked",
             EventData::SessionEnded { .. } => "session.ended",
             EventData::ConsentChanged { .. } => "consent.changed",
+            EventData::AccountUpdated { .. } => "account.updated",
+            EventData::CodeIssued { .. } => "code.issued",
+            EventData::CodeAccepted { .. } => "code.accepted",
+            EventData::CodeRejected { .. } => "code.rejected",
         }
     }
 
@@ -347,8 +393,20 @@ impl EventData {
                 session: Some(*session),
                 ticket: Some(ticket.clone()),
             },
-            EventData::ConsentChanged { account, .. } => EventContext {
+            EventData::ConsentChanged { account, .. }
+            | EventData::AccountUpdated { account, .. }
+            | EventData::CodeIssued { account, .. } => EventContext {
                 account: of(account),
+                ..EventContext::default()
+            },
+            EventData::CodeAccepted {
+                account, ticket, ..
+            }
+            | EventData::CodeRejected {
+                account, ticket, ..
+            } => EventContext {
+                account: of(account),
+                ticket: Some(ticket.clone()),
                 ..EventContext::default()
             },
         }

@@ -10,6 +10,7 @@
 
 pub mod account;
 pub mod clock;
+pub mod code;
 pub mod event;
 pub mod ids;
 pub mod merkle;

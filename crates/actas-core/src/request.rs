@@ -15,6 +15,8 @@ use std::time::Duration;
 pub const PENDING_TTL: Duration = Duration::from_secs(60 * 60);
 /// How long an approval may wait before the session is started.
 pub const APPROVED_TTL: Duration = Duration::from_secs(30 * 60);
+/// Wrong confirmation codes a request survives; the fifth locks it (invariant 12).
+pub const MAX_CODE_FAILURES: u32 = 5;
 
 /// Where a request is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -108,6 +110,9 @@ pub enum RequestError {
     /// The customer's code has not been entered yet.
     #[error("this request needs the customer's confirmation code first")]
     CodeMissing,
+    /// Too many wrong codes were entered.
+    #[error("this request is locked after 5 wrong confirmation codes; make a new request")]
+    Locked,
 }
 
 /// An access request and its decision.
@@ -135,6 +140,10 @@ pub struct AccessRequest {
     pub needs_code: bool,
     /// Whether it has been given.
     pub code_confirmed: bool,
+    /// Wrong codes entered so far.
+    pub code_failures: u32,
+    /// Set once too many wrong codes were entered; nothing more can be done with it.
+    pub locked: bool,
     /// Where it is.
     pub status: RequestStatus,
     /// When it was made.
@@ -184,6 +193,8 @@ impl AccessRequest {
             risk: assessment.risk,
             needs_code: assessment.needs_code,
             code_confirmed: false,
+            code_failures: 0,
+            locked: false,
             status: if auto {
                 RequestStatus::Approved
             } else {
@@ -281,8 +292,25 @@ impl AccessRequest {
         Ok(())
     }
 
+    /// Records a wrong code. Returns true when this failure locked the request.
+    pub fn record_wrong_code(&mut self, now: Timestamp) -> Result<bool, RequestError> {
+        if self.locked {
+            return Err(RequestError::Locked);
+        }
+        self.live(now)?;
+        if self.status.is_final() {
+            return Err(RequestError::WrongStatus(self.status));
+        }
+        self.code_failures += 1;
+        self.locked = self.code_failures >= MAX_CODE_FAILURES;
+        Ok(self.locked)
+    }
+
     /// Records that the customer's confirmation code was entered correctly.
     pub fn confirm_code(&mut self, now: Timestamp) -> Result<(), RequestError> {
+        if self.locked {
+            return Err(RequestError::Locked);
+        }
         self.live(now)?;
         if self.status.is_final() {
             return Err(RequestError::WrongStatus(self.status));
@@ -295,6 +323,9 @@ impl AccessRequest {
     pub fn use_for_session(&mut self, by: StaffId, now: Timestamp) -> Result<(), RequestError> {
         if by != self.requester {
             return Err(RequestError::NotRequester);
+        }
+        if self.locked {
+            return Err(RequestError::Locked);
         }
         self.live(now)?;
         if self.status != RequestStatus::Approved {

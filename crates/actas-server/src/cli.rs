@@ -34,6 +34,12 @@ pub enum Command {
         #[command(subcommand)]
         command: StaffCommand,
     },
+    /// Add and list customer accounts (small set-ups; products sync them through the API).
+    Account {
+        /// What to do with accounts.
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
     /// Keep the allow-list of who may act as customers.
     Allow {
         /// What to do with the allow-list.
@@ -81,6 +87,24 @@ pub enum StaffCommand {
         #[arg(long)]
         by: Option<String>,
     },
+}
+
+/// Account commands.
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Add an account, or update its name and flags.
+    Add {
+        /// The product's id for the account, e.g. acme-co.
+        id: String,
+        /// Its display name, e.g. "Acme Co".
+        #[arg(long)]
+        name: String,
+        /// A flag such as sensitive, billing_owner or workspace_admin (repeat for more).
+        #[arg(long = "flag")]
+        flags: Vec<String>,
+    },
+    /// List accounts with their flags and consent setting.
+    List,
 }
 
 /// Allow-list commands.

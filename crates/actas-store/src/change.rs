@@ -77,6 +77,51 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// Stores a confirmation code's salted hash for an account.
+    InsertCode {
+        /// The code's id.
+        id: String,
+        /// For which account.
+        account: AccountId,
+        /// Random salt.
+        salt: Vec<u8>,
+        /// SHA-256 of salt and code.
+        hash: [u8; 32],
+        /// Made at.
+        created_at: Timestamp,
+        /// Valid until.
+        expires_at: Timestamp,
+    },
+    /// Marks a code used for a request; refused if it was used meanwhile.
+    UseCode {
+        /// The code's id.
+        id: String,
+        /// The request it confirmed.
+        request: actas_core::ids::RequestId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Counts a wrong confirmation code on a request, atomically; the fifth locks it.
+    CodeFailed {
+        /// The request.
+        request: actas_core::ids::RequestId,
+    },
+    /// Stores a hand-off token's hash for a session.
+    InsertHandoff {
+        /// SHA-256 of the token.
+        hash: [u8; 32],
+        /// The session.
+        session: SessionId,
+        /// Valid until.
+        expires_at: Timestamp,
+    },
+    /// Uses a hand-off token once, if it is unused and unexpired at `at`.
+    RedeemHandoff {
+        /// SHA-256 of the token.
+        hash: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
     /// Ends a session, if it is still active.
     EndSession {
         /// Which.
@@ -95,6 +140,8 @@ pub enum Applied {
     Done,
     /// A staff member was added with this id.
     Staff(StaffId),
+    /// A wrong code was counted; this many so far.
+    CodeFailures(u32),
 }
 
 /// Builds a unit's events once its changes are applied (e.g. to name a new staff id).

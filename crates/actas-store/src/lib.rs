@@ -15,7 +15,9 @@ mod model;
 pub mod sqlite;
 
 pub use change::{Applied, Change, Unit};
-pub use model::{Account, AllowEntry, Appended, EventFilter, RecordedEvent, StaffRecord};
+pub use model::{
+    Account, AllowEntry, Appended, CodeRecord, EventFilter, RecordedEvent, StaffRecord,
+};
 
 use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
 use actas_core::merkle::Hash;
@@ -156,4 +158,20 @@ pub trait Store: Send + Sync {
 
     /// A staff member's active session, if any.
     async fn active_session_of(&self, staff: StaffId) -> StoreResult<Option<ActiveSession>>;
+
+    /// Every active session (for the reaper and the console).
+    async fn active_sessions(&self) -> StoreResult<Vec<ActiveSession>>;
+
+    /// Requests waiting for a lead, oldest first.
+    async fn pending_requests(&self) -> StoreResult<Vec<AccessRequest>>;
+
+    /// The session a hand-off token (by its SHA-256) was issued for, used or not.
+    async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>>;
+
+    /// An account's confirmation codes that are unused and unexpired at `now`.
+    async fn open_codes(
+        &self,
+        account: &AccountId,
+        now: actas_core::Timestamp,
+    ) -> StoreResult<Vec<CodeRecord>>;
 }

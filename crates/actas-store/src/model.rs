@@ -115,3 +115,16 @@ pub struct EventFilter {
     /// Only events before this time.
     pub until: Option<Timestamp>,
 }
+
+/// A confirmation code as stored: never the code itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// Its id.
+    pub id: String,
+    /// Its salt.
+    pub salt: Vec<u8>,
+    /// SHA-256 of salt and code.
+    pub hash: Vec<u8>,
+    /// Valid until.
+    pub expires_at: Timestamp,
+}

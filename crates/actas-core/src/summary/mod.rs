@@ -219,6 +219,65 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             };
             format!("{}'s session on {} ended: {why}", staff.name, account.name)
         }
+        EventData::AccountUpdated {
+            account,
+            flags,
+            created,
+        } => {
+            let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
+            let flags = if flags.is_empty() {
+                "no flags".to_owned()
+            } else {
+                format!("flags: {}", flags.join(", "))
+            };
+            if *created {
+                format!(
+                    "{who} added the account {} ({}; {flags})",
+                    account.name, account.id
+                )
+            } else {
+                format!(
+                    "{who} updated the account {} ({}; {flags})",
+                    account.name, account.id
+                )
+            }
+        }
+        EventData::CodeIssued {
+            account,
+            expires_at,
+        } => format!(
+            "{} made a one-time confirmation code for support staff, valid until {} UTC",
+            account.name,
+            &expires_at.to_rfc3339()[11..16]
+        ),
+        EventData::CodeAccepted {
+            account, ticket, ..
+        } => {
+            format!(
+                "{who} entered {}'s confirmation code for ticket {ticket}",
+                account.name
+            )
+        }
+        EventData::CodeRejected {
+            account,
+            ticket,
+            failures,
+            locked,
+            ..
+        } => {
+            if *locked {
+                format!(
+                    "{who} entered a wrong confirmation code for {} (ticket {ticket}) for the {failures}th time; the request is now locked",
+                    account.name
+                )
+            } else {
+                format!(
+                    "{who} entered a wrong confirmation code for {} (ticket {ticket}); {} tries left",
+                    account.name,
+                    crate::request::MAX_CODE_FAILURES.saturating_sub(*failures)
+                )
+            }
+        }
         EventData::ConsentChanged { account, consent } => {
             use crate::account::Consent;
             match consent {

@@ -361,3 +361,79 @@ fn consent_sentences() {
         "Acme Co asked that support staff need a confirmation code for every session"
     );
 }
+
+#[test]
+fn account_and_code_sentences() {
+    use crate::account::AccountFlag;
+    let flags = vec![AccountFlag::parse("sensitive").expect("flag")];
+    assert_eq!(
+        say(
+            Actor::System,
+            EventData::AccountUpdated {
+                account: acme(),
+                flags: flags.clone(),
+                created: true
+            }
+        ),
+        "actas added the account Acme Co (acme; flags: sensitive)"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(dana()),
+            EventData::AccountUpdated {
+                account: acme(),
+                flags: vec![],
+                created: false
+            }
+        ),
+        "Dana Park updated the account Acme Co (acme; no flags)"
+    );
+    assert_eq!(
+        say(
+            Actor::Customer(acme()),
+            EventData::CodeIssued {
+                account: acme(),
+                expires_at: Timestamp::parse("2026-11-23T10:25:00Z").expect("time")
+            }
+        ),
+        "Acme Co made a one-time confirmation code for support staff, valid until 10:25 UTC"
+    );
+    let id = RequestId::random();
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::CodeAccepted {
+                request: id,
+                account: acme(),
+                ticket: ticket()
+            }
+        ),
+        "Sarah Lee entered Acme Co's confirmation code for ticket #4821"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::CodeRejected {
+                request: id,
+                account: acme(),
+                ticket: ticket(),
+                failures: 2,
+                locked: false
+            }
+        ),
+        "Sarah Lee entered a wrong confirmation code for Acme Co (ticket #4821); 3 tries left"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::CodeRejected {
+                request: id,
+                account: acme(),
+                ticket: ticket(),
+                failures: 5,
+                locked: true
+            }
+        ),
+        "Sarah Lee entered a wrong confirmation code for Acme Co (ticket #4821) for the 5th time; the request is now locked"
+    );
+}

@@ -63,6 +63,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Init => init(&data).await,
         Command::Staff { command } => staff::run(&data, command).await,
         Command::Allow { command } => staff::run_allow(&data, command).await,
+        Command::Account { command } => account(&data, command).await,
         Command::Audit { command } => audit::run(&data, command).await,
         Command::Policy { command } => policy::run(command),
     }
@@ -95,6 +96,52 @@ async fn init(data: &DataDir) -> Result<(), Failure> {
     );
     println!("Next: add a director with `actas staff add EMAIL --name NAME --role director`.");
     Ok(())
+}
+
+async fn account(data: &DataDir, command: crate::cli::AccountCommand) -> Result<(), Failure> {
+    use crate::cli::AccountCommand;
+    match command {
+        AccountCommand::Add { id, name, flags } => {
+            let opened = Opened::open(data).await?;
+            let result = opened
+                .service
+                .put_account(&id, &name, &flags, actas_core::event::Actor::System)
+                .await;
+            opened.close().await?;
+            let a = result?;
+            let flags: Vec<&str> = a.flags.iter().map(|f| f.as_str()).collect();
+            println!(
+                "Saved the account {} ({}){}.",
+                a.name,
+                a.id,
+                if flags.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with flags: {}", flags.join(", "))
+                }
+            );
+            Ok(())
+        }
+        AccountCommand::List => {
+            let opened = Opened::open(data).await?;
+            let accounts = opened.store.list_accounts().await?;
+            opened.finish_reading().await;
+            if accounts.is_empty() {
+                println!("No accounts yet. Add one with `actas account add ID --name NAME`.");
+            }
+            for a in accounts {
+                let flags: Vec<&str> = a.flags.iter().map(|f| f.as_str()).collect();
+                println!(
+                    "{:<24} {:<28} consent: {:<14} {}",
+                    a.id,
+                    a.name,
+                    a.consent,
+                    flags.join(", ")
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 /// Formats a moment as `2026-11-23 10:15:00` (UTC).

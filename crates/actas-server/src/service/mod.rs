@@ -2,10 +2,15 @@
 //! [`Store`]. The CLI calls it today; the console and the JSON API will call the same
 //! functions, so no rule lives only in a handler.
 
+mod accounts;
 mod allow;
+mod requests;
+mod sessions;
 mod staff;
 
 pub use allow::AllowChange;
+pub use requests::{Approval, RequestInput};
+pub use sessions::{HANDOFF_TTL, HandoffToken};
 
 use actas_core::policy::Policy;
 use actas_store::{Store, StoreError};

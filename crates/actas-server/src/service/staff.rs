@@ -83,7 +83,7 @@ impl Service {
                     .iter()
                     .filter_map(|a| match a {
                         Applied::Staff(id) => Some(*id),
-                        Applied::Done => None,
+                        _ => None,
                     })
                     .map(|id| {
                         let staff = StaffRef {

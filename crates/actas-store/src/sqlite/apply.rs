@@ -164,9 +164,9 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             expected,
         } => {
             let res = sqlx::query(
-                "UPDATE access_requests SET scope = ?, minutes = ?, code_confirmed = ?, status = ?, expires_at = ?,
-                   approved_by = ?, approver = ?, decided_by = ?, note = ?
-                 WHERE id = ? AND status = ?",
+                "UPDATE access_requests SET scope = ?, minutes = ?, code_confirmed = ?,
+                   status = ?, expires_at = ?, approved_by = ?, approver = ?, decided_by = ?, note = ?
+                 WHERE id = ? AND status = ? AND locked_at IS NULL",
             )
             .bind(json(&r.scope))
             .bind(r.duration.minutes() as i64)
@@ -243,6 +243,95 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 .map_err(db)?;
             expect_one(r.rows_affected(), || {
                 StoreError::Conflict("this session has ended".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::InsertCode {
+            id,
+            account,
+            salt,
+            hash,
+            created_at,
+            expires_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO confirmation_codes (id, account_id, salt, code_hash, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(id)
+            .bind(account.as_str())
+            .bind(salt)
+            .bind(&hash[..])
+            .bind(created_at.as_millis())
+            .bind(expires_at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::UseCode { id, request, at } => {
+            let r = sqlx::query(
+                "UPDATE confirmation_codes SET used_at = ?, used_for = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+            )
+            .bind(at.as_millis())
+            .bind(request.to_string())
+            .bind(id)
+            .bind(at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "that confirmation code has already been used or has expired".into(),
+                )
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::CodeFailed { request } => {
+            let failures: Option<i64> = sqlx::query_scalar(
+                "UPDATE access_requests SET code_failures = code_failures + 1,
+                   locked_at = CASE WHEN code_failures + 1 >= ? THEN ? ELSE locked_at END
+                 WHERE id = ? AND locked_at IS NULL AND status IN ('pending', 'approved')
+                 RETURNING code_failures",
+            )
+            .bind(i64::from(actas_core::request::MAX_CODE_FAILURES))
+            .bind(now)
+            .bind(request.to_string())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+            let failures = failures.ok_or_else(|| {
+                StoreError::Conflict("this request is locked or no longer open".into())
+            })?;
+            Ok(Applied::CodeFailures(failures as u32))
+        }
+        Change::InsertHandoff {
+            hash,
+            session,
+            expires_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO handoff_tokens (token_hash, session_id, expires_at) VALUES (?, ?, ?)",
+            )
+            .bind(&hash[..])
+            .bind(session.to_string())
+            .bind(expires_at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::RedeemHandoff { hash, at } => {
+            let r = sqlx::query("UPDATE handoff_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?")
+                .bind(at.as_millis())
+                .bind(&hash[..])
+                .bind(at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "that hand-off link has already been used or has expired".into(),
+                )
             })?;
             Ok(Applied::Done)
         }

@@ -323,6 +323,45 @@ impl Store for SqliteStore {
         read::session_where(&self.pool, "id = ?", id.to_string()).await
     }
 
+    async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>> {
+        let id: Option<String> =
+            sqlx::query_scalar("SELECT session_id FROM handoff_tokens WHERE token_hash = ?")
+                .bind(&hash[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::unexpected)?;
+        id.map(|i| SessionId::parse(&i).map_err(StoreError::unexpected))
+            .transpose()
+    }
+
+    async fn active_sessions(&self) -> StoreResult<Vec<ActiveSession>> {
+        let mut out = Vec::new();
+        for id in read::session_ids(&self.pool, "ended_at IS NULL").await? {
+            if let Some(Session::Active(a)) = self.session(id).await? {
+                out.push(a);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pending_requests(&self) -> StoreResult<Vec<AccessRequest>> {
+        let mut out = Vec::new();
+        for id in read::request_ids(&self.pool, "status = 'pending'").await? {
+            if let Some(r) = self.request(id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn open_codes(
+        &self,
+        account: &AccountId,
+        now: actas_core::Timestamp,
+    ) -> StoreResult<Vec<crate::CodeRecord>> {
+        read::open_codes(&self.pool, account, now).await
+    }
+
     async fn active_session_of(&self, staff: StaffId) -> StoreResult<Option<ActiveSession>> {
         match read::session_where(&self.pool, "staff_id = ? AND ended_at IS NULL", staff.get())
             .await?

@@ -197,6 +197,8 @@ pub(super) async fn request(
             .map_err(|e| bad("risk", e))?,
         needs_code: col(&row, "needs_code")?,
         code_confirmed: col(&row, "code_confirmed")?,
+        code_failures: col::<i64>(&row, "code_failures")? as u32,
+        locked: col::<Option<i64>>(&row, "locked_at")?.is_some(),
         status: col::<String>(&row, "status")?
             .parse()
             .map_err(|e| bad("status", e))?,
@@ -327,5 +329,53 @@ pub(super) async fn tree_heads(pool: &SqlitePool) -> StoreResult<Vec<SignedTreeH
                     .map_err(|_| bad("signature", "not 64 bytes"))?,
             })
         })
+        .collect()
+}
+
+/// A stored confirmation code that may still be used.
+pub(super) async fn open_codes(
+    pool: &SqlitePool,
+    account: &AccountId,
+    now: Timestamp,
+) -> StoreResult<Vec<crate::model::CodeRecord>> {
+    let rows: Vec<(String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+        "SELECT id, salt, code_hash, expires_at FROM confirmation_codes
+         WHERE account_id = ? AND used_at IS NULL AND expires_at > ? ORDER BY created_at",
+    )
+    .bind(account.as_str())
+    .bind(now.as_millis())
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unexpected)?;
+    Ok(rows
+        .into_iter()
+        .map(|(id, salt, hash, expires)| crate::model::CodeRecord {
+            id,
+            salt,
+            hash,
+            expires_at: Timestamp::from_millis(expires),
+        })
+        .collect())
+}
+
+pub(super) async fn session_ids(pool: &SqlitePool, clause: &str) -> StoreResult<Vec<SessionId>> {
+    let sql = format!("SELECT id FROM sessions WHERE {clause} ORDER BY started_at");
+    let ids: Vec<String> = sqlx::query_scalar(&sql)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+    ids.iter()
+        .map(|i| SessionId::parse(i).map_err(|e| bad("session id", e)))
+        .collect()
+}
+
+pub(super) async fn request_ids(pool: &SqlitePool, clause: &str) -> StoreResult<Vec<RequestId>> {
+    let sql = format!("SELECT id FROM access_requests WHERE {clause} ORDER BY created_at");
+    let ids: Vec<String> = sqlx::query_scalar(&sql)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+    ids.iter()
+        .map(|i| RequestId::parse(i).map_err(|e| bad("request id", e)))
         .collect()
 }

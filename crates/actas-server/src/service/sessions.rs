@@ -1,0 +1,267 @@
+//! Support sessions: starting one from an approved request, ending it, the reaper that
+//! ends sessions past their limits, and the single-use hand-off to the gateway.
+
+use super::requests::hex_id;
+use super::{Service, ServiceError, ServiceResult};
+use actas_core::Timestamp;
+use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::ids::{RequestId, SessionId};
+use actas_core::request::RequestStatus;
+use actas_core::session::{ActiveSession, EndReason, Session};
+use actas_store::{Change, StaffRecord, StoreError, Unit};
+use sha2::{Digest, Sha256};
+use std::time::Duration;
+
+/// How long a hand-off token is valid.
+pub const HANDOFF_TTL: Duration = Duration::from_secs(60);
+
+/// A single-use token the gateway exchanges for its own cookie. Shown once; only its
+/// SHA-256 is stored.
+pub struct HandoffToken(String);
+
+impl std::fmt::Debug for HandoffToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HandoffToken(…)")
+    }
+}
+
+impl HandoffToken {
+    /// The token's text (URL-safe).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+fn token_hash(token: &str) -> [u8; 32] {
+    Sha256::digest(token.as_bytes()).into()
+}
+
+fn random_hex(n: usize) -> ServiceResult<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::getrandom(&mut bytes).map_err(|e| {
+        ServiceError::Unexpected(StoreError::Unexpected(
+            format!("no random source: {e}").into(),
+        ))
+    })?;
+    Ok(hex_id(&bytes))
+}
+
+impl Service {
+    /// Starts a session from an approved request. The staff member must have signed in
+    /// within the policy's re-authentication window (`authenticated_at`), the customer's
+    /// code must have been entered where needed, and they must have no other session.
+    /// The session row and `session.started` commit together; only then is the hand-off
+    /// token issued (invariant 2).
+    pub async fn start_session(
+        &self,
+        staff: &StaffRecord,
+        id: RequestId,
+        authenticated_at: Timestamp,
+    ) -> ServiceResult<(ActiveSession, HandoffToken)> {
+        let now = Timestamp::now();
+        let policy = self.policy();
+        if now.since(authenticated_at) > policy.session.reauth_within {
+            return Err(ServiceError::Forbidden(format!(
+                "please confirm your password again: starting a session needs a sign-in within the last {} minutes",
+                policy.session.reauth_within.as_secs() / 60
+            )));
+        }
+        if self.store.allowed(staff.id).await?.is_none() || !staff.active {
+            return Err(ServiceError::Forbidden(
+                "you are not on the allow-list, so you can't act as a customer".into(),
+            ));
+        }
+        if self.store.active_session_of(staff.id).await?.is_some() {
+            return Err(ServiceError::Conflict(
+                "you already have an active support session; end it before starting another".into(),
+            ));
+        }
+        let mut request = self.request(id).await?;
+        let account = self.account(&request.account).await?;
+        if account.consent == actas_core::account::Consent::Revoked {
+            return Err(ServiceError::Forbidden(format!(
+                "{} has revoked consent",
+                account.name
+            )));
+        }
+        let expected = request.status;
+        request
+            .use_for_session(staff.id, now)
+            .map_err(|e| match e {
+                actas_core::request::RequestError::NotRequester => {
+                    ServiceError::Forbidden(e.to_string())
+                }
+                actas_core::request::RequestError::CodeMissing => ServiceError::invalid("code", e),
+                other => ServiceError::Conflict(other.to_string()),
+            })?;
+        if expected != RequestStatus::Approved {
+            return Err(ServiceError::Conflict(format!(
+                "this request is {expected}"
+            )));
+        }
+        let session = ActiveSession::start(
+            SessionId::random(),
+            request.id,
+            staff.id,
+            account.id.clone(),
+            request.scope.clone(),
+            request.mode,
+            now,
+            request.duration.get(),
+            policy.session.hard_limit,
+            policy.session.idle_limit,
+        );
+        let info = session.info().clone();
+        let event = NewEvent::new(
+            Actor::Staff(staff.to_ref()),
+            EventData::SessionStarted {
+                session: info.id,
+                request: request.id,
+                account: account.to_ref(),
+                ticket: request.ticket.clone(),
+                reason: request.reason.clone(),
+                scope: info.scope.clone(),
+                mode: info.mode,
+                expires_at: info.expires_at,
+            },
+        );
+        self.store
+            .commit(Unit::new(
+                vec![
+                    Change::UpdateRequest {
+                        request: request.clone(),
+                        expected,
+                    },
+                    Change::InsertSession(info.clone()),
+                ],
+                move |_| vec![event],
+            ))
+            .await?;
+        // Durable: now the hand-off may be issued.
+        let token = HandoffToken(random_hex(32)?);
+        self.store
+            .commit(Unit::new(
+                vec![Change::InsertHandoff {
+                    hash: token_hash(&token.0),
+                    session: info.id,
+                    expires_at: now.plus(HANDOFF_TTL),
+                }],
+                |_| vec![],
+            ))
+            .await?;
+        Ok((session, token))
+    }
+
+    /// Exchanges a hand-off token for its session, once: of two concurrent attempts
+    /// with the same token, exactly one succeeds.
+    pub async fn redeem_handoff(&self, token: &str) -> ServiceResult<ActiveSession> {
+        let hash = token_hash(token);
+        let invalid = || {
+            ServiceError::Forbidden(
+                "that hand-off link is not valid, has expired or was already used".into(),
+            )
+        };
+        let id = self
+            .store
+            .handoff_session(&hash)
+            .await?
+            .ok_or_else(invalid)?;
+        match self
+            .store
+            .commit(Unit::new(
+                vec![Change::RedeemHandoff {
+                    hash,
+                    at: Timestamp::now(),
+                }],
+                |_| vec![],
+            ))
+            .await
+        {
+            Ok(_) => {}
+            Err(StoreError::Conflict(_)) => return Err(invalid()),
+            Err(e) => return Err(e.into()),
+        }
+        match self.store.session(id).await? {
+            Some(Session::Active(a)) => Ok(a),
+            _ => Err(ServiceError::Forbidden("this session has ended".into())),
+        }
+    }
+
+    /// Ends a session for `reason`, as `actor`. If a limit had already passed, that limit
+    /// is recorded as the reason instead. Ends each session exactly once: a second,
+    /// concurrent end is refused by the store and writes nothing.
+    pub async fn end_session(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        actor: Actor,
+    ) -> ServiceResult<Session> {
+        let mut session = self
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("there is no session {id}")))?;
+        let ended = session
+            .end(reason, Timestamp::now())
+            .map_err(|e| ServiceError::Conflict(e.to_string()))?
+            .clone();
+        let info = &ended.info;
+        let staff = self.staff_ref(info.staff).await?;
+        let account = self.account(&info.account).await?;
+        let request = self.request(info.request).await?;
+        let limit_minutes = match ended.reason {
+            EndReason::HardLimit => Some(info.expires_at.since(info.started_at).as_secs() / 60),
+            EndReason::IdleLimit => Some(info.idle_limit.as_secs() / 60),
+            _ => None,
+        };
+        let actor = match ended.reason {
+            EndReason::HardLimit | EndReason::IdleLimit => Actor::System,
+            _ => actor,
+        };
+        let event = NewEvent::new(
+            actor,
+            EventData::SessionEnded {
+                session: info.id,
+                staff,
+                account: account.to_ref(),
+                ticket: request.ticket,
+                reason: ended.reason,
+                limit_minutes,
+            },
+        );
+        self.store
+            .commit(Unit::change(
+                Change::EndSession {
+                    id: info.id,
+                    at: ended.ended_at,
+                    reason: ended.reason,
+                },
+                event,
+            ))
+            .await?;
+        Ok(session)
+    }
+
+    /// Ends every active session past its hard or idle limit. Safe to run on several
+    /// instances at once: each session is ended, and recorded, exactly once.
+    pub async fn reap(&self) -> ServiceResult<usize> {
+        self.reap_at(Timestamp::now()).await
+    }
+
+    /// [`Service::reap`] as if it were `now` (tests move the clock forward).
+    pub async fn reap_at(&self, now: Timestamp) -> ServiceResult<usize> {
+        let mut ended = 0;
+        for s in self.store.active_sessions().await? {
+            let Err((reason, _)) = s.check(now) else {
+                continue;
+            };
+            match self.end_session(s.info().id, reason, Actor::System).await {
+                Ok(_) => ended += 1,
+                // Someone else ended it first: nothing to do.
+                Err(ServiceError::Conflict(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(ended)
+    }
+}
