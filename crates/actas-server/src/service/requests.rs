@@ -184,7 +184,7 @@ impl Service {
         decision: Approval,
     ) -> ServiceResult<AccessRequest> {
         self.must_lead(lead)?;
-        let mut request = self.request(id).await?;
+        let request = self.request(id).await?;
         let policy = self.policy();
         let narrowed = decision
             .capabilities
@@ -201,36 +201,23 @@ impl Service {
             None | Some("") => None,
             Some(n) => Some(Note::parse(n).map_err(|e| ServiceError::invalid("note", e))?),
         };
-        let now = Timestamp::now();
-        let expected = request.status;
-        request
-            .approve(lead.id, narrowed, shorter, note.clone(), now)
-            .map_err(refused)?;
-        let requester = self.staff_ref(request.requester).await?;
-        let account = self.account(&request.account).await?;
-        let event = NewEvent::new(
-            Actor::Staff(lead.to_ref()),
-            EventData::RequestApproved {
-                request: request.id,
+        let kept = note.clone();
+        self.decide(
+            request,
+            lead,
+            |r, now| r.approve(lead.id, narrowed, shorter, kept, now),
+            |r, requester, account| EventData::RequestApproved {
+                request: r.id,
                 requester,
-                account: account.to_ref(),
-                ticket: request.ticket.clone(),
-                scope: request.scope.clone(),
-                minutes: request.duration.minutes(),
+                account,
+                ticket: r.ticket.clone(),
+                scope: r.scope.clone(),
+                minutes: r.duration.minutes(),
                 by_policy: false,
                 note,
             },
-        );
-        self.store
-            .commit(Unit::change(
-                Change::UpdateRequest {
-                    request: request.clone(),
-                    expected,
-                },
-                event,
-            ))
-            .await?;
-        Ok(request)
+        )
+        .await
     }
 
     /// A lead denies, with a note the requester and the audit log will read.
@@ -242,22 +229,43 @@ impl Service {
     ) -> ServiceResult<AccessRequest> {
         self.must_lead(lead)?;
         let note = Note::parse(note).map_err(|e| ServiceError::invalid("note", e))?;
-        let mut request = self.request(id).await?;
+        let request = self.request(id).await?;
+        let kept = note.clone();
+        self.decide(
+            request,
+            lead,
+            |r, now| r.deny(lead.id, kept, now),
+            |r, requester, account| EventData::RequestDenied {
+                request: r.id,
+                requester,
+                account,
+                ticket: r.ticket.clone(),
+                note,
+            },
+        )
+        .await
+    }
+
+    /// Applies one state-machine step to a request and commits it with its event, refusing
+    /// if the request changed meanwhile.
+    async fn decide(
+        &self,
+        mut request: AccessRequest,
+        actor: &StaffRecord,
+        step: impl FnOnce(&mut AccessRequest, Timestamp) -> Result<(), RequestError>,
+        event: impl FnOnce(
+            &AccessRequest,
+            actas_core::staff::StaffRef,
+            actas_core::account::AccountRef,
+        ) -> EventData,
+    ) -> ServiceResult<AccessRequest> {
         let expected = request.status;
-        request
-            .deny(lead.id, note.clone(), Timestamp::now())
-            .map_err(refused)?;
+        step(&mut request, Timestamp::now()).map_err(refused)?;
         let requester = self.staff_ref(request.requester).await?;
         let account = self.account(&request.account).await?;
         let event = NewEvent::new(
-            Actor::Staff(lead.to_ref()),
-            EventData::RequestDenied {
-                request: request.id,
-                requester,
-                account: account.to_ref(),
-                ticket: request.ticket.clone(),
-                note,
-            },
+            Actor::Staff(actor.to_ref()),
+            event(&request, requester, account.to_ref()),
         );
         self.store
             .commit(Unit::change(
@@ -277,30 +285,18 @@ impl Service {
         requester: &StaffRecord,
         id: RequestId,
     ) -> ServiceResult<AccessRequest> {
-        let mut request = self.request(id).await?;
-        let expected = request.status;
-        request
-            .cancel(requester.id, Timestamp::now())
-            .map_err(refused)?;
-        let account = self.account(&request.account).await?;
-        let event = NewEvent::new(
-            Actor::Staff(requester.to_ref()),
-            EventData::RequestCancelled {
-                request: request.id,
-                account: account.to_ref(),
-                ticket: request.ticket.clone(),
+        let request = self.request(id).await?;
+        self.decide(
+            request,
+            requester,
+            |r, now| r.cancel(requester.id, now),
+            |r, _, account| EventData::RequestCancelled {
+                request: r.id,
+                account,
+                ticket: r.ticket.clone(),
             },
-        );
-        self.store
-            .commit(Unit::change(
-                Change::UpdateRequest {
-                    request: request.clone(),
-                    expected,
-                },
-                event,
-            ))
-            .await?;
-        Ok(request)
+        )
+        .await
     }
 
     /// Makes a one-time code for an account (the customer asks for it through the product;

@@ -7,7 +7,7 @@ use actas_core::Timestamp;
 use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::ids::{RequestId, SessionId};
 use actas_core::request::RequestStatus;
-use actas_core::session::{ActiveSession, EndReason, Session};
+use actas_core::session::{ActiveSession, EndReason, EndedSession, Session};
 use actas_store::{Change, StaffRecord, StoreError, Unit};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
@@ -205,6 +205,19 @@ impl Service {
             .end(reason, Timestamp::now())
             .map_err(|e| ServiceError::Conflict(e.to_string()))?
             .clone();
+        let (change, event) = self.ending(&ended, actor).await?;
+        self.store.commit(Unit::change(change, event)).await?;
+        Ok(session)
+    }
+
+    /// The change and event that end a session, for committing alone or with other
+    /// changes (e.g. deactivating its staff member). Limits passed are recorded as
+    /// actas's own doing.
+    pub(super) async fn ending(
+        &self,
+        ended: &EndedSession,
+        actor: Actor,
+    ) -> ServiceResult<(Change, NewEvent)> {
         let info = &ended.info;
         let staff = self.staff_ref(info.staff).await?;
         let account = self.account(&info.account).await?;
@@ -229,17 +242,14 @@ impl Service {
                 limit_minutes,
             },
         );
-        self.store
-            .commit(Unit::change(
-                Change::EndSession {
-                    id: info.id,
-                    at: ended.ended_at,
-                    reason: ended.reason,
-                },
-                event,
-            ))
-            .await?;
-        Ok(session)
+        Ok((
+            Change::EndSession {
+                id: info.id,
+                at: ended.ended_at,
+                reason: ended.reason,
+            },
+            event,
+        ))
     }
 
     /// Ends every active session past its hard or idle limit. Safe to run on several

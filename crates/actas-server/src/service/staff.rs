@@ -120,33 +120,15 @@ impl Service {
         let mut events = Vec::new();
         let now = Timestamp::now();
         if let Some(active) = self.store.active_session_of(staff.id).await? {
-            let info = active.info();
-            let account = self
-                .store
-                .account(&info.account)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("account {}", info.account)))?;
-            let request = self
-                .store
-                .request(info.request)
-                .await?
-                .ok_or_else(|| ServiceError::NotFound(format!("request {}", info.request)))?;
-            changes.push(Change::EndSession {
-                id: info.id,
-                at: now,
-                reason: EndReason::StaffDisabled,
-            });
-            events.push(NewEvent::new(
-                actor.clone(),
-                EventData::SessionEnded {
-                    session: info.id,
-                    staff: staff.to_ref(),
-                    account: account.to_ref(),
-                    ticket: request.ticket,
-                    reason: EndReason::StaffDisabled,
-                    limit_minutes: None,
-                },
-            ));
+            // Through `Session::end`, so a limit that already passed is what gets recorded.
+            let mut session = actas_core::session::Session::Active(active);
+            let ended = session
+                .end(EndReason::StaffDisabled, now)
+                .map_err(|e| ServiceError::Conflict(e.to_string()))?
+                .clone();
+            let (change, event) = self.ending(&ended, actor.clone()).await?;
+            changes.push(change);
+            events.push(event);
         }
         changes.push(Change::DisableStaff(staff.id));
         events.push(NewEvent::new(
