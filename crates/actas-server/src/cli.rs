@@ -28,6 +28,12 @@ pub struct Cli {
 pub enum Command {
     /// Create the data directory: configuration, starter policy and a new signing key.
     Init,
+    /// Run the server: the console and JSON API (the gateway follows).
+    Serve {
+        /// Console and API address (port 0 picks a free port); default from actas.toml.
+        #[arg(long, env = "ACTAS_CONSOLE_ADDR")]
+        console_addr: Option<std::net::SocketAddr>,
+    },
     /// Add, list and deactivate staff.
     Staff {
         /// What to do with staff.

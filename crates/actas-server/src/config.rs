@@ -92,6 +92,22 @@ impl LedgerConfig {
     }
 }
 
+/// Where `actas serve` listens unless told otherwise.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    /// The console and API listener.
+    pub console_addr: std::net::SocketAddr,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            console_addr: ([127, 0, 0, 1], 8080).into(),
+        }
+    }
+}
+
 /// `actas.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -103,6 +119,9 @@ pub struct Config {
     /// Tree head schedule.
     #[serde(default)]
     pub ledger: LedgerConfig,
+    /// Listen addresses.
+    #[serde(default)]
+    pub server: ServerConfig,
 }
 
 impl Default for Config {
@@ -111,6 +130,7 @@ impl Default for Config {
             database: "actas.db".into(),
             policy: "policy.toml".into(),
             ledger: LedgerConfig::default(),
+            server: ServerConfig::default(),
         }
     }
 }

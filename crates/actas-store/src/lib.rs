@@ -13,11 +13,13 @@
 mod change;
 mod model;
 pub mod sqlite;
+mod stats;
 
 pub use change::{Applied, Change, Unit};
 pub use model::{
     Account, AllowEntry, Appended, CodeRecord, EventFilter, RecordedEvent, StaffRecord,
 };
+pub use stats::{BATCH_BUCKETS, LedgerStats};
 
 use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
 use actas_core::merkle::Hash;
@@ -85,6 +87,12 @@ impl Default for HeadSchedule {
 /// implementation passes the same tests against a real database.
 #[async_trait]
 pub trait Store: Send + Sync {
+    /// Whether the database answers and the ledger writer is running.
+    async fn ready(&self) -> StoreResult<()>;
+
+    /// The ledger writer's counters.
+    fn ledger_stats(&self) -> &LedgerStats;
+
     /// Commits a unit: its changes and its events in one transaction, durable on return.
     async fn commit(&self, unit: Unit) -> StoreResult<Vec<Appended>>;
 

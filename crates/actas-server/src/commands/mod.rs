@@ -61,6 +61,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let data = DataDir::new(cli.data);
     match cli.command {
         Command::Init => init(&data).await,
+        Command::Serve { console_addr } => serve(&data, console_addr).await,
         Command::Staff { command } => staff::run(&data, command).await,
         Command::Allow { command } => staff::run_allow(&data, command).await,
         Command::Account { command } => account(&data, command).await,
@@ -96,6 +97,45 @@ async fn init(data: &DataDir) -> Result<(), Failure> {
     );
     println!("Next: add a director with `actas staff add EMAIL --name NAME --role director`.");
     Ok(())
+}
+
+async fn serve(data: &DataDir, console_addr: Option<std::net::SocketAddr>) -> Result<(), Failure> {
+    let config = data.load()?.config;
+    let settings = crate::app::ServeSettings {
+        console_addr: console_addr.unwrap_or(config.server.console_addr),
+    };
+    let app = crate::app::Application::build(data, settings)
+        .await
+        .map_err(Failure::input)?;
+    println!("actas is running.");
+    println!("  console and API: http://{}", app.console_addr());
+    println!("Press Ctrl-C to stop.");
+    shutdown_signal().await;
+    println!("Stopping: finishing requests and signing the ledger.");
+    app.stop().await?;
+    println!("Stopped cleanly.");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
 }
 
 async fn account(data: &DataDir, command: crate::cli::AccountCommand) -> Result<(), Failure> {

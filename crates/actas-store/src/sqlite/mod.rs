@@ -9,7 +9,7 @@ mod writer;
 
 use crate::change::Unit;
 use crate::model::{Account, AllowEntry, Appended, EventFilter, RecordedEvent, StaffRecord};
-use crate::{HeadSchedule, Store, StoreError, StoreResult};
+use crate::{HeadSchedule, LedgerStats, Store, StoreError, StoreResult};
 use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
 use actas_core::merkle::{self, Hash, LeafRange, NodeId};
 use actas_core::request::AccessRequest;
@@ -23,37 +23,9 @@ use sqlx::{ConnectOptions, SqlitePool};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
 pub use writer::MAX_BATCH;
-
-/// Counters from the ledger writer, for `/metrics` and benchmarks.
-#[derive(Debug, Default)]
-pub struct WriterStats {
-    batches: AtomicU64,
-    units: AtomicU64,
-    busy_micros: AtomicU64,
-}
-
-impl WriterStats {
-    fn record_batch(&self, units: usize, took: Duration) {
-        self.batches.fetch_add(1, Ordering::Relaxed);
-        self.units.fetch_add(units as u64, Ordering::Relaxed);
-        self.busy_micros
-            .fetch_add(took.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    /// Transactions committed by the writer.
-    pub fn batches(&self) -> u64 {
-        self.batches.load(Ordering::Relaxed)
-    }
-
-    /// Units committed (each with its events).
-    pub fn units(&self) -> u64 {
-        self.units.load(Ordering::Relaxed)
-    }
-}
 
 /// How to open a SQLite store.
 #[derive(Debug, Clone)]
@@ -78,7 +50,7 @@ pub struct SqliteStore {
     pool: SqlitePool,
     tx: mpsc::Sender<writer::Msg>,
     writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    stats: Arc<WriterStats>,
+    stats: Arc<LedgerStats>,
 }
 
 fn options(path: &Path) -> SqliteConnectOptions {
@@ -109,7 +81,7 @@ impl SqliteStore {
             .connect()
             .await
             .map_err(StoreError::unexpected)?;
-        let stats = Arc::new(WriterStats::default());
+        let stats = Arc::new(LedgerStats::default());
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let w = writer::Writer::new(conn, key, config.heads, stats.clone());
         let handle = tokio::spawn(w.run(rx));
@@ -122,7 +94,7 @@ impl SqliteStore {
     }
 
     /// The writer's counters.
-    pub fn stats(&self) -> &WriterStats {
+    pub fn stats(&self) -> &LedgerStats {
         &self.stats
     }
 
@@ -173,6 +145,23 @@ impl Store for SqliteStore {
         rx.await.map_err(|_| {
             StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
         })?
+    }
+
+    async fn ready(&self) -> StoreResult<()> {
+        if self.tx.is_closed() {
+            return Err(StoreError::LedgerUnavailable(
+                "the ledger writer has stopped".into(),
+            ));
+        }
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(StoreError::unexpected)?;
+        Ok(())
+    }
+
+    fn ledger_stats(&self) -> &LedgerStats {
+        &self.stats
     }
 
     async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>> {

@@ -46,7 +46,7 @@ pub(super) struct Writer {
     schedule: HeadSchedule,
     tip: Option<Tip>,
     last_head_at: Instant,
-    stats: std::sync::Arc<super::WriterStats>,
+    stats: std::sync::Arc<crate::LedgerStats>,
 }
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
@@ -58,7 +58,7 @@ impl Writer {
         conn: SqliteConnection,
         key: LedgerKey,
         schedule: HeadSchedule,
-        stats: std::sync::Arc<super::WriterStats>,
+        stats: std::sync::Arc<crate::LedgerStats>,
     ) -> Self {
         Self {
             conn,
@@ -197,9 +197,9 @@ impl Writer {
         let mut replies = Vec::with_capacity(n);
         let outcome = self.try_batch(units, &mut replies).await;
         match outcome {
-            Ok(tip) => {
+            Ok((tip, appended)) => {
                 self.tip = Some(tip);
-                self.stats.record_batch(n, started.elapsed());
+                self.stats.record_batch(n, appended, started.elapsed());
                 for (reply, result) in replies {
                     if let Some(reply) = reply {
                         let _ = reply.send(result);
@@ -229,7 +229,7 @@ impl Writer {
             Option<oneshot::Sender<StoreResult<Vec<Appended>>>>,
             StoreResult<Vec<Appended>>,
         )>,
-    ) -> StoreResult<Tip> {
+    ) -> StoreResult<(Tip, u64)> {
         let mut pending: Vec<Unit> = units;
         if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await {
             for mut u in pending.drain(..) {
@@ -293,6 +293,7 @@ impl Writer {
             }
         }
         rows.insert(&mut self.conn).await?;
+        let appended = rows.events.len() as u64;
         if tip.size >= tip.head_size + self.schedule.every_events {
             self.insert_head(&mut tip).await?;
         }
@@ -300,7 +301,7 @@ impl Writer {
             .execute(&mut self.conn)
             .await
             .map_err(unavailable)?;
-        Ok(tip)
+        Ok((tip, appended))
     }
 
     async fn apply_unit(

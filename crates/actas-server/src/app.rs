@@ -1,0 +1,139 @@
+//! The running server: binds its listeners (port 0 allowed), serves until asked to stop,
+//! runs the session reaper, and on a clean stop drains the ledger writer and signs a
+//! final tree head. Tests start it exactly as `actas serve` does.
+
+use crate::config::DataDir;
+use crate::http::{AppState, RequestCounter, console_router};
+use crate::service::Service;
+use actas_store::Store;
+use actas_store::sqlite::{SqliteConfig, SqliteStore};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// How often the reaper looks for sessions past their limits.
+pub const REAP_EVERY: Duration = Duration::from_secs(5);
+
+/// Where to listen.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    /// The console and API listener.
+    pub console_addr: SocketAddr,
+}
+
+/// A started server.
+pub struct Application {
+    console_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    store: Arc<SqliteStore>,
+    service: Service,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The data directory is not usable.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The database could not be opened.
+    #[error(transparent)]
+    Store(#[from] actas_store::StoreError),
+    /// A listener could not be bound.
+    #[error("could not listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+impl Application {
+    /// Opens the data directory and binds the listeners; serving starts at once.
+    pub async fn build(data: &DataDir, settings: ServeSettings) -> Result<Self, StartError> {
+        let loaded = data.load()?;
+        let store = Arc::new(
+            SqliteStore::open(
+                &loaded.database,
+                loaded.key,
+                SqliteConfig {
+                    heads: loaded.config.ledger.schedule(),
+                    ..SqliteConfig::default()
+                },
+            )
+            .await?,
+        );
+        let service = Service::new(store.clone(), Arc::new(loaded.policy));
+        let listener = tokio::net::TcpListener::bind(settings.console_addr)
+            .await
+            .map_err(|source| StartError::Bind {
+                addr: settings.console_addr,
+                source,
+            })?;
+        let console_addr = listener.local_addr().map_err(|source| StartError::Bind {
+            addr: settings.console_addr,
+            source,
+        })?;
+        let (stop, stopped) = watch::channel(false);
+        let state = AppState {
+            service: service.clone(),
+            requests: Arc::new(RequestCounter::default()),
+        };
+        let mut on_stop = stopped.clone();
+        let console = tokio::spawn(async move {
+            let serve =
+                axum::serve(listener, console_router(state)).with_graceful_shutdown(async move {
+                    let _ = on_stop.wait_for(|s| *s).await;
+                });
+            if let Err(e) = serve.await {
+                tracing::error!(error = %e, "the console listener failed");
+            }
+        });
+        let reaper = tokio::spawn(reap(service.clone(), stopped));
+        Ok(Self {
+            console_addr,
+            stop,
+            tasks: vec![console, reaper],
+            store,
+            service,
+        })
+    }
+
+    /// The console listener's bound address.
+    pub fn console_addr(&self) -> SocketAddr {
+        self.console_addr
+    }
+
+    /// The service layer, for tests and the demo.
+    pub fn service(&self) -> &Service {
+        &self.service
+    }
+
+    /// Stops serving, waits for in-flight requests, then closes the store (which signs a
+    /// final tree head).
+    pub async fn stop(self) -> Result<(), actas_store::StoreError> {
+        let _ = self.stop.send(true);
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        self.store.close().await
+    }
+}
+
+async fn reap(service: Service, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(REAP_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                match service.reap().await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(ended = n, "ended sessions past their limits"),
+                    Err(e) => tracing::error!(error = %e, "the session reaper failed"),
+                }
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! `actas serve`: the real server on port 0, spoken to over real HTTP.
+
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+
+fn data() -> (tempfile::TempDir, DataDir) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    (dir, data)
+}
+
+async fn start(data: &DataDir) -> Application {
+    Application::build(
+        data,
+        ServeSettings {
+            console_addr: ([127, 0, 0, 1], 0).into(),
+        },
+    )
+    .await
+    .expect("server starts")
+}
+
+#[tokio::test]
+async fn health_readiness_and_metrics_answer_on_a_random_port() {
+    let (_dir, data) = data();
+    let app = start(&data).await;
+    let base = format!("http://{}", app.console_addr());
+    assert_ne!(app.console_addr().port(), 0, "the bound port is reported");
+    let client = reqwest::Client::new();
+
+    let r = client
+        .get(format!("{base}/healthz"))
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200);
+    let r = client
+        .get(format!("{base}/readyz"))
+        .send()
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), 200);
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(body["ledger"], "writable");
+
+    let r = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ct")
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = r.text().await.expect("text");
+    for needle in [
+        "actas_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 1",
+        "actas_http_requests_total{method=\"GET\",route=\"/readyz\",status=\"200\"} 1",
+        "actas_sessions_active 0",
+        "actas_approvals_pending 0",
+        "actas_ledger_appends_total 0",
+        "actas_ledger_batch_size_bucket{le=\"+Inf\"} 0",
+    ] {
+        assert!(text.contains(needle), "missing {needle} in\n{text}");
+    }
+    let r = client
+        .get(format!("{base}/nowhere"))
+        .send()
+        .await
+        .expect("404");
+    assert_eq!(r.status(), 404);
+    app.stop().await.expect("clean stop");
+}
+
+#[tokio::test]
+async fn readiness_fails_when_the_ledger_cannot_be_written() {
+    let (_dir, data) = data();
+    let app = start(&data).await;
+    let base = format!("http://{}", app.console_addr());
+    app.service()
+        .store()
+        .close()
+        .await
+        .expect("stop the writer");
+    let r = reqwest::get(format!("{base}/readyz"))
+        .await
+        .expect("readyz");
+    assert_eq!(r.status(), 503);
+    let r = reqwest::get(format!("{base}/healthz"))
+        .await
+        .expect("healthz");
+    assert_eq!(r.status(), 200, "alive, just not ready");
+    app.stop().await.expect("stop");
+}
+
+#[test]
+fn the_binary_prints_its_bound_address_and_stops_cleanly_on_sigterm() {
+    let (_dir, data) = data();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_actas"))
+        .arg("--data")
+        .arg(data.path())
+        .args(["serve", "--console-addr", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let addr = loop {
+        let line = lines.next().expect("a line").expect("utf-8");
+        if let Some(a) = line.trim().strip_prefix("console and API: http://") {
+            break a.to_owned();
+        }
+    };
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let status = rt.block_on(async {
+        reqwest::get(format!("http://{addr}/readyz"))
+            .await
+            .expect("readyz")
+            .status()
+    });
+    assert_eq!(status, 200);
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    assert!(child.wait().expect("exit").success());
+    assert!(rest.iter().any(|l| l == "Stopped cleanly."), "{rest:?}");
+}
