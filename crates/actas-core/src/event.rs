@@ -56,6 +56,36 @@ pub enum EventData {
         /// Who.
         staff: StaffRef,
     },
+    /// A staff member signed in to the console.
+    #[serde(rename = "staff.signed_in")]
+    SignedIn {
+        /// Who.
+        staff: StaffRef,
+    },
+    /// A staff member signed out.
+    #[serde(rename = "staff.signed_out")]
+    SignedOut {
+        /// Who.
+        staff: StaffRef,
+    },
+    /// A wrong password was given for a staff member's email.
+    #[serde(rename = "staff.sign_in_failed")]
+    SignInFailed {
+        /// Whose account.
+        staff: StaffRef,
+        /// Wrong passwords in a row.
+        failures: u32,
+        /// Minutes sign-in is now locked for, if this failure locked it.
+        locked_minutes: Option<u64>,
+    },
+    /// A staff member created a personal API token.
+    #[serde(rename = "staff.api_token_created")]
+    ApiTokenCreated {
+        /// Whose.
+        staff: StaffRef,
+        /// Its name.
+        name: String,
+    },
     /// A director put a staff member on the allow-list (or changed their level).
     #[serde(rename = "allow.granted")]
     AllowGranted {
@@ -305,6 +335,10 @@ impl EventData {
         match self {
             EventData::StaffAdded { .. } => "staff.added",
             EventData::StaffDisabled { .. } => "staff.disabled",
+            EventData::SignedIn { .. } => "staff.signed_in",
+            EventData::SignedOut { .. } => "staff.signed_out",
+            EventData::SignInFailed { .. } => "staff.sign_in_failed",
+            EventData::ApiTokenCreated { .. } => "staff.api_token_created",
             EventData::AllowGranted { .. } => "allow.granted",
             EventData::AllowRevoked { .. } => "allow.revoked",
             EventData::RequestCreated { .. } => "request.created",
@@ -332,6 +366,10 @@ impl EventData {
         match self {
             EventData::StaffAdded { .. }
             | EventData::StaffDisabled { .. }
+            | EventData::SignedIn { .. }
+            | EventData::SignedOut { .. }
+            | EventData::SignInFailed { .. }
+            | EventData::ApiTokenCreated { .. }
             | EventData::AllowGranted { .. }
             | EventData::AllowRevoked { .. } => EventContext::default(),
             EventData::RequestCreated {

@@ -80,6 +80,7 @@ impl Application {
         let state = AppState {
             service: service.clone(),
             requests: Arc::new(RequestCounter::default()),
+            https: false,
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {

@@ -122,6 +122,58 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// Records a successful sign-in: a new console login, and the failure count reset.
+    SignIn {
+        /// SHA-256 of the cookie value.
+        token_hash: [u8; 32],
+        /// Who.
+        staff: StaffId,
+        /// The login's CSRF token.
+        csrf: String,
+        /// When.
+        at: Timestamp,
+        /// Until when the login is valid.
+        expires_at: Timestamp,
+    },
+    /// Counts a wrong password, atomically; at `lock_after` failures sign-in is locked
+    /// until `at + lock_for`.
+    SignInFailed {
+        /// Whose account.
+        staff: StaffId,
+        /// When.
+        at: Timestamp,
+        /// Failures that lock.
+        lock_after: u32,
+        /// For how long.
+        lock_for: std::time::Duration,
+    },
+    /// Ends a console login.
+    SignOut {
+        /// SHA-256 of the cookie value.
+        token_hash: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
+    /// Records that the password was checked again for a login.
+    Reauthenticate {
+        /// SHA-256 of the cookie value.
+        token_hash: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
+    /// Stores a personal API token's hash.
+    CreateApiToken {
+        /// Its id.
+        id: String,
+        /// Whose.
+        staff: StaffId,
+        /// Its name, e.g. "laptop script".
+        name: String,
+        /// SHA-256 of the token.
+        hash: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
     /// Ends a session, if it is still active.
     EndSession {
         /// Which.
@@ -142,6 +194,8 @@ pub enum Applied {
     Staff(StaffId),
     /// A wrong code was counted; this many so far.
     CodeFailures(u32),
+    /// A wrong password was counted: failures in a row, and the lock if it locked.
+    SignInFailures(u32, Option<Timestamp>),
 }
 
 /// Builds a unit's events once its changes are applied (e.g. to name a new staff id).

@@ -17,7 +17,7 @@ mod stats;
 
 pub use change::{Applied, Change, Unit};
 pub use model::{
-    Account, AllowEntry, Appended, CodeRecord, EventFilter, RecordedEvent, StaffRecord,
+    Account, AllowEntry, Appended, CodeRecord, EventFilter, Login, RecordedEvent, StaffRecord,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -172,6 +172,12 @@ pub trait Store: Send + Sync {
 
     /// Requests waiting for a lead, oldest first.
     async fn pending_requests(&self) -> StoreResult<Vec<AccessRequest>>;
+
+    /// A console sign-in by the SHA-256 of its cookie value.
+    async fn login(&self, token_hash: &[u8; 32]) -> StoreResult<Option<Login>>;
+
+    /// The staff member owning an unrevoked API token, by the token's SHA-256.
+    async fn api_token_owner(&self, hash: &[u8; 32]) -> StoreResult<Option<StaffId>>;
 
     /// The session a hand-off token (by its SHA-256) was issued for, used or not.
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>>;

@@ -26,6 +26,10 @@ pub struct StaffRecord {
     pub active: bool,
     /// When added.
     pub created_at: Timestamp,
+    /// Wrong passwords in a row.
+    pub failed_sign_ins: u32,
+    /// Sign-in is refused until then.
+    pub locked_until: Option<Timestamp>,
 }
 
 impl StaffRecord {
@@ -127,4 +131,19 @@ pub struct CodeRecord {
     pub hash: Vec<u8>,
     /// Valid until.
     pub expires_at: Timestamp,
+}
+
+/// A console sign-in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Login {
+    /// Who.
+    pub staff: StaffId,
+    /// The CSRF token for state-changing requests.
+    pub csrf: String,
+    /// The last time the password was checked.
+    pub authenticated_at: Timestamp,
+    /// Until when it is valid.
+    pub expires_at: Timestamp,
+    /// Whether it was signed out.
+    pub ended: bool,
 }

@@ -69,6 +69,25 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 format!("{who} deactivated {} ({})", staff.name, staff.email)
             }
         }
+        EventData::SignedIn { staff } => format!("{} signed in", staff.name),
+        EventData::SignedOut { staff } => format!("{} signed out", staff.name),
+        EventData::SignInFailed {
+            staff,
+            failures,
+            locked_minutes,
+        } => match locked_minutes {
+            Some(m) => format!(
+                "Someone gave a wrong password for {} ({}) {failures} times in a row; signing in is locked for {m} minutes",
+                staff.name, staff.email
+            ),
+            None => format!(
+                "Someone gave a wrong password for {} ({}); {failures} in a row",
+                staff.name, staff.email
+            ),
+        },
+        EventData::ApiTokenCreated { staff, name } => {
+            format!("{} created a personal API token named “{name}”", staff.name)
+        }
         EventData::AllowGranted {
             staff,
             max_risk,

@@ -437,3 +437,45 @@ fn account_and_code_sentences() {
         "Sarah Lee entered a wrong confirmation code for Acme Co (ticket #4821) for the 5th time; the request is now locked"
     );
 }
+
+#[test]
+fn sign_in_sentences() {
+    let s = |data| say(Actor::Staff(sarah()), data);
+    assert_eq!(
+        s(EventData::SignedIn { staff: sarah() }),
+        "Sarah Lee signed in"
+    );
+    assert_eq!(
+        s(EventData::SignedOut { staff: sarah() }),
+        "Sarah Lee signed out"
+    );
+    assert_eq!(
+        say(
+            Actor::System,
+            EventData::SignInFailed {
+                staff: sarah(),
+                failures: 2,
+                locked_minutes: None
+            }
+        ),
+        "Someone gave a wrong password for Sarah Lee (sarah.lee@example.com); 2 in a row"
+    );
+    assert_eq!(
+        say(
+            Actor::System,
+            EventData::SignInFailed {
+                staff: sarah(),
+                failures: 5,
+                locked_minutes: Some(15)
+            }
+        ),
+        "Someone gave a wrong password for Sarah Lee (sarah.lee@example.com) 5 times in a row; signing in is locked for 15 minutes"
+    );
+    assert_eq!(
+        s(EventData::ApiTokenCreated {
+            staff: sarah(),
+            name: "laptop".into()
+        }),
+        "Sarah Lee created a personal API token named “laptop”"
+    );
+}

@@ -1,6 +1,9 @@
 //! The console listener's HTTP surface. Today: health, readiness and metrics; the
 //! console pages and the JSON API mount here too.
 
+pub mod api;
+pub mod auth;
+pub mod error;
 mod health;
 mod metrics;
 
@@ -18,6 +21,8 @@ pub struct AppState {
     pub service: Service,
     /// Request counts for `/metrics`.
     pub requests: Arc<RequestCounter>,
+    /// Whether the console is served over https (cookies get `Secure` and `__Host-`).
+    pub https: bool,
 }
 
 /// The console listener's router.
@@ -26,6 +31,7 @@ pub fn console_router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .nest("/api/v1", api::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count,

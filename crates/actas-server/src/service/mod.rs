@@ -4,6 +4,7 @@
 
 mod accounts;
 mod allow;
+pub mod auth;
 mod requests;
 mod sessions;
 mod staff;
@@ -27,6 +28,9 @@ pub enum ServiceError {
         /// What is wrong.
         message: String,
     },
+    /// Not signed in, or the credentials are wrong.
+    #[error("{0}")]
+    Unauthenticated(String),
     /// Something named does not exist.
     #[error("{0}")]
     NotFound(String),

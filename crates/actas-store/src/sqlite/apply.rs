@@ -335,6 +335,101 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             })?;
             Ok(Applied::Done)
         }
+        Change::SignIn {
+            token_hash,
+            staff,
+            csrf,
+            at,
+            expires_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO staff_logins (token_hash, staff_id, csrf, created_at, authenticated_at, expires_at) VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&token_hash[..])
+            .bind(staff.get())
+            .bind(csrf)
+            .bind(at.as_millis())
+            .bind(at.as_millis())
+            .bind(expires_at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            sqlx::query("UPDATE staff SET failed_sign_ins = 0, locked_until = NULL WHERE id = ?")
+                .bind(staff.get())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::SignInFailed {
+            staff,
+            at,
+            lock_after,
+            lock_for,
+        } => {
+            let until = at.plus(lock_for).as_millis();
+            let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+                "UPDATE staff SET failed_sign_ins = failed_sign_ins + 1,
+                   locked_until = CASE WHEN failed_sign_ins + 1 >= ? THEN ? ELSE locked_until END
+                 WHERE id = ? RETURNING failed_sign_ins, locked_until",
+            )
+            .bind(i64::from(lock_after))
+            .bind(until)
+            .bind(staff.get())
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+            let (failures, locked) =
+                row.ok_or_else(|| StoreError::NotFound("that staff member".into()))?;
+            let locked = locked
+                .filter(|l| *l > at.as_millis())
+                .map(Timestamp::from_millis);
+            Ok(Applied::SignInFailures(failures as u32, locked))
+        }
+        Change::SignOut { token_hash, at } => {
+            let r = sqlx::query(
+                "UPDATE staff_logins SET ended_at = ? WHERE token_hash = ? AND ended_at IS NULL",
+            )
+            .bind(at.as_millis())
+            .bind(&token_hash[..])
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("you are already signed out".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::Reauthenticate { token_hash, at } => {
+            let r = sqlx::query("UPDATE staff_logins SET authenticated_at = ? WHERE token_hash = ? AND ended_at IS NULL")
+                .bind(at.as_millis())
+                .bind(&token_hash[..])
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("you are signed out".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::CreateApiToken {
+            id,
+            staff,
+            name,
+            hash,
+            at,
+        } => {
+            sqlx::query("INSERT INTO api_tokens (id, staff_id, name, token_hash, created_at) VALUES (?, ?, ?, ?, ?)")
+                .bind(id)
+                .bind(staff.get())
+                .bind(name)
+                .bind(&hash[..])
+                .bind(at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(Applied::Done)
+        }
         Change::EndSession { id, at, reason } => {
             let r = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
                 .bind(at.as_millis())

@@ -312,6 +312,38 @@ impl Store for SqliteStore {
         read::session_where(&self.pool, "id = ?", id.to_string()).await
     }
 
+    async fn login(&self, token_hash: &[u8; 32]) -> StoreResult<Option<crate::Login>> {
+        let row: Option<(i64, String, i64, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT staff_id, csrf, authenticated_at, expires_at, ended_at FROM staff_logins WHERE token_hash = ?",
+        )
+        .bind(&token_hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        row.map(|(staff, csrf, auth, expires, ended)| {
+            Ok(crate::Login {
+                staff: StaffId::new(staff).map_err(StoreError::unexpected)?,
+                csrf,
+                authenticated_at: actas_core::Timestamp::from_millis(auth),
+                expires_at: actas_core::Timestamp::from_millis(expires),
+                ended: ended.is_some(),
+            })
+        })
+        .transpose()
+    }
+
+    async fn api_token_owner(&self, hash: &[u8; 32]) -> StoreResult<Option<StaffId>> {
+        let id: Option<i64> = sqlx::query_scalar(
+            "SELECT staff_id FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL",
+        )
+        .bind(&hash[..])
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        id.map(|i| StaffId::new(i).map_err(StoreError::unexpected))
+            .transpose()
+    }
+
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>> {
         let id: Option<String> =
             sqlx::query_scalar("SELECT session_id FROM handoff_tokens WHERE token_hash = ?")

@@ -1,0 +1,560 @@
+//! The JSON API under `/api/v1`: every console action, over the same service layer.
+//! Errors are `{ "error": { "code", "message", "field" } }`.
+
+mod views;
+
+use super::AppState;
+use super::auth::{COOKIE, Staff, session_cookie};
+use super::error::{ApiError, Body};
+use crate::service::auth::Via;
+use crate::service::{AllowChange, Approval, RequestInput};
+use actas_core::Timestamp;
+use actas_core::event::Actor;
+use actas_core::ids::{AccountId, RequestId, SessionId};
+use actas_core::scope::Risk;
+use actas_core::session::EndReason;
+use actas_core::staff::{Email, Role};
+use actas_store::EventFilter;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use views::{account_view, event_view, request_view, session_view};
+
+type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+
+/// The `/api/v1` routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/sign-in", post(sign_in))
+        .route("/sign-out", post(sign_out))
+        .route("/me", get(me))
+        .route("/tokens", post(create_token))
+        .route("/accounts", get(list_accounts))
+        .route("/accounts/{id}", get(get_account))
+        .route("/requests", get(list_requests).post(create_request))
+        .route("/requests/{id}", get(get_request))
+        .route("/requests/{id}/approve", post(approve))
+        .route("/requests/{id}/deny", post(deny))
+        .route("/requests/{id}/cancel", post(cancel))
+        .route("/requests/{id}/code", post(enter_code))
+        .route("/sessions", get(my_session).post(start_session))
+        .route("/sessions/{id}/end", post(end_session))
+        .route("/allow-list", get(allow_list).post(grant))
+        .route("/allow-list/revoke", post(revoke))
+        .route("/audit", get(audit))
+}
+
+fn request_id(text: &str) -> ApiResult<RequestId> {
+    RequestId::parse(text).map_err(|e| ApiError::invalid("id", e.to_string()))
+}
+
+#[derive(Deserialize)]
+struct SignIn {
+    email: String,
+    password: String,
+}
+
+async fn sign_in(State(state): State<AppState>, Body(body): Body<SignIn>) -> ApiResult<Response> {
+    let signed = state.service.sign_in(&body.email, &body.password).await?;
+    let cookie = state.cookie(
+        signed.token.expose(),
+        crate::service::auth::LOGIN_TTL.as_secs(),
+    );
+    let view = json!({
+        "staff": { "email": signed.staff.email, "name": signed.staff.name, "role": signed.staff.role },
+        "csrf": signed.csrf,
+    });
+    Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
+}
+
+async fn sign_out(State(state): State<AppState>, Staff(who): Staff) -> ApiResult<Response> {
+    state.service.sign_out(&who).await?;
+    let cookie = state.cookie("", 0);
+    Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
+}
+
+async fn me(State(state): State<AppState>, Staff(who): Staff, headers: HeaderMap) -> ApiResult {
+    let allowed = state
+        .service
+        .store()
+        .allowed(who.staff.id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let csrf = match &who.via {
+        Via::Cookie { csrf, .. } if session_cookie(&headers).is_some() => Some(csrf.clone()),
+        _ => None,
+    };
+    Ok(Json(json!({
+        "email": who.staff.email,
+        "name": who.staff.name,
+        "role": who.staff.role,
+        "allowed_up_to": allowed.map(|a| a.max_risk),
+        "csrf": csrf,
+    })))
+}
+
+#[derive(Deserialize)]
+struct NewToken {
+    name: String,
+}
+
+async fn create_token(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(body): Body<NewToken>,
+) -> ApiResult<Response> {
+    if matches!(who.via, Via::ApiToken) {
+        return Err(ApiError::forbidden(
+            "create API tokens from the console, signed in with your password",
+        ));
+    }
+    let token = state.service.create_api_token(&who, &body.name).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "token": token.expose(), "note": "shown once; store it safely" })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct Search {
+    q: Option<String>,
+}
+
+async fn list_accounts(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Query(search): Query<Search>,
+) -> ApiResult {
+    let allowed = state
+        .service
+        .store()
+        .allowed(who.staff.id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let q = search.q.unwrap_or_default().trim().to_lowercase();
+    let accounts = state
+        .service
+        .store()
+        .list_accounts()
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let list: Vec<Value> = accounts
+        .iter()
+        .filter(|a| {
+            q.is_empty()
+                || a.id.as_str().to_lowercase().contains(&q)
+                || a.name.as_str().to_lowercase().contains(&q)
+        })
+        .take(100)
+        .map(|a| account_view(a, allowed.is_some()))
+        .collect();
+    Ok(Json(json!({ "accounts": list })))
+}
+
+async fn get_account(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = AccountId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+    let account = state.service.account(&id).await?;
+    let allowed = state
+        .service
+        .store()
+        .allowed(who.staff.id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(Json(account_view(&account, allowed.is_some())))
+}
+
+#[derive(Deserialize)]
+struct NewRequestBody {
+    account: String,
+    ticket: String,
+    reason: String,
+    #[serde(default)]
+    capabilities: Vec<String>,
+    minutes: Option<u64>,
+    mode: Option<String>,
+}
+
+async fn create_request(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(b): Body<NewRequestBody>,
+) -> ApiResult<Response> {
+    let r = state
+        .service
+        .create_request(
+            &who.staff,
+            RequestInput {
+                account: b.account,
+                ticket: b.ticket,
+                reason: b.reason,
+                capabilities: b.capabilities,
+                minutes: b.minutes,
+                mode: b.mode,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(request_view(&r))).into_response())
+}
+
+#[derive(Deserialize)]
+struct RequestList {
+    status: Option<String>,
+}
+
+async fn list_requests(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Query(q): Query<RequestList>,
+) -> ApiResult {
+    match q.status.as_deref() {
+        Some("pending") | None => {}
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "status",
+                format!("{other:?} can't be listed; use status=pending"),
+            ));
+        }
+    }
+    if !matches!(who.staff.role, Role::Lead | Role::Director) {
+        return Err(ApiError::forbidden(
+            "only leads and directors see the approval queue",
+        ));
+    }
+    let list = state
+        .service
+        .store()
+        .pending_requests()
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(Json(
+        json!({ "requests": list.iter().map(request_view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn get_request(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let r = state.service.request(request_id(&id)?).await?;
+    let may_see = r.requester == who.staff.id
+        || matches!(who.staff.role, Role::Lead | Role::Director | Role::Auditor);
+    if !may_see {
+        return Err(ApiError::forbidden("this is someone else's request"));
+    }
+    Ok(Json(request_view(&r)))
+}
+
+#[derive(Deserialize)]
+struct ApproveBody {
+    capabilities: Option<Vec<String>>,
+    minutes: Option<u64>,
+    note: Option<String>,
+}
+
+async fn approve(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(b): Body<ApproveBody>,
+) -> ApiResult {
+    let r = state
+        .service
+        .approve_request(
+            &who.staff,
+            request_id(&id)?,
+            Approval {
+                capabilities: b.capabilities,
+                minutes: b.minutes,
+                note: b.note,
+            },
+        )
+        .await?;
+    Ok(Json(request_view(&r)))
+}
+
+#[derive(Deserialize)]
+struct NoteBody {
+    note: String,
+}
+
+async fn deny(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(b): Body<NoteBody>,
+) -> ApiResult {
+    let r = state
+        .service
+        .deny_request(&who.staff, request_id(&id)?, &b.note)
+        .await?;
+    Ok(Json(request_view(&r)))
+}
+
+async fn cancel(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let r = state
+        .service
+        .cancel_request(&who.staff, request_id(&id)?)
+        .await?;
+    Ok(Json(request_view(&r)))
+}
+
+#[derive(Deserialize)]
+struct CodeBody {
+    code: String,
+}
+
+async fn enter_code(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(b): Body<CodeBody>,
+) -> ApiResult {
+    let r = state
+        .service
+        .enter_code(&who.staff, request_id(&id)?, &b.code)
+        .await?;
+    Ok(Json(request_view(&r)))
+}
+
+#[derive(Deserialize)]
+struct StartBody {
+    request: String,
+    /// Needed when the last password check is older than the policy allows.
+    password: Option<String>,
+}
+
+async fn start_session(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(b): Body<StartBody>,
+) -> ApiResult<Response> {
+    let id =
+        RequestId::parse(&b.request).map_err(|e| ApiError::invalid("request", e.to_string()))?;
+    let authenticated_at = match b.password.as_deref() {
+        Some(p) => state.service.reauthenticate(&who, p).await?,
+        None => who.authenticated_at,
+    };
+    let (session, token) = state
+        .service
+        .start_session(&who.staff, id, authenticated_at)
+        .await?;
+    let mut view = session_view(&actas_core::session::Session::Active(session));
+    view["handoff"] = json!({
+        "token": token.expose(),
+        "path": format!("/__actas/enter?token={}", token.expose()),
+        "expires_in_seconds": crate::service::HANDOFF_TTL.as_secs(),
+    });
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+async fn my_session(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+    let s = state
+        .service
+        .store()
+        .active_session_of(who.staff.id)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    Ok(Json(
+        json!({ "session": s.map(|a| session_view(&actas_core::session::Session::Active(a))) }),
+    ))
+}
+
+async fn end_session(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+    let session = state
+        .service
+        .store()
+        .session(id)
+        .await
+        .map_err(crate::service::ServiceError::from)?
+        .ok_or_else(|| {
+            ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("there is no session {id}"),
+            )
+        })?;
+    let reason = if session.info().staff == who.staff.id {
+        EndReason::Manual
+    } else if who.staff.role == Role::Director {
+        EndReason::RevokedByAdmin
+    } else {
+        return Err(ApiError::forbidden(
+            "only the staff member in the session or a director can end it",
+        ));
+    };
+    let ended = state
+        .service
+        .end_session(id, reason, Actor::Staff(who.staff.to_ref()))
+        .await?;
+    Ok(Json(session_view(&ended)))
+}
+
+async fn allow_list(State(state): State<AppState>, Staff(_who): Staff) -> ApiResult {
+    let entries = state
+        .service
+        .store()
+        .allow_list()
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let list: Vec<Value> = entries
+        .iter()
+        .map(|a| {
+            json!({
+                "email": a.staff.email,
+                "name": a.staff.name,
+                "max_risk": a.max_risk,
+                "granted_by": a.granted_by.email,
+                "granted_at": a.granted_at.to_rfc3339(),
+                "reason": a.reason,
+                "revoked": a.revoked.as_ref().map(|(by, at, why)| json!({ "by": by.email, "at": at.to_rfc3339(), "reason": why })),
+            })
+        })
+        .collect();
+    Ok(Json(json!({ "allow_list": list })))
+}
+
+#[derive(Deserialize)]
+struct GrantBody {
+    email: String,
+    max_risk: String,
+    reason: String,
+}
+
+async fn grant(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(b): Body<GrantBody>,
+) -> ApiResult<Response> {
+    let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
+    let risk: Risk = b
+        .max_risk
+        .parse()
+        .map_err(|e: actas_core::scope::ScopeError| ApiError::invalid("max_risk", e.to_string()))?;
+    state
+        .service
+        .change_allow_list(
+            &email,
+            AllowChange::Grant(risk),
+            &who.staff.email,
+            &b.reason,
+        )
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "email": email, "max_risk": risk })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+struct RevokeBody {
+    email: String,
+    reason: String,
+}
+
+async fn revoke(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(b): Body<RevokeBody>,
+) -> ApiResult {
+    let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
+    state
+        .service
+        .change_allow_list(&email, AllowChange::Revoke, &who.staff.email, &b.reason)
+        .await?;
+    Ok(Json(json!({ "email": email, "revoked": true })))
+}
+
+#[derive(Deserialize)]
+struct AuditQuery {
+    account: Option<String>,
+    session: Option<String>,
+    kind: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    after: Option<u64>,
+    limit: Option<u32>,
+}
+
+async fn audit(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Query(q): Query<AuditQuery>,
+) -> ApiResult {
+    if who.staff.role == Role::Agent {
+        return Err(ApiError::forbidden(
+            "the activity log is for leads, directors and auditors",
+        ));
+    }
+    let time = |v: Option<String>, field: &'static str| -> ApiResult<Option<Timestamp>> {
+        v.filter(|s| !s.trim().is_empty())
+            .map(|t| {
+                Timestamp::parse(&t).ok_or_else(|| {
+                    ApiError::invalid(
+                        field,
+                        format!("{t:?} is not a date; write 2026-11-23 or an RFC 3339 time"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let filter = EventFilter {
+        account: q
+            .account
+            .filter(|s| !s.is_empty())
+            .map(|a| AccountId::parse(&a).map_err(|e| ApiError::invalid("account", e.to_string())))
+            .transpose()?,
+        session: q
+            .session
+            .filter(|s| !s.is_empty())
+            .map(|s| SessionId::parse(&s).map_err(|e| ApiError::invalid("session", e.to_string())))
+            .transpose()?,
+        kind: q.kind.filter(|s| !s.is_empty()),
+        since: time(q.since, "since")?,
+        until: time(q.until, "until")?,
+    };
+    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let events = state
+        .service
+        .store()
+        .events(&filter, q.after.unwrap_or(0), limit)
+        .await
+        .map_err(crate::service::ServiceError::from)?;
+    let next = (events.len() as u32 == limit)
+        .then(|| events.last().map(|e| e.body.seq))
+        .flatten();
+    Ok(Json(
+        json!({ "events": events.iter().map(event_view).collect::<Vec<_>>(), "next_after": next }),
+    ))
+}
+
+impl AppState {
+    /// The console cookie header value; `max_age` 0 clears it.
+    pub fn cookie(&self, value: &str, max_age: u64) -> String {
+        let (name, secure) = if self.https {
+            (format!("__Host-{COOKIE}"), "; Secure")
+        } else {
+            (COOKIE.to_owned(), "")
+        };
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    }
+}

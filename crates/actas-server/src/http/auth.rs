@@ -1,0 +1,103 @@
+//! Who is calling: a personal API token (`Authorization: Bearer …`) or the console
+//! cookie. Cookie requests that change state must also pass the CSRF and origin checks
+//! (invariant 11), so a page on another origin — the gateway's included — can't act
+//! with the staff member's cookie.
+
+use super::AppState;
+use super::error::ApiError;
+use crate::service::auth::{Authenticated, Via};
+use axum::extract::FromRequestParts;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, Method, header};
+
+/// The console cookie's name (HttpOnly, SameSite=Strict; `__Host-` and Secure over https).
+pub const COOKIE: &str = "actas_console";
+/// The header carrying the CSRF token on cookie requests that change state.
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authenticated staff member; the only way a handler gets one is through these checks.
+pub struct Staff(pub Authenticated);
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// The cookie value from a request, if any.
+pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    cookie(headers, COOKIE)
+}
+
+/// Whether a cookie request that changes state comes from the console's own origin:
+/// `Origin` must be exactly `http://<Host>` (or https), and `Sec-Fetch-Site`, when sent,
+/// must be `same-origin`.
+pub fn same_origin(headers: &HeaderMap, https: bool) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+    let fetch_site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
+    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
+        return false;
+    }
+    match (origin, host) {
+        (Some(o), Some(h)) => o == format!("{}://{h}", if https { "https" } else { "http" }),
+        (Some(_), None) => false,
+        // No Origin (non-browser clients): the CSRF token alone decides.
+        (None, _) => true,
+    }
+}
+
+impl FromRequestParts<AppState> for Staff {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let headers = &parts.headers;
+        if let Some(auth) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+        {
+            let token = auth
+                .strip_prefix("Bearer ")
+                .ok_or_else(|| ApiError::unauthenticated("use `Authorization: Bearer <token>`"))?;
+            return Ok(Staff(
+                state.service.authenticate_api_token(token.trim()).await?,
+            ));
+        }
+        let token =
+            session_cookie(headers).ok_or_else(|| ApiError::unauthenticated("please sign in"))?;
+        let who = state.service.authenticate_cookie(token).await?;
+        let changes_state = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if changes_state {
+            if !same_origin(headers, state.https) {
+                return Err(ApiError::forbidden(
+                    "this request came from another site, so it was refused",
+                ));
+            }
+            let Via::Cookie { csrf, .. } = &who.via else {
+                return Err(ApiError::unauthenticated("please sign in"));
+            };
+            let sent = headers
+                .get(CSRF_HEADER)
+                .and_then(|h| h.to_str().ok())
+                .unwrap_or("");
+            if !constant_time_eq(sent.as_bytes(), csrf.as_bytes()) {
+                return Err(ApiError::forbidden(
+                    "the request is missing its CSRF token (reload the page and try again)",
+                ));
+            }
+        }
+        Ok(Staff(who))
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}

@@ -1,0 +1,339 @@
+//! Staff sign-in: passwords (argon2id), console logins with a CSRF token, personal API
+//! tokens, re-authentication, and the slow-down and lock after wrong passwords. Every
+//! sign-in, sign-out and wrong password is a ledger event.
+
+use super::requests::hex_id;
+use super::{Service, ServiceError, ServiceResult};
+use crate::password::{self, Password};
+use actas_core::Timestamp;
+use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::staff::Email;
+use actas_store::{Applied, Change, StaffRecord, StoreError, Unit};
+use sha2::{Digest, Sha256};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// How long a console sign-in lasts.
+pub const LOGIN_TTL: Duration = Duration::from_secs(12 * 60 * 60);
+/// Wrong passwords in a row that lock signing in.
+pub const LOCK_AFTER: u32 = 5;
+/// How long signing in stays locked.
+pub const LOCK_FOR: Duration = Duration::from_secs(15 * 60);
+
+const WRONG: &str = "the email or password is not right";
+
+/// A secret shown once (a cookie value or an API token). Never printed.
+pub struct Secret(String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(…)")
+    }
+}
+
+impl Secret {
+    /// The secret's text.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A successful sign-in.
+#[derive(Debug)]
+pub struct SignedIn {
+    /// The cookie value.
+    pub token: Secret,
+    /// The CSRF token the console puts in its forms.
+    pub csrf: String,
+    /// Who.
+    pub staff: StaffRecord,
+}
+
+/// How a request proved who it comes from.
+#[derive(Debug, Clone)]
+pub enum Via {
+    /// The console cookie; state-changing requests must carry this CSRF token.
+    Cookie {
+        /// SHA-256 of the cookie value.
+        token_hash: [u8; 32],
+        /// The login's CSRF token.
+        csrf: String,
+    },
+    /// A personal API token (no ambient credential, so no CSRF).
+    ApiToken,
+}
+
+/// An authenticated staff member.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    /// Who.
+    pub staff: StaffRecord,
+    /// When their password was last checked (API tokens: never, so starting a session
+    /// through the API needs the password in the request).
+    pub authenticated_at: Timestamp,
+    /// How.
+    pub via: Via,
+}
+
+/// SHA-256 of a secret, the only form in which secrets are stored.
+pub fn secret_hash(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+fn random(n: usize) -> ServiceResult<String> {
+    let mut bytes = vec![0u8; n];
+    getrandom::getrandom(&mut bytes).map_err(|e| {
+        ServiceError::Unexpected(StoreError::Unexpected(
+            format!("no random source: {e}").into(),
+        ))
+    })?;
+    Ok(hex_id(&bytes))
+}
+
+/// A hash to check unknown emails against, so they take as long as known ones.
+async fn dummy_hash() -> String {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    if let Some(h) = DUMMY.get() {
+        return h.clone();
+    }
+    let made = match Password::new("not-a-real-password-for-timing".into()) {
+        Ok(p) => password::hash(p).await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    DUMMY.get_or_init(|| made).clone()
+}
+
+impl Service {
+    /// Checks an email and password; on success opens a console login.
+    pub async fn sign_in(&self, email: &str, password: &str) -> ServiceResult<SignedIn> {
+        let unauthorized = || ServiceError::Unauthenticated(WRONG.into());
+        let typed = Password::new(password.to_owned());
+        let staff = match Email::parse(email) {
+            Ok(e) => self.store.staff_by_email(&e).await?,
+            Err(_) => None,
+        };
+        let Some(staff) = staff.filter(|s| s.active) else {
+            if let Ok(p) = typed {
+                let _ = password::verify(p, dummy_hash().await).await;
+            }
+            return Err(unauthorized());
+        };
+        self.check_password(&staff, password).await?;
+        let now = Timestamp::now();
+        let token = random(32)?;
+        let csrf = random(16)?;
+        let event = NewEvent::new(
+            Actor::Staff(staff.to_ref()),
+            EventData::SignedIn {
+                staff: staff.to_ref(),
+            },
+        );
+        self.store
+            .commit(Unit::change(
+                Change::SignIn {
+                    token_hash: secret_hash(&token),
+                    staff: staff.id,
+                    csrf: csrf.clone(),
+                    at: now,
+                    expires_at: now.plus(LOGIN_TTL),
+                },
+                event,
+            ))
+            .await?;
+        Ok(SignedIn {
+            token: Secret(token),
+            csrf,
+            staff,
+        })
+    }
+
+    /// Checks a staff member's password: refused while locked, slowed down after repeated
+    /// failures, and every wrong password counted and recorded (the fifth locks).
+    async fn check_password(&self, staff: &StaffRecord, password: &str) -> ServiceResult<()> {
+        let now = Timestamp::now();
+        if let Some(until) = staff.locked_until.filter(|u| *u > now) {
+            return Err(ServiceError::Forbidden(format!(
+                "signing in to this account is locked until {} UTC after too many wrong passwords",
+                &until.to_rfc3339()[11..16]
+            )));
+        }
+        // Slow down repeated guessing before the lock: 0.25 s per recent failure.
+        if staff.failed_sign_ins >= 2 {
+            tokio::time::sleep(Duration::from_millis(
+                250 * u64::from(staff.failed_sign_ins.min(LOCK_AFTER)),
+            ))
+            .await;
+        }
+        let right = match Password::new(password.to_owned()) {
+            Ok(p) => password::verify(p, staff.password_hash.clone()).await,
+            Err(_) => false,
+        };
+        if !right {
+            let who = staff.to_ref();
+            let out = self
+                .store
+                .commit(Unit::new(
+                    vec![Change::SignInFailed {
+                        staff: staff.id,
+                        at: now,
+                        lock_after: LOCK_AFTER,
+                        lock_for: LOCK_FOR,
+                    }],
+                    move |applied| {
+                        let (failures, locked) = applied
+                            .iter()
+                            .find_map(|a| match a {
+                                Applied::SignInFailures(n, l) => Some((*n, *l)),
+                                _ => None,
+                            })
+                            .unwrap_or((0, None));
+                        vec![NewEvent::new(
+                            Actor::System,
+                            EventData::SignInFailed {
+                                staff: who,
+                                failures,
+                                locked_minutes: locked.map(|_| LOCK_FOR.as_secs() / 60),
+                            },
+                        )]
+                    },
+                ))
+                .await;
+            out?;
+            return Err(ServiceError::Unauthenticated(WRONG.into()));
+        }
+        Ok(())
+    }
+
+    /// Who a console cookie belongs to, if it is a live sign-in of an active staff member.
+    pub async fn authenticate_cookie(&self, token: &str) -> ServiceResult<Authenticated> {
+        let token_hash = secret_hash(token);
+        let login = self
+            .store
+            .login(&token_hash)
+            .await?
+            .filter(|l| !l.ended && l.expires_at > Timestamp::now())
+            .ok_or_else(|| ServiceError::Unauthenticated("please sign in".into()))?;
+        let staff = self
+            .store
+            .staff(login.staff)
+            .await?
+            .filter(|s| s.active)
+            .ok_or_else(|| ServiceError::Unauthenticated("please sign in".into()))?;
+        Ok(Authenticated {
+            staff,
+            authenticated_at: login.authenticated_at,
+            via: Via::Cookie {
+                token_hash,
+                csrf: login.csrf,
+            },
+        })
+    }
+
+    /// Who a personal API token belongs to.
+    pub async fn authenticate_api_token(&self, token: &str) -> ServiceResult<Authenticated> {
+        let id = self
+            .store
+            .api_token_owner(&secret_hash(token))
+            .await?
+            .ok_or_else(|| ServiceError::Unauthenticated("that API token is not valid".into()))?;
+        let staff = self
+            .store
+            .staff(id)
+            .await?
+            .filter(|s| s.active)
+            .ok_or_else(|| ServiceError::Unauthenticated("that API token is not valid".into()))?;
+        Ok(Authenticated {
+            staff,
+            authenticated_at: Timestamp::from_millis(0),
+            via: Via::ApiToken,
+        })
+    }
+
+    /// Checks the password again (before starting a session); for console logins the new
+    /// time is remembered. Wrong passwords count towards the lock like at sign-in.
+    pub async fn reauthenticate(
+        &self,
+        who: &Authenticated,
+        password: &str,
+    ) -> ServiceResult<Timestamp> {
+        self.check_password(&who.staff, password)
+            .await
+            .map_err(|e| match e {
+                ServiceError::Unauthenticated(_) => {
+                    ServiceError::invalid("password", "that password is not right")
+                }
+                other => other,
+            })?;
+        let now = Timestamp::now();
+        if let Via::Cookie { token_hash, .. } = &who.via {
+            self.store
+                .commit(Unit::new(
+                    vec![Change::Reauthenticate {
+                        token_hash: *token_hash,
+                        at: now,
+                    }],
+                    |_| vec![],
+                ))
+                .await?;
+        }
+        Ok(now)
+    }
+
+    /// Ends a console login.
+    pub async fn sign_out(&self, who: &Authenticated) -> ServiceResult<()> {
+        let Via::Cookie { token_hash, .. } = &who.via else {
+            return Err(ServiceError::invalid(
+                "token",
+                "API tokens don't sign out; revoke them instead",
+            ));
+        };
+        let event = NewEvent::new(
+            Actor::Staff(who.staff.to_ref()),
+            EventData::SignedOut {
+                staff: who.staff.to_ref(),
+            },
+        );
+        self.store
+            .commit(Unit::change(
+                Change::SignOut {
+                    token_hash: *token_hash,
+                    at: Timestamp::now(),
+                },
+                event,
+            ))
+            .await?;
+        Ok(())
+    }
+
+    /// Creates a personal API token, shown once.
+    pub async fn create_api_token(&self, who: &Authenticated, name: &str) -> ServiceResult<Secret> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 80 {
+            return Err(ServiceError::invalid(
+                "name",
+                "give the token a name of 1 to 80 characters, e.g. “billing script”",
+            ));
+        }
+        let token = format!("actas_{}", random(32)?);
+        let event = NewEvent::new(
+            Actor::Staff(who.staff.to_ref()),
+            EventData::ApiTokenCreated {
+                staff: who.staff.to_ref(),
+                name: name.to_owned(),
+            },
+        );
+        self.store
+            .commit(Unit::change(
+                Change::CreateApiToken {
+                    id: random(8)?,
+                    staff: who.staff.id,
+                    name: name.to_owned(),
+                    hash: secret_hash(&token),
+                    at: Timestamp::now(),
+                },
+                event,
+            ))
+            .await?;
+        Ok(Secret(token))
+    }
+}

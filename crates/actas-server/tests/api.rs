@@ -1,0 +1,463 @@
+//! The JSON API over real HTTP on a random port, with a real SQLite file behind it.
+
+use actas_core::event::Actor;
+use actas_core::scope::Risk;
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use actas_server::password::Password;
+use actas_server::service::AllowChange;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct TestApp {
+    _dir: tempfile::TempDir,
+    app: Application,
+    base: String,
+}
+
+impl TestApp {
+    async fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let data = DataDir::new(dir.path().join("data"));
+        data.init().expect("init");
+        let app = Application::build(
+            &data,
+            ServeSettings {
+                console_addr: ([127, 0, 0, 1], 0).into(),
+            },
+        )
+        .await
+        .expect("start");
+        let s = app.service();
+        let pw = || Password::new("a-long-password".into()).expect("pw");
+        for (email, name, role) in [
+            ("dana@example.com", "Dana Park", Role::Director),
+            ("lee@example.com", "Lee Chen", Role::Lead),
+            ("sarah@example.com", "Sarah Lee", Role::Agent),
+            ("ola@example.com", "Ola Nowak", Role::Agent),
+            ("audrey@example.com", "Audrey Kim", Role::Auditor),
+        ] {
+            s.add_staff(
+                Email::parse(email).expect("e"),
+                DisplayName::parse(name).expect("n"),
+                role,
+                pw(),
+                None,
+            )
+            .await
+            .expect("staff");
+        }
+        s.change_allow_list(
+            &Email::parse("sarah@example.com").expect("e"),
+            AllowChange::Grant(Risk::High),
+            &Email::parse("dana@example.com").expect("e"),
+            "On the billing support rota",
+        )
+        .await
+        .expect("grant");
+        s.put_account("acme", "Acme Co", &[], Actor::System)
+            .await
+            .expect("account");
+        let base = format!("http://{}", app.console_addr());
+        Self {
+            _dir: dir,
+            app,
+            base,
+        }
+    }
+
+    async fn sign_in(&self, email: &str) -> Client {
+        self.sign_in_with(email, "a-long-password")
+            .await
+            .expect("signed in")
+    }
+
+    async fn sign_in_with(
+        &self,
+        email: &str,
+        password: &str,
+    ) -> Result<Client, (StatusCode, Value)> {
+        let http = reqwest::Client::new();
+        let r = http
+            .post(format!("{}/api/v1/sign-in", self.base))
+            .json(&json!({ "email": email, "password": password }))
+            .send()
+            .await
+            .expect("send");
+        let status = r.status();
+        let set_cookie = r
+            .headers()
+            .get("set-cookie")
+            .map(|v| v.to_str().expect("ascii").to_owned());
+        let body: Value = r.json().await.expect("json");
+        if status != StatusCode::OK {
+            return Err((status, body));
+        }
+        let set_cookie = set_cookie.expect("a cookie");
+        assert!(
+            set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Strict"),
+            "{set_cookie}"
+        );
+        let cookie = set_cookie.split(';').next().expect("pair").to_owned();
+        Ok(Client {
+            http,
+            base: self.base.clone(),
+            cookie: Some(cookie),
+            csrf: body["csrf"].as_str().map(str::to_owned),
+            bearer: None,
+        })
+    }
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie: Option<String>,
+    csrf: Option<String>,
+    bearer: Option<String>,
+}
+
+impl Client {
+    fn with(&self, mut rb: reqwest::RequestBuilder, csrf: bool) -> reqwest::RequestBuilder {
+        if let Some(c) = &self.cookie {
+            rb = rb.header("cookie", c);
+        }
+        if let Some(b) = &self.bearer {
+            rb = rb.bearer_auth(b);
+        }
+        if csrf {
+            if let Some(t) = &self.csrf {
+                rb = rb.header("x-csrf-token", t);
+            }
+            rb = rb.header("origin", &self.base);
+        }
+        rb
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, Value) {
+        let r = self
+            .with(self.http.get(format!("{}{path}", self.base)), false)
+            .send()
+            .await
+            .expect("send");
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (StatusCode, Value) {
+        let r = self
+            .with(
+                self.http.post(format!("{}{path}", self.base)).json(&body),
+                true,
+            )
+            .send()
+            .await
+            .expect("send");
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        body: Value,
+        csrf: Option<&str>,
+        origin: Option<&str>,
+    ) -> StatusCode {
+        let mut rb = self.http.post(format!("{}{path}", self.base)).json(&body);
+        if let Some(c) = &self.cookie {
+            rb = rb.header("cookie", c);
+        }
+        if let Some(t) = csrf {
+            rb = rb.header("x-csrf-token", t);
+        }
+        if let Some(o) = origin {
+            rb = rb.header("origin", o);
+        }
+        rb.send().await.expect("send").status()
+    }
+}
+
+fn ask(caps: &[&str], reason: &str) -> Value {
+    json!({ "account": "acme", "ticket": "#4821", "reason": reason, "capabilities": caps })
+}
+
+const REASON: &str = "Check invoice tax rate after plan change";
+
+#[tokio::test]
+async fn the_staff_flow_end_to_end_over_http() {
+    let t = TestApp::start().await;
+    let sarah = t.sign_in("sarah@example.com").await;
+    let lee = t.sign_in("lee@example.com").await;
+    let ola = t.sign_in("ola@example.com").await;
+
+    // Invariant 1: the control exists only for allow-listed staff, and the API refuses the rest.
+    let (s, acme) = sarah.get("/api/v1/accounts/acme").await;
+    assert_eq!(
+        (s, acme["can_act_as"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (_, acme) = ola.get("/api/v1/accounts/acme").await;
+    assert_eq!(acme["can_act_as"].as_bool(), Some(false));
+    let (s, e) = ola.post("/api/v1/requests", ask(&[], REASON)).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+
+    let (s, r) = sarah
+        .post("/api/v1/requests", ask(&["edit_settings"], REASON))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{r}");
+    assert_eq!(r["status"], "pending");
+    let id = r["id"].as_str().expect("id").to_owned();
+
+    // Invariant 8 over HTTP: the requester can't approve (and isn't a lead anyway).
+    let (s, _) = sarah
+        .post(&format!("/api/v1/requests/{id}/approve"), json!({}))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, queue) = lee.get("/api/v1/requests?status=pending").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(queue["requests"].as_array().map(Vec::len), Some(1));
+    let (s, r) = lee
+        .post(
+            &format!("/api/v1/requests/{id}/approve"),
+            json!({ "minutes": 10, "note": "Ten minutes is plenty" }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["minutes"].as_u64()),
+        (Some("approved"), Some(10))
+    );
+
+    let (s, started) = sarah
+        .post("/api/v1/sessions", json!({ "request": id }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{started}");
+    assert!(
+        started["handoff"]["path"]
+            .as_str()
+            .expect("path")
+            .starts_with("/__actas/enter?token=")
+    );
+    let session = started["id"].as_str().expect("id").to_owned();
+
+    // Invariant 4: no second session.
+    let (_, r2) = sarah.post("/api/v1/requests", ask(&[], REASON)).await;
+    let (s, e) = sarah
+        .post("/api/v1/sessions", json!({ "request": r2["id"] }))
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{e}");
+
+    let (_, mine) = sarah.get("/api/v1/sessions").await;
+    assert_eq!(mine["session"]["id"].as_str(), Some(session.as_str()));
+    let (s, _) = ola
+        .post(&format!("/api/v1/sessions/{session}/end"), json!({}))
+        .await;
+    assert_eq!(
+        s,
+        StatusCode::FORBIDDEN,
+        "only the agent or a director ends it"
+    );
+    let (s, ended) = sarah
+        .post(&format!("/api/v1/sessions/{session}/end"), json!({}))
+        .await;
+    assert_eq!(
+        (s, ended["end_reason"].as_str()),
+        (StatusCode::OK, Some("manual"))
+    );
+
+    let (s, log) = lee.get("/api/v1/audit?kind=session.ended").await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        log["events"][0]["summary"],
+        "Sarah Lee's session on Acme Co ended: Sarah Lee ended it"
+    );
+    let (s, _) = sarah.get("/api/v1/audit").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    let audrey = t.sign_in("audrey@example.com").await;
+    let (s, log) = audrey.get("/api/v1/audit?account=acme&limit=500").await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(log["events"].as_array().expect("events").len() >= 5);
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn cookie_requests_that_change_state_need_the_csrf_token_and_our_origin() {
+    let t = TestApp::start().await;
+    let sarah = t.sign_in("sarah@example.com").await;
+    let before = t.app.service().store().ledger_size().await.expect("size");
+    let csrf = sarah.csrf.clone().expect("csrf");
+    let body = ask(&[], REASON);
+    assert_eq!(
+        sarah
+            .post_raw("/api/v1/requests", body.clone(), None, Some(&t.base))
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        sarah
+            .post_raw(
+                "/api/v1/requests",
+                body.clone(),
+                Some("wrong"),
+                Some(&t.base)
+            )
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    // The gateway is another origin: even with the token, its pages can't act.
+    let gateway = "http://127.0.0.1:8081";
+    assert_eq!(
+        sarah
+            .post_raw("/api/v1/requests", body.clone(), Some(&csrf), Some(gateway))
+            .await,
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(
+        t.app.service().store().ledger_size().await.expect("size"),
+        before,
+        "nothing was written"
+    );
+    assert_eq!(
+        sarah
+            .post_raw("/api/v1/requests", body, Some(&csrf), Some(&t.base))
+            .await,
+        StatusCode::CREATED
+    );
+
+    // Personal API tokens carry no ambient credential, so they need no CSRF token.
+    let (s, tok) = sarah
+        .post("/api/v1/tokens", json!({ "name": "billing script" }))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    let api = Client {
+        http: reqwest::Client::new(),
+        base: t.base.clone(),
+        cookie: None,
+        csrf: None,
+        bearer: tok["token"].as_str().map(str::to_owned),
+    };
+    let (s, me) = api.get("/api/v1/me").await;
+    assert_eq!(
+        (s, me["email"].as_str()),
+        (StatusCode::OK, Some("sarah@example.com"))
+    );
+    let (s, _) = api.post("/api/v1/requests", ask(&[], REASON)).await;
+    assert_eq!(s, StatusCode::CREATED);
+    let bad = Client {
+        bearer: Some("actas_nope".into()),
+        ..api
+    };
+    assert_eq!(bad.get("/api/v1/me").await.0, StatusCode::UNAUTHORIZED);
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn wrong_passwords_slow_down_then_lock_signing_in_and_are_recorded() {
+    let t = TestApp::start().await;
+    for i in 1..=5 {
+        let (s, body) = t
+            .sign_in_with("sarah@example.com", "not-the-password")
+            .await
+            .err()
+            .expect("refused");
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "try {i}: {body}");
+        assert_eq!(
+            body["error"]["message"],
+            "the email or password is not right"
+        );
+    }
+    let (s, body) = t
+        .sign_in_with("sarah@example.com", "a-long-password")
+        .await
+        .err()
+        .expect("locked");
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .expect("msg")
+            .contains("locked until"),
+        "{body}"
+    );
+    // Unknown emails get the same answer as wrong passwords.
+    let (s, body) = t
+        .sign_in_with("nobody@example.com", "a-long-password")
+        .await
+        .err()
+        .expect("refused");
+    assert_eq!(
+        (s, body["error"]["message"].as_str()),
+        (
+            StatusCode::UNAUTHORIZED,
+            Some("the email or password is not right")
+        )
+    );
+    let lee = t.sign_in("lee@example.com").await;
+    let (_, log) = lee.get("/api/v1/audit?kind=staff.sign_in_failed").await;
+    let last = log["events"]
+        .as_array()
+        .expect("events")
+        .last()
+        .expect("one")
+        .clone();
+    assert_eq!(
+        last["summary"],
+        "Someone gave a wrong password for Sarah Lee (sarah@example.com) 5 times in a row; signing in is locked for 15 minutes"
+    );
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_4xx_naming_the_field_and_changes_nothing() {
+    let t = TestApp::start().await;
+    let sarah = t.sign_in("sarah@example.com").await;
+    let before = t.app.service().store().ledger_size().await.expect("size");
+    let cases = [
+        (ask(&[], "need access"), "reason"),
+        (
+            json!({ "account": "acme", "ticket": "4821", "reason": REASON }),
+            "ticket",
+        ),
+        (
+            json!({ "account": "no such", "ticket": "#1", "reason": REASON }),
+            "account",
+        ),
+        (ask(&["payments"], REASON), "capabilities"),
+        (
+            json!({ "account": "acme", "ticket": "#1", "reason": REASON, "minutes": 999 }),
+            "minutes",
+        ),
+        (
+            json!({ "account": "acme", "ticket": "#1", "reason": REASON, "mode": "wild" }),
+            "mode",
+        ),
+        (json!({ "account": "acme", "ticket": "#1" }), "reason"),
+        (
+            json!({ "account": "acme", "ticket": "#1", "reason": REASON, "minutes": "ten" }),
+            "minutes",
+        ),
+    ];
+    for (body, field) in cases {
+        let (s, e) = sarah.post("/api/v1/requests", body.clone()).await;
+        assert!(s.is_client_error(), "{body}: {s}");
+        assert_eq!(e["error"]["field"], field, "{body}: {e}");
+        assert!(!e["error"]["message"].as_str().unwrap_or("").is_empty());
+    }
+    let (s, e) = sarah
+        .post("/api/v1/sessions", json!({ "request": "not-a-uuid" }))
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("request"))
+    );
+    let (s, e) = sarah
+        .get("/api/v1/requests/12345678-1234-4234-8234-123456789012")
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{e}");
+    assert_eq!(
+        t.app.service().store().ledger_size().await.expect("size"),
+        before,
+        "nothing was written"
+    );
+    t.app.stop().await.expect("stop");
+}
