@@ -3,6 +3,7 @@
 
 pub mod api;
 pub mod auth;
+pub mod console;
 pub mod error;
 mod health;
 mod metrics;
@@ -32,6 +33,7 @@ pub fn console_router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .nest("/api/v1", api::router())
+        .merge(console::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             metrics::count,

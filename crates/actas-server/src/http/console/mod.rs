@@ -1,0 +1,187 @@
+//! The staff console: server-rendered pages (askama, escaped by default), every core step
+//! working without JavaScript. Forms post back with a CSRF token and are checked against
+//! the console's own origin, like the API.
+
+mod pages;
+
+use super::AppState;
+use super::auth::{same_origin, session_cookie};
+use crate::service::auth::{Authenticated, Via};
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+/// The console routes.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/accounts") }))
+        .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
+        .route("/sign-out", post(pages::sign_out))
+        .route("/accounts", get(pages::accounts))
+        .route("/accounts/{id}", get(pages::account))
+        .route("/accounts/{id}/requests", post(pages::create_request))
+        .route("/accounts/{id}/audit", get(pages::account_audit))
+        .route("/requests/{id}", get(pages::request))
+        .route("/requests/{id}/code", post(pages::enter_code))
+        .route("/requests/{id}/start", post(pages::start))
+        .route("/requests/{id}/cancel", post(pages::cancel))
+        .route("/requests/{id}/approve", post(pages::approve))
+        .route("/requests/{id}/deny", post(pages::deny))
+        .route("/queue", get(pages::queue))
+        .route("/session", get(pages::session))
+        .route("/sessions/{id}/end", post(pages::end_session))
+        .route("/activity", get(pages::activity))
+        .route("/allow-list", get(pages::allow_list).post(pages::grant))
+        .route("/allow-list/revoke", post(pages::revoke))
+        .route("/static/console.css", get(css))
+        .route("/static/console.js", get(js))
+}
+
+async fn css() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/css; charset=utf-8")],
+        include_str!("../../../static/console.css"),
+    )
+        .into_response()
+}
+
+async fn js() -> Response {
+    (
+        [(header::CONTENT_TYPE, "text/javascript; charset=utf-8")],
+        include_str!("../../../static/console.js"),
+    )
+        .into_response()
+}
+
+/// A page-rendering failure or a redirect to sign in (boxed: responses are large).
+pub struct PageError(Box<Response>);
+
+impl IntoResponse for PageError {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+impl PageError {
+    fn sign_in() -> Self {
+        PageError(Box::new(Redirect::to("/sign-in").into_response()))
+    }
+
+    fn status(status: StatusCode, message: &str) -> Self {
+        let body = format!(
+            "<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/console.css><main><h1>{}</h1><p>{}</p><p><a href=/accounts>Back to accounts</a></p></main>",
+            status.canonical_reason().unwrap_or("Error"),
+            html_escape(message)
+        );
+        PageError(Box::new((status, Html(body)).into_response()))
+    }
+}
+
+impl From<crate::service::ServiceError> for PageError {
+    fn from(e: crate::service::ServiceError) -> Self {
+        let api = super::error::ApiError::from(e);
+        let response = api.into_response();
+        let status = response.status();
+        if status == StatusCode::UNAUTHORIZED {
+            return PageError::sign_in();
+        }
+        PageError::status(
+            status,
+            "That can't be done right now. Go back and check the details.",
+        )
+    }
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// Renders a template into a page.
+pub(crate) fn render<T: askama::Template>(t: &T) -> Result<Html<String>, PageError> {
+    t.render().map(Html).map_err(|e| {
+        tracing::error!(error = %e, "a page failed to render");
+        PageError::status(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "The page could not be shown.",
+        )
+    })
+}
+
+/// A signed-in staff member on a console page (redirects to sign-in otherwise).
+pub struct Signed(pub Authenticated, pub String);
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = PageError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let token = session_cookie(&parts.headers).ok_or_else(PageError::sign_in)?;
+        let who = state
+            .service
+            .authenticate_cookie(token)
+            .await
+            .map_err(|_| PageError::sign_in())?;
+        let csrf = match &who.via {
+            Via::Cookie { csrf, .. } => csrf.clone(),
+            Via::ApiToken => String::new(),
+        };
+        Ok(Signed(who, csrf))
+    }
+}
+
+#[derive(Deserialize)]
+struct CsrfOnly {
+    #[serde(default)]
+    csrf: String,
+}
+
+/// A posted console form from a signed-in staff member, whose CSRF token and origin
+/// were checked; the only way a handler gets one.
+pub struct Posted<T>(pub Authenticated, pub T);
+
+impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
+    type Rejection = PageError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (mut parts, body) = req.into_parts();
+        let Signed(who, csrf) = Signed::from_request_parts(&mut parts, state).await?;
+        if !same_origin(&parts.headers, state.https) {
+            return Err(PageError::status(
+                StatusCode::FORBIDDEN,
+                "This form was sent from another site, so it was refused.",
+            ));
+        }
+        let bytes = Bytes::from_request(Request::from_parts(parts, body), state)
+            .await
+            .map_err(|_| {
+                PageError::status(StatusCode::BAD_REQUEST, "The form could not be read.")
+            })?;
+        let sent: CsrfOnly = serde_html_form::from_bytes(&bytes).map_err(|_| {
+            PageError::status(StatusCode::BAD_REQUEST, "The form could not be read.")
+        })?;
+        if sent.csrf.is_empty() || sent.csrf != csrf {
+            return Err(PageError::status(
+                StatusCode::FORBIDDEN,
+                "This form is missing its security token. Reload the page and try again.",
+            ));
+        }
+        let form: T = serde_html_form::from_bytes(&bytes).map_err(|e| {
+            PageError::status(
+                StatusCode::BAD_REQUEST,
+                &format!("The form could not be read: {e}"),
+            )
+        })?;
+        Ok(Posted(who, form))
+    }
+}

@@ -1,0 +1,391 @@
+//! The staff console over real HTTP: pages, forms, escaping, CSRF and the flow up to a
+//! started session.
+
+use actas_core::event::Actor;
+use actas_core::scope::Risk;
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use actas_server::password::Password;
+use actas_server::service::AllowChange;
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+
+struct T {
+    _dir: tempfile::TempDir,
+    app: Application,
+    base: String,
+}
+
+async fn start() -> T {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let app = Application::build(
+        &data,
+        ServeSettings {
+            console_addr: ([127, 0, 0, 1], 0).into(),
+        },
+    )
+    .await
+    .expect("start");
+    let s = app.service();
+    for (email, name, role) in [
+        ("dana@example.com", "Dana Park", Role::Director),
+        ("lee@example.com", "Lee Chen", Role::Lead),
+        ("sarah@example.com", "Sarah Lee", Role::Agent),
+        ("ola@example.com", "Ola Nowak", Role::Agent),
+    ] {
+        s.add_staff(
+            Email::parse(email).expect("e"),
+            DisplayName::parse(name).expect("n"),
+            role,
+            Password::new("a-long-password".into()).expect("p"),
+            None,
+        )
+        .await
+        .expect("staff");
+    }
+    s.change_allow_list(
+        &Email::parse("sarah@example.com").expect("e"),
+        AllowChange::Grant(Risk::Medium),
+        &Email::parse("dana@example.com").expect("e"),
+        "On the billing support rota",
+    )
+    .await
+    .expect("grant");
+    s.put_account("acme", "Acme Co", &[], Actor::System)
+        .await
+        .expect("acme");
+    let base = format!("http://{}", app.console_addr());
+    T {
+        _dir: dir,
+        app,
+        base,
+    }
+}
+
+struct Browser {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn sign_in(t: &T, email: &str) -> Browser {
+        let http = reqwest::Client::builder()
+            .redirect(Policy::none())
+            .build()
+            .expect("client");
+        let r = http
+            .post(format!("{}/sign-in", t.base))
+            .header("origin", &t.base)
+            .form(&[("email", email), ("password", "a-long-password")])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .expect("ascii")
+            .split(';')
+            .next()
+            .expect("pair")
+            .to_owned();
+        let mut b = Browser {
+            http,
+            base: t.base.clone(),
+            cookie,
+            csrf: String::new(),
+        };
+        let page = b.get("/accounts").await.1;
+        b.csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .expect("the page carries a CSRF token")
+            .to_owned();
+        b
+    }
+
+    async fn get(&self, path: &str) -> (StatusCode, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("send");
+        (r.status(), r.text().await.expect("text"))
+    }
+
+    async fn post(
+        &self,
+        path: &str,
+        fields: &[(&str, &str)],
+    ) -> (StatusCode, String, Option<String>) {
+        let mut form: Vec<(&str, &str)> = vec![("csrf", &self.csrf)];
+        form.extend_from_slice(fields);
+        self.post_raw(path, &form, Some(&self.base)).await
+    }
+
+    async fn post_raw(
+        &self,
+        path: &str,
+        form: &[(&str, &str)],
+        origin: Option<&str>,
+    ) -> (StatusCode, String, Option<String>) {
+        let mut rb = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .form(form);
+        if let Some(o) = origin {
+            rb = rb.header("origin", o);
+        }
+        let r = rb.send().await.expect("send");
+        let status = r.status();
+        let location = r
+            .headers()
+            .get("location")
+            .map(|l| l.to_str().expect("ascii").to_owned());
+        (status, r.text().await.expect("text"), location)
+    }
+}
+
+const REASON: &str = "Check invoice tax rate after plan change";
+
+#[tokio::test]
+async fn the_act_as_control_exists_only_for_allow_listed_staff() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let ola = Browser::sign_in(&t, "ola@example.com").await;
+    let (_, page) = sarah.get("/accounts/acme").await;
+    assert!(page.contains("Act as this customer"), "{page}");
+    let (_, page) = ola.get("/accounts/acme").await;
+    assert!(!page.contains("Act as this customer"));
+    assert!(page.contains("You are not on the allow-list"));
+    // Posting the form anyway is refused.
+    let (s, page, _) = ola
+        .post(
+            "/accounts/acme/requests",
+            &[("ticket", "#4821"), ("reason", REASON)],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("not on the allow-list"));
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn from_request_to_a_started_and_ended_session_in_the_console() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let (s, _, to) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[
+                ("ticket", "#4821"),
+                ("reason", REASON),
+                ("minutes", "15"),
+                ("mode", "read-only"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let to = to.expect("redirect");
+    let (_, page) = sarah.get(&to).await;
+    assert!(page.contains("Start support session"), "{page}");
+    let id = to.trim_start_matches("/requests/");
+    let (s, _, to) = sarah.post(&format!("/requests/{id}/start"), &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, page) = sarah.get(&to.expect("redirect")).await;
+    assert!(
+        page.contains("Acting as Acme Co")
+            && page.contains("End session")
+            && page.contains("/__actas/enter?token="),
+        "{page}"
+    );
+    assert!(page.contains("Sarah Lee started a support session on Acme Co for ticket #4821"));
+    let session = page
+        .split("action=\"/sessions/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("session id")
+        .to_owned();
+    let (s, _, _) = sarah.post(&format!("/sessions/{session}/end"), &[]).await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, page) = sarah.get("/session").await;
+    assert!(page.contains("No active session"));
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn errors_are_shown_beside_their_field_and_nothing_is_written() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let before = t.app.service().store().ledger_size().await.expect("size");
+    let (s, page, _) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[("ticket", "4821"), ("reason", "need access")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // The first problem found is shown under its field, and what was typed is kept.
+    assert!(page.contains("class=\"error\""), "{page}");
+    assert!(page.contains("value=\"4821\""), "typed values are kept");
+    let (_, page, _) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[("ticket", "#4821"), ("reason", "need access")],
+        )
+        .await;
+    assert!(page.contains("is too general"), "{page}");
+    assert_eq!(
+        t.app.service().store().ledger_size().await.expect("size"),
+        before
+    );
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn forms_without_the_csrf_token_or_from_another_origin_are_refused() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let before = t.app.service().store().ledger_size().await.expect("size");
+    let fields = [("ticket", "#4821"), ("reason", REASON)];
+    let (s, _, _) = sarah
+        .post_raw("/accounts/acme/requests", &fields, Some(&t.base))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "no token");
+    let mut with_token: Vec<(&str, &str)> = vec![("csrf", &sarah.csrf)];
+    with_token.extend_from_slice(&fields);
+    let (s, _, _) = sarah
+        .post_raw(
+            "/accounts/acme/requests",
+            &with_token,
+            Some("http://127.0.0.1:8081"),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "the gateway's origin");
+    assert_eq!(
+        t.app.service().store().ledger_size().await.expect("size"),
+        before
+    );
+    let (s, _, _) = sarah
+        .post_raw("/accounts/acme/requests", &with_token, Some(&t.base))
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_reason_with_a_script_tag_is_shown_as_text_everywhere() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let lee = Browser::sign_in(&t, "lee@example.com").await;
+    let evil = "Customer pasted <script>alert(1)</script> into the invoice notes";
+    let (s, _, to) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[
+                ("ticket", "#4821"),
+                ("reason", evil),
+                ("capabilities", "edit_settings"),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let to = to.expect("redirect");
+    for (who, path) in [
+        (&sarah, to.as_str()),
+        (&lee, "/queue"),
+        (&lee, "/activity"),
+        (&lee, "/accounts/acme/audit"),
+    ] {
+        let (s, page) = who.get(path).await;
+        assert_eq!(s, StatusCode::OK, "{path}");
+        assert!(
+            !page.contains("<script>alert(1)</script>"),
+            "{path} shows the script unescaped"
+        );
+        assert!(
+            page.contains("&lt;script&gt;alert(1)&lt;/script&gt;")
+                || page.contains("&#60;script&#62;"),
+            "{path}: {page}"
+        );
+    }
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_lead_narrows_or_denies_from_the_queue() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let lee = Browser::sign_in(&t, "lee@example.com").await;
+    let (_, _, to) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[
+                ("ticket", "#4821"),
+                ("reason", REASON),
+                ("capabilities", "edit_settings"),
+                ("capabilities", "edit_profile"),
+            ],
+        )
+        .await;
+    let id = to
+        .expect("redirect")
+        .trim_start_matches("/requests/")
+        .to_owned();
+    let (_, queue) = lee.get("/queue").await;
+    assert!(queue.contains("Sarah Lee → Acme Co"), "{queue}");
+    let (s, _, _) = lee
+        .post(
+            &format!("/requests/{id}/approve"),
+            &[
+                ("capabilities", "edit_settings"),
+                ("minutes", "10"),
+                ("note", ""),
+            ],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, page) = sarah.get(&format!("/requests/{id}")).await;
+    assert!(
+        page.contains("approved")
+            && page.contains("edit_settings, view")
+            && page.contains("10 minutes"),
+        "{page}"
+    );
+
+    let (_, _, to) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[
+                ("ticket", "#4822"),
+                ("reason", REASON),
+                ("capabilities", "edit_profile"),
+            ],
+        )
+        .await;
+    let id = to
+        .expect("redirect")
+        .trim_start_matches("/requests/")
+        .to_owned();
+    let (s, _, _) = lee
+        .post(
+            &format!("/requests/{id}/deny"),
+            &[("note", "Ask for a screenshot first")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::SEE_OTHER);
+    let (_, page) = sarah.get(&format!("/requests/{id}")).await;
+    assert!(
+        page.contains("denied") && page.contains("Ask for a screenshot first"),
+        "{page}"
+    );
+    t.app.stop().await.expect("stop");
+}
