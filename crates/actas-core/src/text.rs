@@ -183,7 +183,7 @@ pub const DEFAULT_TICKET_PATTERN: &str =
 pub enum TicketError {
     /// The reference does not match the team's ticket pattern.
     #[error(
-        "{given:?} is not a ticket reference this team uses; expected something matching {pattern} (for example #4821, SUP-4821 or a https link to the ticket)"
+        "“{given}” doesn't look like one of this team's ticket references; write it like #4821, SUP-4821 or a https link to the ticket"
     )]
     NoMatch {
         /// What was given.

@@ -62,6 +62,35 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("there is no request {id}")))
     }
 
+    /// Every problem with typed request input, field by field (the console shows each
+    /// beside its field; the API reports the first).
+    pub fn request_input_problems(&self, input: &RequestInput) -> Vec<(&'static str, String)> {
+        let policy = self.policy();
+        let mut out = Vec::new();
+        if let Err(e) = TicketRef::parse(&input.ticket, &policy.ticket_pattern) {
+            out.push(("ticket", e.to_string()));
+        }
+        if let Err(e) = Reason::parse(&input.reason) {
+            out.push(("reason", e.to_string()));
+        }
+        if let Err(e) = policy.scope(input.capabilities.iter().map(String::as_str)) {
+            out.push(("capabilities", e.to_string()));
+        }
+        if let Err(e) = policy.duration(input.minutes) {
+            out.push(("minutes", e.to_string()));
+        }
+        if let Some(m) = input
+            .mode
+            .as_deref()
+            .map(str::trim)
+            .filter(|m| !m.is_empty())
+            && let Err(e) = m.parse::<Mode>()
+        {
+            out.push(("mode", e.to_string()));
+        }
+        out
+    }
+
     /// An agent asks to act as a customer. Only allow-listed staff may, up to their risk
     /// level; forbidden capabilities and revoked consent are refused; low risk on a normal
     /// account is approved by policy at once (and recorded as such).

@@ -222,18 +222,23 @@ struct FieldErrors {
 }
 
 impl FieldErrors {
+    fn set(&mut self, field: &str, message: String) {
+        let slot = match field {
+            "ticket" => &mut self.ticket,
+            "reason" => &mut self.reason,
+            "capabilities" => &mut self.capabilities,
+            "minutes" | "mode" => &mut self.minutes,
+            "code" => &mut self.code,
+            "password" => &mut self.password,
+            _ => &mut self.other,
+        };
+        slot.get_or_insert(message);
+    }
+
     fn from(e: ServiceError) -> Result<Self, PageError> {
         let mut out = FieldErrors::default();
         match e {
-            ServiceError::Invalid { field, message } => match field {
-                "ticket" => out.ticket = Some(message),
-                "reason" => out.reason = Some(message),
-                "capabilities" => out.capabilities = Some(message),
-                "minutes" | "mode" => out.minutes = Some(message),
-                "code" => out.code = Some(message),
-                "password" => out.password = Some(message),
-                _ => out.other = Some(message),
-            },
+            ServiceError::Invalid { field, message } => out.set(field, message),
             ServiceError::Forbidden(m) | ServiceError::Conflict(m) | ServiceError::NotFound(m) => {
                 out.other = Some(m)
             }
@@ -287,7 +292,7 @@ async fn account_page(
         "You are not on the allow-list, so you can't act as customers. A director can add you."
             .into()
     };
-    let capabilities = policy
+    let mut capabilities: Vec<CapChoice> = policy
         .capabilities()
         .filter(|c| c.risk != Risk::Forbidden)
         .filter(|c| allowed.as_ref().is_some_and(|a| c.risk <= a.max_risk))
@@ -300,6 +305,8 @@ async fn account_page(
             always: c.name.as_str() == "view",
         })
         .collect();
+    // `view` first: it is always included; then the rest by risk.
+    capabilities.sort_by_key(|c| (!c.always, c.risk.clone()));
     let form = RequestForm {
         minutes: if form.minutes.is_empty() {
             policy
@@ -390,10 +397,24 @@ pub(super) async fn create_request(
         minutes,
         mode: Some(f.mode.clone()),
     };
-    match state.service.create_request(&who.staff, input).await {
+    let problems = state.service.request_input_problems(&input);
+    let outcome = if problems.is_empty() {
+        state
+            .service
+            .create_request(&who.staff, input)
+            .await
+            .map_err(FieldErrors::from)
+    } else {
+        let mut errors = FieldErrors::default();
+        for (field, message) in problems {
+            errors.set(field, message);
+        }
+        Err(Ok(errors))
+    };
+    match outcome {
         Ok(r) => see_other(&format!("/requests/{}", r.id)),
-        Err(e) => {
-            let errors = FieldErrors::from(e)?;
+        Err(errors) => {
+            let errors = errors?;
             let csrf = csrf_of(&who);
             let form = RequestForm {
                 ticket: f.ticket,
