@@ -107,6 +107,11 @@ impl Application {
         self.console_addr
     }
 
+    /// The store, for tests that need to break it on purpose.
+    pub fn store(&self) -> &Arc<SqliteStore> {
+        &self.store
+    }
+
     /// The service layer, for tests and the demo.
     pub fn service(&self) -> &Service {
         &self.service

@@ -461,3 +461,30 @@ async fn bad_input_gets_a_4xx_naming_the_field_and_changes_nothing() {
     );
     t.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn without_a_writable_ledger_no_session_starts_and_nothing_changes() {
+    let t = TestApp::start().await;
+    let sarah = t.sign_in("sarah@example.com").await;
+    let (_, r) = sarah.post("/api/v1/requests", ask(&[], REASON)).await;
+    let before = t.app.service().store().ledger_size().await.expect("size");
+    t.app.store().stop_writer().await;
+    let (s, e) = sarah
+        .post("/api/v1/sessions", json!({ "request": r["id"] }))
+        .await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{e}");
+    assert_eq!(e["error"]["code"], "ledger_unavailable");
+    let (_, mine) = sarah.get("/api/v1/sessions").await;
+    assert_eq!(
+        mine["session"],
+        Value::Null,
+        "no session exists without its session.started event"
+    );
+    let (s, _) = sarah.post("/api/v1/requests", ask(&[], REASON)).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        t.app.service().store().ledger_size().await.expect("size"),
+        before
+    );
+    t.app.stop().await.expect("stop");
+}

@@ -234,10 +234,7 @@ async fn errors_are_shown_beside_their_field_and_nothing_is_written() {
         .await;
     assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
     // Each problem is shown under its own field, and what was typed is kept.
-    assert!(
-        page.contains("look like one of this team"),
-        "{page}"
-    );
+    assert!(page.contains("look like one of this team"), "{page}");
     assert!(page.contains("is too general"), "{page}");
     assert!(page.contains("value=\"4821\""), "typed values are kept");
     let (_, page, _) = sarah
