@@ -78,6 +78,12 @@ pub enum EventData {
         /// Minutes sign-in is now locked for, if this failure locked it.
         locked_minutes: Option<u64>,
     },
+    /// A staff member turned on two-step sign-in.
+    #[serde(rename = "staff.totp_enabled")]
+    TotpEnabled {
+        /// Who.
+        staff: StaffRef,
+    },
     /// A staff member created a personal API token.
     #[serde(rename = "staff.api_token_created")]
     ApiTokenCreated {
@@ -339,6 +345,7 @@ impl EventData {
             EventData::SignedOut { .. } => "staff.signed_out",
             EventData::SignInFailed { .. } => "staff.sign_in_failed",
             EventData::ApiTokenCreated { .. } => "staff.api_token_created",
+            EventData::TotpEnabled { .. } => "staff.totp_enabled",
             EventData::AllowGranted { .. } => "allow.granted",
             EventData::AllowRevoked { .. } => "allow.revoked",
             EventData::RequestCreated { .. } => "request.created",
@@ -370,6 +377,7 @@ impl EventData {
             | EventData::SignedOut { .. }
             | EventData::SignInFailed { .. }
             | EventData::ApiTokenCreated { .. }
+            | EventData::TotpEnabled { .. }
             | EventData::AllowGranted { .. }
             | EventData::AllowRevoked { .. } => EventContext::default(),
             EventData::RequestCreated {

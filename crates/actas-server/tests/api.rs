@@ -78,10 +78,19 @@ impl TestApp {
         email: &str,
         password: &str,
     ) -> Result<Client, (StatusCode, Value)> {
+        self.sign_in_full(email, password, None).await
+    }
+
+    async fn sign_in_full(
+        &self,
+        email: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> Result<Client, (StatusCode, Value)> {
         let http = reqwest::Client::new();
         let r = http
             .post(format!("{}/api/v1/sign-in", self.base))
-            .json(&json!({ "email": email, "password": password }))
+            .json(&json!({ "email": email, "password": password, "totp": totp }))
             .send()
             .await
             .expect("send");
@@ -485,6 +494,63 @@ async fn without_a_writable_ledger_no_session_starts_and_nothing_changes() {
     assert_eq!(
         t.app.service().store().ledger_size().await.expect("size"),
         before
+    );
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn two_step_sign_in_with_an_authenticator_app() {
+    let t = TestApp::start().await;
+    let sarah = t.sign_in("sarah@example.com").await;
+    let (s, begun) = sarah.post("/api/v1/totp", json!({})).await;
+    assert_eq!(s, StatusCode::OK);
+    let uri = begun["otpauth_uri"].as_str().expect("uri").to_owned();
+    assert!(
+        uri.starts_with("otpauth://totp/actas:sarah%40example.com?"),
+        "{uri}"
+    );
+    let app = totp_rs::TOTP::from_url(&uri).expect("parses");
+    let (s, e) = sarah
+        .post("/api/v1/totp/confirm", json!({ "code": "000000" }))
+        .await;
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("code"))
+    );
+    let (s, _) = sarah
+        .post(
+            "/api/v1/totp/confirm",
+            json!({ "code": app.generate_current().expect("code") }),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+
+    let (s, e) = t
+        .sign_in_full("sarah@example.com", "a-long-password", None)
+        .await
+        .err()
+        .expect("needs the code");
+    assert_eq!(
+        (s, e["error"]["field"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("totp"))
+    );
+    let (s, _) = t
+        .sign_in_full("sarah@example.com", "a-long-password", Some("123456"))
+        .await
+        .err()
+        .expect("wrong code");
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let code = app.generate_current().expect("code");
+    assert!(
+        t.sign_in_full("sarah@example.com", "a-long-password", Some(&code))
+            .await
+            .is_ok()
+    );
+    let lee = t.sign_in("lee@example.com").await;
+    let (_, log) = lee.get("/api/v1/audit?kind=staff.totp_enabled").await;
+    assert_eq!(
+        log["events"][0]["summary"],
+        "Sarah Lee turned on two-step sign-in with an authenticator app"
     );
     t.app.stop().await.expect("stop");
 }

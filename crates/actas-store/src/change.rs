@@ -174,6 +174,18 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// Stores a TOTP secret shown for enrolment, replacing any earlier unconfirmed one.
+    SetTotpPending {
+        /// Whose.
+        staff: StaffId,
+        /// The secret.
+        secret: Vec<u8>,
+    },
+    /// Turns two-step sign-in on with the pending secret.
+    EnableTotp {
+        /// Whose.
+        staff: StaffId,
+    },
     /// Ends a session, if it is still active.
     EndSession {
         /// Which.

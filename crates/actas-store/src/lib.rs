@@ -18,6 +18,7 @@ mod stats;
 pub use change::{Applied, Change, Unit};
 pub use model::{
     Account, AllowEntry, Appended, CodeRecord, EventFilter, Login, RecordedEvent, StaffRecord,
+    TotpSecret,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 

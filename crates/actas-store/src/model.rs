@@ -30,6 +30,20 @@ pub struct StaffRecord {
     pub failed_sign_ins: u32,
     /// Sign-in is refused until then.
     pub locked_until: Option<Timestamp>,
+    /// The authenticator-app secret, once two-step sign-in is on.
+    pub totp: Option<TotpSecret>,
+    /// A secret shown for enrolment and not yet confirmed.
+    pub totp_pending: Option<TotpSecret>,
+}
+
+/// A TOTP secret. Never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TotpSecret(pub Vec<u8>);
+
+impl std::fmt::Debug for TotpSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TotpSecret(…)")
+    }
 }
 
 impl StaffRecord {

@@ -85,6 +85,12 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 staff.name, staff.email
             ),
         },
+        EventData::TotpEnabled { staff } => {
+            format!(
+                "{} turned on two-step sign-in with an authenticator app",
+                staff.name
+            )
+        }
         EventData::ApiTokenCreated { staff, name } => {
             format!("{} created a personal API token named “{name}”", staff.name)
         }

@@ -472,6 +472,10 @@ fn sign_in_sentences() {
         "Someone gave a wrong password for Sarah Lee (sarah.lee@example.com) 5 times in a row; signing in is locked for 15 minutes"
     );
     assert_eq!(
+        s(EventData::TotpEnabled { staff: sarah() }),
+        "Sarah Lee turned on two-step sign-in with an authenticator app"
+    );
+    assert_eq!(
         s(EventData::ApiTokenCreated {
             staff: sarah(),
             name: "laptop".into()

@@ -104,8 +104,14 @@ async fn dummy_hash() -> String {
 }
 
 impl Service {
-    /// Checks an email and password; on success opens a console login.
-    pub async fn sign_in(&self, email: &str, password: &str) -> ServiceResult<SignedIn> {
+    /// Checks an email, password and (when two-step sign-in is on) the authenticator
+    /// code; on success opens a console login.
+    pub async fn sign_in(
+        &self,
+        email: &str,
+        password: &str,
+        totp: Option<&str>,
+    ) -> ServiceResult<SignedIn> {
         let unauthorized = || ServiceError::Unauthenticated(WRONG.into());
         let typed = Password::new(password.to_owned());
         let staff = match Email::parse(email) {
@@ -119,6 +125,20 @@ impl Service {
             return Err(unauthorized());
         };
         self.check_password(&staff, password).await?;
+        if let Some(secret) = &staff.totp {
+            let Some(code) = totp.map(str::trim).filter(|c| !c.is_empty()) else {
+                return Err(ServiceError::invalid(
+                    "totp",
+                    "enter the 6-digit code from your authenticator app",
+                ));
+            };
+            if !totp_matches(&secret.0, &staff.email, code) {
+                self.count_failure(&staff).await?;
+                return Err(ServiceError::Unauthenticated(
+                    "that authenticator code is not right".into(),
+                ));
+            }
+        }
         let now = Timestamp::now();
         let token = random(32)?;
         let csrf = random(16)?;
@@ -169,38 +189,45 @@ impl Service {
             Err(_) => false,
         };
         if !right {
-            let who = staff.to_ref();
-            let out = self
-                .store
-                .commit(Unit::new(
-                    vec![Change::SignInFailed {
-                        staff: staff.id,
-                        at: now,
-                        lock_after: LOCK_AFTER,
-                        lock_for: LOCK_FOR,
-                    }],
-                    move |applied| {
-                        let (failures, locked) = applied
-                            .iter()
-                            .find_map(|a| match a {
-                                Applied::SignInFailures(n, l) => Some((*n, *l)),
-                                _ => None,
-                            })
-                            .unwrap_or((0, None));
-                        vec![NewEvent::new(
-                            Actor::System,
-                            EventData::SignInFailed {
-                                staff: who,
-                                failures,
-                                locked_minutes: locked.map(|_| LOCK_FOR.as_secs() / 60),
-                            },
-                        )]
-                    },
-                ))
-                .await;
-            out?;
+            self.count_failure(staff).await?;
             return Err(ServiceError::Unauthenticated(WRONG.into()));
         }
+        Ok(())
+    }
+
+    /// Counts and records a wrong password or code; the fifth in a row locks sign-in.
+    async fn count_failure(&self, staff: &StaffRecord) -> ServiceResult<()> {
+        let now = Timestamp::now();
+        let who = staff.to_ref();
+        let out = self
+            .store
+            .commit(Unit::new(
+                vec![Change::SignInFailed {
+                    staff: staff.id,
+                    at: now,
+                    lock_after: LOCK_AFTER,
+                    lock_for: LOCK_FOR,
+                }],
+                move |applied| {
+                    let (failures, locked) = applied
+                        .iter()
+                        .find_map(|a| match a {
+                            Applied::SignInFailures(n, l) => Some((*n, *l)),
+                            _ => None,
+                        })
+                        .unwrap_or((0, None));
+                    vec![NewEvent::new(
+                        Actor::System,
+                        EventData::SignInFailed {
+                            staff: who,
+                            failures,
+                            locked_minutes: locked.map(|_| LOCK_FOR.as_secs() / 60),
+                        },
+                    )]
+                },
+            ))
+            .await;
+        out?;
         Ok(())
     }
 
@@ -335,5 +362,80 @@ impl Service {
             ))
             .await?;
         Ok(Secret(token))
+    }
+}
+
+fn totp_for(secret: &[u8], email: &Email) -> Option<totp_rs::TOTP> {
+    totp_rs::TOTP::new(
+        totp_rs::Algorithm::SHA1,
+        6,
+        1,
+        30,
+        secret.to_vec(),
+        Some("actas".into()),
+        email.to_string(),
+    )
+    .ok()
+}
+
+fn totp_matches(secret: &[u8], email: &Email, code: &str) -> bool {
+    totp_for(secret, email).is_some_and(|t| t.check_current(code).unwrap_or(false))
+}
+
+impl Service {
+    /// Starts two-step sign-in: a new secret, returned as an `otpauth://` URI for the
+    /// authenticator app (shown once; confirmed with [`Service::confirm_totp`]).
+    pub async fn begin_totp(&self, who: &Authenticated) -> ServiceResult<String> {
+        let mut secret = vec![0u8; 20];
+        getrandom::getrandom(&mut secret).map_err(|e| {
+            ServiceError::Unexpected(StoreError::Unexpected(
+                format!("no random source: {e}").into(),
+            ))
+        })?;
+        let uri = totp_for(&secret, &who.staff.email)
+            .map(|t| t.get_url())
+            .ok_or_else(|| {
+                ServiceError::Unexpected(StoreError::Unexpected(
+                    "could not build the authenticator link".into(),
+                ))
+            })?;
+        self.store
+            .commit(Unit::new(
+                vec![Change::SetTotpPending {
+                    staff: who.staff.id,
+                    secret,
+                }],
+                |_| vec![],
+            ))
+            .await?;
+        Ok(uri)
+    }
+
+    /// Turns two-step sign-in on once the app shows a matching code.
+    pub async fn confirm_totp(&self, who: &Authenticated, code: &str) -> ServiceResult<()> {
+        let staff = self
+            .store
+            .staff(who.staff.id)
+            .await?
+            .ok_or_else(|| ServiceError::Unauthenticated("please sign in".into()))?;
+        let pending = staff.totp_pending.clone().ok_or_else(|| {
+            ServiceError::Conflict("start setting up the authenticator app first".into())
+        })?;
+        if !totp_matches(&pending.0, &staff.email, code.trim()) {
+            return Err(ServiceError::invalid(
+                "code",
+                "that code doesn't match; check the app's clock and try the newest code",
+            ));
+        }
+        let event = NewEvent::new(
+            Actor::Staff(staff.to_ref()),
+            EventData::TotpEnabled {
+                staff: staff.to_ref(),
+            },
+        );
+        self.store
+            .commit(Unit::change(Change::EnableTotp { staff: staff.id }, event))
+            .await?;
+        Ok(())
     }
 }

@@ -430,6 +430,26 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 .map_err(db)?;
             Ok(Applied::Done)
         }
+        Change::SetTotpPending { staff, secret } => {
+            sqlx::query("UPDATE staff SET totp_pending = ? WHERE id = ?")
+                .bind(secret)
+                .bind(staff.get())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::EnableTotp { staff } => {
+            let r = sqlx::query("UPDATE staff SET totp_secret = totp_pending, totp_pending = NULL WHERE id = ? AND totp_pending IS NOT NULL")
+                .bind(staff.get())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("start setting up the authenticator app first".into())
+            })?;
+            Ok(Applied::Done)
+        }
         Change::EndSession { id, at, reason } => {
             let r = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
                 .bind(at.as_millis())

@@ -33,6 +33,8 @@ pub fn router() -> Router<AppState> {
         .route("/sign-out", post(sign_out))
         .route("/me", get(me))
         .route("/tokens", post(create_token))
+        .route("/totp", post(begin_totp))
+        .route("/totp/confirm", post(confirm_totp))
         .route("/accounts", get(list_accounts))
         .route("/accounts/{id}", get(get_account))
         .route("/requests", get(list_requests).post(create_request))
@@ -56,10 +58,15 @@ fn request_id(text: &str) -> ApiResult<RequestId> {
 struct SignIn {
     email: String,
     password: String,
+    /// The authenticator code, when two-step sign-in is on.
+    totp: Option<String>,
 }
 
 async fn sign_in(State(state): State<AppState>, Body(body): Body<SignIn>) -> ApiResult<Response> {
-    let signed = state.service.sign_in(&body.email, &body.password).await?;
+    let signed = state
+        .service
+        .sign_in(&body.email, &body.password, body.totp.as_deref())
+        .await?;
     let cookie = state.cookie(
         signed.token.expose(),
         crate::service::auth::LOGIN_TTL.as_secs(),
@@ -118,6 +125,22 @@ async fn create_token(
         Json(json!({ "token": token.expose(), "note": "shown once; store it safely" })),
     )
         .into_response())
+}
+
+async fn begin_totp(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+    let uri = state.service.begin_totp(&who).await?;
+    Ok(Json(
+        json!({ "otpauth_uri": uri, "next": "add it to your authenticator app, then confirm with a code" }),
+    ))
+}
+
+async fn confirm_totp(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(b): Body<CodeBody>,
+) -> ApiResult {
+    state.service.confirm_totp(&who, &b.code).await?;
+    Ok(Json(json!({ "totp": "on" })))
 }
 
 #[derive(Deserialize)]

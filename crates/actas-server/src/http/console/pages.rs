@@ -75,6 +75,8 @@ pub(super) async fn sign_in_page() -> Page {
 pub(super) struct SignInForm {
     email: String,
     password: String,
+    #[serde(default)]
+    totp: String,
 }
 
 pub(super) async fn sign_in(
@@ -92,7 +94,11 @@ pub(super) async fn sign_in(
     let form: SignInForm = serde_html_form::from_bytes(&body).map_err(|_| {
         PageError::status(StatusCode::BAD_REQUEST, "Enter your email and password.")
     })?;
-    match state.service.sign_in(&form.email, &form.password).await {
+    match state
+        .service
+        .sign_in(&form.email, &form.password, Some(form.totp.as_str()))
+        .await
+    {
         Ok(signed) => {
             let cookie = state.cookie(
                 signed.token.expose(),
@@ -100,7 +106,11 @@ pub(super) async fn sign_in(
             );
             Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/accounts")).into_response())
         }
-        Err(e @ (ServiceError::Unauthenticated(_) | ServiceError::Forbidden(_))) => {
+        Err(
+            e @ (ServiceError::Unauthenticated(_)
+            | ServiceError::Forbidden(_)
+            | ServiceError::Invalid { .. }),
+        ) => {
             let page = render(&SignInPage {
                 me: None,
                 flash: None,
