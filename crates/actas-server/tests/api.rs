@@ -554,3 +554,54 @@ async fn two_step_sign_in_with_an_authenticator_app() {
     );
     t.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes_that_are_served() {
+    let t = TestApp::start().await;
+    let http = reqwest::Client::new();
+    let doc: Value = http
+        .get(format!("{}/api/v1/openapi.json", t.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(doc["openapi"], "3.1.0");
+    let paths = doc["paths"].as_object().expect("paths");
+    let id = "12345678-1234-4234-8234-123456789012";
+    for (path, ops) in paths {
+        for method in ops.as_object().expect("ops").keys() {
+            let url = format!("{}/api/v1{}", t.base, path.replace("{id}", id));
+            let r = match method.as_str() {
+                "get" => http.get(&url).send().await,
+                "post" => http.post(&url).json(&json!({})).send().await,
+                other => panic!("undocumented method {other}"),
+            }
+            .expect("send");
+            assert_ne!(
+                r.status(),
+                StatusCode::NOT_FOUND,
+                "{method} {path} is documented but not served"
+            );
+            assert_ne!(
+                r.status(),
+                StatusCode::METHOD_NOT_ALLOWED,
+                "{method} {path}"
+            );
+        }
+    }
+    // And the other way round: every served route is documented.
+    let source = include_str!("../src/http/api/mod.rs");
+    for line in source
+        .lines()
+        .filter(|l| l.trim_start().starts_with(".route(\""))
+    {
+        let path = line.split('"').nth(1).expect("path");
+        assert!(
+            paths.contains_key(path),
+            "{path} is served but not documented"
+        );
+    }
+    t.app.stop().await.expect("stop");
+}
