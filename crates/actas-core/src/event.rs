@@ -129,6 +129,9 @@ pub enum EventData {
         mode: Mode,
         /// The scope's highest risk.
         risk: Risk,
+        /// The session whose scope this request would change, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        for_session: Option<SessionId>,
     },
     /// A request was approved by a lead or by policy.
     #[serde(rename = "request.approved")]

@@ -2,7 +2,7 @@
 //! `approved → used | expired`. A requester can never approve their own request.
 
 use crate::Timestamp;
-use crate::ids::{AccountId, RequestId, StaffId};
+use crate::ids::{AccountId, RequestId, SessionId, StaffId};
 use crate::policy::{Assessment, SessionDuration};
 use crate::scope::{Mode, Risk, Scope};
 use crate::text::{Note, Reason, TicketRef};
@@ -156,6 +156,9 @@ pub struct AccessRequest {
     pub decided_by: Option<StaffId>,
     /// The note given with a denial or approval.
     pub note: Option<Note>,
+    /// The session whose scope this request would change: starting from it ends that
+    /// session (`scope_changed`) and starts a new one, so the original is never edited.
+    pub for_session: Option<SessionId>,
 }
 
 /// What a new request asks for.
@@ -195,6 +198,7 @@ impl AccessRequest {
             code_confirmed: false,
             code_failures: 0,
             locked: false,
+            for_session: None,
             status: if auto {
                 RequestStatus::Approved
             } else {

@@ -129,6 +129,7 @@ fn ask(account: &str, caps: &[&str]) -> RequestInput {
         capabilities: caps.iter().map(|c| c.to_string()).collect(),
         minutes: None,
         mode: None,
+        for_session: None,
     }
 }
 
@@ -620,4 +621,77 @@ async fn revoked_consent_refuses_new_requests_with_a_clear_message() {
         err.to_string().contains("Acme Co has revoked consent"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn a_scope_change_is_a_new_linked_request_that_replaces_the_session_when_started() {
+    let w = world().await;
+    let r = w
+        .service
+        .create_request(&w.agent, ask("acme", &[]))
+        .await
+        .expect("view");
+    let (first, _) = w
+        .service
+        .start_session(&w.agent, r.id, Timestamp::now())
+        .await
+        .expect("start");
+    let change = w
+        .service
+        .create_request(
+            &w.agent,
+            RequestInput {
+                for_session: Some(first.info().id),
+                ..ask("acme", &["edit_settings"])
+            },
+        )
+        .await
+        .expect("scope change");
+    assert_eq!(change.for_session, Some(first.info().id));
+    // Someone else's or a made-up session can't be named.
+    let err = w
+        .service
+        .create_request(
+            &w.junior,
+            RequestInput {
+                for_session: Some(first.info().id),
+                ..ask("acme", &[])
+            },
+        )
+        .await
+        .expect_err("not theirs");
+    assert!(
+        matches!(
+            err,
+            ServiceError::Invalid {
+                field: "for_session",
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    w.service
+        .approve_request(&w.lead, change.id, Approval::default())
+        .await
+        .expect("approve");
+    let (second, _) = w
+        .service
+        .start_session(&w.agent, change.id, Timestamp::now())
+        .await
+        .expect("replace");
+    match w.store.session(first.info().id).await.expect("read") {
+        Some(Session::Ended(e)) => assert_eq!(e.reason, EndReason::ScopeChanged),
+        other => panic!("the first session should have ended: {other:?}"),
+    }
+    assert_eq!(
+        w.store
+            .active_session_of(w.agent.id)
+            .await
+            .expect("read")
+            .map(|s| s.info().id),
+        Some(second.info().id)
+    );
+    let said = summaries(&w.store).await;
+    assert!(said.iter().any(|s| s.starts_with("Sarah Lee asked to change the scope of the session on Acme Co for ticket #4821 to edit_settings, view")), "{said:#?}");
+    assert!(said.iter().any(|s| s == "Sarah Lee's session on Acme Co ended: the scope changed, so the work continues in a new session"));
 }

@@ -115,12 +115,20 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             scope,
             minutes,
             mode,
+            for_session,
             ..
-        } => format!(
-            "{who} asked to act as {} for ticket {ticket} ({}; {minutes} minutes, {mode}): “{reason}”",
-            account.name,
-            scope.joined()
-        ),
+        } => match for_session {
+            Some(_) => format!(
+                "{who} asked to change the scope of the session on {} for ticket {ticket} to {} ({minutes} minutes, {mode}): “{reason}”",
+                account.name,
+                scope.joined()
+            ),
+            None => format!(
+                "{who} asked to act as {} for ticket {ticket} ({}; {minutes} minutes, {mode}): “{reason}”",
+                account.name,
+                scope.joined()
+            ),
+        },
         EventData::RequestApproved {
             requester,
             account,

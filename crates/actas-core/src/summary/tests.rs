@@ -213,9 +213,27 @@ fn request_sentences() {
                 minutes: 15,
                 mode: Mode::ReadOnly,
                 risk: Risk::Medium,
+                for_session: None,
             }
         ),
         "Sarah Lee asked to act as Acme Co for ticket #4821 (edit_settings, view; 15 minutes, read-only): “Check invoice tax rate after plan change”"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::RequestCreated {
+                request: id,
+                account: acme(),
+                ticket: ticket(),
+                reason: reason(),
+                scope: scope.clone(),
+                minutes: 15,
+                mode: Mode::Live,
+                risk: Risk::Medium,
+                for_session: Some(SessionId::random()),
+            }
+        ),
+        "Sarah Lee asked to change the scope of the session on Acme Co for ticket #4821 to edit_settings, view (15 minutes, live): “Check invoice tax rate after plan change”"
     );
     assert_eq!(
         say(

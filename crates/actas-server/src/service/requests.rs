@@ -6,7 +6,7 @@ use actas_core::Timestamp;
 use actas_core::account::Consent;
 use actas_core::code::{CODE_TTL, ConfirmationCode};
 use actas_core::event::{Actor, EventData, NewEvent};
-use actas_core::ids::{AccountId, RequestId};
+use actas_core::ids::{AccountId, RequestId, SessionId};
 use actas_core::request::{AccessRequest, NewRequest, RequestError, RequestStatus};
 use actas_core::scope::Mode;
 use actas_core::staff::Role;
@@ -28,6 +28,9 @@ pub struct RequestInput {
     pub minutes: Option<u64>,
     /// `read-only` (default), `live` or `mirror`.
     pub mode: Option<String>,
+    /// Set to change the scope of the requester's running session: the new session
+    /// replaces it when started.
+    pub for_session: Option<SessionId>,
 }
 
 /// How a lead decides.
@@ -143,8 +146,20 @@ impl Service {
                 assessment.risk, entry.max_risk
             )));
         }
+        if let Some(sid) = input.for_session {
+            let active = self.store.active_session_of(requester.id).await?;
+            if active
+                .as_ref()
+                .is_none_or(|a| a.info().id != sid || a.info().account != account.id)
+            {
+                return Err(ServiceError::invalid(
+                    "for_session",
+                    "a scope change must name your own running session on the same account",
+                ));
+            }
+        }
         let now = Timestamp::now();
-        let request = AccessRequest::create(
+        let mut request = AccessRequest::create(
             NewRequest {
                 requester: requester.id,
                 account: account.id.clone(),
@@ -157,6 +172,7 @@ impl Service {
             assessment,
             now,
         );
+        request.for_session = input.for_session;
         let me = Actor::Staff(requester.to_ref());
         let mut events = vec![NewEvent::new(
             me,
@@ -169,6 +185,7 @@ impl Service {
                 minutes: duration.minutes(),
                 mode,
                 risk: assessment.risk,
+                for_session: input.for_session,
             },
         )];
         if request.status == RequestStatus::Approved {

@@ -71,12 +71,24 @@ impl Service {
                 "you are not on the allow-list, so you can't act as a customer".into(),
             ));
         }
-        if self.store.active_session_of(staff.id).await?.is_some() {
-            return Err(ServiceError::Conflict(
-                "you already have an active support session; end it before starting another".into(),
-            ));
-        }
         let mut request = self.request(id).await?;
+        // Sessions never nest. The one exception is a scope change: its request names the
+        // running session, which ends (`scope_changed`) in the same transaction.
+        let mut replacing = Vec::new();
+        if let Some(active) = self.store.active_session_of(staff.id).await? {
+            if request.for_session != Some(active.info().id) {
+                return Err(ServiceError::Conflict(
+                    "you already have an active support session; end it before starting another"
+                        .into(),
+                ));
+            }
+            let mut running = Session::Active(active);
+            let ended = running
+                .end(EndReason::ScopeChanged, Timestamp::now())
+                .map_err(|e| ServiceError::Conflict(e.to_string()))?
+                .clone();
+            replacing.push(self.ending(&ended, Actor::Staff(staff.to_ref())).await?);
+        }
         let account = self.account(&request.account).await?;
         if account.consent == actas_core::account::Consent::Revoked {
             return Err(ServiceError::Forbidden(format!(
@@ -125,17 +137,15 @@ impl Service {
                 expires_at: info.expires_at,
             },
         );
+        let (mut changes, mut events): (Vec<Change>, Vec<NewEvent>) = replacing.into_iter().unzip();
+        changes.push(Change::UpdateRequest {
+            request: request.clone(),
+            expected,
+        });
+        changes.push(Change::InsertSession(info.clone()));
+        events.push(event);
         self.store
-            .commit(Unit::new(
-                vec![
-                    Change::UpdateRequest {
-                        request: request.clone(),
-                        expected,
-                    },
-                    Change::InsertSession(info.clone()),
-                ],
-                move |_| vec![event],
-            ))
+            .commit(Unit::new(changes, move |_| events))
             .await?;
         // Durable: now the hand-off may be issued.
         let token = HandoffToken(random_hex(32)?);

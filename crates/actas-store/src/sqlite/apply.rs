@@ -130,8 +130,8 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
         Change::InsertRequest(r) => {
             sqlx::query(
                 "INSERT INTO access_requests (id, requester, account_id, ticket, reason, scope, minutes, mode, risk,
-                   needs_code, code_confirmed, status, created_at, expires_at, approved_by, approver, decided_by, note)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   needs_code, code_confirmed, status, created_at, expires_at, approved_by, approver, decided_by, note, for_session)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(r.id.to_string())
             .bind(r.requester.get())
@@ -151,6 +151,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             .bind(approver_kind(&r))
             .bind(r.decided_by.map(|s| s.get()))
             .bind(r.note.as_ref().map(|n| n.as_str().to_owned()))
+            .bind(r.for_session.map(|s| s.to_string()))
             .execute(&mut *conn)
             .await
             .map_err(db)?;

@@ -215,6 +215,9 @@ pub(super) async fn request(
         note: col::<Option<String>>(&row, "note")?
             .map(|n| Note::parse(&n).map_err(|e| bad("note", e)))
             .transpose()?,
+        for_session: col::<Option<String>>(&row, "for_session")?
+            .map(|s| SessionId::parse(&s).map_err(|e| bad("session id", e)))
+            .transpose()?,
     }))
 }
 

@@ -77,6 +77,7 @@ pub fn event(n: u64) -> NewEvent {
             minutes: 15,
             mode: Mode::ReadOnly,
             risk: actas_core::scope::Risk::Medium,
+            for_session: None,
         },
     )
 }

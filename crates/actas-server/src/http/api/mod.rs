@@ -213,6 +213,8 @@ struct NewRequestBody {
     capabilities: Vec<String>,
     minutes: Option<u64>,
     mode: Option<String>,
+    /// Your running session, when this request changes its scope.
+    for_session: Option<String>,
 }
 
 async fn create_request(
@@ -220,6 +222,11 @@ async fn create_request(
     Staff(who): Staff,
     Body(b): Body<NewRequestBody>,
 ) -> ApiResult<Response> {
+    let for_session = b
+        .for_session
+        .as_deref()
+        .map(|s| SessionId::parse(s).map_err(|e| ApiError::invalid("for_session", e.to_string())))
+        .transpose()?;
     let r = state
         .service
         .create_request(
@@ -231,6 +238,7 @@ async fn create_request(
                 capabilities: b.capabilities,
                 minutes: b.minutes,
                 mode: b.mode,
+                for_session,
             },
         )
         .await?;

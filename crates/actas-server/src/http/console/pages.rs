@@ -406,6 +406,7 @@ pub(super) async fn create_request(
         capabilities: caps.clone(),
         minutes,
         mode: Some(f.mode.clone()),
+        for_session: None,
     };
     let problems = state.service.request_input_problems(&input);
     let outcome = if problems.is_empty() {
