@@ -390,3 +390,87 @@ async fn a_lead_narrows_or_denies_from_the_queue() {
     );
     t.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn settings_make_api_tokens_once_and_start_two_step_sign_in() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let (s, page, _) = sarah
+        .post("/settings/tokens", &[("name", "billing script")])
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let token = page
+        .split("<code class=\"wrap\">")
+        .nth(1)
+        .and_then(|r| r.split('<').next())
+        .expect("token shown")
+        .to_owned();
+    assert!(token.starts_with("actas_"));
+    let (_, again) = sarah.get("/settings").await;
+    assert!(!again.contains(&token), "shown once");
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1/me", t.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    let (s, page, _) = sarah.post("/settings/tokens", &[("name", " ")]).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("give the token a name"));
+
+    let (_, page, _) = sarah.post("/settings/totp", &[]).await;
+    assert!(
+        page.contains("otpauth://totp/actas:sarah%40example.com"),
+        "{page}"
+    );
+    let (s, page, _) = sarah
+        .post("/settings/totp/confirm", &[("code", "000000")])
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(page.contains("that code doesn"));
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_past_sessions_timeline_reads_in_plain_language() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let lee = Browser::sign_in(&t, "lee@example.com").await;
+    let (_, _, to) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[("ticket", "#4821"), ("reason", REASON)],
+        )
+        .await;
+    let id = to
+        .expect("redirect")
+        .trim_start_matches("/requests/")
+        .to_owned();
+    sarah.post(&format!("/requests/{id}/start"), &[]).await;
+    let (_, page) = sarah.get("/session").await;
+    let session = page
+        .split("action=\"/sessions/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("id")
+        .to_owned();
+    sarah.post(&format!("/sessions/{session}/end"), &[]).await;
+    let (s, page) = lee.get(&format!("/sessions/{session}")).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        page.contains("Sarah Lee acting as Acme Co") && page.contains("Ended (manual)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("Sarah Lee&#39;s session on Acme Co ended: Sarah Lee ended it")
+            || page.contains("Sarah Lee's session on Acme Co ended"),
+        "{page}"
+    );
+    let ola = Browser::sign_in(&t, "ola@example.com").await;
+    assert_eq!(
+        ola.get(&format!("/sessions/{session}")).await.0,
+        StatusCode::FORBIDDEN
+    );
+    t.app.stop().await.expect("stop");
+}

@@ -1139,3 +1139,176 @@ pub(super) async fn revoke(
         Err(e) => Err(e.into()),
     }
 }
+
+// ---- a session's timeline ----
+
+#[derive(Template)]
+#[template(path = "session_timeline.html")]
+struct TimelinePage {
+    me: Option<Me>,
+    flash: Option<String>,
+    staff: String,
+    account: String,
+    status: String,
+    timeline: Vec<Line>,
+}
+
+pub(super) async fn session_timeline(
+    State(state): State<AppState>,
+    Signed(who, csrf): Signed,
+    Path(id): Path<String>,
+) -> Page {
+    let id = SessionId::parse(&id)
+        .map_err(|_| PageError::status(StatusCode::NOT_FOUND, "There is no such session."))?;
+    let s = state
+        .service
+        .store()
+        .session(id)
+        .await
+        .map_err(ServiceError::from)?
+        .ok_or_else(|| PageError::status(StatusCode::NOT_FOUND, "There is no such session."))?;
+    let info = s.info();
+    if info.staff != who.staff.id && who.staff.role == Role::Agent {
+        return Err(PageError::status(
+            StatusCode::FORBIDDEN,
+            "This is someone else's session.",
+        ));
+    }
+    let staff = state
+        .service
+        .store()
+        .staff(info.staff)
+        .await
+        .map_err(ServiceError::from)?;
+    let account = state.service.account(&info.account).await?;
+    let status = match &s {
+        actas_core::session::Session::Active(_) => "Active".to_owned(),
+        actas_core::session::Session::Ended(e) => {
+            format!("Ended ({})", e.reason.as_str().replace('_', " "))
+        }
+    };
+    let filter = EventFilter {
+        session: Some(id),
+        ..EventFilter::default()
+    };
+    let timeline = state
+        .service
+        .store()
+        .events(&filter, 0, 1000)
+        .await
+        .map_err(ServiceError::from)?
+        .iter()
+        .map(line)
+        .collect();
+    ok(render(&TimelinePage {
+        me: me(&who, &csrf),
+        flash: None,
+        staff: staff.map_or_else(|| "Someone".into(), |s| s.name.to_string()),
+        account: account.name.to_string(),
+        status,
+        timeline,
+    })?)
+}
+
+// ---- settings: two-step sign-in and API tokens ----
+
+#[derive(Template)]
+#[template(path = "settings.html")]
+struct SettingsPage {
+    me: Option<Me>,
+    flash: Option<String>,
+    csrf: String,
+    totp_on: bool,
+    otpauth: Option<String>,
+    totp_error: Option<String>,
+    new_token: Option<String>,
+    token_error: Option<String>,
+}
+
+async fn settings_page(state: &AppState, who: &Authenticated) -> Result<SettingsPage, PageError> {
+    let staff = state
+        .service
+        .store()
+        .staff(who.staff.id)
+        .await
+        .map_err(ServiceError::from)?;
+    let csrf = csrf_of(who);
+    Ok(SettingsPage {
+        me: me(who, &csrf),
+        flash: None,
+        csrf,
+        totp_on: staff.as_ref().is_some_and(|s| s.totp.is_some()),
+        otpauth: None,
+        totp_error: None,
+        new_token: None,
+        token_error: None,
+    })
+}
+
+pub(super) async fn settings(State(state): State<AppState>, Signed(who, _): Signed) -> Page {
+    ok(render(&settings_page(&state, &who).await?)?)
+}
+
+pub(super) async fn begin_totp(
+    State(state): State<AppState>,
+    Posted(who, _): Posted<Empty>,
+) -> Page {
+    let uri = state.service.begin_totp(&who).await?;
+    let page = SettingsPage {
+        otpauth: Some(uri),
+        ..settings_page(&state, &who).await?
+    };
+    ok(render(&page)?)
+}
+
+pub(super) async fn confirm_totp(
+    State(state): State<AppState>,
+    Posted(who, f): Posted<CodeForm>,
+) -> Page {
+    match state.service.confirm_totp(&who, &f.code).await {
+        Ok(()) => see_other("/settings"),
+        Err(ServiceError::Invalid { message, .. }) => {
+            let page = SettingsPage {
+                totp_error: Some(message),
+                ..settings_page(&state, &who).await?
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[derive(Deserialize)]
+pub(super) struct TokenForm {
+    #[serde(default)]
+    name: String,
+}
+
+pub(super) async fn create_token(
+    State(state): State<AppState>,
+    Posted(who, f): Posted<TokenForm>,
+) -> Page {
+    match state.service.create_api_token(&who, &f.name).await {
+        Ok(token) => {
+            let page = SettingsPage {
+                new_token: Some(token.expose().to_owned()),
+                ..settings_page(&state, &who).await?
+            };
+            let mut response = render(&page)?.into_response();
+            // The token is on this page only: don't let any cache keep it.
+            response.headers_mut().insert(
+                header::CACHE_CONTROL,
+                header::HeaderValue::from_static("no-store"),
+            );
+            Ok(response)
+        }
+        Err(ServiceError::Invalid { message, .. }) => {
+            let page = SettingsPage {
+                token_error: Some(message),
+                ..settings_page(&state, &who).await?
+            };
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
