@@ -20,6 +20,19 @@ pub const REAP_EVERY: Duration = Duration::from_secs(5);
 pub struct ServeSettings {
     /// The console and API listener.
     pub console_addr: SocketAddr,
+    /// The console's public URL (e.g. `https://support.example.com`), when it differs from
+    /// `http://` + the address; over https cookies become `__Host-` and Secure.
+    pub console_url: Option<String>,
+}
+
+impl ServeSettings {
+    /// Listen on `console_addr`, served as `http://` that address.
+    pub fn on(console_addr: SocketAddr) -> Self {
+        Self {
+            console_addr,
+            console_url: None,
+        }
+    }
 }
 
 /// A started server.
@@ -80,7 +93,7 @@ impl Application {
         let state = AppState {
             service: service.clone(),
             requests: Arc::new(RequestCounter::default()),
-            https: false,
+            site: crate::http::auth::Site::new(settings.console_url.as_deref()),
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {

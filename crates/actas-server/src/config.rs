@@ -98,12 +98,16 @@ impl LedgerConfig {
 pub struct ServerConfig {
     /// The console and API listener.
     pub console_addr: std::net::SocketAddr,
+    /// The console's public URL, when served behind a proxy or over https.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             console_addr: ([127, 0, 0, 1], 8080).into(),
+            console_url: None,
         }
     }
 }

@@ -21,14 +21,9 @@ impl TestApp {
         let dir = tempfile::tempdir().expect("tmp");
         let data = DataDir::new(dir.path().join("data"));
         data.init().expect("init");
-        let app = Application::build(
-            &data,
-            ServeSettings {
-                console_addr: ([127, 0, 0, 1], 0).into(),
-            },
-        )
-        .await
-        .expect("start");
+        let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+            .await
+            .expect("start");
         let s = app.service();
         let pw = || Password::new("a-long-password".into()).expect("pw");
         for (email, name, role) in [

@@ -21,14 +21,9 @@ async fn start() -> T {
     let dir = tempfile::tempdir().expect("tmp");
     let data = DataDir::new(dir.path().join("data"));
     data.init().expect("init");
-    let app = Application::build(
-        &data,
-        ServeSettings {
-            console_addr: ([127, 0, 0, 1], 0).into(),
-        },
-    )
-    .await
-    .expect("start");
+    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("start");
     let s = app.service();
     for (email, name, role) in [
         ("dana@example.com", "Dana Park", Role::Director),
@@ -473,4 +468,64 @@ async fn a_past_sessions_timeline_reads_in_plain_language() {
         StatusCode::FORBIDDEN
     );
     t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn over_https_the_cookie_is_host_prefixed_and_secure_and_only_the_public_origin_may_post() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let settings = ServeSettings {
+        console_url: Some("https://support.example.com".into()),
+        ..ServeSettings::on(([127, 0, 0, 1], 0).into())
+    };
+    let app = Application::build(&data, settings).await.expect("start");
+    app.service()
+        .add_staff(
+            Email::parse("sarah@example.com").expect("e"),
+            DisplayName::parse("Sarah Lee").expect("n"),
+            Role::Agent,
+            Password::new("a-long-password".into()).expect("p"),
+            None,
+        )
+        .await
+        .expect("staff");
+    let base = format!("http://{}", app.console_addr());
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let form = [
+        ("email", "sarah@example.com"),
+        ("password", "a-long-password"),
+    ];
+    let r = http
+        .post(format!("{base}/sign-in"))
+        .header("origin", &base)
+        .form(&form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "the bare address is not the console's public origin"
+    );
+    let r = http
+        .post(format!("{base}/sign-in"))
+        .header("origin", "https://support.example.com")
+        .form(&form)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let cookie = r.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(cookie.starts_with("__Host-actas_console="), "{cookie}");
+    for attr in ["Path=/", "HttpOnly", "SameSite=Strict", "Secure"] {
+        assert!(cookie.contains(attr), "{attr} missing: {cookie}");
+    }
+    app.stop().await.expect("stop");
 }

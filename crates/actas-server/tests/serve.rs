@@ -13,14 +13,9 @@ fn data() -> (tempfile::TempDir, DataDir) {
 }
 
 async fn start(data: &DataDir) -> Application {
-    Application::build(
-        data,
-        ServeSettings {
-            console_addr: ([127, 0, 0, 1], 0).into(),
-        },
-    )
-    .await
-    .expect("server starts")
+    Application::build(data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("server starts")
 }
 
 #[tokio::test]

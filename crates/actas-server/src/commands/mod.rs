@@ -103,6 +103,9 @@ async fn serve(data: &DataDir, console_addr: Option<std::net::SocketAddr>) -> Re
     let config = data.load()?.config;
     let settings = crate::app::ServeSettings {
         console_addr: console_addr.unwrap_or(config.server.console_addr),
+        console_url: std::env::var("ACTAS_CONSOLE_URL")
+            .ok()
+            .or(config.server.console_url),
     };
     let app = crate::app::Application::build(data, settings)
         .await

@@ -29,26 +29,75 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .map(|(_, v)| v)
 }
 
-/// The cookie value from a request, if any.
-pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
-    cookie(headers, COOKIE)
+/// Where the console is served from, which decides the cookie's name and flags and the
+/// origin that state-changing requests must come from.
+#[derive(Debug, Clone, Default)]
+pub struct Site {
+    /// The console's public origin (`https://support.example.com`), when configured;
+    /// otherwise `http://` and the request's `Host`.
+    pub origin: Option<String>,
 }
 
-/// Whether a cookie request that changes state comes from the console's own origin:
-/// `Origin` must be exactly `http://<Host>` (or https), and `Sec-Fetch-Site`, when sent,
-/// must be `same-origin`.
-pub fn same_origin(headers: &HeaderMap, https: bool) -> bool {
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
-    let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
-    let fetch_site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
-    if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
-        return false;
+impl Site {
+    /// From the configured public URL of the console, if any.
+    pub fn new(console_url: Option<&str>) -> Self {
+        Self {
+            origin: console_url
+                .map(|u| u.trim_end_matches('/').to_owned())
+                .filter(|u| !u.is_empty()),
+        }
     }
-    match (origin, host) {
-        (Some(o), Some(h)) => o == format!("{}://{h}", if https { "https" } else { "http" }),
-        (Some(_), None) => false,
-        // No Origin (non-browser clients): the CSRF token alone decides.
-        (None, _) => true,
+
+    /// Whether the console is served over https.
+    pub fn https(&self) -> bool {
+        self.origin
+            .as_deref()
+            .is_some_and(|o| o.starts_with("https://"))
+    }
+
+    fn cookie_name(&self) -> String {
+        if self.https() {
+            format!("__Host-{COOKIE}")
+        } else {
+            COOKIE.to_owned()
+        }
+    }
+
+    /// The console cookie's value from a request, if any.
+    pub fn session_cookie<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        cookie(headers, &self.cookie_name())
+    }
+
+    /// The `Set-Cookie` value for a sign-in (`max_age` 0 clears it): HttpOnly,
+    /// SameSite=Strict, and over https `__Host-` prefixed and Secure.
+    pub fn cookie(&self, value: &str, max_age: u64) -> String {
+        let secure = if self.https() { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
+            self.cookie_name()
+        )
+    }
+
+    /// Whether a cookie request that changes state comes from the console's own origin:
+    /// `Origin` must be exactly the console's origin, and `Sec-Fetch-Site`, when sent,
+    /// must be `same-origin`.
+    pub fn same_origin(&self, headers: &HeaderMap) -> bool {
+        let origin = headers.get(header::ORIGIN).and_then(|h| h.to_str().ok());
+        let fetch_site = headers.get("sec-fetch-site").and_then(|h| h.to_str().ok());
+        if fetch_site.is_some_and(|s| s != "same-origin" && s != "none") {
+            return false;
+        }
+        let Some(origin) = origin else {
+            // No Origin (non-browser clients): the CSRF token alone decides.
+            return true;
+        };
+        match &self.origin {
+            Some(own) => origin == own,
+            None => headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(|host| origin == format!("http://{host}")),
+        }
     }
 }
 
@@ -71,12 +120,14 @@ impl FromRequestParts<AppState> for Staff {
                 state.service.authenticate_api_token(token.trim()).await?,
             ));
         }
-        let token =
-            session_cookie(headers).ok_or_else(|| ApiError::unauthenticated("please sign in"))?;
+        let token = state
+            .site
+            .session_cookie(headers)
+            .ok_or_else(|| ApiError::unauthenticated("please sign in"))?;
         let who = state.service.authenticate_cookie(token).await?;
         let changes_state = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
         if changes_state {
-            if !same_origin(headers, state.https) {
+            if !state.site.same_origin(headers) {
                 return Err(ApiError::forbidden(
                     "this request came from another site, so it was refused",
                 ));

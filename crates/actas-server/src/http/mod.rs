@@ -22,8 +22,8 @@ pub struct AppState {
     pub service: Service,
     /// Request counts for `/metrics`.
     pub requests: Arc<RequestCounter>,
-    /// Whether the console is served over https (cookies get `Secure` and `__Host-`).
-    pub https: bool,
+    /// Where the console is served from (cookie flags, origin checks).
+    pub site: auth::Site,
 }
 
 /// The console listener's router.

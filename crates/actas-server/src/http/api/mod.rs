@@ -4,7 +4,7 @@
 mod views;
 
 use super::AppState;
-use super::auth::{COOKIE, Staff, session_cookie};
+use super::auth::Staff;
 use super::error::{ApiError, Body};
 use crate::service::auth::Via;
 use crate::service::{AllowChange, Approval, RequestInput};
@@ -76,7 +76,7 @@ async fn sign_in(State(state): State<AppState>, Body(body): Body<SignIn>) -> Api
         .service
         .sign_in(&body.email, &body.password, body.totp.as_deref())
         .await?;
-    let cookie = state.cookie(
+    let cookie = state.site.cookie(
         signed.token.expose(),
         crate::service::auth::LOGIN_TTL.as_secs(),
     );
@@ -89,7 +89,7 @@ async fn sign_in(State(state): State<AppState>, Body(body): Body<SignIn>) -> Api
 
 async fn sign_out(State(state): State<AppState>, Staff(who): Staff) -> ApiResult<Response> {
     state.service.sign_out(&who).await?;
-    let cookie = state.cookie("", 0);
+    let cookie = state.site.cookie("", 0);
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 
@@ -101,7 +101,9 @@ async fn me(State(state): State<AppState>, Staff(who): Staff, headers: HeaderMap
         .await
         .map_err(crate::service::ServiceError::from)?;
     let csrf = match &who.via {
-        Via::Cookie { csrf, .. } if session_cookie(&headers).is_some() => Some(csrf.clone()),
+        Via::Cookie { csrf, .. } if state.site.session_cookie(&headers).is_some() => {
+            Some(csrf.clone())
+        }
         _ => None,
     };
     Ok(Json(json!({
@@ -585,16 +587,4 @@ async fn audit(
     Ok(Json(
         json!({ "events": events.iter().map(event_view).collect::<Vec<_>>(), "next_after": next }),
     ))
-}
-
-impl AppState {
-    /// The console cookie header value; `max_age` 0 clears it.
-    pub fn cookie(&self, value: &str, max_age: u64) -> String {
-        let (name, secure) = if self.https {
-            (format!("__Host-{COOKIE}"), "; Secure")
-        } else {
-            (COOKIE.to_owned(), "")
-        };
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
-    }
 }

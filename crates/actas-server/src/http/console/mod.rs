@@ -5,7 +5,6 @@
 mod pages;
 
 use super::AppState;
-use super::auth::{same_origin, session_cookie};
 use crate::service::auth::{Authenticated, Via};
 use axum::Router;
 use axum::body::Bytes;
@@ -131,7 +130,10 @@ impl FromRequestParts<AppState> for Signed {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let token = session_cookie(&parts.headers).ok_or_else(PageError::sign_in)?;
+        let token = state
+            .site
+            .session_cookie(&parts.headers)
+            .ok_or_else(PageError::sign_in)?;
         let who = state
             .service
             .authenticate_cookie(token)
@@ -161,7 +163,7 @@ impl<T: DeserializeOwned + Send> FromRequest<AppState> for Posted<T> {
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let Signed(who, csrf) = Signed::from_request_parts(&mut parts, state).await?;
-        if !same_origin(&parts.headers, state.https) {
+        if !state.site.same_origin(&parts.headers) {
             return Err(PageError::status(
                 StatusCode::FORBIDDEN,
                 "This form was sent from another site, so it was refused.",

@@ -85,7 +85,7 @@ pub(super) async fn sign_in(
     body: axum::body::Bytes,
 ) -> Page {
     // No login yet, so no CSRF token: the origin check stops cross-site sign-in forms.
-    if !crate::http::auth::same_origin(&headers, state.https) {
+    if !state.site.same_origin(&headers) {
         return Err(PageError::status(
             StatusCode::FORBIDDEN,
             "This form was sent from another site, so it was refused.",
@@ -100,7 +100,7 @@ pub(super) async fn sign_in(
         .await
     {
         Ok(signed) => {
-            let cookie = state.cookie(
+            let cookie = state.site.cookie(
                 signed.token.expose(),
                 crate::service::auth::LOGIN_TTL.as_secs(),
             );
@@ -129,7 +129,7 @@ pub(super) struct Empty {}
 pub(super) async fn sign_out(State(state): State<AppState>, Posted(who, _): Posted<Empty>) -> Page {
     state.service.sign_out(&who).await?;
     Ok((
-        [(header::SET_COOKIE, state.cookie("", 0))],
+        [(header::SET_COOKIE, state.site.cookie("", 0))],
         Redirect::to("/sign-in"),
     )
         .into_response())
