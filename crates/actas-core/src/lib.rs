@@ -13,6 +13,7 @@ pub mod clock;
 pub mod code;
 pub mod event;
 pub mod ids;
+pub mod mask;
 pub mod merkle;
 pub mod policy;
 pub mod request;
