@@ -2,7 +2,7 @@
 //! tokens, re-authentication, and the slow-down and lock after wrong passwords. Every
 //! sign-in, sign-out and wrong password is a ledger event.
 
-use super::requests::hex_id;
+use super::sessions::random_hex;
 use super::{Service, ServiceError, ServiceResult};
 use crate::password::{self, Password};
 use actas_core::Timestamp;
@@ -80,16 +80,6 @@ pub fn secret_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-fn random(n: usize) -> ServiceResult<String> {
-    let mut bytes = vec![0u8; n];
-    getrandom::getrandom(&mut bytes).map_err(|e| {
-        ServiceError::Unexpected(StoreError::Unexpected(
-            format!("no random source: {e}").into(),
-        ))
-    })?;
-    Ok(hex_id(&bytes))
-}
-
 /// A hash to check unknown emails against, so they take as long as known ones.
 async fn dummy_hash() -> String {
     static DUMMY: OnceLock<String> = OnceLock::new();
@@ -140,8 +130,8 @@ impl Service {
             }
         }
         let now = Timestamp::now();
-        let token = random(32)?;
-        let csrf = random(16)?;
+        let token = random_hex(32)?;
+        let csrf = random_hex(16)?;
         let event = NewEvent::new(
             Actor::Staff(staff.to_ref()),
             EventData::SignedIn {
@@ -341,7 +331,7 @@ impl Service {
                 "give the token a name of 1 to 80 characters, e.g. “billing script”",
             ));
         }
-        let token = format!("actas_{}", random(32)?);
+        let token = format!("actas_{}", random_hex(32)?);
         let event = NewEvent::new(
             Actor::Staff(who.staff.to_ref()),
             EventData::ApiTokenCreated {
@@ -352,7 +342,7 @@ impl Service {
         self.store
             .commit(Unit::change(
                 Change::CreateApiToken {
-                    id: random(8)?,
+                    id: random_hex(8)?,
                     staff: who.staff.id,
                     name: name.to_owned(),
                     hash: secret_hash(&token),

@@ -36,7 +36,7 @@ fn token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-fn random_hex(n: usize) -> ServiceResult<String> {
+pub(super) fn random_hex(n: usize) -> ServiceResult<String> {
     let mut bytes = vec![0u8; n];
     getrandom::getrandom(&mut bytes).map_err(|e| {
         ServiceError::Unexpected(StoreError::Unexpected(
@@ -218,6 +218,27 @@ impl Service {
         let (change, event) = self.ending(&ended, actor).await?;
         self.store.commit(Unit::change(change, event)).await?;
         Ok(session)
+    }
+
+    /// Ends a session on someone's request: their own (`manual`) or, for a director, anyone's
+    /// (`revoked_by_admin`). Nobody else may end it.
+    pub async fn end_session_by(&self, who: &StaffRecord, id: SessionId) -> ServiceResult<Session> {
+        let session = self
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("there is no session {id}")))?;
+        let reason = if session.info().staff == who.id {
+            EndReason::Manual
+        } else if who.role == actas_core::staff::Role::Director {
+            EndReason::RevokedByAdmin
+        } else {
+            return Err(ServiceError::Forbidden(
+                "only the staff member in the session or a director can end it".into(),
+            ));
+        };
+        self.end_session(id, reason, Actor::Staff(who.to_ref()))
+            .await
     }
 
     /// The change and event that end a session, for committing alone or with other

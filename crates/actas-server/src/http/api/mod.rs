@@ -9,10 +9,8 @@ use super::error::{ApiError, Body};
 use crate::service::auth::Via;
 use crate::service::{AllowChange, Approval, RequestInput};
 use actas_core::Timestamp;
-use actas_core::event::Actor;
 use actas_core::ids::{AccountId, RequestId, SessionId};
 use actas_core::scope::Risk;
-use actas_core::session::EndReason;
 use actas_core::staff::{Email, Role};
 use actas_store::EventFilter;
 use axum::extract::{Path, Query, State};
@@ -421,32 +419,7 @@ async fn end_session(
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-    let session = state
-        .service
-        .store()
-        .session(id)
-        .await
-        .map_err(crate::service::ServiceError::from)?
-        .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                format!("there is no session {id}"),
-            )
-        })?;
-    let reason = if session.info().staff == who.staff.id {
-        EndReason::Manual
-    } else if who.staff.role == Role::Director {
-        EndReason::RevokedByAdmin
-    } else {
-        return Err(ApiError::forbidden(
-            "only the staff member in the session or a director can end it",
-        ));
-    };
-    let ended = state
-        .service
-        .end_session(id, reason, Actor::Staff(who.staff.to_ref()))
-        .await?;
+    let ended = state.service.end_session_by(&who.staff, id).await?;
     Ok(Json(session_view(&ended)))
 }
 

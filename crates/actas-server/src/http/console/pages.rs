@@ -6,11 +6,9 @@ use crate::http::AppState;
 use crate::service::auth::Authenticated;
 use crate::service::{AllowChange, Approval, RequestInput, ServiceError};
 use actas_core::Timestamp;
-use actas_core::event::Actor;
 use actas_core::ids::{AccountId, RequestId, SessionId};
 use actas_core::request::{AccessRequest, RequestStatus};
 use actas_core::scope::Risk;
-use actas_core::session::EndReason;
 use actas_core::staff::{Email, Role};
 use actas_store::{Account, EventFilter};
 use askama::Template;
@@ -821,27 +819,7 @@ pub(super) async fn end_session(
 ) -> Page {
     let id = SessionId::parse(&id)
         .map_err(|_| PageError::status(StatusCode::NOT_FOUND, "There is no such session."))?;
-    let s = state
-        .service
-        .store()
-        .session(id)
-        .await
-        .map_err(ServiceError::from)?
-        .ok_or_else(|| PageError::status(StatusCode::NOT_FOUND, "There is no such session."))?;
-    let reason = if s.info().staff == who.staff.id {
-        EndReason::Manual
-    } else if who.staff.role == Role::Director {
-        EndReason::RevokedByAdmin
-    } else {
-        return Err(PageError::status(
-            StatusCode::FORBIDDEN,
-            "Only the staff member in the session or a director can end it.",
-        ));
-    };
-    state
-        .service
-        .end_session(id, reason, Actor::Staff(who.staff.to_ref()))
-        .await?;
+    state.service.end_session_by(&who.staff, id).await?;
     see_other("/session")
 }
 
