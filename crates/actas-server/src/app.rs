@@ -78,6 +78,23 @@ impl Application {
             )
             .await?,
         );
+        let issuer = settings
+            .console_url
+            .clone()
+            .unwrap_or_else(|| "actas".to_owned());
+        let assertions = Arc::new(
+            crate::assertion::AssertionSigner::new(
+                &loaded.assertion_seed.0,
+                &issuer,
+                &loaded.config.gateway.audience,
+            )
+            .map_err(|e| {
+                StartError::Config(crate::config::ConfigError::Key {
+                    path: data.path().join(crate::config::ASSERTION_KEY_FILE),
+                    why: e.to_string(),
+                })
+            })?,
+        );
         let service = Service::new(store.clone(), Arc::new(loaded.policy));
         let listener = tokio::net::TcpListener::bind(settings.console_addr)
             .await
@@ -94,6 +111,7 @@ impl Application {
             service: service.clone(),
             requests: Arc::new(RequestCounter::default()),
             site: crate::http::auth::Site::new(settings.console_url.as_deref()),
+            assertions,
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {

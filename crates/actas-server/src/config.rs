@@ -17,6 +17,8 @@ use std::time::Duration;
 pub const CONFIG_FILE: &str = "actas.toml";
 /// The signing key's file name inside the data directory.
 pub const KEY_FILE: &str = "ledger.key";
+/// The gateway's assertion key, inside the data directory.
+pub const ASSERTION_KEY_FILE: &str = "assertion.key";
 
 /// Why the data directory could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +114,22 @@ impl Default for ServerConfig {
     }
 }
 
+/// How the gateway speaks to the product.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The `aud` of every assertion: the name the product expects.
+    pub audience: String,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        Self {
+            audience: "product".into(),
+        }
+    }
+}
+
 /// `actas.toml`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -126,6 +144,9 @@ pub struct Config {
     /// Listen addresses.
     #[serde(default)]
     pub server: ServerConfig,
+    /// The gateway.
+    #[serde(default)]
+    pub gateway: GatewayConfig,
 }
 
 impl Default for Config {
@@ -135,6 +156,7 @@ impl Default for Config {
             policy: "policy.toml".into(),
             ledger: LedgerConfig::default(),
             server: ServerConfig::default(),
+            gateway: GatewayConfig::default(),
         }
     }
 }
@@ -150,6 +172,17 @@ pub struct Loaded {
     pub key: LedgerKey,
     /// Full path of the database file.
     pub database: PathBuf,
+    /// The gateway's assertion key seed (32 bytes).
+    pub assertion_seed: Seed,
+}
+
+/// Secret key bytes. Never printed.
+pub struct Seed(pub Vec<u8>);
+
+impl std::fmt::Debug for Seed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Seed(…)")
+    }
 }
 
 /// A data directory.
@@ -224,12 +257,42 @@ impl DataDir {
         let policy_text = fs::read_to_string(&policy_path).map_err(io(&policy_path))?;
         let policy = Policy::from_toml(&policy_text, &policy_path.display().to_string())?;
         let key = self.read_key()?;
+        let assertion_seed = self.assertion_seed()?;
         Ok(Loaded {
+            assertion_seed,
             database: self.file(&config.database),
             config,
             policy,
             key,
         })
+    }
+
+    /// The assertion key, generated at first start if missing (0600).
+    fn assertion_seed(&self) -> Result<Seed, ConfigError> {
+        let path = self.file(ASSERTION_KEY_FILE);
+        if !path.exists() {
+            let mut seed = [0u8; 32];
+            getrandom::getrandom(&mut seed).map_err(|e| ConfigError::Key {
+                path: path.clone(),
+                why: format!("no random source: {e}"),
+            })?;
+            write_new(&path, &seed, 0o600)?;
+        }
+        let meta = fs::metadata(&path).map_err(io(&path))?;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err(ConfigError::Key {
+                path,
+                why: "the assertion key can be read by other users; run `chmod 600` on it".into(),
+            });
+        }
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        if bytes.len() != 32 {
+            return Err(ConfigError::Key {
+                path,
+                why: "an assertion key is 32 bytes".into(),
+            });
+        }
+        Ok(Seed(bytes))
     }
 
     fn read_key(&self) -> Result<LedgerKey, ConfigError> {

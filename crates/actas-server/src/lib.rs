@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod app;
+pub mod assertion;
 pub mod cli;
 pub mod commands;
 pub mod config;

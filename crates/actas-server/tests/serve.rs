@@ -129,3 +129,39 @@ fn the_binary_prints_its_bound_address_and_stops_cleanly_on_sigterm() {
     assert!(child.wait().expect("exit").success());
     assert!(rest.iter().any(|l| l == "Stopped cleanly."), "{rest:?}");
 }
+
+#[tokio::test]
+async fn the_assertion_keys_are_published_and_kept_private_on_disk() {
+    use std::os::unix::fs::PermissionsExt;
+    let (_dir, data) = data();
+    let app = start(&data).await;
+    let mode = std::fs::metadata(data.path().join("assertion.key"))
+        .expect("generated at first start")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let jwks: serde_json::Value = reqwest::get(format!(
+        "http://{}/.well-known/jwks.json",
+        app.console_addr()
+    ))
+    .await
+    .expect("jwks")
+    .json()
+    .await
+    .expect("json");
+    let key = &jwks["keys"][0];
+    assert_eq!(
+        (
+            key["kty"].as_str(),
+            key["crv"].as_str(),
+            key["alg"].as_str()
+        ),
+        (Some("OKP"), Some("Ed25519"), Some("EdDSA"))
+    );
+    assert_eq!(key["kid"].as_str().map(str::len), Some(16));
+    assert!(
+        jwks.to_string().find("\"d\"").is_none(),
+        "no private part is published"
+    );
+    app.stop().await.expect("stop");
+}

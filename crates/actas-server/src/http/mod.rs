@@ -24,6 +24,8 @@ pub struct AppState {
     pub requests: Arc<RequestCounter>,
     /// Where the console is served from (cookie flags, origin checks).
     pub site: auth::Site,
+    /// Signs the gateway's assertions; its public keys are served as JWKS.
+    pub assertions: Arc<crate::assertion::AssertionSigner>,
 }
 
 /// The console listener's router.
@@ -32,6 +34,7 @@ pub fn console_router(state: AppState) -> Router {
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
+        .route("/.well-known/jwks.json", get(jwks))
         .nest("/api/v1", api::router())
         .merge(console::router())
         .layer(axum::middleware::from_fn_with_state(
@@ -40,4 +43,11 @@ pub fn console_router(state: AppState) -> Router {
         ))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// The public keys that verify `Actas-Assertion` tokens.
+async fn jwks(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> axum::Json<serde_json::Value> {
+    axum::Json(state.assertions.jwks())
 }
