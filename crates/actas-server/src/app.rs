@@ -20,6 +20,8 @@ pub const REAP_EVERY: Duration = Duration::from_secs(5);
 pub struct ServeSettings {
     /// The console and API listener.
     pub console_addr: SocketAddr,
+    /// The gateway listener, if the gateway runs in this process.
+    pub gateway_addr: Option<SocketAddr>,
     /// The console's public URL (e.g. `https://support.example.com`), when it differs from
     /// `http://` + the address; over https cookies become `__Host-` and Secure.
     pub console_url: Option<String>,
@@ -30,6 +32,7 @@ impl ServeSettings {
     pub fn on(console_addr: SocketAddr) -> Self {
         Self {
             console_addr,
+            gateway_addr: None,
             console_url: None,
         }
     }
@@ -38,6 +41,7 @@ impl ServeSettings {
 /// A started server.
 pub struct Application {
     console_addr: SocketAddr,
+    gateway_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
     store: Arc<SqliteStore>,
@@ -95,7 +99,8 @@ impl Application {
                 })
             })?,
         );
-        let service = Service::new(store.clone(), Arc::new(loaded.policy));
+        let assertions_for_gateway = assertions.clone();
+        let service = Service::new(store.clone(), Arc::new(loaded.policy.clone()));
         let listener = tokio::net::TcpListener::bind(settings.console_addr)
             .await
             .map_err(|source| StartError::Bind {
@@ -111,7 +116,7 @@ impl Application {
             service: service.clone(),
             requests: Arc::new(RequestCounter::default()),
             site: crate::http::auth::Site::new(settings.console_url.as_deref()),
-            assertions,
+            assertions: assertions.clone(),
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {
@@ -123,14 +128,68 @@ impl Application {
                 tracing::error!(error = %e, "the console listener failed");
             }
         });
+        let mut tasks = vec![console];
+        let mut gateway_addr = None;
+        if let Some(addr) = settings.gateway_addr {
+            let masker = crate::gateway::rewrite::HtmlMasker::new(service.policy().masking())
+                .map_err(|e| {
+                    StartError::Config(crate::config::ConfigError::Parse {
+                        path: data.path().join(&loaded.config.policy),
+                        message: e.to_string(),
+                    })
+                })?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            gateway_addr = Some(
+                listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            );
+            let client = reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .map_err(|e| {
+                    StartError::Config(crate::config::ConfigError::Parse {
+                        path: data.path().join(crate::config::CONFIG_FILE),
+                        message: format!("the gateway's HTTP client could not start: {e}"),
+                    })
+                })?;
+            let gw = crate::gateway::GatewayState {
+                service: service.clone(),
+                masker: Arc::new(masker),
+                assertions: assertions_for_gateway,
+                upstream: loaded.config.gateway.upstream.clone(),
+                mirror: loaded.config.gateway.mirror.clone(),
+                client,
+                max_body: crate::gateway::DEFAULT_MAX_BODY,
+            };
+            let mut on_stop = stopped.clone();
+            tasks.push(tokio::spawn(async move {
+                let serve = axum::serve(listener, crate::gateway::router(gw))
+                    .with_graceful_shutdown(async move {
+                        let _ = on_stop.wait_for(|s| *s).await;
+                    });
+                if let Err(e) = serve.await {
+                    tracing::error!(error = %e, "the gateway listener failed");
+                }
+            }));
+        }
         let reaper = tokio::spawn(reap(service.clone(), stopped));
+        tasks.push(reaper);
         Ok(Self {
             console_addr,
             stop,
-            tasks: vec![console, reaper],
+            tasks,
+            gateway_addr,
             store,
             service,
         })
+    }
+
+    /// The gateway listener's bound address, if it runs.
+    pub fn gateway_addr(&self) -> Option<SocketAddr> {
+        self.gateway_addr
     }
 
     /// The console listener's bound address.

@@ -33,6 +33,9 @@ pub enum Command {
         /// Console and API address (port 0 picks a free port); default from actas.toml.
         #[arg(long, env = "ACTAS_CONSOLE_ADDR")]
         console_addr: Option<std::net::SocketAddr>,
+        /// Gateway address (port 0 picks a free port); default from actas.toml.
+        #[arg(long, env = "ACTAS_GATEWAY_ADDR")]
+        gateway_addr: Option<std::net::SocketAddr>,
     },
     /// Add, list and deactivate staff.
     Staff {

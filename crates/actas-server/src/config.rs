@@ -100,15 +100,23 @@ impl LedgerConfig {
 pub struct ServerConfig {
     /// The console and API listener.
     pub console_addr: std::net::SocketAddr,
+    /// The gateway listener.
+    #[serde(default = "default_gateway_addr")]
+    pub gateway_addr: std::net::SocketAddr,
     /// The console's public URL, when served behind a proxy or over https.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_url: Option<String>,
+}
+
+fn default_gateway_addr() -> std::net::SocketAddr {
+    ([127, 0, 0, 1], 8081).into()
 }
 
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             console_addr: ([127, 0, 0, 1], 8080).into(),
+            gateway_addr: default_gateway_addr(),
             console_url: None,
         }
     }
@@ -120,12 +128,24 @@ impl Default for ServerConfig {
 pub struct GatewayConfig {
     /// The `aud` of every assertion: the name the product expects.
     pub audience: String,
+    /// The product's address, as the gateway reaches it (live mode).
+    #[serde(default = "default_upstream")]
+    pub upstream: String,
+    /// A separate copy of the product for `mirror` sessions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mirror: Option<String>,
+}
+
+fn default_upstream() -> String {
+    "http://127.0.0.1:8082".into()
 }
 
 impl Default for GatewayConfig {
     fn default() -> Self {
         Self {
             audience: "product".into(),
+            upstream: default_upstream(),
+            mirror: None,
         }
     }
 }

@@ -100,7 +100,13 @@ fn the_binary_prints_its_bound_address_and_stops_cleanly_on_sigterm() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_actas"))
         .arg("--data")
         .arg(data.path())
-        .args(["serve", "--console-addr", "127.0.0.1:0"])
+        .args([
+            "serve",
+            "--console-addr",
+            "127.0.0.1:0",
+            "--gateway-addr",
+            "127.0.0.1:0",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

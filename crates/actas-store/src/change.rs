@@ -186,6 +186,17 @@ pub enum Change {
         /// Whose.
         staff: StaffId,
     },
+    /// Stores the gateway cookie issued for a session.
+    InsertGatewayLogin {
+        /// SHA-256 of the cookie value.
+        token_hash: [u8; 32],
+        /// The session.
+        session: SessionId,
+        /// The token the banner sends to end the session.
+        csrf: String,
+        /// When.
+        at: Timestamp,
+    },
     /// Ends a session, if it is still active.
     EndSession {
         /// Which.

@@ -180,6 +180,12 @@ pub trait Store: Send + Sync {
     /// The staff member owning an unrevoked API token, by the token's SHA-256.
     async fn api_token_owner(&self, hash: &[u8; 32]) -> StoreResult<Option<StaffId>>;
 
+    /// The session and end-token of a gateway cookie, by the cookie's SHA-256.
+    async fn gateway_login(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(SessionId, String)>>;
+
     /// The session a hand-off token (by its SHA-256) was issued for, used or not.
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>>;
 

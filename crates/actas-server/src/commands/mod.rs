@@ -61,7 +61,10 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
     let data = DataDir::new(cli.data);
     match cli.command {
         Command::Init => init(&data).await,
-        Command::Serve { console_addr } => serve(&data, console_addr).await,
+        Command::Serve {
+            console_addr,
+            gateway_addr,
+        } => serve(&data, console_addr, gateway_addr).await,
         Command::Staff { command } => staff::run(&data, command).await,
         Command::Allow { command } => staff::run_allow(&data, command).await,
         Command::Account { command } => account(&data, command).await,
@@ -99,10 +102,15 @@ async fn init(data: &DataDir) -> Result<(), Failure> {
     Ok(())
 }
 
-async fn serve(data: &DataDir, console_addr: Option<std::net::SocketAddr>) -> Result<(), Failure> {
+async fn serve(
+    data: &DataDir,
+    console_addr: Option<std::net::SocketAddr>,
+    gateway_addr: Option<std::net::SocketAddr>,
+) -> Result<(), Failure> {
     let config = data.load()?.config;
     let settings = crate::app::ServeSettings {
         console_addr: console_addr.unwrap_or(config.server.console_addr),
+        gateway_addr: Some(gateway_addr.unwrap_or(config.server.gateway_addr)),
         console_url: std::env::var("ACTAS_CONSOLE_URL")
             .ok()
             .or(config.server.console_url),
@@ -112,6 +120,12 @@ async fn serve(data: &DataDir, console_addr: Option<std::net::SocketAddr>) -> Re
         .map_err(Failure::input)?;
     println!("actas is running.");
     println!("  console and API: http://{}", app.console_addr());
+    if let Some(g) = app.gateway_addr() {
+        println!(
+            "  gateway:         http://{g} (to the product at {})",
+            config.gateway.upstream
+        );
+    }
     println!("Press Ctrl-C to stop.");
     shutdown_signal().await;
     println!("Stopping: finishing requests and signing the ledger.");

@@ -1,5 +1,652 @@
-//! The gateway: the reverse proxy staff use while acting as a customer. This module grows
-//! phase by phase (session check → route and scope → record → forward → rewrite →
-//! record outcome); today it holds the response rewriting.
+//! The gateway: the reverse proxy staff use while acting as a customer, on its own
+//! origin. Each request goes through ordered phases — session check, route and scope,
+//! record (durably), forward with a signed assertion, rewrite the response — and
+//! anything that can't be checked, recorded or masked is refused, never passed through.
+//!
+//! Reserved paths under `/__actas/`: `enter` (hand-off), `status`, `end`, `banner.js`,
+//! `banner.css`.
 
 pub mod rewrite;
+
+use crate::assertion::{AssertionSigner, Subject};
+use crate::service::gateway::{Admission, GatewayContext, GatewayRequest};
+use crate::service::{Service, ServiceError};
+use actas_core::Timestamp;
+use actas_core::event::FieldChange;
+use actas_core::policy::routes::Method;
+use actas_core::session::Session;
+use askama::Template;
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use rewrite::HtmlMasker;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// The gateway cookie: HttpOnly, and SameSite=Lax because the way in is a cross-origin
+/// navigation from the console (a Strict cookie would not be sent on that redirect).
+pub const GATEWAY_COOKIE: &str = "actas_gw";
+
+/// Bodies that need rewriting are refused above this size rather than passed unmasked.
+pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// What the gateway's handlers share.
+#[derive(Clone)]
+pub struct GatewayState {
+    /// The rules.
+    pub service: Service,
+    /// HTML masking rules, checked at start.
+    pub masker: Arc<HtmlMasker>,
+    /// Signs `Actas-Assertion`.
+    pub assertions: Arc<AssertionSigner>,
+    /// The product ("live").
+    pub upstream: String,
+    /// A separate copy of the product for `mirror` sessions, if any.
+    pub mirror: Option<String>,
+    /// The HTTP client to the product.
+    pub client: reqwest::Client,
+    /// The largest body the gateway will rewrite.
+    pub max_body: usize,
+}
+
+/// The gateway's router.
+pub fn router(state: GatewayState) -> Router {
+    Router::new()
+        .route("/__actas/enter", get(enter))
+        .route("/__actas/status", get(status))
+        .route("/__actas/end", post(end))
+        .route(
+            "/__actas/banner.js",
+            get(|| async { asset("text/javascript", include_str!("../../static/banner.js")) }),
+        )
+        .route(
+            "/__actas/banner.css",
+            get(|| async { asset("text/css", include_str!("../../static/banner.css")) }),
+        )
+        .fallback(proxy)
+        .with_state(state)
+}
+
+fn asset(kind: &str, body: &'static str) -> Response {
+    (
+        [(header::CONTENT_TYPE, format!("{kind}; charset=utf-8"))],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Template)]
+#[template(path = "banner.html")]
+struct Banner<'a> {
+    account: &'a str,
+    account_id: &'a str,
+    staff: &'a str,
+    ticket: &'a str,
+    scope: String,
+    minutes_left: u64,
+    ends_ms: i64,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "gateway_notice.html")]
+struct Notice<'a> {
+    title: &'a str,
+    message: &'a str,
+    banner: String,
+}
+
+fn banner(ctx: &GatewayContext, csrf: &str) -> String {
+    let info = ctx.session.info();
+    let b = Banner {
+        account: ctx.account.name.as_str(),
+        account_id: ctx.account.id.as_str(),
+        staff: ctx.staff.name.as_str(),
+        ticket: ctx.ticket.as_str(),
+        scope: format!("may {}", info.scope.joined()),
+        minutes_left: ctx
+            .session
+            .time_left(Timestamp::now())
+            .as_secs()
+            .div_ceil(60),
+        ends_ms: info.expires_at.as_millis(),
+        csrf,
+    };
+    // A banner that can't be rendered must not silently disappear: the page is refused.
+    b.render().unwrap_or_default()
+}
+
+fn notice(status: StatusCode, title: &str, message: &str, banner: String) -> Response {
+    let page = Notice {
+        title,
+        message,
+        banner,
+    }
+    .render()
+    .unwrap_or_else(|_| title.to_owned());
+    (status, Html(page)).into_response()
+}
+
+fn cookie_value(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == GATEWAY_COOKIE)
+        .map(|(_, v)| v.to_owned())
+}
+
+#[derive(Deserialize)]
+struct EnterQuery {
+    token: String,
+}
+
+async fn enter(State(state): State<GatewayState>, Query(q): Query<EnterQuery>) -> Response {
+    match state.service.enter_gateway(&q.token).await {
+        Ok((_, cookie, _)) => {
+            let set = format!(
+                "{GATEWAY_COOKIE}={}; Path=/; HttpOnly; SameSite=Lax",
+                cookie.expose()
+            );
+            ([(header::SET_COOKIE, set)], Redirect::to("/")).into_response()
+        }
+        Err(e) => notice(
+            StatusCode::FORBIDDEN,
+            "This link can't be used",
+            &format!("{e}. Start the session again from the actas console."),
+            String::new(),
+        ),
+    }
+}
+
+async fn status(State(state): State<GatewayState>, headers: HeaderMap) -> Response {
+    let Some(cookie) = cookie_value(&headers) else {
+        return axum::Json(
+            serde_json::json!({ "active": false, "message": "There is no support session here." }),
+        )
+        .into_response();
+    };
+    let body = match state.service.gateway_session(&cookie).await {
+        Ok((Session::Active(a), _)) => match a.check(Timestamp::now()) {
+            Ok(()) => serde_json::json!({
+                "active": true,
+                "ends_at_ms": a.info().expires_at.as_millis(),
+                "seconds_left": a.time_left(Timestamp::now()).as_secs(),
+            }),
+            Err(_) => {
+                serde_json::json!({ "active": false, "message": "This support session has reached its time limit." })
+            }
+        },
+        Ok((Session::Ended(e), _)) => serde_json::json!({
+            "active": false,
+            "message": format!("This support session has ended ({}).", e.reason.as_str().replace('_', " ")),
+        }),
+        Err(_) => {
+            serde_json::json!({ "active": false, "message": "There is no support session here." })
+        }
+    };
+    ([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response()
+}
+
+#[derive(Deserialize)]
+struct EndForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn end(State(state): State<GatewayState>, headers: HeaderMap, body: Bytes) -> Response {
+    let Some(cookie) = cookie_value(&headers) else {
+        return notice(
+            StatusCode::FORBIDDEN,
+            "No support session",
+            "There is no support session here.",
+            String::new(),
+        );
+    };
+    let Ok((session, csrf)) = state.service.gateway_session(&cookie).await else {
+        return notice(
+            StatusCode::FORBIDDEN,
+            "No support session",
+            "There is no support session here.",
+            String::new(),
+        );
+    };
+    let sent = serde_html_form::from_bytes::<EndForm>(&body)
+        .map(|f| f.csrf)
+        .unwrap_or_default();
+    if sent.is_empty() || sent != csrf {
+        return notice(
+            StatusCode::FORBIDDEN,
+            "Refused",
+            "This request was missing its security token.",
+            String::new(),
+        );
+    }
+    let staff = match state.service.store().staff(session.info().staff).await {
+        Ok(Some(s)) => s,
+        _ => {
+            return notice(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "Try again.",
+                String::new(),
+            );
+        }
+    };
+    match state
+        .service
+        .end_session_by(&staff, session.info().id)
+        .await
+    {
+        Ok(_) | Err(ServiceError::Conflict(_)) => notice(
+            StatusCode::OK,
+            "Support session ended",
+            "You have left the customer's account. Everything you did is in the audit log.",
+            String::new(),
+        ),
+        Err(e) => refusal(e, String::new()),
+    }
+}
+
+fn refusal(e: ServiceError, banner: String) -> Response {
+    match e {
+        ServiceError::Unavailable(_) => notice(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "Paused: the audit log can't be written",
+            "Nothing was sent to the product. Try again in a moment.",
+            banner,
+        ),
+        ServiceError::Unauthenticated(m) | ServiceError::Forbidden(m) => notice(
+            StatusCode::FORBIDDEN,
+            "This support session can't be used",
+            &m,
+            banner,
+        ),
+        other => notice(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            &other.to_string(),
+            banner,
+        ),
+    }
+}
+
+const ASSET_SUFFIXES: &[&str] = &[
+    ".css", ".js", ".mjs", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".woff", ".woff2",
+    ".map", ".webp",
+];
+
+fn is_navigation(method: Method, headers: &HeaderMap, path: &str) -> bool {
+    if method != Method::Get || ASSET_SUFFIXES.iter().any(|s| path.ends_with(s)) {
+        return false;
+    }
+    let dest = headers.get("sec-fetch-dest").and_then(|v| v.to_str().ok());
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    dest == Some("document") || (dest.is_none() && accept.contains("text/html"))
+}
+
+/// Submitted form fields, masked by the policy's JSON rules (`$.field`), for the record.
+fn submitted_fields(state: &GatewayState, headers: &HeaderMap, body: &[u8]) -> Vec<FieldChange> {
+    let is_form = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    let mut doc = if is_form {
+        let pairs: Vec<(String, String)> = serde_html_form::from_bytes(body).unwrap_or_default();
+        serde_json::Value::Object(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, serde_json::Value::String(v)))
+                .collect(),
+        )
+    } else {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(v @ serde_json::Value::Object(_)) => v,
+            _ => return Vec::new(),
+        }
+    };
+    let policy = state.service.policy();
+    actas_core::mask::mask_json(&mut doc, policy.masking(), policy.unclassified);
+    match doc {
+        serde_json::Value::Object(map) => map
+            .into_iter()
+            .map(|(k, v)| FieldChange {
+                field: k.replace('_', " "),
+                from: None,
+                to: Some(match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                }),
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "te",
+    "trailer",
+    "host",
+    "content-length",
+];
+
+async fn proxy(State(state): State<GatewayState>, request: Request) -> Response {
+    let (parts, body) = request.into_parts();
+    let Some(cookie) = cookie_value(&parts.headers) else {
+        return notice(
+            StatusCode::FORBIDDEN,
+            "No support session",
+            "Open the customer's account from the actas console.",
+            String::new(),
+        );
+    };
+    // Phase 1: the session is live (and its idle clock is refreshed when recorded below).
+    let (session, csrf) = match state.service.gateway_session(&cookie).await {
+        Ok(s) => s,
+        Err(e) => return refusal(e, String::new()),
+    };
+    let active = match state.service.live_session(session.info().id).await {
+        Ok(a) => a,
+        Err(e) => return refusal(e, String::new()),
+    };
+    let ctx = match state.service.gateway_context(&active).await {
+        Ok(c) => c,
+        Err(e) => return refusal(e, String::new()),
+    };
+    let bar = banner(&ctx, &csrf);
+    if bar.is_empty() {
+        return notice(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The banner could not be shown.",
+            String::new(),
+        );
+    }
+    let Ok(method) = Method::parse(parts.method.as_str()) else {
+        return notice(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "Not allowed",
+            "The gateway does not pass this kind of request.",
+            bar,
+        );
+    };
+    let path = parts.uri.path().to_owned();
+    let body = match axum::body::to_bytes(body, state.max_body).await {
+        Ok(b) => b,
+        Err(_) => {
+            return notice(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "Too large",
+                "The request is larger than the gateway accepts.",
+                bar,
+            );
+        }
+    };
+    // Phases 2 and 3: route and scope, then the durable record.
+    let req = GatewayRequest {
+        method,
+        path: &path,
+        navigation: is_navigation(method, &parts.headers, &path),
+        export: false,
+        fields: if method.is_safe() {
+            Vec::new()
+        } else {
+            submitted_fields(&state, &parts.headers, &body)
+        },
+    };
+    match state.service.admit(&ctx, &req).await {
+        Ok(Admission::Forward { .. }) => {}
+        Ok(Admission::Blocked { why }) => {
+            return notice(
+                StatusCode::FORBIDDEN,
+                "Blocked by actas",
+                &format!("{} {path} was not sent to the product: {why}.", method),
+                bar,
+            );
+        }
+        Err(e) => return refusal(e, bar),
+    }
+    // Phase 4: forward, with the signed assertion and without any client-supplied Actas-*
+    // header or the gateway's own cookie.
+    let info = active.info();
+    let base = match (info.mode, &state.mirror) {
+        (actas_core::scope::Mode::Mirror, Some(m)) => m.clone(),
+        (actas_core::scope::Mode::Mirror, None) => {
+            return notice(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "No mirror",
+                "This session is in mirror mode, but no mirror of the product is configured.",
+                bar,
+            );
+        }
+        _ => state.upstream.clone(),
+    };
+    let url = format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        parts.uri.path_and_query().map_or("/", |p| p.as_str())
+    );
+    let subject = Subject {
+        session: info.id,
+        account: &info.account,
+        staff: &ctx.staff,
+        scope: &info.scope,
+        mode: info.mode,
+        ticket: &ctx.ticket,
+    };
+    let Ok(assertion) = state.assertions.sign(&subject, Timestamp::now()) else {
+        return notice(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The request could not be vouched for, so it was not sent.",
+            bar,
+        );
+    };
+    let mut out = reqwest::header::HeaderMap::new();
+    for (name, value) in &parts.headers {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || n.starts_with("actas-")
+            || n == "cookie"
+            || n == "accept-encoding"
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    let product_cookies: Vec<String> = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty() && !kv.starts_with(&format!("{GATEWAY_COOKIE}=")))
+        .map(str::to_owned)
+        .collect();
+    if !product_cookies.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&product_cookies.join("; "))
+    {
+        out.insert(header::COOKIE, v);
+    }
+    // Ask for plain bodies: they are masked before they leave.
+    out.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&assertion) {
+        out.insert(HeaderName::from_static("actas-assertion"), v);
+    }
+    let upstream = state
+        .client
+        .request(parts.method.clone(), &url)
+        .headers(out)
+        .body(body)
+        .send()
+        .await;
+    let upstream = match upstream {
+        Ok(r) => r,
+        Err(_) => {
+            return notice(
+                StatusCode::BAD_GATEWAY,
+                "The product did not answer",
+                "Try again in a moment.",
+                bar,
+            );
+        }
+    };
+    // Phase 5: rewrite the response.
+    respond(&state, &ctx, upstream, bar, &base).await
+}
+
+async fn respond(
+    state: &GatewayState,
+    ctx: &GatewayContext,
+    upstream: reqwest::Response,
+    bar: String,
+    base: &str,
+) -> Response {
+    let status = upstream.status();
+    let headers = upstream.headers().clone();
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let attachment = headers
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|d| d.to_ascii_lowercase().starts_with("attachment"));
+    let policy = state.service.policy();
+    if (attachment || content_type.starts_with("text/csv"))
+        && !policy.allows_export(&ctx.session.info().scope)
+    {
+        return notice(
+            StatusCode::FORBIDDEN,
+            "Blocked by actas",
+            "Downloads and exports need an approved export scope.",
+            bar,
+        );
+    }
+    let is_html = content_type.starts_with("text/html");
+    let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
+    let encoded = headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|e| e != "identity");
+    if (is_html || is_json) && encoded {
+        return notice(
+            StatusCode::BAD_GATEWAY,
+            "Refused",
+            "The product sent a compressed page that can't be masked, so it was not shown.",
+            bar,
+        );
+    }
+    if upstream
+        .content_length()
+        .is_some_and(|n| n as usize > state.max_body)
+        && (is_html || is_json)
+    {
+        return notice(
+            StatusCode::BAD_GATEWAY,
+            "Too large to check",
+            "This page is too large to be masked, so it was not shown.",
+            bar,
+        );
+    }
+    let Ok(bytes) = upstream.bytes().await else {
+        return notice(
+            StatusCode::BAD_GATEWAY,
+            "The product did not answer",
+            "Try again in a moment.",
+            bar,
+        );
+    };
+    if bytes.len() > state.max_body && (is_html || is_json) {
+        return notice(
+            StatusCode::BAD_GATEWAY,
+            "Too large to check",
+            "This page is too large to be masked, so it was not shown.",
+            bar,
+        );
+    }
+    let body: Vec<u8> = if is_html {
+        match state.masker.rewrite(&bytes, &bar) {
+            Ok(b) => b,
+            Err(_) => {
+                return notice(
+                    StatusCode::BAD_GATEWAY,
+                    "Refused",
+                    "The page could not be masked, so it was not shown.",
+                    bar,
+                );
+            }
+        }
+    } else if is_json {
+        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+            Ok(mut v) => {
+                actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
+                serde_json::to_vec(&v).unwrap_or_default()
+            }
+            Err(_) => {
+                return notice(
+                    StatusCode::BAD_GATEWAY,
+                    "Refused",
+                    "The product's answer could not be masked, so it was not shown.",
+                    bar,
+                );
+            }
+        }
+    } else {
+        bytes.to_vec()
+    };
+    let mut response = Response::builder().status(status);
+    for (name, value) in &headers {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n) || n.starts_with("actas-") || n == "content-encoding" {
+            continue;
+        }
+        if n == "location" {
+            // Keep the browser inside the gateway.
+            let loc = value.to_str().unwrap_or("/");
+            let rewritten = loc
+                .strip_prefix(base.trim_end_matches('/'))
+                .map(|p| if p.is_empty() { "/" } else { p })
+                .unwrap_or(loc);
+            if let Ok(v) = HeaderValue::from_str(rewritten) {
+                response = response.header(header::LOCATION, v);
+            }
+            continue;
+        }
+        if n == "set-cookie" {
+            // Cookies belong to the gateway origin: drop any Domain the product names.
+            let kept: Vec<&str> = value
+                .to_str()
+                .unwrap_or("")
+                .split(';')
+                .filter(|p| !p.trim().to_ascii_lowercase().starts_with("domain="))
+                .collect();
+            if let Ok(v) = HeaderValue::from_str(&kept.join(";")) {
+                response = response.header(header::SET_COOKIE, v);
+            }
+            continue;
+        }
+        response = response.header(name, value);
+    }
+    response
+        .body(Body::from(body))
+        .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}

@@ -32,6 +32,10 @@ impl std::fmt::Debug for Secret {
 }
 
 impl Secret {
+    pub(super) fn new(text: String) -> Self {
+        Self(text)
+    }
+
     /// The secret's text.
     pub fn expose(&self) -> &str {
         &self.0

@@ -5,6 +5,7 @@
 mod accounts;
 mod allow;
 pub mod auth;
+pub mod gateway;
 mod requests;
 mod sessions;
 mod staff;

@@ -451,6 +451,22 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             })?;
             Ok(Applied::Done)
         }
+        Change::InsertGatewayLogin {
+            token_hash,
+            session,
+            csrf,
+            at,
+        } => {
+            sqlx::query("INSERT INTO gateway_logins (token_hash, session_id, csrf, created_at) VALUES (?, ?, ?, ?)")
+                .bind(&token_hash[..])
+                .bind(session.to_string())
+                .bind(csrf)
+                .bind(at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(Applied::Done)
+        }
         Change::EndSession { id, at, reason } => {
             let r = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
                 .bind(at.as_millis())

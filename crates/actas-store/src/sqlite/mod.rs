@@ -357,6 +357,20 @@ impl Store for SqliteStore {
             .transpose()
     }
 
+    async fn gateway_login(
+        &self,
+        token_hash: &[u8; 32],
+    ) -> StoreResult<Option<(SessionId, String)>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT session_id, csrf FROM gateway_logins WHERE token_hash = ?")
+                .bind(&token_hash[..])
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(StoreError::unexpected)?;
+        row.map(|(s, csrf)| Ok((SessionId::parse(&s).map_err(StoreError::unexpected)?, csrf)))
+            .transpose()
+    }
+
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>> {
         let id: Option<String> =
             sqlx::query_scalar("SELECT session_id FROM handoff_tokens WHERE token_hash = ?")

@@ -1,0 +1,230 @@
+//! The rules the gateway applies to each request, in order: the session must be live
+//! (not ended, within its hard and idle limits — the idle clock is refreshed), the route
+//! must map to a capability in the session's scope (read-only mode blocks every change),
+//! and the request is recorded — page view, change or block — durably *before* anything is
+//! forwarded (invariants 3, 4, 5, 13).
+
+use super::auth::{Secret, secret_hash};
+use super::sessions::random_hex;
+use super::{Service, ServiceError, ServiceResult};
+use actas_core::Timestamp;
+use actas_core::account::AccountRef;
+use actas_core::event::{Actor, EventData, FieldChange, NewEvent};
+use actas_core::ids::SessionId;
+use actas_core::policy::routes::Method;
+use actas_core::scope::{CapabilityName, Mode};
+use actas_core::session::{ActiveSession, Session, SessionError};
+use actas_core::staff::StaffRef;
+use actas_core::text::TicketRef;
+use actas_store::{Change, Unit};
+
+/// What the gateway knows about the request it is deciding on.
+#[derive(Debug, Clone)]
+pub struct GatewayRequest<'a> {
+    /// The method.
+    pub method: Method,
+    /// The path (no query).
+    pub path: &'a str,
+    /// Whether it is a page navigation (recorded as a page view); assets are not recorded.
+    pub navigation: bool,
+    /// Whether the route is an export or bulk download.
+    pub export: bool,
+    /// Submitted form fields, already masked by policy, for the record of a change.
+    pub fields: Vec<FieldChange>,
+}
+
+/// Who and what a live gateway session is about.
+#[derive(Debug, Clone)]
+pub struct GatewayContext {
+    /// The session.
+    pub session: ActiveSession,
+    /// The staff member.
+    pub staff: StaffRef,
+    /// The account.
+    pub account: AccountRef,
+    /// The ticket.
+    pub ticket: TicketRef,
+}
+
+/// The gateway's decision, already recorded.
+#[derive(Debug, Clone)]
+pub enum Admission {
+    /// Forward it.
+    Forward {
+        /// Plain description of what is being done.
+        description: String,
+    },
+    /// Refuse it, with why in plain words.
+    Blocked {
+        /// Why.
+        why: String,
+    },
+}
+
+impl Service {
+    /// Exchanges a hand-off token for the gateway's own cookie (and its end token).
+    pub async fn enter_gateway(
+        &self,
+        handoff: &str,
+    ) -> ServiceResult<(ActiveSession, Secret, String)> {
+        let session = self.redeem_handoff(handoff).await?;
+        let token = random_hex(32)?;
+        let csrf = random_hex(16)?;
+        self.store
+            .commit(Unit::new(
+                vec![Change::InsertGatewayLogin {
+                    token_hash: secret_hash(&token),
+                    session: session.info().id,
+                    csrf: csrf.clone(),
+                    at: Timestamp::now(),
+                }],
+                |_| vec![],
+            ))
+            .await?;
+        Ok((session, Secret::new(token), csrf))
+    }
+
+    /// The session behind a gateway cookie, live or not, with its end token.
+    pub async fn gateway_session(&self, cookie: &str) -> ServiceResult<(Session, String)> {
+        let (id, csrf) = self
+            .store
+            .gateway_login(&secret_hash(cookie))
+            .await?
+            .ok_or_else(|| {
+                ServiceError::Unauthenticated(
+                    "open the session from the actas console first".into(),
+                )
+            })?;
+        let session = self
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("session {id}")))?;
+        Ok((session, csrf))
+    }
+
+    /// Names for a session's banner and records.
+    pub async fn gateway_context(&self, session: &ActiveSession) -> ServiceResult<GatewayContext> {
+        let info = session.info();
+        Ok(GatewayContext {
+            session: session.clone(),
+            staff: self.staff_ref(info.staff).await?,
+            account: self.account(&info.account).await?.to_ref(),
+            ticket: self.request(info.request).await?.ticket,
+        })
+    }
+
+    /// Checks that a session may serve a request now. A session past a limit is ended
+    /// (and recorded) here, exactly once, and refused.
+    pub async fn live_session(&self, id: SessionId) -> ServiceResult<ActiveSession> {
+        let mut session = self
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("session {id}")))?;
+        let now = Timestamp::now();
+        match session.clone().serve(now) {
+            Ok(()) => match session {
+                Session::Active(a) => Ok(a),
+                Session::Ended(e) => Err(ServiceError::Forbidden(
+                    SessionError::Ended(e.reason).to_string(),
+                )),
+            },
+            Err(SessionError::Ended(reason)) => Err(ServiceError::Forbidden(
+                SessionError::Ended(reason).to_string(),
+            )),
+            Err(SessionError::Expired(reason)) => {
+                match self.end_session(id, reason, Actor::System).await {
+                    Ok(_) | Err(ServiceError::Conflict(_)) => {}
+                    Err(e) => return Err(e),
+                }
+                let _ = session.serve(now);
+                Err(ServiceError::Forbidden(
+                    SessionError::Expired(reason).to_string(),
+                ))
+            }
+        }
+    }
+
+    /// Decides on one gateway request and records the decision durably before returning,
+    /// refreshing the session's idle clock in the same transaction. If the ledger can't be
+    /// written the caller gets an error and must not forward (invariant 3).
+    pub async fn admit(
+        &self,
+        ctx: &GatewayContext,
+        req: &GatewayRequest<'_>,
+    ) -> ServiceResult<Admission> {
+        let policy = self.policy();
+        let info = ctx.session.info();
+        let matched = policy.route(req.method, req.path);
+        let (capability, description) = match &matched {
+            Some(m) => (Some(m.capability.clone()), m.description.clone()),
+            None if req.method.is_safe() => {
+                (Some(CapabilityName::view()), format!("viewed {}", req.path))
+            }
+            None => (None, format!("{} {}", req.method, req.path)),
+        };
+        let is_export = req.export
+            || capability
+                .as_ref()
+                .and_then(|c| policy.capability(c))
+                .is_some_and(|c| c.export);
+        let why = if capability.is_none() {
+            Some("this kind of change is not in the policy, so it is blocked".to_owned())
+        } else if !req.method.is_safe() && info.mode == Mode::ReadOnly {
+            Some("this session is read-only, so nothing can be changed".to_owned())
+        } else if let Some(cap) = capability.as_ref().filter(|c| !info.scope.allows(c)) {
+            Some(format!("this session's scope does not include {cap}"))
+        } else if is_export && !policy.allows_export(&info.scope) {
+            Some("exports and bulk downloads need an approved export scope".to_owned())
+        } else {
+            None
+        };
+        let now = Timestamp::now();
+        let actor = Actor::Staff(ctx.staff.clone());
+        let event = match &why {
+            Some(why) => Some(EventData::ActionBlocked {
+                session: info.id,
+                account: ctx.account.clone(),
+                ticket: ctx.ticket.clone(),
+                method: req.method.to_string(),
+                path: req.path.to_owned(),
+                capability: capability.clone(),
+                why: why.clone(),
+            }),
+            None if !req.method.is_safe() => Some(EventData::ActionTaken {
+                session: info.id,
+                account: ctx.account.clone(),
+                ticket: ctx.ticket.clone(),
+                description: description.clone(),
+                changes: req.fields.clone(),
+                status: None,
+            }),
+            None if req.navigation => Some(EventData::PageViewed {
+                session: info.id,
+                account: ctx.account.clone(),
+                ticket: ctx.ticket.clone(),
+                path: req.path.to_owned(),
+                description: description.clone(),
+            }),
+            None => None,
+        };
+        let events: Vec<NewEvent> = event
+            .into_iter()
+            .map(|e| NewEvent::new(actor.clone(), e))
+            .collect();
+        self.store
+            .commit(Unit::new(
+                vec![Change::TouchSession {
+                    id: info.id,
+                    at: now,
+                }],
+                move |_| events,
+            ))
+            .await?;
+        Ok(match why {
+            Some(why) => Admission::Blocked { why },
+            None => Admission::Forward { description },
+        })
+    }
+}

@@ -1,0 +1,35 @@
+// The actas banner: a live countdown, and when the session ends elsewhere (time limit,
+// revoked consent, ended in another tab) the page is replaced by a notice.
+(function () {
+  var banner = document.getElementById("actas-banner");
+  if (!banner) return;
+  var ends = Number(banner.getAttribute("data-ends"));
+  var left = document.getElementById("actas-left");
+  function tick() {
+    var s = Math.max(0, Math.floor((ends - Date.now()) / 1000));
+    left.textContent = Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0") + " left";
+  }
+  function ended(why) {
+    document.body.innerHTML = "";
+    var main = document.createElement("main");
+    main.className = "actas-notice";
+    var h = document.createElement("h1");
+    h.textContent = "This support session has ended";
+    var p = document.createElement("p");
+    p.textContent = why || "Start a new session from the actas console if you still need access.";
+    main.appendChild(h); main.appendChild(p);
+    document.body.appendChild(main);
+  }
+  function poll() {
+    fetch("/__actas/status", { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) { return r.json(); })
+      .then(function (s) {
+        if (!s.active) { ended(s.message); return; }
+        ends = s.ends_at_ms;
+      })
+      .catch(function () {});
+  }
+  tick();
+  setInterval(tick, 1000);
+  setInterval(poll, 5000);
+})();

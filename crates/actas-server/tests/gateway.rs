@@ -1,0 +1,494 @@
+//! The gateway over real HTTP: a small product server on a random port behind it, and a
+//! real client in front. Each test walks one of DESIGN.md's gateway invariants.
+
+use actas_core::Timestamp;
+use actas_core::event::Actor;
+use actas_core::scope::Risk;
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use actas_server::password::Password;
+use actas_server::service::{AllowChange, Approval, RequestInput};
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse};
+use axum::routing::{get, post};
+use reqwest::StatusCode;
+use reqwest::redirect::Policy;
+use std::sync::{Arc, Mutex};
+
+/// What the product saw of each request.
+#[derive(Default)]
+struct Seen(Mutex<Vec<HeaderMap>>);
+
+async fn product(seen: Arc<Seen>) -> String {
+    async fn page(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Html<&'static str> {
+        seen.0.lock().expect("lock").push(headers);
+        Html(
+            r#"<!doctype html><html><head><title>Billing</title></head><body><h1>Billing</h1>
+<p>Card <span class="card-number">4111 1111 1111 4242</span></p><div data-secret>RECOVERY-CODE-XYZ</div></body></html>"#,
+        )
+    }
+    async fn profile(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> impl IntoResponse {
+        seen.0.lock().expect("lock").push(headers);
+        (
+            [
+                ("actas-audit", "{\"field\":\"x\"}"),
+                ("content-type", "application/json"),
+            ],
+            r#"{"name":"Acme Co","email":"sarah@acme.com","national_id":"AB123456C","card":{"number":"4111111111114242"},"internal":"VIP"}"#,
+        )
+    }
+    async fn settings(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> &'static str {
+        seen.0.lock().expect("lock").push(headers);
+        "saved"
+    }
+    async fn export(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> impl IntoResponse {
+        seen.0.lock().expect("lock").push(headers);
+        (
+            [
+                ("content-type", "text/csv"),
+                ("content-disposition", "attachment; filename=t.csv"),
+            ],
+            "date,amount\n",
+        )
+    }
+    let app = axum::Router::new()
+        .route("/", get(page))
+        .route("/api/profile", get(profile))
+        .route("/settings/tax", post(settings))
+        .route("/transactions/export.csv", get(export))
+        .with_state(seen);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("product") });
+    format!("http://{addr}")
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    app: Application,
+    gateway: String,
+    seen: Arc<Seen>,
+}
+
+async fn world() -> World {
+    let seen = Arc::new(Seen::default());
+    let upstream = product(seen.clone()).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let config = data.path().join("actas.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let pointed = text.replace(
+        "upstream = \"http://127.0.0.1:8082\"",
+        &format!("upstream = \"{upstream}\""),
+    );
+    assert_ne!(pointed, text, "actas init writes the gateway's upstream");
+    std::fs::write(&config, pointed).expect("write");
+    let settings = ServeSettings {
+        gateway_addr: Some(([127, 0, 0, 1], 0).into()),
+        ..ServeSettings::on(([127, 0, 0, 1], 0).into())
+    };
+    let app = Application::build(&data, settings).await.expect("start");
+    let s = app.service();
+    for (email, name, role) in [
+        ("dana@example.com", "Dana Park", Role::Director),
+        ("lee@example.com", "Lee Chen", Role::Lead),
+        ("sarah@example.com", "Sarah Lee", Role::Agent),
+    ] {
+        s.add_staff(
+            Email::parse(email).expect("e"),
+            DisplayName::parse(name).expect("n"),
+            role,
+            Password::new("a-long-password".into()).expect("p"),
+            None,
+        )
+        .await
+        .expect("staff");
+    }
+    s.change_allow_list(
+        &Email::parse("sarah@example.com").expect("e"),
+        AllowChange::Grant(Risk::High),
+        &Email::parse("dana@example.com").expect("e"),
+        "On the billing support rota",
+    )
+    .await
+    .expect("grant");
+    s.put_account("acme", "Acme Co", &[], Actor::System)
+        .await
+        .expect("acct");
+    let gateway = format!("http://{}", app.gateway_addr().expect("gateway runs"));
+    World {
+        _dir: dir,
+        app,
+        gateway,
+        seen,
+    }
+}
+
+/// Starts a session with `caps` in `mode` and enters the gateway; returns a client
+/// holding the gateway cookie.
+async fn enter(w: &World, caps: &[&str], mode: &str) -> (reqwest::Client, String) {
+    let s = w.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
+        .await
+        .expect("r")
+        .expect("s");
+    let lee = s
+        .store()
+        .staff_by_email(&Email::parse("lee@example.com").expect("e"))
+        .await
+        .expect("r")
+        .expect("s");
+    let r = s
+        .create_request(
+            &sarah,
+            RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Check invoice tax rate after plan change".into(),
+                capabilities: caps.iter().map(|c| c.to_string()).collect(),
+                minutes: None,
+                mode: Some(mode.into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    if r.status == actas_core::request::RequestStatus::Pending {
+        s.approve_request(&lee, r.id, Approval::default())
+            .await
+            .expect("approve");
+    }
+    let (_, token) = s
+        .start_session(&sarah, r.id, Timestamp::now())
+        .await
+        .expect("start");
+    let client = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let resp = client
+        .get(format!(
+            "{}/__actas/enter?token={}",
+            w.gateway,
+            token.expose()
+        ))
+        .send()
+        .await
+        .expect("enter");
+    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
+    let cookie = resp.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
+        "{cookie}"
+    );
+    let again = client
+        .get(format!(
+            "{}/__actas/enter?token={}",
+            w.gateway,
+            token.expose()
+        ))
+        .send()
+        .await
+        .expect("again");
+    assert_eq!(
+        again.status(),
+        StatusCode::FORBIDDEN,
+        "the hand-off works once"
+    );
+    (client, cookie.split(';').next().expect("pair").to_owned())
+}
+
+async fn kinds(w: &World) -> Vec<String> {
+    w.app
+        .service()
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 1000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| format!("{} {}", e.body.kind(), e.body.summary))
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let r = client
+        .get(format!("{}/", w.gateway))
+        .header("cookie", format!("{cookie}; product_session=abc"))
+        .header("accept", "text/html")
+        .header("actas-assertion", "forged")
+        .header("actas-user", "admin")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.expect("text");
+    assert!(
+        page.contains("<body><div id=\"actas-banner\""),
+        "banner first in body: {page}"
+    );
+    assert!(
+        page.contains("Acting as Acme Co")
+            && page.contains("Sarah Lee")
+            && page.contains("End session")
+    );
+    assert!(
+        page.contains("•••• 4242")
+            && !page.contains("4111 1111 1111 4242")
+            && !page.contains("RECOVERY-CODE"),
+        "{page}"
+    );
+
+    // Invariant 10: what the product received.
+    let seen = w
+        .seen
+        .0
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("a request");
+    let assertion = seen
+        .get("actas-assertion")
+        .expect("assertion")
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_ne!(assertion, "forged");
+    assert!(
+        seen.get("actas-user").is_none(),
+        "client Actas-* headers are stripped"
+    );
+    let cookies = seen
+        .get("cookie")
+        .map(|c| c.to_str().expect("ascii").to_owned())
+        .unwrap_or_default();
+    assert!(
+        cookies.contains("product_session=abc") && !cookies.contains("actas_gw"),
+        "{cookies}"
+    );
+    let jwks: serde_json::Value = reqwest::get(format!(
+        "http://{}/.well-known/jwks.json",
+        w.app.console_addr()
+    ))
+    .await
+    .expect("jwks")
+    .json()
+    .await
+    .expect("json");
+    let key =
+        jsonwebtoken::DecodingKey::from_ed_components(jwks["keys"][0]["x"].as_str().expect("x"))
+            .expect("key");
+    let mut v = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);
+    v.set_audience(&["product"]);
+    let claims = jsonwebtoken::decode::<serde_json::Value>(&assertion, &key, &v)
+        .expect("valid")
+        .claims;
+    assert_eq!(
+        (claims["sub"].as_str(), claims["act"]["sub"].as_str()),
+        (Some("acme"), Some("sarah@example.com"))
+    );
+
+    // JSON: classified fields masked, `never` removed, unclassified hidden, Actas-Audit stripped.
+    let r = client
+        .get(format!("{}/api/profile", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("json");
+    assert!(r.headers().get("actas-audit").is_none());
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({ "name": "Acme Co", "email": "s***@acme.com", "card": { "number": "•••• 4242" }, "internal": "[hidden]" })
+    );
+
+    // Page views are recorded, on behalf of the customer.
+    assert!(
+        kinds(&w)
+            .await
+            .iter()
+            .any(|k| k == "session.page_viewed Sarah Lee, acting as Acme Co, viewed /")
+    );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn out_of_scope_writes_exports_and_read_only_changes_are_refused_and_recorded() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "live").await;
+    let before = w.seen.0.lock().expect("lock").len();
+    let r = client
+        .post(format!("{}/settings/tax", w.gateway))
+        .header("cookie", &cookie)
+        .form(&[("rate", "10%")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(
+        r.text().await.expect("text").contains("actas-banner"),
+        "the refusal page carries the banner"
+    );
+    let r = client
+        .get(format!("{}/transactions/export.csv", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("export");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(
+        w.seen.0.lock().expect("lock").len(),
+        before,
+        "nothing blocked reached the product"
+    );
+    let k = kinds(&w).await;
+    assert!(
+        k.iter().any(|k| k.starts_with(
+            "session.blocked Sarah Lee, acting as Acme Co, was blocked from POST /settings/tax"
+        )),
+        "{k:#?}"
+    );
+    assert!(k.iter().any(|k| k.starts_with("session.blocked Sarah Lee, acting as Acme Co, was blocked from GET /transactions/export.csv")), "{k:#?}");
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn an_in_scope_change_goes_through_and_is_recorded_with_its_fields() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &["edit_settings"], "live").await;
+    let r = client
+        .post(format!("{}/settings/tax", w.gateway))
+        .header("cookie", &cookie)
+        .form(&[("name", "Acme Co")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+    let k = kinds(&w).await;
+    assert!(
+        k.iter().any(
+            |k| k == "session.action Sarah Lee, acting as Acme Co, changed the name to Acme Co"
+        ),
+        "{k:#?}"
+    );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn read_only_mode_blocks_every_change_even_in_scope() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &["edit_settings"], "read-only").await;
+    let r = client
+        .post(format!("{}/settings/tax", w.gateway))
+        .header("cookie", &cookie)
+        .form(&[("rate", "10%")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.expect("text").contains("read-only"));
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn without_a_writable_ledger_nothing_is_forwarded() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let before = w.seen.0.lock().expect("lock").len();
+    w.app.store().stop_writer().await;
+    let r = client
+        .get(format!("{}/", w.gateway))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        w.seen.0.lock().expect("lock").len(),
+        before,
+        "invariant 3: nothing forwarded"
+    );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn after_the_end_button_the_next_request_is_refused() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let page = client
+        .get(format!("{}/", w.gateway))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let r = client
+        .post(format!("{}/__actas/end", w.gateway))
+        .header("cookie", &cookie)
+        .form(&[("csrf", "wrong")])
+        .send()
+        .await
+        .expect("end");
+    assert_eq!(
+        r.status(),
+        StatusCode::FORBIDDEN,
+        "the End form is CSRF-protected"
+    );
+    let r = client
+        .post(format!("{}/__actas/end", w.gateway))
+        .header("cookie", &cookie)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("end");
+    assert_eq!(r.status(), StatusCode::OK);
+    let status: serde_json::Value = client
+        .get(format!("{}/__actas/status", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("status")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(status["active"], false);
+    let before = w.seen.0.lock().expect("lock").len();
+    let r = client
+        .get(format!("{}/", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(w.seen.0.lock().expect("lock").len(), before);
+    assert!(
+        kinds(&w)
+            .await
+            .iter()
+            .any(|k| k == "session.ended Sarah Lee's session on Acme Co ended: Sarah Lee ended it")
+    );
+    w.app.stop().await.expect("stop");
+}
