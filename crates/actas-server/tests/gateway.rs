@@ -53,8 +53,31 @@ async fn product(seen: Arc<Seen>) -> String {
             "date,amount\n",
         )
     }
+    async fn go(headers: HeaderMap) -> impl IntoResponse {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        (
+            axum::http::StatusCode::SEE_OTHER,
+            [("location", format!("http://{host}/landing"))],
+        )
+    }
+    async fn links(headers: HeaderMap) -> Html<String> {
+        let host = headers
+            .get("host")
+            .and_then(|h| h.to_str().ok())
+            .unwrap_or("")
+            .to_owned();
+        Html(format!(
+            r#"<html><body><a href="http://{host}/loans">Loans</a></body></html>"#
+        ))
+    }
     let app = axum::Router::new()
         .route("/", get(page))
+        .route("/go", get(go))
+        .route("/links", get(links))
         .route("/api/profile", get(profile))
         .route("/settings/tax", post(settings))
         .route("/transactions/export.csv", get(export))
@@ -490,5 +513,31 @@ async fn after_the_end_button_the_next_request_is_refused() {
             .iter()
             .any(|k| k == "session.ended Sarah Lee's session on Acme Co ended: Sarah Lee ended it")
     );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let r = client
+        .get(format!("{}/go", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("go");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert_eq!(r.headers()["location"], "/landing");
+    let page = client
+        .get(format!("{}/links", w.gateway))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("links")
+        .text()
+        .await
+        .expect("text");
+    assert!(page.contains(r#"<a href="/loans">"#), "{page}");
     w.app.stop().await.expect("stop");
 }

@@ -584,7 +584,7 @@ async fn respond(
         );
     }
     let body: Vec<u8> = if is_html {
-        match state.masker.rewrite(&bytes, &bar) {
+        match state.masker.rewrite_chunks([&bytes[..]], &bar, Some(base)) {
             Ok(b) => b,
             Err(_) => {
                 return notice(

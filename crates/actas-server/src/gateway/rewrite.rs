@@ -50,17 +50,45 @@ impl HtmlMasker {
 
     /// Rewrites a whole HTML document: masks it and puts `banner` (HTML) first in `<body>`.
     pub fn rewrite(&self, input: &[u8], banner: &str) -> Result<Vec<u8>, RewriteError> {
-        self.rewrite_chunks([input], banner)
+        self.rewrite_chunks([input], banner, None)
     }
 
-    /// Rewrites a document arriving in pieces, as a proxied body does.
+    /// Rewrites a document arriving in pieces, as a proxied body does. Absolute links to
+    /// `product_origin` (e.g. `http://127.0.0.1:8082`) become relative, so following them
+    /// stays inside the gateway.
     pub fn rewrite_chunks<'a>(
         &self,
         chunks: impl IntoIterator<Item = &'a [u8]>,
         banner: &str,
+        product_origin: Option<&str>,
     ) -> Result<Vec<u8>, RewriteError> {
         let mut output = Vec::new();
         let mut handlers = Vec::new();
+        if let Some(origin) = product_origin
+            .map(|o| o.trim_end_matches('/').to_owned())
+            .filter(|o| !o.is_empty())
+        {
+            for (selector, attribute) in [
+                ("a[href]", "href"),
+                ("link[href]", "href"),
+                ("area[href]", "href"),
+                ("[src]", "src"),
+                ("form[action]", "action"),
+                ("[formaction]", "formaction"),
+                ("meta[http-equiv]", "content"),
+            ] {
+                let origin = origin.clone();
+                handlers.push(element!(selector, move |el| {
+                    if let Some(v) = el.get_attribute(attribute)
+                        && v.contains(&origin)
+                    {
+                        let local = v.replace(&format!("{origin}/"), "/").replace(&origin, "/");
+                        el.set_attribute(attribute, &local)?;
+                    }
+                    Ok(())
+                }));
+            }
+        }
         let banner = banner.to_owned();
         handlers.push(element!("body", move |el| {
             el.prepend(&banner, ContentType::Html);
@@ -209,7 +237,7 @@ rule = "hide"
     fn text_split_across_chunks_is_still_masked_whole() {
         // One byte at a time, as a slow upstream might send it.
         let out = masker()
-            .rewrite_chunks(PAGE.as_bytes().chunks(1), "")
+            .rewrite_chunks(PAGE.as_bytes().chunks(1), "", None)
             .expect("rewrite");
         let out = String::from_utf8(out).expect("utf-8");
         assert!(
@@ -220,6 +248,28 @@ rule = "hide"
             !out.contains("1111") && !out.contains("recovery-code"),
             "{out}"
         );
+    }
+
+    #[test]
+    fn absolute_links_to_the_product_stay_inside_the_gateway() {
+        let page = br#"<body><a href="http://product.local:8082/loans/7">loan</a><a href="https://elsewhere.example/x">out</a>
+<form action="http://product.local:8082/settings"><button formaction="http://product.local:8082">b</button></form>
+<img src="http://product.local:8082/logo.png"><meta http-equiv="refresh" content="0; url=http://product.local:8082/home"></body>"#;
+        let out = masker()
+            .rewrite_chunks([&page[..]], "", Some("http://product.local:8082"))
+            .expect("rewrite");
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(!out.contains("product.local"), "{out}");
+        for kept in [
+            r#"href="/loans/7""#,
+            r#"action="/settings""#,
+            r#"formaction="/""#,
+            r#"src="/logo.png""#,
+            "url=/home",
+            "https://elsewhere.example/x",
+        ] {
+            assert!(out.contains(kept), "{kept} missing: {out}");
+        }
     }
 
     #[test]
