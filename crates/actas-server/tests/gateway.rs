@@ -74,8 +74,38 @@ async fn product(seen: Arc<Seen>) -> String {
             r#"<html><body><a href="http://{host}/loans">Loans</a></body></html>"#
         ))
     }
+    async fn gzipped() -> impl IntoResponse {
+        use std::io::Write;
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(
+            br#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
+        )
+        .expect("gz");
+        (
+            [("content-type", "text/html"), ("content-encoding", "gzip")],
+            e.finish().expect("gz"),
+        )
+    }
+    async fn brotlied() -> impl IntoResponse {
+        use std::io::Write;
+        let mut out = Vec::new();
+        {
+            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
+            w.write_all(br#"{"card":{"number":"4111111111114242"},"secret":"s3cr3t"}"#)
+                .expect("br");
+        }
+        (
+            [
+                ("content-type", "application/json"),
+                ("content-encoding", "br"),
+            ],
+            out,
+        )
+    }
     let app = axum::Router::new()
         .route("/", get(page))
+        .route("/gz", get(gzipped))
+        .route("/br", get(brotlied))
         .route("/go", get(go))
         .route("/links", get(links))
         .route("/api/profile", get(profile))
@@ -539,5 +569,35 @@ async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
         .await
         .expect("text");
     assert!(page.contains(r#"<a href="/loans">"#), "{page}");
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn gzip_and_brotli_bodies_are_unpacked_and_masked() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let r = client
+        .get(format!("{}/gz", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("gz");
+    assert!(r.headers().get("content-encoding").is_none());
+    let page = r.text().await.expect("text");
+    assert!(
+        page.contains("•••• 4242") && !page.contains("4111 1111"),
+        "{page}"
+    );
+    let r = client
+        .get(format!("{}/br", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("br");
+    let body: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(
+        body,
+        serde_json::json!({ "card": { "number": "•••• 4242" }, "secret": "[hidden]" })
+    );
     w.app.stop().await.expect("stop");
 }

@@ -543,18 +543,11 @@ async fn respond(
     }
     let is_html = content_type.starts_with("text/html");
     let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
-    let encoded = headers
+    let encoding = headers
         .get(header::CONTENT_ENCODING)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|e| e != "identity");
-    if (is_html || is_json) && encoded {
-        return notice(
-            StatusCode::BAD_GATEWAY,
-            "Refused",
-            "The product sent a compressed page that can't be masked, so it was not shown.",
-            bar,
-        );
-    }
+        .map(|e| e.trim().to_ascii_lowercase())
+        .filter(|e| e != "identity");
     if upstream
         .content_length()
         .is_some_and(|n| n as usize > state.max_body)
@@ -567,7 +560,7 @@ async fn respond(
             bar,
         );
     }
-    let Ok(bytes) = upstream.bytes().await else {
+    let Ok(raw) = upstream.bytes().await else {
         return notice(
             StatusCode::BAD_GATEWAY,
             "The product did not answer",
@@ -575,6 +568,23 @@ async fn respond(
             bar,
         );
     };
+    // Bodies that are masked are decoded first (and sent on uncompressed); anything else
+    // keeps its encoding.
+    let decoded = match (&encoding, is_html || is_json) {
+        (Some(e), true) => match decode(e, &raw, state.max_body) {
+            Some(b) => Some(b),
+            None => {
+                return notice(
+                    StatusCode::BAD_GATEWAY,
+                    "Refused",
+                    "The product's compressed page could not be unpacked and masked, so it was not shown.",
+                    bar,
+                );
+            }
+        },
+        _ => None,
+    };
+    let bytes = decoded.map(Bytes::from).unwrap_or(raw);
     if bytes.len() > state.max_body && (is_html || is_json) {
         return notice(
             StatusCode::BAD_GATEWAY,
@@ -616,7 +626,10 @@ async fn respond(
     let mut response = Response::builder().status(status);
     for (name, value) in &headers {
         let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || n.starts_with("actas-") || n == "content-encoding" {
+        if HOP_BY_HOP.contains(&n) || n.starts_with("actas-") {
+            continue;
+        }
+        if n == "content-encoding" && (is_html || is_json) {
             continue;
         }
         if n == "location" {
@@ -649,4 +662,19 @@ async fn respond(
     response
         .body(Body::from(body))
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// Decodes a gzip, deflate or brotli body, refusing (None) anything unknown, corrupt or
+/// larger than `limit` once unpacked (so a small bomb can't blow up memory).
+fn decode(encoding: &str, body: &[u8], limit: usize) -> Option<Vec<u8>> {
+    use std::io::Read;
+    let reader: Box<dyn Read + '_> = match encoding {
+        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(body)),
+        "deflate" => Box::new(flate2::read::ZlibDecoder::new(body)),
+        "br" => Box::new(brotli::Decompressor::new(body, 8192)),
+        _ => return None,
+    };
+    let mut out = Vec::new();
+    reader.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
+    (out.len() <= limit).then_some(out)
 }
