@@ -207,11 +207,23 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 format!("changed {}", changes_text(changes))
             };
             match status {
+                // Recorded before the request goes to the product: what was asked for.
+                None if changes.is_empty() => {
+                    format!(
+                        "{who}, acting as {}, sent a change: {description}",
+                        account.name
+                    )
+                }
+                None => format!(
+                    "{who}, acting as {}, sent a change ({description}) setting {}",
+                    account.name,
+                    changes_text(changes)
+                ),
                 Some(s) if *s >= 400 => format!(
-                    "{who}, acting as {}, tried to make a change ({what}), but the product refused it (status {s})",
+                    "{who}, acting as {}, tried to make a change ({description}), but the product refused it (status {s})",
                     account.name
                 ),
-                _ => format!("{who}, acting as {}, {what}", account.name),
+                Some(_) => format!("{who}, acting as {}, {what}", account.name),
             }
         }
         EventData::ActionBlocked {

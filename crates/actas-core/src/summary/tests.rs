@@ -117,7 +117,7 @@ fn session_sentences() {
                 status: None,
             }
         ),
-        "Sarah Lee, acting as Acme Co, changed the tax rate from 20% to 10% and the currency from EUR to GBP"
+        "Sarah Lee, acting as Acme Co, sent a change (changed the tax settings) setting the tax rate from 20% to 10% and the currency from EUR to GBP"
     );
     assert_eq!(
         say(

@@ -407,8 +407,8 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
             submitted_fields(&state, &parts.headers, &body)
         },
     };
-    match state.service.admit(&ctx, &req).await {
-        Ok(Admission::Forward { .. }) => {}
+    let description = match state.service.admit(&ctx, &req).await {
+        Ok(Admission::Forward { description }) => description,
         Ok(Admission::Blocked { why }) => {
             return notice(
                 StatusCode::FORBIDDEN,
@@ -418,7 +418,7 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
             );
         }
         Err(e) => return refusal(e, bar),
-    }
+    };
     // Phase 4: forward, with the signed assertion and without any client-supplied Actas-*
     // header or the gateway's own cookie.
     let info = active.info();
@@ -508,7 +508,24 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
             );
         }
     };
-    // Phase 5: rewrite the response.
+    // Phase 5: record the outcome of a change (with the product's own account of it), then
+    // rewrite the response.
+    if !method.is_safe() {
+        let changes = audited_changes(&state, upstream.headers());
+        if let Err(e) = state
+            .service
+            .record_outcome(&ctx, &description, upstream.status().as_u16(), changes)
+            .await
+        {
+            tracing::error!(error = %e, "the outcome of a change could not be recorded");
+            return notice(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The result could not be recorded",
+                "The change was sent to the product, but its result could not be written to the audit log. Check the account before doing anything else.",
+                bar,
+            );
+        }
+    }
     respond(&state, &ctx, upstream, bar, &base).await
 }
 
@@ -677,4 +694,43 @@ fn decode(encoding: &str, body: &[u8], limit: usize) -> Option<Vec<u8>> {
     let mut out = Vec::new();
     reader.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
     (out.len() <= limit).then_some(out)
+}
+
+/// The product's `Actas-Audit` header — `{"field", "from", "to"}` or a list of them — as
+/// field changes, masked by the policy like any JSON (field names match `$.field_name`).
+fn audited_changes(state: &GatewayState, headers: &reqwest::header::HeaderMap) -> Vec<FieldChange> {
+    let Some(raw) = headers.get("actas-audit").and_then(|v| v.to_str().ok()) else {
+        return Vec::new();
+    };
+    let items = match serde_json::from_str::<serde_json::Value>(raw) {
+        Ok(serde_json::Value::Array(a)) => a,
+        Ok(v @ serde_json::Value::Object(_)) => vec![v],
+        _ => return Vec::new(),
+    };
+    let policy = state.service.policy();
+    let mask = |field: &str, value: Option<&serde_json::Value>| -> Option<String> {
+        let value = value.filter(|v| !v.is_null())?;
+        let key = field.trim().to_lowercase().replace(' ', "_");
+        let mut doc = serde_json::json!({ key.clone(): value });
+        actas_core::mask::mask_json(&mut doc, policy.masking(), policy.unclassified);
+        doc.get(&key).map(|v| match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    };
+    items
+        .iter()
+        .filter_map(|item| {
+            let field = item.get("field")?.as_str()?.trim();
+            if field.is_empty() {
+                return None;
+            }
+            Some(FieldChange {
+                field: field.replace('_', " "),
+                from: mask(field, item.get("from")),
+                to: mask(field, item.get("to")),
+            })
+        })
+        .take(50)
+        .collect()
 }

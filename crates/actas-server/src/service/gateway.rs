@@ -228,3 +228,30 @@ impl Service {
         })
     }
 }
+
+impl Service {
+    /// Records what the product answered to a change: its status and, when it sent an
+    /// `Actas-Audit` header, what changed from and to (already masked by the caller).
+    pub async fn record_outcome(
+        &self,
+        ctx: &GatewayContext,
+        description: &str,
+        status: u16,
+        changes: Vec<FieldChange>,
+    ) -> ServiceResult<()> {
+        let info = ctx.session.info();
+        let event = NewEvent::new(
+            Actor::Staff(ctx.staff.clone()),
+            EventData::ActionTaken {
+                session: info.id,
+                account: ctx.account.clone(),
+                ticket: ctx.ticket.clone(),
+                description: description.to_owned(),
+                changes,
+                status: Some(status),
+            },
+        );
+        self.store.append(event).await?;
+        Ok(())
+    }
+}
