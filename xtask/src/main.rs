@@ -16,9 +16,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
+        Some("bench-gateway") => bench_gateway(),
         Some("prereqs") => prerequisites(),
         _ => Err(
-            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask prereqs"
+            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask prereqs"
                 .into(),
         ),
     };
@@ -101,6 +102,31 @@ fn bench(args: &[String]) -> Result {
     ];
     a.extend(args.iter().map(String::as_str));
     run("cargo", &a)
+}
+
+/// The gateway load benchmark: the product direct, behind nginx, and behind the gateway,
+/// measured with wrk in one run (installs wrk and nginx with apt when missing).
+fn bench_gateway() -> Result {
+    for (tool, package) in [("wrk", "wrk"), ("nginx", "nginx")] {
+        if !have(tool) {
+            eprintln!("{tool} is missing; installing it with apt");
+            run("apt-get", &["install", "-y", "-qq", package])
+                .map_err(|e| format!("{tool} could not be installed: {e}"))?;
+        }
+    }
+    step("gateway load benchmark (release)");
+    run(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "actas-server",
+            "--example",
+            "gateway_load",
+        ],
+    )
 }
 
 /// What the suite needs from the machine. Each check either passes, is fixed, or fails

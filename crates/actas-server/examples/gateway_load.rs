@@ -1,0 +1,238 @@
+//! Load benchmark for the gateway (run by `cargo xtask bench-gateway`; needs wrk and
+//! nginx from Debian). In one run it measures the same small product three ways:
+//! directly, behind nginx `proxy_pass` (the baseline), and behind the actas gateway in a
+//! live session with the banner, masking and a durable ledger event for every request.
+//! Prints a Markdown table of throughput and p50/p99 latency with ratios.
+
+use actas_core::Timestamp;
+use actas_core::event::Actor;
+use actas_core::scope::Risk;
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use actas_server::password::Password;
+use actas_server::service::{AllowChange, RequestInput};
+use anyhow::{Context, Result, bail};
+use axum::response::Html;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+const PAGE: &str = include_str!("gateway_load_page.html");
+
+struct Run {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+}
+
+fn wrk(url: &str, cookie: Option<&str>, seconds: u32) -> Result<Run> {
+    let mut cmd = Command::new("wrk");
+    cmd.args([
+        "-t2",
+        "-c32",
+        &format!("-d{seconds}s"),
+        "--latency",
+        "-H",
+        "Sec-Fetch-Dest: document",
+    ]);
+    if let Some(c) = cookie {
+        cmd.args(["-H", &format!("Cookie: {c}")]);
+    }
+    let out = cmd
+        .arg(url)
+        .output()
+        .context("wrk is not installed (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let rps = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context(format!("wrk printed no throughput:\n{text}"))?;
+    let pct = |p: &str| -> Result<f64> {
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with(p))
+            .context(format!("no {p} in wrk output"))?;
+        let v = line.split_whitespace().nth(1).context("no value")?;
+        let (num, unit) = v.split_at(v.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(v.len()));
+        let n: f64 = num.parse()?;
+        Ok(match unit {
+            "us" => n / 1000.0,
+            "ms" => n,
+            "s" => n * 1000.0,
+            _ => n,
+        })
+    };
+    if text.contains("Non-2xx") {
+        bail!("some requests failed:\n{text}");
+    }
+    Ok(Run {
+        rps,
+        p50_ms: pct("50%")?,
+        p99_ms: pct("99%")?,
+    })
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let seconds: u32 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    // The product.
+    let product = axum::Router::new().route("/", axum::routing::get(|| async { Html(PAGE) }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let product_addr = listener.local_addr()?;
+    tokio::spawn(async move { axum::serve(listener, product).await });
+
+    // nginx in front of it, as the baseline.
+    let dir = tempfile::tempdir()?;
+    let nginx_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0")?;
+        l.local_addr()?.port()
+    };
+    let conf = dir.path().join("nginx.conf");
+    let p = dir.path().display();
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 1; daemon off; pid {p}/nginx.pid; error_log {p}/error.log;
+events {{ worker_connections 1024; }}
+http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fastcgi_temp_path {p}/f; uwsgi_temp_path {p}/u; scgi_temp_path {p}/s;
+  upstream product {{ server {product_addr}; keepalive 64; }}
+  server {{ listen 127.0.0.1:{nginx_port}; location / {{ proxy_pass http://product; proxy_http_version 1.1; proxy_set_header Connection \"\"; }} }} }}"
+        ),
+    )?;
+    let mut nginx = Command::new("nginx")
+        .args(["-c", &conf.display().to_string(), "-p", &p.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("nginx is not installed (apt-get install nginx)")?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    // actas, with the gateway pointed at the product, and a live session.
+    let data = DataDir::new(dir.path().join("actas"));
+    data.init()?;
+    let config = data.path().join("actas.toml");
+    let text = std::fs::read_to_string(&config)?;
+    std::fs::write(
+        &config,
+        text.replace(
+            "upstream = \"http://127.0.0.1:8082\"",
+            &format!("upstream = \"http://{product_addr}\""),
+        ),
+    )?;
+    let settings = ServeSettings {
+        gateway_addr: Some(([127, 0, 0, 1], 0).into()),
+        ..ServeSettings::on(([127, 0, 0, 1], 0).into())
+    };
+    let app = Application::build(&data, settings).await?;
+    let s = app.service();
+    let pw = || Password::new("a-long-password".into());
+    s.add_staff(
+        Email::parse("dana@example.com")?,
+        DisplayName::parse("Dana Park")?,
+        Role::Director,
+        pw()?,
+        None,
+    )
+    .await?;
+    s.add_staff(
+        Email::parse("sarah@example.com")?,
+        DisplayName::parse("Sarah Lee")?,
+        Role::Agent,
+        pw()?,
+        None,
+    )
+    .await?;
+    s.change_allow_list(
+        &Email::parse("sarah@example.com")?,
+        AllowChange::Grant(Risk::Low),
+        &Email::parse("dana@example.com")?,
+        "Load benchmark",
+    )
+    .await?;
+    s.put_account("acme", "Acme Co", &[], Actor::System).await?;
+    let sarah = s
+        .store()
+        .staff_by_email(&Email::parse("sarah@example.com")?)
+        .await?
+        .context("staff")?;
+    let input = RequestInput {
+        account: "acme".into(),
+        ticket: "#1".into(),
+        reason: "Load benchmark of the gateway pipeline".into(),
+        capabilities: vec![],
+        minutes: Some(30),
+        mode: None,
+        for_session: None,
+    };
+    let request = s.create_request(&sarah, input).await?;
+    let (_, token) = s
+        .start_session(&sarah, request.id, Timestamp::now())
+        .await?;
+    let gateway = format!("http://{}", app.gateway_addr().context("gateway")?);
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let entered = client
+        .get(format!("{gateway}/__actas/enter?token={}", token.expose()))
+        .send()
+        .await?;
+    let cookie = entered
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("no gateway cookie")?
+        .to_owned();
+    let events_before = s.store().ledger_size().await?;
+
+    let direct = tokio::task::spawn_blocking({
+        let u = format!("http://{product_addr}/");
+        move || wrk(&u, None, seconds)
+    })
+    .await??;
+    let proxied = tokio::task::spawn_blocking(move || {
+        wrk(&format!("http://127.0.0.1:{nginx_port}/"), None, seconds)
+    })
+    .await??;
+    let through = tokio::task::spawn_blocking({
+        let u = format!("{gateway}/");
+        let c = cookie.clone();
+        move || wrk(&u, Some(&c), seconds)
+    })
+    .await??;
+    let recorded = s.store().ledger_size().await? - events_before;
+    let _ = nginx.kill();
+    app.stop().await?;
+
+    println!("| path | requests/s | p50 | p99 |");
+    println!("| --- | --- | --- | --- |");
+    for (name, r) in [
+        ("product direct", &direct),
+        ("behind nginx (baseline)", &proxied),
+        ("behind the actas gateway", &through),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+            r.rps, r.p50_ms, r.p99_ms
+        );
+    }
+    println!();
+    println!(
+        "gateway / nginx throughput: {:.2}×",
+        through.rps / proxied.rps
+    );
+    println!(
+        "gateway p99 added over direct: {:.2} ms (nginx: {:.2} ms)",
+        through.p99_ms - direct.p99_ms,
+        proxied.p99_ms - direct.p99_ms
+    );
+    println!(
+        "page views recorded durably in the ledger during the gateway run: {recorded} (about {:.0} per second)",
+        recorded as f64 / f64::from(seconds)
+    );
+    Ok(())
+}
