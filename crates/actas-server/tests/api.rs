@@ -1,12 +1,11 @@
 //! The JSON API over real HTTP on a random port, with a real SQLite file behind it.
 
-use actas_core::event::Actor;
+mod common;
+
 use actas_core::scope::Risk;
-use actas_core::staff::{DisplayName, Email, Role};
+use actas_core::staff::Role;
 use actas_server::app::{Application, ServeSettings};
 use actas_server::config::DataDir;
-use actas_server::password::Password;
-use actas_server::service::AllowChange;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -25,35 +24,19 @@ impl TestApp {
             .await
             .expect("start");
         let s = app.service();
-        let pw = || Password::new("a-long-password".into()).expect("pw");
-        for (email, name, role) in [
-            ("dana@example.com", "Dana Park", Role::Director),
-            ("lee@example.com", "Lee Chen", Role::Lead),
-            ("sarah@example.com", "Sarah Lee", Role::Agent),
-            ("ola@example.com", "Ola Nowak", Role::Agent),
-            ("audrey@example.com", "Audrey Kim", Role::Auditor),
-        ] {
-            s.add_staff(
-                Email::parse(email).expect("e"),
-                DisplayName::parse(name).expect("n"),
-                role,
-                pw(),
-                None,
-            )
-            .await
-            .expect("staff");
-        }
-        s.change_allow_list(
-            &Email::parse("sarah@example.com").expect("e"),
-            AllowChange::Grant(Risk::High),
-            &Email::parse("dana@example.com").expect("e"),
-            "On the billing support rota",
+        common::add_staff(
+            s,
+            &[
+                ("dana@example.com", "Dana Park", Role::Director),
+                ("lee@example.com", "Lee Chen", Role::Lead),
+                ("sarah@example.com", "Sarah Lee", Role::Agent),
+                ("ola@example.com", "Ola Nowak", Role::Agent),
+                ("audrey@example.com", "Audrey Kim", Role::Auditor),
+            ],
         )
-        .await
-        .expect("grant");
-        s.put_account("acme", "Acme Co", &[], Actor::System)
-            .await
-            .expect("account");
+        .await;
+        common::allow(s, "sarah@example.com", Risk::High).await;
+        common::acme(s).await;
         let base = format!("http://{}", app.console_addr());
         Self {
             _dir: dir,

@@ -1,13 +1,13 @@
 //! The staff console over real HTTP: pages, forms, escaping, CSRF and the flow up to a
 //! started session.
 
-use actas_core::event::Actor;
+mod common;
+
 use actas_core::scope::Risk;
 use actas_core::staff::{DisplayName, Email, Role};
 use actas_server::app::{Application, ServeSettings};
 use actas_server::config::DataDir;
 use actas_server::password::Password;
-use actas_server::service::AllowChange;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 
@@ -25,33 +25,18 @@ async fn start() -> T {
         .await
         .expect("start");
     let s = app.service();
-    for (email, name, role) in [
-        ("dana@example.com", "Dana Park", Role::Director),
-        ("lee@example.com", "Lee Chen", Role::Lead),
-        ("sarah@example.com", "Sarah Lee", Role::Agent),
-        ("ola@example.com", "Ola Nowak", Role::Agent),
-    ] {
-        s.add_staff(
-            Email::parse(email).expect("e"),
-            DisplayName::parse(name).expect("n"),
-            role,
-            Password::new("a-long-password".into()).expect("p"),
-            None,
-        )
-        .await
-        .expect("staff");
-    }
-    s.change_allow_list(
-        &Email::parse("sarah@example.com").expect("e"),
-        AllowChange::Grant(Risk::Medium),
-        &Email::parse("dana@example.com").expect("e"),
-        "On the billing support rota",
+    common::add_staff(
+        s,
+        &[
+            ("dana@example.com", "Dana Park", Role::Director),
+            ("lee@example.com", "Lee Chen", Role::Lead),
+            ("sarah@example.com", "Sarah Lee", Role::Agent),
+            ("ola@example.com", "Ola Nowak", Role::Agent),
+        ],
     )
-    .await
-    .expect("grant");
-    s.put_account("acme", "Acme Co", &[], Actor::System)
-        .await
-        .expect("acme");
+    .await;
+    common::allow(s, "sarah@example.com", Risk::Medium).await;
+    common::acme(s).await;
     let base = format!("http://{}", app.console_addr());
     T {
         _dir: dir,

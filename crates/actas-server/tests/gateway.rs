@@ -1,14 +1,14 @@
 //! The gateway over real HTTP: a small product server on a random port behind it, and a
 //! real client in front. Each test walks one of DESIGN.md's gateway invariants.
 
+mod common;
+
 use actas_core::Timestamp;
-use actas_core::event::Actor;
 use actas_core::scope::Risk;
-use actas_core::staff::{DisplayName, Email, Role};
+use actas_core::staff::{Email, Role};
 use actas_server::app::{Application, ServeSettings};
 use actas_server::config::DataDir;
-use actas_server::password::Password;
-use actas_server::service::{AllowChange, Approval, RequestInput};
+use actas_server::service::{Approval, RequestInput};
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
@@ -153,32 +153,17 @@ async fn world() -> World {
     };
     let app = Application::build(&data, settings).await.expect("start");
     let s = app.service();
-    for (email, name, role) in [
-        ("dana@example.com", "Dana Park", Role::Director),
-        ("lee@example.com", "Lee Chen", Role::Lead),
-        ("sarah@example.com", "Sarah Lee", Role::Agent),
-    ] {
-        s.add_staff(
-            Email::parse(email).expect("e"),
-            DisplayName::parse(name).expect("n"),
-            role,
-            Password::new("a-long-password".into()).expect("p"),
-            None,
-        )
-        .await
-        .expect("staff");
-    }
-    s.change_allow_list(
-        &Email::parse("sarah@example.com").expect("e"),
-        AllowChange::Grant(Risk::High),
-        &Email::parse("dana@example.com").expect("e"),
-        "On the billing support rota",
+    common::add_staff(
+        s,
+        &[
+            ("dana@example.com", "Dana Park", Role::Director),
+            ("lee@example.com", "Lee Chen", Role::Lead),
+            ("sarah@example.com", "Sarah Lee", Role::Agent),
+        ],
     )
-    .await
-    .expect("grant");
-    s.put_account("acme", "Acme Co", &[], Actor::System)
-        .await
-        .expect("acct");
+    .await;
+    common::allow(s, "sarah@example.com", Risk::High).await;
+    common::acme(s).await;
     let gateway = format!("http://{}", app.gateway_addr().expect("gateway runs"));
     World {
         _dir: dir,

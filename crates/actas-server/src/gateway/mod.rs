@@ -131,14 +131,7 @@ fn notice(status: StatusCode, title: &str, message: &str, banner: String) -> Res
 }
 
 fn cookie_value(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == GATEWAY_COOKIE)
-        .map(|(_, v)| v.to_owned())
+    crate::http::auth::cookie(headers, GATEWAY_COOKIE).map(str::to_owned)
 }
 
 #[derive(Deserialize)]

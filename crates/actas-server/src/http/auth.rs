@@ -18,7 +18,8 @@ pub const CSRF_HEADER: &str = "x-csrf-token";
 /// An authenticated staff member; the only way a handler gets one is through these checks.
 pub struct Staff(pub Authenticated);
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// A cookie's value from a request's `Cookie` headers.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()

@@ -1,0 +1,49 @@
+//! Shared set-up for the server's tests: staff, the allow-list and an account, made
+//! through the service layer exactly as an operator would.
+#![allow(dead_code, unreachable_pub)]
+
+use actas_core::event::Actor;
+use actas_core::scope::Risk;
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_server::password::Password;
+use actas_server::service::{AllowChange, Service};
+
+/// The password every test staff member has.
+pub const PASSWORD: &str = "a-long-password";
+
+/// Adds staff members (email, name, role), with [`PASSWORD`].
+pub async fn add_staff(service: &Service, staff: &[(&str, &str, Role)]) {
+    for (email, name, role) in staff {
+        service
+            .add_staff(
+                Email::parse(email).expect("email"),
+                DisplayName::parse(name).expect("name"),
+                *role,
+                Password::new(PASSWORD.into()).expect("password"),
+                None,
+            )
+            .await
+            .expect("staff");
+    }
+}
+
+/// Dana (a director, who must exist) allows `email` up to `risk`.
+pub async fn allow(service: &Service, email: &str, risk: Risk) {
+    service
+        .change_allow_list(
+            &Email::parse(email).expect("email"),
+            AllowChange::Grant(risk),
+            &Email::parse("dana@example.com").expect("email"),
+            "On the billing support rota",
+        )
+        .await
+        .expect("grant");
+}
+
+/// The account `acme`, "Acme Co".
+pub async fn acme(service: &Service) {
+    service
+        .put_account("acme", "Acme Co", &[], Actor::System)
+        .await
+        .expect("account");
+}
