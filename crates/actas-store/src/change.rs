@@ -194,6 +194,12 @@ pub enum Change {
         session: SessionId,
         /// The token the banner sends to end the session.
         csrf: String,
+        /// The staff member, as events name them.
+        staff: actas_core::staff::StaffRef,
+        /// The account, as events name it.
+        account: actas_core::account::AccountRef,
+        /// The session's ticket.
+        ticket: actas_core::text::TicketRef,
         /// When.
         at: Timestamp,
     },

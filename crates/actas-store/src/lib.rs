@@ -17,8 +17,8 @@ mod stats;
 
 pub use change::{Applied, Change, Unit};
 pub use model::{
-    Account, AllowEntry, Appended, CodeRecord, EventFilter, Login, RecordedEvent, StaffRecord,
-    TotpSecret,
+    Account, AllowEntry, Appended, CodeRecord, EventFilter, GatewayLogin, Login, RecordedEvent,
+    StaffRecord, TotpSecret,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -180,11 +180,8 @@ pub trait Store: Send + Sync {
     /// The staff member owning an unrevoked API token, by the token's SHA-256.
     async fn api_token_owner(&self, hash: &[u8; 32]) -> StoreResult<Option<StaffId>>;
 
-    /// The session and end-token of a gateway cookie, by the cookie's SHA-256.
-    async fn gateway_login(
-        &self,
-        token_hash: &[u8; 32],
-    ) -> StoreResult<Option<(SessionId, String)>>;
+    /// A gateway cookie's record, by the cookie's SHA-256.
+    async fn gateway_login(&self, token_hash: &[u8; 32]) -> StoreResult<Option<GatewayLogin>>;
 
     /// The session a hand-off token (by its SHA-256) was issued for, used or not.
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>>;

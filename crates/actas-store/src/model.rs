@@ -147,6 +147,22 @@ pub struct CodeRecord {
     pub expires_at: Timestamp,
 }
 
+/// The gateway cookie's record: its session, its end token and the names a proxied
+/// request needs, read in one row.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayLogin {
+    /// The session.
+    pub session: actas_core::ids::SessionId,
+    /// The token the banner's End button sends.
+    pub csrf: String,
+    /// The staff member.
+    pub staff: actas_core::staff::StaffRef,
+    /// The account.
+    pub account: actas_core::account::AccountRef,
+    /// The ticket.
+    pub ticket: actas_core::text::TicketRef,
+}
+
 /// A console sign-in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Login {

@@ -201,7 +201,7 @@ async fn end(State(state): State<GatewayState>, headers: HeaderMap, body: Bytes)
             String::new(),
         );
     };
-    let Ok((session, csrf)) = state.service.gateway_session(&cookie).await else {
+    let Ok((session, login)) = state.service.gateway_session(&cookie).await else {
         return notice(
             StatusCode::FORBIDDEN,
             "No support session",
@@ -212,7 +212,7 @@ async fn end(State(state): State<GatewayState>, headers: HeaderMap, body: Bytes)
     let sent = serde_html_form::from_bytes::<EndForm>(&body)
         .map(|f| f.csrf)
         .unwrap_or_default();
-    if sent.is_empty() || sent != csrf {
+    if sent.is_empty() || sent != login.csrf {
         return notice(
             StatusCode::FORBIDDEN,
             "Refused",
@@ -347,18 +347,16 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
         );
     };
     // Phase 1: the session is live (and its idle clock is refreshed when recorded below).
-    let (session, csrf) = match state.service.gateway_session(&cookie).await {
+    let (session, login) = match state.service.gateway_session(&cookie).await {
         Ok(s) => s,
         Err(e) => return refusal(e, String::new()),
     };
-    let active = match state.service.live_session(session.info().id).await {
-        Ok(a) => a,
-        Err(e) => return refusal(e, String::new()),
-    };
-    let ctx = match state.service.gateway_context(&active).await {
+    let ctx = match state.service.live_context(session, &login).await {
         Ok(c) => c,
         Err(e) => return refusal(e, String::new()),
     };
+    let active = ctx.session.clone();
+    let csrf = login.csrf.clone();
     let bar = banner(&ctx, &csrf);
     if bar.is_empty() {
         return notice(

@@ -10,13 +10,12 @@ use super::{Service, ServiceError, ServiceResult};
 use actas_core::Timestamp;
 use actas_core::account::AccountRef;
 use actas_core::event::{Actor, EventData, FieldChange, NewEvent};
-use actas_core::ids::SessionId;
 use actas_core::policy::routes::Method;
 use actas_core::scope::{CapabilityName, Mode};
 use actas_core::session::{ActiveSession, Session, SessionError};
 use actas_core::staff::StaffRef;
 use actas_core::text::TicketRef;
-use actas_store::{Change, Unit};
+use actas_store::{Change, GatewayLogin, Unit};
 
 /// How stale the stored idle clock may get before a request refreshes it.
 pub const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
@@ -65,20 +64,29 @@ pub enum Admission {
 }
 
 impl Service {
-    /// Exchanges a hand-off token for the gateway's own cookie (and its end token).
+    /// Exchanges a hand-off token for the gateway's own cookie (and its end token). The
+    /// names the banner and the records need are kept with the cookie, so proxied requests
+    /// don't look them up again.
     pub async fn enter_gateway(
         &self,
         handoff: &str,
     ) -> ServiceResult<(ActiveSession, Secret, String)> {
         let session = self.redeem_handoff(handoff).await?;
+        let info = session.info();
+        let staff = self.staff_ref(info.staff).await?;
+        let account = self.account(&info.account).await?.to_ref();
+        let ticket = self.request(info.request).await?.ticket;
         let token = random_hex(32)?;
         let csrf = random_hex(16)?;
         self.store
             .commit(Unit::new(
                 vec![Change::InsertGatewayLogin {
                     token_hash: secret_hash(&token),
-                    session: session.info().id,
+                    session: info.id,
                     csrf: csrf.clone(),
+                    staff,
+                    account,
+                    ticket,
                     at: Timestamp::now(),
                 }],
                 |_| vec![],
@@ -87,9 +95,9 @@ impl Service {
         Ok((session, Secret::new(token), csrf))
     }
 
-    /// The session behind a gateway cookie, live or not, with its end token.
-    pub async fn gateway_session(&self, cookie: &str) -> ServiceResult<(Session, String)> {
-        let (id, csrf) = self
+    /// The session behind a gateway cookie (live or not) and the cookie's record: two reads.
+    pub async fn gateway_session(&self, cookie: &str) -> ServiceResult<(Session, GatewayLogin)> {
+        let login = self
             .store
             .gateway_login(&secret_hash(cookie))
             .await?
@@ -100,35 +108,30 @@ impl Service {
             })?;
         let session = self
             .store
-            .session(id)
+            .session(login.session)
             .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("session {id}")))?;
-        Ok((session, csrf))
+            .ok_or_else(|| ServiceError::NotFound(format!("session {}", login.session)))?;
+        Ok((session, login))
     }
 
-    /// Names for a session's banner and records.
-    pub async fn gateway_context(&self, session: &ActiveSession) -> ServiceResult<GatewayContext> {
-        let info = session.info();
-        Ok(GatewayContext {
-            session: session.clone(),
-            staff: self.staff_ref(info.staff).await?,
-            account: self.account(&info.account).await?.to_ref(),
-            ticket: self.request(info.request).await?.ticket,
-        })
-    }
-
-    /// Checks that a session may serve a request now. A session past a limit is ended
-    /// (and recorded) here, exactly once, and refused.
-    pub async fn live_session(&self, id: SessionId) -> ServiceResult<ActiveSession> {
-        let mut session = self
-            .store
-            .session(id)
-            .await?
-            .ok_or_else(|| ServiceError::NotFound(format!("session {id}")))?;
+    /// Checks that a session may serve a request now and returns its context. A session
+    /// past a limit is ended (and recorded) here, exactly once, and refused.
+    pub async fn live_context(
+        &self,
+        session: Session,
+        login: &GatewayLogin,
+    ) -> ServiceResult<GatewayContext> {
         let now = Timestamp::now();
-        match session.clone().serve(now) {
+        let id = session.info().id;
+        let mut checked = session.clone();
+        match checked.serve(now) {
             Ok(()) => match session {
-                Session::Active(a) => Ok(a),
+                Session::Active(a) => Ok(GatewayContext {
+                    session: a,
+                    staff: login.staff.clone(),
+                    account: login.account.clone(),
+                    ticket: login.ticket.clone(),
+                }),
                 Session::Ended(e) => Err(ServiceError::Forbidden(
                     SessionError::Ended(e.reason).to_string(),
                 )),
@@ -141,7 +144,6 @@ impl Service {
                     Ok(_) | Err(ServiceError::Conflict(_)) => {}
                     Err(e) => return Err(e),
                 }
-                let _ = session.serve(now);
                 Err(ServiceError::Forbidden(
                     SessionError::Expired(reason).to_string(),
                 ))

@@ -455,12 +455,20 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             token_hash,
             session,
             csrf,
+            staff,
+            account,
+            ticket,
             at,
         } => {
-            sqlx::query("INSERT INTO gateway_logins (token_hash, session_id, csrf, created_at) VALUES (?, ?, ?, ?)")
-                .bind(&token_hash[..])
-                .bind(session.to_string())
-                .bind(csrf)
+            sqlx::query(
+                "INSERT INTO gateway_logins (token_hash, session_id, csrf, staff, account, ticket, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&token_hash[..])
+            .bind(session.to_string())
+            .bind(csrf)
+            .bind(json(&staff))
+            .bind(json(&account))
+            .bind(ticket.as_str().to_owned())
                 .bind(at.as_millis())
                 .execute(&mut *conn)
                 .await

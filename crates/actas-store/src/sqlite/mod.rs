@@ -360,15 +360,25 @@ impl Store for SqliteStore {
     async fn gateway_login(
         &self,
         token_hash: &[u8; 32],
-    ) -> StoreResult<Option<(SessionId, String)>> {
-        let row: Option<(String, String)> =
-            sqlx::query_as("SELECT session_id, csrf FROM gateway_logins WHERE token_hash = ?")
+    ) -> StoreResult<Option<crate::GatewayLogin>> {
+        type Row = (String, String, String, String, String);
+        let row: Option<Row> =
+            sqlx::query_as("SELECT session_id, csrf, staff, account, ticket FROM gateway_logins WHERE token_hash = ?")
                 .bind(&token_hash[..])
                 .fetch_optional(&self.pool)
                 .await
                 .map_err(StoreError::unexpected)?;
-        row.map(|(s, csrf)| Ok((SessionId::parse(&s).map_err(StoreError::unexpected)?, csrf)))
-            .transpose()
+        row.map(|(s, csrf, staff, account, ticket)| {
+            Ok(crate::GatewayLogin {
+                session: SessionId::parse(&s).map_err(StoreError::unexpected)?,
+                csrf,
+                staff: serde_json::from_str(&staff).map_err(StoreError::unexpected)?,
+                account: serde_json::from_str(&account).map_err(StoreError::unexpected)?,
+                ticket: actas_core::text::TicketRef::try_from(ticket)
+                    .map_err(StoreError::unexpected)?,
+            })
+        })
+        .transpose()
     }
 
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>> {
