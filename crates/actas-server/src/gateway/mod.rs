@@ -391,7 +391,6 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
         method,
         path: &path,
         navigation: is_navigation(method, &parts.headers, &path),
-        export: false,
         fields: if method.is_safe() {
             Vec::new()
         } else {

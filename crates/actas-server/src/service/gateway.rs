@@ -29,8 +29,6 @@ pub struct GatewayRequest<'a> {
     pub path: &'a str,
     /// Whether it is a page navigation (recorded as a page view); assets are not recorded.
     pub navigation: bool,
-    /// Whether the route is an export or bulk download.
-    pub export: bool,
     /// Submitted form fields, already masked by policy, for the record of a change.
     pub fields: Vec<FieldChange>,
 }
@@ -169,11 +167,12 @@ impl Service {
             }
             None => (None, format!("{} {}", req.method, req.path)),
         };
-        let is_export = req.export
-            || capability
-                .as_ref()
-                .and_then(|c| policy.capability(c))
-                .is_some_and(|c| c.export);
+        // Routes of an export capability are exports; responses that turn out to be
+        // downloads are caught again when they come back.
+        let is_export = capability
+            .as_ref()
+            .and_then(|c| policy.capability(c))
+            .is_some_and(|c| c.export);
         let why = if capability.is_none() {
             Some("this kind of change is not in the policy, so it is blocked".to_owned())
         } else if !req.method.is_safe() && info.mode == Mode::ReadOnly {
