@@ -670,6 +670,54 @@ mod tests {
     use crate::staff::{DisplayName, Email, StaffRef};
 
     #[test]
+    fn everything_done_inside_a_session_is_on_behalf_of_its_account() {
+        use crate::account::AccountRef;
+        use crate::ids::{AccountId, SessionId};
+        let account = AccountRef {
+            id: AccountId::parse("acme").expect("id"),
+            name: DisplayName::parse("Acme Co").expect("name"),
+        };
+        let ticket = TicketRef::try_from("#1".to_owned()).expect("ticket");
+        let session = SessionId::random();
+        let inside = [
+            EventData::PageViewed {
+                session,
+                account: account.clone(),
+                ticket: ticket.clone(),
+                path: "/".into(),
+                description: "viewed /".into(),
+            },
+            EventData::ActionTaken {
+                session,
+                account: account.clone(),
+                ticket: ticket.clone(),
+                description: "d".into(),
+                changes: vec![],
+                status: None,
+            },
+            EventData::ActionBlocked {
+                session,
+                account: account.clone(),
+                ticket: ticket.clone(),
+                method: "POST".into(),
+                path: "/".into(),
+                capability: None,
+                why: "w".into(),
+            },
+        ];
+        for data in inside {
+            let ctx = data.context();
+            assert_eq!(
+                ctx.on_behalf_of.as_ref(),
+                Some(&account.id),
+                "{}",
+                data.kind()
+            );
+            assert_eq!(ctx.session, Some(session));
+        }
+    }
+
+    #[test]
     fn bodies_round_trip_and_start_with_their_index_prefix() {
         let staff = StaffRef {
             id: StaffId::new(1).expect("id"),
