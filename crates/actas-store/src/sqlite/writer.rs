@@ -146,16 +146,19 @@ impl Writer {
     }
 
     async fn load_tip(&mut self) -> StoreResult<Tip> {
-        let on_disk: Option<(i64, i64, Vec<u8>)> = sqlx::query_as(
-            "SELECT seq, time, leaf_hash FROM ledger_events ORDER BY seq DESC LIMIT 1",
+        // One read per batch: the last event and the newest head's size together.
+        type TipRow = (Option<i64>, Option<i64>, Option<Vec<u8>>, i64);
+        let (seq, time, leaf, head_size): TipRow = sqlx::query_as(
+            "SELECT e.seq, e.time, e.leaf_hash, (SELECT COALESCE(MAX(size), 0) FROM tree_heads)
+             FROM (SELECT 1) LEFT JOIN (SELECT seq, time, leaf_hash FROM ledger_events ORDER BY seq DESC LIMIT 1) e",
         )
-        .fetch_optional(&mut self.conn)
+        .fetch_one(&mut self.conn)
         .await
         .map_err(unavailable)?;
-        let head_size: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(size), 0) FROM tree_heads")
-            .fetch_one(&mut self.conn)
-            .await
-            .map_err(unavailable)?;
+        let on_disk = match (seq, time, leaf) {
+            (Some(seq), Some(time), Some(leaf)) => Some((seq, time, leaf)),
+            _ => None,
+        };
         let size = on_disk.as_ref().map_or(0, |r| r.0 as u64);
         if let Some(tip) = &self.tip
             && tip.size == size
