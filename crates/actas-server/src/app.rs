@@ -214,6 +214,9 @@ impl Application {
         for t in self.tasks {
             let _ = t.await;
         }
+        if let Err(e) = self.service.flush_unclassified().await {
+            tracing::warn!(error = %e, "counts of unclassified fields were lost at shutdown");
+        }
         self.store.close().await
     }
 }
@@ -227,6 +230,9 @@ async fn reap(service: Service, mut stopped: watch::Receiver<bool>) {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(ended = n, "ended sessions past their limits"),
                     Err(e) => tracing::error!(error = %e, "the session reaper failed"),
+                }
+                if let Err(e) = service.flush_unclassified().await {
+                    tracing::warn!(error = %e, "counts of unclassified fields could not be saved yet");
                 }
             }
             _ = stopped.changed() => break,

@@ -188,6 +188,9 @@ pub enum PolicyCommand {
         /// The file.
         file: PathBuf,
     },
+    /// List the JSON fields the gateway hid because no masking rule classifies them, most
+    /// often seen first, so the team can add rules for them.
+    Unclassified,
 }
 
 /// A command's failure, with its exit code.

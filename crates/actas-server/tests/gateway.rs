@@ -13,9 +13,13 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse};
 use axum::routing::{get, post};
+use futures_util::StreamExt;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
 use std::sync::{Arc, Mutex};
+
+/// Rows in the `/big` page: about 20 MiB, more than the 16 MiB whole-body limit.
+const BIG_ROWS: usize = 80_000;
 
 /// What the product saw of each request.
 #[derive(Default)]
@@ -108,8 +112,31 @@ async fn product(seen: Arc<Seen>) -> String {
             out,
         )
     }
+    /// A page larger than the gateway's whole-body limit, sent in many small chunks, with
+    /// a card number in each row.
+    async fn big() -> impl IntoResponse {
+        let head = futures_util::stream::once(async {
+            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
+                b"<!doctype html><html><body><table>",
+            ))
+        });
+        let rows = futures_util::stream::iter((0..BIG_ROWS).map(|i| {
+            Ok(axum::body::Bytes::from(format!(
+                "<tr><td>{i}</td><td class=\"card-number\">4111 1111 1111 4242</td><td>{}</td></tr>",
+                "x".repeat(200)
+            )))
+        }));
+        let tail = futures_util::stream::once(async {
+            Ok(axum::body::Bytes::from_static(b"</table></body></html>"))
+        });
+        (
+            [("content-type", "text/html; charset=utf-8")],
+            axum::body::Body::from_stream(head.chain(rows).chain(tail)),
+        )
+    }
     let app = axum::Router::new()
         .route("/", get(page))
+        .route("/big", get(big))
         .route("/gz", get(gzipped))
         .route("/br", get(brotlied))
         .route("/go", get(go))
@@ -590,6 +617,80 @@ async fn gzip_and_brotli_bodies_are_unpacked_and_masked() {
     assert_eq!(
         body,
         serde_json::json!({ "card": { "number": "•••• 4242" }, "secret": "[hidden]" })
+    );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_page_larger_than_the_body_limit_streams_through_masked() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let r = client
+        .get(format!("{}/big", w.gateway))
+        .header("cookie", &cookie)
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("big");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers().get("content-length").is_none(),
+        "a rewritten page is streamed, not measured first"
+    );
+    let mut chunks = r.bytes_stream();
+    let (mut bytes, mut pieces, mut masked) = (0usize, 0usize, 0usize);
+    let masked_form = "•••• 4242".as_bytes();
+    let count =
+        |hay: &[u8], needle: &[u8]| hay.windows(needle.len()).filter(|w| *w == needle).count();
+    // What is left of the last chunk, so nothing hides across a boundary: shorter than the
+    // masked form, so no whole match is counted twice.
+    let mut carry: Vec<u8> = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.expect("chunk");
+        bytes += chunk.len();
+        pieces += 1;
+        carry.extend_from_slice(&chunk);
+        assert_eq!(
+            count(&carry, b"1111 1111"),
+            0,
+            "an unmasked card number got through"
+        );
+        masked += count(&carry, masked_form);
+        carry = carry.split_off(carry.len().saturating_sub(masked_form.len() - 1));
+    }
+    assert!(bytes > 16 * 1024 * 1024, "{bytes} bytes");
+    assert!(pieces > 1, "the page arrived in one piece");
+    assert_eq!(masked, BIG_ROWS, "every row's card number is masked");
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    for _ in 0..3 {
+        let body: serde_json::Value = client
+            .get(format!("{}/api/profile", w.gateway))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .expect("profile")
+            .json()
+            .await
+            .expect("json");
+        assert_eq!(body["internal"], "[hidden]");
+    }
+    let s = w.app.service();
+    s.flush_unclassified().await.expect("flush");
+    let fields = s.unclassified_fields().await.expect("fields");
+    let internal = fields
+        .iter()
+        .find(|f| f.path == "$.internal")
+        .expect("$.internal is listed");
+    assert_eq!(internal.seen, 3);
+    assert!(
+        fields.iter().all(|f| f.path != "$.name"),
+        "classified fields are not listed: {fields:?}"
     );
     w.app.stop().await.expect("stop");
 }

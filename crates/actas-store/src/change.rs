@@ -203,6 +203,13 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// Adds to the counts of JSON paths no masking rule classified.
+    CountUnclassified {
+        /// Each path and how many times it was seen since the last count.
+        paths: Vec<(String, u64)>,
+        /// When.
+        at: Timestamp,
+    },
     /// Ends a session, if it is still active.
     EndSession {
         /// Which.

@@ -18,7 +18,7 @@ mod stats;
 pub use change::{Applied, Change, Unit};
 pub use model::{
     Account, AllowEntry, Appended, CodeRecord, EventFilter, GatewayLogin, Login, RecordedEvent,
-    StaffRecord, TotpSecret,
+    StaffRecord, TotpSecret, UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -185,6 +185,9 @@ pub trait Store: Send + Sync {
 
     /// The session a hand-off token (by its SHA-256) was issued for, used or not.
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>>;
+
+    /// The JSON paths no masking rule classified, most often seen first.
+    async fn unclassified_fields(&self) -> StoreResult<Vec<UnclassifiedField>>;
 
     /// An account's confirmation codes that are unused and unexpired at `now`.
     async fn open_codes(

@@ -177,3 +177,16 @@ pub struct Login {
     /// Whether it was signed out.
     pub ended: bool,
 }
+
+/// A JSON path the gateway hid because no masking rule classifies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnclassifiedField {
+    /// The path, e.g. `$.loans[*].iban`.
+    pub path: String,
+    /// How many responses carried it.
+    pub seen: u64,
+    /// When it was first seen.
+    pub first_seen: Timestamp,
+    /// When it was last seen.
+    pub last_seen: Timestamp,
+}

@@ -69,7 +69,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Allow { command } => staff::run_allow(&data, command).await,
         Command::Account { command } => account(&data, command).await,
         Command::Audit { command } => audit::run(&data, command).await,
-        Command::Policy { command } => policy::run(command),
+        Command::Policy { command } => policy::run(&data, command).await,
     }
 }
 

@@ -1,10 +1,35 @@
-//! `actas policy check FILE`.
+//! `actas policy check FILE` and `actas policy unclassified`.
 
+use super::Opened;
 use crate::cli::{Failure, PolicyCommand};
+use crate::config::DataDir;
 use actas_core::policy::Policy;
 
-pub(super) fn run(command: PolicyCommand) -> Result<(), Failure> {
+pub(super) async fn run(data: &DataDir, command: PolicyCommand) -> Result<(), Failure> {
     match command {
+        PolicyCommand::Unclassified => {
+            let opened = Opened::open(data).await?;
+            let fields = opened.service.unclassified_fields().await;
+            opened.finish_reading().await;
+            let fields = fields?;
+            if fields.is_empty() {
+                println!("No unclassified JSON fields have been seen.");
+                return Ok(());
+            }
+            println!(
+                "These JSON fields were hidden because no masking rule classifies them. Add a rule for each (show, last4, email, hide or never):"
+            );
+            println!("  {:>8}  {:<20}  path", "seen", "last seen");
+            for f in fields {
+                println!(
+                    "  {:>8}  {:<20}  {}",
+                    f.seen,
+                    f.last_seen.to_string(),
+                    f.path
+                );
+            }
+            Ok(())
+        }
         PolicyCommand::Check { file } => {
             let name = file.display().to_string();
             let text = std::fs::read_to_string(&file)

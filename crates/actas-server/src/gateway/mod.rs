@@ -22,6 +22,7 @@ use axum::extract::{Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
+use futures_util::{Stream, StreamExt};
 use rewrite::HtmlMasker;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -550,73 +551,30 @@ async fn respond(
     }
     let is_html = content_type.starts_with("text/html");
     let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .map(|e| e.trim().to_ascii_lowercase())
-        .filter(|e| e != "identity");
-    if upstream
-        .content_length()
-        .is_some_and(|n| n as usize > state.max_body)
-        && (is_html || is_json)
-    {
-        return notice(
-            StatusCode::BAD_GATEWAY,
-            "Too large to check",
-            "This page is too large to be masked, so it was not shown.",
-            bar,
-        );
-    }
-    let Ok(raw) = upstream.bytes().await else {
-        return notice(
-            StatusCode::BAD_GATEWAY,
-            "The product did not answer",
-            "Try again in a moment.",
-            bar,
-        );
-    };
-    // Bodies that are masked are decoded first (and sent on uncompressed); anything else
-    // keeps its encoding.
-    let decoded = match (&encoding, is_html || is_json) {
-        (Some(e), true) => match decode(e, &raw, state.max_body) {
-            Some(b) => Some(b),
-            None => {
-                return notice(
-                    StatusCode::BAD_GATEWAY,
-                    "Refused",
-                    "The product's compressed page could not be unpacked and masked, so it was not shown.",
-                    bar,
-                );
-            }
-        },
-        _ => None,
-    };
-    let bytes = decoded.map(Bytes::from).unwrap_or(raw);
-    if bytes.len() > state.max_body && (is_html || is_json) {
-        return notice(
-            StatusCode::BAD_GATEWAY,
-            "Too large to check",
-            "This page is too large to be masked, so it was not shown.",
-            bar,
-        );
-    }
-    let body: Vec<u8> = if is_html {
-        match state.masker.rewrite_chunks([&bytes[..]], &bar, Some(base)) {
-            Ok(b) => b,
-            Err(_) => {
-                return notice(
-                    StatusCode::BAD_GATEWAY,
-                    "Refused",
-                    "The page could not be masked, so it was not shown.",
-                    bar,
-                );
-            }
-        }
+    // The client unpacks gzip, deflate and brotli as the body streams in, so everything
+    // below sees plain bytes, and a compression bomb costs time, never memory.
+    let body = if is_html {
+        // Streamed: each chunk is masked and sent on as it arrives, so memory stays bounded
+        // whatever the page's size. A chunk that can't be rewritten ends the response with
+        // an error (the browser gets a broken page, never an unmasked one).
+        let rewriter = state.masker.stream(&bar, Some(base));
+        Body::from_stream(rewritten_html(upstream.bytes_stream(), rewriter))
     } else if is_json {
-        match serde_json::from_slice::<serde_json::Value>(&bytes) {
+        // JSON is masked as a whole document, so it is read whole, up to the limit.
+        let Some(raw) = read_limited(upstream, state.max_body).await else {
+            return notice(
+                StatusCode::BAD_GATEWAY,
+                "Too large to check",
+                "The product's answer is too large to be masked, or did not arrive whole, so it was not shown.",
+                bar,
+            );
+        };
+        match serde_json::from_slice::<serde_json::Value>(&raw) {
             Ok(mut v) => {
-                actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
-                serde_json::to_vec(&v).unwrap_or_default()
+                let report =
+                    actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
+                state.service.note_unclassified(report.unclassified);
+                Body::from(serde_json::to_vec(&v).unwrap_or_default())
             }
             Err(_) => {
                 return notice(
@@ -628,7 +586,7 @@ async fn respond(
             }
         }
     } else {
-        bytes.to_vec()
+        Body::from_stream(upstream.bytes_stream())
     };
     let mut response = Response::builder().status(status);
     for (name, value) in &headers {
@@ -636,7 +594,10 @@ async fn respond(
         if HOP_BY_HOP.contains(&n) || n.starts_with("actas-") {
             continue;
         }
-        if n == "content-encoding" && (is_html || is_json) {
+        if n == "content-length" && !(is_html || is_json) {
+            // Passed through unchanged (and already unpacked by the client if it was
+            // compressed, in which case the client has dropped this header itself).
+            response = response.header(name, value);
             continue;
         }
         if n == "location" {
@@ -667,23 +628,48 @@ async fn respond(
         response = response.header(name, value);
     }
     response
-        .body(Body::from(body))
+        .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
 }
 
-/// Decodes a gzip, deflate or brotli body, refusing (None) anything unknown, corrupt or
-/// larger than `limit` once unpacked (so a small bomb can't blow up memory).
-fn decode(encoding: &str, body: &[u8], limit: usize) -> Option<Vec<u8>> {
-    use std::io::Read;
-    let reader: Box<dyn Read + '_> = match encoding {
-        "gzip" | "x-gzip" => Box::new(flate2::read::GzDecoder::new(body)),
-        "deflate" => Box::new(flate2::read::ZlibDecoder::new(body)),
-        "br" => Box::new(brotli::Decompressor::new(body, 8192)),
-        _ => return None,
-    };
+/// Reads a whole body, or None when it is larger than `limit` or breaks off.
+async fn read_limited(upstream: reqwest::Response, limit: usize) -> Option<Bytes> {
+    if upstream.content_length().is_some_and(|n| n > limit as u64) {
+        return None;
+    }
     let mut out = Vec::new();
-    reader.take(limit as u64 + 1).read_to_end(&mut out).ok()?;
-    (out.len() <= limit).then_some(out)
+    let mut chunks = upstream.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.ok()?;
+        if out.len() + chunk.len() > limit {
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Some(Bytes::from(out))
+}
+
+/// An HTML body masked chunk by chunk as it streams from the product.
+fn rewritten_html(
+    upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    rewriter: rewrite::HtmlStream,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let upstream = Box::pin(upstream);
+    futures_util::stream::unfold(
+        (upstream, Some(rewriter)),
+        |(mut upstream, rewriter)| async move {
+            let mut rewriter = rewriter?;
+            let step = match upstream.next().await {
+                Some(Ok(chunk)) => rewriter.feed(&chunk).map(|out| (out, Some(rewriter))),
+                Some(Err(e)) => Err(rewrite::RewriteError::Rewrite(e.to_string())),
+                None => rewriter.finish().map(|out| (out, None)),
+            };
+            Some(match step {
+                Ok((out, next)) => (Ok(out), (upstream, next)),
+                Err(e) => (Err(std::io::Error::other(e)), (upstream, None)),
+            })
+        },
+    )
 }
 
 /// The product's `Actas-Audit` header — `{"field", "from", "to"}` or a list of them — as

@@ -4,11 +4,22 @@
 //! keep only what the rule allows, in text and in `value` attributes alike.
 
 use actas_core::policy::masking::{HIDDEN, MaskRule, MaskingRule, Target};
-use lol_html::html_content::ContentType;
-use lol_html::{HtmlRewriter, Selector, Settings, element, text};
-use std::cell::RefCell;
-use std::rc::Rc;
+use bytes::Bytes;
+use lol_html::html_content::{ContentType, Element, TextChunk};
+use lol_html::send::SendHandlerTypes;
+use lol_html::send::{ElementContentHandlers, HtmlRewriter, Settings};
+use lol_html::{HandlerResult, MemorySettings, OutputSink, Selector};
+use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, PoisonError};
+
+/// The most the HTML parser may hold at once (a tag split across chunks, say). A page that
+/// needs more is refused rather than growing memory without bound.
+pub const PARSER_MEMORY: usize = 4 * 1024 * 1024;
+
+/// The longest text node masked by `last4` or `email` that is held back to be masked whole;
+/// a longer one is hidden entirely.
+pub const MAX_MASKED_TEXT: usize = 64 * 1024;
 
 /// Why HTML could not be rewritten (the response is then refused, never passed through).
 #[derive(Debug, thiserror::Error)]
@@ -26,11 +37,33 @@ pub enum RewriteError {
     Rewrite(String),
 }
 
-/// The HTML masking rules of a policy, checked once.
+/// The HTML masking rules of a policy, with their selectors parsed once at start.
 #[derive(Debug, Clone)]
 pub struct HtmlMasker {
-    rules: Vec<(String, MaskRule)>,
+    rules: Vec<(Selector, MaskRule)>,
+    links: Vec<(Selector, &'static str)>,
+    body: Selector,
 }
+
+/// Where absolute links to the product can hide, and in which attribute.
+const LINK_ATTRIBUTES: &[(&str, &str)] = &[
+    ("a[href]", "href"),
+    ("link[href]", "href"),
+    ("area[href]", "href"),
+    ("[src]", "src"),
+    ("form[action]", "action"),
+    ("[formaction]", "formaction"),
+    ("meta[http-equiv]", "content"),
+];
+
+fn parse(selector: &str) -> Result<Selector, RewriteError> {
+    Selector::from_str(selector).map_err(|e| RewriteError::Selector {
+        selector: selector.to_owned(),
+        why: e.to_string(),
+    })
+}
+
+type Handler = (Cow<'static, Selector>, ElementContentHandlers<'static>);
 
 impl HtmlMasker {
     /// Checks every HTML selector in `rules` (JSON rules are ignored here).
@@ -38,14 +71,18 @@ impl HtmlMasker {
         let mut out = Vec::new();
         for r in rules {
             if let Target::Html(selector) = &r.target {
-                Selector::from_str(selector).map_err(|e| RewriteError::Selector {
-                    selector: selector.clone(),
-                    why: e.to_string(),
-                })?;
-                out.push((selector.clone(), r.rule));
+                out.push((parse(selector)?, r.rule));
             }
         }
-        Ok(Self { rules: out })
+        let links = LINK_ATTRIBUTES
+            .iter()
+            .map(|(s, a)| Ok((parse(s)?, *a)))
+            .collect::<Result<_, RewriteError>>()?;
+        Ok(Self {
+            rules: out,
+            links,
+            body: parse("body")?,
+        })
     }
 
     /// Rewrites a whole HTML document: masks it and puts `banner` (HTML) first in `<body>`.
@@ -53,105 +90,186 @@ impl HtmlMasker {
         self.rewrite_chunks([input], banner, None)
     }
 
-    /// Rewrites a document arriving in pieces, as a proxied body does. Absolute links to
-    /// `product_origin` (e.g. `http://127.0.0.1:8082`) become relative, so following them
-    /// stays inside the gateway.
+    /// Rewrites a document arriving in pieces, collecting the output (for tests and small
+    /// pages; the gateway streams with [`HtmlMasker::stream`]).
     pub fn rewrite_chunks<'a>(
         &self,
         chunks: impl IntoIterator<Item = &'a [u8]>,
         banner: &str,
         product_origin: Option<&str>,
     ) -> Result<Vec<u8>, RewriteError> {
-        let mut output = Vec::new();
-        let mut handlers = Vec::new();
+        let mut stream = self.stream(banner, product_origin);
+        let mut out = Vec::new();
+        for chunk in chunks {
+            out.extend_from_slice(&stream.feed(chunk)?);
+        }
+        out.extend_from_slice(&stream.finish()?);
+        Ok(out)
+    }
+
+    /// Starts rewriting one document. Absolute links to `product_origin` (e.g.
+    /// `http://127.0.0.1:8082`) become relative, so following them stays inside the gateway.
+    /// Memory stays bounded whatever the document's size: each fed chunk comes back
+    /// rewritten, less whatever the parser must hold (at most [`PARSER_MEMORY`]).
+    pub fn stream(&self, banner: &str, product_origin: Option<&str>) -> HtmlStream {
+        let mut handlers: Vec<Handler> = Vec::new();
         if let Some(origin) = product_origin
             .map(|o| o.trim_end_matches('/').to_owned())
             .filter(|o| !o.is_empty())
         {
-            for (selector, attribute) in [
-                ("a[href]", "href"),
-                ("link[href]", "href"),
-                ("area[href]", "href"),
-                ("[src]", "src"),
-                ("form[action]", "action"),
-                ("[formaction]", "formaction"),
-                ("meta[http-equiv]", "content"),
-            ] {
+            let origin: Arc<str> = origin.into();
+            for (selector, attribute) in &self.links {
                 let origin = origin.clone();
-                handlers.push(element!(selector, move |el| {
-                    if let Some(v) = el.get_attribute(attribute)
-                        && v.contains(&origin)
-                    {
-                        let local = v.replace(&format!("{origin}/"), "/").replace(&origin, "/");
-                        el.set_attribute(attribute, &local)?;
-                    }
-                    Ok(())
-                }));
+                let attribute = *attribute;
+                handlers.push((
+                    Cow::Owned(selector.clone()),
+                    ElementContentHandlers::default().element(
+                        move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
+                            if let Some(v) = el.get_attribute(attribute)
+                                && v.contains(&*origin)
+                            {
+                                let local =
+                                    v.replace(&format!("{origin}/"), "/").replace(&*origin, "/");
+                                el.set_attribute(attribute, &local)?;
+                            }
+                            Ok(())
+                        },
+                    ),
+                ));
             }
         }
         let banner = banner.to_owned();
-        handlers.push(element!("body", move |el| {
-            el.prepend(&banner, ContentType::Html);
-            Ok(())
-        }));
-        for (selector, rule) in &self.rules {
-            let rule = *rule;
-            handlers.push(element!(selector.as_str(), move |el| {
-                match rule {
-                    MaskRule::Never => el.remove(),
-                    MaskRule::Hide => {
-                        el.set_inner_content(HIDDEN, ContentType::Text);
-                        if el.get_attribute("value").is_some() {
-                            el.set_attribute("value", HIDDEN)?;
-                        }
-                    }
-                    MaskRule::Last4 | MaskRule::Email => {
-                        if let Some(v) = el.get_attribute("value") {
-                            let masked = rule.apply(&v).unwrap_or_else(|| HIDDEN.to_owned());
-                            el.set_attribute("value", &masked)?;
-                        }
-                    }
-                    MaskRule::Show => {}
-                }
-                Ok(())
-            }));
-            if matches!(rule, MaskRule::Last4 | MaskRule::Email) {
-                // Text arrives in chunks: hold each text node back until it is whole,
-                // then write out only its masked form.
-                let pending = Rc::new(RefCell::new(String::new()));
-                handlers.push(text!(selector.as_str(), move |t| {
-                    pending.borrow_mut().push_str(t.as_str());
-                    if t.last_in_text_node() {
-                        let whole = std::mem::take(&mut *pending.borrow_mut());
-                        let masked = if whole.trim().is_empty() {
-                            whole
-                        } else {
-                            rule.apply(whole.trim())
-                                .unwrap_or_else(|| HIDDEN.to_owned())
-                        };
-                        t.replace(&masked, ContentType::Text);
-                    } else {
-                        t.remove();
+        let mut banner_done = false;
+        handlers.push((
+            Cow::Owned(self.body.clone()),
+            ElementContentHandlers::default().element(
+                move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
+                    // Only the first <body>: a page can't push the banner down with another.
+                    if !banner_done {
+                        el.prepend(&banner, ContentType::Html);
+                        banner_done = true;
                     }
                     Ok(())
-                }));
-            }
+                },
+            ),
+        ));
+        for (selector, rule) in &self.rules {
+            handlers.push((Cow::Owned(selector.clone()), mask_handlers(*rule)));
         }
-        // Selectors were checked in `new`, so the macros' parsing can't fail here.
+        let out = Arc::new(Mutex::new(Vec::new()));
         let settings = handlers
             .into_iter()
-            .fold(Settings::new(), |s, h| s.append_element_content_handler(h));
-        let mut rewriter =
-            HtmlRewriter::new(settings, |chunk: &[u8]| output.extend_from_slice(chunk));
-        for chunk in chunks {
-            rewriter
-                .write(chunk)
-                .map_err(|e| RewriteError::Rewrite(e.to_string()))?;
+            .fold(Settings::new_send(), |s, h| {
+                s.append_element_content_handler(h)
+            })
+            .with_memory_settings(
+                MemorySettings::new().with_max_allowed_memory_usage(PARSER_MEMORY),
+            );
+        HtmlStream {
+            rewriter: HtmlRewriter::new(settings, Sink(out.clone())),
+            out,
         }
-        rewriter
+    }
+}
+
+fn mask_handlers(rule: MaskRule) -> ElementContentHandlers<'static> {
+    let handlers = ElementContentHandlers::default().element(
+        move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
+            match rule {
+                MaskRule::Never => el.remove(),
+                MaskRule::Hide => {
+                    el.set_inner_content(HIDDEN, ContentType::Text);
+                    if el.get_attribute("value").is_some() {
+                        el.set_attribute("value", HIDDEN)?;
+                    }
+                }
+                MaskRule::Last4 | MaskRule::Email => {
+                    if let Some(v) = el.get_attribute("value") {
+                        let masked = rule.apply(&v).unwrap_or_else(|| HIDDEN.to_owned());
+                        el.set_attribute("value", &masked)?;
+                    }
+                }
+                MaskRule::Show => {}
+            }
+            Ok(())
+        },
+    );
+    if !matches!(rule, MaskRule::Last4 | MaskRule::Email) {
+        return handlers;
+    }
+    // Text arrives in chunks: hold each text node back until it is whole (up to
+    // MAX_MASKED_TEXT), then write out only its masked form.
+    let mut pending = String::new();
+    let mut overflow = false;
+    handlers.text(move |t: &mut TextChunk<'_>| -> HandlerResult {
+        if !overflow {
+            pending.push_str(t.as_str());
+            if pending.len() > MAX_MASKED_TEXT {
+                pending.clear();
+                overflow = true;
+            }
+        }
+        if !t.last_in_text_node() {
+            t.remove();
+            return Ok(());
+        }
+        let whole = std::mem::take(&mut pending);
+        let masked = if overflow {
+            HIDDEN.to_owned()
+        } else if whole.trim().is_empty() {
+            whole
+        } else {
+            rule.apply(whole.trim())
+                .unwrap_or_else(|| HIDDEN.to_owned())
+        };
+        overflow = false;
+        t.replace(&masked, ContentType::Text);
+        Ok(())
+    })
+}
+
+/// Collects the rewriter's output between feeds.
+struct Sink(Arc<Mutex<Vec<u8>>>);
+
+impl OutputSink for Sink {
+    fn handle_chunk(&mut self, chunk: &[u8]) {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .extend_from_slice(chunk);
+    }
+}
+
+/// One document being rewritten; `Send`, so it can live inside a response body stream.
+pub struct HtmlStream {
+    rewriter: HtmlRewriter<'static, Sink>,
+    out: Arc<Mutex<Vec<u8>>>,
+}
+
+impl HtmlStream {
+    fn take(&self) -> Bytes {
+        Bytes::from(std::mem::take(
+            &mut *self.out.lock().unwrap_or_else(PoisonError::into_inner),
+        ))
+    }
+
+    /// Rewrites the next piece of the document and returns what is ready to send.
+    pub fn feed(&mut self, chunk: &[u8]) -> Result<Bytes, RewriteError> {
+        self.rewriter
+            .write(chunk)
+            .map_err(|e| RewriteError::Rewrite(e.to_string()))?;
+        Ok(self.take())
+    }
+
+    /// Ends the document and returns the rest.
+    pub fn finish(self) -> Result<Bytes, RewriteError> {
+        let out = self.out.clone();
+        self.rewriter
             .end()
             .map_err(|e| RewriteError::Rewrite(e.to_string()))?;
-        Ok(output)
+        Ok(Bytes::from(std::mem::take(
+            &mut *out.lock().unwrap_or_else(PoisonError::into_inner),
+        )))
     }
 }
 

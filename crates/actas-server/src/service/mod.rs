@@ -9,6 +9,7 @@ pub mod gateway;
 mod requests;
 mod sessions;
 mod staff;
+mod unclassified;
 
 pub use allow::AllowChange;
 pub use requests::{Approval, RequestInput};
@@ -79,12 +80,17 @@ pub type ServiceResult<T> = Result<T, ServiceError>;
 pub struct Service {
     store: Arc<dyn Store>,
     policy: Arc<Policy>,
+    unclassified: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
 }
 
 impl Service {
     /// Binds the services to a store and a policy.
     pub fn new(store: Arc<dyn Store>, policy: Arc<Policy>) -> Self {
-        Self { store, policy }
+        Self {
+            store,
+            policy,
+            unclassified: Arc::default(),
+        }
     }
 
     /// The store.

@@ -475,6 +475,22 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 .map_err(db)?;
             Ok(Applied::Done)
         }
+        Change::CountUnclassified { paths, at } => {
+            for (path, seen) in paths {
+                sqlx::query(
+                    "INSERT INTO unclassified_fields (path, seen, first_seen, last_seen) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (path) DO UPDATE SET seen = seen + excluded.seen, last_seen = excluded.last_seen",
+                )
+                .bind(path)
+                .bind(i64::try_from(seen).unwrap_or(i64::MAX))
+                .bind(at.as_millis())
+                .bind(at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            }
+            Ok(Applied::Done)
+        }
         Change::EndSession { id, at, reason } => {
             let r = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
                 .bind(at.as_millis())

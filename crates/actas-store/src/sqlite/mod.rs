@@ -412,6 +412,24 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn unclassified_fields(&self) -> StoreResult<Vec<crate::UnclassifiedField>> {
+        let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
+            "SELECT path, seen, first_seen, last_seen FROM unclassified_fields ORDER BY seen DESC, path",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        Ok(rows
+            .into_iter()
+            .map(|(path, seen, first, last)| crate::UnclassifiedField {
+                path,
+                seen: u64::try_from(seen).unwrap_or(0),
+                first_seen: actas_core::Timestamp::from_millis(first),
+                last_seen: actas_core::Timestamp::from_millis(last),
+            })
+            .collect())
+    }
+
     async fn open_codes(
         &self,
         account: &AccountId,
