@@ -126,6 +126,19 @@ fn bench_gateway() -> Result {
             "--example",
             "gateway_load",
         ],
+    )?;
+    step("gateway peak memory with a 100 MiB page (release)");
+    run(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "actas-server",
+            "--example",
+            "gateway_rss",
+        ],
     )
 }
 

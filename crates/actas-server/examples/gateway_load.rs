@@ -4,14 +4,9 @@
 //! live session with the banner, masking and a durable ledger event for every request.
 //! Prints a Markdown table of throughput and p50/p99 latency with ratios.
 
-use actas_core::Timestamp;
-use actas_core::event::Actor;
-use actas_core::scope::Risk;
-use actas_core::staff::{DisplayName, Email, Role};
-use actas_server::app::{Application, ServeSettings};
-use actas_server::config::DataDir;
-use actas_server::password::Password;
-use actas_server::service::{AllowChange, RequestInput};
+#[path = "support/mod.rs"]
+mod support;
+
 use anyhow::{Context, Result, bail};
 use axum::response::Html;
 use std::process::{Command, Stdio};
@@ -112,81 +107,11 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // actas, with the gateway pointed at the product, and a live session.
-    let data = DataDir::new(dir.path().join("actas"));
-    data.init()?;
-    let config = data.path().join("actas.toml");
-    let text = std::fs::read_to_string(&config)?;
-    std::fs::write(
-        &config,
-        text.replace(
-            "upstream = \"http://127.0.0.1:8082\"",
-            &format!("upstream = \"http://{product_addr}\""),
-        ),
-    )?;
-    let settings = ServeSettings {
-        gateway_addr: Some(([127, 0, 0, 1], 0).into()),
-        ..ServeSettings::on(([127, 0, 0, 1], 0).into())
-    };
-    let app = Application::build(&data, settings).await?;
+    let session =
+        support::gateway_session(&dir.path().join("actas"), &format!("http://{product_addr}"))
+            .await?;
+    let (app, gateway, cookie) = (session.app, session.gateway, session.cookie);
     let s = app.service();
-    let pw = || Password::new("a-long-password".into());
-    s.add_staff(
-        Email::parse("dana@example.com")?,
-        DisplayName::parse("Dana Park")?,
-        Role::Director,
-        pw()?,
-        None,
-    )
-    .await?;
-    s.add_staff(
-        Email::parse("sarah@example.com")?,
-        DisplayName::parse("Sarah Lee")?,
-        Role::Agent,
-        pw()?,
-        None,
-    )
-    .await?;
-    s.change_allow_list(
-        &Email::parse("sarah@example.com")?,
-        AllowChange::Grant(Risk::Low),
-        &Email::parse("dana@example.com")?,
-        "Load benchmark",
-    )
-    .await?;
-    s.put_account("acme", "Acme Co", &[], Actor::System).await?;
-    let sarah = s
-        .store()
-        .staff_by_email(&Email::parse("sarah@example.com")?)
-        .await?
-        .context("staff")?;
-    let input = RequestInput {
-        account: "acme".into(),
-        ticket: "#1".into(),
-        reason: "Load benchmark of the gateway pipeline".into(),
-        capabilities: vec![],
-        minutes: Some(30),
-        mode: None,
-        for_session: None,
-    };
-    let request = s.create_request(&sarah, input).await?;
-    let (_, token) = s
-        .start_session(&sarah, request.id, Timestamp::now())
-        .await?;
-    let gateway = format!("http://{}", app.gateway_addr().context("gateway")?);
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?;
-    let entered = client
-        .get(format!("{gateway}/__actas/enter?token={}", token.expose()))
-        .send()
-        .await?;
-    let cookie = entered
-        .headers()
-        .get("set-cookie")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .context("no gateway cookie")?
-        .to_owned();
     let events_before = s.store().ledger_size().await?;
 
     let direct = tokio::task::spawn_blocking({
