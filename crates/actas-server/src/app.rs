@@ -162,14 +162,22 @@ impl Application {
                 upstream: loaded.config.gateway.upstream.clone(),
                 mirror: loaded.config.gateway.mirror.clone(),
                 client,
-                max_body: crate::gateway::DEFAULT_MAX_BODY,
+                max_body: usize::try_from(loaded.config.gateway.max_body_mib)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(1024 * 1024),
+                host: loaded.config.gateway.host,
+                forwarded_headers: loaded.config.gateway.forwarded_headers,
             };
             let mut on_stop = stopped.clone();
             tasks.push(tokio::spawn(async move {
-                let serve = axum::serve(listener, crate::gateway::router(gw))
-                    .with_graceful_shutdown(async move {
-                        let _ = on_stop.wait_for(|s| *s).await;
-                    });
+                let serve = axum::serve(
+                    listener,
+                    crate::gateway::router(gw)
+                        .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+                )
+                .with_graceful_shutdown(async move {
+                    let _ = on_stop.wait_for(|s| *s).await;
+                });
                 if let Err(e) = serve.await {
                     tracing::error!(error = %e, "the gateway listener failed");
                 }

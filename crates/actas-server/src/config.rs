@@ -134,10 +134,41 @@ pub struct GatewayConfig {
     /// A separate copy of the product for `mirror` sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<String>,
+    /// The largest JSON body (MiB) the gateway reads whole to mask; larger ones are
+    /// refused. HTML is streamed and has no such limit.
+    #[serde(default = "default_max_body_mib")]
+    pub max_body_mib: u32,
+    /// The `Host` the product sees: `upstream` (its own address) or `browser` (the
+    /// gateway's host as the browser sent it).
+    #[serde(default)]
+    pub host: HostHeader,
+    /// Whether to send `X-Forwarded-For`, `-Proto` and `-Host` (always replacing any the
+    /// browser sent, which are never trusted).
+    #[serde(default = "yes")]
+    pub forwarded_headers: bool,
+}
+
+/// Which `Host` header the product receives.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum HostHeader {
+    /// The product's own host, from `upstream`.
+    #[default]
+    Upstream,
+    /// The host the browser asked the gateway for.
+    Browser,
 }
 
 fn default_upstream() -> String {
     "http://127.0.0.1:8082".into()
+}
+
+fn default_max_body_mib() -> u32 {
+    16
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for GatewayConfig {
@@ -146,6 +177,9 @@ impl Default for GatewayConfig {
             audience: "product".into(),
             upstream: default_upstream(),
             mirror: None,
+            max_body_mib: default_max_body_mib(),
+            host: HostHeader::default(),
+            forwarded_headers: true,
         }
     }
 }

@@ -301,6 +301,8 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
         .header("accept", "text/html")
         .header("actas-assertion", "forged")
         .header("actas-user", "admin")
+        .header("x-forwarded-for", "6.6.6.6")
+        .header("forwarded", "for=6.6.6.6")
         .send()
         .await
         .expect("page");
@@ -341,6 +343,24 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
     assert!(
         seen.get("actas-user").is_none(),
         "client Actas-* headers are stripped"
+    );
+    // Forwarding headers are the gateway's own, never the browser's.
+    let header = |name: &str| {
+        seen.get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    };
+    assert_eq!(header("x-forwarded-for").as_deref(), Some("127.0.0.1"));
+    assert_eq!(header("forwarded"), None);
+    assert_eq!(header("x-forwarded-proto").as_deref(), Some("http"));
+    assert_eq!(
+        header("x-forwarded-host"),
+        w.gateway.strip_prefix("http://").map(str::to_owned)
+    );
+    assert_ne!(
+        header("host"),
+        header("x-forwarded-host"),
+        "by default the product sees its own host"
     );
     let cookies = seen
         .get("cookie")

@@ -149,6 +149,47 @@ pub struct Policy {
     sensitive_flags: BTreeSet<AccountFlag>,
     /// The pattern ticket references must match.
     pub ticket_pattern: TicketPattern,
+    /// How the gateway treats requests no route names.
+    pub gateway: GatewayRules,
+}
+
+/// How the gateway treats what the routes don't name (`[gateway]` in the policy).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayRules {
+    /// The capability a GET no route names needs; `None` blocks it. Default: `view`.
+    pub unmatched_get: Option<CapabilityName>,
+    /// The capability any other method no route names needs; `None` (the default) blocks it.
+    pub unmatched_change: Option<CapabilityName>,
+    /// Path endings of static assets, which are not recorded as page views.
+    pub static_assets: Vec<String>,
+}
+
+/// The static asset endings used when the policy names none.
+pub const DEFAULT_STATIC_ASSETS: &[&str] = &[
+    ".css", ".js", ".mjs", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".woff", ".woff2",
+    ".map", ".webp",
+];
+
+impl Default for GatewayRules {
+    fn default() -> Self {
+        Self {
+            unmatched_get: Some(CapabilityName::view()),
+            unmatched_change: None,
+            static_assets: DEFAULT_STATIC_ASSETS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+        }
+    }
+}
+
+impl GatewayRules {
+    /// Whether `path` is a static asset (not recorded as a page view).
+    pub fn is_static_asset(&self, path: &str) -> bool {
+        self.static_assets
+            .iter()
+            .any(|s| path.ends_with(s.as_str()))
+    }
 }
 
 #[derive(Deserialize)]
@@ -166,6 +207,15 @@ struct RawPolicy {
     unclassified: Option<Spanned<String>>,
     #[serde(default)]
     sensitive_flags: Vec<Spanned<String>>,
+    gateway: Option<Spanned<RawGateway>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGateway {
+    unmatched_get: Option<Spanned<String>>,
+    unmatched_change: Option<Spanned<String>>,
+    static_assets: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -391,6 +441,11 @@ impl Policy {
             );
         }
 
+        let gateway = match &raw.gateway {
+            Some(g) => Self::gateway_rules(&lines, g.get_ref(), &capabilities)?,
+            None => GatewayRules::default(),
+        };
+
         Ok(Self {
             session,
             capabilities,
@@ -399,6 +454,66 @@ impl Policy {
             unclassified,
             sensitive_flags,
             ticket_pattern,
+            gateway,
+        })
+    }
+
+    fn gateway_rules(
+        lines: &Lines<'_>,
+        raw: &RawGateway,
+        capabilities: &BTreeMap<CapabilityName, Capability>,
+    ) -> Result<GatewayRules, PolicyError> {
+        let d = GatewayRules::default();
+        let capability = |v: &Option<Spanned<String>>,
+                          name: &str,
+                          default: Option<CapabilityName>|
+         -> Result<Option<CapabilityName>, PolicyError> {
+            let Some(v) = v else { return Ok(default) };
+            if v.get_ref() == "block" {
+                return Ok(None);
+            }
+            CapabilityName::parse(v.get_ref())
+                .ok()
+                .filter(|c| capabilities.contains_key(c))
+                .map(Some)
+                .ok_or_else(|| {
+                    lines.err(
+                        v,
+                        format!("gateway.{name}"),
+                        format!(
+                            "give \"block\" or a capability defined above, not {:?}",
+                            v.get_ref()
+                        ),
+                    )
+                })
+        };
+        let static_assets = match &raw.static_assets {
+            Some(list) => list
+                .iter()
+                .enumerate()
+                .map(|(i, s)| {
+                    let t = s.get_ref().trim();
+                    if t.is_empty() {
+                        Err(lines.err(
+                            s,
+                            format!("gateway.static_assets[{i}]"),
+                            "an empty ending would match every path",
+                        ))
+                    } else {
+                        Ok(t.to_owned())
+                    }
+                })
+                .collect::<Result<_, _>>()?,
+            None => d.static_assets,
+        };
+        Ok(GatewayRules {
+            unmatched_get: capability(&raw.unmatched_get, "unmatched_get", d.unmatched_get)?,
+            unmatched_change: capability(
+                &raw.unmatched_change,
+                "unmatched_change",
+                d.unmatched_change,
+            )?,
+            static_assets,
         })
     }
 

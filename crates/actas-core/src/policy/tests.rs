@@ -170,3 +170,37 @@ fn routes_resolve_to_capabilities_with_descriptions() {
     assert_eq!(m.description, "changed payment p-9");
     assert!(p.route(Method::Get, "/nowhere").is_none());
 }
+
+#[test]
+fn the_gateway_section_sets_what_unnamed_requests_need() {
+    let p = Policy::starter();
+    assert_eq!(p.gateway, GatewayRules::default());
+    assert!(p.gateway.is_static_asset("/assets/app.js"));
+    assert!(!p.gateway.is_static_asset("/loans"));
+
+    let p = Policy::from_toml(
+        "[capabilities.edit_settings]\nrisk = \"medium\"\ndescription = \"d\"\n\n[gateway]\nunmatched_get = \"block\"\nunmatched_change = \"edit_settings\"\nstatic_assets = [\".png\"]\n",
+        "t.toml",
+    )
+    .expect("valid");
+    assert_eq!(p.gateway.unmatched_get, None);
+    assert_eq!(
+        p.gateway
+            .unmatched_change
+            .as_ref()
+            .map(CapabilityName::as_str),
+        Some("edit_settings")
+    );
+    assert!(p.gateway.is_static_asset("/a.png") && !p.gateway.is_static_asset("/a.js"));
+
+    let e = Policy::from_toml("\n[gateway]\nunmatched_get = \"peek\"\n", "t.toml")
+        .expect_err("unknown capability");
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(3), "gateway.unmatched_get")
+    );
+    assert!(e.message.contains("\"block\" or a capability"), "{e}");
+    let e = Policy::from_toml("[gateway]\nstatic_assets = [\" \"]\n", "t.toml")
+        .expect_err("empty ending");
+    assert_eq!(e.field, "gateway.static_assets[0]");
+}

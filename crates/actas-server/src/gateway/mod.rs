@@ -9,6 +9,7 @@
 pub mod rewrite;
 
 use crate::assertion::{AssertionSigner, Subject};
+use crate::config::HostHeader;
 use crate::service::gateway::{Admission, GatewayContext, GatewayRequest};
 use crate::service::{Service, ServiceError};
 use actas_core::Timestamp;
@@ -18,21 +19,19 @@ use actas_core::session::Session;
 use askama::Template;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{Query, Request, State};
+use axum::extract::{ConnectInfo, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt};
 use rewrite::HtmlMasker;
 use serde::Deserialize;
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The gateway cookie: HttpOnly, and SameSite=Lax because the way in is a cross-origin
 /// navigation from the console (a Strict cookie would not be sent on that redirect).
 pub const GATEWAY_COOKIE: &str = "actas_gw";
-
-/// Bodies that need rewriting are refused above this size rather than passed unmasked.
-pub const DEFAULT_MAX_BODY: usize = 16 * 1024 * 1024;
 
 /// What the gateway's handlers share.
 #[derive(Clone)]
@@ -49,8 +48,12 @@ pub struct GatewayState {
     pub mirror: Option<String>,
     /// The HTTP client to the product.
     pub client: reqwest::Client,
-    /// The largest body the gateway will rewrite.
+    /// The largest JSON body the gateway reads whole to mask (HTML is streamed).
     pub max_body: usize,
+    /// Which `Host` the product sees.
+    pub host: HostHeader,
+    /// Whether to send `X-Forwarded-*` headers.
+    pub forwarded_headers: bool,
 }
 
 /// The gateway's router.
@@ -270,13 +273,8 @@ fn refusal(e: ServiceError, banner: String) -> Response {
     }
 }
 
-const ASSET_SUFFIXES: &[&str] = &[
-    ".css", ".js", ".mjs", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".woff", ".woff2",
-    ".map", ".webp",
-];
-
-fn is_navigation(method: Method, headers: &HeaderMap, path: &str) -> bool {
-    if method != Method::Get || ASSET_SUFFIXES.iter().any(|s| path.ends_with(s)) {
+fn is_navigation(state: &GatewayState, method: Method, headers: &HeaderMap, path: &str) -> bool {
+    if method != Method::Get || state.service.policy().gateway.is_static_asset(path) {
         return false;
     }
     let dest = headers.get("sec-fetch-dest").and_then(|v| v.to_str().ok());
@@ -325,6 +323,37 @@ fn submitted_fields(state: &GatewayState, headers: &HeaderMap, body: &[u8]) -> V
     }
 }
 
+/// `Host` and `X-Forwarded-*` for the product, as configured. What the browser sent of
+/// `X-Forwarded-*` or `Forwarded` has already been dropped: it is never trusted.
+fn forwarding_headers(
+    state: &GatewayState,
+    incoming: &HeaderMap,
+    peer: SocketAddr,
+    out: &mut HeaderMap,
+) {
+    let browser_host = incoming.get(header::HOST).cloned();
+    if state.host == HostHeader::Browser
+        && let Some(h) = &browser_host
+    {
+        out.insert(header::HOST, h.clone());
+    }
+    if !state.forwarded_headers {
+        return;
+    }
+    if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
+        out.insert(HeaderName::from_static("x-forwarded-for"), v);
+    }
+    // The gateway's listener speaks plain HTTP; put TLS in front of it and this is what
+    // that proxy saw, which the gateway can't know, so it says what it served.
+    out.insert(
+        HeaderName::from_static("x-forwarded-proto"),
+        HeaderValue::from_static("http"),
+    );
+    if let Some(h) = browser_host {
+        out.insert(HeaderName::from_static("x-forwarded-host"), h);
+    }
+}
+
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -337,7 +366,11 @@ const HOP_BY_HOP: &[&str] = &[
     "content-length",
 ];
 
-async fn proxy(State(state): State<GatewayState>, request: Request) -> Response {
+async fn proxy(
+    State(state): State<GatewayState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    request: Request,
+) -> Response {
     let (parts, body) = request.into_parts();
     let Some(cookie) = cookie_value(&parts.headers) else {
         return notice(
@@ -391,7 +424,7 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
     let req = GatewayRequest {
         method,
         path: &path,
-        navigation: is_navigation(method, &parts.headers, &path),
+        navigation: is_navigation(&state, method, &parts.headers, &path),
         fields: if method.is_safe() {
             Vec::new()
         } else {
@@ -451,6 +484,8 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
         let n = name.as_str();
         if HOP_BY_HOP.contains(&n)
             || n.starts_with("actas-")
+            || n.starts_with("x-forwarded-")
+            || n == "forwarded"
             || n == "cookie"
             || n == "accept-encoding"
         {
@@ -458,6 +493,7 @@ async fn proxy(State(state): State<GatewayState>, request: Request) -> Response 
         }
         out.append(name.clone(), value.clone());
     }
+    forwarding_headers(&state, &parts.headers, peer, &mut out);
     let product_cookies: Vec<String> = parts
         .headers
         .get_all(header::COOKIE)

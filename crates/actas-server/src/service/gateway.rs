@@ -11,7 +11,7 @@ use actas_core::Timestamp;
 use actas_core::account::AccountRef;
 use actas_core::event::{Actor, EventData, FieldChange, NewEvent};
 use actas_core::policy::routes::Method;
-use actas_core::scope::{CapabilityName, Mode};
+use actas_core::scope::Mode;
 use actas_core::session::{ActiveSession, Session, SessionError};
 use actas_core::staff::StaffRef;
 use actas_core::text::TicketRef;
@@ -162,10 +162,14 @@ impl Service {
         let matched = policy.route(req.method, req.path);
         let (capability, description) = match &matched {
             Some(m) => (Some(m.capability.clone()), m.description.clone()),
-            None if req.method.is_safe() => {
-                (Some(CapabilityName::view()), format!("viewed {}", req.path))
-            }
-            None => (None, format!("{} {}", req.method, req.path)),
+            None if req.method.is_safe() => (
+                policy.gateway.unmatched_get.clone(),
+                format!("viewed {}", req.path),
+            ),
+            None => (
+                policy.gateway.unmatched_change.clone(),
+                format!("{} {}", req.method, req.path),
+            ),
         };
         // Routes of an export capability are exports; responses that turn out to be
         // downloads are caught again when they come back.
@@ -174,7 +178,11 @@ impl Service {
             .and_then(|c| policy.capability(c))
             .is_some_and(|c| c.export);
         let why = if capability.is_none() {
-            Some("this kind of change is not in the policy, so it is blocked".to_owned())
+            Some(if req.method.is_safe() {
+                "the policy blocks pages it does not name".to_owned()
+            } else {
+                "this kind of change is not in the policy, so it is blocked".to_owned()
+            })
         } else if !req.method.is_safe() && info.mode == Mode::ReadOnly {
             Some("this session is read-only, so nothing can be changed".to_owned())
         } else if let Some(cap) = capability.as_ref().filter(|c| !info.scope.allows(c)) {
