@@ -84,6 +84,15 @@ pub enum EventData {
         /// Who.
         staff: StaffRef,
     },
+    /// The gateway's assertion signing key was replaced. The old key stays published
+    /// until the last assertion it signed has expired.
+    #[serde(rename = "keys.assertion_rotated")]
+    AssertionKeyRotated {
+        /// The old key's id.
+        old_kid: String,
+        /// The new key's id.
+        new_kid: String,
+    },
     /// A staff member created a personal API token.
     #[serde(rename = "staff.api_token_created")]
     ApiTokenCreated {
@@ -349,6 +358,7 @@ impl EventData {
             EventData::SignInFailed { .. } => "staff.sign_in_failed",
             EventData::ApiTokenCreated { .. } => "staff.api_token_created",
             EventData::TotpEnabled { .. } => "staff.totp_enabled",
+            EventData::AssertionKeyRotated { .. } => "keys.assertion_rotated",
             EventData::AllowGranted { .. } => "allow.granted",
             EventData::AllowRevoked { .. } => "allow.revoked",
             EventData::RequestCreated { .. } => "request.created",
@@ -381,6 +391,7 @@ impl EventData {
             | EventData::SignInFailed { .. }
             | EventData::ApiTokenCreated { .. }
             | EventData::TotpEnabled { .. }
+            | EventData::AssertionKeyRotated { .. }
             | EventData::AllowGranted { .. }
             | EventData::AllowRevoked { .. } => EventContext::default(),
             EventData::RequestCreated {

@@ -87,8 +87,9 @@ impl Application {
             .clone()
             .unwrap_or_else(|| "actas".to_owned());
         let assertions = Arc::new(
-            crate::assertion::AssertionSigner::new(
+            crate::assertion::AssertionSigner::with_retired(
                 &loaded.assertion_seed.0,
+                loaded.retired_assertion_keys.clone(),
                 &issuer,
                 &loaded.config.gateway.audience,
             )
@@ -117,6 +118,7 @@ impl Application {
             requests: Arc::new(RequestCounter::default()),
             site: crate::http::auth::Site::new(settings.console_url.as_deref()),
             assertions: assertions.clone(),
+            data: data.clone(),
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {

@@ -33,6 +33,9 @@ pub enum AssertionError {
     /// Signing failed.
     #[error("the assertion could not be signed: {0}")]
     Sign(String),
+    /// A new key could not be saved.
+    #[error("the new assertion key could not be saved: {0}")]
+    Store(String),
 }
 
 /// The staff member inside the assertion (RFC 8693 actor claim).
@@ -86,41 +89,168 @@ pub struct Subject<'a> {
     pub ticket: &'a TicketRef,
 }
 
-/// Signs assertions with the current key and publishes the public keys.
-pub struct AssertionSigner {
+/// How long a replaced key stays published: an assertion it signed lives at most
+/// [`ASSERTION_TTL`], and a product's clock may be a little behind ours.
+pub const RETIRED_KEY_PUBLISHED_FOR: Duration = Duration::from_secs(2 * ASSERTION_TTL.as_secs());
+
+/// A replaced key, kept published (public half only) until its assertions have expired.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetiredKey {
+    /// The public key, base64url as in a JWK's `x`.
+    pub x: String,
+    /// When it stopped signing (milliseconds since the epoch).
+    pub retired_at_ms: i64,
+}
+
+impl RetiredKey {
+    /// Whether it must still be published at `now`.
+    pub fn published_at(&self, now: Timestamp) -> bool {
+        now.as_millis()
+            < self
+                .retired_at_ms
+                .saturating_add(RETIRED_KEY_PUBLISHED_FOR.as_millis() as i64)
+    }
+
+    fn kid(&self) -> String {
+        URL_SAFE_NO_PAD
+            .decode(&self.x)
+            .map(|public| kid_of(&public))
+            .unwrap_or_default()
+    }
+}
+
+fn kid_of(public: &[u8]) -> String {
+    hex::encode(&Sha256::digest(public)[..8])
+}
+
+fn jwk(x: &str, kid: &str) -> Value {
+    json!({ "kty": "OKP", "crv": "Ed25519", "x": x, "kid": kid, "alg": "EdDSA", "use": "sig" })
+}
+
+struct Current {
     key: EncodingKey,
     kid: String,
     public: [u8; 32],
+}
+
+impl Current {
+    fn new(seed: &[u8]) -> Result<Self, AssertionError> {
+        let seed: [u8; 32] = seed.try_into().map_err(|_| AssertionError::Key)?;
+        let signing = SigningKey::from_bytes(&seed);
+        let der = signing.to_pkcs8_der().map_err(|_| AssertionError::Key)?;
+        let public = signing.verifying_key().to_bytes();
+        Ok(Self {
+            key: EncodingKey::from_ed_der(der.as_bytes()),
+            kid: kid_of(&public),
+            public,
+        })
+    }
+
+    fn x(&self) -> String {
+        URL_SAFE_NO_PAD.encode(self.public)
+    }
+}
+
+struct Keys {
+    current: Current,
+    retired: Vec<RetiredKey>,
+}
+
+/// Signs assertions with the current key and publishes the public keys: the current one
+/// and any replaced one whose assertions may still be in flight.
+pub struct AssertionSigner {
+    keys: std::sync::RwLock<Keys>,
     issuer: String,
     audience: String,
 }
 
 impl std::fmt::Debug for AssertionSigner {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AssertionSigner(kid {})", self.kid)
+        write!(f, "AssertionSigner(kid {})", self.kid())
     }
 }
 
 impl AssertionSigner {
     /// A signer from a 32-byte seed, for `audience`, issued as `issuer`.
     pub fn new(seed: &[u8], issuer: &str, audience: &str) -> Result<Self, AssertionError> {
-        let seed: [u8; 32] = seed.try_into().map_err(|_| AssertionError::Key)?;
-        let signing = SigningKey::from_bytes(&seed);
-        let der = signing.to_pkcs8_der().map_err(|_| AssertionError::Key)?;
-        let public = signing.verifying_key().to_bytes();
-        let kid = hex::encode(&Sha256::digest(public)[..8]);
+        Self::with_retired(seed, Vec::new(), issuer, audience)
+    }
+
+    /// A signer that also publishes keys replaced earlier (see [`RetiredKey`]).
+    pub fn with_retired(
+        seed: &[u8],
+        retired: Vec<RetiredKey>,
+        issuer: &str,
+        audience: &str,
+    ) -> Result<Self, AssertionError> {
         Ok(Self {
-            key: EncodingKey::from_ed_der(der.as_bytes()),
-            kid,
-            public,
+            keys: std::sync::RwLock::new(Keys {
+                current: Current::new(seed)?,
+                retired,
+            }),
             issuer: issuer.to_owned(),
             audience: audience.to_owned(),
         })
     }
 
+    fn keys(&self) -> std::sync::RwLockReadGuard<'_, Keys> {
+        self.keys
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
     /// The current key's id.
-    pub fn kid(&self) -> &str {
-        &self.kid
+    pub fn kid(&self) -> String {
+        self.keys().current.kid.clone()
+    }
+
+    /// Starts signing with `seed` at `now`; the key it replaces is returned so it can be
+    /// kept (published) until its last assertion has expired.
+    pub fn rotate(&self, seed: &[u8], now: Timestamp) -> Result<RetiredKey, AssertionError> {
+        let next = Current::new(seed)?;
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let retired = RetiredKey {
+            x: keys.current.x(),
+            retired_at_ms: now.as_millis(),
+        };
+        keys.retired.retain(|k| k.published_at(now));
+        keys.retired.push(retired.clone());
+        keys.current = next;
+        Ok(retired)
+    }
+
+    /// Replaces the key with a new one kept in `data` (see
+    /// [`DataDir::replace_assertion_key`](crate::config::DataDir::replace_assertion_key)) and
+    /// returns the old and new key ids.
+    pub fn rotate_in(
+        &self,
+        data: &crate::config::DataDir,
+        now: Timestamp,
+    ) -> Result<(String, String), AssertionError> {
+        let old = self.kid();
+        let mut published = self.retired(now);
+        published.push(RetiredKey {
+            x: self.keys().current.x(),
+            retired_at_ms: now.as_millis(),
+        });
+        let seed = data
+            .replace_assertion_key(&published)
+            .map_err(|e| AssertionError::Store(e.to_string()))?;
+        self.rotate(&seed.0, now)?;
+        Ok((old, self.kid()))
+    }
+
+    /// The replaced keys still published at `now`.
+    pub fn retired(&self, now: Timestamp) -> Vec<RetiredKey> {
+        self.keys()
+            .retired
+            .iter()
+            .filter(|k| k.published_at(now))
+            .cloned()
+            .collect()
     }
 
     /// The claims for `subject` at `now`.
@@ -145,22 +275,31 @@ impl AssertionSigner {
 
     /// A signed assertion for `subject`, valid from `now` for [`ASSERTION_TTL`].
     pub fn sign(&self, subject: &Subject<'_>, now: Timestamp) -> Result<String, AssertionError> {
+        let claims = self.claims(subject, now);
+        let keys = self.keys();
         let mut header = Header::new(Algorithm::EdDSA);
-        header.kid = Some(self.kid.clone());
-        jsonwebtoken::encode(&header, &self.claims(subject, now), &self.key)
+        header.kid = Some(keys.current.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &keys.current.key)
             .map_err(|e| AssertionError::Sign(e.to_string()))
     }
 
-    /// The JSON Web Key Set the product verifies assertions with.
+    /// The JSON Web Key Set the product verifies assertions with, at `now`: the current
+    /// key first, then replaced keys whose assertions may still be valid.
+    pub fn jwks_at(&self, now: Timestamp) -> Value {
+        let keys = self.keys();
+        let mut out = vec![jwk(&keys.current.x(), &keys.current.kid)];
+        out.extend(
+            keys.retired
+                .iter()
+                .filter(|k| k.published_at(now))
+                .map(|k| jwk(&k.x, &k.kid())),
+        );
+        json!({ "keys": out })
+    }
+
+    /// The key set now.
     pub fn jwks(&self) -> Value {
-        json!({ "keys": [{
-            "kty": "OKP",
-            "crv": "Ed25519",
-            "x": URL_SAFE_NO_PAD.encode(self.public),
-            "kid": self.kid,
-            "alg": "EdDSA",
-            "use": "sig",
-        }]})
+        self.jwks_at(Timestamp::now())
     }
 }
 
@@ -217,7 +356,7 @@ mod tests {
         let header = jsonwebtoken::decode_header(&token).expect("header");
         assert_eq!(
             (header.alg, header.kid.as_deref()),
-            (Algorithm::EdDSA, Some(signer.kid()))
+            (Algorithm::EdDSA, Some(signer.kid().as_str()))
         );
         let data = decode::<Claims>(&token, &decoding_key(&signer), &validation("product"))
             .expect("valid");
@@ -265,5 +404,57 @@ mod tests {
         );
         let other = AssertionSigner::new(&[8; 32], "actas", "product").expect("signer");
         assert!(decode::<Claims>(&token, &decoding_key(&other), &validation("product")).is_err());
+    }
+
+    #[test]
+    fn a_replaced_key_is_published_until_its_last_assertion_has_expired() {
+        let (account, staff, scope, ticket) = subject_parts();
+        let subject = Subject {
+            session: SessionId::random(),
+            account: &account,
+            staff: &staff,
+            scope: &scope,
+            mode: Mode::Live,
+            ticket: &ticket,
+        };
+        let signer = AssertionSigner::new(&[7; 32], "actas", "product").expect("signer");
+        let now = Timestamp::now();
+        let old_token = signer.sign(&subject, now).expect("sign");
+        let old_kid = signer.kid();
+        let old_key = decoding_key(&signer);
+        signer.rotate(&[8; 32], now).expect("rotate");
+        assert_ne!(signer.kid(), old_kid);
+
+        let new_token = signer.sign(&subject, now).expect("sign");
+        let header = jsonwebtoken::decode_header(&new_token).expect("header");
+        assert_eq!(header.kid.as_deref(), Some(signer.kid().as_str()));
+        assert!(
+            decode::<Claims>(&new_token, &decoding_key(&signer), &validation("product")).is_ok()
+        );
+
+        let kids = |at: Timestamp| -> Vec<String> {
+            signer.jwks_at(at)["keys"]
+                .as_array()
+                .expect("keys")
+                .iter()
+                .map(|k| k["kid"].as_str().expect("kid").to_owned())
+                .collect()
+        };
+        assert_eq!(kids(now), vec![signer.kid(), old_kid.clone()]);
+        // The old token still verifies with the key published for it.
+        let published = signer.jwks_at(now);
+        let x = published["keys"][1]["x"].as_str().expect("x");
+        let still = DecodingKey::from_ed_components(x).expect("key");
+        assert!(decode::<Claims>(&old_token, &still, &validation("product")).is_ok());
+        assert!(decode::<Claims>(&old_token, &old_key, &validation("product")).is_ok());
+
+        let later = Timestamp::from_millis(
+            now.as_millis() + RETIRED_KEY_PUBLISHED_FOR.as_millis() as i64 + 1,
+        );
+        assert!(
+            later.as_millis() - now.as_millis() > ASSERTION_TTL.as_millis() as i64,
+            "published at least as long as an assertion lives"
+        );
+        assert_eq!(kids(later), vec![signer.kid()]);
     }
 }

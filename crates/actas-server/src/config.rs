@@ -20,6 +20,9 @@ pub const KEY_FILE: &str = "ledger.key";
 /// The gateway's assertion key, inside the data directory.
 pub const ASSERTION_KEY_FILE: &str = "assertion.key";
 
+/// Public halves of replaced assertion keys, published until their assertions expire.
+pub const RETIRED_ASSERTION_KEYS_FILE: &str = "assertion-retired.json";
+
 /// Why the data directory could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -228,7 +231,11 @@ pub struct Loaded {
     pub database: PathBuf,
     /// The gateway's assertion key seed (32 bytes).
     pub assertion_seed: Seed,
+    /// Replaced assertion keys (public halves), some perhaps still to be published.
+    pub retired_assertion_keys: Vec<RetiredKey>,
 }
+
+pub use crate::assertion::RetiredKey;
 
 /// Secret key bytes. Never printed.
 pub struct Seed(pub Vec<u8>);
@@ -312,8 +319,10 @@ impl DataDir {
         let policy = Policy::from_toml(&policy_text, &policy_path.display().to_string())?;
         let key = self.read_key()?;
         let assertion_seed = self.assertion_seed()?;
+        let retired_assertion_keys = self.retired_assertion_keys()?;
         Ok(Loaded {
             assertion_seed,
+            retired_assertion_keys,
             database: self.file(&config.database),
             config,
             policy,
@@ -347,6 +356,49 @@ impl DataDir {
             });
         }
         Ok(Seed(bytes))
+    }
+
+    fn retired_assertion_keys(&self) -> Result<Vec<RetiredKey>, ConfigError> {
+        let path = self.file(RETIRED_ASSERTION_KEYS_FILE);
+        if !path.exists() {
+            return Ok(Vec::new());
+        }
+        let text = fs::read_to_string(&path).map_err(io(&path))?;
+        serde_json::from_str(&text).map_err(|e| ConfigError::Parse {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    /// Replaces the assertion key with a new random one, recording `retired` (the keys
+    /// still to be published, including the one being replaced) first, so a crash part-way
+    /// never leaves a key unpublished while its assertions are valid. Returns the new seed.
+    pub fn replace_assertion_key(&self, retired: &[RetiredKey]) -> Result<Seed, ConfigError> {
+        let key_path = self.file(ASSERTION_KEY_FILE);
+        let next_path = self.file(format!("{ASSERTION_KEY_FILE}.next"));
+        let mut seed = [0u8; 32];
+        getrandom::getrandom(&mut seed).map_err(|e| ConfigError::Key {
+            path: key_path.clone(),
+            why: format!("no random source: {e}"),
+        })?;
+        // A leftover from an interrupted rotation was never used: start again.
+        if next_path.exists() {
+            fs::remove_file(&next_path).map_err(io(&next_path))?;
+        }
+        write_new(&next_path, &seed, 0o600)?;
+        let list_path = self.file(RETIRED_ASSERTION_KEYS_FILE);
+        let list_next = self.file(format!("{RETIRED_ASSERTION_KEYS_FILE}.next"));
+        if list_next.exists() {
+            fs::remove_file(&list_next).map_err(io(&list_next))?;
+        }
+        let text = serde_json::to_vec_pretty(retired).map_err(|e| ConfigError::Parse {
+            path: list_path.clone(),
+            message: e.to_string(),
+        })?;
+        write_new(&list_next, &text, 0o644)?;
+        fs::rename(&list_next, &list_path).map_err(io(&list_path))?;
+        fs::rename(&next_path, &key_path).map_err(io(&key_path))?;
+        Ok(Seed(seed.to_vec()))
     }
 
     fn read_key(&self) -> Result<LedgerKey, ConfigError> {

@@ -583,3 +583,64 @@ async fn the_openapi_document_matches_the_routes_that_are_served() {
     }
     t.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_director_replaces_the_assertion_key_and_the_old_one_stays_published() {
+    let t = TestApp::start().await;
+    let jwks = |base: String| async move {
+        let v: Value = reqwest::get(format!("{base}/.well-known/jwks.json"))
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("json");
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let before = jwks(t.base.clone()).await;
+    assert_eq!(before.len(), 1);
+
+    let sarah = t.sign_in("sarah@example.com").await;
+    let (status, _) = sarah.post("/api/v1/keys/assertion/rotate", json!({})).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "only a director may");
+    assert_eq!(jwks(t.base.clone()).await, before);
+
+    let dana = t.sign_in("dana@example.com").await;
+    let (status, body) = dana.post("/api/v1/keys/assertion/rotate", json!({})).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let new_kid = body["new_kid"].as_str().expect("new kid").to_owned();
+    assert_eq!(body["old_kid"], before[0].as_str());
+    let after = jwks(t.base.clone()).await;
+    assert_eq!(
+        after,
+        vec![new_kid.clone(), before[0].clone()],
+        "the new key signs; the old one is published until its assertions expire"
+    );
+
+    let (_, log) = dana.get("/api/v1/audit?kind=keys.assertion_rotated").await;
+    let events = log["events"].as_array().expect("events");
+    assert_eq!(events.len(), 1, "{log}");
+    assert!(
+        events[0]["summary"]
+            .as_str()
+            .expect("summary")
+            .starts_with("Dana Park replaced the key that signs the gateway's assertions"),
+        "{log}"
+    );
+
+    // After a restart the new key is the one in use and the old one is still published.
+    let data = DataDir::new(t._dir.path().join("data"));
+    t.app.stop().await.expect("stop");
+    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("restart");
+    assert_eq!(
+        jwks(format!("http://{}", app.console_addr())).await,
+        vec![new_kid, before[0].clone()]
+    );
+    app.stop().await.expect("stop");
+}

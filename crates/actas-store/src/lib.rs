@@ -54,7 +54,8 @@ pub enum StoreError {
 }
 
 impl StoreError {
-    pub(crate) fn unexpected(e: impl std::error::Error + Send + Sync + 'static) -> Self {
+    /// Wraps any failure that is neither bad input nor a ledger outage.
+    pub fn unexpected(e: impl std::error::Error + Send + Sync + 'static) -> Self {
         StoreError::Unexpected(Box::new(e))
     }
 

@@ -91,6 +91,9 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 staff.name
             )
         }
+        EventData::AssertionKeyRotated { old_kid, new_kid } => format!(
+            "{who} replaced the key that signs the gateway's assertions (key {old_kid} is now {new_kid}); the old key stays published until its last assertion expires"
+        ),
         EventData::ApiTokenCreated { staff, name } => {
             format!("{} created a personal API token named “{name}”", staff.name)
         }

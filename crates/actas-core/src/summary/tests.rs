@@ -490,6 +490,16 @@ fn sign_in_sentences() {
         "Someone gave a wrong password for Sarah Lee (sarah.lee@example.com) 5 times in a row; signing in is locked for 15 minutes"
     );
     assert_eq!(
+        say(
+            Actor::Staff(dana()),
+            EventData::AssertionKeyRotated {
+                old_kid: "0a1b".into(),
+                new_kid: "2c3d".into()
+            }
+        ),
+        "Dana Park replaced the key that signs the gateway's assertions (key 0a1b is now 2c3d); the old key stays published until its last assertion expires"
+    );
+    assert_eq!(
         s(EventData::TotpEnabled { staff: sarah() }),
         "Sarah Lee turned on two-step sign-in with an authenticator app"
     );

@@ -26,6 +26,8 @@ pub struct AppState {
     pub site: auth::Site,
     /// Signs the gateway's assertions; its public keys are served as JWKS.
     pub assertions: Arc<crate::assertion::AssertionSigner>,
+    /// The data directory (where a replaced assertion key is kept).
+    pub data: crate::config::DataDir,
 }
 
 /// The console listener's router.

@@ -6,6 +6,7 @@ mod accounts;
 mod allow;
 pub mod auth;
 pub mod gateway;
+mod keys;
 mod requests;
 mod sessions;
 mod staff;

@@ -46,6 +46,7 @@ pub fn router() -> Router<AppState> {
         .route("/allow-list", get(allow_list).post(grant))
         .route("/allow-list/revoke", post(revoke))
         .route("/audit", get(audit))
+        .route("/keys/assertion/rotate", post(rotate_assertion_key))
         .route("/openapi.json", get(openapi))
 }
 
@@ -452,6 +453,22 @@ struct GrantBody {
     email: String,
     max_risk: String,
     reason: String,
+}
+
+async fn rotate_assertion_key(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+) -> ApiResult<Response> {
+    let (old_kid, new_kid) = state
+        .service
+        .rotate_assertion_key(Some(&who.staff), &state.assertions, &state.data)
+        .await?;
+    Ok(Json(json!({
+        "old_kid": old_kid,
+        "new_kid": new_kid,
+        "jwks": state.assertions.jwks(),
+    }))
+    .into_response())
 }
 
 async fn grant(
