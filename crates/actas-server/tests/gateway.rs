@@ -134,8 +134,40 @@ async fn product(seen: Arc<Seen>) -> String {
             axum::body::Body::from_stream(head.chain(rows).chain(tail)),
         )
     }
+    /// A live feed: one message with secrets, one that isn't JSON, one binary, one plain;
+    /// then it echoes what the browser sends, as JSON.
+    async fn live(
+        State(seen): State<Arc<Seen>>,
+        headers: HeaderMap,
+        ws: axum::extract::ws::WebSocketUpgrade,
+    ) -> impl IntoResponse {
+        use axum::extract::ws::Message;
+        seen.0.lock().expect("lock").push(headers);
+        ws.on_upgrade(|mut socket| async move {
+            for m in [
+                Message::Text(
+                    r#"{"name":"Acme Co","card":{"number":"4111111111114242"},"internal":"VIP"}"#
+                        .into(),
+                ),
+                Message::Text("card 4111111111114242".into()),
+                Message::Binary(axum::body::Bytes::from_static(b"4111111111114242")),
+                Message::Text(r#"{"name":"ready"}"#.into()),
+            ] {
+                if socket.send(m).await.is_err() {
+                    return;
+                }
+            }
+            while let Some(Ok(Message::Text(t))) = socket.recv().await {
+                let echo = serde_json::json!({ "name": t.as_str() }).to_string();
+                if socket.send(Message::Text(echo.into())).await.is_err() {
+                    return;
+                }
+            }
+        })
+    }
     let app = axum::Router::new()
         .route("/", get(page))
+        .route("/live", get(live))
         .route("/big", get(big))
         .route("/gz", get(gzipped))
         .route("/br", get(brotlied))
@@ -711,6 +743,161 @@ async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
     assert!(
         fields.iter().all(|f| f.path != "$.name"),
         "classified fields are not listed: {fields:?}"
+    );
+    w.app.stop().await.expect("stop");
+}
+
+/// Opens the gateway's WebSocket at `/live` with the session cookie.
+async fn open_live(
+    w: &World,
+    cookie: &str,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let url = format!("{}/live", w.gateway.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().expect("request");
+    let pair = cookie.split(';').next().expect("pair").to_owned();
+    request
+        .headers_mut()
+        .insert("cookie", pair.parse().expect("header"));
+    tokio_tungstenite::connect_async(request)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+async fn next_text(
+    ws: &mut tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
+) -> Option<String> {
+    use tokio_tungstenite::tungstenite::Message;
+    loop {
+        match tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a message within 10 s")
+        {
+            Some(Ok(Message::Text(t))) => return Some(t.as_str().to_owned()),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(_)) => {}
+        }
+    }
+}
+
+#[tokio::test]
+async fn websockets_pass_only_in_a_session_are_recorded_and_masked() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let w = world().await;
+    assert!(
+        open_live(&w, "actas_gw=forged").await.is_err(),
+        "no session, no live connection"
+    );
+
+    let (_, cookie) = enter(&w, &[], "read-only").await;
+    let mut ws = open_live(&w, &cookie).await.expect("upgrade");
+    let first: serde_json::Value =
+        serde_json::from_str(&next_text(&mut ws).await.expect("first")).expect("json");
+    assert_eq!(
+        first,
+        serde_json::json!({ "name": "Acme Co", "card": { "number": "•••• 4242" }, "internal": "[hidden]" })
+    );
+    // The text that isn't JSON and the binary message can't be masked: they never arrive.
+    assert_eq!(
+        next_text(&mut ws).await.as_deref(),
+        Some(r#"{"name":"ready"}"#)
+    );
+    // Read-only: what the browser sends does not reach the product (no echo comes back).
+    ws.send(Message::text("rename the account"))
+        .await
+        .expect("send");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), ws.next())
+            .await
+            .is_err(),
+        "nothing was echoed"
+    );
+
+    // Invariant 10 holds for the upgrade too, and the opening is in the ledger.
+    let seen = w
+        .seen
+        .0
+        .lock()
+        .expect("lock")
+        .last()
+        .cloned()
+        .expect("seen");
+    assert!(seen.get("actas-assertion").is_some());
+    let cookies = seen
+        .get("cookie")
+        .map(|v| v.to_str().expect("ascii").to_owned());
+    assert!(!cookies.unwrap_or_default().contains("actas_gw"));
+    let log = w
+        .app
+        .service()
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 1000)
+        .await
+        .expect("events");
+    assert!(
+        log.iter()
+            .any(|e| e.body.summary
+                == "Sarah Lee, acting as Acme Co, opened a live connection to /live"),
+        "the opening is recorded"
+    );
+
+    // Ending the session closes the connection.
+    let s = w.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
+        .await
+        .expect("r")
+        .expect("s");
+    let active = s
+        .store()
+        .active_session_of(sarah.id)
+        .await
+        .expect("r")
+        .expect("active");
+    s.end_session_by(&sarah, active.info().id)
+        .await
+        .expect("end");
+    let closed = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match ws.next().await {
+                Some(Ok(Message::Close(frame))) => return frame,
+                None | Some(Err(_)) => return None,
+                Some(Ok(_)) => {}
+            }
+        }
+    })
+    .await
+    .expect("closed within 10 s");
+    let frame = closed.expect("a close frame");
+    assert_eq!(u16::from(frame.code), 1008);
+    assert!(frame.reason.contains("ended"), "{}", frame.reason);
+    assert!(
+        open_live(&w, &cookie).await.is_err(),
+        "and can't be reopened"
+    );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn in_a_live_session_browser_messages_reach_the_product() {
+    use futures_util::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let w = world().await;
+    let (_, cookie) = enter(&w, &[], "live").await;
+    let mut ws = open_live(&w, &cookie).await.expect("upgrade");
+    next_text(&mut ws).await.expect("first");
+    next_text(&mut ws).await.expect("ready");
+    ws.send(Message::text("hello")).await.expect("send");
+    assert_eq!(
+        next_text(&mut ws).await.as_deref(),
+        Some(r#"{"name":"hello"}"#)
     );
     w.app.stop().await.expect("stop");
 }

@@ -7,6 +7,7 @@
 //! `banner.css`.
 
 pub mod rewrite;
+mod websocket;
 
 use crate::assertion::{AssertionSigner, Subject};
 use crate::config::HostHeader;
@@ -19,7 +20,8 @@ use actas_core::session::Session;
 use askama::Template;
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Query, Request, State};
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
@@ -354,6 +356,60 @@ fn forwarding_headers(
     }
 }
 
+/// The headers the product receives: the browser's, less hop-by-hop headers, anything
+/// `Actas-*`, forwarding headers it sent and the gateway's own cookie; plus the signed
+/// assertion and forwarding headers as configured (invariant 10).
+fn upstream_headers(
+    state: &GatewayState,
+    incoming: &HeaderMap,
+    peer: SocketAddr,
+    assertion: &str,
+) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in incoming {
+        let n = name.as_str();
+        if HOP_BY_HOP.contains(&n)
+            || n.starts_with("actas-")
+            || n.starts_with("x-forwarded-")
+            || n.starts_with("sec-websocket-")
+            || n == "forwarded"
+            || n == "cookie"
+            || n == "accept-encoding"
+        {
+            continue;
+        }
+        out.append(name.clone(), value.clone());
+    }
+    forwarding_headers(state, incoming, peer, &mut out);
+    let product_cookies: Vec<&str> = incoming
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|kv| {
+            !kv.is_empty()
+                && kv
+                    .split_once('=')
+                    .is_none_or(|(name, _)| name.trim() != GATEWAY_COOKIE)
+        })
+        .collect();
+    if !product_cookies.is_empty()
+        && let Ok(v) = HeaderValue::from_str(&product_cookies.join("; "))
+    {
+        out.insert(header::COOKIE, v);
+    }
+    // Ask for plain bodies: they are masked before they leave.
+    out.insert(
+        header::ACCEPT_ENCODING,
+        HeaderValue::from_static("identity"),
+    );
+    if let Ok(v) = HeaderValue::from_str(assertion) {
+        out.insert(HeaderName::from_static("actas-assertion"), v);
+    }
+    out
+}
+
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -371,7 +427,20 @@ async fn proxy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let websocket = if parts
+        .headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+    {
+        match WebSocketUpgrade::from_request_parts(&mut parts, &state).await {
+            Ok(ws) => Some(ws),
+            Err(rejection) => return rejection.into_response(),
+        }
+    } else {
+        None
+    };
     let Some(cookie) = cookie_value(&parts.headers) else {
         return notice(
             StatusCode::FORBIDDEN,
@@ -425,6 +494,7 @@ async fn proxy(
         method,
         path: &path,
         navigation: is_navigation(&state, method, &parts.headers, &path),
+        live_connection: websocket.is_some(),
         fields: if method.is_safe() {
             Vec::new()
         } else {
@@ -479,43 +549,9 @@ async fn proxy(
             bar,
         );
     };
-    let mut out = reqwest::header::HeaderMap::new();
-    for (name, value) in &parts.headers {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(&n)
-            || n.starts_with("actas-")
-            || n.starts_with("x-forwarded-")
-            || n == "forwarded"
-            || n == "cookie"
-            || n == "accept-encoding"
-        {
-            continue;
-        }
-        out.append(name.clone(), value.clone());
-    }
-    forwarding_headers(&state, &parts.headers, peer, &mut out);
-    let product_cookies: Vec<String> = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|kv| !kv.is_empty() && !kv.starts_with(&format!("{GATEWAY_COOKIE}=")))
-        .map(str::to_owned)
-        .collect();
-    if !product_cookies.is_empty()
-        && let Ok(v) = HeaderValue::from_str(&product_cookies.join("; "))
-    {
-        out.insert(header::COOKIE, v);
-    }
-    // Ask for plain bodies: they are masked before they leave.
-    out.insert(
-        header::ACCEPT_ENCODING,
-        HeaderValue::from_static("identity"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&assertion) {
-        out.insert(HeaderName::from_static("actas-assertion"), v);
+    let out = upstream_headers(&state, &parts.headers, peer, &assertion);
+    if let Some(ws) = websocket {
+        return websocket::bridge(&state, ws, &url, out, cookie, info.mode, bar).await;
     }
     let upstream = state
         .client

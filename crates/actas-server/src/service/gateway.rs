@@ -29,6 +29,8 @@ pub struct GatewayRequest<'a> {
     pub path: &'a str,
     /// Whether it is a page navigation (recorded as a page view); assets are not recorded.
     pub navigation: bool,
+    /// Whether it opens a live connection (a WebSocket), recorded when opened.
+    pub live_connection: bool,
     /// Submitted form fields, already masked by policy, for the record of a change.
     pub fields: Vec<FieldChange>,
 }
@@ -164,7 +166,11 @@ impl Service {
             Some(m) => (Some(m.capability.clone()), m.description.clone()),
             None if req.method.is_safe() => (
                 policy.gateway.unmatched_get.clone(),
-                format!("viewed {}", req.path),
+                if req.live_connection {
+                    format!("opened a live connection to {}", req.path)
+                } else {
+                    format!("viewed {}", req.path)
+                },
             ),
             None => (
                 policy.gateway.unmatched_change.clone(),
@@ -212,7 +218,7 @@ impl Service {
                 changes: req.fields.clone(),
                 status: None,
             }),
-            None if req.navigation => Some(EventData::PageViewed {
+            None if req.navigation || req.live_connection => Some(EventData::PageViewed {
                 session: info.id,
                 account: ctx.account.clone(),
                 ticket: ctx.ticket.clone(),
