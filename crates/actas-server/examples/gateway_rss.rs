@@ -131,10 +131,6 @@ async fn main() -> Result<()> {
     );
     println!();
     println!(
-        "whole process peak RSS at the end: {:.1} MiB",
-        mib(peak_kib()?)
-    );
-    println!(
         "gateway peak growth: {:.1} MiB, {:.3}× the page size (target: bounded, under 100 MiB)",
         mib(gw_kib),
         gw_kib as f64 / (PAGE_BYTES / 1024) as f64

@@ -20,6 +20,9 @@ use actas_store::{Change, GatewayLogin, Unit};
 /// How stale the stored idle clock may get before a request refreshes it.
 pub const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
+/// Gateway cookies whose rows are kept in memory before the cache is cleared.
+const GATEWAY_LOGINS_KEPT: usize = 4096;
+
 /// What the gateway knows about the request it is deciding on.
 #[derive(Debug, Clone)]
 pub struct GatewayRequest<'a> {
@@ -97,15 +100,34 @@ impl Service {
 
     /// The session behind a gateway cookie (live or not) and the cookie's record: two reads.
     pub async fn gateway_session(&self, cookie: &str) -> ServiceResult<(Session, GatewayLogin)> {
-        let login = self
-            .store
-            .gateway_login(&secret_hash(cookie))
-            .await?
-            .ok_or_else(|| {
-                ServiceError::Unauthenticated(
-                    "open the session from the actas console first".into(),
-                )
-            })?;
+        let hash = secret_hash(cookie);
+        // A cookie's row never changes once written, so it is read from the store once;
+        // the session, which does change, is read on every request.
+        let cached = self
+            .gateway_logins
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hash)
+            .cloned();
+        let login = match cached {
+            Some(l) => l,
+            None => {
+                let l = self.store.gateway_login(&hash).await?.ok_or_else(|| {
+                    ServiceError::Unauthenticated(
+                        "open the session from the actas console first".into(),
+                    )
+                })?;
+                let mut logins = self
+                    .gateway_logins
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if logins.len() >= GATEWAY_LOGINS_KEPT {
+                    logins.clear();
+                }
+                logins.insert(hash, l.clone());
+                l
+            }
+        };
         let session = self
             .store
             .session(login.session)

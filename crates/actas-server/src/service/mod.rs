@@ -82,6 +82,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     policy: Arc<Policy>,
     unclassified: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
+    gateway_logins:
+        Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], actas_store::GatewayLogin>>>,
 }
 
 impl Service {
@@ -91,6 +93,7 @@ impl Service {
             store,
             policy,
             unclassified: Arc::default(),
+            gateway_logins: Arc::default(),
         }
     }
 
