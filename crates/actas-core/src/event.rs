@@ -24,6 +24,8 @@ pub enum Actor {
     Customer(AccountRef),
     /// actas itself (a limit passed, a request expired).
     System,
+    /// One of the product's apps, by its app key (e.g. syncing an account).
+    App(crate::app::AppRef),
 }
 
 /// One field's change, with values already masked by policy.
@@ -291,6 +293,9 @@ pub enum EventData {
         flags: Vec<crate::account::AccountFlag>,
         /// True when it was added.
         created: bool,
+        /// Flags it no longer has.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        removed: Vec<crate::account::AccountFlag>,
     },
     /// The customer made a one-time confirmation code.
     #[serde(rename = "code.issued")]
@@ -299,6 +304,9 @@ pub enum EventData {
         account: AccountRef,
         /// Until when it is valid.
         expires_at: Timestamp,
+        /// The app that passed the code on to the customer.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<crate::app::AppRef>,
     },
     /// An agent entered the customer's code correctly.
     #[serde(rename = "code.accepted")]
@@ -331,6 +339,39 @@ pub enum EventData {
         account: AccountRef,
         /// The new setting.
         consent: Consent,
+        /// The app that passed on the customer's choice.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        via: Option<crate::app::AppRef>,
+    },
+    /// The customer did something in the product, as the product reported it.
+    #[serde(rename = "customer.activity")]
+    CustomerActivity {
+        /// Whose account.
+        account: AccountRef,
+        /// What kind of thing.
+        activity: crate::activity::ActivityKind,
+        /// The policy's sentence for it, filled in (e.g. "signed the loan agreement LA-77").
+        description: String,
+        /// Values before and after, masked by policy.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<FieldChange>,
+        /// The app that reported it.
+        reported_by: crate::app::AppRef,
+    },
+    /// A director created an app key for the product.
+    #[serde(rename = "keys.app_key_created")]
+    AppKeyCreated {
+        /// The app.
+        app: crate::app::AppRef,
+        /// Where session notifications go, if anywhere.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook: Option<String>,
+    },
+    /// A director revoked an app key.
+    #[serde(rename = "keys.app_key_revoked")]
+    AppKeyRevoked {
+        /// The app.
+        app: crate::app::AppRef,
     },
 }
 
@@ -372,11 +413,23 @@ impl EventData {
             EventData::ActionBlocked { .. } => "session.blocked",
             EventData::SessionEnded { .. } => "session.ended",
             EventData::ConsentChanged { .. } => "consent.changed",
+            EventData::CustomerActivity { .. } => "customer.activity",
+            EventData::AppKeyCreated { .. } => "keys.app_key_created",
+            EventData::AppKeyRevoked { .. } => "keys.app_key_revoked",
             EventData::AccountUpdated { .. } => "account.updated",
             EventData::CodeIssued { .. } => "code.issued",
             EventData::CodeAccepted { .. } => "code.accepted",
             EventData::CodeRejected { .. } => "code.rejected",
         }
+    }
+
+    /// Whether the product is notified of this event (by webhook): when a support session
+    /// on one of its accounts starts and when it ends.
+    pub fn notifies_product(&self) -> bool {
+        matches!(
+            self,
+            EventData::SessionStarted { .. } | EventData::SessionEnded { .. }
+        )
     }
 
     /// The account, session and ticket the event belongs to. Events that happen inside a
@@ -392,6 +445,8 @@ impl EventData {
             | EventData::ApiTokenCreated { .. }
             | EventData::TotpEnabled { .. }
             | EventData::AssertionKeyRotated { .. }
+            | EventData::AppKeyCreated { .. }
+            | EventData::AppKeyRevoked { .. }
             | EventData::AllowGranted { .. }
             | EventData::AllowRevoked { .. } => EventContext::default(),
             EventData::RequestCreated {
@@ -454,6 +509,7 @@ impl EventData {
                 ticket: Some(ticket.clone()),
             },
             EventData::ConsentChanged { account, .. }
+            | EventData::CustomerActivity { account, .. }
             | EventData::AccountUpdated { account, .. }
             | EventData::CodeIssued { account, .. } => EventContext {
                 account: of(account),

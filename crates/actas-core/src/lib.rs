@@ -9,6 +9,8 @@
 #![deny(missing_docs)]
 
 pub mod account;
+pub mod activity;
+pub mod app;
 pub mod clock;
 pub mod code;
 pub mod event;

@@ -49,6 +49,13 @@ pub enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Create, list and revoke the product's app keys (for the customer-side API).
+    #[command(name = "app-key")]
+    AppKey {
+        /// What to do with app keys.
+        #[command(subcommand)]
+        command: AppKeyCommand,
+    },
     /// Keep the allow-list of who may act as customers.
     Allow {
         /// What to do with the allow-list.
@@ -114,6 +121,32 @@ pub enum AccountCommand {
     },
     /// List accounts with their flags and consent setting.
     List,
+}
+
+/// App key commands.
+#[derive(Debug, Subcommand)]
+pub enum AppKeyCommand {
+    /// Create an app key; it is printed once and only its hash is kept.
+    Create {
+        /// A short name for the app, e.g. portal.
+        name: String,
+        /// The director creating it.
+        #[arg(long)]
+        by: String,
+        /// Where to send signed notifications when a session on an account starts and ends.
+        #[arg(long)]
+        webhook: Option<String>,
+    },
+    /// List app keys.
+    List,
+    /// Revoke an app key; from then on the product gets 401 with it.
+    Revoke {
+        /// Its name.
+        name: String,
+        /// The director revoking it.
+        #[arg(long)]
+        by: String,
+    },
 }
 
 /// Allow-list commands.

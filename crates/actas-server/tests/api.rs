@@ -554,6 +554,7 @@ async fn the_openapi_document_matches_the_routes_that_are_served() {
             let r = match method.as_str() {
                 "get" => http.get(&url).send().await,
                 "post" => http.post(&url).json(&json!({})).send().await,
+                "put" => http.put(&url).json(&json!({})).send().await,
                 other => panic!("undocumented method {other}"),
             }
             .expect("send");

@@ -114,7 +114,11 @@ async fn set_consent(store: &SqliteStore, id: &str, name: &str, consent: Consent
             },
             actas_core::event::NewEvent::new(
                 Actor::Customer(account.clone()),
-                actas_core::event::EventData::ConsentChanged { account, consent },
+                actas_core::event::EventData::ConsentChanged {
+                    account,
+                    consent,
+                    via: None,
+                },
             ),
         ))
         .await
@@ -382,7 +386,7 @@ async fn a_denied_request_records_its_note_and_cannot_be_used() {
         .deny_request(&w.lead, r.id, "  ")
         .await
         .expect_err("note needed");
-    assert!(matches!(err, ServiceError::Invalid { field: "note", .. }));
+    assert!(matches!(&err, ServiceError::Invalid { field, .. } if field == "note"));
     w.service
         .deny_request(&w.lead, r.id, "Ask the customer for a screenshot first")
         .await
@@ -425,7 +429,7 @@ async fn sensitive_and_code_required_accounts_need_the_customers_code_which_work
     let shy = actas_core::ids::AccountId::parse("shy").expect("id");
     let (code, _) = w
         .service
-        .issue_code(&shy, Actor::System)
+        .issue_code(&shy, Actor::System, None)
         .await
         .expect("code");
     w.service
@@ -454,7 +458,7 @@ async fn sensitive_and_code_required_accounts_need_the_customers_code_which_work
         .await
         .expect_err("used");
     assert!(
-        matches!(err, ServiceError::Invalid { field: "code", .. }),
+        matches!(&err, ServiceError::Invalid { field, .. } if field == "code"),
         "{err:?}"
     );
 
@@ -478,7 +482,7 @@ async fn five_wrong_codes_lock_the_request_even_when_guessed_in_parallel() {
     let shy = actas_core::ids::AccountId::parse("shy").expect("id");
     let (code, _) = w
         .service
-        .issue_code(&shy, Actor::System)
+        .issue_code(&shy, Actor::System, None)
         .await
         .expect("code");
     let mut tasks = Vec::new();
@@ -661,13 +665,7 @@ async fn a_scope_change_is_a_new_linked_request_that_replaces_the_session_when_s
         .await
         .expect_err("not theirs");
     assert!(
-        matches!(
-            err,
-            ServiceError::Invalid {
-                field: "for_session",
-                ..
-            }
-        ),
+        matches!(&err, ServiceError::Invalid { field, .. } if field == "for_session"),
         "{err:?}"
     );
     w.service

@@ -78,6 +78,7 @@ async fn deactivating_staff_ends_their_active_session_in_the_same_transaction() 
                 name: DisplayName::parse("Acme Co").expect("n"),
             },
             consent: Consent::Allowed,
+            via: None,
         },
     );
     store

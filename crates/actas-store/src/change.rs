@@ -203,6 +203,55 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// Adds an app key (fails with `Duplicate` if the name is taken).
+    AddAppKey {
+        /// Its name.
+        name: actas_core::app::AppName,
+        /// SHA-256 of the key.
+        key_hash: [u8; 32],
+        /// Where session notifications go.
+        webhook_url: Option<String>,
+        /// The HMAC secret for them.
+        webhook_secret: Option<String>,
+        /// The director.
+        by: Option<StaffId>,
+        /// When.
+        at: Timestamp,
+    },
+    /// Revokes an app key (it must not be revoked already).
+    RevokeAppKey {
+        /// Which.
+        id: i64,
+        /// When.
+        at: Timestamp,
+    },
+    /// Claims an idempotency key for an app; `Duplicate` if it was claimed before.
+    ClaimIdempotencyKey {
+        /// The app.
+        app: i64,
+        /// The key.
+        key: String,
+        /// SHA-256 of what was sent with it.
+        request_hash: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
+    /// Marks a notification delivered.
+    WebhookDelivered {
+        /// The outbox row.
+        id: i64,
+        /// When.
+        at: Timestamp,
+    },
+    /// Records a failed delivery and when to try again.
+    WebhookFailed {
+        /// The outbox row.
+        id: i64,
+        /// Why, in short.
+        error: String,
+        /// When to try again.
+        retry_at: Timestamp,
+    },
     /// Adds to the counts of JSON paths no masking rule classified.
     CountUnclassified {
         /// Each path and how many times it was seen since the last count.
@@ -228,6 +277,8 @@ pub enum Applied {
     Done,
     /// A staff member was added with this id.
     Staff(StaffId),
+    /// An app key was added with this id.
+    App(i64),
     /// A wrong code was counted; this many so far.
     CodeFailures(u32),
     /// A wrong password was counted: failures in a row, and the lock if it locked.

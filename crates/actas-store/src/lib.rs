@@ -17,8 +17,8 @@ mod stats;
 
 pub use change::{Applied, Change, Unit};
 pub use model::{
-    Account, AllowEntry, Appended, CodeRecord, EventFilter, GatewayLogin, Login, RecordedEvent,
-    StaffRecord, TotpSecret, UnclassifiedField,
+    Account, AllowEntry, AppKey, Appended, CodeRecord, DueWebhook, EventFilter, GatewayLogin,
+    Login, OutboxStats, RecordedEvent, StaffRecord, TotpSecret, UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -186,6 +186,33 @@ pub trait Store: Send + Sync {
 
     /// The session a hand-off token (by its SHA-256) was issued for, used or not.
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>>;
+
+    /// An app key that is not revoked, by the SHA-256 of the key.
+    async fn app_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<AppKey>>;
+
+    /// Every app key, revoked ones too.
+    async fn app_keys(&self) -> StoreResult<Vec<AppKey>>;
+
+    /// The request hash recorded for an app's idempotency key, if the key was used.
+    async fn idempotency_key(&self, app: i64, key: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// Notifications due at `now`, oldest first.
+    async fn due_webhooks(
+        &self,
+        now: actas_core::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<DueWebhook>>;
+
+    /// How the notification outbox stands.
+    async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
+
+    /// Sessions on an account, newest first: `limit` of them after skipping `offset`.
+    async fn account_sessions(
+        &self,
+        account: &AccountId,
+        offset: u32,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>>;
 
     /// The JSON paths no masking rule classified, most often seen first.
     async fn unclassified_fields(&self) -> StoreResult<Vec<UnclassifiedField>>;

@@ -190,3 +190,44 @@ pub struct UnclassifiedField {
     /// When it was last seen.
     pub last_seen: Timestamp,
 }
+
+/// An app key's record (the key itself is never stored, only its SHA-256).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppKey {
+    /// The app, as events name it.
+    pub app: actas_core::app::AppRef,
+    /// Where session notifications go, if anywhere.
+    pub webhook_url: Option<String>,
+    /// When it was created.
+    pub created_at: Timestamp,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<Timestamp>,
+}
+
+/// A notification due for delivery, with where it goes and how to sign it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueWebhook {
+    /// The outbox row.
+    pub id: i64,
+    /// The app.
+    pub app: actas_core::app::AppRef,
+    /// Where it goes.
+    pub url: String,
+    /// The HMAC secret.
+    pub secret: String,
+    /// The JSON body.
+    pub body: String,
+    /// Attempts so far.
+    pub attempts: u32,
+}
+
+/// How the notification outbox stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxStats {
+    /// Not yet delivered.
+    pub pending: u64,
+    /// Not yet delivered and failed at least once.
+    pub failing: u64,
+    /// Delivered.
+    pub delivered: u64,
+}

@@ -6,6 +6,7 @@ pub mod masking;
 pub mod routes;
 
 use crate::account::{AccountFlag, Consent};
+use crate::activity::{ActivityKind, ActivityTemplate};
 use crate::scope::{CapabilityName, Risk, Scope};
 use crate::text::{DEFAULT_TICKET_PATTERN, TicketPattern};
 use masking::{JsonPath, MaskRule, MaskingRule, Target};
@@ -151,6 +152,7 @@ pub struct Policy {
     pub ticket_pattern: TicketPattern,
     /// How the gateway treats requests no route names.
     pub gateway: GatewayRules,
+    activities: BTreeMap<ActivityKind, ActivityTemplate>,
 }
 
 /// How the gateway treats what the routes don't name (`[gateway]` in the policy).
@@ -208,6 +210,14 @@ struct RawPolicy {
     #[serde(default)]
     sensitive_flags: Vec<Spanned<String>>,
     gateway: Option<Spanned<RawGateway>>,
+    #[serde(default)]
+    customer_events: BTreeMap<String, Spanned<RawActivity>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawActivity {
+    description: Spanned<String>,
 }
 
 #[derive(Deserialize, Default)]
@@ -446,6 +456,32 @@ impl Policy {
             None => GatewayRules::default(),
         };
 
+        let mut activities = BTreeMap::new();
+        for (kind, template) in crate::activity::BUILT_IN {
+            activities.insert(
+                ActivityKind::parse(kind).map_err(|e| PolicyError {
+                    file: file.to_owned(),
+                    line: None,
+                    field: "customer_events".into(),
+                    message: e.to_string(),
+                })?,
+                ActivityTemplate::parse(template).map_err(|e| PolicyError {
+                    file: file.to_owned(),
+                    line: None,
+                    field: "customer_events".into(),
+                    message: e.to_string(),
+                })?,
+            );
+        }
+        for (name, raw) in &raw.customer_events {
+            let field = format!("customer_events.{name}");
+            let kind = ActivityKind::parse(name).map_err(|e| lines.err(raw, &field, e))?;
+            let d = &raw.get_ref().description;
+            let template = ActivityTemplate::parse(d.get_ref())
+                .map_err(|e| lines.err(d, format!("{field}.description"), e))?;
+            activities.insert(kind, template);
+        }
+
         Ok(Self {
             session,
             capabilities,
@@ -455,6 +491,7 @@ impl Policy {
             sensitive_flags,
             ticket_pattern,
             gateway,
+            activities,
         })
     }
 
@@ -564,6 +601,16 @@ impl Policy {
             ..limits
         };
         Ok(limits)
+    }
+
+    /// The sentence template for a kind of customer activity, if the policy knows it.
+    pub fn activity(&self, kind: &ActivityKind) -> Option<&ActivityTemplate> {
+        self.activities.get(kind)
+    }
+
+    /// Every kind of customer activity the policy knows.
+    pub fn activities(&self) -> impl Iterator<Item = (&ActivityKind, &ActivityTemplate)> {
+        self.activities.iter()
     }
 
     /// The built-in starter policy.

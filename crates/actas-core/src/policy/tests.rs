@@ -204,3 +204,25 @@ fn the_gateway_section_sets_what_unnamed_requests_need() {
         .expect_err("empty ending");
     assert_eq!(e.field, "gateway.static_assets[0]");
 }
+
+#[test]
+fn customer_event_kinds_are_built_in_and_declared() {
+    use crate::activity::ActivityKind;
+    let p = Policy::starter();
+    let kind = |k: &str| ActivityKind::parse(k).expect("kind");
+    assert_eq!(
+        p.activity(&kind("agreement_signed")).map(|t| t.as_str()),
+        Some("signed {document}")
+    );
+    assert!(p.activity(&kind("address_changed")).is_some());
+    assert!(p.activity(&kind("teleported")).is_none());
+    let e = Policy::from_toml(
+        "[customer_events.renewed]\ndescription = \"renewed {plan\"\n",
+        "t.toml",
+    )
+    .expect_err("bad template");
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(2), "customer_events.renewed.description")
+    );
+}

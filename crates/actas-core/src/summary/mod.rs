@@ -11,6 +11,7 @@ fn actor_name(actor: &Actor) -> String {
         Actor::Staff(s) => s.name.to_string(),
         Actor::Customer(a) => a.name.to_string(),
         Actor::System => "actas".to_owned(),
+        Actor::App(a) => format!("the product (app {})", a.name),
     }
 }
 
@@ -271,13 +272,18 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             account,
             flags,
             created,
+            removed,
         } => {
             let flags: Vec<&str> = flags.iter().map(|f| f.as_str()).collect();
-            let flags = if flags.is_empty() {
+            let mut flags = if flags.is_empty() {
                 "no flags".to_owned()
             } else {
                 format!("flags: {}", flags.join(", "))
             };
+            if !removed.is_empty() {
+                let removed: Vec<&str> = removed.iter().map(|f| f.as_str()).collect();
+                flags.push_str(&format!("; removed: {}", removed.join(", ")));
+            }
             if *created {
                 format!(
                     "{who} added the account {} ({}; {flags})",
@@ -293,6 +299,7 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
         EventData::CodeIssued {
             account,
             expires_at,
+            ..
         } => format!(
             "{} made a one-time confirmation code for support staff, valid until {} UTC",
             account.name,
@@ -326,7 +333,32 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 )
             }
         }
-        EventData::ConsentChanged { account, consent } => {
+        EventData::CustomerActivity {
+            account,
+            description,
+            changes,
+            ..
+        } => {
+            if changes.is_empty() {
+                format!("{} {description}", account.name)
+            } else {
+                format!("{} {description}: {}", account.name, changes_text(changes))
+            }
+        }
+        EventData::AppKeyCreated { app, webhook } => match webhook {
+            Some(url) => format!(
+                "{who} created the app key {} for the product, with session notifications sent to {url}",
+                app.name
+            ),
+            None => format!("{who} created the app key {} for the product", app.name),
+        },
+        EventData::AppKeyRevoked { app } => format!(
+            "{who} revoked the app key {}; the product can no longer use it",
+            app.name
+        ),
+        EventData::ConsentChanged {
+            account, consent, ..
+        } => {
             use crate::account::Consent;
             match consent {
                 Consent::Allowed => format!(

@@ -363,6 +363,7 @@ fn consent_sentences() {
             EventData::ConsentChanged {
                 account: acme(),
                 consent,
+                via: None,
             },
         )
     };
@@ -390,7 +391,8 @@ fn account_and_code_sentences() {
             EventData::AccountUpdated {
                 account: acme(),
                 flags: flags.clone(),
-                created: true
+                created: true,
+                removed: vec![],
             }
         ),
         "actas added the account Acme Co (acme; flags: sensitive)"
@@ -401,17 +403,31 @@ fn account_and_code_sentences() {
             EventData::AccountUpdated {
                 account: acme(),
                 flags: vec![],
-                created: false
+                created: false,
+                removed: vec![],
             }
         ),
         "Dana Park updated the account Acme Co (acme; no flags)"
     );
     assert_eq!(
         say(
+            Actor::App(portal()),
+            EventData::AccountUpdated {
+                account: acme(),
+                flags: vec![],
+                created: false,
+                removed: flags.clone(),
+            }
+        ),
+        "the product (app portal) updated the account Acme Co (acme; no flags; removed: sensitive)"
+    );
+    assert_eq!(
+        say(
             Actor::Customer(acme()),
             EventData::CodeIssued {
                 account: acme(),
-                expires_at: Timestamp::parse("2026-11-23T10:25:00Z").expect("time")
+                expires_at: Timestamp::parse("2026-11-23T10:25:00Z").expect("time"),
+                via: Some(portal()),
             }
         ),
         "Acme Co made a one-time confirmation code for support staff, valid until 10:25 UTC"
@@ -509,5 +525,64 @@ fn sign_in_sentences() {
             name: "laptop".into()
         }),
         "Sarah Lee created a personal API token named “laptop”"
+    );
+}
+
+fn portal() -> crate::app::AppRef {
+    crate::app::AppRef {
+        id: 1,
+        name: crate::app::AppName::parse("portal").expect("name"),
+    }
+}
+
+#[test]
+fn customer_activity_and_app_key_sentences() {
+    use crate::activity::ActivityKind;
+    assert_eq!(
+        say(
+            Actor::Customer(acme()),
+            EventData::CustomerActivity {
+                account: acme(),
+                activity: ActivityKind::parse("agreement_signed").expect("kind"),
+                description: "signed the loan agreement LA-77".into(),
+                changes: vec![],
+                reported_by: portal(),
+            }
+        ),
+        "Acme Co signed the loan agreement LA-77"
+    );
+    assert_eq!(
+        say(
+            Actor::Customer(acme()),
+            EventData::CustomerActivity {
+                account: acme(),
+                activity: ActivityKind::parse("profile_edited").expect("kind"),
+                description: "changed their profile".into(),
+                changes: vec![FieldChange {
+                    field: "email".into(),
+                    from: Some("s***@acme.com".into()),
+                    to: Some("b***@acme.com".into()),
+                }],
+                reported_by: portal(),
+            }
+        ),
+        "Acme Co changed their profile: the email from s***@acme.com to b***@acme.com"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(dana()),
+            EventData::AppKeyCreated {
+                app: portal(),
+                webhook: Some("https://portal.example.com/hooks/actas".into()),
+            }
+        ),
+        "Dana Park created the app key portal for the product, with session notifications sent to https://portal.example.com/hooks/actas"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(dana()),
+            EventData::AppKeyRevoked { app: portal() }
+        ),
+        "Dana Park revoked the app key portal; the product can no longer use it"
     );
 }

@@ -2,6 +2,7 @@
 //! and prints plain sentences. Commands that append close the store at the end, which
 //! signs a tree head over everything they wrote.
 
+mod apps;
 mod audit;
 mod policy;
 mod staff;
@@ -67,6 +68,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         } => serve(&data, console_addr, gateway_addr).await,
         Command::Staff { command } => staff::run(&data, command).await,
         Command::Allow { command } => staff::run_allow(&data, command).await,
+        Command::AppKey { command } => apps::run(&data, command).await,
         Command::Account { command } => account(&data, command).await,
         Command::Audit { command } => audit::run(&data, command).await,
         Command::Policy { command } => policy::run(&data, command).await,

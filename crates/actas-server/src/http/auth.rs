@@ -153,3 +153,28 @@ impl FromRequestParts<AppState> for Staff {
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
+
+/// A request from one of the product's apps, authenticated by its app key
+/// (`Authorization: Bearer actas_app_…`). Staff credentials are not accepted here, and
+/// app keys are not accepted by [`Staff`].
+#[derive(Debug, Clone)]
+pub struct App(pub actas_core::app::AppRef);
+
+impl FromRequestParts<AppState> for App {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|a| a.strip_prefix("Bearer "))
+            .ok_or_else(|| {
+                ApiError::unauthenticated("send the app key as `Authorization: Bearer <app key>`")
+            })?;
+        Ok(App(state.service.authenticate_app(key.trim()).await?))
+    }
+}

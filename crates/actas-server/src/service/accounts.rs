@@ -1,5 +1,6 @@
-//! Customer accounts: added from the command line for small set-ups (the product's own
-//! sync API comes later), each change recorded.
+//! Customer accounts: added from the command line for small set-ups or kept in step by the
+//! product (`PUT /api/v1/accounts/{id}` with an app key); each change recorded, including
+//! which flags were removed and by whom.
 
 use super::{Service, ServiceError, ServiceResult};
 use actas_core::account::{AccountFlag, Consent};
@@ -28,6 +29,16 @@ impl Service {
         }
         parsed.sort();
         let existing = self.store.account(&id).await?;
+        let removed: Vec<AccountFlag> = existing
+            .as_ref()
+            .map(|a| {
+                a.flags
+                    .iter()
+                    .filter(|f| !parsed.contains(f))
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default();
         let consent = existing.as_ref().map_or(Consent::Allowed, |a| a.consent);
         let account = Account {
             id: id.clone(),
@@ -41,6 +52,7 @@ impl Service {
                 account: account.to_ref(),
                 flags: parsed.clone(),
                 created: existing.is_none(),
+                removed,
             },
         );
         self.store

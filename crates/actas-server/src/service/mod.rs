@@ -4,7 +4,9 @@
 
 mod accounts;
 mod allow;
+pub mod apps;
 pub mod auth;
+pub mod customer;
 pub mod gateway;
 mod keys;
 mod requests;
@@ -26,8 +28,8 @@ pub enum ServiceError {
     /// Bad input; `field` names which.
     #[error("{field}: {message}")]
     Invalid {
-        /// The input field.
-        field: &'static str,
+        /// The input field, e.g. `reason` or `events[3].kind`.
+        field: std::borrow::Cow<'static, str>,
         /// What is wrong.
         message: String,
     },
@@ -53,9 +55,12 @@ pub enum ServiceError {
 
 impl ServiceError {
     /// Bad input in `field`.
-    pub fn invalid(field: &'static str, message: impl std::fmt::Display) -> Self {
+    pub fn invalid(
+        field: impl Into<std::borrow::Cow<'static, str>>,
+        message: impl std::fmt::Display,
+    ) -> Self {
         ServiceError::Invalid {
-            field,
+            field: field.into(),
             message: message.to_string(),
         }
     }

@@ -345,13 +345,13 @@ impl Service {
         .await
     }
 
-    /// Makes a one-time code for an account (the customer asks for it through the product;
-    /// the product's API arrives with the customer-side work). Shown once; only a salted
-    /// hash is kept.
+    /// Makes a one-time code for an account: the customer asks for it in the product, which
+    /// calls actas with its app key (`via`). Shown once; only a salted hash is kept.
     pub async fn issue_code(
         &self,
         account: &AccountId,
         actor: Actor,
+        via: Option<actas_core::app::AppRef>,
     ) -> ServiceResult<(ConfirmationCode, Timestamp)> {
         let account = self.account(account).await?;
         let mut random = [0u8; 8 + 16 + 16];
@@ -371,6 +371,7 @@ impl Service {
             EventData::CodeIssued {
                 account: account.to_ref(),
                 expires_at,
+                via,
             },
         );
         self.store

@@ -475,6 +475,96 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 .map_err(db)?;
             Ok(Applied::Done)
         }
+        Change::AddAppKey {
+            name,
+            key_hash,
+            webhook_url,
+            webhook_secret,
+            by,
+            at,
+        } => {
+            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM app_keys WHERE name = ?")
+                .bind(name.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+            if taken.is_some() {
+                return Err(StoreError::Duplicate(format!("an app key named {name}")));
+            }
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO app_keys (name, key_hash, webhook_url, webhook_secret, created_by, created_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(name.as_str())
+            .bind(&key_hash[..])
+            .bind(webhook_url)
+            .bind(webhook_secret)
+            .bind(by.map(|b| b.get()))
+            .bind(at.as_millis())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::App(id))
+        }
+        Change::RevokeAppKey { id, at } => {
+            let r = sqlx::query(
+                "UPDATE app_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+            )
+            .bind(at.as_millis())
+            .bind(id)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("this app key is already revoked".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::ClaimIdempotencyKey {
+            app,
+            key,
+            request_hash,
+            at,
+        } => {
+            let r = sqlx::query(
+                "INSERT INTO idempotency_keys (app_id, key, request_hash, created_at) VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            )
+            .bind(app)
+            .bind(&key)
+            .bind(&request_hash[..])
+            .bind(at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            if r.rows_affected() == 0 {
+                return Err(StoreError::Duplicate(format!(
+                    "the idempotency key {key:?}"
+                )));
+            }
+            Ok(Applied::Done)
+        }
+        Change::WebhookDelivered { id, at } => {
+            sqlx::query("UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ? AND delivered_at IS NULL")
+                .bind(at.as_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::WebhookFailed {
+            id,
+            error,
+            retry_at,
+        } => {
+            sqlx::query("UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL")
+                .bind(error)
+                .bind(retry_at.as_millis())
+                .bind(id)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(Applied::Done)
+        }
         Change::CountUnclassified { paths, at } => {
             for (path, seen) in paths {
                 sqlx::query(

@@ -412,6 +412,78 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn app_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<crate::AppKey>> {
+        Ok(read::app_keys(
+            &self.pool,
+            "key_hash = ? AND revoked_at IS NULL",
+            Some(&hash[..]),
+        )
+        .await?
+        .into_iter()
+        .next())
+    }
+
+    async fn app_keys(&self) -> StoreResult<Vec<crate::AppKey>> {
+        read::app_keys(&self.pool, "1 = 1", None).await
+    }
+
+    async fn idempotency_key(&self, app: i64, key: &str) -> StoreResult<Option<Vec<u8>>> {
+        sqlx::query_scalar("SELECT request_hash FROM idempotency_keys WHERE app_id = ? AND key = ?")
+            .bind(app)
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(StoreError::unexpected)
+    }
+
+    async fn due_webhooks(
+        &self,
+        now: actas_core::Timestamp,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::DueWebhook>> {
+        read::due_webhooks(&self.pool, now, limit).await
+    }
+
+    async fn outbox_stats(&self) -> StoreResult<crate::OutboxStats> {
+        let (pending, failing, delivered): (i64, i64, i64) = sqlx::query_as(
+            "SELECT COALESCE(SUM(delivered_at IS NULL), 0), COALESCE(SUM(delivered_at IS NULL AND attempts > 0), 0), COALESCE(SUM(delivered_at IS NOT NULL), 0) FROM webhook_outbox",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        let n = |v: i64| u64::try_from(v).unwrap_or(0);
+        Ok(crate::OutboxStats {
+            pending: n(pending),
+            failing: n(failing),
+            delivered: n(delivered),
+        })
+    }
+
+    async fn account_sessions(
+        &self,
+        account: &AccountId,
+        offset: u32,
+        limit: u32,
+    ) -> StoreResult<Vec<Session>> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM sessions WHERE account_id = ? ORDER BY started_at DESC, id LIMIT ? OFFSET ?",
+        )
+        .bind(account.as_str())
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let id = SessionId::parse(&id).map_err(StoreError::unexpected)?;
+            if let Some(s) = self.session(id).await? {
+                out.push(s);
+            }
+        }
+        Ok(out)
+    }
+
     async fn unclassified_fields(&self) -> StoreResult<Vec<crate::UnclassifiedField>> {
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
             "SELECT path, seen, first_seen, last_seen FROM unclassified_fields ORDER BY seen DESC, path",

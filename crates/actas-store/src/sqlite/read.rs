@@ -386,3 +386,66 @@ pub(super) async fn request_ids(pool: &SqlitePool, clause: &str) -> StoreResult<
         .map(|i| RequestId::parse(i).map_err(|e| bad("request id", e)))
         .collect()
 }
+
+fn app_ref(id: i64, name: &str) -> StoreResult<actas_core::app::AppRef> {
+    Ok(actas_core::app::AppRef {
+        id,
+        name: actas_core::app::AppName::parse(name).map_err(|e| bad("app name", e))?,
+    })
+}
+
+pub(super) async fn app_keys(
+    pool: &SqlitePool,
+    clause: &str,
+    bind: Option<&[u8]>,
+) -> StoreResult<Vec<crate::AppKey>> {
+    let sql = format!(
+        "SELECT id, name, webhook_url, created_at, revoked_at FROM app_keys WHERE {clause} ORDER BY name"
+    );
+    let mut q = sqlx::query_as::<_, (i64, String, Option<String>, i64, Option<i64>)>(&sql);
+    if let Some(b) = bind {
+        q = q.bind(b);
+    }
+    let rows = q.fetch_all(pool).await.map_err(StoreError::unexpected)?;
+    rows.into_iter()
+        .map(|(id, name, webhook_url, created, revoked)| {
+            Ok(crate::AppKey {
+                app: app_ref(id, &name)?,
+                webhook_url,
+                created_at: Timestamp::from_millis(created),
+                revoked_at: revoked.map(Timestamp::from_millis),
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn due_webhooks(
+    pool: &SqlitePool,
+    now: Timestamp,
+    limit: u32,
+) -> StoreResult<Vec<crate::DueWebhook>> {
+    let rows: Vec<(i64, i64, String, String, String, String, i64)> = sqlx::query_as(
+        "SELECT o.id, a.id, a.name, a.webhook_url, a.webhook_secret, o.body, o.attempts \
+         FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id \
+         WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? \
+           AND a.revoked_at IS NULL AND a.webhook_url IS NOT NULL AND a.webhook_secret IS NOT NULL \
+         ORDER BY o.id LIMIT ?",
+    )
+    .bind(now.as_millis())
+    .bind(limit)
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unexpected)?;
+    rows.into_iter()
+        .map(|(id, app, name, url, secret, body, attempts)| {
+            Ok(crate::DueWebhook {
+                id,
+                app: app_ref(app, &name)?,
+                url,
+                secret,
+                body,
+                attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
+            })
+        })
+        .collect()
+}

@@ -320,6 +320,7 @@ impl Writer {
         let events = (unit.events)(&applied);
         let mut out = Vec::with_capacity(events.len());
         for event in events {
+            let notify = event.data.notifies_product();
             let seq = tip.size + 1;
             let time = Timestamp::now().as_millis().max(tip.last_time);
             let record = event.into_body(seq, Timestamp::from_millis(time), &tip.last_leaf);
@@ -336,6 +337,7 @@ impl Writer {
                 session: record.session.map(|s| s.to_string()),
                 leaf,
                 body,
+                notify,
             });
             let nodes = &mut rows.nodes;
             tip.frontier.push(leaf, |id, h| {
@@ -418,6 +420,9 @@ struct EventRow {
     session: Option<String>,
     body: String,
     leaf: Hash,
+    /// Whether the product's apps are notified of it (through the outbox, in the same
+    /// transaction, so a notification exists exactly when its event does).
+    notify: bool,
 }
 
 /// The batch's ledger rows, written with a few multi-row INSERTs at the end of the
@@ -454,6 +459,27 @@ impl Rows {
                     .push_bind(&e.leaf[..]);
             });
             q.build().execute(&mut *conn).await.map_err(unavailable)?;
+        }
+        for e in self.events.iter().filter(|e| e.notify) {
+            let body = serde_json::json!({
+                "id": e.seq.to_string(),
+                "type": e.kind,
+                "time": actas_core::Timestamp::from_millis(e.time).to_rfc3339(),
+                "account": e.account,
+                "session": e.session,
+                "event": serde_json::from_str::<serde_json::Value>(&e.body).map_err(StoreError::unexpected)?,
+            })
+            .to_string();
+            sqlx::query(
+                "INSERT INTO webhook_outbox (app_id, body, next_attempt_at, created_at) \
+                 SELECT id, ?, ?, ? FROM app_keys WHERE webhook_url IS NOT NULL AND revoked_at IS NULL",
+            )
+            .bind(body)
+            .bind(e.time)
+            .bind(e.time)
+            .execute(&mut *conn)
+            .await
+            .map_err(unavailable)?;
         }
         for chunk in self.nodes.chunks(1000) {
             let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");

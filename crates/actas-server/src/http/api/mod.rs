@@ -1,6 +1,7 @@
 //! The JSON API under `/api/v1`: every console action, over the same service layer.
 //! Errors are `{ "error": { "code", "message", "field" } }`.
 
+mod customer;
 mod views;
 
 use super::AppState;
@@ -34,7 +35,27 @@ pub fn router() -> Router<AppState> {
         .route("/totp", post(begin_totp))
         .route("/totp/confirm", post(confirm_totp))
         .route("/accounts", get(list_accounts))
-        .route("/accounts/{id}", get(get_account))
+        .route(
+            "/accounts/{id}",
+            get(get_account).put(customer::put_account),
+        )
+        .route(
+            "/accounts/{id}/consent",
+            axum::routing::put(customer::put_consent),
+        )
+        .route(
+            "/accounts/{id}/confirmation-codes",
+            post(customer::create_code),
+        )
+        .route(
+            "/accounts/{id}/access-history",
+            get(customer::access_history),
+        )
+        .route(
+            "/accounts/{id}/staff-who-acted",
+            get(customer::staff_who_acted),
+        )
+        .route("/events", post(customer::post_events))
         .route("/requests", get(list_requests).post(create_request))
         .route("/requests/{id}", get(get_request))
         .route("/requests/{id}/approve", post(approve))

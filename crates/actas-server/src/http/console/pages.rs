@@ -246,7 +246,7 @@ impl FieldErrors {
     fn from(e: ServiceError) -> Result<Self, PageError> {
         let mut out = FieldErrors::default();
         match e {
-            ServiceError::Invalid { field, message } => out.set(field, message),
+            ServiceError::Invalid { field, message } => out.set(&field, message),
             ServiceError::Forbidden(m) | ServiceError::Conflict(m) | ServiceError::NotFound(m) => {
                 out.other = Some(m)
             }

@@ -1,0 +1,170 @@
+//! The customer-side API, for the product's apps (app key in `Authorization: Bearer`):
+//! account sync, consent, confirmation codes, customer activity, access history, the
+//! staff who acted, and the verifiable audit extract.
+
+use super::ApiResult;
+use crate::http::AppState;
+use crate::http::auth::App;
+use crate::http::error::{ApiError, Body};
+use crate::service::customer::ActivityInput;
+use actas_core::event::Actor;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// `PUT /accounts/{id}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct AccountBody {
+    name: String,
+    #[serde(default)]
+    flags: Vec<String>,
+}
+
+pub(super) async fn put_account(
+    State(state): State<AppState>,
+    App(app): App,
+    Path(id): Path<String>,
+    Body(b): Body<AccountBody>,
+) -> ApiResult<Response> {
+    let account = state
+        .service
+        .sync_account(&app, &id, &b.name, &b.flags)
+        .await?;
+    Ok(Json(json!({
+        "id": account.id,
+        "name": account.name,
+        "flags": account.flags,
+        "consent": account.consent.as_str(),
+    }))
+    .into_response())
+}
+
+/// `PUT /accounts/{id}/consent`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ConsentBody {
+    consent: String,
+}
+
+pub(super) async fn put_consent(
+    State(state): State<AppState>,
+    App(app): App,
+    Path(id): Path<String>,
+    Body(b): Body<ConsentBody>,
+) -> ApiResult {
+    let account = state.service.set_consent(&app, &id, &b.consent).await?;
+    Ok(Json(
+        json!({ "id": account.id, "consent": account.consent.as_str() }),
+    ))
+}
+
+pub(super) async fn create_code(
+    State(state): State<AppState>,
+    App(app): App,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
+    let account = state.service.account_ref(&id).await?;
+    let (code, expires_at) = state
+        .service
+        .issue_code(&account.id, Actor::Customer(account.clone()), Some(app))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        [(header::CACHE_CONTROL, "no-store")],
+        Json(json!({
+            "code": code.display(),
+            "expires_at": expires_at,
+            "message": "Read this code to the support agent. It works once, for 10 minutes.",
+        })),
+    )
+        .into_response())
+}
+
+pub(super) async fn post_events(
+    State(state): State<AppState>,
+    App(app): App,
+    Body(b): Body<Value>,
+) -> ApiResult<Response> {
+    // Parsed by hand from a Value so an error can name the item and field.
+    let (inputs, batch) = match b {
+        Value::Object(ref m) if m.contains_key("events") => {
+            let items = m
+                .get("events")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ApiError::invalid("events", "give a list of events"))?;
+            let mut out = Vec::with_capacity(items.len());
+            for (i, item) in items.iter().enumerate() {
+                out.push(
+                    serde_json::from_value::<ActivityInput>(item.clone())
+                        .map_err(|e| ApiError::invalid(format!("events[{i}]"), e.to_string()))?,
+                );
+            }
+            (out, true)
+        }
+        other => (
+            vec![
+                serde_json::from_value::<ActivityInput>(other)
+                    .map_err(|e| ApiError::invalid("event", e.to_string()))?,
+            ],
+            false,
+        ),
+    };
+    let recorded = state
+        .service
+        .record_activities(&app, &inputs, batch)
+        .await?;
+    let created = recorded.iter().any(|r| !r.duplicate);
+    let status = if created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let body = if batch {
+        json!({ "events": recorded })
+    } else {
+        serde_json::to_value(&recorded[0]).unwrap_or(Value::Null)
+    };
+    Ok((status, Json(body)).into_response())
+}
+
+/// Paging for the access history.
+#[derive(Debug, Deserialize)]
+pub(super) struct PageQuery {
+    #[serde(default)]
+    page: u32,
+    #[serde(default = "per_page")]
+    per_page: u32,
+}
+
+fn per_page() -> u32 {
+    20
+}
+
+pub(super) async fn access_history(
+    State(state): State<AppState>,
+    App(_): App,
+    Path(id): Path<String>,
+    Query(q): Query<PageQuery>,
+) -> ApiResult {
+    let sessions = state
+        .service
+        .access_history(&id, q.page, q.per_page)
+        .await?;
+    let next = (sessions.len() as u32 >= q.per_page.clamp(1, 100)).then_some(q.page + 1);
+    Ok(Json(
+        json!({ "sessions": sessions, "page": q.page, "next_page": next }),
+    ))
+}
+
+pub(super) async fn staff_who_acted(
+    State(state): State<AppState>,
+    App(_): App,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let staff = state.service.staff_who_acted(&id).await?;
+    Ok(Json(json!({ "account": id, "staff": staff })))
+}

@@ -1,0 +1,540 @@
+//! The customer-side API over real HTTP: the product's app key, account sync, customer
+//! activity with idempotency, consent, codes, access history and the staff who acted.
+
+mod common;
+
+use actas_core::Timestamp;
+use actas_core::scope::Risk;
+use actas_core::staff::{Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use actas_server::service::RequestInput;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+struct World {
+    dir: tempfile::TempDir,
+    app: Application,
+    base: String,
+    key: String,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("start");
+    let s = app.service();
+    common::add_staff(
+        s,
+        &[
+            ("dana@example.com", "Dana Park", Role::Director),
+            ("lee@example.com", "Lee Chen", Role::Lead),
+            ("sarah@example.com", "Sarah Lee", Role::Agent),
+        ],
+    )
+    .await;
+    common::allow(s, "sarah@example.com", Risk::High).await;
+    common::acme(s).await;
+    let key = s
+        .create_app_key(&dana(), "portal", None)
+        .await
+        .expect("app key")
+        .key
+        .expose()
+        .to_owned();
+    let base = format!("http://{}/api/v1", app.console_addr());
+    World {
+        dir,
+        app,
+        base,
+        key,
+    }
+}
+
+fn dana() -> Email {
+    Email::parse("dana@example.com").expect("email")
+}
+
+impl World {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.call_with(&self.key, method, path, body).await
+    }
+
+    async fn call_with(
+        &self,
+        key: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut rb = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(key);
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let r = rb.send().await.expect("send");
+        (r.status(), r.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn kinds(&self, kind: &str) -> Vec<actas_store::RecordedEvent> {
+        self.app
+            .service()
+            .store()
+            .events(
+                &actas_store::EventFilter {
+                    kind: Some(kind.into()),
+                    ..Default::default()
+                },
+                0,
+                100_000,
+            )
+            .await
+            .expect("events")
+    }
+}
+
+#[tokio::test]
+async fn app_keys_open_only_the_customer_side_and_stop_working_when_revoked() {
+    let w = world().await;
+    let (status, _) = w
+        .call(reqwest::Method::GET, "/accounts/acme/staff-who-acted", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+
+    // An app key is not a staff credential.
+    let (status, body) = w.call(reqwest::Method::GET, "/accounts", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let (status, _) = w
+        .call(reqwest::Method::GET, "/requests?status=pending", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // And a staff token is not an app key.
+    let s = w.app.service();
+    let signed_in = s
+        .sign_in("dana@example.com", common::PASSWORD, None)
+        .await
+        .expect("sign in");
+    let who = s
+        .authenticate_cookie(signed_in.token.expose())
+        .await
+        .expect("cookie");
+    let token = s.create_api_token(&who, "laptop").await.expect("token");
+    let (status, _) = w
+        .call_with(
+            token.expose(),
+            reqwest::Method::GET,
+            "/accounts/acme/staff-who-acted",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = w
+        .call_with(
+            "actas_app_forged",
+            reqwest::Method::GET,
+            "/accounts/acme/staff-who-acted",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    s.revoke_app_key(&dana(), "portal").await.expect("revoke");
+    let (status, body) = w
+        .call(reqwest::Method::GET, "/accounts/acme/staff-who-acted", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let revoked = w.kinds("keys.app_key_revoked").await;
+    assert_eq!(
+        revoked[0].body.summary,
+        "Dana Park revoked the app key portal; the product can no longer use it"
+    );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn the_product_syncs_accounts_and_removing_a_sensitive_flag_is_recorded_as_its_doing() {
+    let w = world().await;
+    let (status, body) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/globex",
+            Some(json!({ "name": "Globex", "flags": ["sensitive", "billing_owner"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["flags"], json!(["billing_owner", "sensitive"]));
+    let (status, _) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/globex",
+            Some(json!({ "name": "Globex", "flags": ["billing_owner"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let updates = w.kinds("account.updated").await;
+    let last = updates.last().expect("update");
+    assert_eq!(
+        last.body.summary,
+        "the product (app portal) updated the account Globex (globex; flags: billing_owner; removed: sensitive)"
+    );
+    assert!(
+        last.raw.contains("\"portal\""),
+        "the app is named in the record"
+    );
+
+    let (status, body) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/Not%20An%20Id",
+            Some(json!({ "name": "x" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "id");
+    let (status, body) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/initech",
+            Some(json!({ "name": "Initech", "flags": ["Not A Flag"] })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "flag");
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn customer_activity_is_recorded_once_per_idempotency_key_with_plain_sentences() {
+    let w = world().await;
+    let event = json!({
+        "account": "acme",
+        "kind": "agreement_signed",
+        "details": { "document": "the loan agreement LA-77" },
+        "idempotency_key": "esign-77",
+    });
+    let (status, first) = w
+        .call(reqwest::Method::POST, "/events", Some(event.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    assert_eq!(first["duplicate"], false);
+    for _ in 0..3 {
+        let (status, again) = w
+            .call(reqwest::Method::POST, "/events", Some(event.clone()))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{again}");
+        assert_eq!(again["duplicate"], true);
+    }
+    let recorded = w.kinds("customer.activity").await;
+    assert_eq!(recorded.len(), 1, "retries write nothing");
+    assert_eq!(
+        recorded[0].body.summary,
+        "Acme Co signed the loan agreement LA-77"
+    );
+
+    // The same key for something else is refused.
+    let mut other = event.clone();
+    other["details"]["document"] = json!("the loan agreement LA-78");
+    let (status, body) = w.call(reqwest::Method::POST, "/events", Some(other)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    assert_eq!(body["error"]["field"], "idempotency_key");
+
+    // Before/after values are masked by policy; unclassified ones are hidden.
+    let (status, _) = w
+        .call(
+            reqwest::Method::POST,
+            "/events",
+            Some(json!({
+                "account": "acme",
+                "kind": "profile_edited",
+                "changes": [
+                    { "field": "email", "from": "sarah@acme.com", "to": "billing@acme.com" },
+                    { "field": "national_id", "from": "AB123456C", "to": "CD654321A" },
+                    { "field": "favourite_colour", "from": "red", "to": "blue" }
+                ]
+            })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let edited = w.kinds("customer.activity").await;
+    let raw = &edited.last().expect("edit").raw;
+    for secret in [
+        "sarah@acme.com",
+        "billing@acme.com",
+        "AB123456C",
+        "CD654321A",
+        "red",
+        "blue",
+    ] {
+        assert!(!raw.contains(secret), "{secret} leaked: {raw}");
+    }
+    assert!(
+        edited.last().expect("edit").body.summary.starts_with(
+            "Acme Co changed their profile: the email from s***@acme.com to b***@acme.com"
+        ),
+        "{}",
+        edited.last().expect("edit").body.summary
+    );
+
+    // Bad input names the field, and a batch with one bad item writes nothing.
+    for (body, field) in [
+        (
+            json!({ "account": "nobody", "kind": "signed_in" }),
+            "account",
+        ),
+        (json!({ "account": "acme", "kind": "teleported" }), "kind"),
+        (
+            json!({ "account": "acme", "kind": "payment_made" }),
+            "details.amount",
+        ),
+    ] {
+        let (status, err) = w.call(reqwest::Method::POST, "/events", Some(body)).await;
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+        assert_eq!(err["error"]["field"], field, "{err}");
+    }
+    let before = w.app.service().store().ledger_size().await.expect("size");
+    let (status, err) = w
+        .call(
+            reqwest::Method::POST,
+            "/events",
+            Some(json!({ "events": [
+                { "account": "acme", "kind": "signed_in" },
+                { "account": "acme", "kind": "signed_sideways" },
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(err["error"]["field"], "events[1].kind");
+    assert_eq!(
+        w.app.service().store().ledger_size().await.expect("size"),
+        before,
+        "nothing of the batch was written"
+    );
+    let (status, ok) = w
+        .call(
+            reqwest::Method::POST,
+            "/events",
+            Some(json!({ "events": [
+                { "account": "acme", "kind": "signed_in", "idempotency_key": "in-1" },
+                { "account": "acme", "kind": "payment_made", "details": { "amount": "£120.00" } },
+                { "account": "acme", "kind": "signed_out" },
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{ok}");
+    assert_eq!(ok["events"].as_array().expect("list").len(), 3);
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_hundred_clients_posting_at_once_lose_nothing_and_the_ledger_verifies() {
+    let w = world().await;
+    let base = w.base.clone();
+    let key = w.key.clone();
+    let mut tasks = Vec::new();
+    for client in 0..100 {
+        let base = base.clone();
+        let key = key.clone();
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            for n in 0..5 {
+                let body = json!({
+                    "account": "acme",
+                    "kind": "document_uploaded",
+                    "details": { "document": format!("statement {client}-{n}") },
+                    "idempotency_key": format!("upload-{client}-{n}"),
+                });
+                // Each event is sent twice, as a client retrying after a timeout would.
+                for _ in 0..2 {
+                    let r = http
+                        .post(format!("{base}/events"))
+                        .bearer_auth(&key)
+                        .json(&body)
+                        .send()
+                        .await
+                        .expect("send");
+                    assert!(r.status().is_success(), "{}", r.status());
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.expect("client");
+    }
+    let uploads = w.kinds("customer.activity").await;
+    assert_eq!(uploads.len(), 500, "every event once, none twice");
+    let mut names: Vec<&str> = uploads.iter().map(|e| e.body.summary.as_str()).collect();
+    names.sort();
+    names.dedup();
+    assert_eq!(names.len(), 500);
+    let data = DataDir::new(w.dir.path().join("data"));
+    let public = data.load().expect("load").key.public();
+    let report = w
+        .app
+        .service()
+        .store()
+        .verify(&public, &mut |_, _| {})
+        .await
+        .expect("verify ran");
+    assert!(report.is_ok(), "{report:?}");
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn consent_codes_history_and_the_staff_who_acted() {
+    let w = world().await;
+    let s = w.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
+        .await
+        .expect("r")
+        .expect("s");
+
+    // The customer asks for codes on every session.
+    let (status, body) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/acme/consent",
+            Some(json!({ "consent": "code_required" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/acme/consent",
+            Some(json!({ "consent": "maybe" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(body["error"]["field"], "consent");
+
+    let request = s
+        .create_request(
+            &sarah,
+            RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Check invoice tax rate after plan change".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: Some("read-only".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    assert!(
+        s.start_session(&sarah, request.id, Timestamp::now())
+            .await
+            .is_err(),
+        "no session without the customer's code"
+    );
+    let (status, code) = w
+        .call(
+            reqwest::Method::POST,
+            "/accounts/acme/confirmation-codes",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{code}");
+    let code = code["code"].as_str().expect("code").to_owned();
+    s.enter_code(&sarah, request.id, &code)
+        .await
+        .expect("code accepted");
+    let (session, _) = s
+        .start_session(&sarah, request.id, Timestamp::now())
+        .await
+        .expect("start");
+    let issued = w.kinds("code.issued").await;
+    assert!(issued[0].raw.contains("\"portal\""), "the app is named");
+
+    // Revoking consent ends the session at once.
+    let (status, _) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/acme/consent",
+            Some(json!({ "consent": "revoked" })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let now = s
+        .store()
+        .session(session.info().id)
+        .await
+        .expect("read")
+        .expect("session");
+    match now {
+        actas_core::session::Session::Ended(e) => {
+            assert_eq!(e.reason.as_str(), "consent_revoked")
+        }
+        other => panic!("still active: {other:?}"),
+    }
+    let err = s
+        .create_request(
+            &sarah,
+            RequestInput {
+                account: "acme".into(),
+                ticket: "#4822".into(),
+                reason: "Check invoice tax rate after plan change".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: None,
+                for_session: None,
+            },
+        )
+        .await
+        .expect_err("refused");
+    assert!(err.to_string().contains("revoked consent"), "{err}");
+
+    // The customer's view of it.
+    let (status, history) = w
+        .call(reqwest::Method::GET, "/accounts/acme/access-history", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{history}");
+    let first = &history["sessions"][0];
+    assert_eq!(first["staff"], "Sarah Lee");
+    assert_eq!(first["ticket"], "#4821");
+    assert_eq!(first["reason"], "Check invoice tax rate after plan change");
+    assert_eq!(first["end_reason"], "consent_revoked");
+    assert_eq!(first["approved_by"], "policy (low risk)");
+    let lines: Vec<&str> = first["activity"]
+        .as_array()
+        .expect("activity")
+        .iter()
+        .map(|l| l["summary"].as_str().expect("summary"))
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("Sarah Lee started a support session")),
+        "{lines:?}"
+    );
+
+    let (status, who) = w
+        .call(reqwest::Method::GET, "/accounts/acme/staff-who-acted", None)
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(who["staff"][0]["name"], "Sarah Lee");
+    assert_eq!(who["staff"][0]["role"], "agent");
+    assert_eq!(who["staff"][0]["sessions"], 1);
+    let (status, _) = w
+        .call(
+            reqwest::Method::GET,
+            "/accounts/nobody/staff-who-acted",
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    w.app.stop().await.expect("stop");
+}
