@@ -901,3 +901,62 @@ async fn in_a_live_session_browser_messages_reach_the_product() {
     );
     w.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn revoking_consent_mid_session_stops_the_gateway_at_the_next_request() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let page = |client: reqwest::Client, cookie: String, gateway: String| async move {
+        client
+            .get(format!("{gateway}/"))
+            .header("cookie", cookie)
+            .header("accept", "text/html")
+            .send()
+            .await
+            .expect("page")
+    };
+    assert_eq!(
+        page(client.clone(), cookie.clone(), w.gateway.clone())
+            .await
+            .status(),
+        StatusCode::OK
+    );
+    let s = w.app.service();
+    let key = s
+        .create_app_key(
+            &Email::parse("dana@example.com").expect("e"),
+            "portal",
+            None,
+        )
+        .await
+        .expect("key");
+    let r = reqwest::Client::new()
+        .put(format!(
+            "http://{}/api/v1/accounts/acme/consent",
+            w.app.console_addr()
+        ))
+        .bearer_auth(key.key.expose())
+        .json(&serde_json::json!({ "consent": "revoked" }))
+        .send()
+        .await
+        .expect("consent");
+    assert_eq!(r.status(), StatusCode::OK);
+    let before = w.seen.0.lock().expect("lock").len();
+    let r = page(client, cookie, w.gateway.clone()).await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.text().await.expect("text").contains("ended"));
+    assert_eq!(
+        w.seen.0.lock().expect("lock").len(),
+        before,
+        "nothing reached the product"
+    );
+    let ended = kinds(&w).await;
+    assert!(
+        ended
+            .iter()
+            .any(|k| k
+                == "session.ended Sarah Lee's session on Acme Co ended: Acme Co revoked consent"),
+        "{ended:?}"
+    );
+    w.app.stop().await.expect("stop");
+}
