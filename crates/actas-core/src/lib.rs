@@ -14,6 +14,7 @@ pub mod app;
 pub mod clock;
 pub mod code;
 pub mod event;
+pub mod extract;
 pub mod ids;
 pub mod mask;
 pub mod merkle;

@@ -211,6 +211,18 @@ pub enum AuditCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Check an account's audit extract offline: each event against its proof and the
+    /// signed tree head. Needs nothing but the file (and, to know who made it, the key).
+    #[command(name = "verify-extract")]
+    VerifyExtract {
+        /// The extract (JSON, as downloaded).
+        file: PathBuf,
+        /// The instance's public key (base64url), as its operator publishes it. Without it
+        /// the key inside the extract is used, which shows the extract is consistent but
+        /// not who made it.
+        #[arg(long)]
+        key: Option<String>,
+    },
 }
 
 /// Policy commands.

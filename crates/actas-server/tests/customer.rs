@@ -538,3 +538,109 @@ async fn consent_codes_history_and_the_staff_who_acted() {
     assert_eq!(status, StatusCode::NOT_FOUND);
     w.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_located() {
+    let w = world().await;
+    let s = w.app.service();
+    s.put_account("globex", "Globex", &[], actas_core::event::Actor::System)
+        .await
+        .expect("globex");
+    for (account, doc) in [
+        ("acme", "the loan agreement LA-77"),
+        ("globex", "the secret merger plan"),
+        ("acme", "the direct debit mandate DD-9"),
+    ] {
+        let (status, _) = w
+            .call(
+                reqwest::Method::POST,
+                "/events",
+                Some(json!({ "account": account, "kind": "agreement_signed", "details": { "document": doc } })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let r = reqwest::Client::new()
+        .get(format!("{}/accounts/acme/audit-extract", w.base))
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("extract");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .contains("audit-extract-acme.json")
+    );
+    let text = r.text().await.expect("text");
+    assert!(text.contains("LA-77") && text.contains("DD-9"));
+    assert!(
+        !text.contains("globex") && !text.contains("merger"),
+        "nothing of another account"
+    );
+    let extract: Value = serde_json::from_str(&text).expect("json");
+    let key = extract["public_key"].as_str().expect("key").to_owned();
+
+    let file = w.dir.path().join("acme.json");
+    std::fs::write(&file, &text).expect("write");
+    let verify = |path: &std::path::Path, key: Option<&str>| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_actas"));
+        // No data directory is needed: point it at one that does not exist.
+        cmd.args(["--data", "/nonexistent/actas", "audit", "verify-extract"])
+            .arg(path);
+        if let Some(k) = key {
+            cmd.args(["--key", k]);
+        }
+        let out = cmd.output().expect("run actas");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, said) = verify(&file, Some(&key));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("The extract holds"), "{said}");
+
+    // One byte changed in an event's text: refused, naming the event.
+    // The account's events: it being added, then LA-77, then DD-9 (the third).
+    let seq = extract["events"][2]["seq"].as_u64().expect("seq");
+    let edited = text.replacen("DD-9", "DD-8", 1);
+    let bad = w.dir.path().join("edited.json");
+    std::fs::write(&bad, edited).expect("write");
+    let (code, said) = verify(&bad, Some(&key));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(
+        said.contains(&format!(
+            "event #{seq} (number 3 in the extract) does not hold"
+        )),
+        "{said}"
+    );
+
+    // Someone else's key is refused.
+    let (code, said) = verify(&file, Some("11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("not by the key you gave"), "{said}");
+
+    // And the CSV is for people.
+    let r = reqwest::Client::new()
+        .get(format!("{}/accounts/acme/audit-extract?format=csv", w.base))
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("csv");
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/csv")
+    );
+    let csv = r.text().await.expect("text");
+    assert!(csv.starts_with("seq,time,kind,summary\n"), "{csv}");
+    assert!(
+        csv.contains("\"Acme Co signed the loan agreement LA-77\""),
+        "{csv}"
+    );
+    w.app.stop().await.expect("stop");
+}

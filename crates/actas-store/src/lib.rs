@@ -105,6 +105,9 @@ pub trait Store: Send + Sync {
             .ok_or_else(|| StoreError::corrupt("the writer returned no event"))
     }
 
+    /// The public half of the key that signs tree heads.
+    fn public_key(&self) -> PublicKey;
+
     /// Signs a tree head over the whole ledger now, if it grew since the last one.
     async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>>;
 
@@ -127,6 +130,10 @@ pub trait Store: Send + Sync {
 
     /// The inclusion proof of event `seq` in the tree of the first `size` events.
     async fn inclusion_proof(&self, seq: u64, size: u64) -> StoreResult<Vec<Hash>>;
+
+    /// Inclusion proofs for many events against one tree size, built together (one
+    /// fetch of every node they need, rather than a few queries per proof).
+    async fn inclusion_proofs(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Vec<Hash>>>;
 
     /// The consistency proof from the first `old` events to the first `new`.
     async fn consistency_proof(&self, old: u64, new: u64) -> StoreResult<Vec<Hash>>;

@@ -239,6 +239,8 @@ async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_c
     for size in 1..=40u64 {
         store2.append(event(size)).await.expect("append");
         let head = store2.sign_head_now().await.expect("head").expect("grew");
+        let all: Vec<u64> = (1..=size).collect();
+        let batch = store2.inclusion_proofs(&all, size).await.expect("proofs");
         for seq in 1..=size {
             let ev = store2
                 .events(&EventFilter::default(), seq - 1, 1)
@@ -249,6 +251,11 @@ async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_c
             let proof = store2.inclusion_proof(seq, size).await.expect("proof");
             verify_inclusion(seq - 1, size, &ev.leaf_hash, &proof, &head.head.root)
                 .expect("verifies");
+            assert_eq!(
+                batch[seq as usize - 1],
+                proof,
+                "proofs built together are the same as one by one"
+            );
         }
     }
     store2.close().await.expect("close");

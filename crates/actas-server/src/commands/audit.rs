@@ -21,6 +21,7 @@ fn time_arg(text: Option<String>, field: &str) -> Result<Option<Timestamp>, Fail
 
 pub(super) async fn run(data: &DataDir, command: AuditCommand) -> Result<(), Failure> {
     match command {
+        AuditCommand::VerifyExtract { file, key } => verify_extract(&file, key.as_deref()),
         AuditCommand::Log {
             account,
             session,
@@ -131,4 +132,44 @@ pub(super) async fn run(data: &DataDir, command: AuditCommand) -> Result<(), Fai
 
 fn hex_short(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `actas audit verify-extract FILE [--key PUB]`: offline, from the file alone.
+fn verify_extract(file: &std::path::Path, key: Option<&str>) -> Result<(), Failure> {
+    let name = file.display();
+    let text = std::fs::read_to_string(file).map_err(|e| Failure::input(format!("{name}: {e}")))?;
+    let key = key
+        .map(|k| PublicKey::parse(k).map_err(|e| Failure::input(format!("key: {e}"))))
+        .transpose()?;
+    match actas_core::extract::verify_extract(&text, key.as_ref()) {
+        Ok(r) => {
+            let head = &r.tree_head.head;
+            println!(
+                "The extract holds: all {} events of account {} are exactly as recorded in the ledger.",
+                r.events, r.account
+            );
+            println!(
+                "Each is proven part of the ledger's first {} events, whose tree head was signed at {} by key {}.",
+                head.size,
+                head.time.to_rfc3339(),
+                r.key_id
+            );
+            if let Some((first, last)) = r.span {
+                println!(
+                    "The events run from {} to {}.",
+                    first.to_rfc3339(),
+                    last.to_rfc3339()
+                );
+            }
+            if key.is_none() {
+                println!(
+                    "Checked with the key inside the extract. To know it comes from your provider, run again with --key and the public key they publish."
+                );
+            }
+            Ok(())
+        }
+        Err(problem) => Err(Failure::check(format!(
+            "The extract does not hold: {problem}."
+        ))),
+    }
 }

@@ -7,6 +7,7 @@ mod allow;
 pub mod apps;
 pub mod auth;
 pub mod customer;
+pub mod extract;
 pub mod gateway;
 mod keys;
 mod requests;

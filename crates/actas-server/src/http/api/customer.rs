@@ -168,3 +168,54 @@ pub(super) async fn staff_who_acted(
     let staff = state.service.staff_who_acted(&id).await?;
     Ok(Json(json!({ "account": id, "staff": staff })))
 }
+
+/// `?format=csv` for people; JSON (the verifiable form) otherwise.
+#[derive(Debug, Deserialize)]
+pub(super) struct ExtractQuery {
+    #[serde(default)]
+    format: Option<String>,
+}
+
+pub(super) async fn audit_extract(
+    State(state): State<AppState>,
+    App(_): App,
+    Path(id): Path<String>,
+    Query(q): Query<ExtractQuery>,
+) -> ApiResult<Response> {
+    let extract = state.service.audit_extract(&id).await?;
+    let (kind, ext, body) = match q.format.as_deref() {
+        Some("csv") => (
+            "text/csv; charset=utf-8",
+            "csv",
+            crate::service::extract::extract_csv(&extract),
+        ),
+        None | Some("json") => (
+            "application/json",
+            "json",
+            serde_json::to_string_pretty(&extract).map_err(|e| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
+            })?,
+        ),
+        Some(other) => {
+            return Err(ApiError::invalid(
+                "format",
+                format!("give json or csv, not {other:?}"),
+            ));
+        }
+    };
+    Ok((
+        [
+            (header::CONTENT_TYPE, kind.to_owned()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!(
+                    "attachment; filename=\"audit-extract-{}.{ext}\"",
+                    extract.account
+                ),
+            ),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
+        ],
+        body,
+    )
+        .into_response())
+}

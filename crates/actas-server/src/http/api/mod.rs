@@ -55,6 +55,7 @@ pub fn router() -> Router<AppState> {
             "/accounts/{id}/staff-who-acted",
             get(customer::staff_who_acted),
         )
+        .route("/accounts/{id}/audit-extract", get(customer::audit_extract))
         .route("/events", post(customer::post_events))
         .route("/requests", get(list_requests).post(create_request))
         .route("/requests/{id}", get(get_request))

@@ -1,0 +1,99 @@
+//! An account's verifiable audit extract: every event of the account, each with its
+//! inclusion proof against one signed tree head, and the public key (the format is in
+//! `docs/extract-format.md`; `actas audit verify-extract` checks one offline).
+
+use super::{Service, ServiceError, ServiceResult};
+use actas_core::Timestamp;
+use actas_core::extract::{EXTRACT_FORMAT, Extract, ExtractEvent};
+use actas_core::ids::AccountId;
+use actas_store::{EventFilter, StoreError};
+
+/// Events read per page while building an extract.
+const PAGE: u32 = 20_000;
+
+impl Service {
+    /// Builds the extract of account `id`. If no signed head covers the newest events yet,
+    /// one is signed now, so the extract is complete up to this moment.
+    pub async fn audit_extract(&self, id: &str) -> ServiceResult<Extract> {
+        let id = AccountId::parse(id).map_err(|e| ServiceError::invalid("id", e))?;
+        let account = self.account(&id).await?;
+        let size = self.store.ledger_size().await?;
+        let latest = self
+            .store
+            .tree_heads()
+            .await?
+            .into_iter()
+            .max_by_key(|h| h.head.size);
+        let head = match latest {
+            Some(h) if h.head.size >= size && size > 0 => h,
+            _ => self.store.sign_head_now().await?.ok_or_else(|| {
+                ServiceError::Unexpected(StoreError::Unexpected(
+                    "no tree head could be signed for the extract".into(),
+                ))
+            })?,
+        };
+        let filter = EventFilter {
+            account: Some(account.id.clone()),
+            ..EventFilter::default()
+        };
+        let mut events = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = self.store.events(&filter, after, PAGE).await?;
+            let Some(last) = page.last() else { break };
+            after = last.body.seq;
+            let full = page.len() as u32 == PAGE;
+            events.extend(
+                page.into_iter()
+                    .filter(|e| e.body.seq <= head.head.size)
+                    .map(|e| (e.body.seq, e.raw)),
+            );
+            if !full || after >= head.head.size {
+                break;
+            }
+        }
+        let seqs: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
+        let proofs = self.store.inclusion_proofs(&seqs, head.head.size).await?;
+        Ok(Extract {
+            format: EXTRACT_FORMAT.to_owned(),
+            account: account.id,
+            generated_at: Timestamp::now(),
+            public_key: self.store.public_key().to_base64(),
+            tree_head: head,
+            events: events
+                .into_iter()
+                .zip(proofs)
+                .map(|((seq, body), proof)| ExtractEvent::new(seq, body, &proof))
+                .collect(),
+        })
+    }
+}
+
+/// The extract as CSV for people: one row per event (sequence number, time, kind, who,
+/// summary). It carries no proofs; the JSON form is the one to verify.
+pub fn extract_csv(extract: &Extract) -> String {
+    let mut out = String::from("seq,time,kind,summary\n");
+    for e in &extract.events {
+        let Ok(body) = actas_core::event::EventBody::decode(&e.body) else {
+            continue;
+        };
+        let cell = |s: &str| {
+            // Quote every cell; a leading =, +, - or @ is prefixed so a spreadsheet shows
+            // it as text instead of running it as a formula.
+            let s = if s.starts_with(['=', '+', '-', '@']) {
+                format!("'{s}")
+            } else {
+                s.to_owned()
+            };
+            format!("\"{}\"", s.replace('"', "\"\""))
+        };
+        out.push_str(&format!(
+            "{},{},{},{}\n",
+            body.seq,
+            cell(&body.time.to_rfc3339()),
+            cell(body.kind()),
+            cell(&body.summary)
+        ));
+    }
+    out
+}
