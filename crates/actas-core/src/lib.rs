@@ -27,5 +27,6 @@ pub mod summary;
 pub mod text;
 pub mod tree_head;
 pub mod verify;
+pub mod webhook;
 
 pub use clock::Timestamp;

@@ -25,6 +25,8 @@ pub struct ServeSettings {
     /// The console's public URL (e.g. `https://support.example.com`), when it differs from
     /// `http://` + the address; over https cookies become `__Host-` and Secure.
     pub console_url: Option<String>,
+    /// How notifications to the product are paced.
+    pub delivery: crate::notify::DeliveryTiming,
 }
 
 impl ServeSettings {
@@ -34,6 +36,7 @@ impl ServeSettings {
             console_addr,
             gateway_addr: None,
             console_url: None,
+            delivery: crate::notify::DeliveryTiming::default(),
         }
     }
 }
@@ -185,6 +188,11 @@ impl Application {
                 }
             }));
         }
+        tasks.push(tokio::spawn(crate::notify::deliver(
+            service.clone(),
+            settings.delivery,
+            stopped.clone(),
+        )));
         let reaper = tokio::spawn(reap(service.clone(), stopped));
         tasks.push(reaper);
         Ok(Self {

@@ -11,5 +11,6 @@ pub mod commands;
 pub mod config;
 pub mod gateway;
 pub mod http;
+pub mod notify;
 pub mod password;
 pub mod service;

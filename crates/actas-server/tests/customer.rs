@@ -644,3 +644,181 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
     );
     w.app.stop().await.expect("stop");
 }
+
+/// What the product's webhook receiver accepted: (id, timestamp, signature, body).
+#[derive(Default)]
+struct Inbox {
+    down: std::sync::atomic::AtomicBool,
+    refused: std::sync::atomic::AtomicUsize,
+    accepted: std::sync::Mutex<Vec<(String, i64, String, String)>>,
+}
+
+async fn receiver(inbox: std::sync::Arc<Inbox>) -> String {
+    use axum::extract::State;
+    use axum::http::HeaderMap;
+    async fn hook(
+        State(inbox): State<std::sync::Arc<Inbox>>,
+        headers: HeaderMap,
+        body: String,
+    ) -> axum::http::StatusCode {
+        if inbox.down.load(std::sync::atomic::Ordering::SeqCst) {
+            inbox
+                .refused
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            return axum::http::StatusCode::SERVICE_UNAVAILABLE;
+        }
+        let h = |n: &str| {
+            headers
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_owned()
+        };
+        inbox.accepted.lock().expect("lock").push((
+            h("actas-webhook-id"),
+            h("actas-webhook-timestamp").parse().unwrap_or(0),
+            h("actas-signature"),
+            body,
+        ));
+        axum::http::StatusCode::NO_CONTENT
+    }
+    let app = axum::Router::new()
+        .route("/hooks/actas", axum::routing::post(hook))
+        .with_state(inbox);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver") });
+    format!("http://{addr}/hooks/actas")
+}
+
+#[tokio::test]
+async fn notifications_wait_out_a_product_outage_and_arrive_once_signed() {
+    let inbox = std::sync::Arc::new(Inbox::default());
+    inbox.down.store(true, std::sync::atomic::Ordering::SeqCst);
+    let url = receiver(inbox.clone()).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let settings = ServeSettings {
+        delivery: actas_server::notify::DeliveryTiming {
+            poll: std::time::Duration::from_millis(50),
+            first_retry: std::time::Duration::from_millis(100),
+            max_retry: std::time::Duration::from_millis(400),
+            timeout: std::time::Duration::from_secs(5),
+        },
+        ..ServeSettings::on(([127, 0, 0, 1], 0).into())
+    };
+    let app = Application::build(&data, settings).await.expect("start");
+    let s = app.service();
+    common::add_staff(
+        s,
+        &[
+            ("dana@example.com", "Dana Park", Role::Director),
+            ("sarah@example.com", "Sarah Lee", Role::Agent),
+        ],
+    )
+    .await;
+    common::allow(s, "sarah@example.com", Risk::High).await;
+    common::acme(s).await;
+    let key = s
+        .create_app_key(&dana(), "portal", Some(&url))
+        .await
+        .expect("key");
+    let secret = key
+        .webhook_secret
+        .expect("a webhook secret")
+        .expose()
+        .to_owned();
+    let sarah = s
+        .store()
+        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
+        .await
+        .expect("r")
+        .expect("s");
+    for n in 0..3 {
+        let r = s
+            .create_request(
+                &sarah,
+                RequestInput {
+                    account: "acme".into(),
+                    ticket: format!("#48{n}"),
+                    reason: "Check invoice tax rate after plan change".into(),
+                    capabilities: vec![],
+                    minutes: None,
+                    mode: Some("read-only".into()),
+                    for_session: None,
+                },
+            )
+            .await
+            .expect("request");
+        let (session, _) = s
+            .start_session(&sarah, r.id, Timestamp::now())
+            .await
+            .expect("start");
+        s.end_session_by(&sarah, session.info().id)
+            .await
+            .expect("end");
+    }
+    // The product is down: notifications are tried, refused, and kept.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while inbox.refused.load(std::sync::atomic::Ordering::SeqCst) < 12 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "deliveries were not retried"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let metrics = reqwest::get(format!("http://{}/metrics", app.console_addr()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("actas_notifications_failing 6"),
+        "{metrics}"
+    );
+    assert!(inbox.accepted.lock().expect("lock").is_empty());
+
+    // Back up: every notification arrives, once, signed.
+    inbox.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while inbox.accepted.lock().expect("lock").len() < 6 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "notifications did not arrive"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    let accepted = inbox.accepted.lock().expect("lock").clone();
+    assert_eq!(accepted.len(), 6, "each notification once");
+    let mut ids: Vec<&str> = accepted.iter().map(|a| a.0.as_str()).collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
+    let now = Timestamp::now().as_millis() / 1000;
+    let mut kinds = Vec::new();
+    for (_, ts, sig, body) in &accepted {
+        actas_core::webhook::verify(&secret, *ts, sig, body.as_bytes(), now).expect("signed");
+        let v: Value = serde_json::from_str(body).expect("json");
+        assert_eq!(v["account"], "acme");
+        kinds.push(v["type"].as_str().expect("type").to_owned());
+    }
+    assert_eq!(kinds.iter().filter(|k| *k == "session.started").count(), 3);
+    assert_eq!(kinds.iter().filter(|k| *k == "session.ended").count(), 3);
+    let metrics = reqwest::get(format!("http://{}/metrics", app.console_addr()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        metrics.contains("actas_notifications_failing 0")
+            && metrics.contains("actas_notifications_delivered_total 6"),
+        "{metrics}"
+    );
+    app.stop().await.expect("stop");
+}

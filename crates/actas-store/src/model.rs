@@ -222,7 +222,7 @@ pub struct DueWebhook {
 }
 
 /// How the notification outbox stands.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct OutboxStats {
     /// Not yet delivered.
     pub pending: u64,
@@ -230,4 +230,6 @@ pub struct OutboxStats {
     pub failing: u64,
     /// Delivered.
     pub delivered: u64,
+    /// The most recent failure's message, if any notification is failing.
+    pub last_error: Option<String>,
 }

@@ -116,6 +116,7 @@ async fn serve(
         console_url: std::env::var("ACTAS_CONSOLE_URL")
             .ok()
             .or(config.server.console_url),
+        delivery: crate::notify::DeliveryTiming::default(),
     };
     let app = crate::app::Application::build(data, settings)
         .await

@@ -89,6 +89,32 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(n) = pending {
         let _ = writeln!(out, "actas_approvals_pending {n}");
     }
+    if let Ok(o) = store.outbox_stats().await {
+        for (name, help, kind, value) in [
+            (
+                "actas_notifications_pending",
+                "Notifications to the product not yet delivered.",
+                "gauge",
+                o.pending,
+            ),
+            (
+                "actas_notifications_failing",
+                "Undelivered notifications that have failed at least once (retried with back-off).",
+                "gauge",
+                o.failing,
+            ),
+            (
+                "actas_notifications_delivered_total",
+                "Notifications delivered to the product.",
+                "counter",
+                o.delivered,
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} {kind}");
+            let _ = writeln!(out, "{name} {value}");
+        }
+    }
     let stats = store.ledger_stats();
     let _ = writeln!(
         out,

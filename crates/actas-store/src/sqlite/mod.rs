@@ -518,11 +518,19 @@ impl Store for SqliteStore {
         .fetch_one(&self.pool)
         .await
         .map_err(StoreError::unexpected)?;
+        let last_error: Option<String> = sqlx::query_scalar(
+            "SELECT last_error FROM webhook_outbox WHERE delivered_at IS NULL AND last_error IS NOT NULL ORDER BY id DESC LIMIT 1",
+        )
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?
+        .flatten();
         let n = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(crate::OutboxStats {
             pending: n(pending),
             failing: n(failing),
             delivered: n(delivered),
+            last_error,
         })
     }
 

@@ -991,6 +991,15 @@ struct AllowPage {
     csrf: String,
     entries: Vec<AllowRow>,
     error: Option<String>,
+    apps: Vec<AppRow>,
+    notifications: String,
+    failing: bool,
+}
+
+struct AppRow {
+    name: String,
+    webhook: String,
+    state: String,
 }
 
 async fn allow_page(
@@ -1021,6 +1030,42 @@ async fn allow_page(
             revoked: a.revoked.is_some(),
         })
         .collect();
+    let apps = state
+        .service
+        .app_keys()
+        .await?
+        .into_iter()
+        .map(|k| AppRow {
+            name: k.app.name.to_string(),
+            webhook: k
+                .webhook_url
+                .unwrap_or_else(|| "no notifications".to_owned()),
+            state: match k.revoked_at {
+                Some(t) => format!("revoked {}", &t.to_rfc3339()[..10]),
+                None => "active".to_owned(),
+            },
+        })
+        .collect();
+    let outbox = state
+        .service
+        .store()
+        .outbox_stats()
+        .await
+        .map_err(ServiceError::from)?;
+    let failing = outbox.failing > 0;
+    let notifications = if failing {
+        format!(
+            "{} notifications to the product are failing and being retried; {} delivered. Last error: {}",
+            outbox.failing,
+            outbox.delivered,
+            outbox.last_error.unwrap_or_default()
+        )
+    } else {
+        format!(
+            "All notifications delivered ({}); {} waiting.",
+            outbox.delivered, outbox.pending
+        )
+    };
     let csrf = csrf_of(who);
     Ok(AllowPage {
         me: me(who, &csrf),
@@ -1028,6 +1073,9 @@ async fn allow_page(
         csrf,
         entries,
         error,
+        apps,
+        notifications,
+        failing,
     })
 }
 
