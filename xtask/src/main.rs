@@ -17,9 +17,10 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("bench-gateway") => bench_gateway(),
+        Some("bench-customer") => bench_customer(),
         Some("prereqs") => prerequisites(),
         _ => Err(
-            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask prereqs"
+            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask bench-customer | cargo xtask prereqs"
                 .into(),
         ),
     };
@@ -138,6 +139,30 @@ fn bench_gateway() -> Result {
             "actas-server",
             "--example",
             "gateway_rss",
+        ],
+    )
+}
+
+/// The customer-side benchmark: event ingestion over HTTP at 1, 16 and 256 clients
+/// against one transaction per event, and an extract of 100,000 events out of 1,000,000
+/// (installs wrk with apt when missing).
+fn bench_customer() -> Result {
+    if !have("wrk") {
+        eprintln!("wrk is missing; installing it with apt");
+        run("apt-get", &["install", "-y", "-qq", "wrk"])
+            .map_err(|e| format!("wrk could not be installed: {e}"))?;
+    }
+    step("customer-side benchmark (release)");
+    run(
+        "cargo",
+        &[
+            "run",
+            "--release",
+            "--quiet",
+            "-p",
+            "actas-server",
+            "--example",
+            "customer_bench",
         ],
     )
 }

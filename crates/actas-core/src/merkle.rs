@@ -80,6 +80,15 @@ impl LeafRange {
         }
         out
     }
+
+    /// The range as one stored node, when it is a perfect subtree (most proof ranges are:
+    /// only those along the tree's right edge are not). Saves building [`Self::pieces`].
+    pub fn as_node(self) -> Option<NodeId> {
+        (self.len.is_power_of_two() && self.start.is_multiple_of(self.len)).then(|| NodeId {
+            level: self.len.trailing_zeros() as u8,
+            index: self.start / self.len,
+        })
+    }
 }
 
 /// Folds perfect-subtree hashes (largest first) into the hash of their range.
@@ -150,7 +159,13 @@ pub fn consistency_ranges(old: u64, new: u64) -> Vec<LeafRange> {
 
 /// Every stored node a list of ranges needs, without repeats.
 pub fn nodes_needed(ranges: &[LeafRange]) -> Vec<NodeId> {
-    let mut ids: Vec<NodeId> = ranges.iter().flat_map(|r| r.pieces()).collect();
+    let mut ids: Vec<NodeId> = Vec::with_capacity(ranges.len());
+    for r in ranges {
+        match r.as_node() {
+            Some(id) => ids.push(id),
+            None => ids.extend(r.pieces()),
+        }
+    }
     ids.sort_unstable();
     ids.dedup();
     ids
@@ -169,6 +184,9 @@ pub fn assemble(
     ranges
         .iter()
         .map(|r| {
+            if let Some(id) = r.as_node() {
+                return nodes.get(&id).copied().ok_or(MissingNode(id));
+            }
             let hashes = r
                 .pieces()
                 .into_iter()
@@ -466,6 +484,23 @@ mod tests {
         for i in 0..70u64 {
             f.push(leaf_hash(&i.to_be_bytes()), |_, _| {});
             assert_eq!(t.root_at(i + 1), Ok(f.root()), "size {}", i + 1);
+        }
+    }
+
+    #[test]
+    fn a_range_is_one_node_exactly_when_it_is_a_perfect_subtree() {
+        for start in 0..64u64 {
+            for len in 1..=64u64 {
+                let r = LeafRange { start, len };
+                let pieces = r.pieces();
+                match r.as_node() {
+                    Some(id) => assert_eq!(pieces, vec![id], "{r:?}"),
+                    None => assert!(
+                        pieces.len() > 1 || !start.is_multiple_of(len) || !len.is_power_of_two(),
+                        "{r:?}"
+                    ),
+                }
+            }
         }
     }
 

@@ -80,6 +80,7 @@ impl Application {
                 loaded.key,
                 SqliteConfig {
                     heads: loaded.config.ledger.schedule(),
+                    max_batch: loaded.config.ledger.max_batch,
                     ..SqliteConfig::default()
                 },
             )

@@ -76,6 +76,14 @@ pub struct LedgerConfig {
     pub head_every_events: u64,
     /// ... or after this many seconds with new events.
     pub head_every_seconds: u64,
+    /// The most changes committed together in one transaction (group commit). 1 means one
+    /// transaction per event, which is slower; benchmarks use it as their baseline.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+}
+
+fn default_max_batch() -> usize {
+    actas_store::sqlite::MAX_BATCH
 }
 
 impl Default for LedgerConfig {
@@ -83,6 +91,7 @@ impl Default for LedgerConfig {
         Self {
             head_every_events: 1000,
             head_every_seconds: 10,
+            max_batch: default_max_batch(),
         }
     }
 }

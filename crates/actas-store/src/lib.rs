@@ -131,6 +131,14 @@ pub trait Store: Send + Sync {
     /// The inclusion proof of event `seq` in the tree of the first `size` events.
     async fn inclusion_proof(&self, seq: u64, size: u64) -> StoreResult<Vec<Hash>>;
 
+    /// An account's events up to `up_to` (by sequence number), as `(seq, exact text)`,
+    /// read through the account index without parsing: what an audit extract carries.
+    async fn account_event_texts(
+        &self,
+        account: &AccountId,
+        up_to: u64,
+    ) -> StoreResult<Vec<(u64, String)>>;
+
     /// Inclusion proofs for many events against one tree size, built together (one
     /// fetch of every node they need, rather than a few queries per proof).
     async fn inclusion_proofs(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Vec<Hash>>>;

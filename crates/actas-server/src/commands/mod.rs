@@ -31,6 +31,7 @@ impl Opened {
             key,
             SqliteConfig {
                 heads: loaded.config.ledger.schedule(),
+                max_batch: loaded.config.ledger.max_batch,
                 ..SqliteConfig::default()
             },
         )

@@ -277,10 +277,13 @@ impl Service {
                 ));
             }
         }
-        // Concurrent retries race to claim the key; the loser finds it claimed next time.
-        for attempt in 0..2 {
-            match self.commit_activities(app, &checked).await {
-                Err(ServiceError::Conflict(_)) if attempt == 0 => continue,
+        // The first attempt claims every key without looking (a new key is the common
+        // case, and the claim is atomic); if one was taken, later attempts look each key up
+        // to tell a repeat from a reuse. Concurrent retries race to claim a key; the loser
+        // finds it claimed next time.
+        for attempt in 0..3 {
+            match self.commit_activities(app, &checked, attempt > 0).await {
+                Err(ServiceError::Conflict(_)) if attempt < 2 => continue,
                 other => return other,
             }
         }
@@ -293,6 +296,7 @@ impl Service {
         &self,
         app: &AppRef,
         checked: &[Checked],
+        look_first: bool,
     ) -> ServiceResult<Vec<Recorded>> {
         let mut out = vec![
             Recorded {
@@ -307,7 +311,12 @@ impl Service {
         let now = Timestamp::now();
         for (i, c) in checked.iter().enumerate() {
             if let Some((key, hash)) = &c.idempotency {
-                if let Some(previous) = self.store.idempotency_key(app.id, key).await? {
+                let previous = if look_first {
+                    self.store.idempotency_key(app.id, key).await?
+                } else {
+                    None
+                };
+                if let Some(previous) = previous {
                     if previous.as_slice() != hash {
                         return Err(ServiceError::invalid(
                             "idempotency_key",

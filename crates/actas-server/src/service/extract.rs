@@ -6,10 +6,7 @@ use super::{Service, ServiceError, ServiceResult};
 use actas_core::Timestamp;
 use actas_core::extract::{EXTRACT_FORMAT, Extract, ExtractEvent};
 use actas_core::ids::AccountId;
-use actas_store::{EventFilter, StoreError};
-
-/// Events read per page while building an extract.
-const PAGE: u32 = 20_000;
+use actas_store::StoreError;
 
 impl Service {
     /// Builds the extract of account `id`. If no signed head covers the newest events yet,
@@ -32,26 +29,10 @@ impl Service {
                 ))
             })?,
         };
-        let filter = EventFilter {
-            account: Some(account.id.clone()),
-            ..EventFilter::default()
-        };
-        let mut events = Vec::new();
-        let mut after = 0;
-        loop {
-            let page = self.store.events(&filter, after, PAGE).await?;
-            let Some(last) = page.last() else { break };
-            after = last.body.seq;
-            let full = page.len() as u32 == PAGE;
-            events.extend(
-                page.into_iter()
-                    .filter(|e| e.body.seq <= head.head.size)
-                    .map(|e| (e.body.seq, e.raw)),
-            );
-            if !full || after >= head.head.size {
-                break;
-            }
-        }
+        let events = self
+            .store
+            .account_event_texts(&account.id, head.head.size)
+            .await?;
         let seqs: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
         let proofs = self.store.inclusion_proofs(&seqs, head.head.size).await?;
         Ok(Extract {

@@ -34,6 +34,9 @@ pub struct SqliteConfig {
     pub heads: HeadSchedule,
     /// How many units may wait for the writer before callers wait to enqueue.
     pub queue: usize,
+    /// The most units the writer commits in one transaction (group commit). 1 makes it
+    /// one transaction per unit: the baseline the benchmarks compare against.
+    pub max_batch: usize,
 }
 
 impl Default for SqliteConfig {
@@ -41,6 +44,7 @@ impl Default for SqliteConfig {
         Self {
             heads: HeadSchedule::default(),
             queue: 8192,
+            max_batch: writer::MAX_BATCH,
         }
     }
 }
@@ -85,7 +89,7 @@ impl SqliteStore {
         let stats = Arc::new(LedgerStats::default());
         let public = key.public();
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        let w = writer::Writer::new(conn, key, config.heads, stats.clone());
+        let w = writer::Writer::new(conn, key, config.heads, stats.clone(), config.max_batch);
         let handle = tokio::spawn(w.run(rx));
         Ok(Self {
             pool,
@@ -149,6 +153,50 @@ impl SqliteStore {
             by_level.entry(id.level).or_default().push(id.index);
         }
         for (level, indexes) in by_level {
+            let (Some(&lo), Some(&hi)) = (indexes.iter().min(), indexes.iter().max()) else {
+                continue;
+            };
+            // Dense needs (an extract touching much of the ledger) read the level's run of
+            // nodes in one ordered scan; sparse ones look each node up by key.
+            if (hi - lo + 1) <= (indexes.len() as u64).saturating_mul(8) {
+                let wanted: std::collections::HashSet<u64> = indexes.iter().copied().collect();
+                // Each stored run comes back as one row of hex (not one row per node):
+                // the driver's per-row cost would otherwise dominate.
+                const RUN: u64 = 65_536;
+                let mut start = lo;
+                while start <= hi {
+                    let end = (start + RUN - 1).min(hi);
+                    let (count, text): (i64, Option<String>) = sqlx::query_as(
+                        "SELECT count(*), group_concat(hex(hash), '') FROM \
+                         (SELECT hash FROM merkle_nodes WHERE level = ? AND idx BETWEEN ? AND ? ORDER BY idx)",
+                    )
+                    .bind(i64::from(level))
+                    .bind(start as i64)
+                    .bind(end as i64)
+                    .fetch_one(&mut *conn)
+                    .await
+                    .map_err(StoreError::unexpected)?;
+                    let text = text.unwrap_or_default();
+                    if count as u64 != end - start + 1
+                        || text.len() as u64 != (end - start + 1) * 64
+                    {
+                        return Err(StoreError::corrupt(format!(
+                            "merkle nodes {start}..={end} at level {level} are incomplete"
+                        )));
+                    }
+                    for (i, hex_hash) in text.as_bytes().chunks(64).enumerate() {
+                        let index = start + i as u64;
+                        if wanted.contains(&index) {
+                            let mut h = [0u8; 32];
+                            hex::decode_to_slice(hex_hash, &mut h)
+                                .map_err(StoreError::unexpected)?;
+                            out.insert(NodeId { level, index }, h);
+                        }
+                    }
+                    start = end + 1;
+                }
+                continue;
+            }
             for chunk in indexes.chunks(500) {
                 let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
                     "SELECT idx, hash FROM merkle_nodes WHERE level = ",
@@ -273,6 +321,25 @@ impl Store for SqliteStore {
             )));
         }
         self.proof(merkle::inclusion_ranges(seq - 1, size)).await
+    }
+
+    async fn account_event_texts(
+        &self,
+        account: &AccountId,
+        up_to: u64,
+    ) -> StoreResult<Vec<(u64, String)>> {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM ledger_events WHERE account = ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(account.as_str())
+        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        Ok(rows
+            .into_iter()
+            .map(|(seq, body)| (u64::try_from(seq).unwrap_or(0), body))
+            .collect())
     }
 
     async fn inclusion_proofs(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Vec<Hash>>> {

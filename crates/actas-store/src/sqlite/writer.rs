@@ -41,6 +41,8 @@ struct Tip {
 }
 
 pub(super) struct Writer {
+    /// The most units one transaction takes (1: one transaction per unit).
+    max_batch: usize,
     conn: SqliteConnection,
     key: LedgerKey,
     schedule: HeadSchedule,
@@ -59,11 +61,13 @@ impl Writer {
         key: LedgerKey,
         schedule: HeadSchedule,
         stats: std::sync::Arc<crate::LedgerStats>,
+        max_batch: usize,
     ) -> Self {
         Self {
             conn,
             key,
             schedule,
+            max_batch: max_batch.clamp(1, MAX_BATCH),
             tip: None,
             last_head_at: Instant::now(),
             stats,
@@ -99,7 +103,7 @@ impl Writer {
                 Msg::Unit(u) => units.push(u),
                 other => control.push(other),
             }
-            while units.len() < MAX_BATCH {
+            while units.len() < self.max_batch {
                 match rx.try_recv() {
                     Ok(Msg::Unit(u)) => units.push(u),
                     Ok(other) => {
@@ -131,7 +135,7 @@ impl Writer {
                         rest.push(u);
                     }
                 }
-                for chunk in rest.chunks_mut(MAX_BATCH) {
+                for chunk in rest.chunks_mut(self.max_batch) {
                     let batch: Vec<Unit> = chunk
                         .iter_mut()
                         .map(|u| std::mem::replace(u, Unit::new(vec![], |_| vec![])))

@@ -1,0 +1,238 @@
+//! Benchmark of the customer side (run by `cargo xtask bench-customer`), in one run:
+//!
+//! 1. Durable ingestion through `POST /api/v1/events` over real HTTP, at 1, 16 and 256
+//!    concurrent clients, against a baseline of the very same server with group commit
+//!    off (`[ledger] max_batch = 1`: one transaction, one fsync, per event).
+//! 2. The audit extract of an account with 100,000 events in a ledger of 1,000,000:
+//!    events, inclusion proofs and JSON.
+//!
+//! Prints Markdown tables for BENCHMARKS.md.
+
+use actas_core::activity::ActivityKind;
+use actas_core::app::{AppName, AppRef};
+use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::staff::{DisplayName, Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use actas_server::password::Password;
+use actas_store::Unit;
+use anyhow::{Context, Result, bail};
+use std::time::Instant;
+
+/// Starts a server in `dir` with `max_batch`, a director, an app key and an account.
+async fn server(dir: &std::path::Path, max_batch: usize) -> Result<(Application, String, String)> {
+    let data = DataDir::new(dir.to_path_buf());
+    data.init()?;
+    let config = data.path().join("actas.toml");
+    let text = std::fs::read_to_string(&config)?;
+    let set = text.replace("max_batch = 1024", &format!("max_batch = {max_batch}"));
+    if set == text && max_batch != 1024 {
+        bail!("actas init no longer writes `max_batch = 1024`; update this benchmark");
+    }
+    std::fs::write(&config, set)?;
+    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into())).await?;
+    let s = app.service();
+    s.add_staff(
+        Email::parse("dana@example.com")?,
+        DisplayName::parse("Dana Park")?,
+        Role::Director,
+        Password::new("a-long-password".into())?,
+        None,
+    )
+    .await?;
+    s.put_account("acme", "Acme Co", &[], Actor::System).await?;
+    let key = s
+        .create_app_key(&Email::parse("dana@example.com")?, "bench", None)
+        .await?;
+    let base = format!("http://{}/api/v1", app.console_addr());
+    Ok((app, base, key.key.expose().to_owned()))
+}
+
+/// The wrk script: each request is a new event with its own idempotency key (per thread
+/// prefix and counter), so every one is written.
+const SCRIPT: &str = r#"
+local threads = 0
+function setup(thread)
+  threads = threads + 1
+  thread:set("id", threads)
+end
+function init(args)
+  prefix = "t" .. id .. "-"
+  counter = 0
+end
+function request()
+  counter = counter + 1
+  local key = prefix .. counter
+  local body = '{"account":"acme","kind":"document_uploaded","details":{"document":"statement ' .. key .. '"},"idempotency_key":"' .. key .. '"}'
+  return wrk.format("POST", "/api/v1/events", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer APP_KEY"}, body)
+end
+"#;
+
+/// Events per second from `clients` connections posting one event per request for
+/// `seconds`, measured with wrk (a C load generator, so the clients cost the shared
+/// 2 cores as little as possible). Every request must be answered 201.
+fn ingest(
+    dir: &std::path::Path,
+    base: &str,
+    key: &str,
+    clients: usize,
+    seconds: u64,
+) -> Result<f64> {
+    let script = dir.join(format!("events-{clients}.lua"));
+    std::fs::write(&script, SCRIPT.replace("APP_KEY", key))?;
+    let origin = base.trim_end_matches("/api/v1");
+    let out = std::process::Command::new("wrk")
+        .args([
+            &format!("-t{}", clients.min(2)),
+            &format!("-c{clients}"),
+            &format!("-d{seconds}s"),
+            "-s",
+        ])
+        .arg(&script)
+        .arg(format!("{origin}/"))
+        .output()
+        .context("wrk is not installed (apt-get install wrk)")?;
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    if text.contains("Non-2xx") {
+        bail!("some events were refused:\n{text}");
+    }
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .context(format!("wrk printed no throughput:\n{text}"))
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let seconds: u64 = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
+    let dir = tempfile::tempdir()?;
+    let (grouped, grouped_base, grouped_key) = server(&dir.path().join("grouped"), 1024).await?;
+    let (single, single_base, single_key) = server(&dir.path().join("single"), 1).await?;
+    println!(
+        "| clients | group commit (events/s) | one transaction per event (events/s) | ratio |"
+    );
+    println!("| --- | --- | --- | --- |");
+    for clients in [1, 16, 256] {
+        // wrk blocks; run it off the runtime that serves the requests.
+        let run = |base: String, key: String| {
+            let dir = dir.path().to_path_buf();
+            tokio::task::spawn_blocking(move || ingest(&dir, &base, &key, clients, seconds))
+        };
+        let g = run(grouped_base.clone(), grouped_key.clone()).await??;
+        let b = run(single_base.clone(), single_key.clone()).await??;
+        println!("| {clients} | {g:.0} | {b:.0} | {:.2}× |", g / b);
+    }
+    grouped.stop().await?;
+    single.stop().await?;
+
+    // The extract: 100,000 of 1,000,000 events belong to one account.
+    let (app, _, _) = server(&dir.path().join("extract"), 1024).await?;
+    let s = app.service();
+    s.put_account("big", "Big Co", &[], Actor::System).await?;
+    let big = s.account_ref("big").await?;
+    let other = s.account_ref("acme").await?;
+    let app_ref = AppRef {
+        id: 1,
+        name: AppName::parse("bench")?,
+    };
+    let kind = ActivityKind::parse("document_uploaded")?;
+    let total: u64 = 1_000_000;
+    let started = Instant::now();
+    let mut next = 0u64;
+    while next < total {
+        let (from, to) = (next, (next + 5_000).min(total));
+        let (big, other, app_ref, kind) =
+            (big.clone(), other.clone(), app_ref.clone(), kind.clone());
+        s.store()
+            .commit(Unit::new(vec![], move |_| {
+                (from..to)
+                    .map(|n| {
+                        let account = if n % 10 == 0 {
+                            big.clone()
+                        } else {
+                            other.clone()
+                        };
+                        NewEvent::new(
+                            Actor::Customer(account.clone()),
+                            EventData::CustomerActivity {
+                                account,
+                                activity: kind.clone(),
+                                description: format!("uploaded statement {n}"),
+                                changes: vec![],
+                                reported_by: app_ref.clone(),
+                            },
+                        )
+                    })
+                    .collect()
+            }))
+            .await?;
+        next = to;
+    }
+    let filled = started.elapsed();
+    // The two halves of building an extract, timed apart.
+    let t = Instant::now();
+    let seqs: Vec<u64> = s
+        .store()
+        .account_event_texts(&big.id, u64::MAX)
+        .await?
+        .into_iter()
+        .map(|(seq, _)| seq)
+        .collect();
+    let read = t.elapsed();
+    let t = Instant::now();
+    let size = s.store().ledger_size().await?;
+    s.store().inclusion_proofs(&seqs, size).await?;
+    let proved = t.elapsed();
+    let t = Instant::now();
+    let extract = s.audit_extract("big").await?;
+    let built = t.elapsed();
+    let t = Instant::now();
+    let json = serde_json::to_string(&extract)?;
+    let serialized = t.elapsed();
+    let t = Instant::now();
+    let report = actas_core::extract::verify_extract(&json, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("the extract must verify")?;
+    let verified = t.elapsed();
+    app.stop().await?;
+    println!();
+    println!(
+        "ledger of {} events built in {:.1} s; extract of account `big`:",
+        extract.tree_head.head.size,
+        filled.as_secs_f64()
+    );
+    println!();
+    println!("| step | time |");
+    println!("| --- | --- |");
+    println!(
+        "| (alone) reading the account's events | {:.2} s |",
+        read.as_secs_f64()
+    );
+    println!(
+        "| (alone) their inclusion proofs | {:.2} s |",
+        proved.as_secs_f64()
+    );
+    println!(
+        "| events and {} inclusion proofs | {:.2} s |",
+        extract.events.len(),
+        built.as_secs_f64()
+    );
+    println!(
+        "| JSON ({:.1} MB) | {:.2} s |",
+        json.len() as f64 / 1e6,
+        serialized.as_secs_f64()
+    );
+    println!(
+        "| total (target under 2 s) | {:.2} s |",
+        (built + serialized).as_secs_f64()
+    );
+    println!(
+        "| offline verification of all {} events | {:.2} s |",
+        report.events,
+        verified.as_secs_f64()
+    );
+    Ok(())
+}
