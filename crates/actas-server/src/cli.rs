@@ -10,14 +10,10 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "actas", version, about, long_about = None)]
 pub struct Cli {
-    /// The data directory (configuration, policy, signing key, database).
-    #[arg(
-        long,
-        global = true,
-        env = "ACTAS_DATA",
-        default_value = "./actas-data"
-    )]
-    pub data: PathBuf,
+    /// The data directory (configuration, policy, signing key, database); `./actas-data`
+    /// when not given. For `demo`, giving it keeps the demo's data there.
+    #[arg(long, global = true, env = "ACTAS_DATA")]
+    pub data: Option<PathBuf>,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -28,7 +24,20 @@ pub struct Cli {
 pub enum Command {
     /// Create the data directory: configuration, starter policy and a new signing key.
     Init,
-    /// Run the server: the console and JSON API (the gateway follows).
+    /// Run the whole product on its own to try it: actas (console and gateway) and the
+    /// Northwind Lending demo portal, with seeded staff and customers.
+    Demo {
+        /// Console and API address (port 0 picks a free port).
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        console_addr: std::net::SocketAddr,
+        /// Gateway address.
+        #[arg(long, default_value = "127.0.0.1:8081")]
+        gateway_addr: std::net::SocketAddr,
+        /// Demo portal address.
+        #[arg(long, default_value = "127.0.0.1:8082")]
+        portal_addr: std::net::SocketAddr,
+    },
+    /// Run the server: the console and JSON API, and the gateway.
     Serve {
         /// Console and API address (port 0 picks a free port); default from actas.toml.
         #[arg(long, env = "ACTAS_CONSOLE_ADDR")]

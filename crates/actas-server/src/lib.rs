@@ -9,6 +9,7 @@ pub mod assertion;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod gateway;
 pub mod http;
 pub mod notify;

@@ -4,6 +4,7 @@
 
 mod apps;
 mod audit;
+mod demo;
 mod policy;
 mod staff;
 
@@ -60,8 +61,27 @@ impl Opened {
 
 /// Runs one command.
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
-    let data = DataDir::new(cli.data);
+    if let Command::Demo {
+        console_addr,
+        gateway_addr,
+        portal_addr,
+    } = cli.command
+    {
+        return demo::run(crate::demo::DemoSettings {
+            data: cli.data,
+            console_addr,
+            gateway_addr,
+            portal_addr,
+            policy: None,
+        })
+        .await;
+    }
+    let data = DataDir::new(
+        cli.data
+            .unwrap_or_else(|| std::path::PathBuf::from("./actas-data")),
+    );
     match cli.command {
+        Command::Demo { .. } => Ok(()),
         Command::Init => init(&data).await,
         Command::Serve {
             console_addr,
@@ -139,7 +159,7 @@ async fn serve(
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
             std::future::pending::<()>().await;
