@@ -28,8 +28,18 @@ const MARKER: &str = "demo-portal.json";
 pub const STAFF: &[(&str, &str, Role, Option<Risk>)] = &[
     ("dana@northwind.example", "Dana Park", Role::Director, None),
     ("lee@northwind.example", "Lee Chen", Role::Lead, None),
-    ("sarah@northwind.example", "Sarah Lee", Role::Agent, Some(Risk::High)),
-    ("omar@northwind.example", "Omar Haddad", Role::Agent, Some(Risk::Medium)),
+    (
+        "sarah@northwind.example",
+        "Sarah Lee",
+        Role::Agent,
+        Some(Risk::High),
+    ),
+    (
+        "omar@northwind.example",
+        "Omar Haddad",
+        Role::Agent,
+        Some(Risk::Medium),
+    ),
     ("ola@northwind.example", "Ola Nowak", Role::Agent, None),
 ];
 
@@ -265,12 +275,18 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), DemoError> {
 
 /// Staff, the allow-list, the portal's app key, and the customers as the portal reports
 /// them (one ordinary, one sensitive, one that has revoked consent).
-async fn seed(app: &Application, portal: SocketAddr) -> Result<Marker, crate::service::ServiceError> {
+async fn seed(
+    app: &Application,
+    portal: SocketAddr,
+) -> Result<Marker, crate::service::ServiceError> {
     let s = app.service();
-    let dana = Email::parse(STAFF[0].0).map_err(|e| crate::service::ServiceError::invalid("email", e))?;
+    let dana =
+        Email::parse(STAFF[0].0).map_err(|e| crate::service::ServiceError::invalid("email", e))?;
     for (i, (email, name, role, _)) in STAFF.iter().enumerate() {
-        let email = Email::parse(email).map_err(|e| crate::service::ServiceError::invalid("email", e))?;
-        let name = DisplayName::parse(name).map_err(|e| crate::service::ServiceError::invalid("name", e))?;
+        let email =
+            Email::parse(email).map_err(|e| crate::service::ServiceError::invalid("email", e))?;
+        let name = DisplayName::parse(name)
+            .map_err(|e| crate::service::ServiceError::invalid("name", e))?;
         let password = Password::new(STAFF_PASSWORD.to_owned())
             .map_err(|e| crate::service::ServiceError::invalid("password", e))?;
         s.add_staff(email, name, *role, password, (i > 0).then_some(&dana))
@@ -278,13 +294,23 @@ async fn seed(app: &Application, portal: SocketAddr) -> Result<Marker, crate::se
     }
     for (email, _, _, risk) in STAFF {
         if let Some(risk) = risk {
-            let email = Email::parse(email).map_err(|e| crate::service::ServiceError::invalid("email", e))?;
-            s.change_allow_list(&email, AllowChange::Grant(*risk), &dana, "On the demo's support rota")
-                .await?;
+            let email = Email::parse(email)
+                .map_err(|e| crate::service::ServiceError::invalid("email", e))?;
+            s.change_allow_list(
+                &email,
+                AllowChange::Grant(*risk),
+                &dana,
+                "On the demo's support rota",
+            )
+            .await?;
         }
     }
     let key = s
-        .create_app_key(&dana, "portal", Some(&format!("http://{portal}/hooks/actas")))
+        .create_app_key(
+            &dana,
+            "portal",
+            Some(&format!("http://{portal}/hooks/actas")),
+        )
         .await?;
     for (id, name, flags) in [
         ("acme", "Acme Co", vec![]),

@@ -88,7 +88,12 @@ fn customer(id: &str, name: &str, email: &str, seed: u32) -> Customer {
         notifications: true,
         tax_rate: "20%".into(),
         card_number: format!("4111 1111 1111 {:04}", 4242 + seed),
-        national_id: format!("QQ {:02} {:02} {:02} C", seed % 100, (seed * 7) % 100, (seed * 13) % 100),
+        national_id: format!(
+            "QQ {:02} {:02} {:02} C",
+            seed % 100,
+            (seed * 7) % 100,
+            (seed * 13) % 100
+        ),
         api_tokens: vec![format!("pt_live_{id}_8f3a9c2e7b1d4f60")],
         recovery_codes: vec![
             format!("{id}-rc-7741-2290"),

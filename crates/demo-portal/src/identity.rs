@@ -149,8 +149,8 @@ impl Verifier {
                 self.key(&kid).ok_or(AssertionError::UnknownKey)?
             }
         };
-        let key =
-            DecodingKey::from_ed_components(&x).map_err(|e| AssertionError::Invalid(e.to_string()))?;
+        let key = DecodingKey::from_ed_components(&x)
+            .map_err(|e| AssertionError::Invalid(e.to_string()))?;
         let mut v = Validation::new(Algorithm::EdDSA);
         v.set_audience(&[&self.audience]);
         v.set_required_spec_claims(&["exp", "aud", "sub"]);

@@ -63,7 +63,10 @@ impl Portal {
     /// A portal with the seeded customers.
     pub fn new(config: PortalConfig) -> Self {
         let verifier = Verifier::new(
-            format!("{}/.well-known/jwks.json", config.actas_url.trim_end_matches('/')),
+            format!(
+                "{}/.well-known/jwks.json",
+                config.actas_url.trim_end_matches('/')
+            ),
             config.audience.clone(),
         );
         Self(Arc::new(Inner {
@@ -100,20 +103,33 @@ impl Portal {
             .route("/access/code", post(make_code))
             .route("/access/extract", get(extract))
             .route("/hooks/actas", post(notification))
-            .route("/static/portal.css", get(|| async { asset("text/css", include_str!("../static/portal.css")) }))
-            .route("/static/portal.js", get(|| async { asset("text/javascript", include_str!("../static/portal.js")) }))
+            .route(
+                "/static/portal.css",
+                get(|| async { asset("text/css", include_str!("../static/portal.css")) }),
+            )
+            .route(
+                "/static/portal.js",
+                get(|| async { asset("text/javascript", include_str!("../static/portal.js")) }),
+            )
             .layer(axum::middleware::map_response(security_headers))
             .with_state(self.clone())
     }
 
     fn customers(&self) -> std::sync::MutexGuard<'_, Customers> {
-        self.0.customers.lock().unwrap_or_else(PoisonError::into_inner)
+        self.0
+            .customers
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Reports what the customer did to actas (the gateway records what staff do).
     async fn report(&self, account: &str, kind: &str, details: Value, changes: Value) {
-        let body = json!({ "account": account, "kind": kind, "details": details, "changes": changes });
-        let url = format!("{}/api/v1/events", self.0.config.actas_url.trim_end_matches('/'));
+        let body =
+            json!({ "account": account, "kind": kind, "details": details, "changes": changes });
+        let url = format!(
+            "{}/api/v1/events",
+            self.0.config.actas_url.trim_end_matches('/')
+        );
         match self
             .0
             .client
@@ -129,9 +145,21 @@ impl Portal {
         }
     }
 
-    async fn actas(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<reqwest::Response, String> {
-        let url = format!("{}/api/v1{path}", self.0.config.actas_url.trim_end_matches('/'));
-        let mut rb = self.0.client.request(method, url).bearer_auth(&self.0.config.app_key);
+    async fn actas(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<reqwest::Response, String> {
+        let url = format!(
+            "{}/api/v1{path}",
+            self.0.config.actas_url.trim_end_matches('/')
+        );
+        let mut rb = self
+            .0
+            .client
+            .request(method, url)
+            .bearer_auth(&self.0.config.app_key);
         if let Some(b) = body {
             rb = rb.json(&b);
         }
@@ -141,9 +169,18 @@ impl Portal {
 
 async fn security_headers(mut r: Response) -> Response {
     let h = r.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CSP));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     r
 }
 
@@ -159,7 +196,9 @@ struct Message<'a> {
 }
 
 fn message(status: StatusCode, title: &str, text: &str) -> Response {
-    let page = Message { title, text }.render().unwrap_or_else(|_| text.to_owned());
+    let page = Message { title, text }
+        .render()
+        .unwrap_or_else(|_| text.to_owned());
     (status, Html(page)).into_response()
 }
 
@@ -182,14 +221,26 @@ impl FromRequestParts<Portal> for Viewer {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, portal: &Portal) -> Result<Self, Response> {
-        if let Some(token) = parts.headers.get("actas-assertion").and_then(|v| v.to_str().ok()) {
+        if let Some(token) = parts
+            .headers
+            .get("actas-assertion")
+            .and_then(|v| v.to_str().ok())
+        {
             return match portal.0.verifier.verify(token).await {
                 Ok(claims) if portal.customers().contains_key(&claims.sub) => Ok(Viewer {
                     customer: claims.sub.clone(),
                     actor: Actor::Staff(claims),
                 }),
-                Ok(_) => Err(message(StatusCode::NOT_FOUND, "No such customer", "The assertion names a customer this portal does not have.")),
-                Err(e) => Err(message(StatusCode::UNAUTHORIZED, "Not accepted", &format!("The support assertion was refused: {e}."))),
+                Ok(_) => Err(message(
+                    StatusCode::NOT_FOUND,
+                    "No such customer",
+                    "The assertion names a customer this portal does not have.",
+                )),
+                Err(e) => Err(message(
+                    StatusCode::UNAUTHORIZED,
+                    "Not accepted",
+                    &format!("The support assertion was refused: {e}."),
+                )),
             };
         }
         let cookie = parts
@@ -202,10 +253,19 @@ impl FromRequestParts<Portal> for Viewer {
             .find(|(k, _)| *k == COOKIE)
             .map(|(_, v)| v.to_owned());
         let customer = cookie.and_then(|c| {
-            portal.0.logins.lock().unwrap_or_else(PoisonError::into_inner).get(&c).cloned()
+            portal
+                .0
+                .logins
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&c)
+                .cloned()
         });
         match customer {
-            Some(customer) => Ok(Viewer { customer, actor: Actor::Customer }),
+            Some(customer) => Ok(Viewer {
+                customer,
+                actor: Actor::Customer,
+            }),
             None => Err(Redirect::to("/sign-in").into_response()),
         }
     }
@@ -219,13 +279,24 @@ fn random_token() -> String {
 
 /// Records a change on the customer's activity log and answers it with `Actas-Audit`
 /// (which the gateway records and removes) and a redirect back.
-fn changed(customer: &mut Customer, viewer: &Viewer, field: &str, from: &str, to: &str, back: &str) -> Response {
-    let line = format!("{} changed the {field} from {from} to {to}", viewer.actor.describe(&customer.name));
+fn changed(
+    customer: &mut Customer,
+    viewer: &Viewer,
+    field: &str,
+    from: &str,
+    to: &str,
+    back: &str,
+) -> Response {
+    let line = format!(
+        "{} changed the {field} from {from} to {to}",
+        viewer.actor.describe(&customer.name)
+    );
     customer.activity.push(line);
     let audit = json!({ "field": field.replace(' ', "_"), "from": from, "to": to }).to_string();
     let mut r = Redirect::to(&format!("{back}?saved=1")).into_response();
     if let Ok(v) = HeaderValue::from_str(&audit) {
-        r.headers_mut().insert(HeaderName::from_static("actas-audit"), v);
+        r.headers_mut()
+            .insert(HeaderName::from_static("actas-audit"), v);
     }
     r
 }
@@ -263,16 +334,24 @@ page!(SecurityPage, "security.html");
 fn render(t: impl Template) -> Response {
     match t.render() {
         Ok(html) => Html(html).into_response(),
-        Err(_) => message(StatusCode::INTERNAL_SERVER_ERROR, "Something went wrong", "The page could not be shown."),
+        Err(_) => message(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The page could not be shown.",
+        ),
     }
 }
 
-fn current(portal: &Portal, viewer: &Viewer) -> Result<Customer, Response> {
-    portal
-        .customers()
-        .get(&viewer.customer)
-        .cloned()
-        .ok_or_else(|| message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist."))
+fn current(portal: &Portal, viewer: &Viewer) -> Option<Customer> {
+    portal.customers().get(&viewer.customer).cloned()
+}
+
+fn no_customer() -> Response {
+    message(
+        StatusCode::NOT_FOUND,
+        "No such customer",
+        "This account does not exist.",
+    )
 }
 
 macro_rules! view {
@@ -282,11 +361,14 @@ macro_rules! view {
             viewer: Viewer,
             axum::extract::Query(q): axum::extract::Query<Saved>,
         ) -> Response {
-            let c = match current(&p, &viewer) {
-                Ok(c) => c,
-                Err(r) => return r,
+            let Some(c) = current(&p, &viewer) else {
+                return no_customer();
             };
-            render($page { who: viewer.who(&c.name), message: saved(&q), c })
+            render($page {
+                who: viewer.who(&c.name),
+                message: saved(&q),
+                c,
+            })
         }
     };
 }
@@ -319,16 +401,35 @@ struct SignInForm {
 }
 
 async fn sign_in(State(p): State<Portal>, body: axum::body::Bytes) -> Response {
-    let f: SignInForm = serde_html_form::from_bytes(&body).unwrap_or(SignInForm { id: String::new(), password: String::new() });
-    let ok = p.customers().get(f.id.trim()).is_some_and(|c| c.password == f.password);
+    let f: SignInForm = serde_html_form::from_bytes(&body).unwrap_or(SignInForm {
+        id: String::new(),
+        password: String::new(),
+    });
+    let ok = p
+        .customers()
+        .get(f.id.trim())
+        .is_some_and(|c| c.password == f.password);
     if !ok {
-        return (StatusCode::UNAUTHORIZED, render(SignInPage { error: Some("That customer id and password don't match.".into()) })).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            render(SignInPage {
+                error: Some("That customer id and password don't match.".into()),
+            }),
+        )
+            .into_response();
     }
     let token = random_token();
-    p.0.logins.lock().unwrap_or_else(PoisonError::into_inner).insert(token.clone(), f.id.trim().to_owned());
-    p.report(f.id.trim(), "signed_in", json!({}), json!([])).await;
+    p.0.logins
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(token.clone(), f.id.trim().to_owned());
+    p.report(f.id.trim(), "signed_in", json!({}), json!([]))
+        .await;
     (
-        [(header::SET_COOKIE, format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax"))],
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax"),
+        )],
         Redirect::to("/"),
     )
         .into_response()
@@ -339,14 +440,26 @@ async fn sign_out(State(p): State<Portal>, viewer: Viewer, headers: HeaderMap) -
         let cookie = headers
             .get(header::COOKIE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').filter_map(|kv| kv.trim().split_once('=')).find(|(k, _)| *k == COOKIE).map(|(_, v)| v.to_owned()));
+            .and_then(|v| {
+                v.split(';')
+                    .filter_map(|kv| kv.trim().split_once('='))
+                    .find(|(k, _)| *k == COOKIE)
+                    .map(|(_, v)| v.to_owned())
+            });
         if let Some(c) = cookie {
-            p.0.logins.lock().unwrap_or_else(PoisonError::into_inner).remove(&c);
+            p.0.logins
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(&c);
         }
-        p.report(&viewer.customer, "signed_out", json!({}), json!([])).await;
+        p.report(&viewer.customer, "signed_out", json!({}), json!([]))
+            .await;
     }
     (
-        [(header::SET_COOKIE, format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"))],
+        [(
+            header::SET_COOKIE,
+            format!("{COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"),
+        )],
         Redirect::to("/sign-in"),
     )
         .into_response()
@@ -360,78 +473,158 @@ fn form(body: &[u8]) -> HashMap<String, String> {
         .collect()
 }
 
-async fn save_profile(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -> Response {
+async fn save_profile(
+    State(p): State<Portal>,
+    viewer: Viewer,
+    body: axum::body::Bytes,
+) -> Response {
     let f = form(&body);
     let mut changes = Vec::new();
     let response = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist.");
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such customer",
+                "This account does not exist.",
+            );
         };
         let mut audit = Vec::new();
-        for (field, label) in [("name", "business name"), ("email", "email"), ("phone", "phone")] {
-            let Some(new) = f.get(field).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else { continue };
+        for (field, label) in [
+            ("name", "business name"),
+            ("email", "email"),
+            ("phone", "phone"),
+        ] {
+            let Some(new) = f
+                .get(field)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+            else {
+                continue;
+            };
             let old = match field {
                 "name" => std::mem::replace(&mut c.name, new.clone()),
                 "email" => std::mem::replace(&mut c.email, new.clone()),
                 _ => std::mem::replace(&mut c.phone, new.clone()),
             };
             if old != new {
-                c.activity.push(format!("{} changed the {label} from {old} to {new}", viewer.actor.describe(&c.name)));
+                c.activity.push(format!(
+                    "{} changed the {label} from {old} to {new}",
+                    viewer.actor.describe(&c.name)
+                ));
                 audit.push(json!({ "field": field, "from": old, "to": new }));
                 changes.push(json!({ "field": field, "from": old, "to": new }));
             }
         }
         let mut r = Redirect::to("/profile?saved=1").into_response();
         if let Ok(v) = HeaderValue::from_str(&Value::Array(audit).to_string()) {
-            r.headers_mut().insert(HeaderName::from_static("actas-audit"), v);
+            r.headers_mut()
+                .insert(HeaderName::from_static("actas-audit"), v);
         }
         r
     };
     if matches!(viewer.actor, Actor::Customer) && !changes.is_empty() {
-        p.report(&viewer.customer, "profile_edited", json!({}), Value::Array(changes)).await;
+        p.report(
+            &viewer.customer,
+            "profile_edited",
+            json!({}),
+            Value::Array(changes),
+        )
+        .await;
     }
     response
 }
 
-async fn save_address(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -> Response {
+async fn save_address(
+    State(p): State<Portal>,
+    viewer: Viewer,
+    body: axum::body::Bytes,
+) -> Response {
     let f = form(&body);
-    let Some(new) = f.get("address").map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()) else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "Address needed", "Give the new address.");
+    let Some(new) = f
+        .get("address")
+        .map(|v| v.trim().to_owned())
+        .filter(|v| !v.is_empty())
+    else {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Address needed",
+            "Give the new address.",
+        );
     };
     let (r, old) = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist.");
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such customer",
+                "This account does not exist.",
+            );
         };
         let old = std::mem::replace(&mut c.address, new.clone());
-        (changed(c, &viewer, "shipping address", &old, &new, "/address"), old)
+        (
+            changed(c, &viewer, "shipping address", &old, &new, "/address"),
+            old,
+        )
     };
     if matches!(viewer.actor, Actor::Customer) {
-        p.report(&viewer.customer, "address_changed", json!({}), json!([{ "field": "address", "from": old, "to": new }])).await;
+        p.report(
+            &viewer.customer,
+            "address_changed",
+            json!({}),
+            json!([{ "field": "address", "from": old, "to": new }]),
+        )
+        .await;
     }
     r
 }
 
-async fn save_notifications(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -> Response {
-    let on = form(&body).get("email").is_some();
+async fn save_notifications(
+    State(p): State<Portal>,
+    viewer: Viewer,
+    body: axum::body::Bytes,
+) -> Response {
+    let on = form(&body).contains_key("email");
     let mut all = p.customers();
     let Some(c) = all.get_mut(&viewer.customer) else {
-        return message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist.");
+        return message(
+            StatusCode::NOT_FOUND,
+            "No such customer",
+            "This account does not exist.",
+        );
     };
     let old = if c.notifications { "on" } else { "off" };
     c.notifications = on;
-    changed(c, &viewer, "email notifications", old, if on { "on" } else { "off" }, "/settings")
+    changed(
+        c,
+        &viewer,
+        "email notifications",
+        old,
+        if on { "on" } else { "off" },
+        "/settings",
+    )
 }
 
 async fn save_tax(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -> Response {
     let f = form(&body);
-    let Some(new) = f.get("tax_rate").filter(|r| ["0%", "5%", "10%", "20%"].contains(&r.as_str())).cloned() else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "Choose a rate", "The VAT rate must be 0%, 5%, 10% or 20%.");
+    let Some(new) = f
+        .get("tax_rate")
+        .filter(|r| ["0%", "5%", "10%", "20%"].contains(&r.as_str()))
+        .cloned()
+    else {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Choose a rate",
+            "The VAT rate must be 0%, 5%, 10% or 20%.",
+        );
     };
     let mut all = p.customers();
     let Some(c) = all.get_mut(&viewer.customer) else {
-        return message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist.");
+        return message(
+            StatusCode::NOT_FOUND,
+            "No such customer",
+            "This account does not exist.",
+        );
     };
     let old = std::mem::replace(&mut c.tax_rate, new.clone());
     changed(c, &viewer, "tax rate", &old, &new, "/settings")
@@ -439,45 +632,92 @@ async fn save_tax(State(p): State<Portal>, viewer: Viewer, body: axum::body::Byt
 
 async fn pay(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -> Response {
     let f = form(&body);
-    let Some(amount) = f.get("amount").and_then(|a| a.trim().parse::<f64>().ok()).filter(|a| *a > 0.0 && *a < 100_000.0) else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "Check the amount", "Give an amount in pounds, such as 100.00.");
+    let Some(amount) = f
+        .get("amount")
+        .and_then(|a| a.trim().parse::<f64>().ok())
+        .filter(|a| *a > 0.0 && *a < 100_000.0)
+    else {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Check the amount",
+            "Give an amount in pounds, such as 100.00.",
+        );
     };
     let amount = format!("£{amount:.2}");
     let loan = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist.");
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such customer",
+                "This account does not exist.",
+            );
         };
         let loan = c.loans.first().map(|l| l.id.clone()).unwrap_or_default();
-        c.payments.push(Payment { date: "today".into(), amount: amount.clone(), loan: loan.clone() });
-        c.activity.push(format!("{} paid {amount} towards {loan}", viewer.actor.describe(&c.name)));
+        c.payments.push(Payment {
+            date: "today".into(),
+            amount: amount.clone(),
+            loan: loan.clone(),
+        });
+        c.activity.push(format!(
+            "{} paid {amount} towards {loan}",
+            viewer.actor.describe(&c.name)
+        ));
         loan
     };
     if matches!(viewer.actor, Actor::Customer) {
-        p.report(&viewer.customer, "payment_made", json!({ "amount": format!("{amount} towards {loan}") }), json!([])).await;
+        p.report(
+            &viewer.customer,
+            "payment_made",
+            json!({ "amount": format!("{amount} towards {loan}") }),
+            json!([]),
+        )
+        .await;
     }
     let mut r = Redirect::to("/payments?saved=1").into_response();
     if let Ok(v) = HeaderValue::from_str(&json!({ "field": "payment", "to": amount }).to_string()) {
-        r.headers_mut().insert(HeaderName::from_static("actas-audit"), v);
+        r.headers_mut()
+            .insert(HeaderName::from_static("actas-audit"), v);
     }
     r
 }
 
 async fn upload(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -> Response {
     let f = form(&body);
-    let Some(name) = f.get("name").map(|n| n.trim().to_owned()).filter(|n| !n.is_empty() && n.len() < 200) else {
-        return message(StatusCode::UNPROCESSABLE_ENTITY, "Name the document", "Give the document a name.");
+    let Some(name) = f
+        .get("name")
+        .map(|n| n.trim().to_owned())
+        .filter(|n| !n.is_empty() && n.len() < 200)
+    else {
+        return message(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Name the document",
+            "Give the document a name.",
+        );
     };
     {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist.");
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such customer",
+                "This account does not exist.",
+            );
         };
         c.documents.push(name.clone());
-        c.activity.push(format!("{} uploaded {name}", viewer.actor.describe(&c.name)));
+        c.activity.push(format!(
+            "{} uploaded {name}",
+            viewer.actor.describe(&c.name)
+        ));
     }
     if matches!(viewer.actor, Actor::Customer) {
-        p.report(&viewer.customer, "document_uploaded", json!({ "document": name }), json!([])).await;
+        p.report(
+            &viewer.customer,
+            "document_uploaded",
+            json!({ "document": name }),
+            json!([]),
+        )
+        .await;
     }
     Redirect::to("/documents?saved=1").into_response()
 }
@@ -491,37 +731,59 @@ struct AgreementPage {
     loan: String,
 }
 
-async fn agreement(State(p): State<Portal>, viewer: Viewer, axum::extract::Query(q): axum::extract::Query<Saved>) -> Response {
-    let c = match current(&p, &viewer) {
-        Ok(c) => c,
-        Err(r) => return r,
+async fn agreement(
+    State(p): State<Portal>,
+    viewer: Viewer,
+    axum::extract::Query(q): axum::extract::Query<Saved>,
+) -> Response {
+    let Some(c) = current(&p, &viewer) else {
+        return no_customer();
     };
     let loan = c.loans.first().map(|l| l.id.clone()).unwrap_or_default();
-    render(AgreementPage { who: viewer.who(&c.name), message: saved(&q), c, loan })
+    render(AgreementPage {
+        who: viewer.who(&c.name),
+        message: saved(&q),
+        c,
+        loan,
+    })
 }
 
 async fn sign_agreement(State(p): State<Portal>, viewer: Viewer) -> Response {
     if !matches!(viewer.actor, Actor::Customer) {
-        return message(StatusCode::FORBIDDEN, "Only the customer can sign", "An agreement can only be signed by the customer themself.");
+        return message(
+            StatusCode::FORBIDDEN,
+            "Only the customer can sign",
+            "An agreement can only be signed by the customer themself.",
+        );
     }
     let loan = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(StatusCode::NOT_FOUND, "No such customer", "This account does not exist.");
+            return message(
+                StatusCode::NOT_FOUND,
+                "No such customer",
+                "This account does not exist.",
+            );
         };
         let loan = c.loans.first().map(|l| l.id.clone()).unwrap_or_default();
         c.agreement_signed = Some("today".into());
-        c.activity.push(format!("{} signed the loan agreement {loan}", c.name));
+        c.activity
+            .push(format!("{} signed the loan agreement {loan}", c.name));
         loan
     };
-    p.report(&viewer.customer, "agreement_signed", json!({ "document": format!("the loan agreement {loan}") }), json!([])).await;
+    p.report(
+        &viewer.customer,
+        "agreement_signed",
+        json!({ "document": format!("the loan agreement {loan}") }),
+        json!([]),
+    )
+    .await;
     Redirect::to("/agreement?saved=1").into_response()
 }
 
 async fn export(State(p): State<Portal>, viewer: Viewer) -> Response {
-    let c = match current(&p, &viewer) {
-        Ok(c) => c,
-        Err(r) => return r,
+    let Some(c) = current(&p, &viewer) else {
+        return no_customer();
     };
     let mut csv = String::from("date,amount,loan\n");
     for pay in &c.payments {
@@ -530,7 +792,10 @@ async fn export(State(p): State<Portal>, viewer: Viewer) -> Response {
     (
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
-            (header::CONTENT_DISPOSITION, "attachment; filename=\"transactions.csv\""),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"transactions.csv\"",
+            ),
         ],
         csv,
     )
@@ -538,9 +803,8 @@ async fn export(State(p): State<Portal>, viewer: Viewer) -> Response {
 }
 
 async fn summary(State(p): State<Portal>, viewer: Viewer) -> Response {
-    let c = match current(&p, &viewer) {
-        Ok(c) => c,
-        Err(r) => return r,
+    let Some(c) = current(&p, &viewer) else {
+        return no_customer();
     };
     axum::Json(json!({
         "name": c.name,
@@ -575,11 +839,24 @@ struct AccessPage {
     staff: Vec<String>,
 }
 
-async fn access_page(p: &Portal, viewer: &Viewer, message_text: Option<String>, code: Option<String>) -> Response {
+async fn access_page(
+    p: &Portal,
+    viewer: &Viewer,
+    message_text: Option<String>,
+    code: Option<String>,
+) -> Response {
     if !matches!(viewer.actor, Actor::Customer) {
-        return message(StatusCode::FORBIDDEN, "For the customer only", "Account access settings can only be seen by the customer.");
+        return message(
+            StatusCode::FORBIDDEN,
+            "For the customer only",
+            "Account access settings can only be seen by the customer.",
+        );
     }
-    let name = p.customers().get(&viewer.customer).map(|c| c.name.clone()).unwrap_or_default();
+    let name = p
+        .customers()
+        .get(&viewer.customer)
+        .map(|c| c.name.clone())
+        .unwrap_or_default();
     let id = &viewer.customer;
     let get = |path: String| async move {
         match p.actas(reqwest::Method::GET, &path, None).await {
@@ -589,7 +866,10 @@ async fn access_page(p: &Portal, viewer: &Viewer, message_text: Option<String>, 
     };
     let account = get(format!("/accounts/{id}/access-history?per_page=50")).await;
     let who = get(format!("/accounts/{id}/staff-who-acted")).await;
-    let day = |v: &Value| v.as_str().map(|t| t.replace('T', " ").chars().take(16).collect::<String>());
+    let day = |v: &Value| {
+        v.as_str()
+            .map(|t| t.replace('T', " ").chars().take(16).collect::<String>())
+    };
     let sessions = account["sessions"]
         .as_array()
         .into_iter()
@@ -601,23 +881,51 @@ async fn access_page(p: &Portal, viewer: &Viewer, message_text: Option<String>, 
             end_reason: s["end_reason"].as_str().map(|r| r.replace('_', " ")),
             ticket: s["ticket"].as_str().unwrap_or("").to_owned(),
             reason: s["reason"].as_str().unwrap_or("").to_owned(),
-            scope: s["scope"].as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default(),
+            scope: s["scope"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
             approved_by: s["approved_by"].as_str().unwrap_or("").to_owned(),
-            lines: s["activity"].as_array().into_iter().flatten().filter_map(|l| l["summary"].as_str().map(str::to_owned)).collect(),
+            lines: s["activity"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|l| l["summary"].as_str().map(str::to_owned))
+                .collect(),
         })
         .collect();
     let staff = who["staff"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|s| format!("{} ({}), {} session(s), last on {}", s["name"].as_str().unwrap_or(""), s["role"].as_str().unwrap_or(""), s["sessions"], day(&s["last_at"]).unwrap_or_default()))
+        .map(|s| {
+            format!(
+                "{} ({}), {} session(s), last on {}",
+                s["name"].as_str().unwrap_or(""),
+                s["role"].as_str().unwrap_or(""),
+                s["sessions"],
+                day(&s["last_at"]).unwrap_or_default()
+            )
+        })
         .collect();
     let consent = p
         .customers()
         .get(id)
         .map(|c| consent_label(&c.consent).to_owned())
         .unwrap_or_default();
-    render(AccessPage { who: name, message: message_text, consent, code, sessions, staff })
+    render(AccessPage {
+        who: name,
+        message: message_text,
+        consent,
+        code,
+        sessions,
+        staff,
+    })
 }
 
 fn consent_label(consent: &str) -> &'static str {
@@ -634,18 +942,29 @@ async fn access(State(p): State<Portal>, viewer: Viewer) -> Response {
 
 async fn set_consent(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -> Response {
     if !matches!(viewer.actor, Actor::Customer) {
-        return message(StatusCode::FORBIDDEN, "For the customer only", "Only the customer can change consent.");
+        return message(
+            StatusCode::FORBIDDEN,
+            "For the customer only",
+            "Only the customer can change consent.",
+        );
     }
     let consent = form(&body).get("consent").cloned().unwrap_or_default();
     let r = p
-        .actas(reqwest::Method::PUT, &format!("/accounts/{}/consent", viewer.customer), Some(json!({ "consent": consent })))
+        .actas(
+            reqwest::Method::PUT,
+            &format!("/accounts/{}/consent", viewer.customer),
+            Some(json!({ "consent": consent })),
+        )
         .await;
     let text = match r {
         Ok(r) if r.status().is_success() => {
             if let Some(c) = p.customers().get_mut(&viewer.customer) {
                 c.consent = consent.clone();
             }
-            format!("Saved: support staff access is now {}.", consent_label(&consent))
+            format!(
+                "Saved: support staff access is now {}.",
+                consent_label(&consent)
+            )
         }
         Ok(r) => format!("actas refused the change ({}).", r.status()),
         Err(e) => format!("actas could not be reached: {e}"),
@@ -655,44 +974,93 @@ async fn set_consent(State(p): State<Portal>, viewer: Viewer, body: axum::body::
 
 async fn make_code(State(p): State<Portal>, viewer: Viewer) -> Response {
     if !matches!(viewer.actor, Actor::Customer) {
-        return message(StatusCode::FORBIDDEN, "For the customer only", "Only the customer can make a code.");
+        return message(
+            StatusCode::FORBIDDEN,
+            "For the customer only",
+            "Only the customer can make a code.",
+        );
     }
-    let r = p.actas(reqwest::Method::POST, &format!("/accounts/{}/confirmation-codes", viewer.customer), None).await;
+    let r = p
+        .actas(
+            reqwest::Method::POST,
+            &format!("/accounts/{}/confirmation-codes", viewer.customer),
+            None,
+        )
+        .await;
     match r {
         Ok(r) if r.status().is_success() => {
             let v: Value = r.json().await.unwrap_or(Value::Null);
             access_page(&p, &viewer, None, v["code"].as_str().map(str::to_owned)).await
         }
-        _ => access_page(&p, &viewer, Some("A code could not be made right now.".into()), None).await,
+        _ => {
+            access_page(
+                &p,
+                &viewer,
+                Some("A code could not be made right now.".into()),
+                None,
+            )
+            .await
+        }
     }
 }
 
 async fn extract(State(p): State<Portal>, viewer: Viewer) -> Response {
     if !matches!(viewer.actor, Actor::Customer) {
-        return message(StatusCode::FORBIDDEN, "For the customer only", "Only the customer can download their audit log.");
+        return message(
+            StatusCode::FORBIDDEN,
+            "For the customer only",
+            "Only the customer can download their audit log.",
+        );
     }
-    match p.actas(reqwest::Method::GET, &format!("/accounts/{}/audit-extract", viewer.customer), None).await {
+    match p
+        .actas(
+            reqwest::Method::GET,
+            &format!("/accounts/{}/audit-extract", viewer.customer),
+            None,
+        )
+        .await
+    {
         Ok(r) if r.status().is_success() => {
             let body = r.bytes().await.unwrap_or_default();
             (
                 [
                     (header::CONTENT_TYPE, "application/json".to_owned()),
-                    (header::CONTENT_DISPOSITION, format!("attachment; filename=\"audit-extract-{}.json\"", viewer.customer)),
+                    (
+                        header::CONTENT_DISPOSITION,
+                        format!(
+                            "attachment; filename=\"audit-extract-{}.json\"",
+                            viewer.customer
+                        ),
+                    ),
                 ],
                 body,
             )
                 .into_response()
         }
-        _ => message(StatusCode::BAD_GATEWAY, "Not available", "The audit log could not be fetched from actas right now."),
+        _ => message(
+            StatusCode::BAD_GATEWAY,
+            "Not available",
+            "The audit log could not be fetched from actas right now.",
+        ),
     }
 }
 
 /// Session notifications from actas: checked (signature, freshness) and kept for the page.
-async fn notification(State(p): State<Portal>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+async fn notification(
+    State(p): State<Portal>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
     let Some(secret) = p.0.config.webhook_secret.clone() else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
     let ts: i64 = h("actas-webhook-timestamp").parse().unwrap_or(0);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -704,6 +1072,9 @@ async fn notification(State(p): State<Portal>, headers: HeaderMap, body: axum::b
     let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
     let account = v["account"].as_str().unwrap_or("").to_owned();
     let summary = v["event"]["summary"].as_str().unwrap_or("").to_owned();
-    p.0.notifications.lock().unwrap_or_else(PoisonError::into_inner).push((account, summary));
+    p.0.notifications
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push((account, summary));
     StatusCode::NO_CONTENT.into_response()
 }

@@ -226,3 +226,11 @@ fn customer_event_kinds_are_built_in_and_declared() {
         (Some(2), "customer_events.renewed.description")
     );
 }
+
+#[test]
+fn the_shipped_example_policy_is_valid() {
+    let text = include_str!("../../../../examples/policy.toml");
+    let p = Policy::from_toml(text, "examples/policy.toml").expect("the example policy is valid");
+    assert!(p.route(Method::Post, "/settings/tax").is_some());
+    assert!(p.allows_export(&p.scope(["export"]).expect("scope")));
+}

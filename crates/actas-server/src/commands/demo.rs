@@ -32,7 +32,9 @@ pub(super) async fn run(settings: DemoSettings) -> Result<(), Failure> {
     println!();
     println!("Customers (portal), sign in with id and password:");
     println!("  acme     / acme-demo      Acme Co      an ordinary account");
-    println!("  globex   / globex-demo    Globex Ltd   sensitive: every session needs a code from the customer");
+    println!(
+        "  globex   / globex-demo    Globex Ltd   sensitive: every session needs a code from the customer"
+    );
     println!("  initech  / initech-demo   Initech      has revoked consent for support access");
     println!();
     println!("A first tour: sign in to the console as sarah@northwind.example, open Acme Co,");
