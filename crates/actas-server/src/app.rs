@@ -27,6 +27,9 @@ pub struct ServeSettings {
     pub console_url: Option<String>,
     /// How notifications to the product are paced.
     pub delivery: crate::notify::DeliveryTiming,
+    /// The gateway's public URL, when it differs from `http://` + its address; the console
+    /// links agents there to open a session.
+    pub gateway_url: Option<String>,
 }
 
 impl ServeSettings {
@@ -37,6 +40,7 @@ impl ServeSettings {
             gateway_addr: None,
             console_url: None,
             delivery: crate::notify::DeliveryTiming::default(),
+            gateway_url: None,
         }
     }
 }
@@ -116,8 +120,26 @@ impl Application {
             addr: settings.console_addr,
             source,
         })?;
+        // The gateway is bound first so the console can link agents to it.
+        let mut gateway_listener = None;
+        let mut gateway_addr = None;
+        if let Some(addr) = settings.gateway_addr {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| StartError::Bind { addr, source })?;
+            gateway_addr = Some(
+                listener
+                    .local_addr()
+                    .map_err(|source| StartError::Bind { addr, source })?,
+            );
+            gateway_listener = Some(listener);
+        }
         let (stop, stopped) = watch::channel(false);
         let state = AppState {
+            gateway_url: settings
+                .gateway_url
+                .clone()
+                .or_else(|| gateway_addr.map(|a| format!("http://{a}"))),
             service: service.clone(),
             requests: Arc::new(RequestCounter::default()),
             site: crate::http::auth::Site::new(settings.console_url.as_deref()),
@@ -135,8 +157,7 @@ impl Application {
             }
         });
         let mut tasks = vec![console];
-        let mut gateway_addr = None;
-        if let Some(addr) = settings.gateway_addr {
+        if let Some(listener) = gateway_listener {
             let masker = crate::gateway::rewrite::HtmlMasker::new(service.policy().masking())
                 .map_err(|e| {
                     StartError::Config(crate::config::ConfigError::Parse {
@@ -144,14 +165,6 @@ impl Application {
                         message: e.to_string(),
                     })
                 })?;
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| StartError::Bind { addr, source })?;
-            gateway_addr = Some(
-                listener
-                    .local_addr()
-                    .map_err(|source| StartError::Bind { addr, source })?,
-            );
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()

@@ -329,7 +329,10 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
     let (client, cookie) = enter(&w, &[], "read-only").await;
     let r = client
         .get(format!("{}/", w.gateway))
-        .header("cookie", format!("{cookie}; product_session=abc"))
+        .header(
+            "cookie",
+            format!("{cookie}; product_session=abc; actas_console=staff-sign-in"),
+        )
         .header("accept", "text/html")
         .header("actas-assertion", "forged")
         .header("actas-user", "admin")
@@ -399,7 +402,9 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
         .map(|c| c.to_str().expect("ascii").to_owned())
         .unwrap_or_default();
     assert!(
-        cookies.contains("product_session=abc") && !cookies.contains("actas_gw"),
+        cookies.contains("product_session=abc")
+            && !cookies.contains("actas_gw")
+            && !cookies.contains("actas_console"),
         "{cookies}"
     );
     let jwks: serde_json::Value = reqwest::get(format!(

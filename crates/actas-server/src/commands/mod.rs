@@ -138,6 +138,7 @@ async fn serve(
             .ok()
             .or(config.server.console_url),
         delivery: crate::notify::DeliveryTiming::default(),
+        gateway_url: None,
     };
     let app = crate::app::Application::build(data, settings)
         .await

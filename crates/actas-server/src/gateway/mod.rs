@@ -388,10 +388,16 @@ fn upstream_headers(
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|kv| {
+            // actas's own cookies never reach the product: the gateway's, and the
+            // console's too (browsers send cookies by host, not port, so when the console
+            // and the gateway share a host the console's sign-in would come along).
             !kv.is_empty()
-                && kv
-                    .split_once('=')
-                    .is_none_or(|(name, _)| name.trim() != GATEWAY_COOKIE)
+                && kv.split_once('=').is_none_or(|(name, _)| {
+                    let name = name.trim();
+                    name != GATEWAY_COOKIE
+                        && !name.starts_with("actas_")
+                        && !name.starts_with("__Host-actas_")
+                })
         })
         .collect();
     if !product_cookies.is_empty()

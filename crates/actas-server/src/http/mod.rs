@@ -28,6 +28,8 @@ pub struct AppState {
     pub assertions: Arc<crate::assertion::AssertionSigner>,
     /// The data directory (where a replaced assertion key is kept).
     pub data: crate::config::DataDir,
+    /// Where agents open the product through the gateway, if it runs.
+    pub gateway_url: Option<String>,
 }
 
 /// The console listener's router.

@@ -798,10 +798,12 @@ pub(super) async fn session(
         }
         None => None,
     };
-    let handoff = q
-        .handoff
-        .filter(|_| session.is_some())
-        .map(|t| format!("/__actas/enter?token={t}"));
+    let handoff = q.handoff.filter(|_| session.is_some()).map(|t| {
+        format!(
+            "{}/__actas/enter?token={t}",
+            state.gateway_url.as_deref().unwrap_or("")
+        )
+    });
     ok(render(&SessionPage {
         me: me(&who, &csrf),
         flash: None,
