@@ -176,7 +176,39 @@ fn prerequisites() -> Result {
         run("cargo", &["install", "--locked", "cargo-nextest"])?;
     }
     ensure_postgres()?;
+    ensure_browser()?;
     eprintln!("prerequisites ready");
+    Ok(())
+}
+
+/// Chromium and ChromeDriver for the end-to-end tests (tests/browser.rs), installed with
+/// apt when missing. Without them the suite fails here, saying why; it never skips them.
+fn ensure_browser() -> Result {
+    let present =
+        || Path::new("/usr/bin/chromium").exists() && Path::new("/usr/bin/chromedriver").exists();
+    if !present() {
+        eprintln!("Chromium or ChromeDriver is missing; installing them with apt");
+        // The package lists may be stale on a fresh machine: refresh them once if the
+        // first attempt fails.
+        if run(
+            "apt-get",
+            &["install", "-y", "-qq", "chromium", "chromium-driver"],
+        )
+        .is_err()
+        {
+            run("apt-get", &["update", "-qq"])
+                .map_err(|e| format!("apt-get update failed: {e}"))?;
+            run(
+                "apt-get",
+                &["install", "-y", "-qq", "chromium", "chromium-driver"],
+            )
+            .map_err(|e| format!("Chromium and ChromeDriver could not be installed: {e}"))?;
+        }
+    }
+    if !present() {
+        return Err("Chromium and ChromeDriver are still missing after installing them (expected /usr/bin/chromium and /usr/bin/chromedriver)".into());
+    }
+    eprintln!("Chromium and ChromeDriver are installed");
     Ok(())
 }
 

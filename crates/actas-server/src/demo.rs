@@ -56,6 +56,9 @@ pub struct DemoSettings {
     pub portal_addr: SocketAddr,
     /// A policy to use instead of the example (tests use shorter limits).
     pub policy: Option<String>,
+    /// The gateway's URL as the console links to it, when not `http://` + its address
+    /// (tests use `localhost` to make the hand-off cross-site, as it is in production).
+    pub gateway_url: Option<String>,
 }
 
 impl Default for DemoSettings {
@@ -66,6 +69,7 @@ impl Default for DemoSettings {
             gateway_addr: ([127, 0, 0, 1], 8081).into(),
             portal_addr: ([127, 0, 0, 1], 8082).into(),
             policy: None,
+            gateway_url: None,
         }
     }
 }
@@ -206,6 +210,7 @@ impl Demo {
             &data,
             ServeSettings {
                 gateway_addr: Some(settings.gateway_addr),
+                gateway_url: settings.gateway_url.clone(),
                 ..ServeSettings::on(settings.console_addr)
             },
         )

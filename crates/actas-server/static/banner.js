@@ -29,6 +29,12 @@
       })
       .catch(function () {});
   }
+  // Keep the page's own content out from under the banner, however tall it wraps.
+  function fit() {
+    document.body.style.setProperty("padding-top", banner.offsetHeight + 8 + "px", "important");
+  }
+  fit();
+  window.addEventListener("resize", fit);
   tick();
   setInterval(tick, 1000);
   setInterval(poll, 5000);

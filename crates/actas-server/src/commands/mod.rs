@@ -73,6 +73,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             gateway_addr,
             portal_addr,
             policy: None,
+            gateway_url: None,
         })
         .await;
     }

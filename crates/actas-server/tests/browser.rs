@@ -1,0 +1,567 @@
+//! The whole product in a real browser: `actas demo` started in the test, headless
+//! Chromium driven through ChromeDriver (fantoccini). `cargo xtask test` installs both;
+//! without them these tests fail, saying so — they never skip.
+//!
+//! Each test saves screenshots under `target/e2e/`; a failure names the page and what was
+//! missing.
+
+use actas_server::demo::{Demo, DemoSettings, STAFF_PASSWORD};
+use fantoccini::{Client, ClientBuilder, Locator};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// The demo, with the console on 127.0.0.1 and the gateway linked as `localhost`: two
+/// different sites, so the hand-off is cross-site as it is in production.
+async fn demo() -> (Demo, String, String, String) {
+    let gateway_port = free_port();
+    let d = Demo::start(DemoSettings {
+        console_addr: ([127, 0, 0, 1], 0).into(),
+        gateway_addr: ([127, 0, 0, 1], gateway_port).into(),
+        portal_addr: ([127, 0, 0, 1], 0).into(),
+        gateway_url: Some(format!("http://localhost:{gateway_port}")),
+        ..DemoSettings::default()
+    })
+    .await
+    .expect("the demo starts");
+    let console = format!("http://{}", d.app.console_addr());
+    let gateway = format!("http://localhost:{gateway_port}");
+    let portal = format!("http://{}", d.portal_addr);
+    (d, console, gateway, portal)
+}
+
+/// One headless Chromium with its own profile, driven by its own ChromeDriver.
+struct Browser {
+    client: Client,
+    driver: Child,
+    test: &'static str,
+    _profile: tempfile::TempDir,
+}
+
+impl Browser {
+    async fn open(test: &'static str, width: u32, height: u32) -> Self {
+        assert!(
+            std::path::Path::new(CHROMEDRIVER).exists() && std::path::Path::new(CHROMIUM).exists(),
+            "Chromium and ChromeDriver are needed at {CHROMIUM} and {CHROMEDRIVER}; `cargo xtask test` installs them (apt-get install chromium chromium-driver)"
+        );
+        let port = free_port();
+        let driver = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("ChromeDriver starts");
+        let profile = tempfile::tempdir().expect("profile dir");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": CHROMIUM,
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--window-size={width},{height}"),
+                ]
+            }),
+        );
+        let url = format!("http://127.0.0.1:{port}");
+        let mut client = None;
+        for _ in 0..100 {
+            match ClientBuilder::rustls()
+                .expect("tls")
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+        let client = client.expect("ChromeDriver accepted a session within 10 s");
+        Self {
+            client,
+            driver,
+            test,
+            _profile: profile,
+        }
+    }
+
+    /// Saves a screenshot as `target/e2e/<test>-<label>.png`.
+    async fn shot(&self, label: &str) {
+        let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/e2e");
+        let _ = std::fs::create_dir_all(&dir);
+        if let Ok(png) = self.client.screenshot().await {
+            let _ = std::fs::write(dir.join(format!("{}-{label}.png", self.test)), png);
+        }
+    }
+
+    async fn go(&self, url: &str) {
+        self.client
+            .goto(url)
+            .await
+            .unwrap_or_else(|e| panic!("{}: could not open {url}: {e}", self.test));
+    }
+
+    async fn source(&self) -> String {
+        self.client.source().await.expect("page source")
+    }
+
+    /// Waits up to 10 s for `wanted` to appear (pages load after clicks), then fails with
+    /// the page and what was missing.
+    async fn expect_text(&self, page: &str, wanted: &str) {
+        let mut text = String::new();
+        for _ in 0..100 {
+            if let Ok(body) = self.client.find(Locator::Css("body")).await {
+                text = body.text().await.unwrap_or_default();
+                if text.contains(wanted) {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.shot(&format!("missing-{}", page.replace(' ', "-")))
+            .await;
+        panic!(
+            "{}: on {page}, \"{wanted}\" is missing. The page says:\n{text}",
+            self.test
+        );
+    }
+
+    async fn fill(&self, css: &str, value: &str) {
+        let el = self
+            .client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{}: no {css}: {e}", self.test));
+        el.clear().await.expect("clear");
+        el.send_keys(value).await.expect("type");
+    }
+
+    async fn click(&self, css: &str) {
+        self.client
+            .find(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("{}: no {css} to click: {e}", self.test))
+            .click()
+            .await
+            .expect("click");
+    }
+
+    async fn sign_in_console(&self, console: &str, email: &str) {
+        self.go(&format!("{console}/sign-in")).await;
+        self.fill("input[name=email]", email).await;
+        self.fill("input[name=password]", STAFF_PASSWORD).await;
+        self.click("form[action='/sign-in'] button").await;
+        self.expect_text("the console after signing in", "Sign out")
+            .await;
+    }
+
+    /// The banner is shown, inside the viewport, on top, naming the customer and agent.
+    async fn expect_banner(&self, page: &str) -> String {
+        self.expect_banner_with(page, &["Acme Co", "Sarah Lee", "End session"])
+            .await
+    }
+
+    /// As [`Self::expect_banner`], with the words it must show.
+    async fn expect_banner_with(&self, page: &str, words: &[&str]) -> String {
+        let banner = match self.client.find(Locator::Id("actas-banner")).await {
+            Ok(b) => b,
+            Err(_) => {
+                self.shot(&format!("no-banner-{page}")).await;
+                panic!("{}: no banner on {page}", self.test);
+            }
+        };
+        assert!(
+            banner.is_displayed().await.expect("displayed"),
+            "{}: banner hidden on {page}",
+            self.test
+        );
+        let (x, y, w, h) = banner.rectangle().await.expect("rect");
+        let viewport = self
+            .client
+            .execute("return [window.innerWidth, window.innerHeight];", vec![])
+            .await
+            .expect("viewport");
+        let vw = viewport[0].as_f64().unwrap_or(0.0);
+        let vh = viewport[1].as_f64().unwrap_or(0.0);
+        assert!(
+            x >= 0.0 && y >= 0.0 && w > 0.0 && h > 0.0 && x + w <= vw + 1.0 && y + h <= vh,
+            "{}: the banner on {page} is not inside the viewport ({x},{y} {w}×{h} in {vw}×{vh})",
+            self.test
+        );
+        // Nothing of the page's is drawn over it: the element at its middle is its own.
+        let on_top = self
+            .client
+            .execute(
+                "var b = document.getElementById('actas-banner').getBoundingClientRect();\
+                 var e = document.elementFromPoint(b.left + 10, b.top + b.height / 2);\
+                 return !!e && !!e.closest('#actas-banner');",
+                vec![],
+            )
+            .await
+            .expect("on top");
+        assert_eq!(
+            on_top,
+            serde_json::json!(true),
+            "{}: something covers the banner on {page}",
+            self.test
+        );
+        let text = banner.text().await.expect("banner text");
+        for wanted in words {
+            assert!(
+                text.contains(wanted),
+                "{}: the banner on {page} lacks \"{wanted}\": {text}",
+                self.test
+            );
+        }
+        text
+    }
+
+    async fn close(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_off_the_allow_list_sees_no_act_as_control() {
+    let (d, console, _, _) = demo().await;
+    let b = Browser::open("off-list", 1280, 900).await;
+    b.sign_in_console(&console, "ola@northwind.example").await;
+    b.go(&format!("{console}/accounts/acme")).await;
+    b.expect_text("Acme Co's account page", "Acme Co").await;
+    b.shot("account").await;
+    let html = b.source().await;
+    assert!(
+        !html.contains("Act as this customer") && !html.contains("Request access"),
+        "off-list: the account page offers acting as the customer"
+    );
+    b.close().await;
+    d.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_support_session_from_request_to_end_as_people_see_it() {
+    let (d, console, gateway, portal) = demo().await;
+    let agent = Browser::open("session-agent", 1280, 900).await;
+    let lead = Browser::open("session-lead", 1280, 900).await;
+
+    // The agent asks for a medium-risk scope.
+    agent
+        .sign_in_console(&console, "sarah@northwind.example")
+        .await;
+    agent.go(&format!("{console}/accounts/acme")).await;
+    agent.fill("input[name=ticket]", "#4821").await;
+    agent
+        .fill(
+            "textarea[name=reason]",
+            "Customer asked to correct the VAT rate on invoices",
+        )
+        .await;
+    agent.click("input[value=edit_settings]").await;
+    agent.click("input[value=edit_profile]").await;
+    agent
+        .client
+        .find(Locator::Css("select[name=mode]"))
+        .await
+        .expect("mode")
+        .select_by_value("live")
+        .await
+        .expect("live");
+    agent
+        .click("form[action='/accounts/acme/requests'] button")
+        .await;
+    agent
+        .expect_text("the request page", "Request to act as Acme Co")
+        .await;
+    agent.expect_text("the request page", "pending").await;
+    let request_url = agent.client.current_url().await.expect("url").to_string();
+    agent.shot("requested").await;
+
+    // The lead approves a narrower scope from their own session.
+    lead.sign_in_console(&console, "lee@northwind.example")
+        .await;
+    lead.go(&format!("{console}/queue")).await;
+    lead.expect_text("the approval queue", "Sarah Lee").await;
+    lead.click("input[name=capabilities][value=edit_profile]")
+        .await;
+    lead.shot("approving").await;
+    lead.click("form[action$='/approve'] button").await;
+    lead.expect_text("the queue after approving", "Nothing is waiting")
+        .await;
+    lead.close().await;
+
+    // The agent starts the session and opens the product through the gateway.
+    agent.go(&request_url).await;
+    agent.expect_text("the approved request", "approved").await;
+    // The password is asked for again only if the last sign-in is not recent.
+    if let Ok(p) = agent
+        .client
+        .find(Locator::Css("input[name=password]"))
+        .await
+    {
+        p.send_keys(STAFF_PASSWORD).await.expect("password");
+    }
+    agent.click("form[action$='/start'] button").await;
+    agent
+        .expect_text("the session page", "Acting as Acme Co")
+        .await;
+    let link = agent
+        .client
+        .find(Locator::Id("open-gateway"))
+        .await
+        .expect("a link into the gateway");
+    let href = link.attr("href").await.expect("href").expect("href");
+    assert!(href.starts_with(&gateway), "{href}");
+    link.click().await.expect("open");
+    agent
+        .expect_text(
+            "the portal's overview through the gateway",
+            "Welcome, Acme Co",
+        )
+        .await;
+
+    // The banner on six pages; its countdown moves.
+    let first = agent.expect_banner("the overview").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let later = agent.expect_banner("the overview, later").await;
+    assert_ne!(first, later, "the countdown moves");
+    for (path, name) in [
+        ("/profile", "profile"),
+        ("/address", "address"),
+        ("/settings", "settings"),
+        ("/loans", "loans"),
+        ("/payments", "payments"),
+        ("/security", "security"),
+    ] {
+        agent.go(&format!("{gateway}{path}")).await;
+        agent.expect_banner(name).await;
+        agent.shot(name).await;
+        let html = agent.source().await;
+        for secret in [
+            "4111 1111 1111 4243",
+            "4111111111114243",
+            "QQ 01 07 13 C",
+            "pt_live_acme",
+            "acme-rc-",
+            "sarah@acme.com",
+        ] {
+            assert!(
+                !html.contains(secret),
+                "{secret} is in the source of {name}"
+            );
+        }
+    }
+    agent.go(&format!("{gateway}/payments")).await;
+    agent.expect_text("payments", "•••• 4243").await;
+
+    // A second tab carries the banner too.
+    agent.client.new_window(true).await.expect("tab");
+    let tabs = agent.client.windows().await.expect("tabs");
+    agent
+        .client
+        .switch_to_window(tabs[tabs.len() - 1].clone())
+        .await
+        .expect("switch");
+    agent.go(&format!("{gateway}/loans")).await;
+    agent.expect_banner("loans in a second tab").await;
+    agent.client.close_window().await.expect("close tab");
+    agent
+        .client
+        .switch_to_window(tabs[0].clone())
+        .await
+        .expect("back");
+
+    // The export is refused with an explanation that still has the banner.
+    agent.go(&format!("{gateway}/loans")).await;
+    agent.click("#export").await;
+    agent
+        .expect_text("the refused export", "Blocked by actas")
+        .await;
+    agent.expect_banner("the refused export").await;
+    agent.shot("export-refused").await;
+
+    // An out-of-scope form is refused and recorded.
+    agent.go(&format!("{gateway}/profile")).await;
+    agent.fill("input[name=phone]", "+44 113 496 0000").await;
+    agent.click("form[action='/profile'] button").await;
+    agent
+        .expect_text("the refused profile change", "Blocked by actas")
+        .await;
+    agent.expect_banner("the refused profile change").await;
+
+    // An in-scope change goes through.
+    agent.go(&format!("{gateway}/settings")).await;
+    agent
+        .client
+        .find(Locator::Css("select[name=tax_rate]"))
+        .await
+        .expect("tax rate")
+        .select_by_value("10%")
+        .await
+        .expect("10%");
+    agent.click("form[action='/settings/tax'] button").await;
+    agent
+        .expect_text("the settings after saving", "Saved.")
+        .await;
+
+    // End from the banner; the next request through the gateway is refused.
+    agent.click("#actas-banner button").await;
+    agent
+        .expect_text("the end notice", "Support session ended")
+        .await;
+    agent.go(&format!("{gateway}/")).await;
+    agent
+        .expect_text("the gateway after the end", "can't be used")
+        .await;
+    agent.shot("after-end").await;
+
+    // The console's timeline reads the change in plain language.
+    agent.go(&format!("{console}/activity")).await;
+    let _ = agent;
+    let agent_console = Browser::open("session-timeline", 1280, 900).await;
+    agent_console
+        .sign_in_console(&console, "lee@northwind.example")
+        .await;
+    agent_console.go(&format!("{console}/activity")).await;
+    agent_console
+        .expect_text(
+            "the activity log",
+            "Sarah Lee, acting as Acme Co, changed the tax rate from 20% to 10%",
+        )
+        .await;
+    agent_console
+        .expect_text("the activity log", "was blocked from POST /profile")
+        .await;
+    agent_console.shot("timeline").await;
+    agent_console.close().await;
+
+    // The customer sees the session under Account access.
+    agent.go(&format!("{portal}/sign-in")).await;
+    agent.fill("input[name=id]", "acme").await;
+    agent.fill("input[name=password]", "acme-demo").await;
+    agent.click("form[action='/sign-in'] button").await;
+    agent.go(&format!("{portal}/access")).await;
+    for wanted in [
+        "Sarah Lee",
+        "#4821",
+        "Customer asked to correct the VAT rate on invoices",
+        "changed the tax rate from 20% to 10%",
+    ] {
+        agent
+            .expect_text("the customer's account access page", wanted)
+            .await;
+    }
+    agent.shot("customer-access").await;
+    agent.close().await;
+    d.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_phone_the_banner_keeps_to_itself_and_approvals_are_usable() {
+    let (d, console, _, _) = demo().await;
+    let s = d.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&actas_core::staff::Email::parse("sarah@northwind.example").expect("e"))
+        .await
+        .expect("r")
+        .expect("sarah");
+    let request = s
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#5001".into(),
+                reason: "Customer asked to correct the shipping address".into(),
+                capabilities: vec!["edit_profile".into()],
+                minutes: None,
+                mode: Some("live".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+
+    // The lead approves on a phone.
+    let phone = Browser::open("phone", 390, 844).await;
+    phone.client.set_window_size(390, 844).await.expect("size");
+    phone
+        .sign_in_console(&console, "lee@northwind.example")
+        .await;
+    phone.go(&format!("{console}/queue")).await;
+    phone
+        .expect_text("the approval queue on a phone", "Sarah Lee")
+        .await;
+    let approve = phone
+        .client
+        .find(Locator::Css("form[action$='/approve'] button"))
+        .await
+        .expect("approve button");
+    assert!(
+        approve.is_displayed().await.expect("shown"),
+        "the Approve button is visible on a phone"
+    );
+    phone.shot("queue").await;
+    approve.click().await.expect("approve");
+    phone
+        .expect_text("the queue after approving on a phone", "Nothing is waiting")
+        .await;
+    phone.close().await;
+
+    // The agent, on a phone too, inside the session.
+    let (_, token) = s
+        .start_session(&sarah, request.id, actas_core::Timestamp::now())
+        .await
+        .expect("start");
+    let agent = Browser::open("phone-agent", 390, 844).await;
+    let gateway = format!("http://{}", d.app.gateway_addr().expect("gateway"));
+    agent
+        .go(&format!("{gateway}/__actas/enter?token={}", token.expose()))
+        .await;
+    agent
+        .expect_text("the overview on a phone", "Welcome, Acme Co")
+        .await;
+    // On a phone the banner keeps the customer, the time left and the End button.
+    agent
+        .expect_banner_with(
+            "the overview on a phone",
+            &["Acme Co", "left", "End session"],
+        )
+        .await;
+    // The page's own controls are not under the banner.
+    let clear = agent
+        .client
+        .execute(
+            "var b = document.getElementById('actas-banner').getBoundingClientRect();\
+             var n = document.querySelector('header.site').getBoundingClientRect();\
+             return n.top >= b.bottom - 1;",
+            vec![],
+        )
+        .await
+        .expect("layout");
+    agent.shot("overview").await;
+    assert_eq!(
+        clear,
+        serde_json::json!(true),
+        "phone: the banner covers the portal's navigation"
+    );
+    agent.close().await;
+    d.stop().await.expect("stop");
+}
