@@ -73,7 +73,11 @@ impl Browser {
                     "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
                     format!("--user-data-dir={}", profile.path().display()),
                     format!("--window-size={width},{height}"),
-                ]
+                ],
+                "prefs": {
+                    "download.default_directory": profile.path().join("downloads").display().to_string(),
+                    "download.prompt_for_download": false,
+                }
             }),
         );
         let url = format!("http://127.0.0.1:{port}");
@@ -124,8 +128,15 @@ impl Browser {
     /// Waits up to 10 s for `wanted` to appear (pages load after clicks), then fails with
     /// the page and what was missing.
     async fn expect_text(&self, page: &str, wanted: &str) {
+        self.expect_text_within(page, wanted, Duration::from_secs(10))
+            .await
+    }
+
+    /// As [`Self::expect_text`], waiting up to `limit`.
+    async fn expect_text_within(&self, page: &str, wanted: &str, limit: Duration) {
         let mut text = String::new();
-        for _ in 0..100 {
+        let deadline = tokio::time::Instant::now() + limit;
+        while tokio::time::Instant::now() < deadline {
             if let Ok(body) = self.client.find(Locator::Css("body")).await {
                 text = body.text().await.unwrap_or_default();
                 if text.contains(wanted) {
@@ -230,6 +241,23 @@ impl Browser {
             );
         }
         text
+    }
+
+    /// Waits up to 10 s for a download named `name` and returns its path.
+    async fn downloaded(&self, name: &str) -> PathBuf {
+        let path = self._profile.path().join("downloads").join(name);
+        for _ in 0..100 {
+            if path.exists()
+                && std::fs::metadata(&path)
+                    .map(|m| m.len() > 0)
+                    .unwrap_or(false)
+            {
+                return path;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.shot("no-download").await;
+        panic!("{}: {name} was not downloaded", self.test);
     }
 
     async fn close(mut self) {
@@ -469,6 +497,19 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
             .await;
     }
     agent.shot("customer-access").await;
+    agent.click("#extract").await;
+    let file = agent.downloaded("audit-extract-acme.json").await;
+    let out = Command::new(env!("CARGO_BIN_EXE_actas"))
+        .args(["--data", "/nonexistent/actas", "audit", "verify-extract"])
+        .arg(&file)
+        .output()
+        .expect("run actas");
+    assert!(
+        out.status.success(),
+        "the downloaded extract does not verify: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("The extract holds"));
     agent.close().await;
     d.stop().await.expect("stop");
 }
@@ -562,6 +603,137 @@ async fn on_a_phone_the_banner_keeps_to_itself_and_approvals_are_usable() {
         serde_json::json!(true),
         "phone: the banner covers the portal's navigation"
     );
+    agent.close().await;
+    d.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sensitive_customer_gives_a_code_once_and_a_timed_out_page_says_so() {
+    // The example policy with one-minute sessions, so the time limit arrives in the test.
+    let policy = actas_server::demo::EXAMPLE_POLICY
+        .replace("hard_limit_minutes = 30", "hard_limit_minutes = 1")
+        .replace("idle_limit_minutes = 15", "idle_limit_minutes = 1")
+        .replace("default_minutes = 15", "default_minutes = 1");
+    let gateway_port = free_port();
+    let d = Demo::start(DemoSettings {
+        console_addr: ([127, 0, 0, 1], 0).into(),
+        gateway_addr: ([127, 0, 0, 1], gateway_port).into(),
+        portal_addr: ([127, 0, 0, 1], 0).into(),
+        gateway_url: Some(format!("http://localhost:{gateway_port}")),
+        policy: Some(policy),
+        ..DemoSettings::default()
+    })
+    .await
+    .expect("the demo starts");
+    let console = format!("http://{}", d.app.console_addr());
+    let portal = format!("http://{}", d.portal_addr);
+    let s = d.app.service();
+    let staff = |email: &'static str| async move {
+        s.store()
+            .staff_by_email(&actas_core::staff::Email::parse(email).expect("e"))
+            .await
+            .expect("r")
+            .expect("staff")
+    };
+    let sarah = staff("sarah@northwind.example").await;
+    let lee = staff("lee@northwind.example").await;
+    let ask = || actas_server::service::RequestInput {
+        account: "globex".into(),
+        ticket: "#6001".into(),
+        reason: "Customer cannot find their latest statement".into(),
+        capabilities: vec![],
+        minutes: Some(1),
+        mode: Some("read-only".into()),
+        for_session: None,
+    };
+    let request = s.create_request(&sarah, ask()).await.expect("request");
+    s.approve_request(&lee, request.id, actas_server::service::Approval::default())
+        .await
+        .expect("a lead approves: the account is sensitive");
+
+    // The customer makes a code in the portal.
+    let customer = Browser::open("code-customer", 1280, 900).await;
+    customer.go(&format!("{portal}/sign-in")).await;
+    customer.fill("input[name=id]", "globex").await;
+    customer.fill("input[name=password]", "globex-demo").await;
+    customer.click("form[action='/sign-in'] button").await;
+    customer
+        .expect_text("the portal after signing in", "Welcome, Globex Ltd")
+        .await;
+    customer.go(&format!("{portal}/access")).await;
+    customer.click("#make-code").await;
+    customer
+        .expect_text("the account access page", "Your code")
+        .await;
+    let code = customer
+        .client
+        .find(Locator::Id("code"))
+        .await
+        .expect("the code")
+        .text()
+        .await
+        .expect("text");
+    customer.shot("code").await;
+    customer.close().await;
+
+    // The agent can't start without it, enters it, starts, and is in.
+    let agent = Browser::open("code-agent", 1280, 900).await;
+    agent
+        .sign_in_console(&console, "sarah@northwind.example")
+        .await;
+    agent
+        .go(&format!("{console}/requests/{}", request.id))
+        .await;
+    agent
+        .expect_text("the request page", "confirmation code")
+        .await;
+    let start_without_code = agent
+        .client
+        .find(Locator::Css("form[action$='/start'] button"))
+        .await;
+    assert!(
+        start_without_code.is_err(),
+        "no Start button before the code"
+    );
+    agent.fill("input[name=code]", &code).await;
+    agent.click("form[action$='/code'] button").await;
+    agent
+        .expect_text("the request after the code", "Start support session")
+        .await;
+    agent.click("form[action$='/start'] button").await;
+    agent
+        .expect_text("the session page", "Acting as Globex Ltd")
+        .await;
+    agent.click("#open-gateway").await;
+    agent
+        .expect_text("the portal through the gateway", "Welcome, Globex Ltd")
+        .await;
+    agent
+        .expect_banner_with("the overview", &["Globex Ltd", "Sarah Lee", "End session"])
+        .await;
+
+    // The code works once only.
+    let second = s
+        .create_request(&sarah, ask())
+        .await
+        .expect("a second request");
+    s.approve_request(&lee, second.id, actas_server::service::Approval::default())
+        .await
+        .expect("approved");
+    assert!(
+        s.enter_code(&sarah, second.id, &code).await.is_err(),
+        "a used code is refused"
+    );
+
+    // At the time limit the next poll replaces the page with a notice.
+    agent
+        .expect_text_within(
+            "the page at the time limit",
+            "This support session has ended",
+            Duration::from_secs(90),
+        )
+        .await;
+    agent.shot("timed-out").await;
     agent.close().await;
     d.stop().await.expect("stop");
 }
