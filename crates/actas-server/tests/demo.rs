@@ -394,3 +394,70 @@ async fn the_sensitive_customer_gives_a_code_and_the_revoked_one_gets_no_session
         .expect("start");
     d.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn the_portal_takes_only_fresh_assertions_for_itself_signed_by_actas() {
+    use actas_core::ids::{AccountId, SessionId};
+    use actas_core::policy::Policy;
+    use actas_core::staff::{DisplayName, StaffRef};
+    use actas_core::text::TicketRef;
+    use actas_server::assertion::{AssertionSigner, Subject};
+    let d = demo().await;
+    let seed = std::fs::read(d.data.join("assertion.key")).expect("the demo's assertion key");
+    let policy = Policy::starter();
+    let account = AccountId::parse("acme").expect("id");
+    let staff = StaffRef {
+        id: actas_core::ids::StaffId::new(3).expect("id"),
+        email: Email::parse("sarah@northwind.example").expect("email"),
+        name: DisplayName::parse("Sarah Lee").expect("name"),
+    };
+    let scope = policy.scope(["view"]).expect("scope");
+    let ticket = TicketRef::parse("#1", &policy.ticket_pattern).expect("ticket");
+    let subject = Subject {
+        session: SessionId::random(),
+        account: &account,
+        staff: &staff,
+        scope: &scope,
+        mode: actas_core::scope::Mode::ReadOnly,
+        ticket: &ticket,
+    };
+    let issuer = "actas";
+    let ask = |token: String| {
+        let portal = d.portal_addr;
+        async move {
+            client()
+                .get(format!("http://{portal}/loans"))
+                .header("actas-assertion", token)
+                .send()
+                .await
+                .expect("portal")
+                .status()
+        }
+    };
+    let right = AssertionSigner::new(&seed, issuer, actas_server::demo::AUDIENCE).expect("signer");
+    assert_eq!(
+        ask(right.sign(&subject, Timestamp::now()).expect("sign")).await,
+        StatusCode::OK,
+        "a fresh assertion from actas for this portal"
+    );
+    let elsewhere = AssertionSigner::new(&seed, issuer, "another-product").expect("signer");
+    assert_eq!(
+        ask(elsewhere.sign(&subject, Timestamp::now()).expect("sign")).await,
+        StatusCode::UNAUTHORIZED,
+        "an assertion for another product"
+    );
+    let two_minutes_ago = Timestamp::from_millis(Timestamp::now().as_millis() - 120_000);
+    assert_eq!(
+        ask(right.sign(&subject, two_minutes_ago).expect("sign")).await,
+        StatusCode::UNAUTHORIZED,
+        "an expired assertion"
+    );
+    let stranger =
+        AssertionSigner::new(&[7; 32], issuer, actas_server::demo::AUDIENCE).expect("signer");
+    assert_eq!(
+        ask(stranger.sign(&subject, Timestamp::now()).expect("sign")).await,
+        StatusCode::UNAUTHORIZED,
+        "an assertion signed by a key actas does not publish"
+    );
+    d.stop().await.expect("stop");
+}
