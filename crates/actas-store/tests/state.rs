@@ -321,3 +321,89 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     );
     store.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn an_idempotency_key_is_claimed_once_even_by_units_in_the_same_batch() {
+    let db = db();
+    let store = std::sync::Arc::new(open(&db.path, HeadSchedule::default()).await);
+    let key_id = store
+        .commit(Unit::new(
+            vec![Change::AddAppKey {
+                name: actas_core::app::AppName::parse("portal").expect("name"),
+                key_hash: [1; 32],
+                webhook_url: None,
+                webhook_secret: None,
+                by: None,
+                at: Timestamp::now(),
+            }],
+            |_| vec![],
+        ))
+        .await
+        .expect("app key");
+    assert!(key_id.is_empty(), "no event for a bare change");
+    let app = store.app_keys().await.expect("keys")[0].app.id;
+    // Twenty retries of the same event at once: they land in the writer together.
+    let mut tasks = Vec::new();
+    for n in 0..20 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store
+                .commit(Unit::new(
+                    vec![Change::ClaimIdempotencyKey {
+                        app,
+                        key: "retry-me".into(),
+                        request_hash: [2; 32],
+                        at: Timestamp::now(),
+                    }],
+                    move |_| vec![event(n)],
+                ))
+                .await
+        }));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        match t.await.expect("task") {
+            Ok(_) => ok += 1,
+            Err(StoreError::Duplicate(_)) => {}
+            Err(e) => panic!("unexpected: {e}"),
+        }
+    }
+    assert_eq!(ok, 1, "exactly one claim wins");
+    assert_eq!(
+        store.ledger_size().await.expect("size"),
+        1,
+        "and only its event is written"
+    );
+    assert_eq!(
+        store.idempotency_key(app, "retry-me").await.expect("read"),
+        Some(vec![2; 32])
+    );
+    // Later, a unit mixing a taken key with other work is refused whole.
+    let before = store.ledger_size().await.expect("size");
+    let again = store
+        .commit(Unit::new(
+            vec![
+                Change::ClaimIdempotencyKey {
+                    app,
+                    key: "fresh".into(),
+                    request_hash: [3; 32],
+                    at: Timestamp::now(),
+                },
+                Change::ClaimIdempotencyKey {
+                    app,
+                    key: "retry-me".into(),
+                    request_hash: [2; 32],
+                    at: Timestamp::now(),
+                },
+            ],
+            |_| vec![event(99)],
+        ))
+        .await;
+    assert!(matches!(again, Err(StoreError::Duplicate(_))), "{again:?}");
+    assert_eq!(store.ledger_size().await.expect("size"), before);
+    assert_eq!(
+        store.idempotency_key(app, "fresh").await.expect("read"),
+        None
+    );
+    store.close().await.expect("close");
+}

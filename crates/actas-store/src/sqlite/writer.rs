@@ -12,13 +12,14 @@
 //! numbers stay gap-free across processes.
 
 use super::apply::apply;
-use crate::change::{Applied, Unit};
+use crate::change::{Applied, Change, Unit};
 use crate::model::Appended;
 use crate::{HeadSchedule, StoreError, StoreResult};
 use actas_core::Timestamp;
 use actas_core::merkle::{Frontier, Hash};
 use actas_core::tree_head::{LedgerKey, SignedTreeHead, TreeHead};
 use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use std::collections::HashSet;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 
@@ -259,11 +260,60 @@ impl Writer {
                 return Err(e);
             }
         };
+        // Idempotency keys are claimed for the whole batch at once: one read of which are
+        // taken (authoritative, as this transaction holds the write lock) and one multi-row
+        // insert at the end, instead of a savepoint and an insert per unit.
+        let wanted: Vec<(i64, String)> = pending
+            .iter()
+            .flat_map(|u| u.changes.iter())
+            .filter_map(|c| match c {
+                Change::ClaimIdempotencyKey { app, key, .. } => Some((*app, key.clone())),
+                _ => None,
+            })
+            .collect();
+        let taken = match self.claims_taken(wanted).await {
+            Ok(t) => t,
+            Err(e) => {
+                for mut u in pending.drain(..) {
+                    replies.push((
+                        u.reply.take(),
+                        Err(StoreError::LedgerUnavailable("".into())),
+                    ));
+                }
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                return Err(e);
+            }
+        };
+        let mut claimed: HashSet<(i64, String)> = HashSet::new();
         let mut rows = Rows::default();
         for mut unit in pending.drain(..) {
             let reply = unit.reply.take();
-            // Units without state changes can't fail half-way, so they need no savepoint.
-            let guarded = !unit.changes.is_empty();
+            let claims: Vec<(i64, String)> = unit
+                .changes
+                .iter()
+                .filter_map(|c| match c {
+                    Change::ClaimIdempotencyKey { app, key, .. } => Some((*app, key.clone())),
+                    _ => None,
+                })
+                .collect();
+            if let Some((_, key)) = claims
+                .iter()
+                .find(|k| taken.contains(*k) || claimed.contains(*k))
+            {
+                replies.push((
+                    reply,
+                    Err(StoreError::Duplicate(format!(
+                        "the idempotency key {key:?}"
+                    ))),
+                ));
+                continue;
+            }
+            // Units whose only changes are (already checked) claims can't fail half-way, so
+            // like units without changes they need no savepoint.
+            let guarded = unit
+                .changes
+                .iter()
+                .any(|c| !matches!(c, Change::ClaimIdempotencyKey { .. }));
             if guarded {
                 sqlx::query("SAVEPOINT unit")
                     .execute(&mut self.conn)
@@ -281,6 +331,7 @@ impl Writer {
                             .map_err(unavailable)?;
                     }
                     tip = trial;
+                    claimed.extend(claims);
                     replies.push((reply, Ok(appended)));
                 }
                 Err(e) => {
@@ -311,6 +362,35 @@ impl Writer {
         Ok((tip, appended))
     }
 
+    /// Which of the batch's idempotency keys were claimed before.
+    async fn claims_taken(
+        &mut self,
+        wanted: Vec<(i64, String)>,
+    ) -> StoreResult<HashSet<(i64, String)>> {
+        let mut taken = HashSet::new();
+        for chunk in wanted.chunks(400) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT app_id, key FROM idempotency_keys WHERE (app_id, key) IN (VALUES ",
+            );
+            let mut list = q.separated(", ");
+            for (app, key) in chunk {
+                list.push("(")
+                    .push_bind_unseparated(*app)
+                    .push_unseparated(", ")
+                    .push_bind_unseparated(key.clone())
+                    .push_unseparated(")");
+            }
+            q.push(")");
+            let rows: Vec<(i64, String)> = q
+                .build_query_as()
+                .fetch_all(&mut self.conn)
+                .await
+                .map_err(unavailable)?;
+            taken.extend(rows);
+        }
+        Ok(taken)
+    }
+
     async fn apply_unit(
         &mut self,
         unit: Unit,
@@ -319,7 +399,18 @@ impl Writer {
     ) -> StoreResult<Vec<Appended>> {
         let mut applied: Vec<Applied> = Vec::with_capacity(unit.changes.len());
         for change in unit.changes {
-            applied.push(apply(&mut self.conn, change).await?);
+            match change {
+                Change::ClaimIdempotencyKey {
+                    app,
+                    key,
+                    request_hash,
+                    at,
+                } => {
+                    rows.claims.push((app, key, request_hash, at.as_millis()));
+                    applied.push(Applied::Done);
+                }
+                other => applied.push(apply(&mut self.conn, other).await?),
+            }
         }
         let events = (unit.events)(&applied);
         let mut out = Vec::with_capacity(events.len());
@@ -435,19 +526,34 @@ struct EventRow {
 struct Rows {
     events: Vec<EventRow>,
     nodes: Vec<(i64, i64, Hash)>,
+    /// Idempotency keys claimed: app, key, request hash, time.
+    claims: Vec<(i64, String, [u8; 32], i64)>,
 }
 
 impl Rows {
-    fn mark(&self) -> (usize, usize) {
-        (self.events.len(), self.nodes.len())
+    fn mark(&self) -> (usize, usize, usize) {
+        (self.events.len(), self.nodes.len(), self.claims.len())
     }
 
-    fn reset(&mut self, (events, nodes): (usize, usize)) {
+    fn reset(&mut self, (events, nodes, claims): (usize, usize, usize)) {
         self.events.truncate(events);
         self.nodes.truncate(nodes);
+        self.claims.truncate(claims);
     }
 
     async fn insert(&self, conn: &mut SqliteConnection) -> StoreResult<()> {
+        for chunk in self.claims.chunks(500) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "INSERT INTO idempotency_keys (app_id, key, request_hash, created_at) ",
+            );
+            q.push_values(chunk, |mut b, (app, key, hash, at)| {
+                b.push_bind(*app)
+                    .push_bind(key)
+                    .push_bind(&hash[..])
+                    .push_bind(*at);
+            });
+            q.build().execute(&mut *conn).await.map_err(unavailable)?;
+        }
         // SQLite allows 32,766 bound values per statement; stay well below.
         for chunk in self.events.chunks(500) {
             let mut q = QueryBuilder::<Sqlite>::new(
