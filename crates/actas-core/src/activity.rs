@@ -35,11 +35,7 @@ pub struct ActivityKind(String);
 impl ActivityKind {
     /// Parses a kind name.
     pub fn parse(text: &str) -> Result<Self, ActivityError> {
-        let mut chars = text.chars();
-        let ok = text.len() <= 40
-            && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok {
+        if crate::text::is_identifier(text, 40, &[]) {
             Ok(Self(text.to_owned()))
         } else {
             Err(ActivityError::Kind(text.to_owned()))

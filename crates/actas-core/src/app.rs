@@ -19,11 +19,7 @@ pub struct AppName(String);
 impl AppName {
     /// Parses a name.
     pub fn parse(text: &str) -> Result<Self, AppNameError> {
-        let mut chars = text.chars();
-        let ok = text.len() <= 40
-            && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-        if ok {
+        if crate::text::is_identifier(text, 40, &['-']) {
             Ok(Self(text.to_owned()))
         } else {
             Err(AppNameError(text.to_owned()))

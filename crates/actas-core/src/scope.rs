@@ -79,11 +79,7 @@ impl CapabilityName {
 
     /// Parses a capability name.
     pub fn parse(text: &str) -> Result<Self, ScopeError> {
-        let mut chars = text.chars();
-        let ok = text.len() <= 40
-            && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
-        if ok {
+        if crate::text::is_identifier(text, 40, &[]) {
             Ok(Self(text.to_owned()))
         } else {
             Err(ScopeError::Capability(text.to_owned()))

@@ -483,11 +483,7 @@ async fn save_profile(
     let response = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(
-                StatusCode::NOT_FOUND,
-                "No such customer",
-                "This account does not exist.",
-            );
+            return no_customer();
         };
         let mut audit = Vec::new();
         for (field, label) in [
@@ -555,11 +551,7 @@ async fn save_address(
     let (r, old) = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(
-                StatusCode::NOT_FOUND,
-                "No such customer",
-                "This account does not exist.",
-            );
+            return no_customer();
         };
         let old = std::mem::replace(&mut c.address, new.clone());
         (
@@ -587,11 +579,7 @@ async fn save_notifications(
     let on = form(&body).contains_key("email");
     let mut all = p.customers();
     let Some(c) = all.get_mut(&viewer.customer) else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "No such customer",
-            "This account does not exist.",
-        );
+        return no_customer();
     };
     let old = if c.notifications { "on" } else { "off" };
     c.notifications = on;
@@ -620,11 +608,7 @@ async fn save_tax(State(p): State<Portal>, viewer: Viewer, body: axum::body::Byt
     };
     let mut all = p.customers();
     let Some(c) = all.get_mut(&viewer.customer) else {
-        return message(
-            StatusCode::NOT_FOUND,
-            "No such customer",
-            "This account does not exist.",
-        );
+        return no_customer();
     };
     let old = std::mem::replace(&mut c.tax_rate, new.clone());
     changed(c, &viewer, "tax rate", &old, &new, "/settings")
@@ -647,11 +631,7 @@ async fn pay(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes) -
     let loan = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(
-                StatusCode::NOT_FOUND,
-                "No such customer",
-                "This account does not exist.",
-            );
+            return no_customer();
         };
         let loan = c.loans.first().map(|l| l.id.clone()).unwrap_or_default();
         c.payments.push(Payment {
@@ -698,11 +678,7 @@ async fn upload(State(p): State<Portal>, viewer: Viewer, body: axum::body::Bytes
     {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(
-                StatusCode::NOT_FOUND,
-                "No such customer",
-                "This account does not exist.",
-            );
+            return no_customer();
         };
         c.documents.push(name.clone());
         c.activity.push(format!(
@@ -759,11 +735,7 @@ async fn sign_agreement(State(p): State<Portal>, viewer: Viewer) -> Response {
     let loan = {
         let mut all = p.customers();
         let Some(c) = all.get_mut(&viewer.customer) else {
-            return message(
-                StatusCode::NOT_FOUND,
-                "No such customer",
-                "This account does not exist.",
-            );
+            return no_customer();
         };
         let loan = c.loans.first().map(|l| l.id.clone()).unwrap_or_default();
         c.agreement_signed = Some("today".into());
