@@ -171,3 +171,113 @@ async fn the_assertion_keys_are_published_and_kept_private_on_disk() {
     );
     app.stop().await.expect("stop");
 }
+
+/// Runs `actas demo` on port 0 with `data` (or a temporary directory), checks the portal
+/// answers, stops it with SIGTERM and returns everything it printed.
+fn run_demo(data: Option<&std::path::Path>) -> Vec<String> {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_actas"));
+    if let Some(d) = data {
+        cmd.arg("--data").arg(d);
+    }
+    let mut child = cmd
+        .args([
+            "demo",
+            "--console-addr",
+            "127.0.0.1:0",
+            "--gateway-addr",
+            "127.0.0.1:0",
+            "--portal-addr",
+            "127.0.0.1:0",
+        ])
+        .env_remove("ACTAS_DATA")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut seen = Vec::new();
+    let portal = loop {
+        let line = lines.next().expect("a line").expect("utf-8");
+        seen.push(line.clone());
+        if let Some(rest) = line.trim().strip_prefix("Portal    http://") {
+            break rest.split_whitespace().next().expect("address").to_owned();
+        }
+    };
+    for line in lines.by_ref() {
+        let line = line.expect("utf-8");
+        seen.push(line.clone());
+        if line.starts_with("Press Ctrl-C") {
+            break;
+        }
+    }
+    let rt = tokio::runtime::Runtime::new().expect("rt");
+    let status = rt.block_on(async {
+        reqwest::get(format!("http://{portal}/sign-in"))
+            .await
+            .expect("portal")
+            .status()
+    });
+    assert_eq!(status, 200, "the portal answers");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    seen.extend(lines.map_while(Result::ok));
+    assert!(child.wait().expect("exit").success(), "{seen:?}");
+    assert!(seen.iter().any(|l| l == "Stopped cleanly."), "{seen:?}");
+    seen
+}
+
+#[test]
+fn the_demo_command_prints_where_and_who_and_keeps_data_only_when_asked() {
+    let said = run_demo(None);
+    let text = said.join("\n");
+    for expected in [
+        "Console   http://127.0.0.1:",
+        "Gateway   http://127.0.0.1:",
+        "dana@northwind.example",
+        "ola@northwind.example",
+        "not on the allow-list",
+        "acme     / acme-demo",
+        "(temporary; removed when you stop",
+    ] {
+        assert!(text.contains(expected), "{expected} missing:\n{text}");
+    }
+    let temp = said
+        .iter()
+        .find_map(|l| l.strip_prefix("Data: "))
+        .and_then(|l| l.split(" (").next())
+        .expect("the data directory is named");
+    assert!(
+        !std::path::Path::new(temp).exists(),
+        "the temporary data is removed at stop"
+    );
+
+    // With --data it is kept, and a second start reuses it.
+    let dir = tempfile::tempdir().expect("tmp");
+    let kept = dir.path().join("demo");
+    run_demo(Some(&kept));
+    assert!(kept.join("actas.toml").exists(), "the data is kept");
+    let again = run_demo(Some(&kept)).join("\n");
+    assert!(again.contains("(kept)"), "{again}");
+
+    // A real installation's directory is never taken over by the demo.
+    let (_real, data) = data();
+    let out = Command::new(env!("CARGO_BIN_EXE_actas"))
+        .arg("--data")
+        .arg(data.path())
+        .args([
+            "demo",
+            "--console-addr",
+            "127.0.0.1:0",
+            "--gateway-addr",
+            "127.0.0.1:0",
+            "--portal-addr",
+            "127.0.0.1:0",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a demo's"));
+}
