@@ -336,6 +336,17 @@ impl fmt::Display for Note {
     }
 }
 
+/// Whether `text` is a plain identifier: 1 to `max` characters, a lowercase ASCII letter
+/// first, then lowercase letters, digits, `_` or any of `also`. The one rule behind
+/// capability names, activity kinds and app names.
+pub(crate) fn is_identifier(text: &str, max: usize, also: &[char]) -> bool {
+    let mut chars = text.chars();
+    text.len() <= max
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || also.contains(&c))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,15 +431,4 @@ mod tests {
         assert_eq!(Note::parse("  "), Err(NoteError::Empty));
         assert!(Note::parse("Scope too broad for a billing question").is_ok());
     }
-}
-
-/// Whether `text` is a plain identifier: 1 to `max` characters, a lowercase ASCII letter
-/// first, then lowercase letters, digits, `_` or any of `also`. The one rule behind
-/// capability names, activity kinds and app names.
-pub(crate) fn is_identifier(text: &str, max: usize, also: &[char]) -> bool {
-    let mut chars = text.chars();
-    text.len() <= max
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || also.contains(&c))
 }
