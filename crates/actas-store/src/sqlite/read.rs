@@ -277,31 +277,33 @@ pub(super) async fn events(
     after: u64,
     limit: u32,
 ) -> StoreResult<Vec<RecordedEvent>> {
-    let rows = sqlx::query(
-        "SELECT body, leaf_hash FROM ledger_events
-         WHERE seq > ?
-           AND (? IS NULL OR account = ?)
-           AND (? IS NULL OR session = ?)
-           AND (? IS NULL OR kind = ?)
-           AND (? IS NULL OR time >= ?)
-           AND (? IS NULL OR time < ?)
-         ORDER BY seq LIMIT ?",
-    )
-    .bind(after as i64)
-    .bind(f.account.as_ref().map(AccountId::as_str))
-    .bind(f.account.as_ref().map(AccountId::as_str))
-    .bind(f.session.map(|s| s.to_string()))
-    .bind(f.session.map(|s| s.to_string()))
-    .bind(f.kind.as_deref())
-    .bind(f.kind.as_deref())
-    .bind(f.since.map(Timestamp::as_millis))
-    .bind(f.since.map(Timestamp::as_millis))
-    .bind(f.until.map(Timestamp::as_millis))
-    .bind(f.until.map(Timestamp::as_millis))
-    .bind(i64::from(limit))
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::unexpected)?;
+    // Only the filters given go into the statement, so SQLite can use the account and
+    // session indexes (a `? IS NULL OR account = ?` form makes it scan the whole ledger).
+    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+        "SELECT body, leaf_hash FROM ledger_events WHERE seq > ",
+    );
+    q.push_bind(after as i64);
+    if let Some(a) = &f.account {
+        q.push(" AND account = ").push_bind(a.as_str().to_owned());
+    }
+    if let Some(sid) = f.session {
+        q.push(" AND session = ").push_bind(sid.to_string());
+    }
+    if let Some(k) = &f.kind {
+        q.push(" AND kind = ").push_bind(k.clone());
+    }
+    if let Some(t) = f.since {
+        q.push(" AND time >= ").push_bind(t.as_millis());
+    }
+    if let Some(t) = f.until {
+        q.push(" AND time < ").push_bind(t.as_millis());
+    }
+    q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+    let rows = q
+        .build()
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unexpected)?;
     rows.iter()
         .map(|row| {
             let raw: String = col(row, "body")?;
