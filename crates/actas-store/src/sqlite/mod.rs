@@ -167,8 +167,10 @@ impl SqliteStore {
                 while start <= hi {
                     let end = (start + RUN - 1).min(hi);
                     let (count, text): (i64, Option<String>) = sqlx::query_as(
-                        "SELECT count(*), group_concat(hex(hash), '') FROM \
-                         (SELECT hash FROM merkle_nodes WHERE level = ? AND idx BETWEEN ? AND ? ORDER BY idx)",
+                        // The ORDER BY inside the aggregate (SQLite 3.44+, bundled) is what
+                        // guarantees the order; a sorted subquery would not.
+                        "SELECT count(*), group_concat(hex(hash), '' ORDER BY idx) \
+                         FROM merkle_nodes WHERE level = ? AND idx BETWEEN ? AND ?",
                     )
                     .bind(i64::from(level))
                     .bind(start as i64)
