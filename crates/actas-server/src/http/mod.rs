@@ -1,5 +1,5 @@
-//! The console listener's HTTP surface. Today: health, readiness and metrics; the
-//! console pages and the JSON API mount here too.
+//! The console listener's HTTP surface: the staff console's pages, the JSON API (staff
+//! and, with app keys, the product), the JWKS, health, readiness and metrics.
 
 pub mod api;
 pub mod auth;
