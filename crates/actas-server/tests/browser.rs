@@ -83,8 +83,7 @@ impl Browser {
         let url = format!("http://127.0.0.1:{port}");
         let mut client = None;
         for _ in 0..100 {
-            match ClientBuilder::rustls()
-                .expect("tls")
+            match ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
                 .capabilities(caps.clone())
                 .connect(&url)
                 .await
