@@ -484,6 +484,9 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
     agent.fill("input[name=id]", "acme").await;
     agent.fill("input[name=password]", "acme-demo").await;
     agent.click("form[action='/sign-in'] button").await;
+    agent
+        .expect_text("the portal after signing in", "Welcome, Acme Co")
+        .await;
     agent.go(&format!("{portal}/access")).await;
     for wanted in [
         "Sarah Lee",
