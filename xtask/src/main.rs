@@ -105,17 +105,21 @@ fn bench(args: &[String]) -> Result {
     run("cargo", &a)
 }
 
-/// The gateway load benchmark: the product direct, behind nginx, and behind the gateway,
-/// measured with wrk in one run (installs wrk and nginx with apt when missing).
-fn bench_gateway() -> Result {
-    for (tool, package) in [("wrk", "wrk"), ("nginx", "nginx")] {
+/// Installs each missing `(command, Debian package)` with apt.
+fn ensure_tools(tools: &[(&str, &str)]) -> Result {
+    for (tool, package) in tools {
         if !have(tool) {
             eprintln!("{tool} is missing; installing it with apt");
             run("apt-get", &["install", "-y", "-qq", package])
                 .map_err(|e| format!("{tool} could not be installed: {e}"))?;
         }
     }
-    step("gateway load benchmark (release)");
+    Ok(())
+}
+
+/// Runs one of actas-server's examples (a benchmark) in release mode.
+fn run_example(title: &str, name: &str) -> Result {
+    step(title);
     run(
         "cargo",
         &[
@@ -125,21 +129,20 @@ fn bench_gateway() -> Result {
             "-p",
             "actas-server",
             "--example",
-            "gateway_load",
+            name,
         ],
-    )?;
-    step("gateway peak memory with a 100 MiB page (release)");
-    run(
-        "cargo",
-        &[
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "actas-server",
-            "--example",
-            "gateway_rss",
-        ],
+    )
+}
+
+/// The gateway load benchmark: the product direct, behind nginx, and behind the gateway,
+/// measured with wrk in one run (installs wrk and nginx with apt when missing); then the
+/// gateway's peak memory with a 100 MiB page.
+fn bench_gateway() -> Result {
+    ensure_tools(&[("wrk", "wrk"), ("nginx", "nginx")])?;
+    run_example("gateway load benchmark (release)", "gateway_load")?;
+    run_example(
+        "gateway peak memory with a 100 MiB page (release)",
+        "gateway_rss",
     )
 }
 
@@ -147,24 +150,8 @@ fn bench_gateway() -> Result {
 /// against one transaction per event, and an extract of 100,000 events out of 1,000,000
 /// (installs wrk with apt when missing).
 fn bench_customer() -> Result {
-    if !have("wrk") {
-        eprintln!("wrk is missing; installing it with apt");
-        run("apt-get", &["install", "-y", "-qq", "wrk"])
-            .map_err(|e| format!("wrk could not be installed: {e}"))?;
-    }
-    step("customer-side benchmark (release)");
-    run(
-        "cargo",
-        &[
-            "run",
-            "--release",
-            "--quiet",
-            "-p",
-            "actas-server",
-            "--example",
-            "customer_bench",
-        ],
-    )
+    ensure_tools(&[("wrk", "wrk")])?;
+    run_example("customer-side benchmark (release)", "customer_bench")
 }
 
 /// What the suite needs from the machine. Each check either passes, is fixed, or fails

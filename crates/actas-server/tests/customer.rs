@@ -393,7 +393,7 @@ async fn a_hundred_clients_posting_at_once_lose_nothing_and_the_ledger_verifies(
 async fn consent_codes_history_and_the_staff_who_acted() {
     let w = world().await;
     let s = w.app.service();
-    let sarah = staff(s, "sarah@example.com").await;
+    let sarah = common::staff(s, "sarah@example.com").await;
 
     // The customer asks for codes on every session.
     let (status, body) = w
@@ -726,7 +726,7 @@ async fn notifications_wait_out_a_product_outage_and_arrive_once_signed() {
         .expect("a webhook secret")
         .expose()
         .to_owned();
-    let sarah = staff(s, "sarah@example.com").await;
+    let sarah = common::staff(s, "sarah@example.com").await;
     for n in 0..3 {
         let r = s
             .create_request(
@@ -811,13 +811,4 @@ async fn notifications_wait_out_a_product_outage_and_arrive_once_signed() {
         "{metrics}"
     );
     app.stop().await.expect("stop");
-}
-
-/// A staff member by email, who must exist.
-async fn staff(s: &actas_server::service::Service, email: &str) -> actas_store::StaffRecord {
-    s.store()
-        .staff_by_email(&Email::parse(email).expect("email"))
-        .await
-        .expect("read")
-        .expect("the staff member exists")
 }

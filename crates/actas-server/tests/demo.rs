@@ -1,6 +1,8 @@
 //! `actas demo` over real HTTP: the portal, the gateway in front of it with the example
 //! policy, and the customer's side, as the tour in the README walks it.
 
+mod common;
+
 use actas_core::Timestamp;
 use actas_core::staff::Email;
 use actas_server::demo::{Demo, DemoSettings};
@@ -88,8 +90,8 @@ async fn the_demo_tour_works_end_to_end_over_http() {
 
     // Sarah acts as Acme Co through the gateway, with a scope for settings.
     let s = d.app.service();
-    let sarah = staff(s, "sarah@northwind.example").await;
-    let lee = staff(s, "lee@northwind.example").await;
+    let sarah = common::staff(s, "sarah@northwind.example").await;
+    let lee = common::staff(s, "lee@northwind.example").await;
     let request = s
         .create_request(
             &sarah,
@@ -320,8 +322,8 @@ async fn the_demo_tour_works_end_to_end_over_http() {
 async fn the_sensitive_customer_gives_a_code_and_the_revoked_one_gets_no_session() {
     let d = demo().await;
     let s = d.app.service();
-    let sarah = staff(s, "sarah@northwind.example").await;
-    let lee = staff(s, "lee@northwind.example").await;
+    let sarah = common::staff(s, "sarah@northwind.example").await;
+    let lee = common::staff(s, "lee@northwind.example").await;
     let input = |account: &str| RequestInput {
         account: account.into(),
         ticket: "#77".into(),
@@ -440,13 +442,4 @@ async fn the_portal_takes_only_fresh_assertions_for_itself_signed_by_actas() {
         "an assertion signed by a key actas does not publish"
     );
     d.stop().await.expect("stop");
-}
-
-/// A staff member by email, who must exist.
-async fn staff(s: &actas_server::service::Service, email: &str) -> actas_store::StaffRecord {
-    s.store()
-        .staff_by_email(&Email::parse(email).expect("email"))
-        .await
-        .expect("read")
-        .expect("the staff member exists")
 }

@@ -47,3 +47,13 @@ pub async fn acme(service: &Service) {
         .await
         .expect("account");
 }
+
+/// A staff member by email, who must exist.
+pub async fn staff(service: &Service, email: &str) -> actas_store::StaffRecord {
+    service
+        .store()
+        .staff_by_email(&Email::parse(email).expect("email"))
+        .await
+        .expect("read")
+        .expect("the staff member exists")
+}
