@@ -761,17 +761,6 @@ fn audited_changes(state: &GatewayState, headers: &reqwest::header::HeaderMap) -
         Ok(v @ serde_json::Value::Object(_)) => vec![v],
         _ => return Vec::new(),
     };
-    let policy = state.service.policy();
-    let mask = |field: &str, value: Option<&serde_json::Value>| -> Option<String> {
-        let value = value.filter(|v| !v.is_null())?;
-        let key = field.trim().to_lowercase().replace(' ', "_");
-        let mut doc = serde_json::json!({ key.clone(): value });
-        actas_core::mask::mask_json(&mut doc, policy.masking(), policy.unclassified);
-        doc.get(&key).map(|v| match v {
-            serde_json::Value::String(s) => s.clone(),
-            other => other.to_string(),
-        })
-    };
     items
         .iter()
         .filter_map(|item| {
@@ -781,8 +770,8 @@ fn audited_changes(state: &GatewayState, headers: &reqwest::header::HeaderMap) -
             }
             Some(FieldChange {
                 field: field.replace('_', " "),
-                from: mask(field, item.get("from")),
-                to: mask(field, item.get("to")),
+                from: state.service.masked_value(field, item.get("from")),
+                to: state.service.masked_value(field, item.get("to")),
             })
         })
         .take(50)

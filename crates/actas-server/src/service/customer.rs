@@ -227,8 +227,9 @@ impl Service {
         })
     }
 
-    /// A before/after value, masked by the policy's JSON rules as `$.<field>`.
-    pub(super) fn masked_value(&self, field: &str, value: Option<&Value>) -> Option<String> {
+    /// A before/after value, masked by the policy's JSON rules as `$.<field>` (the one
+    /// rule for values the product reports, through the API or in `Actas-Audit`).
+    pub fn masked_value(&self, field: &str, value: Option<&Value>) -> Option<String> {
         let value = value.filter(|v| !v.is_null())?;
         let key = field.trim().to_lowercase().replace(' ', "_");
         let mut doc = serde_json::json!({ key.clone(): value });
