@@ -148,7 +148,18 @@ async fn app_keys_open_only_the_customer_side_and_stop_working_when_revoked() {
         .await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
 
+    // Posting events remembers the key; revoking it still stops the next post at once,
+    // with nothing written.
+    let event = json!({ "account": "acme", "kind": "signed_in" });
+    let (status, body) = w
+        .call(reqwest::Method::POST, "/events", Some(event.clone()))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
     s.revoke_app_key(&dana(), "portal").await.expect("revoke");
+    let before = s.store().ledger_size().await.expect("size");
+    let (status, body) = w.call(reqwest::Method::POST, "/events", Some(event)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    assert_eq!(s.store().ledger_size().await.expect("size"), before);
     let (status, body) = w
         .call(reqwest::Method::GET, "/accounts/acme/staff-who-acted", None)
         .await;
@@ -314,6 +325,24 @@ async fn customer_activity_is_recorded_once_per_idempotency_key_with_plain_sente
         .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
     assert_eq!(err["error"]["field"], "events[1].kind");
+    let (status, err) = w
+        .call(
+            reqwest::Method::POST,
+            "/events",
+            Some(json!({ "events": [
+                { "account": "acme", "kind": "signed_in" },
+                { "account": "nobody", "kind": "signed_in" },
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
+    assert_eq!(err["error"]["field"], "events[1].account", "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("there is no account nobody")),
+        "{err}"
+    );
     assert_eq!(
         w.app.service().store().ledger_size().await.expect("size"),
         before,

@@ -965,3 +965,67 @@ async fn revoking_consent_mid_session_stops_the_gateway_at_the_next_request() {
     );
     w.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_session_ended_behind_the_gateways_back_gets_nothing_more() {
+    // The gateway remembers a session it saw live; ending it without telling the gateway
+    // (as another actas process or the CLI would) must still stop the very next request,
+    // whether it is recorded (a page) or not (an asset).
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let get = |path: &'static str, html: bool| {
+        let r = client
+            .get(format!("{}{path}", w.gateway))
+            .header("cookie", &cookie);
+        if html {
+            r.header("accept", "text/html")
+        } else {
+            r
+        }
+    };
+    assert_eq!(
+        get("/", true).send().await.expect("page").status(),
+        StatusCode::OK
+    );
+    let s = w.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
+        .await
+        .expect("r")
+        .expect("s");
+    let active = s
+        .store()
+        .active_session_of(sarah.id)
+        .await
+        .expect("read")
+        .expect("live");
+    s.store()
+        .commit(actas_store::Unit::change(
+            actas_store::Change::EndSession {
+                id: active.info().id,
+                at: Timestamp::now(),
+                reason: actas_core::session::EndReason::Manual,
+            },
+            actas_core::event::NewEvent::new(
+                actas_core::event::Actor::System,
+                actas_core::event::EventData::StaffDisabled {
+                    staff: sarah.to_ref(),
+                },
+            ),
+        ))
+        .await
+        .expect("ended elsewhere");
+    let before = w.seen.0.lock().expect("lock").len();
+    for (path, html) in [("/", true), ("/api/profile", false)] {
+        let r = get(path, html).send().await.expect("request");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
+        assert!(r.text().await.expect("text").contains("ended"), "{path}");
+    }
+    assert_eq!(
+        w.seen.0.lock().expect("lock").len(),
+        before,
+        "nothing reached the product"
+    );
+    w.app.stop().await.expect("stop");
+}

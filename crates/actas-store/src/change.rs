@@ -236,6 +236,24 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// A precondition: refused (`Conflict`) unless the session is active and within its
+    /// hard and idle limits at `at`. It writes nothing; it lets the gateway act on what it
+    /// already knows about a session while the writer's transaction, which holds the write
+    /// lock, has the last word on whether the session still stands.
+    RequireLiveSession {
+        /// Which.
+        id: SessionId,
+        /// When the request it guards arrived.
+        at: Timestamp,
+    },
+    /// A precondition: refused (`Revoked`) if the app key has been revoked meanwhile.
+    RequireAppKey {
+        /// The app key's id.
+        app: i64,
+    },
+    /// Reads an account as the transaction sees it (`Applied::Account`), so a unit's events
+    /// can name it without a read before the commit; `NotFound` if there is none.
+    LoadAccount(AccountId),
     /// Marks a notification delivered.
     WebhookDelivered {
         /// The outbox row.
@@ -283,6 +301,8 @@ pub enum Applied {
     CodeFailures(u32),
     /// A wrong password was counted: failures in a row, and the lock if it locked.
     SignInFailures(u32, Option<Timestamp>),
+    /// The account a `LoadAccount` read.
+    Account(crate::model::Account),
 }
 
 /// Builds a unit's events once its changes are applied (e.g. to name a new staff id).

@@ -45,6 +45,9 @@ pub enum StoreError {
     /// rule the database enforces was hit (e.g. a second active session).
     #[error("{0}")]
     Conflict(String),
+    /// A credential the change was made with was revoked meanwhile (e.g. an app key).
+    #[error("{0}")]
+    Revoked(String),
     /// The ledger could not be written; nothing was changed.
     #[error("the audit ledger can't be written right now, so nothing was changed")]
     LedgerUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -138,6 +141,10 @@ pub trait Store: Send + Sync {
         account: &AccountId,
         up_to: u64,
     ) -> StoreResult<Vec<(u64, String)>>;
+
+    /// The sequence numbers of an account's events up to `up_to`, read from the account
+    /// index alone: enough to start building their proofs while the texts are read.
+    async fn account_event_seqs(&self, account: &AccountId, up_to: u64) -> StoreResult<Vec<u64>>;
 
     /// Inclusion proofs for many events against one tree size, built together (one
     /// fetch of every node they need, rather than a few queries per proof).

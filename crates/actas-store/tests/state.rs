@@ -407,3 +407,193 @@ async fn an_idempotency_key_is_claimed_once_even_by_units_in_the_same_batch() {
     );
     store.close().await.expect("close");
 }
+
+/// An agent's live session on `acme` (consent allowed), with everything it rests on.
+async fn live_session(store: &impl Store) -> ActiveSession {
+    let p = Policy::starter();
+    let agent = add_staff(store, "agent@example.com", Role::Agent).await;
+    let lead = add_staff(store, "lead@example.com", Role::Lead).await;
+    let acme = AccountId::parse("acme").expect("id");
+    store
+        .commit(Unit::change(
+            Change::PutAccount {
+                id: acme.clone(),
+                name: DisplayName::parse("Acme Co").expect("name"),
+                flags: vec![],
+                consent: Consent::Allowed,
+            },
+            note_event(),
+        ))
+        .await
+        .expect("account");
+    let scope = p.scope(["edit_settings"]).expect("scope");
+    let assessment = p.assess(&scope, &[], Consent::Allowed);
+    let now = Timestamp::now();
+    let mut request = AccessRequest::create(
+        NewRequest {
+            requester: agent,
+            account: acme.clone(),
+            ticket: TicketRef::parse("#4821", &p.ticket_pattern).expect("ticket"),
+            reason: Reason::parse("Check invoice tax rate after plan change").expect("reason"),
+            scope,
+            duration: p.duration(Some(20)).expect("minutes"),
+            mode: Mode::Live,
+        },
+        assessment,
+        now,
+    );
+    store
+        .commit(Unit::change(
+            Change::InsertRequest(request.clone()),
+            note_event(),
+        ))
+        .await
+        .expect("insert");
+    if request.status == RequestStatus::Pending {
+        request
+            .approve(lead, None, None, None, now)
+            .expect("approve");
+        store
+            .commit(Unit::change(
+                Change::UpdateRequest {
+                    request: request.clone(),
+                    expected: RequestStatus::Pending,
+                },
+                note_event(),
+            ))
+            .await
+            .expect("approved");
+    }
+    request.use_for_session(agent, now).expect("use");
+    let session = ActiveSession::start(
+        SessionId::random(),
+        request.id,
+        agent,
+        acme,
+        request.scope.clone(),
+        request.mode,
+        now,
+        request.duration.get(),
+        p.session.hard_limit,
+        p.session.idle_limit,
+    );
+    store
+        .commit(Unit::new(
+            vec![
+                Change::UpdateRequest {
+                    request: request.clone(),
+                    expected: RequestStatus::Approved,
+                },
+                Change::InsertSession(session.info().clone()),
+            ],
+            |_| vec![note_event()],
+        ))
+        .await
+        .expect("started");
+    session
+}
+
+#[tokio::test]
+async fn preconditions_are_settled_inside_the_transaction_in_order() {
+    let db = db();
+    let store = std::sync::Arc::new(open(&db.path, HeadSchedule::default()).await);
+    let session = live_session(&*store).await;
+    let id = session.info().id;
+    let now = Timestamp::now();
+    let live = |at: Timestamp| Change::RequireLiveSession { id, at };
+
+    // A live session lets its unit through, and a loaded account names the event.
+    let acme = AccountId::parse("acme").expect("id");
+    store
+        .commit(Unit::new(
+            vec![live(now), Change::LoadAccount(acme.clone())],
+            |applied: &[Applied]| {
+                match &applied[1] {
+                    Applied::Account(a) => assert_eq!(a.name.as_str(), "Acme Co"),
+                    other => panic!("expected the account, got {other:?}"),
+                }
+                vec![note_event()]
+            },
+        ))
+        .await
+        .expect("live");
+
+    // Past the hard limit or the idle limit, by the stored clock: refused, nothing written.
+    let size = store.ledger_size().await.expect("size");
+    let info = session.info();
+    for at in [info.expires_at, now.plus(info.idle_limit)] {
+        let err = store
+            .commit(Unit::new(vec![live(at)], |_| vec![note_event()]))
+            .await
+            .expect_err("past a limit");
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    }
+    let err = store
+        .commit(Unit::new(
+            vec![Change::LoadAccount(AccountId::parse("nobody").expect("id"))],
+            |_| vec![note_event()],
+        ))
+        .await
+        .expect_err("no such account");
+    assert!(matches!(err, StoreError::NotFound(_)), "{err:?}");
+    assert_eq!(store.ledger_size().await.expect("size"), size);
+
+    // The session is ended by one unit and required by the next ones, all sent at once:
+    // whether they share a batch or not, none of the later ones gets through.
+    let mut units = vec![store.commit(Unit::change(
+        Change::EndSession {
+            id,
+            at: now,
+            reason: EndReason::Manual,
+        },
+        note_event(),
+    ))];
+    for _ in 0..20 {
+        units.push(store.commit(Unit::new(vec![live(now)], |_| vec![note_event()])));
+    }
+    let outcomes = futures_util::future::join_all(units).await;
+    assert!(outcomes[0].is_ok(), "{:?}", outcomes[0]);
+    for o in &outcomes[1..] {
+        assert!(matches!(o, Err(StoreError::Conflict(_))), "{o:?}");
+    }
+    assert_eq!(store.ledger_size().await.expect("size"), size + 1);
+
+    // An app key revoked by one unit fails the next unit that requires it.
+    store
+        .commit(Unit::new(
+            vec![Change::AddAppKey {
+                name: actas_core::app::AppName::parse("portal").expect("name"),
+                key_hash: [7; 32],
+                webhook_url: None,
+                webhook_secret: None,
+                by: None,
+                at: now,
+            }],
+            |_| vec![],
+        ))
+        .await
+        .expect("app key");
+    let app = store.app_keys().await.expect("keys")[0].app.id;
+    store
+        .commit(Unit::new(vec![Change::RequireAppKey { app }], |_| {
+            vec![note_event()]
+        }))
+        .await
+        .expect("live key");
+    let (revoked, refused) = futures_util::future::join(
+        store.commit(Unit::new(
+            vec![Change::RevokeAppKey { id: app, at: now }],
+            |_| vec![],
+        )),
+        store.commit(Unit::new(vec![Change::RequireAppKey { app }], |_| {
+            vec![note_event()]
+        })),
+    )
+    .await;
+    revoked.expect("revoke");
+    assert!(
+        matches!(refused, Err(StoreError::Revoked(_))),
+        "{refused:?}"
+    );
+    store.close().await.expect("close");
+}

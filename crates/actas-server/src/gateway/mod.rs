@@ -455,12 +455,9 @@ async fn proxy(
             String::new(),
         );
     };
-    // Phase 1: the session is live (and its idle clock is refreshed when recorded below).
-    let (session, login) = match state.service.gateway_session(&cookie).await {
-        Ok(s) => s,
-        Err(e) => return refusal(e, String::new()),
-    };
-    let ctx = match state.service.live_context(session, &login).await {
+    // Phase 1: the session is live (confirmed again by the record below, which also
+    // refreshes its idle clock).
+    let (ctx, login) = match state.service.gateway_context(&cookie).await {
         Ok(c) => c,
         Err(e) => return refusal(e, String::new()),
     };

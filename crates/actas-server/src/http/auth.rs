@@ -167,14 +167,37 @@ impl FromRequestParts<AppState> for App {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let key = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|h| h.to_str().ok())
-            .and_then(|a| a.strip_prefix("Bearer "))
-            .ok_or_else(|| {
-                ApiError::unauthenticated("send the app key as `Authorization: Bearer <app key>`")
-            })?;
-        Ok(App(state.service.authenticate_app(key.trim()).await?))
+        let key = app_key(parts)?;
+        Ok(App(state.service.authenticate_app(key).await?))
     }
+}
+
+/// Like [`App`], for `POST /api/v1/events` only: the key is looked up once and then
+/// remembered, because recording the events checks in the same transaction that the key
+/// is still live (a key revoked meanwhile gets 401 and nothing is written).
+#[derive(Debug, Clone)]
+pub struct ReportingApp(pub actas_core::app::AppRef);
+
+impl FromRequestParts<AppState> for ReportingApp {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let key = app_key(parts)?;
+        Ok(ReportingApp(state.service.remembered_app(key).await?))
+    }
+}
+
+fn app_key(parts: &Parts) -> Result<&str, ApiError> {
+    parts
+        .headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|a| a.strip_prefix("Bearer "))
+        .map(str::trim)
+        .ok_or_else(|| {
+            ApiError::unauthenticated("send the app key as `Authorization: Bearer <app key>`")
+        })
 }

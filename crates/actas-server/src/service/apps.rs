@@ -16,6 +16,9 @@ use actas_store::{AppKey, Applied, Change, StoreError, Unit};
 /// Every app key starts with this, so it can't be mistaken for a staff API token.
 pub const APP_KEY_PREFIX: &str = "actas_app_";
 
+/// App keys remembered by [`Service::remembered_app`] before the memory is cleared.
+const APP_KEYS_KEPT: usize = 1024;
+
 /// A new app key and, if it has a webhook, the secret its notifications are signed with.
 #[derive(Debug)]
 pub struct NewAppKey {
@@ -153,7 +156,42 @@ impl Service {
         Ok(self.store.app_keys().await?)
     }
 
-    /// The app a presented key belongs to, if it is a live app key.
+    /// The app a presented key belongs to, as this process remembers it: only for
+    /// writes that check the key again in their own transaction
+    /// ([`Change::RequireAppKey`](actas_store::Change::RequireAppKey)), which is what
+    /// [`Service::record_activities`] does.
+    pub async fn remembered_app(&self, key: &str) -> ServiceResult<AppRef> {
+        let hash = secret_hash(key);
+        let known = self
+            .app_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&hash)
+            .cloned();
+        if let Some(app) = known {
+            return Ok(app);
+        }
+        let app = self.authenticate_app(key).await?;
+        let mut cache = self
+            .app_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if cache.len() >= APP_KEYS_KEPT {
+            cache.clear();
+        }
+        cache.insert(hash, app.clone());
+        Ok(app)
+    }
+
+    /// Forgets a remembered app key (its commit found it revoked).
+    pub(super) fn forget_app(&self, app: i64) {
+        self.app_cache
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .retain(|_, a| a.id != app);
+    }
+
+    /// The app a presented key belongs to, if it is a live app key (read now).
     pub async fn authenticate_app(&self, key: &str) -> ServiceResult<AppRef> {
         let refused = || ServiceError::Unauthenticated("this app key is not valid".into());
         if !key.starts_with(APP_KEY_PREFIX) {

@@ -10,7 +10,7 @@ use actas_core::app::AppRef;
 use actas_core::event::{Actor, EventData, FieldChange, NewEvent};
 use actas_core::ids::AccountId;
 use actas_core::session::{EndReason, Session};
-use actas_store::{Account, Change, EventFilter, StoreError, Unit};
+use actas_store::{Account, Applied, Change, EventFilter, StoreError, Unit};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -63,10 +63,30 @@ pub struct Recorded {
     pub duplicate: bool,
 }
 
-/// A checked activity, ready to record.
+/// A checked activity, ready to record once its account is read (by the commit itself).
+#[derive(Clone)]
 struct Checked {
-    event: NewEvent,
+    account: AccountId,
+    activity: ActivityKind,
+    description: String,
+    changes: Vec<FieldChange>,
     idempotency: Option<(String, [u8; 32])>,
+}
+
+impl Checked {
+    /// The event, naming the account as the commit read it.
+    fn event(&self, account: AccountRef, app: &AppRef) -> NewEvent {
+        NewEvent::new(
+            Actor::Customer(account.clone()),
+            EventData::CustomerActivity {
+                account,
+                activity: self.activity.clone(),
+                description: self.description.clone(),
+                changes: self.changes.clone(),
+                reported_by: app.clone(),
+            },
+        )
+    }
 }
 
 /// The longest idempotency key accepted.
@@ -150,21 +170,14 @@ impl Service {
         Ok(Account { consent, ..account })
     }
 
-    /// Checks one reported activity: the account and kind exist, the kind's sentence can
-    /// be filled, and before/after values are masked by policy. `at` names the item in a
-    /// batch (`events[3]`) so errors point at it.
-    async fn check_activity(
-        &self,
-        app: &AppRef,
-        input: &ActivityInput,
-        at: &str,
-    ) -> ServiceResult<Checked> {
+    /// Checks one reported activity: the kind exists, its sentence can be filled, and
+    /// before/after values are masked by policy. Whether the account exists is settled by
+    /// the commit, which reads it. `at` names the item in a batch (`events[3]`) so errors
+    /// point at it.
+    fn check_activity(&self, input: &ActivityInput, at: &str) -> ServiceResult<Checked> {
         let field = |name: &str| format!("{at}{name}");
         let id = AccountId::parse(&input.account)
             .map_err(|e| ServiceError::invalid(field("account"), e))?;
-        let account = self.store.account(&id).await?.ok_or_else(|| {
-            ServiceError::invalid(field("account"), format!("there is no account {id}"))
-        })?;
         let kind = ActivityKind::parse(&input.kind)
             .map_err(|e| ServiceError::invalid(field("kind"), e))?;
         let policy = self.policy();
@@ -213,16 +226,10 @@ impl Service {
             None => None,
         };
         Ok(Checked {
-            event: NewEvent::new(
-                Actor::Customer(account.to_ref()),
-                EventData::CustomerActivity {
-                    account: account.to_ref(),
-                    activity: kind,
-                    description,
-                    changes,
-                    reported_by: app.clone(),
-                },
-            ),
+            account: id,
+            activity: kind,
+            description,
+            changes,
             idempotency,
         })
     }
@@ -264,7 +271,7 @@ impl Service {
             } else {
                 String::new()
             };
-            checked.push(self.check_activity(app, input, &at).await?);
+            checked.push(self.check_activity(input, &at)?);
         }
         // A key repeated inside one batch is one event.
         let mut seen = std::collections::HashSet::new();
@@ -285,6 +292,13 @@ impl Service {
         for attempt in 0..3 {
             match self.commit_activities(app, &checked, attempt > 0).await {
                 Err(ServiceError::Conflict(_)) if attempt < 2 => continue,
+                Err(ServiceError::NotFound(_)) => {
+                    return Err(self.missing_account(&checked, batch).await);
+                }
+                Err(e @ ServiceError::Unauthenticated(_)) => {
+                    self.forget_app(app.id);
+                    return Err(e);
+                }
                 other => return other,
             }
         }
@@ -306,8 +320,10 @@ impl Service {
             };
             checked.len()
         ];
-        let mut changes = Vec::new();
-        let mut events = Vec::new();
+        // The commit checks the app key is still live and reads each account, so the
+        // request itself reads nothing before it.
+        let mut changes = vec![Change::RequireAppKey { app: app.id }];
+        let mut accounts = Vec::new();
         let mut fresh = Vec::new();
         let now = Timestamp::now();
         for (i, c) in checked.iter().enumerate() {
@@ -335,15 +351,36 @@ impl Service {
                     at: now,
                 });
             }
-            events.push(c.event.clone());
+            if !accounts.contains(&c.account) {
+                accounts.push(c.account.clone());
+            }
             fresh.push(i);
         }
-        if events.is_empty() {
+        if fresh.is_empty() {
             return Ok(out);
         }
+        changes.extend(accounts.into_iter().map(Change::LoadAccount));
+        let pending: Vec<Checked> = fresh.iter().map(|&i| checked[i].clone()).collect();
+        let app = app.clone();
+        let events = move |applied: &[Applied]| {
+            let named: Vec<&Account> = applied
+                .iter()
+                .filter_map(|a| match a {
+                    Applied::Account(account) => Some(account),
+                    _ => None,
+                })
+                .collect();
+            pending
+                .iter()
+                .filter_map(|c| {
+                    let account = named.iter().find(|a| a.id == c.account)?;
+                    Some(c.event(account.to_ref(), &app))
+                })
+                .collect()
+        };
         let appended = self
             .store
-            .commit(Unit::new(changes, move |_| events))
+            .commit(Unit::new(changes, events))
             .await
             .map_err(|e| match e {
                 StoreError::Duplicate(m) => ServiceError::Conflict(m),
@@ -356,6 +393,28 @@ impl Service {
             };
         }
         Ok(out)
+    }
+
+    /// The error for a batch naming an account that doesn't exist: which item, and why.
+    async fn missing_account(&self, checked: &[Checked], batch: bool) -> ServiceError {
+        for (i, c) in checked.iter().enumerate() {
+            match self.store.account(&c.account).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => {
+                    let field = if batch {
+                        format!("events[{i}].account")
+                    } else {
+                        "account".to_owned()
+                    };
+                    return ServiceError::invalid(
+                        field,
+                        format!("there is no account {}", c.account),
+                    );
+                }
+                Err(e) => return e.into(),
+            }
+        }
+        ServiceError::Conflict("an account was removed while the events were recorded".into())
     }
 
     /// Support sessions on an account, newest first, with what was done in each, for the

@@ -15,13 +15,78 @@ use actas_core::scope::Mode;
 use actas_core::session::{ActiveSession, Session, SessionError};
 use actas_core::staff::StaffRef;
 use actas_core::text::TicketRef;
-use actas_store::{Change, GatewayLogin, Unit};
+use actas_store::{Change, GatewayLogin, StoreError, Unit};
 
 /// How stale the stored idle clock may get before a request refreshes it.
 pub const TOUCH_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Gateway cookies whose rows are kept in memory before the cache is cleared.
 const GATEWAY_LOGINS_KEPT: usize = 4096;
+
+/// What this process remembers of gateway cookies: each cookie's record (which never
+/// changes) and its session as last seen live. Nothing here is trusted to say a session
+/// still stands; see [`Service::gateway_context`].
+#[derive(Default)]
+pub struct GatewayCache {
+    entries: std::sync::Mutex<std::collections::HashMap<[u8; 32], CachedLogin>>,
+}
+
+/// One remembered cookie.
+#[derive(Clone)]
+struct CachedLogin {
+    login: GatewayLogin,
+    live: Option<ActiveSession>,
+}
+
+/// The cache, locked.
+pub(super) struct CacheGuard<'a>(
+    std::sync::MutexGuard<'a, std::collections::HashMap<[u8; 32], CachedLogin>>,
+);
+
+impl GatewayCache {
+    pub(super) fn lock(&self) -> CacheGuard<'_> {
+        CacheGuard(
+            self.entries
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        )
+    }
+}
+
+impl CacheGuard<'_> {
+    fn get(&self, hash: &[u8; 32]) -> Option<&CachedLogin> {
+        self.0.get(hash)
+    }
+
+    fn insert(&mut self, hash: [u8; 32], login: GatewayLogin) {
+        if self.0.len() >= GATEWAY_LOGINS_KEPT {
+            self.0.clear();
+        }
+        self.0.insert(hash, CachedLogin { login, live: None });
+    }
+
+    fn remember_live(&mut self, hash: &[u8; 32], session: ActiveSession) {
+        if let Some(entry) = self.0.get_mut(hash) {
+            entry.live = Some(session);
+        }
+    }
+
+    fn touched(&mut self, id: actas_core::ids::SessionId, at: Timestamp) {
+        for entry in self.0.values_mut() {
+            if let Some(s) = entry.live.as_mut().filter(|s| s.info().id == id) {
+                let _ = s.touch(at);
+            }
+        }
+    }
+
+    fn forget_session(&mut self, id: actas_core::ids::SessionId) {
+        for entry in self.0.values_mut() {
+            if entry.live.as_ref().is_some_and(|s| s.info().id == id) {
+                entry.live = None;
+            }
+        }
+    }
+}
 
 /// What the gateway knows about the request it is deciding on.
 #[derive(Debug, Clone)]
@@ -49,6 +114,9 @@ pub struct GatewayContext {
     pub account: AccountRef,
     /// The ticket.
     pub ticket: TicketRef,
+    /// Whether the session was read from the store for this request (otherwise it is what
+    /// this process last saw, and the commit confirms it).
+    pub confirmed: bool,
 }
 
 /// The gateway's decision, already recorded.
@@ -98,42 +166,64 @@ impl Service {
         Ok((session, Secret::new(token), csrf))
     }
 
-    /// The session behind a gateway cookie (live or not) and the cookie's record: two reads.
+    /// The session behind a gateway cookie (live or not), read now, and the cookie's record.
     pub async fn gateway_session(&self, cookie: &str) -> ServiceResult<(Session, GatewayLogin)> {
         let hash = secret_hash(cookie);
-        // A cookie's row never changes once written, so it is read from the store once;
-        // the session, which does change, is read on every request.
-        let cached = self
-            .gateway_logins
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .get(&hash)
-            .cloned();
-        let login = match cached {
-            Some(l) => l,
-            None => {
-                let l = self.store.gateway_login(&hash).await?.ok_or_else(|| {
-                    ServiceError::Unauthenticated(
-                        "open the session from the actas console first".into(),
-                    )
-                })?;
-                let mut logins = self
-                    .gateway_logins
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if logins.len() >= GATEWAY_LOGINS_KEPT {
-                    logins.clear();
-                }
-                logins.insert(hash, l.clone());
-                l
-            }
-        };
+        let login = self.gateway_login(&hash).await?;
         let session = self
             .store
             .session(login.session)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("session {}", login.session)))?;
         Ok((session, login))
+    }
+
+    /// The cookie's record: it never changes once written, so it is read from the store
+    /// once and kept.
+    async fn gateway_login(&self, hash: &[u8; 32]) -> ServiceResult<GatewayLogin> {
+        if let Some(entry) = self.gateway_cache.lock().get(hash) {
+            return Ok(entry.login.clone());
+        }
+        let login = self.store.gateway_login(hash).await?.ok_or_else(|| {
+            ServiceError::Unauthenticated("open the session from the actas console first".into())
+        })?;
+        self.gateway_cache.lock().insert(*hash, login.clone());
+        Ok(login)
+    }
+
+    /// The live context for a gateway cookie, for a proxied request.
+    ///
+    /// When this process saw the session live a moment ago and its limits haven't passed
+    /// by the clock, that is used without a read: whatever [`Service::admit`] then commits
+    /// carries a [`Change::RequireLiveSession`], so the writer's transaction confirms the
+    /// session still stands (ended from the console, the CLI, a consent revocation or
+    /// another gateway) before anything is recorded or forwarded. Otherwise the session
+    /// is read, and ended here if a limit passed.
+    pub async fn gateway_context(
+        &self,
+        cookie: &str,
+    ) -> ServiceResult<(GatewayContext, GatewayLogin)> {
+        let hash = secret_hash(cookie);
+        let remembered = self.gateway_cache.lock().get(&hash).cloned();
+        if let Some(entry) = remembered
+            && let Some(session) = entry.live
+            && session.check(Timestamp::now()).is_ok()
+        {
+            let ctx = GatewayContext {
+                session,
+                staff: entry.login.staff.clone(),
+                account: entry.login.account.clone(),
+                ticket: entry.login.ticket.clone(),
+                confirmed: false,
+            };
+            return Ok((ctx, entry.login));
+        }
+        let (session, login) = self.gateway_session(cookie).await?;
+        let ctx = self.live_context(session, &login).await?;
+        self.gateway_cache
+            .lock()
+            .remember_live(&hash, ctx.session.clone());
+        Ok((ctx, login))
     }
 
     /// Checks that a session may serve a request now and returns its context. A session
@@ -153,6 +243,7 @@ impl Service {
                     staff: login.staff.clone(),
                     account: login.account.clone(),
                     ticket: login.ticket.clone(),
+                    confirmed: true,
                 }),
                 Session::Ended(e) => Err(ServiceError::Forbidden(
                     SessionError::Ended(e.reason).to_string(),
@@ -171,6 +262,28 @@ impl Service {
                 ))
             }
         }
+    }
+
+    /// Reads a session again after its precondition failed or when nothing was committed
+    /// to confirm it, forgetting what this process remembered of it: the answer is the
+    /// plain reason it can't be used (ending it if a limit passed), or the context if it
+    /// still can.
+    async fn confirm_live(&self, ctx: &GatewayContext) -> ServiceResult<GatewayContext> {
+        let id = ctx.session.info().id;
+        self.gateway_cache.lock().forget_session(id);
+        let session = self
+            .store
+            .session(id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("session {id}")))?;
+        let login = GatewayLogin {
+            session: id,
+            csrf: String::new(),
+            staff: ctx.staff.clone(),
+            account: ctx.account.clone(),
+            ticket: ctx.ticket.clone(),
+        };
+        self.live_context(session, &login).await
     }
 
     /// Decides on one gateway request and records the decision durably before returning,
@@ -265,12 +378,34 @@ impl Service {
             Vec::new()
         };
         if touch.is_empty() && events.is_empty() {
+            // Nothing to record, so nothing confirms the session on the way: read it.
+            if !ctx.confirmed {
+                self.confirm_live(ctx).await?;
+            }
             return Ok(match why {
                 Some(why) => Admission::Blocked { why },
                 None => Admission::Forward { description },
             });
         }
-        self.store.commit(Unit::new(touch, move |_| events)).await?;
+        let touched = !touch.is_empty();
+        let mut changes = vec![Change::RequireLiveSession {
+            id: info.id,
+            at: now,
+        }];
+        changes.extend(touch);
+        match self.store.commit(Unit::new(changes, move |_| events)).await {
+            Ok(_) => {
+                if touched {
+                    self.gateway_cache.lock().touched(info.id, now);
+                }
+            }
+            Err(e @ StoreError::LedgerUnavailable(_)) => return Err(e.into()),
+            Err(e) => {
+                // The session ended or passed a limit since this process last saw it.
+                self.confirm_live(ctx).await?;
+                return Err(e.into());
+            }
+        }
         Ok(match why {
             Some(why) => Admission::Blocked { why },
             None => Admission::Forward { description },

@@ -73,6 +73,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NotFound(what) => ServiceError::NotFound(format!("{what} was not found")),
             StoreError::Duplicate(what) => ServiceError::Conflict(format!("{what} already exists")),
             StoreError::Conflict(why) => ServiceError::Conflict(why),
+            StoreError::Revoked(why) => ServiceError::Unauthenticated(why),
             e @ StoreError::LedgerUnavailable(_) => ServiceError::Unavailable(e),
             e @ StoreError::Unexpected(_) => ServiceError::Unexpected(e),
         }
@@ -88,8 +89,8 @@ pub struct Service {
     store: Arc<dyn Store>,
     policy: Arc<Policy>,
     unclassified: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
-    gateway_logins:
-        Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], actas_store::GatewayLogin>>>,
+    gateway_cache: Arc<gateway::GatewayCache>,
+    app_cache: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], actas_core::app::AppRef>>>,
 }
 
 impl Service {
@@ -99,7 +100,8 @@ impl Service {
             store,
             policy,
             unclassified: Arc::default(),
-            gateway_logins: Arc::default(),
+            gateway_cache: Arc::default(),
+            app_cache: Arc::default(),
         }
     }
 

@@ -581,6 +581,11 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             }
             Ok(Applied::Done)
         }
+        Change::RequireLiveSession { .. }
+        | Change::RequireAppKey { .. }
+        | Change::LoadAccount(_) => Err(StoreError::corrupt(
+            "preconditions are checked by the writer, not applied",
+        )),
         Change::EndSession { id, at, reason } => {
             let r = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
                 .bind(at.as_millis())

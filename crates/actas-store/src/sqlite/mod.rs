@@ -4,6 +4,7 @@
 //! [`writer`] task, which owns its own connection with `synchronous = FULL`.
 
 mod apply;
+mod checks;
 mod read;
 mod writer;
 
@@ -145,14 +146,40 @@ impl SqliteStore {
 
     /// Many nodes at once, with a few hundred per statement: for building thousands of
     /// proofs together (an account's audit extract) without a query per node.
+    /// The levels are shared between two connections read at the same time (each runs on
+    /// its own driver thread), which is what a two-core machine can give.
     async fn nodes_batched(&self, ids: &[NodeId]) -> StoreResult<HashMap<NodeId, Hash>> {
-        let mut out = HashMap::with_capacity(ids.len());
-        let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
         let mut by_level: std::collections::BTreeMap<u8, Vec<u64>> = Default::default();
         for id in ids {
             by_level.entry(id.level).or_default().push(id.index);
         }
-        for (level, indexes) in by_level {
+        let mut levels: Vec<(u8, Vec<u64>)> = by_level.into_iter().collect();
+        levels.sort_by_key(|(_, indexes)| std::cmp::Reverse(indexes.len()));
+        let (mut left, mut right) = (Vec::new(), Vec::new());
+        let (mut left_n, mut right_n) = (0, 0);
+        for level in levels {
+            if left_n <= right_n {
+                left_n += level.1.len();
+                left.push(level);
+            } else {
+                right_n += level.1.len();
+                right.push(level);
+            }
+        }
+        let (mut out, other) =
+            futures_util::future::try_join(self.levels(left), self.levels(right)).await?;
+        out.extend(other);
+        Ok(out)
+    }
+
+    /// The wanted nodes of some levels, read on one connection.
+    async fn levels(&self, levels: Vec<(u8, Vec<u64>)>) -> StoreResult<HashMap<NodeId, Hash>> {
+        let mut out = HashMap::with_capacity(levels.iter().map(|(_, i)| i.len()).sum());
+        if levels.is_empty() {
+            return Ok(out);
+        }
+        let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
+        for (level, indexes) in levels {
             let (Some(&lo), Some(&hi)) = (indexes.iter().min(), indexes.iter().max()) else {
                 continue;
             };
@@ -341,6 +368,21 @@ impl Store for SqliteStore {
         Ok(rows
             .into_iter()
             .map(|(seq, body)| (u64::try_from(seq).unwrap_or(0), body))
+            .collect())
+    }
+
+    async fn account_event_seqs(&self, account: &AccountId, up_to: u64) -> StoreResult<Vec<u64>> {
+        let rows: Vec<i64> = sqlx::query_scalar(
+            "SELECT seq FROM ledger_events WHERE account = ? AND seq <= ? ORDER BY seq",
+        )
+        .bind(account.as_str())
+        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        Ok(rows
+            .into_iter()
+            .map(|seq| u64::try_from(seq).unwrap_or(0))
             .collect())
     }
 

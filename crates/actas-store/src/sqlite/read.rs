@@ -148,21 +148,20 @@ pub(super) async fn accounts(
     .fetch_all(pool)
     .await
     .map_err(StoreError::unexpected)?;
-    rows.iter()
-        .map(|row| {
-            Ok(Account {
-                id: AccountId::parse(&col::<String>(row, "id")?)
-                    .map_err(|e| bad("account id", e))?,
-                name: DisplayName::parse(&col::<String>(row, "name")?)
-                    .map_err(|e| bad("name", e))?,
-                flags: serde_json::from_str(&col::<String>(row, "flags")?)
-                    .map_err(|e| bad("flag list", e))?,
-                consent: col::<String>(row, "consent")?
-                    .parse()
-                    .map_err(|e| bad("consent", e))?,
-            })
-        })
-        .collect()
+    rows.iter().map(account).collect()
+}
+
+/// An `accounts` row (columns `id, name, flags, consent`).
+pub(super) fn account(row: &SqliteRow) -> StoreResult<Account> {
+    Ok(Account {
+        id: AccountId::parse(&col::<String>(row, "id")?).map_err(|e| bad("account id", e))?,
+        name: DisplayName::parse(&col::<String>(row, "name")?).map_err(|e| bad("name", e))?,
+        flags: serde_json::from_str(&col::<String>(row, "flags")?)
+            .map_err(|e| bad("flag list", e))?,
+        consent: col::<String>(row, "consent")?
+            .parse()
+            .map_err(|e| bad("consent", e))?,
+    })
 }
 
 pub(super) async fn request(

@@ -12,6 +12,7 @@
 //! numbers stay gap-free across processes.
 
 use super::apply::apply;
+use super::checks::{Checks, is_check};
 use crate::change::{Applied, Change, Unit};
 use crate::model::Appended;
 use crate::{HeadSchedule, StoreError, StoreResult};
@@ -284,6 +285,26 @@ impl Writer {
                 return Err(e);
             }
         };
+        // Preconditions too are read once for the batch (see `checks`), valid until a unit
+        // with other changes is applied.
+        let wanted: Vec<&Change> = pending
+            .iter()
+            .flat_map(|u| u.changes.iter())
+            .filter(|c| is_check(c))
+            .collect();
+        let mut checks = match Checks::read(&mut self.conn, &wanted).await {
+            Ok(c) => Some(c),
+            Err(e) => {
+                for mut u in pending.drain(..) {
+                    replies.push((
+                        u.reply.take(),
+                        Err(StoreError::LedgerUnavailable("".into())),
+                    ));
+                }
+                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                return Err(e);
+            }
+        };
         let mut claimed: HashSet<(i64, String)> = HashSet::new();
         let mut rows = Rows::default();
         for mut unit in pending.drain(..) {
@@ -308,12 +329,24 @@ impl Writer {
                 ));
                 continue;
             }
-            // Units whose only changes are (already checked) claims can't fail half-way, so
-            // like units without changes they need no savepoint.
-            let guarded = unit
-                .changes
-                .iter()
-                .any(|c| !matches!(c, Change::ClaimIdempotencyKey { .. }));
+            // Units whose only changes are (already checked) claims, preconditions and an
+            // idle-clock refresh (one statement) can't fail half-way, so like units without
+            // changes they need no savepoint, and they change nothing a precondition reads
+            // in a way that matters: a refreshed idle clock only lets a session live longer.
+            let guarded = unit.changes.iter().any(|c| {
+                !matches!(
+                    c,
+                    Change::ClaimIdempotencyKey { .. } | Change::TouchSession { .. }
+                ) && !is_check(c)
+            });
+            let (unit_checks, batch_wide) = match checks.take() {
+                Some(c) => (c, true),
+                None => {
+                    let wanted: Vec<&Change> =
+                        unit.changes.iter().filter(|c| is_check(c)).collect();
+                    (Checks::read(&mut self.conn, &wanted).await?, false)
+                }
+            };
             if guarded {
                 sqlx::query("SAVEPOINT unit")
                     .execute(&mut self.conn)
@@ -322,7 +355,13 @@ impl Writer {
             }
             let mut trial = tip.clone();
             let mark = rows.mark();
-            match self.apply_unit(unit, &mut trial, &mut rows).await {
+            let outcome = self
+                .apply_unit(unit, &unit_checks, &mut trial, &mut rows)
+                .await;
+            if batch_wide && !guarded {
+                checks = Some(unit_checks);
+            }
+            match outcome {
                 Ok(appended) => {
                     if guarded {
                         sqlx::query("RELEASE unit")
@@ -394,11 +433,26 @@ impl Writer {
     async fn apply_unit(
         &mut self,
         unit: Unit,
+        checks: &Checks,
         tip: &mut Tip,
         rows: &mut Rows,
     ) -> StoreResult<Vec<Appended>> {
+        // Preconditions first, so a failed one leaves nothing of the unit behind.
+        let mut outcomes = Vec::new();
+        for change in unit.changes.iter().filter(|c| is_check(c)) {
+            outcomes.push(checks.check(change)?);
+        }
+        let mut outcomes = outcomes.into_iter();
         let mut applied: Vec<Applied> = Vec::with_capacity(unit.changes.len());
         for change in unit.changes {
+            if is_check(&change) {
+                applied.push(
+                    outcomes
+                        .next()
+                        .ok_or_else(|| StoreError::corrupt("a precondition went missing"))?,
+                );
+                continue;
+            }
             match change {
                 Change::ClaimIdempotencyKey {
                     app,

@@ -4,7 +4,7 @@
 
 use super::ApiResult;
 use crate::http::AppState;
-use crate::http::auth::App;
+use crate::http::auth::{App, ReportingApp};
 use crate::http::error::{ApiError, Body};
 use crate::service::customer::ActivityInput;
 use actas_core::event::Actor;
@@ -86,7 +86,7 @@ pub(super) async fn create_code(
 
 pub(super) async fn post_events(
     State(state): State<AppState>,
-    App(app): App,
+    ReportingApp(app): ReportingApp,
     Body(b): Body<Value>,
 ) -> ApiResult<Response> {
     // Parsed by hand from a Value so an error can name the item and field.
