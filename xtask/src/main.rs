@@ -100,6 +100,8 @@ fn bench(args: &[String]) -> Result {
         "ledger_math",
         "--bench",
         "appends",
+        "--bench",
+        "rewrite",
     ];
     a.extend(args.iter().map(String::as_str));
     run("cargo", &a)

@@ -113,6 +113,8 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
     let (app, gateway, cookie) = (session.app, session.gateway, session.cookie);
     let s = app.service();
     let events_before = s.store().ledger_size().await?;
+    let stats = s.store().ledger_stats();
+    let (batches_before, busy_before) = (stats.batches(), stats.busy());
 
     let direct = tokio::task::spawn_blocking({
         let u = format!("http://{product_addr}/");
@@ -130,6 +132,8 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
     })
     .await??;
     let recorded = s.store().ledger_size().await? - events_before;
+    let batches = stats.batches() - batches_before;
+    let busy = stats.busy() - busy_before;
     let _ = nginx.kill();
     app.stop().await?;
 
@@ -159,5 +163,13 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
         "page views recorded durably in the ledger during the gateway run: {recorded} (about {:.0} per second)",
         recorded as f64 / f64::from(seconds)
     );
+    if batches > 0 {
+        println!(
+            "ledger transactions: {batches}, {:.1} events each on average, the writer busy {:.0}% of the run ({:.2} ms per transaction)",
+            recorded as f64 / batches as f64,
+            busy.as_secs_f64() / f64::from(seconds) * 100.0,
+            busy.as_secs_f64() * 1000.0 / batches as f64
+        );
+    }
     Ok(())
 }

@@ -29,12 +29,21 @@ impl Service {
                 ))
             })?,
         };
-        let events = self
+        // The texts and the proofs are read at the same time, on different connections.
+        let seqs = self
             .store
-            .account_event_texts(&account.id, head.head.size)
+            .account_event_seqs(&account.id, head.head.size)
             .await?;
-        let seqs: Vec<u64> = events.iter().map(|(seq, _)| *seq).collect();
-        let proofs = self.store.inclusion_proofs(&seqs, head.head.size).await?;
+        let (events, proofs) = futures_util::future::try_join(
+            self.store.account_event_texts(&account.id, head.head.size),
+            self.store.inclusion_proofs(&seqs, head.head.size),
+        )
+        .await?;
+        if events.len() != seqs.len() || events.iter().zip(&seqs).any(|((a, _), b)| a != b) {
+            return Err(ServiceError::Unexpected(StoreError::Unexpected(
+                "the account's events changed while the extract was built".into(),
+            )));
+        }
         Ok(Extract {
             format: EXTRACT_FORMAT.to_owned(),
             account: account.id,
