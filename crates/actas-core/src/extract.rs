@@ -48,7 +48,7 @@ impl ExtractEvent {
         Self {
             seq,
             body,
-            proof: proof.iter().map(hex::encode).collect(),
+            proof: proof.iter().map(crate::merkle::hash_hex).collect(),
         }
     }
 }

@@ -171,15 +171,26 @@ pub fn nodes_needed(ranges: &[LeafRange]) -> Vec<NodeId> {
     ids
 }
 
+/// A hash as 64 lowercase hex digits, written through a fixed buffer: proofs for a
+/// large audit extract encode millions of them.
+pub fn hash_hex(hash: &Hash) -> String {
+    let mut buf = [0u8; 64];
+    // A 32-byte input always fits a 64-byte buffer, and hex digits are ASCII.
+    match hex::encode_to_slice(hash, &mut buf) {
+        Ok(()) => String::from_utf8_lossy(&buf).into_owned(),
+        Err(_) => hex::encode(hash),
+    }
+}
+
 /// Why a proof could not be built from stored nodes.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("the stored tree has no node at level {}, index {}", .0.level, .0.index)]
 pub struct MissingNode(pub NodeId);
 
 /// Turns ranges into proof hashes using fetched nodes.
-pub fn assemble(
+pub fn assemble<S: std::hash::BuildHasher>(
     ranges: &[LeafRange],
-    nodes: &HashMap<NodeId, Hash>,
+    nodes: &HashMap<NodeId, Hash, S>,
 ) -> Result<Vec<Hash>, MissingNode> {
     ranges
         .iter()

@@ -115,7 +115,13 @@ async fn main() -> Result<()> {
         "| clients | group commit (events/s) | one transaction per event (events/s) | ratio |"
     );
     println!("| --- | --- | --- | --- |");
-    for clients in [1, 16, 256] {
+    // BENCH_EXTRACT_ONLY=1 skips the ingestion rows (to work on the extract alone).
+    let clients: &[usize] = if std::env::var_os("BENCH_EXTRACT_ONLY").is_some() {
+        &[]
+    } else {
+        &[1, 16, 256]
+    };
+    for &clients in clients {
         // wrk blocks; run it off the runtime that serves the requests.
         let run = |base: String, key: String| {
             let dir = dir.path().to_path_buf();

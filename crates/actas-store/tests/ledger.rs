@@ -207,6 +207,30 @@ async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_c
         assert!(verify_inclusion(seq - 1, n, &other, &proof, &newest.head.root).is_err());
     }
 
+    // Built together for every tenth event (sparse leaves, dense upper levels, shared
+    // between connections), proofs equal the ones built one by one and verify.
+    let every_tenth: Vec<u64> = (1..=n).step_by(10).collect();
+    let together = store
+        .inclusion_proofs(&every_tenth, n)
+        .await
+        .expect("proofs");
+    assert_eq!(together.len(), every_tenth.len());
+    let leaves = store
+        .events(&EventFilter::default(), 0, n as u32)
+        .await
+        .expect("events");
+    for (i, &seq) in every_tenth.iter().enumerate().step_by(97) {
+        assert_eq!(
+            together[i],
+            store.inclusion_proof(seq, n).await.expect("proof"),
+            "event #{seq}"
+        );
+    }
+    for (&seq, proof) in every_tenth.iter().zip(&together) {
+        let leaf = &leaves[seq as usize - 1].leaf_hash;
+        verify_inclusion(seq - 1, n, leaf, proof, &newest.head.root).expect("verifies");
+    }
+
     let old = &heads[0];
     let proof = store
         .consistency_proof(old.head.size, newest.head.size)
