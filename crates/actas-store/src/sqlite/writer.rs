@@ -19,7 +19,7 @@ use crate::{HeadSchedule, StoreError, StoreResult};
 use actas_core::Timestamp;
 use actas_core::merkle::{Frontier, Hash};
 use actas_core::tree_head::{LedgerKey, SignedTreeHead, TreeHead};
-use sqlx::{QueryBuilder, Sqlite, SqliteConnection};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::HashSet;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -151,16 +151,23 @@ impl Writer {
         }
     }
 
-    async fn load_tip(&mut self) -> StoreResult<Tip> {
+    /// Opens the write transaction and reads the ledger's tip in it, in one round trip to
+    /// the driver's thread (every trip is a thread hand-off, and a batch's latency is
+    /// mostly made of them).
+    async fn begin(&mut self) -> StoreResult<Tip> {
         // One read per batch: the last event and the newest head's size together.
-        type TipRow = (Option<i64>, Option<i64>, Option<Vec<u8>>, i64);
-        let (seq, time, leaf, head_size): TipRow = sqlx::query_as(
-            "SELECT e.seq, e.time, e.leaf_hash, (SELECT COALESCE(MAX(size), 0) FROM tree_heads)
+        let row = sqlx::query(
+            "BEGIN IMMEDIATE;
+             SELECT e.seq, e.time, e.leaf_hash, (SELECT COALESCE(MAX(size), 0) FROM tree_heads)
              FROM (SELECT 1) LEFT JOIN (SELECT seq, time, leaf_hash FROM ledger_events ORDER BY seq DESC LIMIT 1) e",
         )
         .fetch_one(&mut self.conn)
         .await
         .map_err(unavailable)?;
+        let seq: Option<i64> = row.try_get(0).map_err(unavailable)?;
+        let time: Option<i64> = row.try_get(1).map_err(unavailable)?;
+        let leaf: Option<Vec<u8>> = row.try_get(2).map_err(unavailable)?;
+        let head_size: i64 = row.try_get(3).map_err(unavailable)?;
         let on_disk = match (seq, time, leaf) {
             (Some(seq), Some(time), Some(leaf)) => Some((seq, time, leaf)),
             _ => None,
@@ -240,16 +247,7 @@ impl Writer {
         )>,
     ) -> StoreResult<(Tip, u64)> {
         let mut pending: Vec<Unit> = units;
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut self.conn).await {
-            for mut u in pending.drain(..) {
-                replies.push((
-                    u.reply.take(),
-                    Err(StoreError::LedgerUnavailable("".into())),
-                ));
-            }
-            return Err(unavailable(e));
-        }
-        let mut tip = match self.load_tip().await {
+        let mut tip = match self.begin().await {
             Ok(t) => t,
             Err(e) => {
                 for mut u in pending.drain(..) {
@@ -389,15 +387,28 @@ impl Writer {
                 }
             }
         }
-        rows.insert(&mut self.conn).await?;
+        // The rows, a head when one is due, and the commit go in one round trip.
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        rows.push_inserts(&mut q)?;
         let appended = rows.events.len() as u64;
-        if tip.size >= tip.head_size + self.schedule.every_events {
-            self.insert_head(&mut tip).await?;
+        let head = if tip.size >= tip.head_size + self.schedule.every_events {
+            self.sign(&tip)
+        } else {
+            None
+        };
+        if let Some(sth) = &head {
+            push_head(&mut q, sth);
         }
-        sqlx::query("COMMIT")
+        q.push("COMMIT");
+        q.build()
+            .persistent(false)
             .execute(&mut self.conn)
             .await
             .map_err(unavailable)?;
+        if head.is_some() {
+            tip.head_size = tip.size;
+            self.last_head_at = Instant::now();
+        }
         Ok((tip, appended))
     }
 
@@ -504,51 +515,23 @@ impl Writer {
         Ok(out)
     }
 
-    async fn insert_head(&mut self, tip: &mut Tip) -> StoreResult<Option<SignedTreeHead>> {
+    /// A signed head over the tip, if the ledger grew since the last one.
+    fn sign(&self, tip: &Tip) -> Option<SignedTreeHead> {
         if tip.size == 0 || tip.size <= tip.head_size {
-            return Ok(None);
+            return None;
         }
-        let head = TreeHead {
+        Some(self.key.sign(TreeHead {
             size: tip.size,
             time: Timestamp::from_millis(Timestamp::now().as_millis().max(tip.last_time)),
             root: tip.frontier.root(),
-        };
-        let sth = self.key.sign(head);
-        sqlx::query(
-            "INSERT INTO tree_heads (size, time, root, key_id, signature) VALUES (?, ?, ?, ?, ?)",
-        )
-        .bind(sth.head.size as i64)
-        .bind(sth.head.time.as_millis())
-        .bind(&sth.head.root[..])
-        .bind(sth.key_id.as_str())
-        .bind(&sth.signature[..])
-        .execute(&mut self.conn)
-        .await
-        .map_err(unavailable)?;
-        tip.head_size = tip.size;
-        self.last_head_at = Instant::now();
-        Ok(Some(sth))
+        }))
     }
 
     /// Signs a head in its own transaction, if the ledger grew since the last one.
     async fn sign_head_tx(&mut self) -> StoreResult<Option<SignedTreeHead>> {
         self.last_head_at = Instant::now();
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut self.conn)
-            .await
-            .map_err(unavailable)?;
-        let result = async {
-            let mut tip = self.load_tip().await?;
-            let sth = self.insert_head(&mut tip).await?;
-            Ok::<_, StoreError>((tip, sth))
-        }
-        .await;
-        match result {
+        match self.head_transaction().await {
             Ok((tip, sth)) => {
-                sqlx::query("COMMIT")
-                    .execute(&mut self.conn)
-                    .await
-                    .map_err(unavailable)?;
                 self.tip = Some(tip);
                 Ok(sth)
             }
@@ -559,6 +542,40 @@ impl Writer {
             }
         }
     }
+}
+
+impl Writer {
+    async fn head_transaction(&mut self) -> StoreResult<(Tip, Option<SignedTreeHead>)> {
+        let mut tip = self.begin().await?;
+        let sth = self.sign(&tip);
+        let mut q = QueryBuilder::<Sqlite>::new("");
+        if let Some(sth) = &sth {
+            push_head(&mut q, sth);
+            tip.head_size = tip.size;
+        }
+        q.push("COMMIT");
+        q.build()
+            .persistent(false)
+            .execute(&mut self.conn)
+            .await
+            .map_err(unavailable)?;
+        Ok((tip, sth))
+    }
+}
+
+/// Adds the statement storing a signed head.
+fn push_head(q: &mut QueryBuilder<'_, Sqlite>, sth: &SignedTreeHead) {
+    q.push("INSERT INTO tree_heads (size, time, root, key_id, signature) VALUES (")
+        .push_bind(sth.head.size as i64)
+        .push(", ")
+        .push_bind(sth.head.time.as_millis())
+        .push(", ")
+        .push_bind(sth.head.root.to_vec())
+        .push(", ")
+        .push_bind(sth.key_id.as_str().to_owned())
+        .push(", ")
+        .push_bind(sth.signature.to_vec())
+        .push("); ");
 }
 
 struct EventRow {
@@ -595,22 +612,21 @@ impl Rows {
         self.claims.truncate(claims);
     }
 
-    async fn insert(&self, conn: &mut SqliteConnection) -> StoreResult<()> {
+    /// Adds the statements inserting every row, each ended with `;`, to `q`.
+    fn push_inserts<'a>(&'a self, q: &mut QueryBuilder<'a, Sqlite>) -> StoreResult<()> {
         for chunk in self.claims.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "INSERT INTO idempotency_keys (app_id, key, request_hash, created_at) ",
-            );
+            q.push("INSERT INTO idempotency_keys (app_id, key, request_hash, created_at) ");
             q.push_values(chunk, |mut b, (app, key, hash, at)| {
                 b.push_bind(*app)
                     .push_bind(key)
                     .push_bind(&hash[..])
                     .push_bind(*at);
             });
-            q.build().execute(&mut *conn).await.map_err(unavailable)?;
+            q.push("; ");
         }
         // SQLite allows 32,766 bound values per statement; stay well below.
         for chunk in self.events.chunks(500) {
-            let mut q = QueryBuilder::<Sqlite>::new(
+            q.push(
                 "INSERT INTO ledger_events (seq, time, kind, account, session, body, leaf_hash) ",
             );
             q.push_values(chunk, |mut b, e| {
@@ -622,7 +638,7 @@ impl Rows {
                     .push_bind(&e.body)
                     .push_bind(&e.leaf[..]);
             });
-            q.build().execute(&mut *conn).await.map_err(unavailable)?;
+            q.push("; ");
         }
         for e in self.events.iter().filter(|e| e.notify) {
             let body = serde_json::json!({
@@ -634,23 +650,20 @@ impl Rows {
                 "event": serde_json::from_str::<serde_json::Value>(&e.body).map_err(StoreError::unexpected)?,
             })
             .to_string();
-            sqlx::query(
-                "INSERT INTO webhook_outbox (app_id, body, next_attempt_at, created_at) \
-                 SELECT id, ?, ?, ? FROM app_keys WHERE webhook_url IS NOT NULL AND revoked_at IS NULL",
-            )
-            .bind(body)
-            .bind(e.time)
-            .bind(e.time)
-            .execute(&mut *conn)
-            .await
-            .map_err(unavailable)?;
+            q.push("INSERT INTO webhook_outbox (app_id, body, next_attempt_at, created_at) SELECT id, ")
+                .push_bind(body)
+                .push(", ")
+                .push_bind(e.time)
+                .push(", ")
+                .push_bind(e.time)
+                .push(" FROM app_keys WHERE webhook_url IS NOT NULL AND revoked_at IS NULL; ");
         }
         for chunk in self.nodes.chunks(1000) {
-            let mut q = QueryBuilder::<Sqlite>::new("INSERT INTO merkle_nodes (level, idx, hash) ");
+            q.push("INSERT INTO merkle_nodes (level, idx, hash) ");
             q.push_values(chunk, |mut b, (level, idx, hash)| {
                 b.push_bind(*level).push_bind(*idx).push_bind(&hash[..]);
             });
-            q.build().execute(&mut *conn).await.map_err(unavailable)?;
+            q.push("; ");
         }
         Ok(())
     }
