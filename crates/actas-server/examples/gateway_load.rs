@@ -20,11 +20,24 @@ struct Run {
     p99_ms: f64,
 }
 
-fn wrk(url: &str, cookie: Option<&str>, seconds: u32) -> Result<Run> {
+/// How hard wrk pushes: saturating (2 threads, 32 connections) for throughput, or light
+/// (1 thread, 2 connections, well under any path's capacity) for the latency a request
+/// pays when it doesn't queue behind others.
+#[derive(Clone, Copy)]
+enum Load {
+    Saturating,
+    Light,
+}
+
+fn wrk(url: &str, cookie: Option<&str>, seconds: u32, load: Load) -> Result<Run> {
     let mut cmd = Command::new("wrk");
+    let (threads, connections) = match load {
+        Load::Saturating => ("-t2", "-c32"),
+        Load::Light => ("-t1", "-c2"),
+    };
     cmd.args([
-        "-t2",
-        "-c32",
+        threads,
+        connections,
         &format!("-d{seconds}s"),
         "--latency",
         "-H",
@@ -112,28 +125,45 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
             .await?;
     let (app, gateway, cookie) = (session.app, session.gateway, session.cookie);
     let s = app.service();
-    let events_before = s.store().ledger_size().await?;
     let stats = s.store().ledger_stats();
-    let (batches_before, busy_before) = (stats.batches(), stats.busy());
 
-    let direct = tokio::task::spawn_blocking({
-        let u = format!("http://{product_addr}/");
-        move || wrk(&u, None, seconds)
-    })
-    .await??;
-    let proxied = tokio::task::spawn_blocking(move || {
-        wrk(&format!("http://127.0.0.1:{nginx_port}/"), None, seconds)
-    })
-    .await??;
-    let through = tokio::task::spawn_blocking({
-        let u = format!("{gateway}/");
-        let c = cookie.clone();
-        move || wrk(&u, Some(&c), seconds)
-    })
-    .await??;
-    let recorded = s.store().ledger_size().await? - events_before;
-    let batches = stats.batches() - batches_before;
-    let busy = stats.busy() - busy_before;
+    // Each path under saturating load, then each under light load.
+    let paths = [
+        (format!("http://{product_addr}/"), None),
+        (format!("http://127.0.0.1:{nginx_port}/"), None),
+        (format!("{gateway}/"), Some(cookie.clone())),
+    ];
+    let mut runs = Vec::new();
+    let (mut recorded, mut batches, mut busy) = (0, 0, Duration::ZERO);
+    for load in [Load::Saturating, Load::Light] {
+        for (url, cookie) in &paths {
+            let (url, cookie) = (url.clone(), cookie.clone());
+            let gateway = cookie.is_some();
+            let before = (
+                s.store().ledger_size().await?,
+                stats.batches(),
+                stats.busy(),
+            );
+            runs.push(
+                tokio::task::spawn_blocking(move || wrk(&url, cookie.as_deref(), seconds, load))
+                    .await??,
+            );
+            // The ledger's work during the saturating gateway run.
+            if gateway && matches!(load, Load::Saturating) {
+                recorded = s.store().ledger_size().await? - before.0;
+                batches = stats.batches() - before.1;
+                busy = stats.busy() - before.2;
+            }
+        }
+    }
+    let [
+        direct,
+        proxied,
+        through,
+        light_direct,
+        light_proxied,
+        light_through,
+    ] = <[Run; 6]>::try_from(runs).map_err(|_| anyhow::anyhow!("six runs expected"))?;
     let _ = nginx.kill();
     app.stop().await?;
 
@@ -162,6 +192,27 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
     println!(
         "page views recorded durably in the ledger during the gateway run: {recorded} (about {:.0} per second)",
         recorded as f64 / f64::from(seconds)
+    );
+    println!();
+    println!("Light load (1 wrk thread, 2 connections): the latency a request pays on its own.");
+    println!();
+    println!("| path | requests/s | p50 | p99 |");
+    println!("| --- | --- | --- | --- |");
+    for (name, r) in [
+        ("product direct", &light_direct),
+        ("behind nginx (baseline)", &light_proxied),
+        ("behind the actas gateway", &light_through),
+    ] {
+        println!(
+            "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
+            r.rps, r.p50_ms, r.p99_ms
+        );
+    }
+    println!();
+    println!(
+        "light load: gateway p99 added over direct: {:.2} ms (nginx: {:.2} ms)",
+        light_through.p99_ms - light_direct.p99_ms,
+        light_proxied.p99_ms - light_direct.p99_ms
     );
     if batches > 0 {
         println!(

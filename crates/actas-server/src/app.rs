@@ -148,8 +148,8 @@ impl Application {
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {
-            let serve =
-                axum::serve(listener, console_router(state)).with_graceful_shutdown(async move {
+            let serve = axum::serve(no_delay(listener), console_router(state))
+                .with_graceful_shutdown(async move {
                     let _ = on_stop.wait_for(|s| *s).await;
                 });
             if let Err(e) = serve.await {
@@ -190,7 +190,7 @@ impl Application {
             let mut on_stop = stopped.clone();
             tasks.push(tokio::spawn(async move {
                 let serve = axum::serve(
-                    listener,
+                    no_delay(listener),
                     crate::gateway::router(gw)
                         .into_make_service_with_connect_info::<std::net::SocketAddr>(),
                 )
@@ -270,4 +270,20 @@ async fn reap(service: Service, mut stopped: watch::Receiver<bool>) {
             _ = stopped.changed() => break,
         }
     }
+}
+
+/// Accepted connections get `TCP_NODELAY`. Responses go out in several writes (headers,
+/// then the rewritten page piece by piece); with Nagle's algorithm on, a small last piece
+/// waits for the browser's delayed acknowledgement, tens of milliseconds per page at light
+/// load (the gateway load benchmark showed a p99 of 158 ms before this).
+pub(crate) fn no_delay(
+    listener: tokio::net::TcpListener,
+) -> axum::serve::TapIo<tokio::net::TcpListener, fn(&mut tokio::net::TcpStream)> {
+    use axum::serve::ListenerExt;
+    fn set(tcp: &mut tokio::net::TcpStream) {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY on a connection");
+        }
+    }
+    listener.tap_io(set as fn(&mut tokio::net::TcpStream))
 }

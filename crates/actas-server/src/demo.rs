@@ -236,9 +236,10 @@ impl Demo {
         let (portal_stop, mut stopped) = tokio::sync::watch::channel(false);
         let router = portal.router();
         let portal_task = tokio::spawn(async move {
-            let serve = axum::serve(portal_listener, router).with_graceful_shutdown(async move {
-                let _ = stopped.wait_for(|s| *s).await;
-            });
+            let serve = axum::serve(crate::app::no_delay(portal_listener), router)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the demo portal stopped");
             }

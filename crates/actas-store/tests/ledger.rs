@@ -5,6 +5,7 @@ mod common;
 
 use actas_core::merkle::{leaf_hash, verify_consistency, verify_inclusion};
 use actas_core::verify::Problem;
+use actas_store::sqlite::{SqliteConfig, SqliteStore};
 use actas_store::{EventFilter, HeadSchedule, Store, Unit};
 use common::*;
 use std::collections::HashSet;
@@ -457,5 +458,53 @@ async fn a_sigkilled_writer_loses_nothing_it_acknowledged() {
     // And the ledger carries on from where it stopped.
     let next = store.append(event(1)).await.expect("append after crash");
     assert_eq!(next.seq, size + 1);
+    store.close().await.expect("close");
+}
+
+#[tokio::test]
+async fn the_log_is_checkpointed_in_the_background_not_by_a_waiting_commit() {
+    async fn fill(store: &SqliteStore) {
+        // Well over SQLite's default of a checkpoint every 1,000 pages of log.
+        for chunk in 0..10u64 {
+            store
+                .commit(Unit::new(vec![], move |_| {
+                    (chunk * 1_000..(chunk + 1) * 1_000).map(event).collect()
+                }))
+                .await
+                .expect("append");
+        }
+    }
+    let size = |path: &std::path::Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+
+    // With the background checkpointer held off, the commits leave the log alone: the
+    // writer's connection never checkpoints, so no commit waits for one.
+    let held = db();
+    let store = SqliteStore::open(
+        &held.path,
+        key(),
+        SqliteConfig {
+            heads: rare_heads(),
+            checkpoint_every: Duration::from_secs(3600),
+            ..SqliteConfig::default()
+        },
+    )
+    .await
+    .expect("open");
+    let before = size(&held.path);
+    fill(&store).await;
+    assert_eq!(size(&held.path), before, "a commit checkpointed the log");
+    store.close().await.expect("close");
+
+    // With it running, the log reaches the database file within moments.
+    let db = db();
+    let store = open(&db.path, rare_heads()).await;
+    let before = size(&db.path);
+    fill(&store).await;
+    let mut waited = Duration::ZERO;
+    while size(&db.path) <= before && waited < Duration::from_secs(10) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        waited += Duration::from_millis(100);
+    }
+    assert!(size(&db.path) > before, "the log was never checkpointed");
     store.close().await.expect("close");
 }
