@@ -149,32 +149,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
 
     // Start a session; a second one for the same staff member is refused.
     request.confirm_code(now).expect("code");
-    request.use_for_session(agent, now).expect("use");
-    let session = ActiveSession::start(
-        SessionId::random(),
-        request.id,
-        agent,
-        acme.clone(),
-        request.scope.clone(),
-        request.mode,
-        now,
-        request.duration.get(),
-        p.session.hard_limit,
-        p.session.idle_limit,
-    );
-    store
-        .commit(Unit::new(
-            vec![
-                Change::UpdateRequest {
-                    request: request.clone(),
-                    expected: RequestStatus::Approved,
-                },
-                Change::InsertSession(session.info().clone()),
-            ],
-            |_| vec![note_event()],
-        ))
-        .await
-        .expect("started");
+    let session = start_session(&store, &p, &mut request, now).await;
     assert_eq!(
         store.active_session_of(agent).await.expect("read"),
         Some(session.clone())
@@ -464,12 +439,24 @@ async fn live_session(store: &impl Store) -> ActiveSession {
             .await
             .expect("approved");
     }
-    request.use_for_session(agent, now).expect("use");
+    start_session(store, &p, &mut request, now).await
+}
+
+/// Starts a session on an approved request: the request marked used, the session stored.
+async fn start_session(
+    store: &impl Store,
+    p: &Policy,
+    request: &mut AccessRequest,
+    now: Timestamp,
+) -> ActiveSession {
+    request
+        .use_for_session(request.requester, now)
+        .expect("use");
     let session = ActiveSession::start(
         SessionId::random(),
         request.id,
-        agent,
-        acme,
+        request.requester,
+        request.account.clone(),
         request.scope.clone(),
         request.mode,
         now,

@@ -247,9 +247,13 @@ impl Writer {
         )>,
     ) -> StoreResult<(Tip, u64)> {
         let mut pending: Vec<Unit> = units;
-        let mut tip = match self.begin().await {
-            Ok(t) => t,
+        let changes: Vec<&Change> = pending.iter().flat_map(|u| u.changes.iter()).collect();
+        let prepared = self.prepare(&changes).await;
+        drop(changes);
+        let (mut tip, taken, checks) = match prepared {
+            Ok(prepared) => prepared,
             Err(e) => {
+                // Nothing was applied; every caller hears the ledger is unavailable.
                 for mut u in pending.drain(..) {
                     replies.push((
                         u.reply.take(),
@@ -259,50 +263,7 @@ impl Writer {
                 return Err(e);
             }
         };
-        // Idempotency keys are claimed for the whole batch at once: one read of which are
-        // taken (authoritative, as this transaction holds the write lock) and one multi-row
-        // insert at the end, instead of a savepoint and an insert per unit.
-        let wanted: Vec<(i64, String)> = pending
-            .iter()
-            .flat_map(|u| u.changes.iter())
-            .filter_map(|c| match c {
-                Change::ClaimIdempotencyKey { app, key, .. } => Some((*app, key.clone())),
-                _ => None,
-            })
-            .collect();
-        let taken = match self.claims_taken(wanted).await {
-            Ok(t) => t,
-            Err(e) => {
-                for mut u in pending.drain(..) {
-                    replies.push((
-                        u.reply.take(),
-                        Err(StoreError::LedgerUnavailable("".into())),
-                    ));
-                }
-                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-                return Err(e);
-            }
-        };
-        // Preconditions too are read once for the batch (see `checks`), valid until a unit
-        // with other changes is applied.
-        let wanted: Vec<&Change> = pending
-            .iter()
-            .flat_map(|u| u.changes.iter())
-            .filter(|c| is_check(c))
-            .collect();
-        let mut checks = match Checks::read(&mut self.conn, &wanted).await {
-            Ok(c) => Some(c),
-            Err(e) => {
-                for mut u in pending.drain(..) {
-                    replies.push((
-                        u.reply.take(),
-                        Err(StoreError::LedgerUnavailable("".into())),
-                    ));
-                }
-                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
-                return Err(e);
-            }
-        };
+        let mut checks = Some(checks);
         let mut claimed: HashSet<(i64, String)> = HashSet::new();
         let mut rows = Rows::default();
         for mut unit in pending.drain(..) {
@@ -410,6 +371,30 @@ impl Writer {
             self.last_head_at = Instant::now();
         }
         Ok((tip, appended))
+    }
+
+    /// Opens the transaction and reads what the whole batch needs before any unit is
+    /// applied: the ledger's tip, which of its idempotency keys are taken, and what its
+    /// preconditions check (see `checks`).
+    async fn prepare(
+        &mut self,
+        changes: &[&Change],
+    ) -> StoreResult<(Tip, HashSet<(i64, String)>, Checks)> {
+        let tip = self.begin().await?;
+        // Idempotency keys are claimed for the whole batch at once: one read of which are
+        // taken (authoritative, as this transaction holds the write lock) and one multi-row
+        // insert at the end, instead of a savepoint and an insert per unit.
+        let claims: Vec<(i64, String)> = changes
+            .iter()
+            .filter_map(|c| match c {
+                Change::ClaimIdempotencyKey { app, key, .. } => Some((*app, key.clone())),
+                _ => None,
+            })
+            .collect();
+        let taken = self.claims_taken(claims).await?;
+        let wanted: Vec<&Change> = changes.iter().copied().filter(|c| is_check(c)).collect();
+        let checks = Checks::read(&mut self.conn, &wanted).await?;
+        Ok((tip, taken, checks))
     }
 
     /// Which of the batch's idempotency keys were claimed before.
