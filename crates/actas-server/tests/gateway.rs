@@ -5,6 +5,7 @@ mod common;
 
 use actas_core::Timestamp;
 use actas_core::scope::Risk;
+use actas_core::session::ActiveSession;
 use actas_core::staff::{Email, Role};
 use actas_server::app::{Application, ServeSettings};
 use actas_server::config::DataDir;
@@ -236,18 +237,8 @@ async fn world() -> World {
 /// holding the gateway cookie.
 async fn enter(w: &World, caps: &[&str], mode: &str) -> (reqwest::Client, String) {
     let s = w.app.service();
-    let sarah = s
-        .store()
-        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
-        .await
-        .expect("r")
-        .expect("s");
-    let lee = s
-        .store()
-        .staff_by_email(&Email::parse("lee@example.com").expect("e"))
-        .await
-        .expect("r")
-        .expect("s");
+    let sarah = common::staff(s, "sarah@example.com").await;
+    let lee = common::staff(s, "lee@example.com").await;
     let r = s
         .create_request(
             &sarah,
@@ -309,6 +300,20 @@ async fn enter(w: &World, caps: &[&str], mode: &str) -> (reqwest::Client, String
         "the hand-off works once"
     );
     (client, cookie.split(';').next().expect("pair").to_owned())
+}
+
+/// Sarah and her running session.
+async fn sarahs_session(w: &World) -> (actas_store::StaffRecord, ActiveSession) {
+    let sarah = common::staff(w.app.service(), "sarah@example.com").await;
+    let active = w
+        .app
+        .service()
+        .store()
+        .active_session_of(sarah.id)
+        .await
+        .expect("read")
+        .expect("a running session");
+    (sarah, active)
 }
 
 async fn kinds(w: &World) -> Vec<String> {
@@ -854,18 +859,7 @@ async fn websockets_pass_only_in_a_session_are_recorded_and_masked() {
 
     // Ending the session closes the connection.
     let s = w.app.service();
-    let sarah = s
-        .store()
-        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
-        .await
-        .expect("r")
-        .expect("s");
-    let active = s
-        .store()
-        .active_session_of(sarah.id)
-        .await
-        .expect("r")
-        .expect("active");
+    let (sarah, active) = sarahs_session(&w).await;
     s.end_session_by(&sarah, active.info().id)
         .await
         .expect("end");
@@ -988,18 +982,7 @@ async fn a_session_ended_behind_the_gateways_back_gets_nothing_more() {
         StatusCode::OK
     );
     let s = w.app.service();
-    let sarah = s
-        .store()
-        .staff_by_email(&Email::parse("sarah@example.com").expect("e"))
-        .await
-        .expect("r")
-        .expect("s");
-    let active = s
-        .store()
-        .active_session_of(sarah.id)
-        .await
-        .expect("read")
-        .expect("live");
+    let (sarah, active) = sarahs_session(&w).await;
     s.store()
         .commit(actas_store::Unit::change(
             actas_store::Change::EndSession {
