@@ -70,22 +70,8 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
         vec![AccountFlag::parse("sensitive").expect("flag")]
     );
 
-    let scope = p.scope(["edit_settings"]).expect("scope");
-    let assessment = p.assess(&scope, &account.flags, account.consent);
     let now = Timestamp::now();
-    let mut request = AccessRequest::create(
-        NewRequest {
-            requester: agent,
-            account: acme.clone(),
-            ticket: TicketRef::parse("#4821", &p.ticket_pattern).expect("ticket"),
-            reason: Reason::parse("Check invoice tax rate after plan change").expect("reason"),
-            scope,
-            duration: p.duration(Some(20)).expect("minutes"),
-            mode: Mode::Live,
-        },
-        assessment,
-        now,
-    );
+    let mut request = edit_settings_request(&p, agent, &account, now);
     assert_eq!(request.status, RequestStatus::Pending);
     store
         .commit(Unit::change(
@@ -401,22 +387,9 @@ async fn live_session(store: &impl Store) -> ActiveSession {
         ))
         .await
         .expect("account");
-    let scope = p.scope(["edit_settings"]).expect("scope");
-    let assessment = p.assess(&scope, &[], Consent::Allowed);
     let now = Timestamp::now();
-    let mut request = AccessRequest::create(
-        NewRequest {
-            requester: agent,
-            account: acme.clone(),
-            ticket: TicketRef::parse("#4821", &p.ticket_pattern).expect("ticket"),
-            reason: Reason::parse("Check invoice tax rate after plan change").expect("reason"),
-            scope,
-            duration: p.duration(Some(20)).expect("minutes"),
-            mode: Mode::Live,
-        },
-        assessment,
-        now,
-    );
+    let account = store.account(&acme).await.expect("read").expect("exists");
+    let mut request = edit_settings_request(&p, agent, &account, now);
     store
         .commit(Unit::change(
             Change::InsertRequest(request.clone()),
@@ -440,6 +413,30 @@ async fn live_session(store: &impl Store) -> ActiveSession {
             .expect("approved");
     }
     start_session(store, &p, &mut request, now).await
+}
+
+/// An agent's request to edit `account`'s settings for 20 minutes, assessed by policy.
+fn edit_settings_request(
+    p: &Policy,
+    agent: StaffId,
+    account: &actas_store::Account,
+    now: Timestamp,
+) -> AccessRequest {
+    let scope = p.scope(["edit_settings"]).expect("scope");
+    let assessment = p.assess(&scope, &account.flags, account.consent);
+    AccessRequest::create(
+        NewRequest {
+            requester: agent,
+            account: account.id.clone(),
+            ticket: TicketRef::parse("#4821", &p.ticket_pattern).expect("ticket"),
+            reason: Reason::parse("Check invoice tax rate after plan change").expect("reason"),
+            scope,
+            duration: p.duration(Some(20)).expect("minutes"),
+            mode: Mode::Live,
+        },
+        assessment,
+        now,
+    )
 }
 
 /// Starts a session on an approved request: the request marked used, the session stored.
