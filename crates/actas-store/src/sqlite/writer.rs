@@ -357,15 +357,7 @@ impl Writer {
         } else {
             None
         };
-        if let Some(sth) = &head {
-            push_head(&mut q, sth);
-        }
-        q.push("COMMIT");
-        q.build()
-            .persistent(false)
-            .execute(&mut self.conn)
-            .await
-            .map_err(unavailable)?;
+        self.commit_with(q, head.as_ref()).await?;
         if head.is_some() {
             tip.head_size = tip.size;
             self.last_head_at = Instant::now();
@@ -533,10 +525,22 @@ impl Writer {
     async fn head_transaction(&mut self) -> StoreResult<(Tip, Option<SignedTreeHead>)> {
         let mut tip = self.begin().await?;
         let sth = self.sign(&tip);
-        let mut q = QueryBuilder::<Sqlite>::new("");
-        if let Some(sth) = &sth {
-            push_head(&mut q, sth);
+        self.commit_with(QueryBuilder::new(""), sth.as_ref())
+            .await?;
+        if sth.is_some() {
             tip.head_size = tip.size;
+        }
+        Ok((tip, sth))
+    }
+
+    /// Runs the statements in `q`, stores `head` if given, and commits: one round trip.
+    async fn commit_with(
+        &mut self,
+        mut q: QueryBuilder<'_, Sqlite>,
+        head: Option<&SignedTreeHead>,
+    ) -> StoreResult<()> {
+        if let Some(sth) = head {
+            push_head(&mut q, sth);
         }
         q.push("COMMIT");
         q.build()
@@ -544,7 +548,7 @@ impl Writer {
             .execute(&mut self.conn)
             .await
             .map_err(unavailable)?;
-        Ok((tip, sth))
+        Ok(())
     }
 }
 
