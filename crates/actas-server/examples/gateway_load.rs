@@ -18,6 +18,40 @@ struct Run {
     rps: f64,
     p50_ms: f64,
     p99_ms: f64,
+    /// CPU seconds the measured process spent during the run (see [`cpu_seconds`]).
+    cpu: f64,
+}
+
+impl Run {
+    /// CPU microseconds per request, from this run's CPU time and request count.
+    fn cpu_us_per_request(&self, seconds: u32) -> f64 {
+        self.cpu * 1e6 / (self.rps * f64::from(seconds))
+    }
+}
+
+/// CPU time (user + system, in seconds) used so far by `pid` and its child processes
+/// that are still running (nginx's worker is the master's child), read from `/proc`.
+fn cpu_seconds(pid: u32, ticks_per_second: f64) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    // The command name (field 2) may hold spaces; the fields after its ')' are fixed.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default();
+    let ticks = |i: usize| -> Result<f64> {
+        fields
+            .get(i)
+            .and_then(|v| v.parse::<f64>().ok())
+            .context(format!("/proc/{pid}/stat has no field {}", i + 3))
+    };
+    // utime and stime are fields 14 and 15 (1-based), 11 and 12 after the name.
+    let mut total = (ticks(11)? + ticks(12)?) / ticks_per_second;
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        total += cpu_seconds(child, ticks_per_second)?;
+    }
+    Ok(total)
 }
 
 /// How hard wrk pushes: saturating (2 threads, 32 connections) for throughput, or light
@@ -29,7 +63,16 @@ enum Load {
     Light,
 }
 
-fn wrk(url: &str, cookie: Option<&str>, seconds: u32, load: Load) -> Result<Run> {
+/// Runs wrk against `url` and measures the CPU time `pid` (the process serving that
+/// path) spends meanwhile.
+fn wrk(
+    url: &str,
+    cookie: Option<&str>,
+    seconds: u32,
+    load: Load,
+    (pid, ticks_per_second): (u32, f64),
+) -> Result<Run> {
+    let cpu_before = cpu_seconds(pid, ticks_per_second)?;
     let mut cmd = Command::new("wrk");
     let (threads, connections) = match load {
         Load::Saturating => ("-t2", "-c32"),
@@ -78,6 +121,7 @@ fn wrk(url: &str, cookie: Option<&str>, seconds: u32, load: Load) -> Result<Run>
         rps,
         p50_ms: pct("50%")?,
         p99_ms: pct("99%")?,
+        cpu: cpu_seconds(pid, ticks_per_second)? - cpu_before,
     })
 }
 
@@ -124,20 +168,33 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
         support::gateway_session(&dir.path().join("actas"), &format!("http://{product_addr}"))
             .await?;
     let (app, gateway, cookie) = (session.app, session.gateway, session.cookie);
+    let ticks_per_second: f64 = String::from_utf8(
+        Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .context("getconf is missing")?
+            .stdout,
+    )?
+    .trim()
+    .parse()
+    .context("getconf CLK_TCK printed no number")?;
+    let (me, nginx_pid) = (std::process::id(), nginx.id());
     let s = app.service();
     let stats = s.store().ledger_stats();
 
     // Each path under saturating load, then each under light load.
+    // Each path with the process whose CPU time it costs: the product and the gateway
+    // share this process, nginx is its own.
     let paths = [
-        (format!("http://{product_addr}/"), None),
-        (format!("http://127.0.0.1:{nginx_port}/"), None),
-        (format!("{gateway}/"), Some(cookie.clone())),
+        (format!("http://{product_addr}/"), None, me),
+        (format!("http://127.0.0.1:{nginx_port}/"), None, nginx_pid),
+        (format!("{gateway}/"), Some(cookie.clone()), me),
     ];
     let mut runs = Vec::new();
     let (mut recorded, mut batches, mut busy) = (0, 0, Duration::ZERO);
     for load in [Load::Saturating, Load::Light] {
-        for (url, cookie) in &paths {
-            let (url, cookie) = (url.clone(), cookie.clone());
+        for (url, cookie, pid) in &paths {
+            let (url, cookie, pid) = (url.clone(), cookie.clone(), *pid);
             let gateway = cookie.is_some();
             let before = (
                 s.store().ledger_size().await?,
@@ -145,8 +202,16 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
                 stats.busy(),
             );
             runs.push(
-                tokio::task::spawn_blocking(move || wrk(&url, cookie.as_deref(), seconds, load))
-                    .await??,
+                tokio::task::spawn_blocking(move || {
+                    wrk(
+                        &url,
+                        cookie.as_deref(),
+                        seconds,
+                        load,
+                        (pid, ticks_per_second),
+                    )
+                })
+                .await??,
             );
             // The ledger's work during the saturating gateway run.
             if gateway && matches!(load, Load::Saturating) {
@@ -188,6 +253,15 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
         "gateway p99 added over direct: {:.2} ms (nginx: {:.2} ms)",
         through.p99_ms - direct.p99_ms,
         proxied.p99_ms - direct.p99_ms
+    );
+    // CPU per request under saturation. The gateway's process also runs the product, so
+    // the product's own cost (measured direct) is taken off; nginx's process is nginx alone.
+    let product_cpu = direct.cpu_us_per_request(seconds);
+    let nginx_cpu = proxied.cpu_us_per_request(seconds);
+    let gateway_cpu = through.cpu_us_per_request(seconds) - product_cpu;
+    println!(
+        "CPU per request (saturating): the product {product_cpu:.1} µs; nginx {nginx_cpu:.1} µs; the gateway {gateway_cpu:.1} µs ({:.1}× nginx's)",
+        gateway_cpu / nginx_cpu
     );
     println!(
         "page views recorded durably in the ledger during the gateway run: {recorded} (about {:.0} per second)",

@@ -85,6 +85,18 @@ impl HtmlMasker {
         })
     }
 
+    /// Every selector the rewriter matches on a page that has a product origin to keep links
+    /// inside the gateway: the links', `body` for the banner, and the policy's. What lol_html
+    /// must track on each page whatever the handlers then do — the benchmarks use it to
+    /// measure the parser's cost for these selectors alone.
+    pub fn selectors(&self) -> impl Iterator<Item = &Selector> {
+        self.links
+            .iter()
+            .map(|(s, _)| s)
+            .chain([&self.body])
+            .chain(self.rules.iter().map(|(s, _)| s))
+    }
+
     /// Rewrites a whole HTML document: masks it and puts `banner` (HTML) first in `<body>`.
     pub fn rewrite(&self, input: &[u8], banner: &str) -> Result<Vec<u8>, RewriteError> {
         self.rewrite_chunks([input], banner, None)
