@@ -243,7 +243,8 @@ pub enum EventData {
         account: AccountRef,
         /// For which ticket.
         ticket: TicketRef,
-        /// The route's description, e.g. "changed the tax settings".
+        /// The route's description, e.g. "changed the tax settings"; once the product has
+        /// answered, its own words from `Actas-Audit` when it gave some.
         description: String,
         /// The fields changed, masked.
         changes: Vec<FieldChange>,

@@ -4,6 +4,7 @@
 mod common;
 
 use actas_core::Timestamp;
+use actas_core::event::EventData;
 use actas_core::scope::Risk;
 use actas_core::session::ActiveSession;
 use actas_core::staff::{Email, Role};
@@ -49,7 +50,7 @@ async fn product(seen: Arc<Seen>) -> String {
         (
             [(
                 "actas-audit",
-                r#"{"field":"name","from":"Acme","to":"Acme Co"}"#,
+                r#"{"field":"name","from":"Acme","to":"Acme Co","description":"renamed the\ncompany  "}"#,
             )],
             "saved",
         )
@@ -316,13 +317,20 @@ async fn sarahs_session(w: &World) -> (actas_store::StaffRecord, ActiveSession) 
     (sarah, active)
 }
 
-async fn kinds(w: &World) -> Vec<String> {
+/// The ledger's events, oldest first.
+async fn events(w: &World) -> Vec<actas_store::RecordedEvent> {
     w.app
         .service()
         .store()
         .events(&actas_store::EventFilter::default(), 0, 1000)
         .await
         .expect("events")
+}
+
+/// Each event as "kind summary".
+async fn kinds(w: &World) -> Vec<String> {
+    events(w)
+        .await
         .into_iter()
         .map(|e| format!("{} {}", e.body.kind(), e.body.summary))
         .collect()
@@ -518,6 +526,20 @@ async fn an_in_scope_change_goes_through_and_is_recorded_with_its_fields() {
         r.headers().get("actas-audit").is_none(),
         "the product's audit header never reaches the browser"
     );
+    // The product's own description of the change is kept in the outcome's record, made
+    // one line.
+    let outcome = events(&w)
+        .await
+        .into_iter()
+        .find_map(|e| match e.body.data {
+            EventData::ActionTaken {
+                description,
+                status: Some(_),
+                ..
+            } => Some(description),
+            _ => None,
+        });
+    assert_eq!(outcome.as_deref(), Some("renamed the company"));
     w.app.stop().await.expect("stop");
 }
 

@@ -577,7 +577,8 @@ async fn proxy(
     // Phase 5: record the outcome of a change (with the product's own account of it), then
     // rewrite the response.
     if !method.is_safe() {
-        let changes = audited_changes(&state, upstream.headers());
+        let (changes, said) = audited_changes(&state, upstream.headers());
+        let description = said.unwrap_or(description);
         if let Err(e) = state
             .service
             .record_outcome(&ctx, &description, upstream.status().as_u16(), changes)
@@ -747,18 +748,23 @@ fn rewritten_html(
     )
 }
 
-/// The product's `Actas-Audit` header — `{"field", "from", "to"}` or a list of them — as
-/// field changes, masked by the policy like any JSON (field names match `$.field_name`).
-fn audited_changes(state: &GatewayState, headers: &reqwest::header::HeaderMap) -> Vec<FieldChange> {
+/// The product's `Actas-Audit` header — `{"field", "from", "to", "description"}` or a
+/// list of them — as field changes, masked by the policy like any JSON (field names match
+/// `$.field_name`), and the product's own description of the change, if it gave one.
+fn audited_changes(
+    state: &GatewayState,
+    headers: &reqwest::header::HeaderMap,
+) -> (Vec<FieldChange>, Option<String>) {
     let Some(raw) = headers.get("actas-audit").and_then(|v| v.to_str().ok()) else {
-        return Vec::new();
+        return (Vec::new(), None);
     };
     let items = match serde_json::from_str::<serde_json::Value>(raw) {
         Ok(serde_json::Value::Array(a)) => a,
         Ok(v @ serde_json::Value::Object(_)) => vec![v],
-        _ => return Vec::new(),
+        _ => return (Vec::new(), None),
     };
-    items
+    let items = &items[..items.len().min(MAX_AUDITED)];
+    let changes = items
         .iter()
         .filter_map(|item| {
             let field = item.get("field")?.as_str()?.trim();
@@ -771,6 +777,36 @@ fn audited_changes(state: &GatewayState, headers: &reqwest::header::HeaderMap) -
                 to: state.service.masked_value(field, item.get("to")),
             })
         })
-        .take(50)
-        .collect()
+        .collect();
+    let mut said: Vec<String> = Vec::new();
+    for d in items
+        .iter()
+        .filter_map(|i| i.get("description")?.as_str())
+        .filter_map(product_words)
+    {
+        if !said.contains(&d) {
+            said.push(d);
+        }
+    }
+    (changes, (!said.is_empty()).then(|| said.join("; ")))
+}
+
+/// The most `Actas-Audit` items one answer may record.
+const MAX_AUDITED: usize = 50;
+
+/// The longest description, in characters, taken from the product for one item.
+const MAX_DESCRIPTION: usize = 200;
+
+/// A description the product wrote, made fit for a ledger sentence: control characters
+/// and runs of whitespace become single spaces, and it is cut at [`MAX_DESCRIPTION`]
+/// characters. It is recorded as written, so the product writes it as the routes' are
+/// ("renamed the company"); it is the product's prose, and secrets belong in `from` and
+/// `to`, which are masked.
+fn product_words(raw: &str) -> Option<String> {
+    let words: Vec<&str> = raw
+        .split(|c: char| c.is_whitespace() || c.is_control())
+        .filter(|w| !w.is_empty())
+        .collect();
+    let text: String = words.join(" ").chars().take(MAX_DESCRIPTION).collect();
+    (!text.is_empty()).then_some(text)
 }
