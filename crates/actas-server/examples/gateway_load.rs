@@ -1,7 +1,8 @@
 //! Load benchmark for the gateway (run by `cargo xtask bench-gateway`; needs wrk and
 //! nginx from Debian). In one run it measures the same small product three ways:
 //! directly, behind nginx `proxy_pass` (the baseline), and behind the actas gateway in a
-//! live session with the banner, masking and a durable ledger event for every request.
+//! live session with the banner, masking and a durable ledger event for every request —
+//! and, to show what rewriting costs, the gateway again on the same bytes as plain text.
 //! Prints a Markdown table of throughput and p50/p99 latency with ratios.
 
 #[path = "support/mod.rs"]
@@ -132,7 +133,16 @@ async fn main() -> Result<()> {
         .and_then(|s| s.parse().ok())
         .unwrap_or(10);
     // The product.
-    let product = axum::Router::new().route("/", axum::routing::get(|| async { Html(PAGE) }));
+    // The product: the page as HTML, and the same bytes as plain text, which the gateway
+    // records like any page view but does not rewrite (a diagnostic: what rewriting costs).
+    let product = axum::Router::new()
+        .route("/", axum::routing::get(|| async { Html(PAGE) }))
+        .route(
+            "/plain",
+            axum::routing::get(|| async {
+                ([(axum::http::header::CONTENT_TYPE, "text/plain")], PAGE)
+            }),
+        );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let product_addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, product).await });
@@ -221,6 +231,20 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
             }
         }
     }
+    // The diagnostic: the gateway without rewriting, saturating.
+    let plain = {
+        let (url, cookie) = (format!("{gateway}/plain"), cookie.clone());
+        tokio::task::spawn_blocking(move || {
+            wrk(
+                &url,
+                Some(&cookie),
+                seconds,
+                Load::Saturating,
+                (me, ticks_per_second),
+            )
+        })
+        .await??
+    };
     let [
         direct,
         proxied,
@@ -238,6 +262,10 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
         ("product direct", &direct),
         ("behind nginx (baseline)", &proxied),
         ("behind the actas gateway", &through),
+        (
+            "behind the gateway, not rewritten (text/plain, still recorded)",
+            &plain,
+        ),
     ] {
         println!(
             "| {name} | {:.0} | {:.2} ms | {:.2} ms |",
@@ -259,9 +287,11 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
     let product_cpu = direct.cpu_us_per_request(seconds);
     let nginx_cpu = proxied.cpu_us_per_request(seconds);
     let gateway_cpu = through.cpu_us_per_request(seconds) - product_cpu;
+    let plain_cpu = plain.cpu_us_per_request(seconds) - product_cpu;
     println!(
-        "CPU per request (saturating): the product {product_cpu:.1} µs; nginx {nginx_cpu:.1} µs; the gateway {gateway_cpu:.1} µs ({:.1}× nginx's)",
-        gateway_cpu / nginx_cpu
+        "CPU per request (saturating): the product {product_cpu:.1} µs; nginx {nginx_cpu:.1} µs; the gateway {gateway_cpu:.1} µs ({:.1}× nginx's), or {plain_cpu:.1} µs not rewriting ({:.2}× nginx's throughput)",
+        gateway_cpu / nginx_cpu,
+        plain.rps / proxied.rps
     );
     println!(
         "page views recorded durably in the ledger during the gateway run: {recorded} (about {:.0} per second)",
