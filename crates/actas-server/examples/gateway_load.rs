@@ -21,6 +21,8 @@ struct Run {
     p99_ms: f64,
     /// CPU seconds the measured process spent during the run (see [`cpu_seconds`]).
     cpu: f64,
+    /// CPU seconds the whole machine spent during the run (see [`machine_busy_seconds`]).
+    machine: f64,
 }
 
 impl Run {
@@ -28,6 +30,32 @@ impl Run {
     fn cpu_us_per_request(&self, seconds: u32) -> f64 {
         self.cpu * 1e6 / (self.rps * f64::from(seconds))
     }
+
+    /// CPU microseconds per request spent outside the measured process: wrk, the
+    /// kernel's share, and (behind nginx) the product.
+    fn others_us_per_request(&self, seconds: u32) -> f64 {
+        (self.machine - self.cpu) * 1e6 / (self.rps * f64::from(seconds))
+    }
+}
+
+/// CPU time (in seconds) the whole machine has spent busy so far — user, system and
+/// interrupt time on every core, from the first line of `/proc/stat`.
+fn machine_busy_seconds(ticks_per_second: f64) -> Result<f64> {
+    let stat = std::fs::read_to_string("/proc/stat")?;
+    let ticks: Vec<f64> = stat
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("cpu "))
+        .context("/proc/stat has no cpu line")?
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    // user, nice, system, idle, iowait, irq, softirq: busy is all but idle and iowait.
+    let busy: f64 = [0, 1, 2, 5, 6]
+        .iter()
+        .map(|&i| ticks.get(i).copied().unwrap_or(0.0))
+        .sum();
+    Ok(busy / ticks_per_second)
 }
 
 /// CPU time (user + system, in seconds) used so far by `pid` and its child processes
@@ -74,6 +102,7 @@ fn wrk(
     (pid, ticks_per_second): (u32, f64),
 ) -> Result<Run> {
     let cpu_before = cpu_seconds(pid, ticks_per_second)?;
+    let machine_before = machine_busy_seconds(ticks_per_second)?;
     let mut cmd = Command::new("wrk");
     let (threads, connections) = match load {
         Load::Saturating => ("-t2", "-c32"),
@@ -123,6 +152,7 @@ fn wrk(
         p50_ms: pct("50%")?,
         p99_ms: pct("99%")?,
         cpu: cpu_seconds(pid, ticks_per_second)? - cpu_before,
+        machine: machine_busy_seconds(ticks_per_second)? - machine_before,
     })
 }
 
@@ -292,6 +322,16 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
         "CPU per request (saturating): the product {product_cpu:.1} µs; nginx {nginx_cpu:.1} µs; the gateway {gateway_cpu:.1} µs ({:.1}× nginx's), or {plain_cpu:.1} µs not rewriting ({:.2}× nginx's throughput)",
         gateway_cpu / nginx_cpu,
         plain.rps / proxied.rps
+    );
+    // The budget at the target: at half nginx's rate the machine's cores give each request
+    // this much CPU; what wrk, the product and the kernel took per request behind nginx
+    // is not the proxy's to spend.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    let budget = cores * 1e6 / (0.5 * proxied.rps) - proxied.others_us_per_request(seconds);
+    println!(
+        "at 0.5× nginx's throughput the proxy has about {budget:.0} µs of CPU per request ({cores} cores ÷ half nginx's rate, less {:.1} µs that wrk, the product and the kernel take per request behind nginx); the gateway spends {gateway_cpu:.0} µs, {:.0} µs of it rewriting",
+        proxied.others_us_per_request(seconds),
+        gateway_cpu - plain_cpu
     );
     println!(
         "page views recorded durably in the ledger during the gateway run: {recorded} (about {:.0} per second)",
