@@ -50,7 +50,7 @@ async fn product(seen: Arc<Seen>) -> String {
         (
             [(
                 "actas-audit",
-                r#"{"field":"name","from":"Acme","to":"Acme Co","description":"renamed the\ncompany  "}"#,
+                r#"{"field":"name","from":"Acme","to":"Acme Café","description":"renamed the\ncompany  "}"#,
             )],
             "saved",
         )
@@ -521,7 +521,8 @@ async fn an_in_scope_change_goes_through_and_is_recorded_with_its_fields() {
     let k = kinds(&w).await;
     // Before forwarding: what was asked for. After: what the product says it changed.
     assert!(k.iter().any(|k| k == "session.action Sarah Lee, acting as Acme Co, sent a change (changed the tax settings) setting the name to Acme Co"), "{k:#?}");
-    assert!(k.iter().any(|k| k == "session.action Sarah Lee, acting as Acme Co, changed the name from Acme to Acme Co"), "{k:#?}");
+    // UTF-8 in the product's JSON is read as such.
+    assert!(k.iter().any(|k| k == "session.action Sarah Lee, acting as Acme Co, changed the name from Acme to Acme Café"), "{k:#?}");
     assert!(
         r.headers().get("actas-audit").is_none(),
         "the product's audit header never reaches the browser"

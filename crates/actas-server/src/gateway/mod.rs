@@ -755,10 +755,11 @@ fn audited_changes(
     state: &GatewayState,
     headers: &reqwest::header::HeaderMap,
 ) -> (Vec<FieldChange>, Option<String>) {
-    let Some(raw) = headers.get("actas-audit").and_then(|v| v.to_str().ok()) else {
+    let Some(raw) = headers.get("actas-audit") else {
         return (Vec::new(), None);
     };
-    let items = match serde_json::from_str::<serde_json::Value>(raw) {
+    // Read as bytes: the product's JSON may hold UTF-8 ("Zoë"), which `to_str` refuses.
+    let items = match serde_json::from_slice::<serde_json::Value>(raw.as_bytes()) {
         Ok(serde_json::Value::Array(a)) => a,
         Ok(v @ serde_json::Value::Object(_)) => vec![v],
         _ => return (Vec::new(), None),
@@ -788,13 +789,13 @@ fn audited_changes(
             said.push(d);
         }
     }
-    (changes, (!said.is_empty()).then(|| said.join("; ")))
+    (changes, product_words(&said.join("; ")))
 }
 
 /// The most `Actas-Audit` items one answer may record.
 const MAX_AUDITED: usize = 50;
 
-/// The longest description, in characters, taken from the product for one item.
+/// The longest description, in characters, taken from the product for one answer.
 const MAX_DESCRIPTION: usize = 200;
 
 /// A description the product wrote, made fit for a ledger sentence: control characters
