@@ -167,8 +167,27 @@ async fn product(seen: Arc<Seen>) -> String {
             }
         })
     }
+    /// The same secret three ways: in XHTML, with no Content-Type at all (a browser would
+    /// guess it is a page), and as a plain text file.
+    async fn xhtml() -> impl IntoResponse {
+        (
+            [("content-type", "application/xhtml+xml; charset=utf-8")],
+            r#"<html xmlns="http://www.w3.org/1999/xhtml"><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
+        )
+    }
+    async fn untyped() -> axum::response::Response {
+        axum::response::Response::new(axum::body::Body::from(
+            r#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
+        ))
+    }
+    async fn text() -> &'static str {
+        "release notes"
+    }
     let app = axum::Router::new()
         .route("/", get(page))
+        .route("/xhtml", get(xhtml))
+        .route("/untyped", get(untyped))
+        .route("/notes.txt", get(text))
         .route("/live", get(live))
         .route("/big", get(big))
         .route("/gz", get(gzipped))
@@ -673,6 +692,49 @@ async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
         .await
         .expect("text");
     assert!(page.contains(r#"<a href="/loans">"#), "{page}");
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn xhtml_is_masked_and_what_says_nothing_of_its_type_is_refused() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let get = |path: &str| {
+        client
+            .get(format!("{}{path}", w.gateway))
+            .header("cookie", &cookie)
+            .send()
+    };
+    // XHTML is rewritten like HTML, banner and all, and sent on as HTML.
+    let r = get("/xhtml").await.expect("xhtml");
+    assert_eq!(
+        r.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/html; charset=utf-8")
+    );
+    let page = r.text().await.expect("text");
+    assert!(
+        page.contains("•••• 4242") && !page.contains("4111 1111") && page.contains("actas-banner"),
+        "{page}"
+    );
+    // No Content-Type: the browser would guess, so it is not shown at all.
+    let r = get("/untyped").await.expect("untyped");
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    let page = r.text().await.expect("text");
+    assert!(
+        !page.contains("4111") && page.contains("did not say what kind of content"),
+        "{page}"
+    );
+    // What passes through unrewritten is never sniffed into something else.
+    let r = get("/notes.txt").await.expect("notes");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(
+        r.headers()
+            .get("x-content-type-options")
+            .and_then(|v| v.to_str().ok()),
+        Some("nosniff")
+    );
     w.app.stop().await.expect("stop");
 }
 

@@ -625,8 +625,21 @@ async fn respond(
             bar,
         );
     }
-    let is_html = content_type.starts_with("text/html");
+    // XHTML is read as HTML by the rewriter, and sent on as text/html so the browser reads
+    // it the same way (the banner is HTML, not XML).
+    let is_html =
+        content_type.starts_with("text/html") || content_type.starts_with("application/xhtml+xml");
     let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
+    if content_type.is_empty() && may_have_body(status, &upstream) {
+        // A browser would guess what this is, and might show it as a page: one that was
+        // never masked and carries no banner.
+        return notice(
+            StatusCode::BAD_GATEWAY,
+            "Refused",
+            "The product's answer did not say what kind of content it is, so it could not be checked for secrets, and it was not shown.",
+            bar,
+        );
+    }
     // The client unpacks gzip, deflate and brotli as the body streams in, so everything
     // below sees plain bytes, and a compression bomb costs time, never memory.
     let body = if is_html {
@@ -670,6 +683,17 @@ async fn respond(
         if HOP_BY_HOP.contains(&n) || n.starts_with("actas-") {
             continue;
         }
+        if n == "x-content-type-options" {
+            continue;
+        }
+        if n == "content-type" && content_type.starts_with("application/xhtml+xml") {
+            // Same parameters (the charset), read as HTML.
+            let params = &content_type["application/xhtml+xml".len()..];
+            if let Ok(v) = HeaderValue::from_str(&format!("text/html{params}")) {
+                response = response.header(header::CONTENT_TYPE, v);
+            }
+            continue;
+        }
         if n == "content-length" && !(is_html || is_json) {
             // Passed through unchanged (and already unpacked by the client if it was
             // compressed, in which case the client has dropped this header itself).
@@ -703,9 +727,21 @@ async fn respond(
         }
         response = response.header(name, value);
     }
+    // The browser takes the content for what it says it is, never for what it looks like:
+    // a body passed through unrewritten can't be turned into a page without the banner.
     response
+        .header("x-content-type-options", "nosniff")
         .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// Whether an answer may carry a body for the browser to show: not one that is
+/// informational, a redirect, `204 No Content` or `304 Not Modified`, or says it is empty.
+fn may_have_body(status: StatusCode, upstream: &reqwest::Response) -> bool {
+    !(status.is_informational()
+        || status.is_redirection()
+        || status == StatusCode::NO_CONTENT
+        || upstream.content_length() == Some(0))
 }
 
 /// Reads a whole body, or None when it is larger than `limit` or breaks off.
