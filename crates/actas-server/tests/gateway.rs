@@ -41,6 +41,8 @@ async fn product(seen: Arc<Seen>) -> String {
             [
                 ("actas-audit", "{\"field\":\"x\"}"),
                 ("content-type", "application/json"),
+                ("cache-control", "no-store"),
+                ("x-customer-email", "sarah@acme.com"),
             ],
             r#"{"name":"Acme Co","email":"sarah@acme.com","national_id":"AB123456C","card":{"number":"4111111111114242"},"internal":"VIP"}"#,
         )
@@ -183,11 +185,21 @@ async fn product(seen: Arc<Seen>) -> String {
     async fn text() -> &'static str {
         "release notes"
     }
+    async fn packed() -> impl IntoResponse {
+        (
+            [
+                ("content-type", "text/html"),
+                ("content-encoding", "x-custom"),
+            ],
+            r#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
+        )
+    }
     let app = axum::Router::new()
         .route("/", get(page))
         .route("/xhtml", get(xhtml))
         .route("/untyped", get(untyped))
         .route("/notes.txt", get(text))
+        .route("/packed", get(packed))
         .route("/live", get(live))
         .route("/big", get(big))
         .route("/gz", get(gzipped))
@@ -696,7 +708,7 @@ async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
 }
 
 #[tokio::test]
-async fn xhtml_is_masked_and_what_says_nothing_of_its_type_is_refused() {
+async fn xhtml_is_masked_and_what_the_gateway_cant_read_is_refused() {
     let w = world().await;
     let (client, cookie) = enter(&w, &[], "read-only").await;
     let get = |path: &str| {
@@ -726,6 +738,12 @@ async fn xhtml_is_masked_and_what_says_nothing_of_its_type_is_refused() {
         !page.contains("4111") && page.contains("did not say what kind of content"),
         "{page}"
     );
+    // Packed in a way the gateway can't unpack: it can't be masked, so it is not shown.
+    let r = get("/packed").await.expect("packed");
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(r.headers().get("content-encoding").is_none());
+    let page = r.text().await.expect("text");
+    assert!(page.contains("packed as x-custom,"), "{page}");
     // What passes through unrewritten is never sniffed into something else.
     let r = get("/notes.txt").await.expect("notes");
     assert_eq!(r.status(), StatusCode::OK);
@@ -827,6 +845,20 @@ async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
             .expect("json");
         assert_eq!(body["internal"], "[hidden]");
     }
+    // A header the policy doesn't name is dropped, standard ones pass.
+    let r = client
+        .get(format!("{}/api/profile", w.gateway))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("profile");
+    assert!(r.headers().get("x-customer-email").is_none());
+    assert_eq!(
+        r.headers()
+            .get("cache-control")
+            .and_then(|v| v.to_str().ok()),
+        Some("no-store")
+    );
     let s = w.app.service();
     s.flush_unclassified().await.expect("flush");
     let fields = s.unclassified_fields().await.expect("fields");
@@ -834,7 +866,12 @@ async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
         .iter()
         .find(|f| f.path == "$.internal")
         .expect("$.internal is listed");
-    assert_eq!(internal.seen, 3);
+    assert_eq!(internal.seen, 4);
+    let header = fields
+        .iter()
+        .find(|f| f.path == "header x-customer-email")
+        .expect("the dropped header is listed");
+    assert_eq!(header.seen, 4);
     assert!(
         fields.iter().all(|f| f.path != "$.name"),
         "classified fields are not listed: {fields:?}"

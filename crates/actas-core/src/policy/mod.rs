@@ -164,7 +164,46 @@ pub struct GatewayRules {
     pub unmatched_change: Option<CapabilityName>,
     /// Path endings of static assets, which are not recorded as page views.
     pub static_assets: Vec<String>,
+    /// Response headers, beyond [`STANDARD_RESPONSE_HEADERS`], that the product may send
+    /// through to the browser (lower case). Any other header it sends is dropped and
+    /// counted, like an unclassified JSON field: it could carry what masking hides.
+    pub response_headers: Vec<String>,
 }
+
+/// Response headers that always pass from the product to the browser: what a page needs
+/// to work and be cached, and its security policies. `Location` and `Set-Cookie` are
+/// rewritten to stay on the gateway, and `Content-Length` and `Content-Type` are set anew
+/// where a body is rewritten. Anything else — `Server`, `X-Request-Id`, a product's own
+/// `X-…` headers, `Link`, `Refresh` — passes only if the policy names it.
+pub const STANDARD_RESPONSE_HEADERS: &[&str] = &[
+    "accept-ranges",
+    "age",
+    "allow",
+    "cache-control",
+    "content-disposition",
+    "content-encoding",
+    "content-language",
+    "content-length",
+    "content-range",
+    "content-security-policy",
+    "content-security-policy-report-only",
+    "content-type",
+    "cross-origin-embedder-policy",
+    "cross-origin-opener-policy",
+    "cross-origin-resource-policy",
+    "date",
+    "etag",
+    "expires",
+    "last-modified",
+    "location",
+    "permissions-policy",
+    "pragma",
+    "referrer-policy",
+    "retry-after",
+    "set-cookie",
+    "vary",
+    "x-frame-options",
+];
 
 /// The static asset endings used when the policy names none.
 pub const DEFAULT_STATIC_ASSETS: &[&str] = &[
@@ -181,6 +220,7 @@ impl Default for GatewayRules {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            response_headers: Vec::new(),
         }
     }
 }
@@ -191,6 +231,14 @@ impl GatewayRules {
         self.static_assets
             .iter()
             .any(|s| path.ends_with(s.as_str()))
+    }
+
+    /// Whether the product's response header `name` (lower case, as HTTP libraries give
+    /// it) may reach the browser. `Actas-*` never does, whatever the policy says.
+    pub fn passes_response_header(&self, name: &str) -> bool {
+        !name.starts_with("actas-")
+            && (STANDARD_RESPONSE_HEADERS.contains(&name)
+                || self.response_headers.iter().any(|h| h == name))
     }
 }
 
@@ -226,6 +274,7 @@ struct RawGateway {
     unmatched_get: Option<Spanned<String>>,
     unmatched_change: Option<Spanned<String>>,
     static_assets: Option<Vec<Spanned<String>>>,
+    response_headers: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -543,6 +592,31 @@ impl Policy {
                 .collect::<Result<_, _>>()?,
             None => d.static_assets,
         };
+        let response_headers = raw
+            .response_headers
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, h)| {
+                let name = h.get_ref().trim().to_ascii_lowercase();
+                let field = format!("gateway.response_headers[{i}]");
+                if name.is_empty() || !name.bytes().all(is_header_name_byte) {
+                    Err(lines.err(
+                        h,
+                        field,
+                        format!("{:?} is not an HTTP header name", h.get_ref()),
+                    ))
+                } else if name.starts_with("actas-") {
+                    Err(lines.err(
+                        h,
+                        field,
+                        "Actas-* headers are actas's own and never pass to the browser",
+                    ))
+                } else {
+                    Ok(name)
+                }
+            })
+            .collect::<Result<_, _>>()?;
         Ok(GatewayRules {
             unmatched_get: capability(&raw.unmatched_get, "unmatched_get", d.unmatched_get)?,
             unmatched_change: capability(
@@ -551,6 +625,7 @@ impl Policy {
                 d.unmatched_change,
             )?,
             static_assets,
+            response_headers,
         })
     }
 
@@ -719,3 +794,8 @@ impl Policy {
 
 #[cfg(test)]
 mod tests;
+
+/// A byte HTTP allows in a header name (RFC 9110 `tchar`), upper case aside.
+fn is_header_name_byte(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit() || b"!#$%&'*+-.^_`|~".contains(&b)
+}

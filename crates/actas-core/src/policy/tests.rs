@@ -206,6 +206,47 @@ fn the_gateway_section_sets_what_unnamed_requests_need() {
 }
 
 #[test]
+fn only_standard_response_headers_and_those_the_policy_names_pass() {
+    let p = Policy::starter();
+    for h in [
+        "content-type",
+        "cache-control",
+        "set-cookie",
+        "location",
+        "etag",
+    ] {
+        assert!(p.gateway.passes_response_header(h), "{h}");
+    }
+    for h in ["x-total-count", "server", "refresh", "link", "actas-audit"] {
+        assert!(!p.gateway.passes_response_header(h), "{h}");
+    }
+    let p = Policy::from_toml(
+        "[gateway]\nresponse_headers = [\"X-Total-Count\"]\n",
+        "t.toml",
+    )
+    .expect("valid");
+    assert!(p.gateway.passes_response_header("x-total-count"));
+    assert!(!p.gateway.passes_response_header("x-request-id"));
+
+    let e = Policy::from_toml(
+        "[gateway]\nresponse_headers = [\"x-ok\", \"bad header\"]\n",
+        "t.toml",
+    )
+    .expect_err("not a name");
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(2), "gateway.response_headers[1]")
+    );
+    assert!(e.message.contains("not an HTTP header name"), "{e}");
+    let e = Policy::from_toml(
+        "[gateway]\nresponse_headers = [\"Actas-Audit\"]\n",
+        "t.toml",
+    )
+    .expect_err("actas's own");
+    assert!(e.message.contains("never pass"), "{e}");
+}
+
+#[test]
 fn customer_event_kinds_are_built_in_and_declared() {
     use crate::activity::ActivityKind;
     let p = Policy::starter();

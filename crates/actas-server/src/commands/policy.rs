@@ -13,11 +13,11 @@ pub(super) async fn run(data: &DataDir, command: PolicyCommand) -> Result<(), Fa
             opened.finish_reading().await;
             let fields = fields?;
             if fields.is_empty() {
-                println!("No unclassified JSON fields have been seen.");
+                println!("No unclassified JSON fields or response headers have been seen.");
                 return Ok(());
             }
             println!(
-                "These JSON fields were hidden because no masking rule classifies them. Add a rule for each (show, last4, email, hide or never):"
+                "These were hidden because no rule classifies them. Give each JSON field ($.…) a masking rule (show, last4, email, hide or never), and name each response header you trust in [gateway] response_headers:"
             );
             println!("  {:>8}  {:<20}  path", "seen", "last seen");
             for f in fields {

@@ -15,6 +15,7 @@ use crate::service::gateway::{Admission, GatewayContext, GatewayRequest};
 use crate::service::{Service, ServiceError};
 use actas_core::Timestamp;
 use actas_core::event::FieldChange;
+use actas_core::policy::GatewayRules;
 use actas_core::policy::routes::Method;
 use actas_core::session::Session;
 use askama::Template;
@@ -28,6 +29,7 @@ use axum::routing::{get, post};
 use futures_util::{Stream, StreamExt};
 use rewrite::HtmlMasker;
 use serde::Deserialize;
+use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -641,7 +643,22 @@ async fn respond(
         );
     }
     // The client unpacks gzip, deflate and brotli as the body streams in, so everything
-    // below sees plain bytes, and a compression bomb costs time, never memory.
+    // below sees plain bytes, and a compression bomb costs time, never memory. A body still
+    // packed some other way can't be read to be masked, so it is not shown.
+    let packed = headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("(unreadable)").trim())
+        .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
+    if let (true, Some(packing)) = (is_html || is_json, packed) {
+        return notice(
+            StatusCode::BAD_GATEWAY,
+            "Refused",
+            &format!(
+                "The product's answer is packed as {packing}, which the gateway can't unpack to check it for secrets, so it was not shown."
+            ),
+            bar,
+        );
+    }
     let body = if is_html {
         // Streamed: each chunk is masked and sent on as it arrives, so memory stays bounded
         // whatever the page's size. A chunk that can't be rewritten ends the response with
@@ -677,62 +694,90 @@ async fn respond(
     } else {
         Body::from_stream(upstream.bytes_stream())
     };
-    let mut response = Response::builder().status(status);
-    for (name, value) in &headers {
-        let n = name.as_str();
-        if HOP_BY_HOP.contains(&n) || n.starts_with("actas-") {
-            continue;
-        }
-        if n == "x-content-type-options" {
-            continue;
-        }
-        if n == "content-type" && content_type.starts_with("application/xhtml+xml") {
-            // Same parameters (the charset), read as HTML.
-            let params = &content_type["application/xhtml+xml".len()..];
-            if let Ok(v) = HeaderValue::from_str(&format!("text/html{params}")) {
-                response = response.header(header::CONTENT_TYPE, v);
-            }
-            continue;
-        }
-        if n == "content-length" && !(is_html || is_json) {
-            // Passed through unchanged (and already unpacked by the client if it was
-            // compressed, in which case the client has dropped this header itself).
-            response = response.header(name, value);
-            continue;
-        }
-        if n == "location" {
-            // Keep the browser inside the gateway.
-            let loc = value.to_str().unwrap_or("/");
-            let rewritten = loc
-                .strip_prefix(base.trim_end_matches('/'))
-                .map(|p| if p.is_empty() { "/" } else { p })
-                .unwrap_or(loc);
-            if let Ok(v) = HeaderValue::from_str(rewritten) {
-                response = response.header(header::LOCATION, v);
-            }
-            continue;
-        }
-        if n == "set-cookie" {
-            // Cookies belong to the gateway origin: drop any Domain the product names.
-            let kept: Vec<&str> = value
-                .to_str()
-                .unwrap_or("")
-                .split(';')
-                .filter(|p| !p.trim().to_ascii_lowercase().starts_with("domain="))
-                .collect();
-            if let Ok(v) = HeaderValue::from_str(&kept.join(";")) {
-                response = response.header(header::SET_COOKIE, v);
-            }
-            continue;
-        }
-        response = response.header(name, value);
-    }
+    let (response, dropped) = product_headers(
+        Response::builder().status(status),
+        &headers,
+        &policy.gateway,
+        &content_type,
+        is_html || is_json,
+        base,
+    );
+    state.service.note_unclassified(dropped);
     // The browser takes the content for what it says it is, never for what it looks like:
     // a body passed through unrewritten can't be turned into a page without the banner.
     response
         .header("x-content-type-options", "nosniff")
         .body(body)
         .unwrap_or_else(|_| StatusCode::BAD_GATEWAY.into_response())
+}
+
+/// The product's response headers as the browser gets them: hop-by-hop and `Actas-*`
+/// headers dropped, and any header the policy doesn't let through (see
+/// [`GatewayRules::passes_response_header`]) dropped and returned, named `header <name>`,
+/// to be counted; `Location` and `Set-Cookie` kept on the gateway, XHTML labelled as HTML,
+/// and `Content-Length` kept only for a body that is not `rewritten`.
+fn product_headers(
+    mut response: axum::http::response::Builder,
+    headers: &HeaderMap,
+    rules: &GatewayRules,
+    content_type: &str,
+    rewritten: bool,
+    base: &str,
+) -> (axum::http::response::Builder, BTreeSet<String>) {
+    let mut dropped = BTreeSet::new();
+    for (name, value) in headers {
+        let n = name.as_str();
+        if n == "content-length" {
+            // Kept for a body passed on as it came (the client drops it itself when it
+            // unpacks one); a rewritten body's length is not known ahead.
+            if !rewritten {
+                response = response.header(name, value);
+            }
+            continue;
+        }
+        if HOP_BY_HOP.contains(&n) || n == "x-content-type-options" {
+            continue;
+        }
+        if !rules.passes_response_header(n) {
+            // It could carry what masking hides: dropped, and counted for the team.
+            dropped.insert(format!("header {n}"));
+            continue;
+        }
+        match n {
+            "content-type" if content_type.starts_with("application/xhtml+xml") => {
+                // Same parameters (the charset), read as HTML.
+                let params = &content_type["application/xhtml+xml".len()..];
+                if let Ok(v) = HeaderValue::from_str(&format!("text/html{params}")) {
+                    response = response.header(header::CONTENT_TYPE, v);
+                }
+            }
+            "location" => {
+                // Keep the browser inside the gateway.
+                let loc = value.to_str().unwrap_or("/");
+                let rewritten = loc
+                    .strip_prefix(base.trim_end_matches('/'))
+                    .map(|p| if p.is_empty() { "/" } else { p })
+                    .unwrap_or(loc);
+                if let Ok(v) = HeaderValue::from_str(rewritten) {
+                    response = response.header(header::LOCATION, v);
+                }
+            }
+            "set-cookie" => {
+                // Cookies belong to the gateway origin: drop any Domain the product names.
+                let kept: Vec<&str> = value
+                    .to_str()
+                    .unwrap_or("")
+                    .split(';')
+                    .filter(|p| !p.trim().to_ascii_lowercase().starts_with("domain="))
+                    .collect();
+                if let Ok(v) = HeaderValue::from_str(&kept.join(";")) {
+                    response = response.header(header::SET_COOKIE, v);
+                }
+            }
+            _ => response = response.header(name, value),
+        }
+    }
+    (response, dropped)
 }
 
 /// Whether an answer may carry a body for the browser to show: not one that is
