@@ -41,6 +41,10 @@ pub enum RewriteError {
 #[derive(Debug, Clone)]
 pub struct HtmlMasker {
     rules: Vec<(Selector, MaskRule)>,
+    /// For each rule that keeps the element (`hide`, `last4`, `email`): its elements'
+    /// descendants, whose attributes are masked too (`<td class="card-number"><a
+    /// href="/cards/4111…">`).
+    inside: Vec<(Selector, MaskRule)>,
     links: Vec<(Selector, &'static str)>,
     body: Selector,
 }
@@ -69,9 +73,13 @@ impl HtmlMasker {
     /// Checks every HTML selector in `rules` (JSON rules are ignored here).
     pub fn new(rules: &[MaskingRule]) -> Result<Self, RewriteError> {
         let mut out = Vec::new();
+        let mut inside = Vec::new();
         for r in rules {
             if let Target::Html(selector) = &r.target {
                 out.push((parse(selector)?, r.rule));
+                if matches!(r.rule, MaskRule::Hide | MaskRule::Last4 | MaskRule::Email) {
+                    inside.push((parse(&descendants_of(selector))?, r.rule));
+                }
             }
         }
         let links = LINK_ATTRIBUTES
@@ -80,6 +88,7 @@ impl HtmlMasker {
             .collect::<Result<_, RewriteError>>()?;
         Ok(Self {
             rules: out,
+            inside,
             links,
             body: parse("body")?,
         })
@@ -95,6 +104,7 @@ impl HtmlMasker {
             .map(|(s, _)| s)
             .chain([&self.body])
             .chain(self.rules.iter().map(|(s, _)| s))
+            .chain(self.inside.iter().map(|(s, _)| s))
     }
 
     /// Rewrites a whole HTML document: masks it and puts `banner` (HTML) first in `<body>`.
@@ -168,6 +178,17 @@ impl HtmlMasker {
         for (selector, rule) in &self.rules {
             handlers.push((Cow::Owned(selector.clone()), mask_handlers(*rule)));
         }
+        for (selector, rule) in &self.inside {
+            let rule = *rule;
+            handlers.push((
+                Cow::Owned(selector.clone()),
+                ElementContentHandlers::default().element(
+                    move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
+                        mask_attributes(el, rule)
+                    },
+                ),
+            ));
+        }
         let out = Arc::new(Mutex::new(Vec::new()));
         let settings = handlers
             .into_iter()
@@ -184,24 +205,113 @@ impl HtmlMasker {
     }
 }
 
+/// Attributes that say how an element is built or behaves, never what it holds: left as
+/// they are on a masked element. Any other attribute — `value`, `title`, `alt`, `href`,
+/// `placeholder`, `aria-label`, `data-*`, … — could repeat the masked value, so it is
+/// masked by the same rule (fail closed: an attribute not listed here is masked).
+const STRUCTURAL_ATTRIBUTES: &[&str] = &[
+    "async",
+    "autocomplete",
+    "charset",
+    "checked",
+    "class",
+    "colspan",
+    "crossorigin",
+    "decoding",
+    "defer",
+    "dir",
+    "disabled",
+    "draggable",
+    "enctype",
+    "for",
+    "hidden",
+    "id",
+    "inputmode",
+    "lang",
+    "loading",
+    "maxlength",
+    "media",
+    "method",
+    "minlength",
+    "multiple",
+    "name",
+    "nonce",
+    "readonly",
+    "rel",
+    "required",
+    "role",
+    "rowspan",
+    "scope",
+    "selected",
+    "size",
+    "spellcheck",
+    "style",
+    "tabindex",
+    "target",
+    "translate",
+    "type",
+];
+
+/// Masks every attribute of `el` that could hold data (see [`STRUCTURAL_ATTRIBUTES`]) by
+/// `rule`; an empty one (`data-secret`) is left empty.
+fn mask_attributes(el: &mut Element<'_, '_, SendHandlerTypes>, rule: MaskRule) -> HandlerResult {
+    if rule == MaskRule::Show {
+        return Ok(());
+    }
+    let data: Vec<(String, String)> = el
+        .attributes()
+        .iter()
+        .map(|a| (a.name(), a.value()))
+        .filter(|(name, value)| {
+            !value.is_empty() && !STRUCTURAL_ATTRIBUTES.contains(&name.as_str())
+        })
+        .collect();
+    for (name, value) in data {
+        let masked = rule.apply(&value).unwrap_or_else(|| HIDDEN.to_owned());
+        el.set_attribute(&name, &masked)?;
+    }
+    Ok(())
+}
+
+/// The elements inside those `selector` matches: `a, b.c` becomes `a *, b.c *`. The list
+/// is split at commas outside brackets, parentheses and quotes (lol_html has no API to
+/// build a selector, so this is done on the text; what it gets wrong fails to parse, and
+/// the policy is refused at start).
+fn descendants_of(selector: &str) -> String {
+    let mut parts = Vec::new();
+    let (mut depth, mut quote, mut start) = (0usize, None, 0);
+    for (i, c) in selector.char_indices() {
+        match (quote, c) {
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '"' | '\'') => quote = Some(c),
+            (None, '[' | '(') => depth += 1,
+            (None, ']' | ')') => depth = depth.saturating_sub(1),
+            (None, ',') if depth == 0 => {
+                parts.push(&selector[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&selector[start..]);
+    parts
+        .iter()
+        .map(|p| format!("{} *", p.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn mask_handlers(rule: MaskRule) -> ElementContentHandlers<'static> {
     let handlers = ElementContentHandlers::default().element(
         move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
             match rule {
                 MaskRule::Never => el.remove(),
-                MaskRule::Hide => {
-                    el.set_inner_content(HIDDEN, ContentType::Text);
-                    if el.get_attribute("value").is_some() {
-                        el.set_attribute("value", HIDDEN)?;
-                    }
-                }
-                MaskRule::Last4 | MaskRule::Email => {
-                    if let Some(v) = el.get_attribute("value") {
-                        let masked = rule.apply(&v).unwrap_or_else(|| HIDDEN.to_owned());
-                        el.set_attribute("value", &masked)?;
-                    }
-                }
-                MaskRule::Show => {}
+                MaskRule::Hide => el.set_inner_content(HIDDEN, ContentType::Text),
+                MaskRule::Last4 | MaskRule::Email | MaskRule::Show => {}
+            }
+            if rule != MaskRule::Never {
+                mask_attributes(el, rule)?;
             }
             Ok(())
         },
@@ -319,6 +429,9 @@ rule = "hide"
 <p class="email">sarah@acme.com</p>
 <div id="national-id">AB 12 34 56 C</div>
 <ul data-secret><li>recovery-code-aaaa-bbbb</li><li>recovery-code-cccc-dddd</li></ul>
+<a class="email" href="mailto:sarah@acme.com" title="sarah@acme.com">Write</a>
+<td class="card-number"><a href="/cards/4111111111114242" data-card="4111111111114242">card</a></td>
+<div id="national-id" data-value="AB 12 34 56 C"></div>
 <p>Balance: £1,200</p></body></html>"#;
 
     #[test]
@@ -346,6 +459,20 @@ rule = "hide"
         assert!(out.contains("s***@acme.com"), "{out}");
         assert!(
             out.contains(r#"<div id="national-id">[hidden]</div>"#),
+            "{out}"
+        );
+        // Attributes of masked elements, and of elements inside them, are masked too;
+        // structural ones (`class`, `id`) are kept.
+        assert!(
+            out.contains(r#"<a class="email" href="m***@acme.com" title="s***@acme.com">"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<a href="•••• 4242" data-card="•••• 4242">"#),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<div id="national-id" data-value="[hidden]">"#),
             "{out}"
         );
         for secret in [
@@ -400,6 +527,15 @@ rule = "hide"
         ] {
             assert!(out.contains(kept), "{kept} missing: {out}");
         }
+    }
+
+    #[test]
+    fn descendants_of_a_selector_list_keep_commas_inside_brackets() {
+        assert_eq!(descendants_of(".a"), ".a *");
+        assert_eq!(
+            descendants_of(r#"td.card, [data-x="a,b"], :not(.x, .y)"#),
+            r#"td.card *, [data-x="a,b"] *, :not(.x, .y) *"#
+        );
     }
 
     #[test]
