@@ -16,7 +16,7 @@ const PAGE: &[u8] = include_bytes!("../examples/gateway_load_page.html");
 
 fn rewrite(c: &mut Criterion) {
     let policy = Policy::starter();
-    let masker = HtmlMasker::new(policy.masking()).expect("selectors");
+    let masker = HtmlMasker::new(&policy).expect("selectors");
     let banner = "<div id=\"actas-banner\">Sarah Lee acting as Acme Co</div>";
     let mut g = c.benchmark_group("rewrite 6 KB page");
     g.throughput(Throughput::Bytes(PAGE.len() as u64));

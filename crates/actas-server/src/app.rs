@@ -158,8 +158,8 @@ impl Application {
         });
         let mut tasks = vec![console];
         if let Some(listener) = gateway_listener {
-            let masker = crate::gateway::rewrite::HtmlMasker::new(service.policy().masking())
-                .map_err(|e| {
+            let masker =
+                crate::gateway::rewrite::HtmlMasker::new(service.policy()).map_err(|e| {
                     StartError::Config(crate::config::ConfigError::Parse {
                         path: data.path().join(&loaded.config.policy),
                         message: e.to_string(),

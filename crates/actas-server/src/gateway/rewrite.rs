@@ -3,6 +3,7 @@
 //! are masked — `never` removes them, `hide` replaces their content, `last4` and `email`
 //! keep only what the rule allows, in text and in `value` attributes alike.
 
+use actas_core::policy::Policy;
 use actas_core::policy::masking::{HIDDEN, MaskRule, MaskingRule, Target};
 use bytes::Bytes;
 use lol_html::html_content::{ContentType, Element, TextChunk};
@@ -11,6 +12,7 @@ use lol_html::send::{ElementContentHandlers, HtmlRewriter, Settings};
 use lol_html::{HandlerResult, MemorySettings, OutputSink, Selector};
 use std::borrow::Cow;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The most the HTML parser may hold at once (a tag split across chunks, say). A page that
@@ -20,6 +22,10 @@ pub const PARSER_MEMORY: usize = 4 * 1024 * 1024;
 /// The longest text node masked by `last4` or `email` that is held back to be masked whole;
 /// a longer one is hidden entirely.
 pub const MAX_MASKED_TEXT: usize = 64 * 1024;
+
+/// The largest JSON document inside a page's `<script type="application/json">` that is
+/// held back to be masked whole; a larger one is replaced by `null`.
+pub const MAX_INLINE_JSON: usize = 1024 * 1024;
 
 /// Why HTML could not be rewritten (the response is then refused, never passed through).
 #[derive(Debug, thiserror::Error)]
@@ -47,6 +53,11 @@ pub struct HtmlMasker {
     inside: Vec<(Selector, MaskRule)>,
     links: Vec<(Selector, &'static str)>,
     body: Selector,
+    /// `script[type]`: JSON data in a page is masked by the JSON rules.
+    scripts: Selector,
+    /// The policy's JSON rules and what unclassified JSON fields get, for inline JSON.
+    json_rules: Arc<[MaskingRule]>,
+    unclassified: MaskRule,
 }
 
 /// Where absolute links to the product can hide, and in which attribute.
@@ -70,8 +81,10 @@ fn parse(selector: &str) -> Result<Selector, RewriteError> {
 type Handler = (Cow<'static, Selector>, ElementContentHandlers<'static>);
 
 impl HtmlMasker {
-    /// Checks every HTML selector in `rules` (JSON rules are ignored here).
-    pub fn new(rules: &[MaskingRule]) -> Result<Self, RewriteError> {
+    /// Checks every HTML selector of the policy's masking rules; its JSON rules mask JSON
+    /// data inside pages.
+    pub fn new(policy: &Policy) -> Result<Self, RewriteError> {
+        let rules = policy.masking();
         let mut out = Vec::new();
         let mut inside = Vec::new();
         for r in rules {
@@ -91,6 +104,13 @@ impl HtmlMasker {
             inside,
             links,
             body: parse("body")?,
+            scripts: parse("script[type]")?,
+            json_rules: rules
+                .iter()
+                .filter(|r| matches!(r.target, Target::Json(_)))
+                .cloned()
+                .collect(),
+            unclassified: policy.unclassified,
         })
     }
 
@@ -102,7 +122,7 @@ impl HtmlMasker {
         self.links
             .iter()
             .map(|(s, _)| s)
-            .chain([&self.body])
+            .chain([&self.body, &self.scripts])
             .chain(self.rules.iter().map(|(s, _)| s))
             .chain(self.inside.iter().map(|(s, _)| s))
     }
@@ -178,6 +198,10 @@ impl HtmlMasker {
         for (selector, rule) in &self.rules {
             handlers.push((Cow::Owned(selector.clone()), mask_handlers(*rule)));
         }
+        handlers.push((
+            Cow::Owned(self.scripts.clone()),
+            inline_json_handlers(self.json_rules.clone(), self.unclassified),
+        ));
         for (selector, rule) in &self.inside {
             let rule = *rule;
             handlers.push((
@@ -302,6 +326,66 @@ fn descendants_of(selector: &str) -> String {
         .join(", ")
 }
 
+/// JSON data carried in a page — `<script type="application/json">`, `ld+json`, any
+/// `+json` type, as frameworks embed a page's state — masked by the policy's JSON rules
+/// like a JSON response, unclassified fields hidden. Each document is held back until
+/// whole (up to [`MAX_INLINE_JSON`]); one that is too large or isn't JSON becomes `null`.
+/// Scripts of other types pass as they are.
+fn inline_json_handlers(
+    rules: Arc<[MaskingRule]>,
+    unclassified: MaskRule,
+) -> ElementContentHandlers<'static> {
+    let is_json = Arc::new(AtomicBool::new(false));
+    let seen = is_json.clone();
+    let mut pending = String::new();
+    let mut overflow = false;
+    ElementContentHandlers::default()
+        .element(
+            move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
+                let kind = el.get_attribute("type").unwrap_or_default();
+                let kind = kind.trim().to_ascii_lowercase();
+                seen.store(
+                    kind == "application/json" || kind == "text/json" || kind.ends_with("+json"),
+                    Ordering::Relaxed,
+                );
+                Ok(())
+            },
+        )
+        .text(move |t: &mut TextChunk<'_>| -> HandlerResult {
+            if !is_json.load(Ordering::Relaxed) {
+                return Ok(());
+            }
+            if !overflow {
+                pending.push_str(t.as_str());
+                if pending.len() > MAX_INLINE_JSON {
+                    pending.clear();
+                    overflow = true;
+                }
+            }
+            if !t.last_in_text_node() {
+                t.remove();
+                return Ok(());
+            }
+            let whole = std::mem::take(&mut pending);
+            let masked = match serde_json::from_str::<serde_json::Value>(&whole) {
+                _ if overflow => "null".to_owned(),
+                Ok(mut doc) => {
+                    actas_core::mask::mask_json(&mut doc, &rules, unclassified);
+                    // `<` only occurs inside JSON strings, where `\u003c` means the same
+                    // and can't close the script element.
+                    serde_json::to_string(&doc)
+                        .unwrap_or_else(|_| "null".to_owned())
+                        .replace('<', "\\u003c")
+                }
+                Err(_) if whole.trim().is_empty() => whole,
+                Err(_) => "null".to_owned(),
+            };
+            overflow = false;
+            t.replace(&masked, ContentType::Html);
+            Ok(())
+        })
+}
+
 fn mask_handlers(rule: MaskRule) -> ElementContentHandlers<'static> {
     let handlers = ElementContentHandlers::default().element(
         move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
@@ -415,11 +499,17 @@ rule = "email"
 [[masking]]
 html = "#national-id"
 rule = "hide"
+[[masking]]
+json = "$.props.email"
+rule = "email"
+[[masking]]
+json = "$.props.name"
+rule = "show"
 "##,
             "t.toml",
         )
         .expect("policy");
-        HtmlMasker::new(p.masking()).expect("selectors")
+        HtmlMasker::new(&p).expect("selectors")
     }
 
     const PAGE: &str = r#"<!doctype html><html><head><script src="/app.js"></script></head>
@@ -530,6 +620,32 @@ rule = "hide"
     }
 
     #[test]
+    fn json_data_in_a_page_is_masked_by_the_json_rules() {
+        let page = r#"<body><script id="__NEXT_DATA__" type="application/json">{"props":{"name":"\u003c/script><b>Acme","email":"sarah@acme.com","card":"4111111111114242"}}</script>
+<script type="application/ld+json">not json 4111111111114242</script>
+<script>var shown = "as it is";</script></body>"#;
+        // One byte at a time too: the document is held back until whole.
+        for chunk in [page.len(), 1] {
+            let out = masker()
+                .rewrite_chunks(page.as_bytes().chunks(chunk), "", None)
+                .expect("rewrite");
+            let out = String::from_utf8(out).expect("utf-8");
+            assert!(
+                out.contains(
+                    r#"<script id="__NEXT_DATA__" type="application/json">{"props":{"card":"[hidden]","email":"s***@acme.com","name":"\u003c/script>\u003cb>Acme"}}</script>"#
+                ),
+                "{out}"
+            );
+            assert!(
+                out.contains(r#"<script type="application/ld+json">null</script>"#),
+                "what isn't JSON is dropped: {out}"
+            );
+            assert!(out.contains(r#"var shown = "as it is";"#), "{out}");
+            assert!(!out.contains("4111") && !out.contains("sarah@"), "{out}");
+        }
+    }
+
+    #[test]
     fn descendants_of_a_selector_list_keep_commas_inside_brackets() {
         assert_eq!(descendants_of(".a"), ".a *");
         assert_eq!(
@@ -543,7 +659,7 @@ rule = "hide"
         let p = Policy::from_toml("[[masking]]\nhtml = \"div[\"\nrule = \"hide\"\n", "t.toml")
             .expect("policy");
         assert!(matches!(
-            HtmlMasker::new(p.masking()),
+            HtmlMasker::new(&p),
             Err(RewriteError::Selector { .. })
         ));
     }
