@@ -194,8 +194,24 @@ async fn product(seen: Arc<Seen>) -> String {
             r#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
         )
     }
+    /// Server-sent events: one with secrets, one that isn't JSON, then the stream stays
+    /// open, as a live feed does.
+    async fn feed() -> impl IntoResponse {
+        let events = futures_util::stream::iter([
+            "event: update\ndata: {\"name\":\"Acme Co\",\"card\":{\"number\":\"4111111111114242\"},\"internal\":\"VIP\"}\n\n",
+            "data: card 4111111111114242\n\n",
+            ": still here\n\n",
+        ])
+        .map(|e| Ok::<_, std::io::Error>(axum::body::Bytes::from_static(e.as_bytes())))
+        .chain(futures_util::stream::pending());
+        (
+            [("content-type", "text/event-stream")],
+            axum::body::Body::from_stream(events),
+        )
+    }
     let app = axum::Router::new()
         .route("/", get(page))
+        .route("/feed", get(feed))
         .route("/xhtml", get(xhtml))
         .route("/untyped", get(untyped))
         .route("/notes.txt", get(text))
@@ -876,6 +892,50 @@ async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
         fields.iter().all(|f| f.path != "$.name"),
         "classified fields are not listed: {fields:?}"
     );
+    w.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn event_streams_are_masked_event_by_event_and_end_with_the_session() {
+    let w = world().await;
+    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let r = client
+        .get(format!("{}/feed", w.gateway))
+        .header("cookie", &cookie)
+        .header("accept", "text/event-stream")
+        .send()
+        .await
+        .expect("feed");
+    assert_eq!(r.status(), StatusCode::OK);
+    let mut body = r.bytes_stream();
+    let mut seen = String::new();
+    while !seen.contains(": still here\n\n") {
+        let chunk = body.next().await.expect("more").expect("chunk");
+        seen.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+    }
+    assert_eq!(
+        seen,
+        "event: update\ndata: {\"card\":{\"number\":\"•••• 4242\"},\"internal\":\"[hidden]\",\"name\":\"Acme Co\"}\n\n: still here\n\n",
+        "the secret is masked and the event that isn't JSON is dropped"
+    );
+
+    // Ending the session ends the stream, though the product keeps it open.
+    let (sarah, active) = sarahs_session(&w).await;
+    w.app
+        .service()
+        .end_session_by(&sarah, active.info().id)
+        .await
+        .expect("end");
+    let rest = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        let mut rest = Vec::new();
+        while let Some(Ok(chunk)) = body.next().await {
+            rest.extend_from_slice(&chunk);
+        }
+        rest
+    })
+    .await
+    .expect("the stream ends within 10 s");
+    assert!(rest.is_empty(), "{rest:?}");
     w.app.stop().await.expect("stop");
 }
 

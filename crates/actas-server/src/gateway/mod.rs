@@ -5,7 +5,13 @@
 //!
 //! Reserved paths under `/__actas/`: `enter` (hand-off), `status`, `end`, `banner.js`,
 //! `banner.css`.
+//!
+//! What comes back is masked by kind: HTML streamed through [`rewrite`], JSON whole,
+//! server-sent events event by event (`events`), WebSocket messages one by one
+//! (`websocket`); a body that names no type or can't be unpacked is refused, and only
+//! the response headers the policy lets through reach the browser.
 
+mod events;
 pub mod rewrite;
 mod websocket;
 
@@ -595,12 +601,13 @@ async fn proxy(
             );
         }
     }
-    respond(&state, &ctx, upstream, bar, &base).await
+    respond(&state, &ctx, &cookie, upstream, bar, &base).await
 }
 
 async fn respond(
     state: &GatewayState,
     ctx: &GatewayContext,
+    cookie: &str,
     upstream: reqwest::Response,
     bar: String,
     base: &str,
@@ -632,6 +639,8 @@ async fn respond(
     let is_html =
         content_type.starts_with("text/html") || content_type.starts_with("application/xhtml+xml");
     let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
+    let is_events = content_type.starts_with("text/event-stream");
+    let rewritten = is_html || is_json || is_events;
     if content_type.is_empty() && may_have_body(status, &upstream) {
         // A browser would guess what this is, and might show it as a page: one that was
         // never masked and carries no banner.
@@ -649,7 +658,7 @@ async fn respond(
         .get(header::CONTENT_ENCODING)
         .map(|v| v.to_str().unwrap_or("(unreadable)").trim())
         .filter(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"));
-    if let (true, Some(packing)) = (is_html || is_json, packed) {
+    if let (true, Some(packing)) = (rewritten, packed) {
         return notice(
             StatusCode::BAD_GATEWAY,
             "Refused",
@@ -691,6 +700,13 @@ async fn respond(
                 );
             }
         }
+    } else if is_events {
+        // Event by event, each event's JSON masked as it completes.
+        Body::from_stream(masked_events(
+            upstream.bytes_stream(),
+            state.clone(),
+            cookie.to_owned(),
+        ))
     } else {
         Body::from_stream(upstream.bytes_stream())
     };
@@ -699,7 +715,7 @@ async fn respond(
         &headers,
         &policy.gateway,
         &content_type,
-        is_html || is_json,
+        rewritten,
         base,
     );
     state.service.note_unclassified(dropped);
@@ -804,6 +820,52 @@ async fn read_limited(upstream: reqwest::Response, limit: usize) -> Option<Bytes
         out.extend_from_slice(&chunk);
     }
     Some(Bytes::from(out))
+}
+
+/// An event stream masked event by event as it streams from the product. Like a
+/// WebSocket, it ends when the session does (checked every [`websocket::RECHECK`]): a
+/// browser that reconnects then meets the gateway's refusal.
+fn masked_events(
+    upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    state: GatewayState,
+    cookie: String,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut recheck = tokio::time::interval(websocket::RECHECK);
+    recheck.reset();
+    let start = (Box::pin(upstream), events::EventMasker::default(), recheck);
+    futures_util::stream::unfold(start, move |(mut upstream, mut masker, mut recheck)| {
+        let (state, cookie) = (state.clone(), cookie.clone());
+        async move {
+            loop {
+                tokio::select! {
+                    chunk = upstream.next() => {
+                        let out = match chunk? {
+                            Ok(chunk) => Ok(Bytes::from(
+                                masker.feed(&chunk, &|data| mask_json_text(&state, data)),
+                            )),
+                            Err(e) => Err(std::io::Error::other(e)),
+                        };
+                        return Some((out, (upstream, masker, recheck)));
+                    }
+                    _ = recheck.tick() => {
+                        if websocket::session_over(&state, &cookie).await.is_some() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// JSON text from the product (a WebSocket message, an event's data), masked by the
+/// policy with unclassified fields counted; `None` when it isn't JSON.
+fn mask_json_text(state: &GatewayState, text: &str) -> Option<String> {
+    let mut v = serde_json::from_str::<serde_json::Value>(text).ok()?;
+    let policy = state.service.policy();
+    let report = actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
+    state.service.note_unclassified(report.unclassified);
+    serde_json::to_string(&v).ok()
 }
 
 /// An HTML body masked chunk by chunk as it streams from the product.

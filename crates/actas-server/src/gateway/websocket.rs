@@ -105,7 +105,7 @@ async fn pump(
             },
             from_product = upstream.next() => match from_product {
                 Some(Ok(Upstream::Text(t))) => {
-                    let Some(masked) = mask(&state, t.as_str()) else {
+                    let Some(masked) = super::mask_json_text(&state, t.as_str()) else {
                         tracing::warn!("a message from the product that is not JSON was dropped: it can't be masked");
                         continue;
                     };
@@ -141,20 +141,11 @@ async fn pump(
 }
 
 /// Why the session can no longer be used, if it can't.
-async fn session_over(state: &GatewayState, cookie: &str) -> Option<String> {
+pub(super) async fn session_over(state: &GatewayState, cookie: &str) -> Option<String> {
     let live = match state.service.gateway_session(cookie).await {
         Ok((session, login)) => state.service.live_context(session, &login).await,
         Err(e) => Err(e),
     };
     live.err()
         .map(|_| "the support session has ended".to_owned())
-}
-
-/// A text message from the product, masked, or None when it isn't JSON.
-fn mask(state: &GatewayState, text: &str) -> Option<String> {
-    let mut v = serde_json::from_str::<serde_json::Value>(text).ok()?;
-    let policy = state.service.policy();
-    let report = actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
-    state.service.note_unclassified(report.unclassified);
-    serde_json::to_string(&v).ok()
 }

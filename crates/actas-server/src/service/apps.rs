@@ -158,7 +158,7 @@ impl Service {
 
     /// The app a presented key belongs to, as this process remembers it: only for
     /// writes that check the key again in their own transaction
-    /// ([`Change::RequireAppKey`](actas_store::Change::RequireAppKey)), which is what
+    /// ([`actas_store::Change::RequireAppKey`]), which is what
     /// [`Service::record_activities`] does.
     pub async fn remembered_app(&self, key: &str) -> ServiceResult<AppRef> {
         let hash = secret_hash(key);

@@ -1,7 +1,7 @@
 //! The embedded store: one SQLite file in WAL mode.
 //!
 //! Reads go through a small connection pool; every write goes through the single
-//! [`writer`] task, which owns its own connection with `synchronous = FULL`.
+//! `writer` task, which owns its own connection with `synchronous = FULL`.
 
 mod apply;
 mod checks;
