@@ -337,8 +337,7 @@ fn inline_json_handlers(
 ) -> ElementContentHandlers<'static> {
     let is_json = Arc::new(AtomicBool::new(false));
     let seen = is_json.clone();
-    let mut pending = String::new();
-    let mut overflow = false;
+    let mut held = HeldText::up_to(MAX_INLINE_JSON);
     ElementContentHandlers::default()
         .element(
             move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
@@ -355,20 +354,14 @@ fn inline_json_handlers(
             if !is_json.load(Ordering::Relaxed) {
                 return Ok(());
             }
-            if !overflow {
-                pending.push_str(t.as_str());
-                if pending.len() > MAX_INLINE_JSON {
-                    pending.clear();
-                    overflow = true;
-                }
-            }
-            if !t.last_in_text_node() {
-                t.remove();
+            let Some(whole) = held.hold(t) else {
                 return Ok(());
-            }
-            let whole = std::mem::take(&mut pending);
+            };
+            let Some(whole) = whole else {
+                t.replace("null", ContentType::Html);
+                return Ok(());
+            };
             let masked = match serde_json::from_str::<serde_json::Value>(&whole) {
-                _ if overflow => "null".to_owned(),
                 Ok(mut doc) => {
                     actas_core::mask::mask_json(&mut doc, &rules, unclassified);
                     // `<` only occurs inside JSON strings, where `\u003c` means the same
@@ -380,7 +373,6 @@ fn inline_json_handlers(
                 Err(_) if whole.trim().is_empty() => whole,
                 Err(_) => "null".to_owned(),
             };
-            overflow = false;
             t.replace(&masked, ContentType::Html);
             Ok(())
         })
@@ -403,35 +395,56 @@ fn mask_handlers(rule: MaskRule) -> ElementContentHandlers<'static> {
     if !matches!(rule, MaskRule::Last4 | MaskRule::Email) {
         return handlers;
     }
-    // Text arrives in chunks: hold each text node back until it is whole (up to
-    // MAX_MASKED_TEXT), then write out only its masked form.
-    let mut pending = String::new();
-    let mut overflow = false;
+    // Text arrives in chunks: each text node is written out only whole and masked.
+    let mut held = HeldText::up_to(MAX_MASKED_TEXT);
     handlers.text(move |t: &mut TextChunk<'_>| -> HandlerResult {
-        if !overflow {
-            pending.push_str(t.as_str());
-            if pending.len() > MAX_MASKED_TEXT {
-                pending.clear();
-                overflow = true;
+        let Some(whole) = held.hold(t) else {
+            return Ok(());
+        };
+        let masked = match whole {
+            None => HIDDEN.to_owned(),
+            Some(text) if text.trim().is_empty() => text,
+            Some(text) => rule.apply(text.trim()).unwrap_or_else(|| HIDDEN.to_owned()),
+        };
+        t.replace(&masked, ContentType::Text);
+        Ok(())
+    })
+}
+
+/// A text node held back chunk by chunk until it is whole, so that it can be masked as
+/// one; memory stays bounded by `limit` (a longer node is given up on, never let through).
+struct HeldText {
+    pending: String,
+    overflow: bool,
+    limit: usize,
+}
+
+impl HeldText {
+    fn up_to(limit: usize) -> Self {
+        Self {
+            pending: String::new(),
+            overflow: false,
+            limit,
+        }
+    }
+
+    /// Takes `t` out of the output. On the node's last chunk returns the whole text, or
+    /// `Some(None)` when it was longer than the limit; before that, `None`.
+    fn hold(&mut self, t: &mut TextChunk<'_>) -> Option<Option<String>> {
+        if !self.overflow {
+            self.pending.push_str(t.as_str());
+            if self.pending.len() > self.limit {
+                self.pending.clear();
+                self.overflow = true;
             }
         }
         if !t.last_in_text_node() {
             t.remove();
-            return Ok(());
+            return None;
         }
-        let whole = std::mem::take(&mut pending);
-        let masked = if overflow {
-            HIDDEN.to_owned()
-        } else if whole.trim().is_empty() {
-            whole
-        } else {
-            rule.apply(whole.trim())
-                .unwrap_or_else(|| HIDDEN.to_owned())
-        };
-        overflow = false;
-        t.replace(&masked, ContentType::Text);
-        Ok(())
-    })
+        let whole = std::mem::take(&mut self.pending);
+        Some((!std::mem::take(&mut self.overflow)).then_some(whole))
+    }
 }
 
 /// Collects the rewriter's output between feeds.
@@ -643,6 +656,33 @@ rule = "show"
             assert!(out.contains(r#"var shown = "as it is";"#), "{out}");
             assert!(!out.contains("4111") && !out.contains("sarah@"), "{out}");
         }
+    }
+
+    #[test]
+    fn text_too_long_to_hold_back_is_given_up_never_let_through() {
+        let long_card = format!("4111 {} 4242", "1".repeat(MAX_MASKED_TEXT));
+        let long_json = format!(
+            r#"{{"props":{{"email":"sarah@acme.com","pad":"{}"}}}}"#,
+            "x".repeat(MAX_INLINE_JSON)
+        );
+        let page = format!(
+            r#"<body><span class="card-number">{long_card}</span><script type="application/json">{long_json}</script><p>after</p></body>"#
+        );
+        // In 4 KiB pieces, as a page arrives from the network.
+        let out = masker()
+            .rewrite_chunks(page.as_bytes().chunks(4096), "", None)
+            .expect("rewrite");
+        let out = String::from_utf8(out).expect("utf-8");
+        assert!(
+            out.contains(r#"<span class="card-number">[hidden]</span>"#),
+            "a masked text node too long to hold is hidden"
+        );
+        assert!(
+            out.contains(r#"<script type="application/json">null</script>"#),
+            "JSON too large to hold becomes null"
+        );
+        assert!(!out.contains("4111") && !out.contains("sarah@"));
+        assert!(out.contains("<p>after</p>"), "the rest of the page follows");
     }
 
     #[test]
