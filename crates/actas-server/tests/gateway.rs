@@ -281,9 +281,32 @@ async fn world() -> World {
     }
 }
 
-/// Starts a session with `caps` in `mode` and enters the gateway; returns a client
-/// holding the gateway cookie.
-async fn enter(w: &World, caps: &[&str], mode: &str) -> (reqwest::Client, String) {
+/// The agent's browser inside a session: a client (redirects not followed) and the
+/// gateway cookie it was given.
+struct Agent {
+    client: reqwest::Client,
+    cookie: String,
+    gateway: String,
+}
+
+impl Agent {
+    /// A GET of `path` on the gateway, with the session cookie.
+    fn get(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .get(format!("{}{path}", self.gateway))
+            .header("cookie", &self.cookie)
+    }
+
+    /// A POST to `path` on the gateway, with the session cookie.
+    fn post(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .post(format!("{}{path}", self.gateway))
+            .header("cookie", &self.cookie)
+    }
+}
+
+/// Starts a session with `caps` in `mode` and enters the gateway as Sarah's browser.
+async fn enter(w: &World, caps: &[&str], mode: &str) -> Agent {
     let s = w.app.service();
     let sarah = common::staff(s, "sarah@example.com").await;
     let lee = common::staff(s, "lee@example.com").await;
@@ -347,7 +370,11 @@ async fn enter(w: &World, caps: &[&str], mode: &str) -> (reqwest::Client, String
         StatusCode::FORBIDDEN,
         "the hand-off works once"
     );
-    (client, cookie.split(';').next().expect("pair").to_owned())
+    Agent {
+        client,
+        cookie: cookie.split(';').next().expect("pair").to_owned(),
+        gateway: w.gateway.clone(),
+    }
 }
 
 /// Sarah and her running session.
@@ -386,12 +413,16 @@ async fn kinds(w: &World) -> Vec<String> {
 #[tokio::test]
 async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let r = client
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent
+        .client
         .get(format!("{}/", w.gateway))
         .header(
             "cookie",
-            format!("{cookie}; product_session=abc; actas_console=staff-sign-in"),
+            format!(
+                "{}; product_session=abc; actas_console=staff-sign-in",
+                agent.cookie
+            ),
         )
         .header("accept", "text/html")
         .header("actas-assertion", "forged")
@@ -490,12 +521,7 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
     );
 
     // JSON: classified fields masked, `never` removed, unclassified hidden, Actas-Audit stripped.
-    let r = client
-        .get(format!("{}/api/profile", w.gateway))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("json");
+    let r = agent.get("/api/profile").send().await.expect("json");
     assert!(r.headers().get("actas-audit").is_none());
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(
@@ -516,11 +542,10 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
 #[tokio::test]
 async fn out_of_scope_writes_exports_and_read_only_changes_are_refused_and_recorded() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "live").await;
+    let agent = enter(&w, &[], "live").await;
     let before = w.seen.0.lock().expect("lock").len();
-    let r = client
-        .post(format!("{}/settings/tax", w.gateway))
-        .header("cookie", &cookie)
+    let r = agent
+        .post("/settings/tax")
         .form(&[("rate", "10%")])
         .send()
         .await
@@ -530,9 +555,8 @@ async fn out_of_scope_writes_exports_and_read_only_changes_are_refused_and_recor
         r.text().await.expect("text").contains("actas-banner"),
         "the refusal page carries the banner"
     );
-    let r = client
-        .get(format!("{}/transactions/export.csv", w.gateway))
-        .header("cookie", &cookie)
+    let r = agent
+        .get("/transactions/export.csv")
         .send()
         .await
         .expect("export");
@@ -556,10 +580,9 @@ async fn out_of_scope_writes_exports_and_read_only_changes_are_refused_and_recor
 #[tokio::test]
 async fn an_in_scope_change_goes_through_and_is_recorded_with_its_fields() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &["edit_settings"], "live").await;
-    let r = client
-        .post(format!("{}/settings/tax", w.gateway))
-        .header("cookie", &cookie)
+    let agent = enter(&w, &["edit_settings"], "live").await;
+    let r = agent
+        .post("/settings/tax")
         .form(&[("name", "Acme Co")])
         .send()
         .await
@@ -594,10 +617,9 @@ async fn an_in_scope_change_goes_through_and_is_recorded_with_its_fields() {
 #[tokio::test]
 async fn read_only_mode_blocks_every_change_even_in_scope() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &["edit_settings"], "read-only").await;
-    let r = client
-        .post(format!("{}/settings/tax", w.gateway))
-        .header("cookie", &cookie)
+    let agent = enter(&w, &["edit_settings"], "read-only").await;
+    let r = agent
+        .post("/settings/tax")
         .form(&[("rate", "10%")])
         .send()
         .await
@@ -610,12 +632,11 @@ async fn read_only_mode_blocks_every_change_even_in_scope() {
 #[tokio::test]
 async fn without_a_writable_ledger_nothing_is_forwarded() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let agent = enter(&w, &[], "read-only").await;
     let before = w.seen.0.lock().expect("lock").len();
     w.app.store().stop_writer().await;
-    let r = client
-        .get(format!("{}/", w.gateway))
-        .header("cookie", &cookie)
+    let r = agent
+        .get("/")
         .header("accept", "text/html")
         .send()
         .await
@@ -632,10 +653,9 @@ async fn without_a_writable_ledger_nothing_is_forwarded() {
 #[tokio::test]
 async fn after_the_end_button_the_next_request_is_refused() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let page = client
-        .get(format!("{}/", w.gateway))
-        .header("cookie", &cookie)
+    let agent = enter(&w, &[], "read-only").await;
+    let page = agent
+        .get("/")
         .header("accept", "text/html")
         .send()
         .await
@@ -649,9 +669,8 @@ async fn after_the_end_button_the_next_request_is_refused() {
         .and_then(|r| r.split('"').next())
         .expect("csrf")
         .to_owned();
-    let r = client
-        .post(format!("{}/__actas/end", w.gateway))
-        .header("cookie", &cookie)
+    let r = agent
+        .post("/__actas/end")
         .form(&[("csrf", "wrong")])
         .send()
         .await
@@ -661,17 +680,15 @@ async fn after_the_end_button_the_next_request_is_refused() {
         StatusCode::FORBIDDEN,
         "the End form is CSRF-protected"
     );
-    let r = client
-        .post(format!("{}/__actas/end", w.gateway))
-        .header("cookie", &cookie)
+    let r = agent
+        .post("/__actas/end")
         .form(&[("csrf", csrf.as_str())])
         .send()
         .await
         .expect("end");
     assert_eq!(r.status(), StatusCode::OK);
-    let status: serde_json::Value = client
-        .get(format!("{}/__actas/status", w.gateway))
-        .header("cookie", &cookie)
+    let status: serde_json::Value = agent
+        .get("/__actas/status")
         .send()
         .await
         .expect("status")
@@ -680,12 +697,7 @@ async fn after_the_end_button_the_next_request_is_refused() {
         .expect("json");
     assert_eq!(status["active"], false);
     let before = w.seen.0.lock().expect("lock").len();
-    let r = client
-        .get(format!("{}/", w.gateway))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("page");
+    let r = agent.get("/").send().await.expect("page");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert_eq!(w.seen.0.lock().expect("lock").len(), before);
     assert!(
@@ -700,18 +712,12 @@ async fn after_the_end_button_the_next_request_is_refused() {
 #[tokio::test]
 async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let r = client
-        .get(format!("{}/go", w.gateway))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("go");
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent.get("/go").send().await.expect("go");
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(r.headers()["location"], "/landing");
-    let page = client
-        .get(format!("{}/links", w.gateway))
-        .header("cookie", &cookie)
+    let page = agent
+        .get("/links")
         .header("accept", "text/html")
         .send()
         .await
@@ -726,13 +732,8 @@ async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
 #[tokio::test]
 async fn xhtml_is_masked_and_what_the_gateway_cant_read_is_refused() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let get = |path: &str| {
-        client
-            .get(format!("{}{path}", w.gateway))
-            .header("cookie", &cookie)
-            .send()
-    };
+    let agent = enter(&w, &[], "read-only").await;
+    let get = |path: &str| agent.get(path).send();
     // XHTML is rewritten like HTML, banner and all, and sent on as HTML.
     let r = get("/xhtml").await.expect("xhtml");
     assert_eq!(
@@ -775,25 +776,15 @@ async fn xhtml_is_masked_and_what_the_gateway_cant_read_is_refused() {
 #[tokio::test]
 async fn gzip_and_brotli_bodies_are_unpacked_and_masked() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let r = client
-        .get(format!("{}/gz", w.gateway))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("gz");
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent.get("/gz").send().await.expect("gz");
     assert!(r.headers().get("content-encoding").is_none());
     let page = r.text().await.expect("text");
     assert!(
         page.contains("•••• 4242") && !page.contains("4111 1111"),
         "{page}"
     );
-    let r = client
-        .get(format!("{}/br", w.gateway))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("br");
+    let r = agent.get("/br").send().await.expect("br");
     let body: serde_json::Value = r.json().await.expect("json");
     assert_eq!(
         body,
@@ -805,10 +796,9 @@ async fn gzip_and_brotli_bodies_are_unpacked_and_masked() {
 #[tokio::test]
 async fn a_page_larger_than_the_body_limit_streams_through_masked() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let r = client
-        .get(format!("{}/big", w.gateway))
-        .header("cookie", &cookie)
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent
+        .get("/big")
         .header("accept", "text/html")
         .send()
         .await
@@ -848,11 +838,10 @@ async fn a_page_larger_than_the_body_limit_streams_through_masked() {
 #[tokio::test]
 async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let agent = enter(&w, &[], "read-only").await;
     for _ in 0..3 {
-        let body: serde_json::Value = client
-            .get(format!("{}/api/profile", w.gateway))
-            .header("cookie", &cookie)
+        let body: serde_json::Value = agent
+            .get("/api/profile")
             .send()
             .await
             .expect("profile")
@@ -862,12 +851,7 @@ async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
         assert_eq!(body["internal"], "[hidden]");
     }
     // A header the policy doesn't name is dropped, standard ones pass.
-    let r = client
-        .get(format!("{}/api/profile", w.gateway))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .expect("profile");
+    let r = agent.get("/api/profile").send().await.expect("profile");
     assert!(r.headers().get("x-customer-email").is_none());
     assert_eq!(
         r.headers()
@@ -898,10 +882,9 @@ async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
 #[tokio::test]
 async fn event_streams_are_masked_event_by_event_and_end_with_the_session() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let r = client
-        .get(format!("{}/feed", w.gateway))
-        .header("cookie", &cookie)
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent
+        .get("/feed")
         .header("accept", "text/event-stream")
         .send()
         .await
@@ -987,8 +970,8 @@ async fn websockets_pass_only_in_a_session_are_recorded_and_masked() {
         "no session, no live connection"
     );
 
-    let (_, cookie) = enter(&w, &[], "read-only").await;
-    let mut ws = open_live(&w, &cookie).await.expect("upgrade");
+    let agent = enter(&w, &[], "read-only").await;
+    let mut ws = open_live(&w, &agent.cookie).await.expect("upgrade");
     let first: serde_json::Value =
         serde_json::from_str(&next_text(&mut ws).await.expect("first")).expect("json");
     assert_eq!(
@@ -1060,7 +1043,7 @@ async fn websockets_pass_only_in_a_session_are_recorded_and_masked() {
     assert_eq!(u16::from(frame.code), 1008);
     assert!(frame.reason.contains("ended"), "{}", frame.reason);
     assert!(
-        open_live(&w, &cookie).await.is_err(),
+        open_live(&w, &agent.cookie).await.is_err(),
         "and can't be reopened"
     );
     w.app.stop().await.expect("stop");
@@ -1071,8 +1054,8 @@ async fn in_a_live_session_browser_messages_reach_the_product() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let w = world().await;
-    let (_, cookie) = enter(&w, &[], "live").await;
-    let mut ws = open_live(&w, &cookie).await.expect("upgrade");
+    let agent = enter(&w, &[], "live").await;
+    let mut ws = open_live(&w, &agent.cookie).await.expect("upgrade");
     next_text(&mut ws).await.expect("first");
     next_text(&mut ws).await.expect("ready");
     ws.send(Message::text("hello")).await.expect("send");
@@ -1086,22 +1069,16 @@ async fn in_a_live_session_browser_messages_reach_the_product() {
 #[tokio::test]
 async fn revoking_consent_mid_session_stops_the_gateway_at_the_next_request() {
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
-    let page = |client: reqwest::Client, cookie: String, gateway: String| async move {
-        client
-            .get(format!("{gateway}/"))
-            .header("cookie", cookie)
+    let agent = enter(&w, &[], "read-only").await;
+    let page = || async {
+        agent
+            .get("/")
             .header("accept", "text/html")
             .send()
             .await
             .expect("page")
     };
-    assert_eq!(
-        page(client.clone(), cookie.clone(), w.gateway.clone())
-            .await
-            .status(),
-        StatusCode::OK
-    );
+    assert_eq!(page().await.status(), StatusCode::OK);
     let s = w.app.service();
     let key = s
         .create_app_key(
@@ -1123,7 +1100,7 @@ async fn revoking_consent_mid_session_stops_the_gateway_at_the_next_request() {
         .expect("consent");
     assert_eq!(r.status(), StatusCode::OK);
     let before = w.seen.0.lock().expect("lock").len();
-    let r = page(client, cookie, w.gateway.clone()).await;
+    let r = page().await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.expect("text").contains("ended"));
     assert_eq!(
@@ -1148,11 +1125,9 @@ async fn a_session_ended_behind_the_gateways_back_gets_nothing_more() {
     // (as another actas process or the CLI would) must still stop the very next request,
     // whether it is recorded (a page) or not (an asset).
     let w = world().await;
-    let (client, cookie) = enter(&w, &[], "read-only").await;
+    let agent = enter(&w, &[], "read-only").await;
     let get = |path: &'static str, html: bool| {
-        let r = client
-            .get(format!("{}{path}", w.gateway))
-            .header("cookie", &cookie);
+        let r = agent.get(path);
         if html {
             r.header("accept", "text/html")
         } else {
