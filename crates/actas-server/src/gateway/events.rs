@@ -1,7 +1,8 @@
 //! Server-sent events (`text/event-stream`) from the product, masked event by event as
 //! they stream, like the product's WebSocket messages: an event's data must be JSON, and
 //! is masked by the policy's JSON rules; an event whose data isn't JSON, or is larger than
-//! [`MAX_EVENT`], is dropped. Comments, `event`, `id` and `retry` lines pass as they are.
+//! [`MAX_EVENT`], is dropped. `event`, `id` and `retry` lines pass as they are; comments
+//! pass emptied.
 //!
 //! Written by hand: the format is a few lines of the HTML standard ("Parsing an event
 //! stream"), and the crates that parse it are clients that don't give the lines back.
@@ -69,6 +70,10 @@ impl EventMasker {
                 }
                 None => self.data = Some(value.into_owned()),
             }
+        } else if field.is_empty() {
+            // A comment: scripts never see it, but the agent's developer tools would, so
+            // only the colon is kept (it still keeps the connection alive).
+            self.others.extend_from_slice(b":\n");
         } else {
             self.others.extend_from_slice(line);
             self.others.push(b'\n');
@@ -116,7 +121,7 @@ mod tests {
         Some(data.replace(|c: char| c.is_ascii_digit(), "#"))
     }
 
-    const STREAM: &str = ": keep-alive\n\nevent: update\r\nid: 7\r\ndata: {\"card\":\r\ndata: \"4111111111114242\"}\r\n\r\ndata: card 4111111111114242\n\nretry: 500\n\ndata: {\"unfinished\": 4111";
+    const STREAM: &str = ": keep-alive 4111111111114242\n\nevent: update\r\nid: 7\r\ndata: {\"card\":\r\ndata: \"4111111111114242\"}\r\n\r\ndata: card 4111111111114242\n\nretry: 500\n\ndata: {\"unfinished\": 4111";
 
     #[test]
     fn events_are_masked_whole_and_what_isnt_json_is_dropped() {
@@ -130,7 +135,7 @@ mod tests {
             let out = String::from_utf8(out).expect("utf-8");
             assert_eq!(
                 out,
-                ": keep-alive\n\nevent: update\nid: 7\ndata: {\"card\":\ndata: \"################\"}\n\nretry: 500\n\n",
+                ":\n\nevent: update\nid: 7\ndata: {\"card\":\ndata: \"################\"}\n\nretry: 500\n\n",
                 "chunks of {size}"
             );
         }
