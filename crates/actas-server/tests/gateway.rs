@@ -182,6 +182,12 @@ async fn product(seen: Arc<Seen>) -> String {
             r#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
         ))
     }
+    /// No Content-Type and no length given, but nothing in it.
+    async fn nothing() -> axum::response::Response {
+        axum::response::Response::new(axum::body::Body::from_stream(
+            futures_util::stream::empty::<Result<axum::body::Bytes, std::io::Error>>(),
+        ))
+    }
     async fn text() -> &'static str {
         "release notes"
     }
@@ -214,6 +220,7 @@ async fn product(seen: Arc<Seen>) -> String {
         .route("/feed", get(feed))
         .route("/xhtml", get(xhtml))
         .route("/untyped", get(untyped))
+        .route("/nothing", get(nothing))
         .route("/notes.txt", get(text))
         .route("/packed", get(packed))
         .route("/live", get(live))
@@ -755,6 +762,10 @@ async fn xhtml_is_masked_and_what_the_gateway_cant_read_is_refused() {
         !page.contains("4111") && page.contains("did not say what kind of content"),
         "{page}"
     );
+    // ... unless it turns out to hold nothing.
+    let r = get("/nothing").await.expect("nothing");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.text().await.expect("text"), "");
     // Packed in a way the gateway can't unpack: it can't be masked, so it is not shown.
     let r = get("/packed").await.expect("packed");
     assert_eq!(r.status(), StatusCode::BAD_GATEWAY);

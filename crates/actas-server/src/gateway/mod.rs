@@ -608,7 +608,7 @@ async fn respond(
     state: &GatewayState,
     ctx: &GatewayContext,
     cookie: &str,
-    upstream: reqwest::Response,
+    mut upstream: reqwest::Response,
     bar: String,
     base: &str,
 ) -> Response {
@@ -641,9 +641,12 @@ async fn respond(
     let is_json = content_type.starts_with("application/json") || content_type.contains("+json");
     let is_events = content_type.starts_with("text/event-stream");
     let rewritten = is_html || is_json || is_events;
-    if content_type.is_empty() && may_have_body(status, &upstream) {
-        // A browser would guess what this is, and might show it as a page: one that was
-        // never masked and carries no banner.
+    // A browser would guess what an untyped body is, and might show it as a page: one
+    // that was never masked and carries no banner. Only one that turns out empty passes.
+    if content_type.is_empty()
+        && may_have_body(status, &upstream)
+        && !matches!(upstream.chunk().await, Ok(None))
+    {
         return notice(
             StatusCode::BAD_GATEWAY,
             "Refused",
