@@ -1,8 +1,8 @@
 //! Server-sent events (`text/event-stream`) from the product, masked event by event as
 //! they stream, like the product's WebSocket messages: an event's data must be JSON, and
 //! is masked by the policy's JSON rules; an event whose data isn't JSON, or is larger than
-//! [`MAX_EVENT`], is dropped. `event`, `id` and `retry` lines pass as they are; comments
-//! pass emptied.
+//! [`MAX_EVENT`], is dropped. `event`, `id` and `retry` lines pass as they are, comments
+//! pass emptied, and fields the standard doesn't name (which browsers ignore) are dropped.
 //!
 //! Written by hand: the format is a few lines of the HTML standard ("Parsing an event
 //! stream"), and the crates that parse it are clients that don't give the lines back.
@@ -16,7 +16,7 @@ pub(super) struct EventMasker {
     line: Vec<u8>,
     /// The event's `data` values, joined by newlines as the browser will join them.
     data: Option<String>,
-    /// Its other lines (`event`, `id`, `retry`, comments), passed on with it.
+    /// Its `event`, `id` and `retry` lines and emptied comments, passed on with it.
     others: Vec<u8>,
     /// The event outgrew [`MAX_EVENT`]: it is skipped up to its blank line.
     overflow: bool,
@@ -74,10 +74,11 @@ impl EventMasker {
             // A comment: scripts never see it, but the agent's developer tools would, so
             // only the colon is kept (it still keeps the connection alive).
             self.others.extend_from_slice(b":\n");
-        } else {
+        } else if matches!(field, b"event" | b"id" | b"retry") {
             self.others.extend_from_slice(line);
             self.others.push(b'\n');
         }
+        // Any other field means nothing to the browser, which ignores it: it is dropped.
         if self.data.as_ref().map_or(0, String::len) + self.others.len() > MAX_EVENT {
             self.overflow = true;
         }
@@ -121,7 +122,7 @@ mod tests {
         Some(data.replace(|c: char| c.is_ascii_digit(), "#"))
     }
 
-    const STREAM: &str = ": keep-alive 4111111111114242\n\nevent: update\r\nid: 7\r\ndata: {\"card\":\r\ndata: \"4111111111114242\"}\r\n\r\ndata: card 4111111111114242\n\nretry: 500\n\ndata: {\"unfinished\": 4111";
+    const STREAM: &str = ": keep-alive 4111111111114242\n\nevent: update\r\nid: 7\r\nnote: 4111111111114242\r\n4111111111114242\r\ndata: {\"card\":\r\ndata: \"4111111111114242\"}\r\n\r\ndata: card 4111111111114242\n\nretry: 500\n\ndata: {\"unfinished\": 4111";
 
     #[test]
     fn events_are_masked_whole_and_what_isnt_json_is_dropped() {
