@@ -67,15 +67,22 @@ async fn product(seen: Arc<Seen>) -> String {
             "date,amount\n",
         )
     }
-    async fn go(headers: HeaderMap) -> impl IntoResponse {
+    /// A redirect to the product's own origin, absolute (`/go`) or scheme-relative
+    /// (`/go?relative`).
+    async fn go(headers: HeaderMap, uri: axum::http::Uri) -> impl IntoResponse {
         let host = headers
             .get("host")
             .and_then(|h| h.to_str().ok())
             .unwrap_or("")
             .to_owned();
+        let scheme = if uri.query() == Some("relative") {
+            ""
+        } else {
+            "http:"
+        };
         (
             axum::http::StatusCode::SEE_OTHER,
-            [("location", format!("http://{host}/landing"))],
+            [("location", format!("{scheme}//{host}/landing"))],
         )
     }
     async fn links(headers: HeaderMap) -> Html<String> {
@@ -85,7 +92,7 @@ async fn product(seen: Arc<Seen>) -> String {
             .unwrap_or("")
             .to_owned();
         Html(format!(
-            r#"<html><body><a href="http://{host}/loans">Loans</a></body></html>"#
+            r#"<html><body><a href="http://{host}/loans">Loans</a><a href="//{host}/cards">Cards</a></body></html>"#
         ))
     }
     async fn gzipped() -> impl IntoResponse {
@@ -720,9 +727,11 @@ async fn after_the_end_button_the_next_request_is_refused() {
 async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
     let w = world().await;
     let agent = enter(&w, &[], "read-only").await;
-    let r = agent.get("/go").send().await.expect("go");
-    assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert_eq!(r.headers()["location"], "/landing");
+    for path in ["/go", "/go?relative"] {
+        let r = agent.get(path).send().await.expect("go");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], "/landing", "{path}");
+    }
     let page = agent
         .get("/links")
         .header("accept", "text/html")
@@ -732,7 +741,10 @@ async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
         .text()
         .await
         .expect("text");
-    assert!(page.contains(r#"<a href="/loans">"#), "{page}");
+    assert!(
+        page.contains(r#"<a href="/loans">"#) && page.contains(r#"<a href="/cards">"#),
+        "{page}"
+    );
     w.app.stop().await.expect("stop");
 }
 

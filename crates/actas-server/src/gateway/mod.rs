@@ -773,11 +773,8 @@ fn product_headers(
             "location" => {
                 // Keep the browser inside the gateway.
                 let loc = value.to_str().unwrap_or("/");
-                let rewritten = loc
-                    .strip_prefix(base.trim_end_matches('/'))
-                    .map(|p| if p.is_empty() { "/" } else { p })
-                    .unwrap_or(loc);
-                if let Ok(v) = HeaderValue::from_str(rewritten) {
+                let local = rewrite::keep_on_gateway(loc, base);
+                if let Ok(v) = HeaderValue::from_str(local.as_deref().unwrap_or(loc)) {
                     response = response.header(header::LOCATION, v);
                 }
             }

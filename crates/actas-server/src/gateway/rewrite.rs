@@ -69,7 +69,53 @@ const LINK_ATTRIBUTES: &[(&str, &str)] = &[
     ("form[action]", "action"),
     ("[formaction]", "formaction"),
     ("meta[http-equiv]", "content"),
+    ("img[srcset]", "srcset"),
+    ("source[srcset]", "srcset"),
 ];
+
+/// `value` with every URL on the product's `origin` (`http://product:8082`) made local to
+/// the gateway: `http://product:8082/x`, `https://product:8082/x` and the scheme-relative
+/// `//product:8082/x` all become `/x`, wherever they stand in the value (a `srcset`, a
+/// meta refresh's `0; url=…`). `None` when there is nothing to change. A longer host or
+/// port that merely starts the same (`product:80823`) is left alone.
+pub fn keep_on_gateway(value: &str, origin: &str) -> Option<String> {
+    let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+    let authority = authority.trim_end_matches('/');
+    if authority.is_empty() {
+        return None;
+    }
+    let needle = format!("//{authority}");
+    let mut out = String::with_capacity(value.len());
+    let (mut rest, mut changed) = (value, false);
+    while let Some(at) = rest.find(&needle) {
+        let after = &rest[at + needle.len()..];
+        let ends = after.chars().next().is_none_or(|c| {
+            matches!(c, '/' | '?' | '#' | ',' | '"' | '\'' | ' ') || c.is_whitespace()
+        });
+        let before = &rest[..at];
+        let scheme = ["https:", "http:"].iter().find(|s| {
+            before.len() >= s.len() && before[before.len() - s.len()..].eq_ignore_ascii_case(s)
+        });
+        let start = before.len() - scheme.map_or(0, |s| s.len());
+        // What precedes the URL must end a token: the value's start, a space, `=`, `,`.
+        let bounded = before[..start]
+            .chars()
+            .next_back()
+            .is_none_or(|c| c.is_whitespace() || matches!(c, '=' | ',' | '"' | '\''));
+        if ends && bounded {
+            out.push_str(&before[..start]);
+            if !after.starts_with('/') {
+                out.push('/');
+            }
+            changed = true;
+        } else {
+            out.push_str(&rest[..at + needle.len()]);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    changed.then_some(out)
+}
 
 fn parse(selector: &str) -> Result<Selector, RewriteError> {
     Selector::from_str(selector).map_err(|e| RewriteError::Selector {
@@ -167,11 +213,10 @@ impl HtmlMasker {
                     Cow::Owned(selector.clone()),
                     ElementContentHandlers::default().element(
                         move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
-                            if let Some(v) = el.get_attribute(attribute)
-                                && v.contains(&*origin)
+                            if let Some(local) = el
+                                .get_attribute(attribute)
+                                .and_then(|v| keep_on_gateway(&v, &origin))
                             {
-                                let local =
-                                    v.replace(&format!("{origin}/"), "/").replace(&*origin, "/");
                                 el.set_attribute(attribute, &local)?;
                             }
                             Ok(())
@@ -614,7 +659,7 @@ rule = "show"
     fn absolute_links_to_the_product_stay_inside_the_gateway() {
         let page = br#"<body><a href="http://product.local:8082/loans/7">loan</a><a href="https://elsewhere.example/x">out</a>
 <form action="http://product.local:8082/settings"><button formaction="http://product.local:8082">b</button></form>
-<img src="http://product.local:8082/logo.png"><meta http-equiv="refresh" content="0; url=http://product.local:8082/home"></body>"#;
+<img src="http://product.local:8082/logo.png" srcset="//product.local:8082/logo@2x.png 2x"><meta http-equiv="refresh" content="0; url=http://product.local:8082/home"></body>"#;
         let out = masker()
             .rewrite_chunks([&page[..]], "", Some("http://product.local:8082"))
             .expect("rewrite");
@@ -625,6 +670,7 @@ rule = "show"
             r#"action="/settings""#,
             r#"formaction="/""#,
             r#"src="/logo.png""#,
+            r#"srcset="/logo@2x.png 2x""#,
             "url=/home",
             "https://elsewhere.example/x",
         ] {
@@ -692,6 +738,35 @@ rule = "show"
             descendants_of(r#"td.card, [data-x="a,b"], :not(.x, .y)"#),
             r#"td.card *, [data-x="a,b"] *, :not(.x, .y) *"#
         );
+    }
+
+    #[test]
+    fn every_form_of_a_product_url_is_made_local_and_lookalikes_are_not() {
+        let o = "http://product.local:8082";
+        let local = |v: &str| keep_on_gateway(v, o);
+        assert_eq!(
+            local("http://product.local:8082/loans?x=1").as_deref(),
+            Some("/loans?x=1")
+        );
+        assert_eq!(local("HTTPS://product.local:8082").as_deref(), Some("/"));
+        assert_eq!(local("//product.local:8082/a#b").as_deref(), Some("/a#b"));
+        assert_eq!(local("http://product.local:8082?q").as_deref(), Some("/?q"));
+        assert_eq!(
+            local("http://product.local:8082/a.png 1x, //product.local:8082/b.png 2x").as_deref(),
+            Some("/a.png 1x, /b.png 2x")
+        );
+        assert_eq!(
+            local("0; url=http://product.local:8082/home").as_deref(),
+            Some("0; url=/home")
+        );
+        for other in [
+            "http://product.local:80823/x",
+            "http://evil.product.local:8082/x",
+            "https://elsewhere.example/?next=x//product.local:8082",
+            "/already/local",
+        ] {
+            assert_eq!(local(other), None, "{other}");
+        }
     }
 
     #[test]
