@@ -773,7 +773,7 @@ fn product_headers(
             "location" => {
                 // Keep the browser inside the gateway.
                 let loc = value.to_str().unwrap_or("/");
-                let local = rewrite::keep_on_gateway(loc, base);
+                let local = rewrite::ProductOrigin::new(base).and_then(|o| o.keep_on_gateway(loc));
                 if let Ok(v) = HeaderValue::from_str(local.as_deref().unwrap_or(loc)) {
                     response = response.header(header::LOCATION, v);
                 }

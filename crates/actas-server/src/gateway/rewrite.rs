@@ -69,52 +69,66 @@ const LINK_ATTRIBUTES: &[(&str, &str)] = &[
     ("form[action]", "action"),
     ("[formaction]", "formaction"),
     ("meta[http-equiv]", "content"),
-    ("img[srcset]", "srcset"),
-    ("source[srcset]", "srcset"),
 ];
 
-/// `value` with every URL on the product's `origin` (`http://product:8082`) made local to
-/// the gateway: `http://product:8082/x`, `https://product:8082/x` and the scheme-relative
-/// `//product:8082/x` all become `/x`, wherever they stand in the value (a `srcset`, a
-/// meta refresh's `0; url=…`). `None` when there is nothing to change. A longer host or
-/// port that merely starts the same (`product:80823`) is left alone.
-pub fn keep_on_gateway(value: &str, origin: &str) -> Option<String> {
-    let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
-    let authority = authority.trim_end_matches('/');
-    if authority.is_empty() {
-        return None;
+/// The product's origin as it appears in URLs that must stay on the gateway.
+#[derive(Debug, Clone)]
+pub struct ProductOrigin {
+    /// `//host:port`: what every absolute or scheme-relative URL to it contains.
+    needle: String,
+}
+
+impl ProductOrigin {
+    /// From the product's base URL (`http://product:8082`); `None` if it names no host.
+    pub fn new(origin: &str) -> Option<Self> {
+        let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+        let authority = authority.trim_end_matches('/');
+        (!authority.is_empty()).then(|| Self {
+            needle: format!("//{authority}"),
+        })
     }
-    let needle = format!("//{authority}");
-    let mut out = String::with_capacity(value.len());
-    let (mut rest, mut changed) = (value, false);
-    while let Some(at) = rest.find(&needle) {
-        let after = &rest[at + needle.len()..];
-        let ends = after.chars().next().is_none_or(|c| {
-            matches!(c, '/' | '?' | '#' | ',' | '"' | '\'' | ' ') || c.is_whitespace()
-        });
-        let before = &rest[..at];
-        let scheme = ["https:", "http:"].iter().find(|s| {
-            before.len() >= s.len() && before[before.len() - s.len()..].eq_ignore_ascii_case(s)
-        });
-        let start = before.len() - scheme.map_or(0, |s| s.len());
-        // What precedes the URL must end a token: the value's start, a space, `=`, `,`.
-        let bounded = before[..start]
-            .chars()
-            .next_back()
-            .is_none_or(|c| c.is_whitespace() || matches!(c, '=' | ',' | '"' | '\''));
-        if ends && bounded {
-            out.push_str(&before[..start]);
-            if !after.starts_with('/') {
-                out.push('/');
-            }
-            changed = true;
-        } else {
-            out.push_str(&rest[..at + needle.len()]);
+
+    /// `value` with every URL on the product's origin made local to the gateway:
+    /// `http://product:8082/x`, `https://product:8082/x` and the scheme-relative
+    /// `//product:8082/x` all become `/x`, wherever they stand in the value (a meta
+    /// refresh's `0; url=…`, say). `None` when there is nothing to change. A longer host
+    /// or port that merely starts the same (`product:80823`) is left alone.
+    pub fn keep_on_gateway(&self, value: &str) -> Option<String> {
+        let needle = self.needle.as_str();
+        if !value.contains(needle) {
+            return None;
         }
-        rest = after;
+        let mut out = String::with_capacity(value.len());
+        let (mut rest, mut changed) = (value, false);
+        while let Some(at) = rest.find(needle) {
+            let after = &rest[at + needle.len()..];
+            let ends = after.chars().next().is_none_or(|c| {
+                matches!(c, '/' | '?' | '#' | ',' | '"' | '\'') || c.is_whitespace()
+            });
+            let before = &rest[..at];
+            let scheme = ["https:", "http:"].iter().find(|s| {
+                before.len() >= s.len() && before[before.len() - s.len()..].eq_ignore_ascii_case(s)
+            });
+            let start = before.len() - scheme.map_or(0, |s| s.len());
+            // What precedes the URL must end a token: the value's start, a space, `=`, `,`.
+            let bounded = before[..start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| c.is_whitespace() || matches!(c, '=' | ',' | '"' | '\''));
+            if ends && bounded {
+                out.push_str(&before[..start]);
+                if !after.starts_with('/') {
+                    out.push('/');
+                }
+                changed = true;
+            } else {
+                out.push_str(&rest[..at + needle.len()]);
+            }
+            rest = after;
+        }
+        out.push_str(rest);
+        changed.then_some(out)
     }
-    out.push_str(rest);
-    changed.then_some(out)
 }
 
 fn parse(selector: &str) -> Result<Selector, RewriteError> {
@@ -201,11 +215,8 @@ impl HtmlMasker {
     /// rewritten, less whatever the parser must hold (at most [`PARSER_MEMORY`]).
     pub fn stream(&self, banner: &str, product_origin: Option<&str>) -> HtmlStream {
         let mut handlers: Vec<Handler> = Vec::new();
-        if let Some(origin) = product_origin
-            .map(|o| o.trim_end_matches('/').to_owned())
-            .filter(|o| !o.is_empty())
-        {
-            let origin: Arc<str> = origin.into();
+        if let Some(origin) = product_origin.and_then(ProductOrigin::new) {
+            let origin = Arc::new(origin);
             for (selector, attribute) in &self.links {
                 let origin = origin.clone();
                 let attribute = *attribute;
@@ -215,7 +226,7 @@ impl HtmlMasker {
                         move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
                             if let Some(local) = el
                                 .get_attribute(attribute)
-                                .and_then(|v| keep_on_gateway(&v, &origin))
+                                .and_then(|v| origin.keep_on_gateway(&v))
                             {
                                 el.set_attribute(attribute, &local)?;
                             }
@@ -659,7 +670,7 @@ rule = "show"
     fn absolute_links_to_the_product_stay_inside_the_gateway() {
         let page = br#"<body><a href="http://product.local:8082/loans/7">loan</a><a href="https://elsewhere.example/x">out</a>
 <form action="http://product.local:8082/settings"><button formaction="http://product.local:8082">b</button></form>
-<img src="http://product.local:8082/logo.png" srcset="//product.local:8082/logo@2x.png 2x"><meta http-equiv="refresh" content="0; url=http://product.local:8082/home"></body>"#;
+<img src="//product.local:8082/logo.png"><meta http-equiv="refresh" content="0; url=http://product.local:8082/home"></body>"#;
         let out = masker()
             .rewrite_chunks([&page[..]], "", Some("http://product.local:8082"))
             .expect("rewrite");
@@ -670,7 +681,6 @@ rule = "show"
             r#"action="/settings""#,
             r#"formaction="/""#,
             r#"src="/logo.png""#,
-            r#"srcset="/logo@2x.png 2x""#,
             "url=/home",
             "https://elsewhere.example/x",
         ] {
@@ -742,8 +752,8 @@ rule = "show"
 
     #[test]
     fn every_form_of_a_product_url_is_made_local_and_lookalikes_are_not() {
-        let o = "http://product.local:8082";
-        let local = |v: &str| keep_on_gateway(v, o);
+        let o = ProductOrigin::new("http://product.local:8082").expect("origin");
+        let local = |v: &str| o.keep_on_gateway(v);
         assert_eq!(
             local("http://product.local:8082/loans?x=1").as_deref(),
             Some("/loans?x=1")
