@@ -38,6 +38,24 @@ async fn add_staff(store: &impl Store, email: &str, role: Role) -> StaffId {
         .id
 }
 
+/// Commits `request` as changed from `expected`, with a note in the ledger.
+async fn update_request(
+    store: &impl Store,
+    request: &AccessRequest,
+    expected: RequestStatus,
+) -> Result<(), StoreError> {
+    store
+        .commit(Unit::change(
+            Change::UpdateRequest {
+                request: request.clone(),
+                expected,
+            },
+            note_event(),
+        ))
+        .await
+        .map(|_| ())
+}
+
 fn note_event() -> NewEvent {
     NewEvent::new(Actor::System, EventData::StaffDisabled { staff: staff(1) })
 }
@@ -90,28 +108,14 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     request
         .approve(lead, None, p.duration(Some(10)).ok(), None, now)
         .expect("approve");
-    store
-        .commit(Unit::change(
-            Change::UpdateRequest {
-                request: request.clone(),
-                expected: RequestStatus::Pending,
-            },
-            note_event(),
-        ))
+    update_request(&store, &request, RequestStatus::Pending)
         .await
         .expect("approved");
     let mut again = stale;
     again
         .approve(lead, None, None, None, now)
         .expect("in memory");
-    let err = store
-        .commit(Unit::change(
-            Change::UpdateRequest {
-                request: again,
-                expected: RequestStatus::Pending,
-            },
-            note_event(),
-        ))
+    let err = update_request(&store, &again, RequestStatus::Pending)
         .await
         .expect_err("stale");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -401,14 +405,7 @@ async fn live_session(store: &impl Store) -> ActiveSession {
         request
             .approve(lead, None, None, None, now)
             .expect("approve");
-        store
-            .commit(Unit::change(
-                Change::UpdateRequest {
-                    request: request.clone(),
-                    expected: RequestStatus::Pending,
-                },
-                note_event(),
-            ))
+        update_request(store, &request, RequestStatus::Pending)
             .await
             .expect("approved");
     }
