@@ -38,6 +38,17 @@ async fn add_staff(store: &impl Store, email: &str, role: Role) -> StaffId {
         .id
 }
 
+/// Commits a new `request`, with a note in the ledger.
+async fn insert_request(store: &impl Store, request: &AccessRequest) -> Result<(), StoreError> {
+    store
+        .commit(Unit::change(
+            Change::InsertRequest(request.clone()),
+            note_event(),
+        ))
+        .await
+        .map(|_| ())
+}
+
 /// Commits `request` as changed from `expected`, with a note in the ledger.
 async fn update_request(
     store: &impl Store,
@@ -91,13 +102,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     let now = Timestamp::now();
     let mut request = edit_settings_request(&p, agent, &account, now);
     assert_eq!(request.status, RequestStatus::Pending);
-    store
-        .commit(Unit::change(
-            Change::InsertRequest(request.clone()),
-            note_event(),
-        ))
-        .await
-        .expect("insert");
+    insert_request(&store, &request).await.expect("insert");
     assert_eq!(
         store.request(request.id).await.expect("read").as_ref(),
         Some(&request)
@@ -128,10 +133,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     let mut own = request.clone();
     own.id = actas_core::ids::RequestId::random();
     own.approver = Some(actas_core::request::Approver::Lead(agent));
-    let err = store
-        .commit(Unit::change(Change::InsertRequest(own), note_event()))
-        .await
-        .expect_err("own");
+    let err = insert_request(&store, &own).await.expect_err("own");
     assert!(
         matches!(err, StoreError::Unexpected(_) | StoreError::Conflict(_)),
         "{err:?}"
@@ -394,13 +396,7 @@ async fn live_session(store: &impl Store) -> ActiveSession {
     let now = Timestamp::now();
     let account = store.account(&acme).await.expect("read").expect("exists");
     let mut request = edit_settings_request(&p, agent, &account, now);
-    store
-        .commit(Unit::change(
-            Change::InsertRequest(request.clone()),
-            note_event(),
-        ))
-        .await
-        .expect("insert");
+    insert_request(store, &request).await.expect("insert");
     if request.status == RequestStatus::Pending {
         request
             .approve(lead, None, None, None, now)

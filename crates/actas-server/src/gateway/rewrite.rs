@@ -581,6 +581,14 @@ rule = "show"
         HtmlMasker::new(&p).expect("selectors")
     }
 
+    /// A page fed in `pieces` to the test policy's masker, rewritten.
+    fn rewritten<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, origin: Option<&str>) -> String {
+        let out = masker()
+            .rewrite_chunks(pieces, "", origin)
+            .expect("rewrite");
+        String::from_utf8(out).expect("utf-8")
+    }
+
     const PAGE: &str = r#"<!doctype html><html><head><script src="/app.js"></script></head>
 <body class="portal"><h1>Payments</h1>
 <p>Card: <span class="card-number">4111 1111 1111 4242</span></p>
@@ -652,10 +660,7 @@ rule = "show"
     #[test]
     fn text_split_across_chunks_is_still_masked_whole() {
         // One byte at a time, as a slow upstream might send it.
-        let out = masker()
-            .rewrite_chunks(PAGE.as_bytes().chunks(1), "", None)
-            .expect("rewrite");
-        let out = String::from_utf8(out).expect("utf-8");
+        let out = rewritten(PAGE.as_bytes().chunks(1), None);
         assert!(
             out.contains(r#"<span class="card-number">•••• 4242</span>"#),
             "{out}"
@@ -671,10 +676,7 @@ rule = "show"
         let page = br#"<body><a href="http://product.local:8082/loans/7">loan</a><a href="https://elsewhere.example/x">out</a>
 <form action="http://product.local:8082/settings"><button formaction="http://product.local:8082">b</button></form>
 <img src="//product.local:8082/logo.png"><meta http-equiv="refresh" content="0; url=http://product.local:8082/home"></body>"#;
-        let out = masker()
-            .rewrite_chunks([&page[..]], "", Some("http://product.local:8082"))
-            .expect("rewrite");
-        let out = String::from_utf8(out).expect("utf-8");
+        let out = rewritten([&page[..]], Some("http://product.local:8082"));
         assert!(!out.contains("product.local"), "{out}");
         for kept in [
             r#"href="/loans/7""#,
@@ -695,10 +697,7 @@ rule = "show"
 <script>var shown = "as it is";</script></body>"#;
         // One byte at a time too: the document is held back until whole.
         for chunk in [page.len(), 1] {
-            let out = masker()
-                .rewrite_chunks(page.as_bytes().chunks(chunk), "", None)
-                .expect("rewrite");
-            let out = String::from_utf8(out).expect("utf-8");
+            let out = rewritten(page.as_bytes().chunks(chunk), None);
             assert!(
                 out.contains(
                     r#"<script id="__NEXT_DATA__" type="application/json">{"props":{"card":"[hidden]","email":"s***@acme.com","name":"\u003c/script>\u003cb>Acme"}}</script>"#
@@ -725,10 +724,7 @@ rule = "show"
             r#"<body><span class="card-number">{long_card}</span><script type="application/json">{long_json}</script><p>after</p></body>"#
         );
         // In 4 KiB pieces, as a page arrives from the network.
-        let out = masker()
-            .rewrite_chunks(page.as_bytes().chunks(4096), "", None)
-            .expect("rewrite");
-        let out = String::from_utf8(out).expect("utf-8");
+        let out = rewritten(page.as_bytes().chunks(4096), None);
         assert!(
             out.contains(r#"<span class="card-number">[hidden]</span>"#),
             "a masked text node too long to hold is hidden"
