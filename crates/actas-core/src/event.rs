@@ -250,6 +250,61 @@ pub enum EventData {
         changes: Vec<FieldChange>,
         /// The product's answer status, once known.
         status: Option<u16>,
+        /// The canonical path the change was sent to (absent in events written before
+        /// paths were recorded with changes).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        path: Option<String>,
+    },
+    /// Data was read inside a session: anything but a page the agent navigated to (a
+    /// page's own fetches, a script's API calls, a frame's content, a client's GET).
+    #[serde(rename = "session.data_read")]
+    DataRead {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The method (GET, or OPTIONS).
+        method: String,
+        /// The canonical path read.
+        path: String,
+        /// What the route says it is, e.g. "viewed loan LA-77", or "read /api/profile".
+        description: String,
+    },
+    /// The agent's browser sent a message on a live connection (WebSocket) inside a
+    /// session, recorded before it was sent on.
+    #[serde(rename = "session.live_message")]
+    LiveMessage {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The connection's canonical path.
+        path: String,
+        /// The message's size in bytes.
+        bytes: u64,
+        /// The fields of a JSON message, masked by policy.
+        fields: Vec<FieldChange>,
+    },
+    /// The product answered (or failed to answer) a request that had been sent on, and
+    /// the gateway did not pass the answer to the agent.
+    #[serde(rename = "session.answer_refused")]
+    AnswerRefused {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The request's method.
+        method: String,
+        /// The request's canonical path.
+        path: String,
+        /// Why, in plain words.
+        why: String,
     },
     /// Something out of scope was refused inside a session.
     #[serde(rename = "session.blocked")]
@@ -412,6 +467,9 @@ impl EventData {
             EventData::PageViewed { .. } => "session.page_viewed",
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionBlocked { .. } => "session.blocked",
+            EventData::DataRead { .. } => "session.data_read",
+            EventData::LiveMessage { .. } => "session.live_message",
+            EventData::AnswerRefused { .. } => "session.answer_refused",
             EventData::SessionEnded { .. } => "session.ended",
             EventData::ConsentChanged { .. } => "consent.changed",
             EventData::CustomerActivity { .. } => "customer.activity",
@@ -503,6 +561,24 @@ impl EventData {
                 account,
                 ticket,
                 ..
+            }
+            | EventData::DataRead {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::LiveMessage {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::AnswerRefused {
+                session,
+                account,
+                ticket,
+                ..
             } => EventContext {
                 account: of(account),
                 on_behalf_of: of(account),
@@ -543,6 +619,38 @@ impl NewEvent {
     /// Pairs an actor with what they did.
     pub fn new(actor: Actor, data: EventData) -> Self {
         Self { actor, data }
+    }
+
+    /// The `session.ended` event for `ended`, done by `actor`; a limit that passed is
+    /// actas's own doing, and names the limit in minutes.
+    pub fn session_ended(
+        ended: &crate::session::EndedSession,
+        staff: StaffRef,
+        account: AccountRef,
+        ticket: TicketRef,
+        actor: Actor,
+    ) -> Self {
+        let info = &ended.info;
+        let limit_minutes = match ended.reason {
+            EndReason::HardLimit => Some(info.expires_at.since(info.started_at).as_secs() / 60),
+            EndReason::IdleLimit => Some(info.idle_limit.as_secs() / 60),
+            _ => None,
+        };
+        let actor = match ended.reason {
+            EndReason::HardLimit | EndReason::IdleLimit => Actor::System,
+            _ => actor,
+        };
+        Self::new(
+            actor,
+            EventData::SessionEnded {
+                session: info.id,
+                staff,
+                account,
+                ticket,
+                reason: ended.reason,
+                limit_minutes,
+            },
+        )
     }
 
     /// Builds the body the ledger stores for this event at `seq`, `time`, after `prev`.
@@ -762,6 +870,31 @@ mod tests {
                 description: "d".into(),
                 changes: vec![],
                 status: None,
+                path: Some("/".into()),
+            },
+            EventData::DataRead {
+                session,
+                account: account.clone(),
+                ticket: ticket.clone(),
+                method: "GET".into(),
+                path: "/api".into(),
+                description: "read /api".into(),
+            },
+            EventData::LiveMessage {
+                session,
+                account: account.clone(),
+                ticket: ticket.clone(),
+                path: "/live".into(),
+                bytes: 2,
+                fields: vec![],
+            },
+            EventData::AnswerRefused {
+                session,
+                account: account.clone(),
+                ticket: ticket.clone(),
+                method: "GET".into(),
+                path: "/".into(),
+                why: "w".into(),
             },
             EventData::ActionBlocked {
                 session,

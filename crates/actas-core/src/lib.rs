@@ -15,6 +15,7 @@ pub mod clock;
 pub mod code;
 pub mod event;
 pub mod extract;
+pub mod gateway;
 pub mod ids;
 pub mod mask;
 pub mod merkle;

@@ -135,7 +135,9 @@ impl Application {
             gateway_listener = Some(listener);
         }
         let (stop, stopped) = watch::channel(false);
+        let gateway_metrics = Arc::new(crate::gateway::GatewayMetrics::default());
         let state = AppState {
+            gateway_metrics: gateway_metrics.clone(),
             gateway_url: settings
                 .gateway_url
                 .clone()
@@ -186,6 +188,7 @@ impl Application {
                     .saturating_mul(1024 * 1024),
                 host: loaded.config.gateway.host,
                 forwarded_headers: loaded.config.gateway.forwarded_headers,
+                metrics: gateway_metrics,
             };
             let mut on_stop = stopped.clone();
             tasks.push(tokio::spawn(async move {

@@ -363,6 +363,27 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
             "Welcome, Acme Co",
         )
         .await;
+    // The portal's own style sheet and script are assets it marks public, so they pass;
+    // the script's read of the portal's API is recorded and masked like any other.
+    agent
+        .expect_text(
+            "the overview's summary, filled by the portal's script",
+            "Statements go to s***@acme.com",
+        )
+        .await;
+    let styled = agent
+        .client
+        .execute(
+            "return [...document.styleSheets].some(s => s.href && s.href.endsWith('/static/portal.css') && s.cssRules.length > 0);",
+            vec![],
+        )
+        .await
+        .expect("style sheets");
+    assert_eq!(
+        styled,
+        serde_json::json!(true),
+        "the portal's style sheet loaded"
+    );
 
     // The banner on six pages; its countdown moves.
     let first = agent.expect_banner("the overview").await;

@@ -551,6 +551,30 @@ fn policy_check_names_the_file_line_and_field() {
         out.contains("at most 30 minutes, ending after 15 idle minutes"),
         "{out}"
     );
+    assert!(!out.contains("warning:"), "{out}");
+
+    // Valid, but weaker: trusted assets pass unmarked and unrecorded, so it says so.
+    let trusting = dir.path().join("trusting.toml");
+    std::fs::write(
+        &trusting,
+        actas_core::policy::DEFAULT_POLICY.replacen(
+            "[gateway]\n",
+            "[gateway]\ntrusted_assets = [\"/build/\"]\n",
+            1,
+        ),
+    )
+    .expect("write");
+    let out = ok(
+        dir.path(),
+        &["policy", "check", trusting.to_str().expect("path")],
+        "",
+    );
+    assert!(
+        out.contains(
+            "warning: gateway.trusted_assets: /build/ is passed on without the product marking it"
+        ),
+        "{out}"
+    );
 
     let bad = dir.path().join("bad.toml");
     std::fs::write(

@@ -105,21 +105,28 @@ async fn set_consent(store: &SqliteStore, id: &str, name: &str, consent: Consent
         name: DisplayName::parse(name).expect("name"),
     };
     store
-        .commit(Unit::change(
-            Change::PutAccount {
-                id: account.id.clone(),
-                name: account.name.clone(),
-                flags: vec![],
-                consent,
-            },
-            actas_core::event::NewEvent::new(
-                Actor::Customer(account.clone()),
-                actas_core::event::EventData::ConsentChanged {
-                    account,
-                    consent,
-                    via: None,
+        .commit(Unit::new(
+            vec![
+                Change::PutAccount {
+                    id: account.id.clone(),
+                    name: account.name.clone(),
+                    flags: vec![],
                 },
-            ),
+                Change::SetConsent {
+                    account: account.id.clone(),
+                    consent,
+                },
+            ],
+            move |_| {
+                vec![actas_core::event::NewEvent::new(
+                    Actor::Customer(account.clone()),
+                    actas_core::event::EventData::ConsentChanged {
+                        account,
+                        consent,
+                        via: None,
+                    },
+                )]
+            },
         ))
         .await
         .expect("consent");

@@ -87,7 +87,6 @@ async fn deactivating_staff_ends_their_active_session_in_the_same_transaction() 
                 id: acme.clone(),
                 name: DisplayName::parse("Acme Co").expect("n"),
                 flags: vec![],
-                consent: Consent::Allowed,
             },
             note.clone(),
         ))

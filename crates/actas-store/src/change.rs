@@ -48,7 +48,10 @@ pub enum Change {
         /// Why.
         reason: Note,
     },
-    /// Creates or updates an account.
+    /// Creates or updates an account's name and flags (`Applied::AccountBefore` says what
+    /// it was). A new account starts with consent allowed; consent itself changes only
+    /// by [`Change::SetConsent`], so a sync of names and flags can never undo the
+    /// customer's choice.
     PutAccount {
         /// Id.
         id: AccountId,
@@ -56,8 +59,26 @@ pub enum Change {
         name: DisplayName,
         /// Flags.
         flags: Vec<AccountFlag>,
-        /// Consent.
+    },
+    /// Sets an account's consent, as the customer chose it; `NotFound` if there is no
+    /// such account.
+    SetConsent {
+        /// Which account.
+        account: AccountId,
+        /// The customer's choice.
         consent: Consent,
+    },
+    /// Ends every active session of an account or of a staff member, decided in the
+    /// transaction, so no session started a moment before can be missed
+    /// (`Applied::Ended` lists them, with the names their events need). A session that
+    /// already passed a limit is ended for that limit instead of `reason`.
+    EndSessionsOf {
+        /// Whose sessions.
+        whose: SessionsOf,
+        /// Why.
+        reason: EndReason,
+        /// When.
+        at: Timestamp,
     },
     /// Records a new access request (and its policy approval, if any).
     InsertRequest(AccessRequest),
@@ -246,6 +267,26 @@ pub enum Change {
         /// When the request it guards arrived.
         at: Timestamp,
     },
+    /// A precondition: refused (`Refused`) if the account's customer has revoked consent,
+    /// and (`Conflict`) if the consent is no longer `expected`, the setting a decision was
+    /// based on (whether the customer's code is needed); `NotFound` if there is no such
+    /// account.
+    RequireConsent {
+        /// Which account.
+        account: AccountId,
+        /// The consent the caller decided on, if it matters beyond "not revoked".
+        expected: Option<Consent>,
+    },
+    /// A precondition: refused (`Refused`) unless the staff member is on the allow-list,
+    /// up to at least `risk`.
+    RequireAllowed {
+        /// Who.
+        staff: StaffId,
+        /// The risk they act at.
+        risk: Risk,
+    },
+    /// A precondition: refused (`Refused`) unless the staff member is active.
+    RequireActiveStaff(StaffId),
     /// A precondition: refused (`Revoked`) if the app key has been revoked meanwhile.
     RequireAppKey {
         /// The app key's id.
@@ -303,6 +344,19 @@ pub enum Applied {
     SignInFailures(u32, Option<Timestamp>),
     /// The account a `LoadAccount` read.
     Account(crate::model::Account),
+    /// What a `PutAccount` found before it wrote (`None`: it created the account).
+    AccountBefore(Option<crate::model::Account>),
+    /// The sessions an `EndSessionsOf` ended.
+    Ended(Vec<crate::model::EndedRecord>),
+}
+
+/// Whose sessions [`Change::EndSessionsOf`] ends.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SessionsOf {
+    /// Every session on an account.
+    Account(AccountId),
+    /// A staff member's session.
+    Staff(StaffId),
 }
 
 /// Builds a unit's events once its changes are applied (e.g. to name a new staff id).

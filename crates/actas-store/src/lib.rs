@@ -15,10 +15,10 @@ mod model;
 pub mod sqlite;
 mod stats;
 
-pub use change::{Applied, Change, Unit};
+pub use change::{Applied, Change, SessionsOf, Unit};
 pub use model::{
-    Account, AllowEntry, AppKey, Appended, CodeRecord, DueWebhook, EventFilter, GatewayLogin,
-    Login, OutboxStats, RecordedEvent, StaffRecord, TotpSecret, UnclassifiedField,
+    Account, AllowEntry, AppKey, Appended, CodeRecord, DueWebhook, EndedRecord, EventFilter,
+    GatewayLogin, Login, OutboxStats, RecordedEvent, StaffRecord, TotpSecret, UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -48,6 +48,10 @@ pub enum StoreError {
     /// A credential the change was made with was revoked meanwhile (e.g. an app key).
     #[error("{0}")]
     Revoked(String),
+    /// A rule decided in the transaction refuses it (consent revoked, off the
+    /// allow-list, deactivated), in plain words.
+    #[error("{0}")]
+    Refused(String),
     /// The ledger could not be written; nothing was changed.
     #[error("the audit ledger can't be written right now, so nothing was changed")]
     LedgerUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

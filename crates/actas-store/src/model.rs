@@ -233,3 +233,17 @@ pub struct OutboxStats {
     /// The most recent failure's message, if any notification is failing.
     pub last_error: Option<String>,
 }
+
+/// A session that a change ended, with the names its `session.ended` event needs, read
+/// in the same transaction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedRecord {
+    /// The session, as it ended (reason and time).
+    pub session: actas_core::session::EndedSession,
+    /// Whose session it was.
+    pub staff: StaffRef,
+    /// The account.
+    pub account: actas_core::account::AccountRef,
+    /// The ticket it was for.
+    pub ticket: actas_core::text::TicketRef,
+}

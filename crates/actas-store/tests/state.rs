@@ -81,14 +81,19 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
 
     let acme = AccountId::parse("acme").expect("id");
     store
-        .commit(Unit::change(
-            Change::PutAccount {
-                id: acme.clone(),
-                name: DisplayName::parse("Acme Co").expect("name"),
-                flags: vec![AccountFlag::parse("sensitive").expect("flag")],
-                consent: Consent::CodeRequired,
-            },
-            note_event(),
+        .commit(Unit::new(
+            vec![
+                Change::PutAccount {
+                    id: acme.clone(),
+                    name: DisplayName::parse("Acme Co").expect("name"),
+                    flags: vec![AccountFlag::parse("sensitive").expect("flag")],
+                },
+                Change::SetConsent {
+                    account: acme.clone(),
+                    consent: Consent::CodeRequired,
+                },
+            ],
+            |_| vec![note_event()],
         ))
         .await
         .expect("account");
@@ -387,7 +392,6 @@ async fn live_session(store: &impl Store) -> ActiveSession {
                 id: acme.clone(),
                 name: DisplayName::parse("Acme Co").expect("name"),
                 flags: vec![],
-                consent: Consent::Allowed,
             },
             note_event(),
         ))

@@ -2,11 +2,18 @@
 //! and sensitive account flags. Parsed once and validated; every error names the file,
 //! the line and the field.
 
+mod gateway;
 pub mod masking;
 pub mod routes;
 
+pub use gateway::{
+    AssetPattern, AssetTrust, DEFAULT_STATIC_ASSETS, GatewayRules, STANDARD_REQUEST_HEADERS,
+    STANDARD_RESPONSE_HEADERS,
+};
+
 use crate::account::{AccountFlag, Consent};
 use crate::activity::{ActivityKind, ActivityTemplate};
+use crate::gateway::path::CanonicalPath;
 use crate::scope::{CapabilityName, Risk, Scope};
 use crate::text::{DEFAULT_TICKET_PATTERN, TicketPattern};
 use masking::{JsonPath, MaskRule, MaskingRule, Target};
@@ -155,93 +162,6 @@ pub struct Policy {
     activities: BTreeMap<ActivityKind, ActivityTemplate>,
 }
 
-/// How the gateway treats what the routes don't name (`[gateway]` in the policy).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GatewayRules {
-    /// The capability a GET no route names needs; `None` blocks it. Default: `view`.
-    pub unmatched_get: Option<CapabilityName>,
-    /// The capability any other method no route names needs; `None` (the default) blocks it.
-    pub unmatched_change: Option<CapabilityName>,
-    /// Path endings of static assets, which are not recorded as page views.
-    pub static_assets: Vec<String>,
-    /// Response headers, beyond [`STANDARD_RESPONSE_HEADERS`], that the product may send
-    /// through to the browser (lower case). Any other header it sends is dropped and
-    /// counted, like an unclassified JSON field: it could carry what masking hides.
-    pub response_headers: Vec<String>,
-}
-
-/// Response headers that always pass from the product to the browser: what a page needs
-/// to work and be cached, and its security policies. `Location` and `Set-Cookie` are
-/// rewritten to stay on the gateway, and `Content-Length` and `Content-Type` are set anew
-/// where a body is rewritten. Anything else — `Server`, `X-Request-Id`, a product's own
-/// `X-…` headers, `Link`, `Refresh` — passes only if the policy names it.
-pub const STANDARD_RESPONSE_HEADERS: &[&str] = &[
-    "accept-ranges",
-    "age",
-    "allow",
-    "cache-control",
-    "content-disposition",
-    "content-encoding",
-    "content-language",
-    "content-length",
-    "content-range",
-    "content-security-policy",
-    "content-security-policy-report-only",
-    "content-type",
-    "cross-origin-embedder-policy",
-    "cross-origin-opener-policy",
-    "cross-origin-resource-policy",
-    "date",
-    "etag",
-    "expires",
-    "last-modified",
-    "location",
-    "permissions-policy",
-    "pragma",
-    "referrer-policy",
-    "retry-after",
-    "set-cookie",
-    "vary",
-    "x-frame-options",
-];
-
-/// The static asset endings used when the policy names none.
-pub const DEFAULT_STATIC_ASSETS: &[&str] = &[
-    ".css", ".js", ".mjs", ".png", ".jpg", ".jpeg", ".gif", ".svg", ".ico", ".woff", ".woff2",
-    ".map", ".webp",
-];
-
-impl Default for GatewayRules {
-    fn default() -> Self {
-        Self {
-            unmatched_get: Some(CapabilityName::view()),
-            unmatched_change: None,
-            static_assets: DEFAULT_STATIC_ASSETS
-                .iter()
-                .map(|s| (*s).to_owned())
-                .collect(),
-            response_headers: Vec::new(),
-        }
-    }
-}
-
-impl GatewayRules {
-    /// Whether `path` is a static asset (not recorded as a page view).
-    pub fn is_static_asset(&self, path: &str) -> bool {
-        self.static_assets
-            .iter()
-            .any(|s| path.ends_with(s.as_str()))
-    }
-
-    /// Whether the product's response header `name` (lower case, as HTTP libraries give
-    /// it) may reach the browser. `Actas-*` never does, whatever the policy says.
-    pub fn passes_response_header(&self, name: &str) -> bool {
-        !name.starts_with("actas-")
-            && (STANDARD_RESPONSE_HEADERS.contains(&name)
-                || self.response_headers.iter().any(|h| h == name))
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
@@ -257,7 +177,7 @@ struct RawPolicy {
     unclassified: Option<Spanned<String>>,
     #[serde(default)]
     sensitive_flags: Vec<Spanned<String>>,
-    gateway: Option<Spanned<RawGateway>>,
+    gateway: Option<Spanned<gateway::RawGateway>>,
     #[serde(default)]
     customer_events: BTreeMap<String, Spanned<RawActivity>>,
 }
@@ -266,15 +186,6 @@ struct RawPolicy {
 #[serde(deny_unknown_fields)]
 struct RawActivity {
     description: Spanned<String>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawGateway {
-    unmatched_get: Option<Spanned<String>>,
-    unmatched_change: Option<Spanned<String>>,
-    static_assets: Option<Vec<Spanned<String>>>,
-    response_headers: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -414,7 +325,12 @@ impl Policy {
                 export: false,
             });
 
-        let mut routes = RouteTable::default();
+        let gateway = match &raw.gateway {
+            Some(g) => g.get_ref().check(&lines, &capabilities)?,
+            None => GatewayRules::default(),
+        };
+
+        let mut routes = RouteTable::new(gateway.case_sensitive);
         for (i, r) in raw.routes.iter().enumerate() {
             let field = format!("routes[{i}]");
             let r = r.get_ref();
@@ -500,11 +416,6 @@ impl Policy {
             );
         }
 
-        let gateway = match &raw.gateway {
-            Some(g) => Self::gateway_rules(&lines, g.get_ref(), &capabilities)?,
-            None => GatewayRules::default(),
-        };
-
         let mut activities = BTreeMap::new();
         for (kind, template) in crate::activity::BUILT_IN {
             activities.insert(
@@ -541,91 +452,6 @@ impl Policy {
             ticket_pattern,
             gateway,
             activities,
-        })
-    }
-
-    fn gateway_rules(
-        lines: &Lines<'_>,
-        raw: &RawGateway,
-        capabilities: &BTreeMap<CapabilityName, Capability>,
-    ) -> Result<GatewayRules, PolicyError> {
-        let d = GatewayRules::default();
-        let capability = |v: &Option<Spanned<String>>,
-                          name: &str,
-                          default: Option<CapabilityName>|
-         -> Result<Option<CapabilityName>, PolicyError> {
-            let Some(v) = v else { return Ok(default) };
-            if v.get_ref() == "block" {
-                return Ok(None);
-            }
-            CapabilityName::parse(v.get_ref())
-                .ok()
-                .filter(|c| capabilities.contains_key(c))
-                .map(Some)
-                .ok_or_else(|| {
-                    lines.err(
-                        v,
-                        format!("gateway.{name}"),
-                        format!(
-                            "give \"block\" or a capability defined above, not {:?}",
-                            v.get_ref()
-                        ),
-                    )
-                })
-        };
-        let static_assets = match &raw.static_assets {
-            Some(list) => list
-                .iter()
-                .enumerate()
-                .map(|(i, s)| {
-                    let t = s.get_ref().trim();
-                    if t.is_empty() {
-                        Err(lines.err(
-                            s,
-                            format!("gateway.static_assets[{i}]"),
-                            "an empty ending would match every path",
-                        ))
-                    } else {
-                        Ok(t.to_owned())
-                    }
-                })
-                .collect::<Result<_, _>>()?,
-            None => d.static_assets,
-        };
-        let response_headers = raw
-            .response_headers
-            .iter()
-            .flatten()
-            .enumerate()
-            .map(|(i, h)| {
-                let name = h.get_ref().trim().to_ascii_lowercase();
-                let field = format!("gateway.response_headers[{i}]");
-                if name.is_empty() || !name.bytes().all(is_header_name_byte) {
-                    Err(lines.err(
-                        h,
-                        field,
-                        format!("{:?} is not an HTTP header name", h.get_ref()),
-                    ))
-                } else if name.starts_with("actas-") {
-                    Err(lines.err(
-                        h,
-                        field,
-                        "Actas-* headers are actas's own and never pass to the browser",
-                    ))
-                } else {
-                    Ok(name)
-                }
-            })
-            .collect::<Result<_, _>>()?;
-        Ok(GatewayRules {
-            unmatched_get: capability(&raw.unmatched_get, "unmatched_get", d.unmatched_get)?,
-            unmatched_change: capability(
-                &raw.unmatched_change,
-                "unmatched_change",
-                d.unmatched_change,
-            )?,
-            static_assets,
-            response_headers,
         })
     }
 
@@ -720,8 +546,8 @@ impl Policy {
         self.sensitive_flags.iter()
     }
 
-    /// Finds the route rule for a request.
-    pub fn route(&self, method: Method, path: &str) -> Option<RouteMatch> {
+    /// Finds the route rule for a request's canonical path.
+    pub fn route(&self, method: Method, path: &CanonicalPath) -> Option<RouteMatch> {
         self.routes.find(method, path)
     }
 

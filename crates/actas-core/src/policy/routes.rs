@@ -1,8 +1,11 @@
 //! Routes of the product, mapped to capabilities: `"POST /settings/tax"` → `edit_settings`.
 //!
 //! Compiled once into one radix tree per HTTP method (`matchit`), so matching a request is
-//! a tree walk, not a scan over every rule.
+//! a tree walk, not a scan over every rule. Routes match canonical paths only
+//! ([`CanonicalPath`]), and by default without regard to letter case: many frameworks
+//! route `/Export.csv` as `/export.csv`, so a rule must catch both.
 
+use crate::gateway::path::{CanonicalPath, TrailingSlash};
 use crate::scope::CapabilityName;
 use std::collections::HashMap;
 use std::fmt;
@@ -27,6 +30,14 @@ pub enum RouteError {
         path: String,
         /// What the router said.
         why: String,
+    },
+    /// The path is not written in its canonical form.
+    #[error("write the path as {canonical:?}: that is how the gateway reads {path:?}")]
+    NotCanonical {
+        /// The path pattern.
+        path: String,
+        /// How it would be read.
+        canonical: String,
     },
     /// The description uses a `{name}` the path does not have.
     #[error("the description uses {{{0}}}, but the route has no such parameter")]
@@ -114,6 +125,7 @@ pub struct RouteMatch {
 pub struct RouteTable {
     routers: HashMap<Method, matchit::Router<usize>>,
     routes: Vec<Route>,
+    case_sensitive: bool,
 }
 
 impl fmt::Debug for RouteTable {
@@ -153,9 +165,45 @@ fn placeholders(template: &str) -> Vec<String> {
     out
 }
 
+/// The literal parts of a route pattern in lower case; `{param}` names kept.
+fn lower_literals(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_param = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => in_param = true,
+            '}' => in_param = false,
+            _ => {}
+        }
+        out.push(if in_param { c } else { c.to_ascii_lowercase() });
+    }
+    out
+}
+
 impl RouteTable {
-    /// Adds a rule; fails on a bad path, an overlap, or an unknown placeholder.
+    /// An empty table; `case_sensitive` makes routes match letter case exactly.
+    pub fn new(case_sensitive: bool) -> Self {
+        Self {
+            case_sensitive,
+            ..Self::default()
+        }
+    }
+
+    /// Adds a rule; fails on a path not written canonically, a bad path, an overlap
+    /// (in the table's case rule), or an unknown placeholder.
     pub fn insert(&mut self, route: Route) -> Result<(), RouteError> {
+        let canonical = CanonicalPath::parse(&route.path, TrailingSlash::Remove).map_err(|e| {
+            RouteError::Path {
+                path: route.path.clone(),
+                why: e.to_string(),
+            }
+        })?;
+        if canonical.changed {
+            return Err(RouteError::NotCanonical {
+                path: route.path.clone(),
+                canonical: canonical.path.as_str().to_owned(),
+            });
+        }
         let params = placeholders(&route.path);
         for used in placeholders(&route.description) {
             if !params.contains(&used) {
@@ -163,10 +211,15 @@ impl RouteTable {
             }
         }
         let index = self.routes.len();
+        let key = if self.case_sensitive {
+            route.path.clone()
+        } else {
+            lower_literals(&route.path)
+        };
         self.routers
             .entry(route.method)
             .or_default()
-            .insert(route.path.clone(), index)
+            .insert(key, index)
             .map_err(|e| RouteError::Path {
                 path: route.path.clone(),
                 why: e.to_string(),
@@ -175,12 +228,25 @@ impl RouteTable {
         Ok(())
     }
 
-    /// Finds the rule for a request, if any.
-    pub fn find(&self, method: Method, path: &str) -> Option<RouteMatch> {
-        let matched = self.routers.get(&method)?.at(path).ok()?;
+    /// Finds the rule for a request's canonical path, if any. Parameters are filled in
+    /// as the path spells them, whatever the case rule.
+    pub fn find(&self, method: Method, path: &CanonicalPath) -> Option<RouteMatch> {
+        let path = path.for_matching();
+        // A canonical path is ASCII, so lower-casing keeps every byte where it was and a
+        // parameter's place in the lower-cased path is its place in the real one.
+        let lowered;
+        let key = if self.case_sensitive {
+            path
+        } else {
+            lowered = path.to_ascii_lowercase();
+            lowered.as_str()
+        };
+        let matched = self.routers.get(&method)?.at(key).ok()?;
         let route = self.routes.get(*matched.value)?;
         let mut description = route.description.clone();
         for (name, value) in matched.params.iter() {
+            let start = (value.as_ptr() as usize).checked_sub(key.as_ptr() as usize)?;
+            let value = path.get(start..start + value.len())?;
             description = description.replace(&format!("{{{name}}}"), value);
             description = description.replace(&format!("{{*{name}}}"), value);
         }
@@ -212,7 +278,7 @@ mod tests {
 
     #[test]
     fn matches_by_method_and_fills_in_parameters() {
-        let mut t = RouteTable::default();
+        let mut t = RouteTable::new(false);
         t.insert(route(
             "POST /loans/{id}/terms",
             "edit_loans",
@@ -221,11 +287,67 @@ mod tests {
         .expect("ok");
         t.insert(route("GET /loans/{id}", "view", "viewed loan {id}"))
             .expect("ok");
-        let m = t.find(Method::Post, "/loans/LA-77/terms").expect("match");
+        let m = t
+            .find(Method::Post, &path("/loans/LA-77/terms"))
+            .expect("match");
         assert_eq!(m.capability.as_str(), "edit_loans");
         assert_eq!(m.description, "changed the terms of loan LA-77");
-        assert!(t.find(Method::Delete, "/loans/LA-77/terms").is_none());
-        assert!(t.find(Method::Post, "/loans").is_none());
+        assert!(
+            t.find(Method::Delete, &path("/loans/LA-77/terms"))
+                .is_none()
+        );
+        assert!(t.find(Method::Post, &path("/loans")).is_none());
+    }
+
+    fn path(p: &str) -> CanonicalPath {
+        CanonicalPath::parse(p, TrailingSlash::Remove)
+            .expect("canonical")
+            .path
+    }
+
+    #[test]
+    fn letter_case_counts_only_where_the_policy_says_so() {
+        let mut loose = RouteTable::new(false);
+        loose
+            .insert(route("GET /Loans/{id}", "view", "viewed loan {id}"))
+            .expect("ok");
+        let m = loose
+            .find(Method::Get, &path("/LOANS/La-77"))
+            .expect("match");
+        assert_eq!(m.description, "viewed loan La-77", "the id as it was sent");
+        assert!(
+            loose.insert(route("GET /loans/{id}", "view", "x")).is_err(),
+            "two rules that differ only in case overlap"
+        );
+        let mut exact = RouteTable::new(true);
+        exact
+            .insert(route("GET /Loans/{id}", "view", "viewed loan {id}"))
+            .expect("ok");
+        assert!(exact.find(Method::Get, &path("/loans/LA-77")).is_none());
+        assert!(exact.find(Method::Get, &path("/Loans/LA-77")).is_some());
+    }
+
+    #[test]
+    fn rules_are_written_in_canonical_form() {
+        let mut t = RouteTable::new(false);
+        for bad in [
+            "GET /access/",
+            "GET //access",
+            "GET /a/../access",
+            "GET /%61ccess",
+        ] {
+            assert!(
+                matches!(
+                    t.insert(route(bad, "view", "x")),
+                    Err(RouteError::NotCanonical { .. })
+                ),
+                "{bad}"
+            );
+        }
+        assert!(matches!(
+            t.insert(route("GET /a;b", "view", "x")),
+            Err(RouteError::Path { .. })
+        ));
     }
 
     #[test]
@@ -238,7 +360,7 @@ mod tests {
             parse_route_key("FETCH /x"),
             Err(RouteError::Method(_))
         ));
-        let mut t = RouteTable::default();
+        let mut t = RouteTable::new(false);
         let err = t
             .insert(route("GET /a/{id}", "view", "saw {name}"))
             .expect_err("placeholder");

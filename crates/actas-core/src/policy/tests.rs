@@ -1,6 +1,12 @@
 use super::*;
 use crate::account::AccountFlag;
 
+fn path(p: &str) -> CanonicalPath {
+    CanonicalPath::parse(p, crate::gateway::path::TrailingSlash::Remove)
+        .expect("canonical")
+        .path
+}
+
 fn policy(text: &str) -> Result<Policy, PolicyError> {
     Policy::from_toml(text, "policy.toml")
 }
@@ -165,18 +171,20 @@ fn approval_needs_follow_risk_flags_and_consent() {
 #[test]
 fn routes_resolve_to_capabilities_with_descriptions() {
     let p = Policy::starter();
-    let m = p.route(Method::Post, "/payments/p-9").expect("route");
+    let m = p
+        .route(Method::Post, &path("/payments/p-9"))
+        .expect("route");
     assert_eq!(m.capability.as_str(), "payments");
     assert_eq!(m.description, "changed payment p-9");
-    assert!(p.route(Method::Get, "/nowhere").is_none());
+    assert!(p.route(Method::Get, &path("/nowhere")).is_none());
 }
 
 #[test]
 fn the_gateway_section_sets_what_unnamed_requests_need() {
     let p = Policy::starter();
     assert_eq!(p.gateway, GatewayRules::default());
-    assert!(p.gateway.is_static_asset("/assets/app.js"));
-    assert!(!p.gateway.is_static_asset("/loans"));
+    assert!(p.gateway.asset(&path("/assets/app.js")).is_some());
+    assert!(p.gateway.asset(&path("/loans")).is_none());
 
     let p = Policy::from_toml(
         "[capabilities.edit_settings]\nrisk = \"medium\"\ndescription = \"d\"\n\n[gateway]\nunmatched_get = \"block\"\nunmatched_change = \"edit_settings\"\nstatic_assets = [\".png\"]\n",
@@ -191,7 +199,9 @@ fn the_gateway_section_sets_what_unnamed_requests_need() {
             .map(CapabilityName::as_str),
         Some("edit_settings")
     );
-    assert!(p.gateway.is_static_asset("/a.png") && !p.gateway.is_static_asset("/a.js"));
+    assert!(
+        p.gateway.asset(&path("/a.png")).is_some() && p.gateway.asset(&path("/a.js")).is_none()
+    );
 
     let e = Policy::from_toml("\n[gateway]\nunmatched_get = \"peek\"\n", "t.toml")
         .expect_err("unknown capability");
@@ -272,6 +282,102 @@ fn customer_event_kinds_are_built_in_and_declared() {
 fn the_shipped_example_policy_is_valid() {
     let text = include_str!("../../../../examples/policy.toml");
     let p = Policy::from_toml(text, "examples/policy.toml").expect("the example policy is valid");
-    assert!(p.route(Method::Post, "/settings/tax").is_some());
+    assert!(p.route(Method::Post, &path("/settings/tax")).is_some());
     assert!(p.allows_export(&p.scope(["export"]).expect("scope")));
+}
+
+#[test]
+fn the_gateway_section_refuses_what_would_weaken_it_naming_the_line() {
+    let caps = "[capabilities.chat]\nrisk = \"medium\"\ndescription = \"Chat\"\n\n[gateway]\n";
+    let refused = [
+        (
+            "websocket_capability = \"view\"",
+            "gateway.websocket_capability",
+            "other than view",
+        ),
+        (
+            "websocket_capability = \"talk\"",
+            "gateway.websocket_capability",
+            "\"talk\"",
+        ),
+        (
+            "trailing_slash = \"sometimes\"",
+            "gateway.trailing_slash",
+            "\"remove\" or \"keep\"",
+        ),
+        (
+            "request_headers = [\"X_Custom\"]",
+            "gateway.request_headers[0]",
+            "underscore",
+        ),
+        (
+            "request_headers = [\"Range\"]",
+            "gateway.request_headers[0]",
+            "range is set by the gateway",
+        ),
+        (
+            "request_headers = [\"X-Forwarded-Host\"]",
+            "gateway.request_headers[0]",
+            "can't be passed on",
+        ),
+        (
+            "request_headers = [\"Actas-Assertion\"]",
+            "gateway.request_headers[0]",
+            "actas's own",
+        ),
+        (
+            "static_assets = [\"css\"]",
+            "gateway.static_assets[0]",
+            "neither a file ending",
+        ),
+        (
+            "static_assets = [\".\"]",
+            "gateway.static_assets[0]",
+            "not a file ending",
+        ),
+        (
+            "trusted_assets = [\"/static//\"]",
+            "gateway.trusted_assets[0]",
+            "plain form",
+        ),
+        (
+            "static_assets = [\"/\"]",
+            "gateway.static_assets[0]",
+            "plain form",
+        ),
+    ];
+    for (line, field, says) in refused {
+        let e = policy(&format!("{caps}{line}\n")).expect_err(line);
+        assert_eq!((e.line, e.field.as_str()), (Some(6), field), "{line}: {e}");
+        assert!(e.message.contains(says), "{line}: {e}");
+    }
+    let p = policy(&format!(
+        "{caps}websocket_capability = \"chat\"\ntrailing_slash = \"keep\"\ncase_sensitive = true\nrequest_headers = [\"Authorization\"]\nstatic_assets = [\"/static/\", \".css\"]\ntrusted_assets = [\"/favicon.ico\"]\n"
+    ))
+    .expect("valid");
+    let g = &p.gateway;
+    assert_eq!(
+        g.websocket_capability.as_ref().map(CapabilityName::as_str),
+        Some("chat")
+    );
+    assert_eq!(g.trailing_slash, crate::gateway::path::TrailingSlash::Keep);
+    assert!(g.case_sensitive);
+    assert!(g.passes_request_header("authorization"));
+    assert!(!g.passes_request_header("x_forwarded_for") && !g.passes_request_header("range"));
+    assert_eq!(g.asset(&path("/favicon.ico")), Some(AssetTrust::Trusted));
+    assert_eq!(g.warnings().len(), 1);
+}
+
+#[test]
+fn route_paths_are_written_canonically() {
+    let e = policy(
+        "[[routes]]\nroute = \"GET /access/\"\ncapability = \"view\"\ndescription = \"viewed access\"\n",
+    )
+    .expect_err("trailing slash");
+    assert_eq!(
+        (e.line, e.field.as_str()),
+        (Some(2), "routes[0].route"),
+        "{e}"
+    );
+    assert!(e.message.contains("write the path as \"/access\""), "{e}");
 }

@@ -236,8 +236,53 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             path,
             why,
             ..
+        } if method == "MESSAGE" => format!(
+            "{who}, acting as {}, was blocked from sending a message on the live connection to {path}: {why}",
+            account.name
+        ),
+        EventData::ActionBlocked {
+            account,
+            method,
+            path,
+            why,
+            ..
         } => format!(
             "{who}, acting as {}, was blocked from {method} {path}: {why}",
+            account.name
+        ),
+        EventData::DataRead {
+            account,
+            method,
+            path,
+            ..
+        } => match method.as_str() {
+            "GET" => format!("{who}, acting as {}, read {path}", account.name),
+            other => format!("{who}, acting as {}, read {path} ({other})", account.name),
+        },
+        EventData::LiveMessage {
+            account,
+            path,
+            fields,
+            ..
+        } => {
+            let mut said = format!(
+                "{who}, acting as {}, sent a message on the live connection to {path}",
+                account.name
+            );
+            if !fields.is_empty() {
+                said.push_str(" setting ");
+                said.push_str(&changes_text(fields));
+            }
+            said
+        }
+        EventData::AnswerRefused {
+            account,
+            method,
+            path,
+            why,
+            ..
+        } => format!(
+            "{who}, acting as {}, was not shown the answer to {method} {path}: {why}",
             account.name
         ),
         EventData::SessionEnded {

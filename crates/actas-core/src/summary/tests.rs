@@ -90,6 +90,7 @@ fn session_sentences() {
                     to: Some("10%".into())
                 }],
                 status: Some(200),
+                path: None,
             }
         ),
         "Sarah Lee, acting as Acme Co, changed the tax rate from 20% to 10%"
@@ -115,6 +116,7 @@ fn session_sentences() {
                     },
                 ],
                 status: None,
+                path: None,
             }
         ),
         "Sarah Lee, acting as Acme Co, sent a change (changed the tax settings) setting the tax rate from 20% to 10% and the currency from EUR to GBP"
@@ -129,6 +131,7 @@ fn session_sentences() {
                 description: "changed the tax settings".into(),
                 changes: vec![],
                 status: Some(422),
+                path: None,
             }
         ),
         "Sarah Lee, acting as Acme Co, tried to make a change (changed the tax settings), but the product refused it (status 422)"
@@ -160,6 +163,52 @@ fn session_sentences() {
             }
         ),
         "Sarah Lee, acting as Acme Co, was blocked from GET /transactions/export.csv: exports need the export capability, which this session does not have"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::DataRead {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                method: "GET".into(),
+                path: "/api/profile".into(),
+                description: "read /api/profile".into(),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, read /api/profile"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::LiveMessage {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                path: "/chat".into(),
+                bytes: 30,
+                fields: vec![FieldChange {
+                    field: "text".into(),
+                    from: None,
+                    to: Some("hello".into()),
+                }],
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, sent a message on the live connection to /chat setting the text to hello"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::AnswerRefused {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                method: "GET".into(),
+                path: "/statement".into(),
+                why: "it was a download, and downloads need an approved export scope".into(),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, was not shown the answer to GET /statement: it was a download, and downloads need an approved export scope"
     );
 }
 

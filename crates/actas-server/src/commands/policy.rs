@@ -62,6 +62,26 @@ pub(super) async fn run(data: &DataDir, command: PolicyCommand) -> Result<(), Fa
                     flags.join(", ")
                 }
             );
+            let g = &policy.gateway;
+            println!(
+                "  gateway: routes match {}; a trailing slash is {}; messages on live connections need {}",
+                if g.case_sensitive {
+                    "letter case exactly"
+                } else {
+                    "whatever the letter case"
+                },
+                match g.trailing_slash {
+                    actas_core::gateway::path::TrailingSlash::Remove => "removed",
+                    actas_core::gateway::path::TrailingSlash::Keep => "kept",
+                },
+                g.websocket_capability.as_ref().map_or_else(
+                    || "a capability the policy does not name, so none pass".to_owned(),
+                    |c| c.to_string()
+                )
+            );
+            for warning in g.warnings() {
+                println!("warning: {warning}");
+            }
             Ok(())
         }
     }

@@ -1,19 +1,26 @@
 //! WebSockets through the gateway. An upgrade passes only inside a live session and after
-//! it has been recorded (it goes through the same admission as any request). Then the
-//! gateway bridges the two connections and applies the same rules as to any response:
+//! it has been recorded (it goes through the same phases as any request). Then the
+//! gateway bridges the two connections and applies the same rules as to any request and
+//! response:
 //!
 //! - messages from the product are masked: a text message that is JSON is masked by the
 //!   policy's JSON rules, unclassified fields hidden; anything the gateway can't mask (text
 //!   that isn't JSON, binary messages) is dropped, never passed on (invariant 6);
-//! - messages from the browser reach the product only when the session may change things
-//!   (not in read-only mode), since a message can be a change the gateway can't classify;
+//! - each message from the browser is decided by the same `decide` as any request (the
+//!   policy's `websocket_capability`, refused in read-only mode) and recorded before it
+//!   is sent on; a refused one is recorded as blocked and goes nowhere;
 //! - the session is checked again every [`RECHECK`]: when it ends (End button, time limit,
 //!   revoked consent) the connection is closed with the reason.
 
-use super::{GatewayState, notice};
-use actas_core::scope::Mode;
+use super::GatewayState;
+use super::context::ProxyCtx;
+use super::error::GatewayError;
+use crate::service::gateway::{Forwarded, GatewayContext};
+use actas_core::gateway::path::CanonicalPath;
+use actas_core::gateway::{Decision, Request, RequestKind, decide};
+use actas_core::policy::routes::Method;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -32,80 +39,145 @@ pub(super) async fn bridge(
     upgrade: WebSocketUpgrade,
     url: &str,
     headers: HeaderMap,
-    cookie: String,
-    mode: Mode,
-    bar: String,
-) -> Response {
+    ctx: &ProxyCtx,
+    path: CanonicalPath,
+) -> Result<Response, GatewayError> {
+    let session = ctx.session.clone().ok_or(GatewayError::Internal(
+        "a live connection without a session",
+    ))?;
     let ws_url = match url.split_once("://") {
         Some(("https", rest)) => format!("wss://{rest}"),
         Some((_, rest)) => format!("ws://{rest}"),
         None => url.to_owned(),
     };
-    let mut request = match ws_url.as_str().into_client_request() {
-        Ok(r) => r,
-        Err(_) => {
-            return notice(
-                StatusCode::BAD_GATEWAY,
-                "The product can't be reached",
-                "The live connection's address is not valid.",
-                bar,
-            );
-        }
-    };
+    let mut request = ws_url
+        .as_str()
+        .into_client_request()
+        .map_err(|_| GatewayError::Upstream)?;
     for (name, value) in &headers {
         if name != axum::http::header::HOST {
             request.headers_mut().append(name.clone(), value.clone());
         }
     }
-    let upstream = match tokio_tungstenite::connect_async(request).await {
-        Ok((ws, _)) => ws,
-        Err(e) => {
+    let (upstream, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .map_err(|e| {
             tracing::warn!(error = %e, "the product refused a live connection");
-            return notice(
-                StatusCode::BAD_GATEWAY,
-                "The product did not accept the live connection",
-                "Try again in a moment.",
-                bar,
-            );
-        }
+            GatewayError::Upstream
+        })?;
+    let live = Live {
+        state: state.clone(),
+        cookie: ctx.cookie.clone(),
+        session,
+        path,
     };
-    let state = state.clone();
-    upgrade.on_upgrade(move |client| pump(state, client, upstream, cookie, mode))
+    Ok(upgrade.on_upgrade(move |client| pump(live, client, upstream)))
+}
+
+/// What a bridged connection needs to decide on and record the browser's messages.
+struct Live {
+    state: GatewayState,
+    cookie: String,
+    session: GatewayContext,
+    path: CanonicalPath,
+}
+
+impl Live {
+    /// Decides on one message from the browser and records it (sent or blocked); true if
+    /// it may be sent on. A message that can't be recorded is not sent.
+    async fn admit(&self, text: Option<&str>, bytes: usize) -> Result<bool, String> {
+        let decision = decide(
+            self.session.session.info(),
+            self.state.service.policy(),
+            &Request {
+                method: Method::Get,
+                path: &self.path,
+                kind: RequestKind::LiveMessage,
+            },
+        );
+        let recorded = match decision {
+            Decision::Block { capability, why } => {
+                return match self
+                    .state
+                    .service
+                    .record_block(
+                        &self.session,
+                        "MESSAGE",
+                        self.path.as_str(),
+                        capability,
+                        why.to_string(),
+                    )
+                    .await
+                {
+                    Ok(()) => Ok(false),
+                    Err(e) => Err(e.to_string()),
+                };
+            }
+            Decision::Forward {
+                kind, description, ..
+            } => {
+                let fields = text
+                    .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+                    .map(|v| super::record::masked_fields(&self.state, v))
+                    .unwrap_or_default();
+                self.state
+                    .service
+                    .record_forward(
+                        &self.session,
+                        Forwarded {
+                            kind,
+                            method: Method::Get,
+                            path: &self.path,
+                            description: &description,
+                            fields,
+                            bytes: bytes as u64,
+                        },
+                    )
+                    .await
+            }
+        };
+        recorded.map(|()| true).map_err(|e| e.to_string())
+    }
 }
 
 type UpstreamSocket =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
-async fn pump(
-    state: GatewayState,
-    mut client: WebSocket,
-    mut upstream: UpstreamSocket,
-    cookie: String,
-    mode: Mode,
-) {
+async fn pump(live: Live, mut client: WebSocket, mut upstream: UpstreamSocket) {
     let mut recheck = tokio::time::interval(RECHECK);
     recheck.tick().await;
     let ended = loop {
         tokio::select! {
-            from_browser = client.recv() => match from_browser {
-                Some(Ok(Message::Text(t))) if mode != Mode::ReadOnly => {
-                    if upstream.send(Upstream::text(t.as_str())).await.is_err() {
-                        break None;
+            from_browser = client.recv() => {
+                let (outgoing, text, bytes) = match from_browser {
+                    Some(Ok(Message::Text(t))) => {
+                        let len = t.len();
+                        (Upstream::text(t.as_str()), Some(t), len)
+                    }
+                    Some(Ok(Message::Binary(b))) => {
+                        let len = b.len();
+                        (Upstream::binary(b), None, len)
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
+                    // Pings are answered by the server itself.
+                    Some(Ok(_)) => continue,
+                };
+                match live.admit(text.as_ref().map(|t| t.as_str()), bytes).await {
+                    Ok(true) => {
+                        if upstream.send(outgoing).await.is_err() {
+                            break None;
+                        }
+                    }
+                    Ok(false) => {}
+                    Err(why) => {
+                        tracing::warn!(why = %why, "a message on a live connection could not be recorded; the connection is closed");
+                        break Some("the support session can't record messages right now".to_owned());
                     }
                 }
-                Some(Ok(Message::Binary(b))) if mode != Mode::ReadOnly => {
-                    if upstream.send(Upstream::binary(b)).await.is_err() {
-                        break None;
-                    }
-                }
-                Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break None,
-                // Pings are answered by the server itself; in read-only mode the browser's
-                // messages go nowhere.
-                Some(Ok(_)) => {}
-            },
+            }
             from_product = upstream.next() => match from_product {
                 Some(Ok(Upstream::Text(t))) => {
-                    let Some(masked) = super::mask_json_text(&state, t.as_str()) else {
+                    let Some(masked) = super::body::mask_json_text(&live.state, t.as_str()) else {
                         tracing::warn!("a message from the product that is not JSON was dropped: it can't be masked");
                         continue;
                     };
@@ -120,7 +192,7 @@ async fn pump(
                 Some(Ok(_)) => {}
             },
             _ = recheck.tick() => {
-                if let Some(why) = session_over(&state, &cookie).await {
+                if let Some(why) = session_over(&live.state, &live.cookie).await {
                     break Some(why);
                 }
             }

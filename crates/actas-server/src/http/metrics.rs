@@ -1,5 +1,5 @@
-//! `/metrics` in the Prometheus text format: requests, active sessions, pending approvals,
-//! ledger appends and batch sizes.
+//! `/metrics` in the Prometheus text format: requests, gateway requests by outcome and
+//! their latency, active sessions, pending approvals, ledger appends and batch sizes.
 //!
 //! Rendered here by hand rather than through a metrics library: the numbers live in
 //! different places (the store's writer counters, the database, a request counter) and
@@ -115,6 +115,7 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
             let _ = writeln!(out, "{name} {value}");
         }
     }
+    state.gateway_metrics.render(&mut out);
     let stats = store.ledger_stats();
     let _ = writeln!(
         out,

@@ -30,6 +30,8 @@ pub struct AppState {
     pub data: crate::config::DataDir,
     /// Where agents open the product through the gateway, if it runs.
     pub gateway_url: Option<String>,
+    /// The gateway's counters, shown in `/metrics`.
+    pub gateway_metrics: Arc<crate::gateway::GatewayMetrics>,
 }
 
 /// The console listener's router.

@@ -3,14 +3,16 @@
 //! which flags were removed and by whom.
 
 use super::{Service, ServiceError, ServiceResult};
-use actas_core::account::{AccountFlag, Consent};
+use actas_core::account::{AccountFlag, AccountRef};
 use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::ids::AccountId;
 use actas_core::staff::DisplayName;
-use actas_store::{Account, Change, Unit};
+use actas_store::{Account, Applied, Change, Unit};
 
 impl Service {
-    /// Creates or updates an account's name and flags, keeping its consent setting.
+    /// Creates or updates an account's name and flags; its consent is the customer's and
+    /// is never touched here. Which flags were removed is worked out from the row as the
+    /// write found it, so two syncs at once each record what they really changed.
     pub async fn put_account(
         &self,
         id: &str,
@@ -28,45 +30,45 @@ impl Service {
             }
         }
         parsed.sort();
-        let existing = self.store.account(&id).await?;
-        let removed: Vec<AccountFlag> = existing
-            .as_ref()
-            .map(|a| {
-                a.flags
-                    .iter()
-                    .filter(|f| !parsed.contains(f))
-                    .cloned()
-                    .collect()
-            })
-            .unwrap_or_default();
-        let consent = existing.as_ref().map_or(Consent::Allowed, |a| a.consent);
-        let account = Account {
+        let account = AccountRef {
             id: id.clone(),
             name: name.clone(),
-            flags: parsed.clone(),
-            consent,
         };
-        let event = NewEvent::new(
-            actor,
-            EventData::AccountUpdated {
-                account: account.to_ref(),
-                flags: parsed.clone(),
-                created: existing.is_none(),
-                removed,
-            },
-        );
+        let flags = parsed.clone();
         self.store
-            .commit(Unit::change(
-                Change::PutAccount {
-                    id,
+            .commit(Unit::new(
+                vec![Change::PutAccount {
+                    id: id.clone(),
                     name,
                     flags: parsed,
-                    consent,
+                }],
+                move |applied| {
+                    let before = match applied.first() {
+                        Some(Applied::AccountBefore(before)) => before.as_ref(),
+                        _ => None,
+                    };
+                    let removed = before
+                        .map(|a| {
+                            a.flags
+                                .iter()
+                                .filter(|f| !flags.contains(f))
+                                .cloned()
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    vec![NewEvent::new(
+                        actor,
+                        EventData::AccountUpdated {
+                            account,
+                            flags,
+                            created: before.is_none(),
+                            removed,
+                        },
+                    )]
                 },
-                event,
             ))
             .await?;
-        Ok(account)
+        self.account(&id).await
     }
 
     /// An account by id, or a clear "not found".

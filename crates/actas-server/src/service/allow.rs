@@ -2,11 +2,13 @@
 //! change is a ledger event in the director's name with their reason.
 
 use super::{Service, ServiceError, ServiceResult};
+use actas_core::Timestamp;
 use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::scope::Risk;
+use actas_core::session::EndReason;
 use actas_core::staff::Email;
 use actas_core::text::Note;
-use actas_store::{Change, Unit};
+use actas_store::{Change, SessionsOf, Unit};
 
 /// What a director asks of the allow-list.
 #[derive(Debug, Clone)]
@@ -59,19 +61,30 @@ impl Service {
                         "{email} is not on the allow-list"
                     )));
                 }
-                Unit::change(
-                    Change::RevokeAllow {
-                        staff: staff.id,
-                        by: director.id,
-                        reason: reason.clone(),
-                    },
-                    NewEvent::new(
-                        actor,
-                        EventData::AllowRevoked {
-                            staff: staff.to_ref(),
-                            reason,
+                // Off the list means out of the account too: their running session is
+                // found and ended in the same transaction.
+                let who = staff.to_ref();
+                Unit::new(
+                    vec![
+                        Change::RevokeAllow {
+                            staff: staff.id,
+                            by: director.id,
+                            reason: reason.clone(),
                         },
-                    ),
+                        Change::EndSessionsOf {
+                            whose: SessionsOf::Staff(staff.id),
+                            reason: EndReason::RevokedByAdmin,
+                            at: Timestamp::now(),
+                        },
+                    ],
+                    move |applied| {
+                        let mut events = vec![NewEvent::new(
+                            actor.clone(),
+                            EventData::AllowRevoked { staff: who, reason },
+                        )];
+                        events.extend(super::sessions::ended_events(applied, &actor));
+                        events
+                    },
                 )
             }
         };

@@ -10,7 +10,7 @@ use actas_core::app::AppRef;
 use actas_core::event::{Actor, EventData, FieldChange, NewEvent};
 use actas_core::ids::AccountId;
 use actas_core::session::{EndReason, Session};
-use actas_store::{Account, Applied, Change, EventFilter, StoreError, Unit};
+use actas_store::{Account, Applied, Change, EventFilter, SessionsOf, StoreError, Unit};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -106,8 +106,9 @@ impl Service {
     }
 
     /// Sets an account's consent, as the customer chose it in the product. Revoking ends
-    /// every active session on the account at once (`consent_revoked`), in the same
-    /// transaction as the change.
+    /// every active session on the account at once (`consent_revoked`): the writer finds
+    /// them in the same transaction as the change, so a session starting at that moment
+    /// either is among them or is refused for the revoked consent.
     pub async fn set_consent(
         &self,
         app: &AppRef,
@@ -118,56 +119,46 @@ impl Service {
         let consent: Consent = consent
             .parse()
             .map_err(|e| ServiceError::invalid("consent", e))?;
-        // A session can end on its own between reading and writing (a limit, the End
-        // button); the write then conflicts, and one fresh attempt sees the new state.
-        match self.try_set_consent(app, &id, consent).await {
-            Err(ServiceError::Conflict(_)) => self.try_set_consent(app, &id, consent).await,
-            other => other,
-        }
-    }
-
-    async fn try_set_consent(
-        &self,
-        app: &AppRef,
-        id: &AccountId,
-        consent: Consent,
-    ) -> ServiceResult<Account> {
-        let account = self.account(id).await?;
-        let customer = Actor::Customer(account.to_ref());
-        let mut changes = vec![Change::PutAccount {
-            id: account.id.clone(),
-            name: account.name.clone(),
-            flags: account.flags.clone(),
-            consent,
-        }];
-        let mut events = vec![NewEvent::new(
-            customer.clone(),
-            EventData::ConsentChanged {
-                account: account.to_ref(),
+        let mut changes = vec![
+            Change::LoadAccount(id.clone()),
+            Change::SetConsent {
+                account: id.clone(),
                 consent,
-                via: Some(app.clone()),
             },
-        )];
+        ];
         if consent == Consent::Revoked {
-            let now = Timestamp::now();
-            for active in self.store.active_sessions().await? {
-                if active.info().account != account.id {
-                    continue;
-                }
-                let mut session = Session::Active(active);
-                let ended = session
-                    .end(EndReason::ConsentRevoked, now)
-                    .map_err(|e| ServiceError::Conflict(e.to_string()))?
-                    .clone();
-                let (change, event) = self.ending(&ended, customer.clone()).await?;
-                changes.push(change);
-                events.push(event);
-            }
+            changes.push(Change::EndSessionsOf {
+                whose: SessionsOf::Account(id.clone()),
+                reason: EndReason::ConsentRevoked,
+                at: Timestamp::now(),
+            });
         }
+        let app = app.clone();
         self.store
-            .commit(Unit::new(changes, move |_| events))
-            .await?;
-        Ok(Account { consent, ..account })
+            .commit(Unit::new(changes, move |applied| {
+                let Some(Applied::Account(account)) = applied.first() else {
+                    return Vec::new();
+                };
+                let customer = Actor::Customer(account.to_ref());
+                let mut events = vec![NewEvent::new(
+                    customer.clone(),
+                    EventData::ConsentChanged {
+                        account: account.to_ref(),
+                        consent,
+                        via: Some(app),
+                    },
+                )];
+                events.extend(super::sessions::ended_events(applied, &customer));
+                events
+            }))
+            .await
+            .map_err(|e| match e {
+                StoreError::NotFound(_) => {
+                    ServiceError::NotFound(format!("there is no account {id}"))
+                }
+                other => other.into(),
+            })?;
+        self.account(&id).await
     }
 
     /// Checks one reported activity: the kind exists, its sentence can be filled, and

@@ -1,8 +1,8 @@
-//! The rules the gateway applies to each request, in order: the session must be live
-//! (not ended, within its hard and idle limits — the idle clock is refreshed), the route
-//! must map to a capability in the session's scope (read-only mode blocks every change),
-//! and the request is recorded — page view, change or block — durably *before* anything is
-//! forwarded (invariants 3, 4, 5, 13).
+//! The gateway's side of the service: which session a gateway cookie stands for (kept in
+//! memory, and confirmed by every commit), and the ledger records of what the gateway
+//! does — each forwarded request durably *before* it is forwarded, each refusal, each
+//! change's outcome (invariants 3, 4, 5, 13, 14). What to do with a request is decided by
+//! `actas_core::gateway::decide`; this module only records it.
 
 use super::auth::{Secret, secret_hash};
 use super::sessions::random_hex;
@@ -10,8 +10,10 @@ use super::{Service, ServiceError, ServiceResult};
 use actas_core::Timestamp;
 use actas_core::account::AccountRef;
 use actas_core::event::{Actor, EventData, FieldChange, NewEvent};
+use actas_core::gateway::ForwardKind;
+use actas_core::gateway::path::CanonicalPath;
 use actas_core::policy::routes::Method;
-use actas_core::scope::Mode;
+use actas_core::scope::CapabilityName;
 use actas_core::session::{ActiveSession, Session, SessionError};
 use actas_core::staff::StaffRef;
 use actas_core::text::TicketRef;
@@ -88,19 +90,21 @@ impl CacheGuard<'_> {
     }
 }
 
-/// What the gateway knows about the request it is deciding on.
+/// What the gateway records of a request it forwards, once `decide` has let it through.
 #[derive(Debug, Clone)]
-pub struct GatewayRequest<'a> {
-    /// The method.
+pub struct Forwarded<'a> {
+    /// How it is recorded.
+    pub kind: ForwardKind,
+    /// The method it is recorded as (`HEAD` as `GET`).
     pub method: Method,
-    /// The path (no query).
-    pub path: &'a str,
-    /// Whether it is a page navigation (recorded as a page view); assets are not recorded.
-    pub navigation: bool,
-    /// Whether it opens a live connection (a WebSocket), recorded when opened.
-    pub live_connection: bool,
-    /// Submitted form fields, already masked by policy, for the record of a change.
+    /// The canonical path.
+    pub path: &'a CanonicalPath,
+    /// What it does, from the route or the path.
+    pub description: &'a str,
+    /// For a change or a message: its fields, already masked by policy.
     pub fields: Vec<FieldChange>,
+    /// For a message: its size in bytes.
+    pub bytes: u64,
 }
 
 /// Who and what a live gateway session is about.
@@ -117,21 +121,6 @@ pub struct GatewayContext {
     /// Whether the session was read from the store for this request (otherwise it is what
     /// this process last saw, and the commit confirms it).
     pub confirmed: bool,
-}
-
-/// The gateway's decision, already recorded.
-#[derive(Debug, Clone)]
-pub enum Admission {
-    /// Forward it.
-    Forward {
-        /// Plain description of what is being done.
-        description: String,
-    },
-    /// Refuse it, with why in plain words.
-    Blocked {
-        /// Why.
-        why: String,
-    },
 }
 
 impl Service {
@@ -286,83 +275,118 @@ impl Service {
         self.live_context(session, &login).await
     }
 
-    /// Decides on one gateway request and records the decision durably before returning,
-    /// refreshing the session's idle clock in the same transaction. If the ledger can't be
-    /// written the caller gets an error and must not forward (invariant 3).
-    pub async fn admit(
+    /// Records a request durably before it is forwarded (invariants 3 and 14), in the
+    /// transaction that confirms the session still stands and refreshes its idle clock.
+    /// An asset writes no event, but its session is confirmed all the same. If the
+    /// ledger can't be written the caller gets an error and must not forward.
+    pub async fn record_forward(
         &self,
         ctx: &GatewayContext,
-        req: &GatewayRequest<'_>,
-    ) -> ServiceResult<Admission> {
-        let policy = self.policy();
+        forwarded: Forwarded<'_>,
+    ) -> ServiceResult<()> {
         let info = ctx.session.info();
-        let matched = policy.route(req.method, req.path);
-        let (capability, description) = match &matched {
-            Some(m) => (Some(m.capability.clone()), m.description.clone()),
-            None if req.method.is_safe() => (
-                policy.gateway.unmatched_get.clone(),
-                if req.live_connection {
-                    format!("opened a live connection to {}", req.path)
-                } else {
-                    format!("viewed {}", req.path)
-                },
-            ),
-            None => (
-                policy.gateway.unmatched_change.clone(),
-                format!("{} {}", req.method, req.path),
-            ),
+        let (session, account, ticket) = (info.id, ctx.account.clone(), ctx.ticket.clone());
+        let path = forwarded.path.as_str().to_owned();
+        let description = forwarded.description.to_owned();
+        let event = match forwarded.kind {
+            ForwardKind::Asset(_) => None,
+            ForwardKind::PageView | ForwardKind::LiveOpen => Some(EventData::PageViewed {
+                session,
+                account,
+                ticket,
+                path,
+                description,
+            }),
+            ForwardKind::DataRead => Some(EventData::DataRead {
+                session,
+                account,
+                ticket,
+                method: forwarded.method.to_string(),
+                path,
+                description,
+            }),
+            ForwardKind::Change => Some(EventData::ActionTaken {
+                session,
+                account,
+                ticket,
+                description,
+                changes: forwarded.fields,
+                status: None,
+                path: Some(path),
+            }),
+            ForwardKind::LiveMessage => Some(EventData::LiveMessage {
+                session,
+                account,
+                ticket,
+                path,
+                bytes: forwarded.bytes,
+                fields: forwarded.fields,
+            }),
         };
-        // Routes of an export capability are exports; responses that turn out to be
-        // downloads are caught again when they come back.
-        let is_export = capability
-            .as_ref()
-            .and_then(|c| policy.capability(c))
-            .is_some_and(|c| c.export);
-        let why = if capability.is_none() {
-            Some(if req.method.is_safe() {
-                "the policy blocks pages it does not name".to_owned()
-            } else {
-                "this kind of change is not in the policy, so it is blocked".to_owned()
-            })
-        } else if !req.method.is_safe() && info.mode == Mode::ReadOnly {
-            Some("this session is read-only, so nothing can be changed".to_owned())
-        } else if let Some(cap) = capability.as_ref().filter(|c| !info.scope.allows(c)) {
-            Some(format!("this session's scope does not include {cap}"))
-        } else if is_export && !policy.allows_export(&info.scope) {
-            Some("exports and bulk downloads need an approved export scope".to_owned())
-        } else {
-            None
+        self.commit_in_session(ctx, event.into_iter().collect())
+            .await
+    }
+
+    /// Records a request the gateway refused before sending it on: out of scope, a path
+    /// or method it can't read, too large. Committed only while the session stands (a
+    /// request on an ended session is refused for that instead).
+    pub async fn record_block(
+        &self,
+        ctx: &GatewayContext,
+        method: &str,
+        path: &str,
+        capability: Option<CapabilityName>,
+        why: String,
+    ) -> ServiceResult<()> {
+        let event = EventData::ActionBlocked {
+            session: ctx.session.info().id,
+            account: ctx.account.clone(),
+            ticket: ctx.ticket.clone(),
+            method: method.to_owned(),
+            path: path.to_owned(),
+            capability,
+            why,
         };
+        self.commit_in_session(ctx, vec![event]).await
+    }
+
+    /// Records that an answer to a request already sent on was not passed to the agent
+    /// (or never came). The request's own record is in the ledger, so this one is written
+    /// even if the session has ended meanwhile: nothing that happened may go unrecorded.
+    pub async fn record_answer_refused(
+        &self,
+        ctx: &GatewayContext,
+        method: &str,
+        path: &str,
+        why: String,
+    ) -> ServiceResult<()> {
+        let event = NewEvent::new(
+            Actor::Staff(ctx.staff.clone()),
+            EventData::AnswerRefused {
+                session: ctx.session.info().id,
+                account: ctx.account.clone(),
+                ticket: ctx.ticket.clone(),
+                method: method.to_owned(),
+                path: path.to_owned(),
+                why,
+            },
+        );
+        self.store.append(event).await?;
+        Ok(())
+    }
+
+    /// Commits `events` (by the session's staff member) with the session's precondition
+    /// and, every [`TOUCH_EVERY`], a refresh of its idle clock. With nothing to write, the
+    /// session is read instead if this process has not confirmed it for this request.
+    async fn commit_in_session(
+        &self,
+        ctx: &GatewayContext,
+        events: Vec<EventData>,
+    ) -> ServiceResult<()> {
+        let info = ctx.session.info();
         let now = Timestamp::now();
         let actor = Actor::Staff(ctx.staff.clone());
-        let event = match &why {
-            Some(why) => Some(EventData::ActionBlocked {
-                session: info.id,
-                account: ctx.account.clone(),
-                ticket: ctx.ticket.clone(),
-                method: req.method.to_string(),
-                path: req.path.to_owned(),
-                capability: capability.clone(),
-                why: why.clone(),
-            }),
-            None if !req.method.is_safe() => Some(EventData::ActionTaken {
-                session: info.id,
-                account: ctx.account.clone(),
-                ticket: ctx.ticket.clone(),
-                description: description.clone(),
-                changes: req.fields.clone(),
-                status: None,
-            }),
-            None if req.navigation || req.live_connection => Some(EventData::PageViewed {
-                session: info.id,
-                account: ctx.account.clone(),
-                ticket: ctx.ticket.clone(),
-                path: req.path.to_owned(),
-                description: description.clone(),
-            }),
-            None => None,
-        };
-        let events: Vec<NewEvent> = event
+        let events: Vec<NewEvent> = events
             .into_iter()
             .map(|e| NewEvent::new(actor.clone(), e))
             .collect();
@@ -382,10 +406,7 @@ impl Service {
             if !ctx.confirmed {
                 self.confirm_live(ctx).await?;
             }
-            return Ok(match why {
-                Some(why) => Admission::Blocked { why },
-                None => Admission::Forward { description },
-            });
+            return Ok(());
         }
         let touched = !touch.is_empty();
         let mut changes = vec![Change::RequireLiveSession {
@@ -398,18 +419,15 @@ impl Service {
                 if touched {
                     self.gateway_cache.lock().touched(info.id, now);
                 }
+                Ok(())
             }
-            Err(e @ StoreError::LedgerUnavailable(_)) => return Err(e.into()),
+            Err(e @ StoreError::LedgerUnavailable(_)) => Err(e.into()),
             Err(e) => {
                 // The session ended or passed a limit since this process last saw it.
                 self.confirm_live(ctx).await?;
-                return Err(e.into());
+                Err(e.into())
             }
         }
-        Ok(match why {
-            Some(why) => Admission::Blocked { why },
-            None => Admission::Forward { description },
-        })
     }
 }
 
@@ -419,6 +437,7 @@ impl Service {
     pub async fn record_outcome(
         &self,
         ctx: &GatewayContext,
+        path: &CanonicalPath,
         description: &str,
         status: u16,
         changes: Vec<FieldChange>,
@@ -433,6 +452,7 @@ impl Service {
                 description: description.to_owned(),
                 changes,
                 status: Some(status),
+                path: Some(path.as_str().to_owned()),
             },
         );
         self.store.append(event).await?;

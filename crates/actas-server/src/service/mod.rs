@@ -74,6 +74,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Duplicate(what) => ServiceError::Conflict(format!("{what} already exists")),
             StoreError::Conflict(why) => ServiceError::Conflict(why),
             StoreError::Revoked(why) => ServiceError::Unauthenticated(why),
+            StoreError::Refused(why) => ServiceError::Forbidden(why),
             e @ StoreError::LedgerUnavailable(_) => ServiceError::Unavailable(e),
             e @ StoreError::Unexpected(_) => ServiceError::Unexpected(e),
         }

@@ -3,7 +3,6 @@
 
 use super::{Service, ServiceError, ServiceResult};
 use actas_core::Timestamp;
-use actas_core::account::Consent;
 use actas_core::code::{CODE_TTL, ConfirmationCode};
 use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::ids::{AccountId, RequestId, SessionId};
@@ -103,7 +102,9 @@ impl Service {
         input: RequestInput,
     ) -> ServiceResult<AccessRequest> {
         let policy = self.policy();
-        let entry = self.store.allowed(requester.id).await?.ok_or_else(|| {
+        // Read for a quick answer (the API answers 403 before it looks at the input); the
+        // commit below decides it, with the risk, in its transaction.
+        self.store.allowed(requester.id).await?.ok_or_else(|| {
             ServiceError::Forbidden(
                 "you are not on the allow-list, so you can't act as a customer; ask a director"
                     .into(),
@@ -133,19 +134,7 @@ impl Service {
             None | Some("") => Mode::ReadOnly,
             Some(m) => m.parse().map_err(|e| ServiceError::invalid("mode", e))?,
         };
-        if account.consent == Consent::Revoked {
-            return Err(ServiceError::Forbidden(format!(
-                "{} has revoked consent for support staff to act on the account; ask the customer to allow it again",
-                account.name
-            )));
-        }
         let assessment = policy.assess(&scope, &account.flags, account.consent);
-        if assessment.risk > entry.max_risk {
-            return Err(ServiceError::Forbidden(format!(
-                "this scope is {} risk, and you are allowed up to {} risk",
-                assessment.risk, entry.max_risk
-            )));
-        }
         if let Some(sid) = input.for_session {
             let active = self.store.active_session_of(requester.id).await?;
             if active
@@ -203,9 +192,23 @@ impl Service {
                 },
             ));
         }
+        // The rules the request was assessed on, decided again where they can't change
+        // before the write: the requester is active and allowed at this risk, and the
+        // customer's consent is what the assessment (code or no code) was based on.
         self.store
             .commit(Unit::new(
-                vec![Change::InsertRequest(request.clone())],
+                vec![
+                    Change::RequireActiveStaff(requester.id),
+                    Change::RequireAllowed {
+                        staff: requester.id,
+                        risk: assessment.risk,
+                    },
+                    Change::RequireConsent {
+                        account: account.id.clone(),
+                        expected: Some(account.consent),
+                    },
+                    Change::InsertRequest(request.clone()),
+                ],
                 move |_| events,
             ))
             .await?;

@@ -8,7 +8,7 @@ use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::ids::{RequestId, SessionId};
 use actas_core::request::RequestStatus;
 use actas_core::session::{ActiveSession, EndReason, EndedSession, Session};
-use actas_store::{Change, StaffRecord, StoreError, Unit};
+use actas_store::{Applied, Change, StaffRecord, StoreError, Unit};
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
@@ -46,6 +46,28 @@ pub(super) fn random_hex(n: usize) -> ServiceResult<String> {
     Ok(hex_id(&bytes))
 }
 
+/// The `session.ended` events for every session an [`Change::EndSessionsOf`] among
+/// `applied` ended, as `actor`'s doing (limits passed are actas's own).
+pub(super) fn ended_events(applied: &[Applied], actor: &Actor) -> Vec<NewEvent> {
+    applied
+        .iter()
+        .filter_map(|a| match a {
+            Applied::Ended(ended) => Some(ended),
+            _ => None,
+        })
+        .flatten()
+        .map(|e| {
+            NewEvent::session_ended(
+                &e.session,
+                e.staff.clone(),
+                e.account.clone(),
+                e.ticket.clone(),
+                actor.clone(),
+            )
+        })
+        .collect()
+}
+
 impl Service {
     /// Starts a session from an approved request. The staff member must have signed in
     /// within the policy's re-authentication window (`authenticated_at`), the customer's
@@ -66,11 +88,6 @@ impl Service {
                 policy.session.reauth_within.as_secs() / 60
             )));
         }
-        if self.store.allowed(staff.id).await?.is_none() || !staff.active {
-            return Err(ServiceError::Forbidden(
-                "you are not on the allow-list, so you can't act as a customer".into(),
-            ));
-        }
         let mut request = self.request(id).await?;
         // Sessions never nest. The one exception is a scope change: its request names the
         // running session, which ends (`scope_changed`) in the same transaction.
@@ -90,12 +107,6 @@ impl Service {
             replacing.push(self.ending(&ended, Actor::Staff(staff.to_ref())).await?);
         }
         let account = self.account(&request.account).await?;
-        if account.consent == actas_core::account::Consent::Revoked {
-            return Err(ServiceError::Forbidden(format!(
-                "{} has revoked consent",
-                account.name
-            )));
-        }
         let expected = request.status;
         request
             .use_for_session(staff.id, now)
@@ -137,7 +148,23 @@ impl Service {
                 expires_at: info.expires_at,
             },
         );
-        let (mut changes, mut events): (Vec<Change>, Vec<NewEvent>) = replacing.into_iter().unzip();
+        // Decided in the transaction that starts the session: the staff member is active
+        // and on the allow-list for this risk, and the customer has not revoked consent.
+        // A revocation or deactivation committed a moment earlier refuses the start; one
+        // committed a moment later finds the session and ends it.
+        let mut changes = vec![
+            Change::RequireActiveStaff(staff.id),
+            Change::RequireAllowed {
+                staff: staff.id,
+                risk: request.risk,
+            },
+            Change::RequireConsent {
+                account: account.id.clone(),
+                expected: None,
+            },
+        ];
+        let (ending, mut events): (Vec<Change>, Vec<NewEvent>) = replacing.into_iter().unzip();
+        changes.extend(ending);
         changes.push(Change::UpdateRequest {
             request: request.clone(),
             expected,
@@ -242,8 +269,7 @@ impl Service {
     }
 
     /// The change and event that end a session, for committing alone or with other
-    /// changes (e.g. deactivating its staff member). Limits passed are recorded as
-    /// actas's own doing.
+    /// changes (a scope change ends the running session as the new one starts).
     pub(super) async fn ending(
         &self,
         ended: &EndedSession,
@@ -253,26 +279,7 @@ impl Service {
         let staff = self.staff_ref(info.staff).await?;
         let account = self.account(&info.account).await?;
         let request = self.request(info.request).await?;
-        let limit_minutes = match ended.reason {
-            EndReason::HardLimit => Some(info.expires_at.since(info.started_at).as_secs() / 60),
-            EndReason::IdleLimit => Some(info.idle_limit.as_secs() / 60),
-            _ => None,
-        };
-        let actor = match ended.reason {
-            EndReason::HardLimit | EndReason::IdleLimit => Actor::System,
-            _ => actor,
-        };
-        let event = NewEvent::new(
-            actor,
-            EventData::SessionEnded {
-                session: info.id,
-                staff,
-                account: account.to_ref(),
-                ticket: request.ticket,
-                reason: ended.reason,
-                limit_minutes,
-            },
-        );
+        let event = NewEvent::session_ended(ended, staff, account.to_ref(), request.ticket, actor);
         Ok((
             Change::EndSession {
                 id: info.id,

@@ -6,7 +6,7 @@ use actas_core::Timestamp;
 use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::session::EndReason;
 use actas_core::staff::{DisplayName, Email, Role, StaffRef};
-use actas_store::{Applied, Change, StaffRecord, Unit};
+use actas_store::{Applied, Change, SessionsOf, StaffRecord, Unit};
 
 impl Service {
     /// Finds an active staff member by email, or says plainly who is missing.
@@ -116,29 +116,26 @@ impl Service {
             None => Actor::System,
         };
         let staff = self.active_staff(email, "email").await?;
-        let mut changes = Vec::new();
-        let mut events = Vec::new();
-        let now = Timestamp::now();
-        if let Some(active) = self.store.active_session_of(staff.id).await? {
-            // Through `Session::end`, so a limit that already passed is what gets recorded.
-            let mut session = actas_core::session::Session::Active(active);
-            let ended = session
-                .end(EndReason::StaffDisabled, now)
-                .map_err(|e| ServiceError::Conflict(e.to_string()))?
-                .clone();
-            let (change, event) = self.ending(&ended, actor.clone()).await?;
-            changes.push(change);
-            events.push(event);
-        }
-        changes.push(Change::DisableStaff(staff.id));
-        events.push(NewEvent::new(
-            actor,
-            EventData::StaffDisabled {
-                staff: staff.to_ref(),
+        // Their session, if any, is found and ended by the writer in the same transaction,
+        // so one starting at this moment can't be missed.
+        let changes = vec![
+            Change::DisableStaff(staff.id),
+            Change::EndSessionsOf {
+                whose: SessionsOf::Staff(staff.id),
+                reason: EndReason::StaffDisabled,
+                at: Timestamp::now(),
             },
-        ));
+        ];
+        let who = staff.to_ref();
         self.store
-            .commit(Unit::new(changes, move |_| events))
+            .commit(Unit::new(changes, move |applied| {
+                let mut events = super::sessions::ended_events(applied, &actor);
+                events.push(NewEvent::new(
+                    actor,
+                    EventData::StaffDisabled { staff: who },
+                ));
+                events
+            }))
             .await?;
         Ok(staff.to_ref())
     }

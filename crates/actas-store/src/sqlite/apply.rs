@@ -1,9 +1,12 @@
 //! Applying [`Change`]s inside the writer's transaction.
 
-use crate::change::{Applied, Change};
+use super::read;
+use crate::change::{Applied, Change, SessionsOf};
+use crate::model::EndedRecord;
 use crate::{StoreError, StoreResult};
 use actas_core::Timestamp;
 use actas_core::request::{AccessRequest, Approver};
+use actas_core::session::Session;
 use sqlx::SqliteConnection;
 
 fn db(e: sqlx::Error) -> StoreError {
@@ -105,27 +108,80 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             })?;
             Ok(Applied::Done)
         }
-        Change::PutAccount {
-            id,
-            name,
-            flags,
-            consent,
-        } => {
+        Change::PutAccount { id, name, flags } => {
+            let before = sqlx::query("SELECT id, name, flags, consent FROM accounts WHERE id = ?")
+                .bind(id.as_str())
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?
+                .map(|row| super::read::account(&row))
+                .transpose()?;
             sqlx::query(
-                "INSERT INTO accounts (id, name, flags, consent, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?)
+                "INSERT INTO accounts (id, name, flags, consent, created_at, updated_at) VALUES (?, ?, ?, 'allowed', ?, ?)
                  ON CONFLICT (id) DO UPDATE SET name = excluded.name, flags = excluded.flags,
-                   consent = excluded.consent, updated_at = excluded.updated_at",
+                   updated_at = excluded.updated_at",
             )
             .bind(id.as_str())
             .bind(name.as_str())
             .bind(json(&flags))
-            .bind(consent.as_str())
             .bind(now)
             .bind(now)
             .execute(&mut *conn)
             .await
             .map_err(db)?;
+            Ok(Applied::AccountBefore(before))
+        }
+        Change::SetConsent { account, consent } => {
+            let r = sqlx::query("UPDATE accounts SET consent = ?, updated_at = ? WHERE id = ?")
+                .bind(consent.as_str())
+                .bind(now)
+                .bind(account.as_str())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::NotFound(format!("account {account}"))
+            })?;
             Ok(Applied::Done)
+        }
+        Change::EndSessionsOf { whose, reason, at } => {
+            let found = match &whose {
+                SessionsOf::Account(id) => {
+                    read::active_sessions_named(conn, "s.account_id = ?", id.as_str().to_owned())
+                        .await?
+                }
+                SessionsOf::Staff(id) => {
+                    read::active_sessions_named(conn, "s.staff_id = ?", id.get()).await?
+                }
+            };
+            let mut ended = Vec::with_capacity(found.len());
+            for (active, staff, account, ticket) in found {
+                // Through `Session::end`, so a limit that already passed is what is recorded.
+                let mut session = Session::Active(active);
+                let done = session
+                    .end(reason, at)
+                    .map_err(|e| StoreError::Conflict(e.to_string()))?
+                    .clone();
+                let r = sqlx::query(
+                    "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+                )
+                .bind(done.ended_at.as_millis())
+                .bind(done.reason.as_str())
+                .bind(done.info.id.to_string())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+                expect_one(r.rows_affected(), || {
+                    StoreError::Conflict("this session has already ended".into())
+                })?;
+                ended.push(EndedRecord {
+                    session: done,
+                    staff,
+                    account: account.to_ref(),
+                    ticket,
+                });
+            }
+            Ok(Applied::Ended(ended))
         }
         Change::InsertRequest(r) => {
             sqlx::query(
@@ -583,7 +639,10 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
         }
         Change::RequireLiveSession { .. }
         | Change::RequireAppKey { .. }
-        | Change::LoadAccount(_) => Err(StoreError::corrupt(
+        | Change::LoadAccount(_)
+        | Change::RequireConsent { .. }
+        | Change::RequireAllowed { .. }
+        | Change::RequireActiveStaff(_) => Err(StoreError::corrupt(
             "preconditions are checked by the writer, not applied",
         )),
         Change::EndSession { id, at, reason } => {

@@ -1,8 +1,12 @@
 //! Preconditions inside the writer's transaction: [`Change::RequireLiveSession`],
-//! [`Change::RequireAppKey`] and [`Change::LoadAccount`].
+//! [`Change::RequireAppKey`], [`Change::LoadAccount`], and the rules a request or a
+//! session must meet when it is made — [`Change::RequireConsent`],
+//! [`Change::RequireAllowed`] and [`Change::RequireActiveStaff`].
 //!
-//! They let a hot path (a page view through the gateway, an event from the product) skip
-//! its own read before committing: the writer reads what a whole batch's preconditions
+//! They decide rules where the data is, so nothing can change between the check and the
+//! write (a consent revoked, an agent taken off the allow-list while their session
+//! starts), and they let a hot path (a page view through the gateway, an event from the
+//! product) skip its own read before committing: the writer reads what a whole batch's preconditions
 //! need with one query per table, inside the transaction that holds SQLite's write lock,
 //! so nothing — not even another `actas` process — can change it before the commit. The
 //! answers stay valid for the batch until a unit with other changes (which might end a
@@ -12,6 +16,8 @@
 use super::read;
 use crate::change::{Applied, Change};
 use crate::{StoreError, StoreResult};
+use actas_core::account::Consent;
+use actas_core::scope::Risk;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
 use std::collections::{HashMap, HashSet};
 
@@ -19,7 +25,12 @@ use std::collections::{HashMap, HashSet};
 pub(super) fn is_check(change: &Change) -> bool {
     matches!(
         change,
-        Change::RequireLiveSession { .. } | Change::RequireAppKey { .. } | Change::LoadAccount(_)
+        Change::RequireLiveSession { .. }
+            | Change::RequireAppKey { .. }
+            | Change::LoadAccount(_)
+            | Change::RequireConsent { .. }
+            | Change::RequireAllowed { .. }
+            | Change::RequireActiveStaff(_)
     )
 }
 
@@ -37,6 +48,10 @@ pub(super) struct Checks {
     sessions: HashMap<String, Limits>,
     live_apps: HashSet<i64>,
     accounts: HashMap<String, crate::model::Account>,
+    /// Staff on the allow-list, and up to which risk.
+    allowed: HashMap<i64, Risk>,
+    /// Staff, and whether each is active.
+    staff: HashMap<i64, bool>,
 }
 
 fn unavailable(e: sqlx::Error) -> StoreError {
@@ -55,11 +70,17 @@ impl Checks {
         let mut sessions = Vec::new();
         let mut apps = Vec::new();
         let mut accounts = Vec::new();
+        let mut allowed = Vec::new();
+        let mut staff = Vec::new();
         for change in changes {
             match change {
                 Change::RequireLiveSession { id, .. } => sessions.push(id.to_string()),
                 Change::RequireAppKey { app } => apps.push(*app),
-                Change::LoadAccount(id) => accounts.push(id.as_str().to_owned()),
+                Change::LoadAccount(id) | Change::RequireConsent { account: id, .. } => {
+                    accounts.push(id.as_str().to_owned())
+                }
+                Change::RequireAllowed { staff, .. } => allowed.push(staff.get()),
+                Change::RequireActiveStaff(id) => staff.push(id.get()),
                 _ => {}
             }
         }
@@ -87,11 +108,7 @@ impl Checks {
             let mut q = QueryBuilder::<Sqlite>::new(
                 "SELECT id FROM app_keys WHERE revoked_at IS NULL AND id IN (",
             );
-            let mut ids = q.separated(", ");
-            for id in chunk {
-                ids.push_bind(*id);
-            }
-            q.push(")");
+            ints(&mut q, chunk);
             let live: Vec<i64> = q
                 .build_query_scalar()
                 .fetch_all(&mut *conn)
@@ -107,6 +124,30 @@ impl Checks {
             for row in q.build().fetch_all(&mut *conn).await.map_err(unavailable)? {
                 let account = read::account(&row)?;
                 out.accounts.insert(account.id.as_str().to_owned(), account);
+            }
+        }
+        for chunk in dedup(allowed).chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new(
+                "SELECT staff_id, max_risk FROM allow_list WHERE revoked_at IS NULL AND staff_id IN (",
+            );
+            ints(&mut q, chunk);
+            for row in q.build().fetch_all(&mut *conn).await.map_err(unavailable)? {
+                let risk: String = row.try_get("max_risk").map_err(unavailable)?;
+                let risk: Risk = risk.parse().map_err(|e: actas_core::scope::ScopeError| {
+                    StoreError::corrupt(format!("allow-list risk: {e}"))
+                })?;
+                out.allowed
+                    .insert(row.try_get("staff_id").map_err(unavailable)?, risk);
+            }
+        }
+        for chunk in dedup(staff).chunks(CHUNK) {
+            let mut q = QueryBuilder::<Sqlite>::new("SELECT id, active FROM staff WHERE id IN (");
+            ints(&mut q, chunk);
+            for row in q.build().fetch_all(&mut *conn).await.map_err(unavailable)? {
+                out.staff.insert(
+                    row.try_get("id").map_err(unavailable)?,
+                    row.try_get("active").map_err(unavailable)?,
+                );
             }
         }
         Ok(out)
@@ -144,6 +185,38 @@ impl Checks {
                 .cloned()
                 .map(Applied::Account)
                 .ok_or_else(|| StoreError::NotFound(format!("account {id}"))),
+            Change::RequireConsent { account, expected } => {
+                match self.accounts.get(account.as_str()) {
+                    None => Err(StoreError::NotFound(format!("account {account}"))),
+                    Some(a) if a.consent == Consent::Revoked => Err(StoreError::Refused(format!(
+                        "{} has revoked consent for support staff to act on the account; ask the customer to allow it again",
+                        a.name
+                    ))),
+                    Some(a) if expected.is_some_and(|e| e != a.consent) => {
+                        Err(StoreError::Conflict(format!(
+                            "{} changed their consent setting just now; try again",
+                            a.name
+                        )))
+                    }
+                    Some(_) => Ok(Applied::Done),
+                }
+            }
+            Change::RequireAllowed { staff, risk } => match self.allowed.get(&staff.get()) {
+                None => Err(StoreError::Refused(
+                    "you are not on the allow-list, so you can't act as a customer; ask a director"
+                        .into(),
+                )),
+                Some(max) if risk > max => Err(StoreError::Refused(format!(
+                    "this scope is {risk} risk, and you are allowed up to {max} risk"
+                ))),
+                Some(_) => Ok(Applied::Done),
+            },
+            Change::RequireActiveStaff(id) => match self.staff.get(&id.get()) {
+                Some(true) => Ok(Applied::Done),
+                _ => Err(StoreError::Refused(
+                    "your staff account is deactivated".into(),
+                )),
+            },
             _ => Err(StoreError::corrupt("not a precondition")),
         }
     }
@@ -161,6 +234,14 @@ fn list(q: &mut QueryBuilder<'_, Sqlite>, ids: &[String]) {
     let mut sep = q.separated(", ");
     for id in ids {
         sep.push_bind(id.clone());
+    }
+    q.push(")");
+}
+
+fn ints(q: &mut QueryBuilder<'_, Sqlite>, ids: &[i64]) {
+    let mut sep = q.separated(", ");
+    for id in ids {
+        sep.push_bind(*id);
     }
     q.push(")");
 }

@@ -237,37 +237,96 @@ where
     else {
         return Ok(None);
     };
+    session(&row).map(Some)
+}
+
+/// A `sessions` row.
+pub(super) fn session(row: &SqliteRow) -> StoreResult<Session> {
     let info = SessionInfo {
-        id: SessionId::parse(&col::<String>(&row, "id")?).map_err(|e| bad("session id", e))?,
-        request: RequestId::parse(&col::<String>(&row, "request_id")?)
+        id: SessionId::parse(&col::<String>(row, "id")?).map_err(|e| bad("session id", e))?,
+        request: RequestId::parse(&col::<String>(row, "request_id")?)
             .map_err(|e| bad("request id", e))?,
-        staff: staff_id(col(&row, "staff_id")?)?,
-        account: AccountId::parse(&col::<String>(&row, "account_id")?)
+        staff: staff_id(col(row, "staff_id")?)?,
+        account: AccountId::parse(&col::<String>(row, "account_id")?)
             .map_err(|e| bad("account id", e))?,
-        scope: serde_json::from_str::<Scope>(&col::<String>(&row, "scope")?)
+        scope: serde_json::from_str::<Scope>(&col::<String>(row, "scope")?)
             .map_err(|e| bad("scope", e))?,
-        mode: col::<String>(&row, "mode")?
+        mode: col::<String>(row, "mode")?
             .parse()
             .map_err(|e| bad("mode", e))?,
-        started_at: Timestamp::from_millis(col(&row, "started_at")?),
-        expires_at: Timestamp::from_millis(col(&row, "expires_at")?),
-        idle_limit: Duration::from_millis(col::<i64>(&row, "idle_limit_ms")? as u64),
+        started_at: Timestamp::from_millis(col(row, "started_at")?),
+        expires_at: Timestamp::from_millis(col(row, "expires_at")?),
+        idle_limit: Duration::from_millis(col::<i64>(row, "idle_limit_ms")? as u64),
     };
-    let ended_at: Option<i64> = col(&row, "ended_at")?;
-    Ok(Some(match ended_at {
+    let ended_at: Option<i64> = col(row, "ended_at")?;
+    Ok(match ended_at {
         None => Session::Active(ActiveSession::restore(
             info,
-            Timestamp::from_millis(col(&row, "last_seen")?),
+            Timestamp::from_millis(col(row, "last_seen")?),
         )),
         Some(at) => Session::Ended(EndedSession {
             info,
             ended_at: Timestamp::from_millis(at),
-            reason: col::<Option<String>>(&row, "end_reason")?
+            reason: col::<Option<String>>(row, "end_reason")?
                 .unwrap_or_default()
                 .parse()
                 .map_err(|e: String| bad("end reason", e))?,
         }),
-    }))
+    })
+}
+
+/// The active sessions `clause` names (on `s`, the sessions table), each with the names
+/// a `session.ended` event needs, read in the caller's transaction.
+pub(super) async fn active_sessions_named<T>(
+    conn: &mut sqlx::SqliteConnection,
+    clause: &str,
+    value: T,
+) -> StoreResult<Vec<(ActiveSession, StaffRef, crate::model::Account, TicketRef)>>
+where
+    T: for<'q> sqlx::Encode<'q, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite> + Send,
+{
+    let sql = format!(
+        "SELECT s.*, st.id AS staff_id_, st.email AS staff_email, st.name AS staff_name,
+                a.name AS account_name, a.flags AS account_flags, a.consent AS account_consent,
+                r.ticket AS ticket
+         FROM sessions s
+         JOIN staff st ON st.id = s.staff_id
+         JOIN accounts a ON a.id = s.account_id
+         JOIN access_requests r ON r.id = s.request_id
+         WHERE s.ended_at IS NULL AND {clause}"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(value)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(StoreError::unexpected)?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in &rows {
+        let Session::Active(active) = session(row)? else {
+            continue;
+        };
+        let staff = StaffRef {
+            id: staff_id(col(row, "staff_id_")?)?,
+            email: Email::parse(&col::<String>(row, "staff_email")?)
+                .map_err(|e| bad("email", e))?,
+            name: DisplayName::parse(&col::<String>(row, "staff_name")?)
+                .map_err(|e| bad("name", e))?,
+        };
+        let account = Account {
+            id: active.info().account.clone(),
+            name: DisplayName::parse(&col::<String>(row, "account_name")?)
+                .map_err(|e| bad("name", e))?,
+            flags: serde_json::from_str(&col::<String>(row, "account_flags")?)
+                .map_err(|e| bad("flag list", e))?,
+            consent: col::<String>(row, "account_consent")?
+                .parse()
+                .map_err(|e| bad("consent", e))?,
+        };
+        let ticket =
+            TicketRef::try_from(col::<String>(row, "ticket")?).map_err(|e| bad("ticket", e))?;
+        out.push((active, staff, account, ticket));
+    }
+    Ok(out)
 }
 
 pub(super) async fn events(

@@ -1,428 +1,13 @@
-//! The gateway over real HTTP: a small product server on a random port behind it, and a
-//! real client in front. Each test walks one of DESIGN.md's gateway invariants.
+//! The gateway's everyday work over real HTTP: pages carry the banner and are masked,
+//! changes are recorded with their fields, what can't be checked is refused, live
+//! connections and event streams end with the session.
 
-mod common;
-
+use super::world::*;
 use actas_core::Timestamp;
 use actas_core::event::EventData;
-use actas_core::scope::Risk;
-use actas_core::session::ActiveSession;
-use actas_core::staff::{Email, Role};
-use actas_server::app::{Application, ServeSettings};
-use actas_server::config::DataDir;
-use actas_server::service::{Approval, RequestInput};
-use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::response::{Html, IntoResponse};
-use axum::routing::{get, post};
+use actas_core::staff::Email;
 use futures_util::StreamExt;
 use reqwest::StatusCode;
-use reqwest::redirect::Policy;
-use std::sync::{Arc, Mutex};
-
-/// Rows in the `/big` page: about 20 MiB, more than the 16 MiB whole-body limit.
-const BIG_ROWS: usize = 80_000;
-
-/// What the product saw of each request.
-#[derive(Default)]
-struct Seen(Mutex<Vec<HeaderMap>>);
-
-async fn product(seen: Arc<Seen>) -> String {
-    async fn page(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> Html<&'static str> {
-        seen.0.lock().expect("lock").push(headers);
-        Html(
-            r#"<!doctype html><html><head><title>Billing</title></head><body><h1>Billing</h1>
-<p>Card <span class="card-number">4111 1111 1111 4242</span></p><div data-secret>RECOVERY-CODE-XYZ</div></body></html>"#,
-        )
-    }
-    async fn profile(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> impl IntoResponse {
-        seen.0.lock().expect("lock").push(headers);
-        (
-            [
-                ("actas-audit", "{\"field\":\"x\"}"),
-                ("content-type", "application/json"),
-                ("cache-control", "no-store"),
-                ("x-customer-email", "sarah@acme.com"),
-            ],
-            r#"{"name":"Acme Co","email":"sarah@acme.com","national_id":"AB123456C","card":{"number":"4111111111114242"},"internal":"VIP"}"#,
-        )
-    }
-    async fn settings(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> impl IntoResponse {
-        seen.0.lock().expect("lock").push(headers);
-        (
-            [(
-                "actas-audit",
-                r#"{"field":"name","from":"Acme","to":"Acme Café","description":"renamed the\ncompany  "}"#,
-            )],
-            "saved",
-        )
-    }
-    async fn export(State(seen): State<Arc<Seen>>, headers: HeaderMap) -> impl IntoResponse {
-        seen.0.lock().expect("lock").push(headers);
-        (
-            [
-                ("content-type", "text/csv"),
-                ("content-disposition", "attachment; filename=t.csv"),
-            ],
-            "date,amount\n",
-        )
-    }
-    /// A redirect to the product's own origin, absolute (`/go`) or scheme-relative
-    /// (`/go?relative`).
-    async fn go(headers: HeaderMap, uri: axum::http::Uri) -> impl IntoResponse {
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        let scheme = if uri.query() == Some("relative") {
-            ""
-        } else {
-            "http:"
-        };
-        (
-            axum::http::StatusCode::SEE_OTHER,
-            [("location", format!("{scheme}//{host}/landing"))],
-        )
-    }
-    async fn links(headers: HeaderMap) -> Html<String> {
-        let host = headers
-            .get("host")
-            .and_then(|h| h.to_str().ok())
-            .unwrap_or("")
-            .to_owned();
-        Html(format!(
-            r#"<html><body><a href="http://{host}/loans">Loans</a><a href="//{host}/cards">Cards</a></body></html>"#
-        ))
-    }
-    async fn gzipped() -> impl IntoResponse {
-        use std::io::Write;
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-        e.write_all(
-            br#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
-        )
-        .expect("gz");
-        (
-            [("content-type", "text/html"), ("content-encoding", "gzip")],
-            e.finish().expect("gz"),
-        )
-    }
-    async fn brotlied() -> impl IntoResponse {
-        use std::io::Write;
-        let mut out = Vec::new();
-        {
-            let mut w = brotli::CompressorWriter::new(&mut out, 4096, 5, 22);
-            w.write_all(br#"{"card":{"number":"4111111111114242"},"secret":"s3cr3t"}"#)
-                .expect("br");
-        }
-        (
-            [
-                ("content-type", "application/json"),
-                ("content-encoding", "br"),
-            ],
-            out,
-        )
-    }
-    /// A page larger than the gateway's whole-body limit, sent in many small chunks, with
-    /// a card number in each row.
-    async fn big() -> impl IntoResponse {
-        let head = futures_util::stream::once(async {
-            Ok::<_, std::io::Error>(axum::body::Bytes::from_static(
-                b"<!doctype html><html><body><table>",
-            ))
-        });
-        let rows = futures_util::stream::iter((0..BIG_ROWS).map(|i| {
-            Ok(axum::body::Bytes::from(format!(
-                "<tr><td>{i}</td><td class=\"card-number\">4111 1111 1111 4242</td><td>{}</td></tr>",
-                "x".repeat(200)
-            )))
-        }));
-        let tail = futures_util::stream::once(async {
-            Ok(axum::body::Bytes::from_static(b"</table></body></html>"))
-        });
-        (
-            [("content-type", "text/html; charset=utf-8")],
-            axum::body::Body::from_stream(head.chain(rows).chain(tail)),
-        )
-    }
-    /// A live feed: one message with secrets, one that isn't JSON, one binary, one plain;
-    /// then it echoes what the browser sends, as JSON.
-    async fn live(
-        State(seen): State<Arc<Seen>>,
-        headers: HeaderMap,
-        ws: axum::extract::ws::WebSocketUpgrade,
-    ) -> impl IntoResponse {
-        use axum::extract::ws::Message;
-        seen.0.lock().expect("lock").push(headers);
-        ws.on_upgrade(|mut socket| async move {
-            for m in [
-                Message::Text(
-                    r#"{"name":"Acme Co","card":{"number":"4111111111114242"},"internal":"VIP"}"#
-                        .into(),
-                ),
-                Message::Text("card 4111111111114242".into()),
-                Message::Binary(axum::body::Bytes::from_static(b"4111111111114242")),
-                Message::Text(r#"{"name":"ready"}"#.into()),
-            ] {
-                if socket.send(m).await.is_err() {
-                    return;
-                }
-            }
-            while let Some(Ok(Message::Text(t))) = socket.recv().await {
-                let echo = serde_json::json!({ "name": t.as_str() }).to_string();
-                if socket.send(Message::Text(echo.into())).await.is_err() {
-                    return;
-                }
-            }
-        })
-    }
-    /// The same secret three ways: in XHTML, with no Content-Type at all (a browser would
-    /// guess it is a page), and as a plain text file.
-    async fn xhtml() -> impl IntoResponse {
-        (
-            [("content-type", "application/xhtml+xml; charset=utf-8")],
-            r#"<html xmlns="http://www.w3.org/1999/xhtml"><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
-        )
-    }
-    async fn untyped() -> axum::response::Response {
-        axum::response::Response::new(axum::body::Body::from(
-            r#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
-        ))
-    }
-    /// No Content-Type and no length given, but nothing in it.
-    async fn nothing() -> axum::response::Response {
-        axum::response::Response::new(axum::body::Body::from_stream(
-            futures_util::stream::empty::<Result<axum::body::Bytes, std::io::Error>>(),
-        ))
-    }
-    async fn text() -> &'static str {
-        "release notes"
-    }
-    async fn packed() -> impl IntoResponse {
-        (
-            [
-                ("content-type", "text/html"),
-                ("content-encoding", "x-custom"),
-            ],
-            r#"<html><body><span class="card-number">4111 1111 1111 4242</span></body></html>"#,
-        )
-    }
-    /// Server-sent events: one with secrets, one that isn't JSON, then the stream stays
-    /// open, as a live feed does.
-    async fn feed() -> impl IntoResponse {
-        let events = futures_util::stream::iter([
-            "event: update\ndata: {\"name\":\"Acme Co\",\"card\":{\"number\":\"4111111111114242\"},\"internal\":\"VIP\"}\n\n",
-            "data: card 4111111111114242\n\n",
-            ": still here\n\n",
-        ])
-        .map(|e| Ok::<_, std::io::Error>(axum::body::Bytes::from_static(e.as_bytes())))
-        .chain(futures_util::stream::pending());
-        (
-            [("content-type", "text/event-stream")],
-            axum::body::Body::from_stream(events),
-        )
-    }
-    let app = axum::Router::new()
-        .route("/", get(page))
-        .route("/feed", get(feed))
-        .route("/xhtml", get(xhtml))
-        .route("/untyped", get(untyped))
-        .route("/nothing", get(nothing))
-        .route("/notes.txt", get(text))
-        .route("/packed", get(packed))
-        .route("/live", get(live))
-        .route("/big", get(big))
-        .route("/gz", get(gzipped))
-        .route("/br", get(brotlied))
-        .route("/go", get(go))
-        .route("/links", get(links))
-        .route("/api/profile", get(profile))
-        .route("/settings/tax", post(settings))
-        .route("/transactions/export.csv", get(export))
-        .with_state(seen);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await.expect("product") });
-    format!("http://{addr}")
-}
-
-struct World {
-    _dir: tempfile::TempDir,
-    app: Application,
-    gateway: String,
-    seen: Arc<Seen>,
-}
-
-async fn world() -> World {
-    let seen = Arc::new(Seen::default());
-    let upstream = product(seen.clone()).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
-    let config = data.path().join("actas.toml");
-    let text = std::fs::read_to_string(&config).expect("config");
-    let pointed = text.replace(
-        "upstream = \"http://127.0.0.1:8082\"",
-        &format!("upstream = \"{upstream}\""),
-    );
-    assert_ne!(pointed, text, "actas init writes the gateway's upstream");
-    std::fs::write(&config, pointed).expect("write");
-    let settings = ServeSettings {
-        gateway_addr: Some(([127, 0, 0, 1], 0).into()),
-        ..ServeSettings::on(([127, 0, 0, 1], 0).into())
-    };
-    let app = Application::build(&data, settings).await.expect("start");
-    let s = app.service();
-    common::add_staff(
-        s,
-        &[
-            ("dana@example.com", "Dana Park", Role::Director),
-            ("lee@example.com", "Lee Chen", Role::Lead),
-            ("sarah@example.com", "Sarah Lee", Role::Agent),
-        ],
-    )
-    .await;
-    common::allow(s, "sarah@example.com", Risk::High).await;
-    common::acme(s).await;
-    let gateway = format!("http://{}", app.gateway_addr().expect("gateway runs"));
-    World {
-        _dir: dir,
-        app,
-        gateway,
-        seen,
-    }
-}
-
-/// The agent's browser inside a session: a client (redirects not followed) and the
-/// gateway cookie it was given.
-struct Agent {
-    client: reqwest::Client,
-    cookie: String,
-    gateway: String,
-}
-
-impl Agent {
-    /// A GET of `path` on the gateway, with the session cookie.
-    fn get(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .get(format!("{}{path}", self.gateway))
-            .header("cookie", &self.cookie)
-    }
-
-    /// A POST to `path` on the gateway, with the session cookie.
-    fn post(&self, path: &str) -> reqwest::RequestBuilder {
-        self.client
-            .post(format!("{}{path}", self.gateway))
-            .header("cookie", &self.cookie)
-    }
-}
-
-/// Starts a session with `caps` in `mode` and enters the gateway as Sarah's browser.
-async fn enter(w: &World, caps: &[&str], mode: &str) -> Agent {
-    let s = w.app.service();
-    let sarah = common::staff(s, "sarah@example.com").await;
-    let lee = common::staff(s, "lee@example.com").await;
-    let r = s
-        .create_request(
-            &sarah,
-            RequestInput {
-                account: "acme".into(),
-                ticket: "#4821".into(),
-                reason: "Check invoice tax rate after plan change".into(),
-                capabilities: caps.iter().map(|c| c.to_string()).collect(),
-                minutes: None,
-                mode: Some(mode.into()),
-                for_session: None,
-            },
-        )
-        .await
-        .expect("request");
-    if r.status == actas_core::request::RequestStatus::Pending {
-        s.approve_request(&lee, r.id, Approval::default())
-            .await
-            .expect("approve");
-    }
-    let (_, token) = s
-        .start_session(&sarah, r.id, Timestamp::now())
-        .await
-        .expect("start");
-    let client = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .expect("client");
-    let resp = client
-        .get(format!(
-            "{}/__actas/enter?token={}",
-            w.gateway,
-            token.expose()
-        ))
-        .send()
-        .await
-        .expect("enter");
-    assert_eq!(resp.status(), StatusCode::SEE_OTHER);
-    let cookie = resp.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
-        "{cookie}"
-    );
-    let again = client
-        .get(format!(
-            "{}/__actas/enter?token={}",
-            w.gateway,
-            token.expose()
-        ))
-        .send()
-        .await
-        .expect("again");
-    assert_eq!(
-        again.status(),
-        StatusCode::FORBIDDEN,
-        "the hand-off works once"
-    );
-    Agent {
-        client,
-        cookie: cookie.split(';').next().expect("pair").to_owned(),
-        gateway: w.gateway.clone(),
-    }
-}
-
-/// Sarah and her running session.
-async fn sarahs_session(w: &World) -> (actas_store::StaffRecord, ActiveSession) {
-    let sarah = common::staff(w.app.service(), "sarah@example.com").await;
-    let active = w
-        .app
-        .service()
-        .store()
-        .active_session_of(sarah.id)
-        .await
-        .expect("read")
-        .expect("a running session");
-    (sarah, active)
-}
-
-/// The ledger's events, oldest first.
-async fn events(w: &World) -> Vec<actas_store::RecordedEvent> {
-    w.app
-        .service()
-        .store()
-        .events(&actas_store::EventFilter::default(), 0, 1000)
-        .await
-        .expect("events")
-}
-
-/// Each event as "kind summary".
-async fn kinds(w: &World) -> Vec<String> {
-    events(w)
-        .await
-        .into_iter()
-        .map(|e| format!("{} {}", e.body.kind(), e.body.summary))
-        .collect()
-}
 
 #[tokio::test]
 async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
@@ -465,14 +50,7 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
     );
 
     // Invariant 10: what the product received.
-    let seen = w
-        .seen
-        .0
-        .lock()
-        .expect("lock")
-        .last()
-        .cloned()
-        .expect("a request");
+    let seen = w.seen.last_headers();
     let assertion = seen
         .get("actas-assertion")
         .expect("assertion")
@@ -550,14 +128,14 @@ async fn pages_carry_the_banner_and_secrets_never_reach_the_browser() {
             .iter()
             .any(|k| k == "session.page_viewed Sarah Lee, acting as Acme Co, viewed /")
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn out_of_scope_writes_exports_and_read_only_changes_are_refused_and_recorded() {
     let w = world().await;
     let agent = enter(&w, &[], "live").await;
-    let before = w.seen.0.lock().expect("lock").len();
+    let before = w.seen.len();
     let r = agent
         .post("/settings/tax")
         .form(&[("rate", "10%")])
@@ -575,11 +153,7 @@ async fn out_of_scope_writes_exports_and_read_only_changes_are_refused_and_recor
         .await
         .expect("export");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(
-        w.seen.0.lock().expect("lock").len(),
-        before,
-        "nothing blocked reached the product"
-    );
+    assert_eq!(w.seen.len(), before, "nothing blocked reached the product");
     let k = kinds(&w).await;
     assert!(
         k.iter().any(|k| k.starts_with(
@@ -588,7 +162,7 @@ async fn out_of_scope_writes_exports_and_read_only_changes_are_refused_and_recor
         "{k:#?}"
     );
     assert!(k.iter().any(|k| k.starts_with("session.blocked Sarah Lee, acting as Acme Co, was blocked from GET /transactions/export.csv")), "{k:#?}");
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -625,7 +199,7 @@ async fn an_in_scope_change_goes_through_and_is_recorded_with_its_fields() {
             _ => None,
         });
     assert_eq!(outcome.as_deref(), Some("renamed the company"));
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -640,14 +214,14 @@ async fn read_only_mode_blocks_every_change_even_in_scope() {
         .expect("post");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.expect("text").contains("read-only"));
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
 async fn without_a_writable_ledger_nothing_is_forwarded() {
     let w = world().await;
     let agent = enter(&w, &[], "read-only").await;
-    let before = w.seen.0.lock().expect("lock").len();
+    let before = w.seen.len();
     w.app.store().stop_writer().await;
     let r = agent
         .get("/")
@@ -656,12 +230,8 @@ async fn without_a_writable_ledger_nothing_is_forwarded() {
         .await
         .expect("page");
     assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        w.seen.0.lock().expect("lock").len(),
-        before,
-        "invariant 3: nothing forwarded"
-    );
-    w.app.stop().await.expect("stop");
+    assert_eq!(w.seen.len(), before, "invariant 3: nothing forwarded");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -710,17 +280,17 @@ async fn after_the_end_button_the_next_request_is_refused() {
         .await
         .expect("json");
     assert_eq!(status["active"], false);
-    let before = w.seen.0.lock().expect("lock").len();
+    let before = w.seen.len();
     let r = agent.get("/").send().await.expect("page");
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    assert_eq!(w.seen.0.lock().expect("lock").len(), before);
+    assert_eq!(w.seen.len(), before);
     assert!(
         kinds(&w)
             .await
             .iter()
             .any(|k| k == "session.ended Sarah Lee's session on Acme Co ended: Sarah Lee ended it")
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -745,7 +315,7 @@ async fn redirects_and_absolute_links_keep_the_agent_on_the_gateway() {
         page.contains(r#"<a href="/loans">"#) && page.contains(r#"<a href="/cards">"#),
         "{page}"
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -793,7 +363,7 @@ async fn xhtml_is_masked_and_what_the_gateway_cant_read_is_refused() {
             .and_then(|v| v.to_str().ok()),
         Some("nosniff")
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -813,7 +383,7 @@ async fn gzip_and_brotli_bodies_are_unpacked_and_masked() {
         body,
         serde_json::json!({ "card": { "number": "•••• 4242" }, "secret": "[hidden]" })
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -855,7 +425,7 @@ async fn a_page_larger_than_the_body_limit_streams_through_masked() {
     assert!(bytes > 16 * 1024 * 1024, "{bytes} bytes");
     assert!(pieces > 1, "the page arrived in one piece");
     assert_eq!(masked, BIG_ROWS, "every row's card number is masked");
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -899,7 +469,7 @@ async fn json_fields_no_rule_classifies_are_hidden_and_counted() {
         fields.iter().all(|f| f.path != "$.name"),
         "classified fields are not listed: {fields:?}"
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -942,7 +512,7 @@ async fn event_streams_are_masked_event_by_event_and_end_with_the_session() {
     .await
     .expect("the stream ends within 10 s");
     assert!(rest.is_empty(), "{rest:?}");
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 /// Opens the gateway's WebSocket at `/live` with the session cookie.
@@ -1016,16 +586,13 @@ async fn websockets_pass_only_in_a_session_are_recorded_and_masked() {
             .is_err(),
         "nothing was echoed"
     );
+    assert!(
+        kinds(&w).await.iter().any(|k| k == "session.blocked Sarah Lee, acting as Acme Co, was blocked from sending a message on the live connection to /live: this session is read-only, so nothing can be changed"),
+        "the refused message is recorded"
+    );
 
     // Invariant 10 holds for the upgrade too, and the opening is in the ledger.
-    let seen = w
-        .seen
-        .0
-        .lock()
-        .expect("lock")
-        .last()
-        .cloned()
-        .expect("seen");
+    let seen = w.seen.last_headers();
     assert!(seen.get("actas-assertion").is_some());
     let cookies = seen
         .get("cookie")
@@ -1069,24 +636,62 @@ async fn websockets_pass_only_in_a_session_are_recorded_and_masked() {
         open_live(&w, &agent.cookie).await.is_err(),
         "and can't be reopened"
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
-async fn in_a_live_session_browser_messages_reach_the_product() {
+async fn browser_messages_reach_the_product_only_in_scope_and_each_is_recorded_first() {
     use futures_util::SinkExt;
     use tokio_tungstenite::tungstenite::Message;
     let w = world().await;
+    // A live session without the policy's capability for messages: refused, recorded.
     let agent = enter(&w, &[], "live").await;
     let mut ws = open_live(&w, &agent.cookie).await.expect("upgrade");
     next_text(&mut ws).await.expect("first");
     next_text(&mut ws).await.expect("ready");
-    ws.send(Message::text("hello")).await.expect("send");
-    assert_eq!(
-        next_text(&mut ws).await.as_deref(),
-        Some(r#"{"name":"hello"}"#)
+    ws.send(Message::text(r#"{"text":"close my account"}"#))
+        .await
+        .expect("send");
+    assert!(
+        tokio::time::timeout(std::time::Duration::from_millis(500), ws.next())
+            .await
+            .is_err(),
+        "nothing was echoed"
     );
-    w.app.stop().await.expect("stop");
+    let k = kinds(&w).await;
+    assert!(
+        k.iter().any(|k| k == "session.blocked Sarah Lee, acting as Acme Co, was blocked from sending a message on the live connection to /live: this session's scope does not include chat"),
+        "{k:#?}"
+    );
+    let (sarah, active) = sarahs_session(&w).await;
+    w.app
+        .service()
+        .end_session_by(&sarah, active.info().id)
+        .await
+        .expect("end");
+
+    // With it, each message is recorded (masked) before it is sent on.
+    let agent = enter(&w, &["chat"], "live").await;
+    let mut ws = open_live(&w, &agent.cookie).await.expect("upgrade");
+    next_text(&mut ws).await.expect("first");
+    next_text(&mut ws).await.expect("ready");
+    for text in [
+        r#"{"name":"hello","email":"sarah@acme.com"}"#,
+        "plain words",
+    ] {
+        ws.send(Message::text(text)).await.expect("send");
+        next_text(&mut ws).await.expect("echo");
+    }
+    let k = kinds(&w).await;
+    assert!(
+        k.iter().any(|k| k == "session.live_message Sarah Lee, acting as Acme Co, sent a message on the live connection to /live setting the email to s***@acme.com and the name to hello"),
+        "{k:#?}"
+    );
+    assert!(
+        k.iter().any(|k| k == "session.live_message Sarah Lee, acting as Acme Co, sent a message on the live connection to /live"),
+        "{k:#?}"
+    );
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -1122,15 +727,11 @@ async fn revoking_consent_mid_session_stops_the_gateway_at_the_next_request() {
         .await
         .expect("consent");
     assert_eq!(r.status(), StatusCode::OK);
-    let before = w.seen.0.lock().expect("lock").len();
+    let before = w.seen.len();
     let r = page().await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.expect("text").contains("ended"));
-    assert_eq!(
-        w.seen.0.lock().expect("lock").len(),
-        before,
-        "nothing reached the product"
-    );
+    assert_eq!(w.seen.len(), before, "nothing reached the product");
     let ended = kinds(&w).await;
     assert!(
         ended
@@ -1139,7 +740,7 @@ async fn revoking_consent_mid_session_stops_the_gateway_at_the_next_request() {
                 == "session.ended Sarah Lee's session on Acme Co ended: Acme Co revoked consent"),
         "{ended:?}"
     );
-    w.app.stop().await.expect("stop");
+    w.stop().await;
 }
 
 #[tokio::test]
@@ -1179,16 +780,12 @@ async fn a_session_ended_behind_the_gateways_back_gets_nothing_more() {
         ))
         .await
         .expect("ended elsewhere");
-    let before = w.seen.0.lock().expect("lock").len();
+    let before = w.seen.len();
     for (path, html) in [("/", true), ("/api/profile", false)] {
         let r = get(path, html).send().await.expect("request");
         assert_eq!(r.status(), StatusCode::FORBIDDEN, "{path}");
         assert!(r.text().await.expect("text").contains("ended"), "{path}");
     }
-    assert_eq!(
-        w.seen.0.lock().expect("lock").len(),
-        before,
-        "nothing reached the product"
-    );
-    w.app.stop().await.expect("stop");
+    assert_eq!(w.seen.len(), before, "nothing reached the product");
+    w.stop().await;
 }

@@ -1,0 +1,158 @@
+//! Phase 5, `body`: the answer's body as its class says — HTML streamed through the
+//! masking rewriter with the banner first in `<body>`, JSON read whole (up to the limit)
+//! and masked, events masked one by one as they stream, assets and other answers passed
+//! as they came — under the product's filtered headers, and always with `nosniff`, so the
+//! browser takes the content for what it says it is.
+
+use super::context::ProxyCtx;
+use super::error::{AnswerRefusal, GatewayError};
+use super::response_filter::{Answer, Class, product_headers};
+use super::{GatewayState, events, rewrite, websocket};
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use futures_util::{Stream, StreamExt};
+
+pub(super) async fn body(
+    state: &GatewayState,
+    ctx: &ProxyCtx,
+    answer: Answer,
+) -> Result<Response, GatewayError> {
+    let policy = state.service.policy();
+    let (response, dropped) = product_headers(
+        Response::builder().status(answer.upstream.status()),
+        answer.upstream.headers(),
+        &policy.gateway,
+        &answer,
+        &ctx.base,
+    );
+    state.service.note_unclassified(dropped);
+    let class = answer.class;
+    let upstream = answer.upstream;
+    if ctx.method_sent == "HEAD" {
+        // The headers a GET would have had (less a rewritten body's length), no body.
+        return response
+            .header("x-content-type-options", "nosniff")
+            .body(Body::empty())
+            .map_err(|_| GatewayError::Internal("the answer's headers could not be passed on"));
+    }
+    let body = match class {
+        // Streamed: each chunk is masked and sent on as it arrives, so memory stays
+        // bounded whatever the page's size. A chunk that can't be rewritten ends the
+        // response with an error (the browser gets a broken page, never an unmasked one).
+        Class::Html => {
+            let rewriter = state.masker.stream(&ctx.banner, Some(&ctx.base));
+            Body::from_stream(rewritten_html(upstream.bytes_stream(), rewriter))
+        }
+        // JSON is masked as a whole document, so it is read whole, up to the limit.
+        Class::Json => {
+            let raw = read_limited(upstream, state.max_body)
+                .await
+                .ok_or(GatewayError::Answer(AnswerRefusal::TooLarge))?;
+            let mut v = serde_json::from_slice::<serde_json::Value>(&raw)
+                .map_err(|_| GatewayError::Answer(AnswerRefusal::Unmaskable))?;
+            let report = actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
+            state.service.note_unclassified(report.unclassified);
+            Body::from(
+                serde_json::to_vec(&v).map_err(|_| {
+                    GatewayError::Internal("the masked answer could not be written")
+                })?,
+            )
+        }
+        Class::Events => Body::from_stream(masked_events(
+            upstream.bytes_stream(),
+            state.clone(),
+            ctx.cookie.clone(),
+        )),
+        Class::Asset | Class::Passed => Body::from_stream(upstream.bytes_stream()),
+    };
+    response
+        .header("x-content-type-options", "nosniff")
+        .body(body)
+        .map_err(|_| GatewayError::Internal("the answer's headers could not be passed on"))
+}
+
+/// Reads a whole body, or None when it is larger than `limit` or breaks off.
+async fn read_limited(upstream: reqwest::Response, limit: usize) -> Option<Bytes> {
+    if upstream.content_length().is_some_and(|n| n > limit as u64) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let mut chunks = upstream.bytes_stream();
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.ok()?;
+        if out.len() + chunk.len() > limit {
+            return None;
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Some(Bytes::from(out))
+}
+
+/// An event stream masked event by event as it streams from the product. Like a
+/// WebSocket, it ends when the session does (checked every [`websocket::RECHECK`]): a
+/// browser that reconnects then meets the gateway's refusal.
+fn masked_events(
+    upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    state: GatewayState,
+    cookie: String,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let mut recheck = tokio::time::interval(websocket::RECHECK);
+    recheck.reset();
+    let start = (Box::pin(upstream), events::EventMasker::default(), recheck);
+    futures_util::stream::unfold(start, move |(mut upstream, mut masker, mut recheck)| {
+        let (state, cookie) = (state.clone(), cookie.clone());
+        async move {
+            loop {
+                tokio::select! {
+                    chunk = upstream.next() => {
+                        let out = match chunk? {
+                            Ok(chunk) => Ok(Bytes::from(
+                                masker.feed(&chunk, &|data| mask_json_text(&state, data)),
+                            )),
+                            Err(e) => Err(std::io::Error::other(e)),
+                        };
+                        return Some((out, (upstream, masker, recheck)));
+                    }
+                    _ = recheck.tick() => {
+                        if websocket::session_over(&state, &cookie).await.is_some() {
+                            return None;
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+/// JSON text from the product (a WebSocket message, an event's data), masked by the
+/// policy with unclassified fields counted; `None` when it isn't JSON.
+pub(super) fn mask_json_text(state: &GatewayState, text: &str) -> Option<String> {
+    let mut v = serde_json::from_str::<serde_json::Value>(text).ok()?;
+    let policy = state.service.policy();
+    let report = actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
+    state.service.note_unclassified(report.unclassified);
+    serde_json::to_string(&v).ok()
+}
+
+/// An HTML body masked chunk by chunk as it streams from the product.
+fn rewritten_html(
+    upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    rewriter: rewrite::HtmlStream,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let upstream = Box::pin(upstream);
+    futures_util::stream::unfold(
+        (upstream, Some(rewriter)),
+        |(mut upstream, rewriter)| async move {
+            let mut rewriter = rewriter?;
+            let step = match upstream.next().await {
+                Some(Ok(chunk)) => rewriter.feed(&chunk).map(|out| (out, Some(rewriter))),
+                Some(Err(e)) => Err(rewrite::RewriteError::Rewrite(e.to_string())),
+                None => rewriter.finish().map(|out| (out, None)),
+            };
+            Some(match step {
+                Ok((out, next)) => (Ok(out), (upstream, next)),
+                Err(e) => (Err(std::io::Error::other(e)), (upstream, None)),
+            })
+        },
+    )
+}

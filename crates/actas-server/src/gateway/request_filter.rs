@@ -1,0 +1,175 @@
+//! Phase 1, `request_filter`: what the request is, read from what the gateway can check
+//! itself. The session behind the cookie is live; the method is one the gateway routes;
+//! the path is read canonically ([`CanonicalPath`]) — a request that spells it otherwise
+//! is redirected to the canonical form, so the product only ever receives paths the
+//! policy matched in that same form; the body is read whole, up to the limit, and must
+//! not be packed (it could not be recorded). Nothing the client claims decides whether
+//! the request is recorded; its `Sec-Fetch-*` and `Accept` headers only say whether the
+//! ledger calls it a page view or a data read.
+
+use super::GatewayState;
+use super::context::ProxyCtx;
+use super::error::GatewayError;
+use super::notice::banner;
+use super::reserved::cookie_value;
+use crate::service::ServiceError;
+use actas_core::gateway::RequestKind;
+use actas_core::gateway::path::CanonicalPath;
+use actas_core::policy::routes::Method;
+use axum::body::Bytes;
+use axum::extract::ws::WebSocketUpgrade;
+use axum::extract::{FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, header};
+use axum::response::IntoResponse;
+
+/// A request the gateway has read and may decide on.
+pub(super) struct Filtered {
+    /// The browser's request line and headers.
+    pub(super) parts: Parts,
+    /// Its body, whole.
+    pub(super) body: Bytes,
+    /// The WebSocket upgrade, when it opens one.
+    pub(super) websocket: Option<WebSocketUpgrade>,
+    /// What kind of request it is.
+    pub(super) kind: RequestKind,
+}
+
+pub(super) async fn request_filter(
+    state: &GatewayState,
+    ctx: &mut ProxyCtx,
+    request: Request,
+) -> Result<Filtered, GatewayError> {
+    let (mut parts, body) = request.into_parts();
+    let websocket = if is_upgrade(&parts.headers) {
+        match WebSocketUpgrade::from_request_parts(&mut parts, state).await {
+            Ok(ws) => Some(ws),
+            Err(rejection) => {
+                tracing::debug!(status = %rejection.into_response().status(), "a malformed WebSocket upgrade");
+                return Err(GatewayError::Method("malformed WebSocket".into()));
+            }
+        }
+    } else {
+        None
+    };
+    ctx.cookie = cookie_value(&parts.headers).ok_or(GatewayError::NoSession)?;
+    let (session, login) = state
+        .service
+        .gateway_context(&ctx.cookie)
+        .await
+        .map_err(session_refused)?;
+    ctx.banner = banner(&session, &login.csrf);
+    ctx.session = Some(session);
+    if ctx.banner.is_empty() {
+        return Err(GatewayError::Internal("the banner could not be shown"));
+    }
+    let sent = Method::parse(parts.method.as_str())
+        .map_err(|_| GatewayError::Method(parts.method.as_str().to_owned()))?;
+    let policy = state.service.policy();
+    let path = CanonicalPath::parse(parts.uri.path(), policy.gateway.trailing_slash)
+        .map_err(GatewayError::Path)?;
+    if path.changed {
+        let query = parts
+            .uri
+            .query()
+            .map(|q| format!("?{q}"))
+            .unwrap_or_default();
+        return Err(GatewayError::NotCanonical(format!("{}{query}", path.path)));
+    }
+    ctx.path = Some(path.path);
+    ctx.method = Some(actas_core::gateway::routing_method(sent));
+    if let Some(packing) = packed(&parts.headers) {
+        return Err(GatewayError::PackedRequest(packing));
+    }
+    let body = axum::body::to_bytes(body, state.max_body)
+        .await
+        .map_err(|_| GatewayError::TooLarge)?;
+    if sent == Method::Post {
+        // Rails, Laravel, Symfony and Express's method-override read a POST's `_method`
+        // as the method the request really is: it is decided as that.
+        if let Some(real) = method_override(&parts, &body) {
+            ctx.method = Some(
+                Method::parse(&real.to_ascii_uppercase())
+                    .map_err(|_| GatewayError::Method(format!("POST with _method={real}")))?,
+            );
+        }
+    }
+    let kind = if websocket.is_some() {
+        RequestKind::LiveOpen
+    } else if is_navigation(&parts.headers) {
+        RequestKind::Navigation
+    } else {
+        RequestKind::Fetch
+    };
+    Ok(Filtered {
+        parts,
+        body,
+        websocket,
+        kind,
+    })
+}
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+}
+
+/// A session that can't serve: ended, past a limit, unknown — or a ledger that can't
+/// confirm it.
+pub(super) fn session_refused(e: ServiceError) -> GatewayError {
+    match e {
+        ServiceError::Unavailable(_) => GatewayError::LedgerDown,
+        ServiceError::Unauthenticated(m)
+        | ServiceError::Forbidden(m)
+        | ServiceError::Conflict(m)
+        | ServiceError::NotFound(m) => GatewayError::SessionOver(m),
+        other => {
+            tracing::error!(error = %other, "a gateway session could not be read");
+            GatewayError::Internal("the session could not be read")
+        }
+    }
+}
+
+/// The request body's packing, if it is packed.
+fn packed(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::CONTENT_ENCODING)?;
+    let text = value.to_str().unwrap_or("(unreadable)").trim();
+    (!text.is_empty() && !text.eq_ignore_ascii_case("identity")).then(|| text.to_owned())
+}
+
+/// A POST's `_method`, from its query or its form body.
+fn method_override(parts: &Parts, body: &[u8]) -> Option<String> {
+    let from_query = parts
+        .uri
+        .query()
+        .and_then(|q| field(q.as_bytes(), "_method"));
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
+    from_query.or_else(|| is_form.then(|| field(body, "_method")).flatten())
+}
+
+fn field(form: &[u8], name: &str) -> Option<String> {
+    serde_html_form::from_bytes::<Vec<(String, String)>>(form)
+        .ok()?
+        .into_iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+}
+
+/// Whether the browser is loading a document to show (a navigation or a frame), by its
+/// `Sec-Fetch-*` headers, or, from a client that sends none, by asking for HTML. This
+/// only names the event (page view or data read); every request is recorded either way.
+fn is_navigation(headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    match (get("sec-fetch-mode"), get("sec-fetch-dest")) {
+        (Some(mode), _) if mode.eq_ignore_ascii_case("navigate") => true,
+        (_, Some(dest)) => matches!(dest, "document" | "iframe" | "frame"),
+        (Some(_), None) => false,
+        (None, None) => get("accept").is_some_and(|a| a.contains("text/html")),
+    }
+}

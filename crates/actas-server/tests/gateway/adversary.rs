@@ -1,0 +1,454 @@
+//! An agent who controls their own client: each test takes one class of request that
+//! used to get around the gateway's record or its rules — headers that decide whether a
+//! read is recorded, `HEAD`, spellings of a forbidden path, headers the product reads as
+//! routing or identity, `Range`, method overrides, WebSocket messages, answers refused on
+//! the way back, an upstream that fails after a change, oversized and packed requests —
+//! and tries several members of it.
+
+use super::world::*;
+use actas_core::event::EventData;
+use reqwest::StatusCode;
+
+/// The ledger's events of a kind, as their summaries.
+async fn said(w: &World, kind: &str) -> Vec<String> {
+    events(w)
+        .await
+        .into_iter()
+        .filter(|e| e.body.kind() == kind)
+        .map(|e| e.body.summary)
+        .collect()
+}
+
+#[tokio::test]
+async fn every_read_is_recorded_whatever_headers_the_client_sends() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    // (headers, recorded as a page view?)
+    let clients: &[(&[(&str, &str)], bool)] = &[
+        (&[], false),
+        (&[("accept", "*/*")], false),
+        (&[("accept", "application/json")], false),
+        (
+            &[("sec-fetch-dest", "empty"), ("sec-fetch-mode", "cors")],
+            false,
+        ),
+        (
+            &[("sec-fetch-dest", "script"), ("sec-fetch-mode", "no-cors")],
+            false,
+        ),
+        (
+            &[("sec-fetch-dest", "iframe"), ("sec-fetch-mode", "navigate")],
+            true,
+        ),
+        (
+            &[
+                ("sec-fetch-dest", "document"),
+                ("sec-fetch-mode", "navigate"),
+            ],
+            true,
+        ),
+        (&[("accept", "text/html")], true),
+    ];
+    for (i, (headers, page)) in clients.iter().enumerate() {
+        let before = (
+            said(&w, "session.page_viewed").await.len(),
+            said(&w, "session.data_read").await.len(),
+        );
+        let mut r = agent.get("/");
+        for (k, v) in *headers {
+            r = r.header(*k, *v);
+        }
+        let r = r.send().await.expect("page");
+        assert_eq!(r.status(), StatusCode::OK, "client {i}");
+        assert!(
+            r.text().await.expect("text").contains("•••• 4242"),
+            "client {i}: the customer's page came back, masked"
+        );
+        let after = (
+            said(&w, "session.page_viewed").await.len(),
+            said(&w, "session.data_read").await.len(),
+        );
+        let want = if *page {
+            (before.0 + 1, before.1)
+        } else {
+            (before.0, before.1 + 1)
+        };
+        assert_eq!(after, want, "client {i} with {headers:?}");
+    }
+    assert!(
+        said(&w, "session.data_read")
+            .await
+            .contains(&"Sarah Lee, acting as Acme Co, read /".to_owned())
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn head_is_decided_and_recorded_as_get() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    let before = w.seen.len();
+    let r = agent
+        .client
+        .head(format!("{}/transactions/export.csv", w.gateway))
+        .header("cookie", &agent.cookie)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(w.seen.len(), before, "the export was not asked for");
+    assert!(
+        said(&w, "session.blocked")
+            .await
+            .iter()
+            .any(|s| s.starts_with(
+                "Sarah Lee, acting as Acme Co, was blocked from GET /transactions/export.csv"
+            )),
+        "recorded as the GET it stands for"
+    );
+    let r = agent
+        .client
+        .head(format!("{}/api/profile", w.gateway))
+        .header("cookie", &agent.cookie)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        said(&w, "session.data_read")
+            .await
+            .contains(&"Sarah Lee, acting as Acme Co, read /api/profile".to_owned())
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn no_spelling_of_a_forbidden_or_out_of_scope_path_reaches_the_product() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    // `/access` is forbidden for everyone; the export needs a scope this session lacks.
+    let variants = [
+        "/access/",
+        "//access",
+        "/access//",
+        "/%61ccess",
+        "/%61%63%63%65%73%73",
+        "/./access",
+        "/x/../access",
+        "/%2e%2e/access",
+        "/x/%2E%2e/access",
+        "/\\access",
+        "/x\\..\\access",
+        "/access/.",
+        "/transactions/export.csv/",
+        "/transactions//export.csv",
+        "/transactions/export%2ecsv",
+        "/transactions/./export.csv",
+        "/static/../transactions/export.csv",
+        "/transactions/export.csv/x/..",
+    ];
+    let before = w.seen.len();
+    for variant in variants {
+        let (status, location) = agent.raw("GET", variant, "").await;
+        assert_eq!(status, 308, "{variant} is redirected to its canonical form");
+        let location = location.unwrap_or_else(|| panic!("{variant}: no Location"));
+        assert!(
+            location == "/access" || location == "/transactions/export.csv",
+            "{variant} → {location}"
+        );
+        let (status, _) = agent.raw("GET", &location, "").await;
+        assert_eq!(status, 403, "{variant} → {location} is refused");
+    }
+    // Spellings that are canonical already, and read the same by a case-blind framework.
+    for canonical in ["/ACCESS", "/Access", "/Transactions/Export.CSV"] {
+        let (status, _) = agent.raw("GET", canonical, "").await;
+        assert_eq!(status, 403, "{canonical}");
+    }
+    // Spellings servers read in different ways have no canonical form: refused.
+    for refused in [
+        "/transactions/export.csv;.png",
+        "/access;jsessionid=1",
+        "/transactions/export.csv%00.png",
+        "/transactions%2fexport.csv",
+        "/%c0%ae%c0%ae/access",
+        "/access%zz",
+    ] {
+        let (status, _) = agent.raw("GET", refused, "").await;
+        assert_eq!(status, 400, "{refused}");
+    }
+    assert_eq!(w.seen.len(), before, "none of them reached the product");
+    let blocked = said(&w, "session.blocked").await;
+    assert!(
+        blocked.iter().any(|s| s.contains(
+            "was blocked from GET /transactions/export.csv;.png: the address has a semicolon"
+        )),
+        "{blocked:#?}"
+    );
+    assert!(
+        blocked
+            .iter()
+            .any(|s| s.contains("was blocked from GET /Transactions/Export.CSV")),
+        "{blocked:#?}"
+    );
+    assert!(
+        !said(&w, "session.page_viewed")
+            .await
+            .iter()
+            .chain(said(&w, "session.data_read").await.iter())
+            .any(|s| s.to_lowercase().contains("access") || s.contains("export")),
+        "no variant was recorded as an ordinary read"
+    );
+    // A redirect keeps the query, and a change is redirected with its method (308).
+    let (status, location) = agent
+        .raw("POST", "/settings//tax?x=1", "Content-Length: 0\r\n")
+        .await;
+    assert_eq!(
+        (status, location.as_deref()),
+        (308, Some("/settings/tax?x=1"))
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn headers_the_product_would_read_as_routing_identity_or_ranges_never_reach_it() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent
+        .get("/")
+        .header("actas_assertion", "forged")
+        .header("x_forwarded_for", "6.6.6.6")
+        .header("x-real-ip", "6.6.6.6")
+        .header("x-original-url", "/access")
+        .header("x-rewrite-url", "/access")
+        .header("x-http-method-override", "DELETE")
+        .header("authorization", "Bearer customer-token")
+        .header("range", "bytes=60-90")
+        .header("if-range", "\"v1\"")
+        .header("x-custom-thing", "1")
+        .header("accept-language", "en-GB")
+        .header("x-csrf-token", "t")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(r.status(), StatusCode::OK);
+    let page = r.text().await.expect("text");
+    assert!(page.contains("actas-banner"), "the whole page, not a range");
+    let seen = w.seen.last_headers();
+    for name in [
+        "actas_assertion",
+        "x_forwarded_for",
+        "x-real-ip",
+        "x-original-url",
+        "x-rewrite-url",
+        "x-http-method-override",
+        "authorization",
+        "range",
+        "if-range",
+        "x-custom-thing",
+    ] {
+        assert!(seen.get(name).is_none(), "{name} reached the product");
+    }
+    for name in ["accept-language", "x-csrf-token", "actas-assertion"] {
+        assert!(seen.get(name).is_some(), "{name} should reach the product");
+    }
+    assert_eq!(
+        seen.get("x-forwarded-for").and_then(|v| v.to_str().ok()),
+        Some("127.0.0.1")
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_method_override_is_decided_as_the_method_it_names() {
+    let w = world().await;
+    let agent = enter(&w, &["edit_settings"], "live").await;
+    let before = w.seen.len();
+    // POST /settings/tax is in scope; DELETE /settings/tax is in no route.
+    let r = agent
+        .post("/settings/tax")
+        .form(&[("_method", "DELETE")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = agent
+        .post("/settings/tax?_method=delete")
+        .form(&[("rate", "10%")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = agent
+        .post("/settings/tax")
+        .form(&[("_method", "PURGE")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(w.seen.len(), before);
+    let blocked = said(&w, "session.blocked").await;
+    assert_eq!(
+        blocked
+            .iter()
+            .filter(|s| s.contains("was blocked from DELETE /settings/tax"))
+            .count(),
+        2,
+        "{blocked:#?}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn answers_refused_on_the_way_back_are_recorded() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    // (path, status, why the ledger gives)
+    let cases = [
+        ("/statement", 403, "it was a download"),
+        ("/untyped", 502, "it did not say what kind of content it is"),
+        ("/packed", 502, "it was packed as x-custom"),
+        ("/api/big", 502, "it was too large to be checked"),
+        (
+            "/static/private.js",
+            502,
+            "it was asked for as a static file, but the product did not mark it as the same for every user",
+        ),
+        (
+            "/static/cookie.css",
+            502,
+            "it was asked for as a static file, but the product set a cookie with it",
+        ),
+        (
+            "/static/page.css",
+            502,
+            "it was asked for as a static file, but it is text/html, not an image, font, style sheet or script",
+        ),
+    ];
+    for (path, status, why) in cases {
+        let r = agent.get(path).send().await.expect("get");
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let body = r.text().await.expect("text");
+        assert!(!body.contains("4111111111114242"), "{path}: {body}");
+        let refused = said(&w, "session.answer_refused").await;
+        assert!(
+            refused.iter().any(|s| s.starts_with(&format!(
+                "Sarah Lee, acting as Acme Co, was not shown the answer to GET {path}: {why}"
+            ))),
+            "{path}: {refused:#?}"
+        );
+    }
+    // Assets the product marks public pass, unrecorded; a trusted folder needs no mark.
+    let events_before = events(&w).await.len();
+    for path in ["/static/app.css", "/build/app.js"] {
+        let r = agent.get(path).send().await.expect("asset");
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+    }
+    assert_eq!(
+        events(&w).await.len(),
+        events_before,
+        "assets are not recorded"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_change_the_product_never_answers_is_recorded_as_unknown() {
+    let w = world().await;
+    let agent = enter(&w, &["edit_settings"], "live").await;
+    let r = agent
+        .post("/settings/notifications")
+        .form(&[("email_notifications", "off")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        r.text()
+            .await
+            .expect("text")
+            .contains("may or may not have been made")
+    );
+    let log = events(&w).await;
+    let sent = log.iter().any(|e| {
+        matches!(&e.body.data, EventData::ActionTaken { status: None, path: Some(p), .. } if p == "/settings/notifications")
+    });
+    assert!(sent, "the change was recorded before it was sent");
+    assert!(
+        said(&w, "session.answer_refused").await.contains(
+            &"Sarah Lee, acting as Acme Co, was not shown the answer to POST /settings/notifications: the product did not answer, so the change may or may not have been made".to_owned()
+        )
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn requests_the_gateway_cant_read_are_refused_and_recorded() {
+    let w = world().await;
+    let agent = enter(&w, &["edit_settings"], "live").await;
+    let before = w.seen.len();
+    let large = "x".repeat(MAX_BODY_MIB * 1024 * 1024 + 1);
+    let r = agent
+        .post("/settings/tax")
+        .form(&[("note", large.as_str())])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let r = agent
+        .post("/settings/tax")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0, 0])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let (status, _) = agent.raw("PROPFIND", "/settings/tax", "").await;
+    assert_eq!(status, 405);
+    assert_eq!(w.seen.len(), before, "none reached the product");
+    let blocked = said(&w, "session.blocked").await;
+    for want in [
+        "was blocked from POST /settings/tax: the request was larger than the gateway accepts",
+        "was blocked from POST /settings/tax: the request was packed as gzip",
+        "was blocked from PROPFIND /settings/tax: the gateway does not pass PROPFIND requests",
+    ] {
+        assert!(
+            blocked.iter().any(|s| s.contains(want)),
+            "{want}: {blocked:#?}"
+        );
+    }
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn gateway_requests_are_counted_by_outcome() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    agent.get("/").send().await.expect("page");
+    agent
+        .get("/transactions/export.csv")
+        .send()
+        .await
+        .expect("blocked");
+    agent.get("/static/app.css").send().await.expect("asset");
+    agent.raw("GET", "/access/", "").await;
+    let metrics = reqwest::get(format!("http://{}/metrics", w.app.console_addr()))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    for outcome in ["forwarded", "blocked", "asset", "redirected"] {
+        assert!(
+            metrics.contains(&format!(
+                "actas_gateway_requests_total{{outcome=\"{outcome}\"}} 1"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
+    assert!(
+        metrics.contains("actas_gateway_request_duration_seconds_count 4"),
+        "{metrics}"
+    );
+    w.stop().await;
+}

@@ -1,0 +1,264 @@
+//! Rules decided inside the writer's transaction, each raced against the change that
+//! would break it, many times at once over a real SQLite store. Without the decision in
+//! the transaction, a read made before the other side's commit lets the first side write
+//! on stale facts: a session that survives the revocation of consent, the allow-list or
+//! the staff member, or a consent restored by an account sync with no event saying so.
+
+mod common;
+
+use actas_core::Timestamp;
+use actas_core::account::Consent;
+use actas_core::app::AppRef;
+use actas_core::event::{Actor, EventData};
+use actas_core::ids::AccountId;
+use actas_core::scope::Risk;
+use actas_core::staff::{Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
+use actas_server::service::{AllowChange, RequestInput, Service};
+use actas_store::StaffRecord;
+use futures_util::future::join_all;
+
+/// How many races run at once, each on its own agent and account.
+const LANES: usize = 24;
+
+/// How many times each lane races.
+const ROUNDS: usize = 4;
+
+struct Track {
+    _dir: tempfile::TempDir,
+    app: Application,
+    app_key: AppRef,
+}
+
+impl Track {
+    fn service(&self) -> &Service {
+        self.app.service()
+    }
+}
+
+/// actas with a director, `LANES` allow-listed agents (`agent{i}@example.com`) and as
+/// many accounts (`acct{i}`), and an app key for the product's side.
+async fn track() -> Track {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("start");
+    let s = app.service();
+    common::add_staff(s, &[("dana@example.com", "Dana Park", Role::Director)]).await;
+    let agents: Vec<(String, String, Role)> = (0..LANES)
+        .map(|i| {
+            (
+                format!("agent{i}@example.com"),
+                format!("Agent {i}"),
+                Role::Agent,
+            )
+        })
+        .collect();
+    let refs: Vec<(&str, &str, Role)> = agents
+        .iter()
+        .map(|(e, n, r)| (e.as_str(), n.as_str(), *r))
+        .collect();
+    common::add_staff(s, &refs).await;
+    for i in 0..LANES {
+        common::allow(s, &format!("agent{i}@example.com"), Risk::High).await;
+        s.put_account(
+            &format!("acct{i}"),
+            &format!("Account {i}"),
+            &[],
+            Actor::System,
+        )
+        .await
+        .expect("account");
+    }
+    let key = s
+        .create_app_key(
+            &Email::parse("dana@example.com").expect("e"),
+            "portal",
+            None,
+        )
+        .await
+        .expect("app key");
+    Track {
+        _dir: dir,
+        app,
+        app_key: key.app,
+    }
+}
+
+/// An approved view-only request by agent `i` on account `i` (low risk: approved by
+/// policy), if the rules still allow one.
+async fn approved(t: &Track, i: usize) -> Option<(StaffRecord, actas_core::ids::RequestId)> {
+    let agent = common::staff(t.service(), &format!("agent{i}@example.com")).await;
+    let r = t
+        .service()
+        .create_request(
+            &agent,
+            RequestInput {
+                account: format!("acct{i}"),
+                ticket: "#4821".into(),
+                reason: "Check why the invoices show the wrong tax rate".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: None,
+                for_session: None,
+            },
+        )
+        .await
+        .ok()?;
+    Some((agent, r.id))
+}
+
+async fn consent_of(t: &Track, i: usize) -> Consent {
+    t.service()
+        .account(&AccountId::parse(&format!("acct{i}")).expect("id"))
+        .await
+        .expect("account")
+        .consent
+}
+
+async fn sessions_on(t: &Track, i: usize) -> usize {
+    let id = format!("acct{i}");
+    t.service()
+        .store()
+        .active_sessions()
+        .await
+        .expect("sessions")
+        .iter()
+        .filter(|s| s.info().account.as_str() == id)
+        .count()
+}
+
+#[tokio::test]
+async fn a_session_started_while_consent_is_revoked_never_outlives_the_revocation() {
+    let t = track().await;
+    for _ in 0..ROUNDS {
+        join_all((0..LANES).map(|i| {
+            let t = &t;
+            async move {
+                let (agent, request) = approved(t, i).await.expect("request");
+                let id = format!("acct{i}");
+                let start = t.service().start_session(&agent, request, Timestamp::now());
+                let revoke = t.service().set_consent(&t.app_key, &id, "revoked");
+                let (started, revoked) = tokio::join!(start, revoke);
+                revoked.expect("revoked");
+                assert_eq!(consent_of(t, i).await, Consent::Revoked);
+                assert_eq!(
+                    sessions_on(t, i).await,
+                    0,
+                    "lane {i}: a session survived the revocation (start: {:?})",
+                    started.as_ref().map(|_| "started")
+                );
+                t.service()
+                    .set_consent(&t.app_key, &format!("acct{i}"), "allowed")
+                    .await
+                    .expect("allowed again");
+            }
+        }))
+        .await;
+    }
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn an_account_sync_never_undoes_a_consent_revoked_at_the_same_moment() {
+    let t = track().await;
+    for round in 0..ROUNDS {
+        join_all((0..LANES).map(|i| {
+            let t = &t;
+            async move {
+                let id = format!("acct{i}");
+                let name = format!("Account {i} (renamed {round})");
+                let flags = ["sensitive".to_owned()];
+                let sync = t.service().sync_account(&t.app_key, &id, &name, &flags);
+                let revoke = t.service().set_consent(&t.app_key, &id, "revoked");
+                let (synced, revoked) = tokio::join!(sync, revoke);
+                synced.expect("synced");
+                revoked.expect("revoked");
+                let account = t
+                    .service()
+                    .account(&AccountId::parse(&id).expect("id"))
+                    .await
+                    .expect("account");
+                assert_eq!(account.consent, Consent::Revoked, "lane {i}");
+                assert_eq!(account.name.as_str(), name);
+                t.service()
+                    .set_consent(&t.app_key, &id, "allowed")
+                    .await
+                    .expect("allowed again");
+            }
+        }))
+        .await;
+    }
+    // Every consent the accounts ever had is in the ledger: the last event of each says
+    // what the account holds now.
+    let log = t
+        .service()
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 100_000)
+        .await
+        .expect("events");
+    for i in 0..LANES {
+        let last = log.iter().rev().find_map(|e| match &e.body.data {
+            EventData::ConsentChanged {
+                account, consent, ..
+            } if account.id.as_str() == format!("acct{i}") => Some(*consent),
+            _ => None,
+        });
+        assert_eq!(last, Some(consent_of(&t, i).await), "lane {i}");
+    }
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn a_session_started_while_its_agent_leaves_the_allow_list_or_is_deactivated_ends() {
+    let t = track().await;
+    let dana = Email::parse("dana@example.com").expect("e");
+    for round in 0..ROUNDS {
+        let deactivate = round == ROUNDS - 1;
+        join_all((0..LANES).map(|i| {
+            let (t, dana) = (&t, &dana);
+            async move {
+                let email = Email::parse(&format!("agent{i}@example.com")).expect("e");
+                let (agent, request) = approved(t, i).await.expect("request");
+                let start = t.service().start_session(&agent, request, Timestamp::now());
+                let remove = async {
+                    if deactivate {
+                        t.service()
+                            .disable_staff(&email, Some(dana))
+                            .await
+                            .map(|_| ())
+                    } else {
+                        t.service()
+                            .change_allow_list(
+                                &email,
+                                AllowChange::Revoke,
+                                dana,
+                                "Moved to the billing team",
+                            )
+                            .await
+                    }
+                };
+                let (_, removed) = tokio::join!(start, remove);
+                removed.expect("removed");
+                assert_eq!(
+                    t.service()
+                        .store()
+                        .active_session_of(agent.id)
+                        .await
+                        .expect("read")
+                        .map(|s| s.info().id),
+                    None,
+                    "lane {i}: the session outlived its agent's removal (deactivated: {deactivate})"
+                );
+                if !deactivate {
+                    common::allow(t.service(), email.as_str(), Risk::High).await;
+                }
+            }
+        }))
+        .await;
+    }
+    t.app.stop().await.expect("stop");
+}
