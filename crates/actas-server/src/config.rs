@@ -146,8 +146,9 @@ pub struct GatewayConfig {
     /// A separate copy of the product for `mirror` sessions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mirror: Option<String>,
-    /// The largest JSON body (MiB) the gateway reads whole to mask; larger ones are
-    /// refused. HTML is streamed and has no such limit.
+    /// The largest body (MiB) the gateway reads whole: a JSON answer to mask, and a
+    /// request to record; larger ones are refused (and recorded). HTML is streamed and has
+    /// no such limit.
     #[serde(default = "default_max_body_mib")]
     pub max_body_mib: u32,
     /// The `Host` the product sees: `upstream` (its own address) or `browser` (the
