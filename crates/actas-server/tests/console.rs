@@ -18,12 +18,7 @@ struct T {
 }
 
 async fn start() -> T {
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
-    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
-        .await
-        .expect("start");
+    let (dir, app) = common::serve().await;
     let s = app.service();
     common::add_staff(
         s,

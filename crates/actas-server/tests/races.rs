@@ -13,8 +13,7 @@ use actas_core::event::{Actor, EventData};
 use actas_core::ids::AccountId;
 use actas_core::scope::Risk;
 use actas_core::staff::{Email, Role};
-use actas_server::app::{Application, ServeSettings};
-use actas_server::config::DataDir;
+use actas_server::app::Application;
 use actas_server::service::{AllowChange, RequestInput, Service};
 use actas_store::StaffRecord;
 use futures_util::future::join_all;
@@ -40,12 +39,7 @@ impl Track {
 /// actas with a director, `LANES` allow-listed agents (`agent{i}@example.com`) and as
 /// many accounts (`acct{i}`), and an app key for the product's side.
 async fn track() -> Track {
-    let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
-    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
-        .await
-        .expect("start");
+    let (dir, app) = common::serve().await;
     let s = app.service();
     common::add_staff(s, &[("dana@example.com", "Dana Park", Role::Director)]).await;
     let agents: Vec<(String, String, Role)> = (0..LANES)

@@ -2,7 +2,9 @@
 //! ledger must hold of an ending other than the product's answer — a request refused
 //! before it was sent (blocked), an answer not passed on or never given — before that
 //! ending is answered; then it counts the request in `/metrics`
-//! (`actas_gateway_requests_total{outcome}` and a latency histogram) and closes its span.
+//! (`actas_gateway_requests_total{outcome}` and a latency histogram) and records the
+//! outcome and status on the request's span (`gateway_request`, with its id, method and
+//! path), which the proxy opened when the request arrived.
 
 use super::GatewayState;
 use super::context::ProxyCtx;
@@ -121,15 +123,14 @@ pub(super) async fn logging(
             (error.outcome(), answer(ctx, &error))
         }
     };
-    state.metrics.observe(outcome, ctx.started.elapsed());
+    let elapsed = ctx.started.elapsed();
+    state.metrics.observe(outcome, elapsed);
+    let span = tracing::Span::current();
+    span.record("outcome", outcome);
+    span.record("status", response.status().as_u16());
     tracing::debug!(
-        request = ctx.id,
-        method = %ctx.method_sent,
-        path = %ctx.path_text(),
-        outcome,
-        status = response.status().as_u16(),
-        micros = ctx.started.elapsed().as_micros() as u64,
-        "gateway request"
+        micros = elapsed.as_micros() as u64,
+        "gateway request answered"
     );
     response
 }

@@ -49,6 +49,7 @@ use error::GatewayError;
 use rewrite::HtmlMasker;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tracing::Instrument;
 
 pub use logging::GatewayMetrics;
 
@@ -94,8 +95,20 @@ async fn proxy(
     request: Request,
 ) -> Response {
     let mut ctx = ProxyCtx::new(&request);
-    let ended = phases(&state, &mut ctx, peer, request).await;
-    logging::logging(&state, &ctx, ended).await
+    let span = tracing::info_span!(
+        "gateway_request",
+        id = ctx.id,
+        method = %ctx.method_sent,
+        path = %ctx.path_sent,
+        outcome = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    async {
+        let ended = phases(&state, &mut ctx, peer, request).await;
+        logging::logging(&state, &ctx, ended).await
+    }
+    .instrument(span)
+    .await
 }
 
 async fn phases(

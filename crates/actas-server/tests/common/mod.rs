@@ -5,8 +5,22 @@
 use actas_core::event::Actor;
 use actas_core::scope::Risk;
 use actas_core::staff::{DisplayName, Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_server::config::DataDir;
 use actas_server::password::Password;
 use actas_server::service::{AllowChange, Service};
+
+/// actas on a fresh data directory (kept in the returned folder), serving the console
+/// on a random port.
+pub async fn serve() -> (tempfile::TempDir, Application) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("start");
+    (dir, app)
+}
 
 /// The password every test staff member has.
 pub const PASSWORD: &str = "a-long-password";

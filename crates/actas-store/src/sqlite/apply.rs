@@ -162,18 +162,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                     .end(reason, at)
                     .map_err(|e| StoreError::Conflict(e.to_string()))?
                     .clone();
-                let r = sqlx::query(
-                    "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
-                )
-                .bind(done.ended_at.as_millis())
-                .bind(done.reason.as_str())
-                .bind(done.info.id.to_string())
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-                expect_one(r.rows_affected(), || {
-                    StoreError::Conflict("this session has already ended".into())
-                })?;
+                end_session(conn, done.info.id, done.ended_at, done.reason).await?;
                 ended.push(EndedRecord {
                     session: done,
                     staff,
@@ -646,19 +635,31 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             "preconditions are checked by the writer, not applied",
         )),
         Change::EndSession { id, at, reason } => {
-            let r = sqlx::query("UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL")
-                .bind(at.as_millis())
-                .bind(reason.as_str())
-                .bind(id.to_string())
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
-            expect_one(r.rows_affected(), || {
-                StoreError::Conflict("this session has already ended".into())
-            })?;
+            end_session(conn, id, at, reason).await?;
             Ok(Applied::Done)
         }
     }
+}
+
+/// Ends a session that is still active; `Conflict` if it has ended already.
+async fn end_session(
+    conn: &mut SqliteConnection,
+    id: actas_core::ids::SessionId,
+    at: Timestamp,
+    reason: actas_core::session::EndReason,
+) -> StoreResult<()> {
+    let r = sqlx::query(
+        "UPDATE sessions SET ended_at = ?, end_reason = ? WHERE id = ? AND ended_at IS NULL",
+    )
+    .bind(at.as_millis())
+    .bind(reason.as_str())
+    .bind(id.to_string())
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    expect_one(r.rows_affected(), || {
+        StoreError::Conflict("this session has already ended".into())
+    })
 }
 
 fn approved_by(r: &AccessRequest) -> Option<i64> {
