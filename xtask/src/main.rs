@@ -17,10 +17,11 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("bench") => bench(&args[1..]),
         Some("bench-gateway") => bench_gateway(),
+        Some("bench-gateway-cpu") => bench_gateway_cpu(),
         Some("bench-customer") => bench_customer(),
         Some("prereqs") => prerequisites(),
         _ => Err(
-            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask bench-customer | cargo xtask prereqs"
+            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask bench-gateway-cpu | cargo xtask bench-customer | cargo xtask prereqs"
                 .into(),
         ),
     };
@@ -146,6 +147,57 @@ fn bench_gateway() -> Result {
         "gateway peak memory with a 100 MiB page (release)",
         "gateway_rss",
     )
+}
+
+/// Instructions per gateway request, counted by callgrind (installs valgrind with apt
+/// when missing): the `gateway_instructions` example run for 200 and for 1,200 requests,
+/// and the difference divided by 1,000, so the set-up cancels out. Counts repeat to
+/// within a fraction of a percent, so two builds can be compared where wall-clock runs
+/// on this shared machine can't.
+fn bench_gateway_cpu() -> Result {
+    ensure_tools(&[("valgrind", "valgrind")])?;
+    step("gateway_instructions (release)");
+    run(
+        "cargo",
+        &[
+            "build",
+            "--release",
+            "--quiet",
+            "-p",
+            "actas-server",
+            "--example",
+            "gateway_instructions",
+        ],
+    )?;
+    let binary = root().join("target/release/examples/gateway_instructions");
+    let count = |n: u32| -> Result<u64> {
+        let out_file = std::env::temp_dir().join(format!("actas-callgrind-{n}.out"));
+        let out = Command::new("valgrind")
+            .args([
+                "--tool=callgrind",
+                &format!("--callgrind-out-file={}", out_file.display()),
+            ])
+            .arg(&binary)
+            .env("GATEWAY_REQUESTS", n.to_string())
+            .output()
+            .map_err(|e| format!("could not run valgrind: {e}"))?;
+        let _ = std::fs::remove_file(&out_file);
+        let text = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() {
+            return Err(format!("the callgrind run of {n} requests failed:\n{text}"));
+        }
+        text.lines()
+            .rev()
+            .filter_map(|l| l.split("Collected :").nth(1))
+            .find_map(|v| v.trim().parse().ok())
+            .ok_or_else(|| format!("callgrind printed no count:\n{text}"))
+    };
+    step("callgrind: 200 requests, then 1,200");
+    let (few, many) = (count(200)?, count(1200)?);
+    let per_request = many.saturating_sub(few) as f64 / 1000.0;
+    println!("instructions for 200 requests: {few}; for 1,200: {many}");
+    println!("instructions per request (gateway, product and client together): {per_request:.0}");
+    Ok(())
 }
 
 /// The customer-side benchmark: event ingestion over HTTP at 1, 16 and 256 clients

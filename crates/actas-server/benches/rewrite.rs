@@ -8,9 +8,10 @@
 use actas_core::policy::Policy;
 use actas_server::gateway::rewrite::HtmlMasker;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use lol_html::html_content::Element;
-use lol_html::{ElementContentHandlers, HandlerResult, HtmlRewriter, Settings};
-use std::borrow::Cow;
+use lol_html::{HtmlRewriter, Settings};
+
+#[path = "../examples/support/floor.rs"]
+mod floor;
 
 const PAGE: &[u8] = include_bytes!("../examples/gateway_load_page.html");
 
@@ -32,22 +33,7 @@ fn rewrite(c: &mut Criterion) {
     });
     g.bench_function(
         "lol_html, the gateway's selectors, empty handlers (floor)",
-        |b| {
-            b.iter(|| {
-                let mut out = Vec::with_capacity(PAGE.len());
-                let settings = masker.selectors().fold(Settings::new(), |s, selector| {
-                    s.append_element_content_handler((
-                        Cow::Borrowed(selector),
-                        ElementContentHandlers::default()
-                            .element(|_: &mut Element<'_, '_>| -> HandlerResult { Ok(()) }),
-                    ))
-                });
-                let mut r = HtmlRewriter::new(settings, |c: &[u8]| out.extend_from_slice(c));
-                r.write(PAGE).expect("write");
-                r.end().expect("end");
-                out
-            })
-        },
+        |b| b.iter(|| floor::floor_rewrite(&masker, PAGE)),
     );
     g.bench_function("gateway rewriter", |b| {
         b.iter(|| {
