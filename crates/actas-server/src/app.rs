@@ -189,6 +189,11 @@ impl Application {
                 host: loaded.config.gateway.host,
                 forwarded_headers: loaded.config.gateway.forwarded_headers,
                 metrics: gateway_metrics,
+                public_url: settings
+                    .gateway_url
+                    .clone()
+                    .or_else(|| gateway_addr.map(|a| format!("http://{a}")))
+                    .unwrap_or_default(),
             };
             let mut on_stop = stopped.clone();
             tasks.push(tokio::spawn(async move {

@@ -152,7 +152,8 @@ pub struct GatewayConfig {
     #[serde(default = "default_max_body_mib")]
     pub max_body_mib: u32,
     /// The `Host` the product sees: `upstream` (its own address) or `browser` (the
-    /// gateway's host as the browser sent it).
+    /// gateway's own public host, which browsers ask for; never whatever `Host` a client
+    /// sends, which a product could read as another tenant).
     #[serde(default)]
     pub host: HostHeader,
     /// Whether to send `X-Forwarded-For`, `-Proto` and `-Host` (always replacing any the
@@ -168,7 +169,7 @@ pub enum HostHeader {
     /// The product's own host, from `upstream`.
     #[default]
     Upstream,
-    /// The host the browser asked the gateway for.
+    /// The gateway's public host, as browsers ask for it.
     Browser,
 }
 

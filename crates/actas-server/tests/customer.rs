@@ -285,7 +285,7 @@ async fn customer_activity_is_recorded_once_per_idempotency_key_with_plain_sente
     }
     assert!(
         edited.last().expect("edit").body.summary.starts_with(
-            "Acme Co changed their profile: the email from s***@acme.com to b***@acme.com"
+            "Acme Co changed their profile: the email from s•••@acme.com to b•••@acme.com"
         ),
         "{}",
         edited.last().expect("edit").body.summary

@@ -256,3 +256,81 @@ async fn a_session_started_while_its_agent_leaves_the_allow_list_or_is_deactivat
     }
     t.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn lowering_an_agents_level_ends_a_session_above_it_and_a_stricter_consent_stops_a_start() {
+    let t = track().await;
+    let s = t.service();
+    let dana = Email::parse("dana@example.com").expect("e");
+    // Agent 0 works at medium risk (a lead approves); the director lowers them to low.
+    let agent = common::staff(s, "agent0@example.com").await;
+    common::add_staff(s, &[("lee@example.com", "Lee Chen", Role::Lead)]).await;
+    let lee = common::staff(s, "lee@example.com").await;
+    let policy_caps: Vec<String> = s
+        .policy()
+        .capabilities()
+        .filter(|c| c.risk == Risk::Medium)
+        .map(|c| c.name.to_string())
+        .take(1)
+        .collect();
+    assert_eq!(
+        policy_caps.len(),
+        1,
+        "the starter policy has a medium capability"
+    );
+    let r = s
+        .create_request(
+            &agent,
+            RequestInput {
+                account: "acct0".into(),
+                ticket: "#4821".into(),
+                reason: "Correct the contact details the customer sent".into(),
+                capabilities: policy_caps,
+                minutes: None,
+                mode: Some("live".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    s.approve_request(&lee, r.id, actas_server::service::Approval::default())
+        .await
+        .expect("approve");
+    s.start_session(&agent, r.id, Timestamp::now())
+        .await
+        .expect("start");
+    s.change_allow_list(
+        &Email::parse("agent0@example.com").expect("e"),
+        AllowChange::Grant(Risk::Low),
+        &dana,
+        "Back to view-only work for now",
+    )
+    .await
+    .expect("lowered");
+    assert!(
+        s.store()
+            .active_session_of(agent.id)
+            .await
+            .expect("read")
+            .is_none(),
+        "the medium-risk session ended with the lower level"
+    );
+
+    // Agent 1 has a low-risk request approved by policy, with no code; then the customer
+    // asks for a code before anyone acts on the account.
+    let (agent, request) = approved(&t, 1).await.expect("request");
+    s.set_consent(&t.app_key, "acct1", "code_required")
+        .await
+        .expect("consent");
+    let refused = s
+        .start_session(&agent, request, Timestamp::now())
+        .await
+        .expect_err("the customer now asks for a code");
+    assert!(
+        refused
+            .to_string()
+            .contains("changed their consent setting"),
+        "{refused}"
+    );
+    t.app.stop().await.expect("stop");
+}

@@ -357,6 +357,14 @@ pub enum SessionsOf {
     Account(AccountId),
     /// A staff member's session.
     Staff(StaffId),
+    /// A staff member's session, if its request's risk is above `risk` (their
+    /// allow-list level was lowered).
+    StaffAbove {
+        /// Whose.
+        staff: StaffId,
+        /// The highest risk they may still act at.
+        risk: Risk,
+    },
 }
 
 /// Builds a unit's events once its changes are applied (e.g. to name a new staff id).

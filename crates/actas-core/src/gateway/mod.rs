@@ -6,8 +6,9 @@
 //! pure, so every rule here is tested by table, not through a server.
 
 pub mod path;
+pub mod submission;
 
-use crate::policy::routes::Method;
+use crate::policy::routes::{Method, RouteAllows};
 use crate::policy::{AssetTrust, Policy};
 use crate::scope::{CapabilityName, Mode};
 use crate::session::SessionInfo;
@@ -114,6 +115,8 @@ pub enum Decision {
         capability: Option<CapabilityName>,
         /// What it does, in words that finish "Sarah Lee, acting as Acme Co, …".
         description: String,
+        /// What its route allows beyond the defaults (nothing, where no route names it).
+        allows: RouteAllows,
     },
     /// Refuse it.
     Block {
@@ -152,8 +155,10 @@ pub fn decide(session: &SessionInfo, policy: &Policy, request: &Request<'_>) -> 
             kind: ForwardKind::Asset(trust),
             capability: None,
             description: format!("loaded {path}"),
+            allows: RouteAllows::default(),
         };
     }
+    let allows = matched.as_ref().map(|m| m.allows).unwrap_or_default();
     let (capability, description) = match matched {
         Some(m) => (Some(m.capability), m.description),
         None => match request.kind {
@@ -213,6 +218,65 @@ pub fn decide(session: &SessionInfo, policy: &Policy, request: &Request<'_>) -> 
         kind,
         capability,
         description,
+        allows,
+    }
+}
+
+/// Decides on a POST whose `_method` names `overridden`: frameworks that read `_method`
+/// act on that method, and those that don't act on the POST, so both must be allowed.
+/// A POST is always a change, whatever method it names (a `_method=GET` can't make it a
+/// read, or an asset); the record names the route `overridden` matched if it is a
+/// change, the POST's otherwise.
+pub fn decide_override(
+    session: &SessionInfo,
+    policy: &Policy,
+    request: &Request<'_>,
+    overridden: Method,
+) -> Decision {
+    let post = decide(
+        session,
+        policy,
+        &Request {
+            method: Method::Post,
+            ..*request
+        },
+    );
+    let named = decide(
+        session,
+        policy,
+        &Request {
+            method: overridden,
+            ..*request
+        },
+    );
+    match (post, named) {
+        (block @ Decision::Block { .. }, _) | (_, block @ Decision::Block { .. }) => block,
+        (
+            Decision::Forward {
+                capability: post_capability,
+                description: post_description,
+                allows: post_allows,
+                ..
+            },
+            Decision::Forward {
+                capability,
+                description,
+                allows,
+                ..
+            },
+        ) => {
+            let (capability, description, allows) = if overridden.is_safe() {
+                (post_capability, post_description, post_allows)
+            } else {
+                (capability, description, allows)
+            };
+            Decision::Forward {
+                kind: ForwardKind::Change,
+                capability,
+                description,
+                allows,
+            }
+        }
     }
 }
 

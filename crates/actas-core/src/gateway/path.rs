@@ -59,6 +59,12 @@ pub enum PathRefusal {
     /// Percent-encoded bytes that are not UTF-8.
     #[error("the address has encoded bytes that are not UTF-8 text")]
     NotUtf8,
+    /// A letter some servers read as a plain ASCII one (see
+    /// [`CanonicalPath::has_ascii_lookalikes`]).
+    #[error(
+        "the address has a letter that some servers read as a plain one (such as ſ for s), so it could reach a page under another name"
+    )]
+    Lookalike,
 }
 
 /// A path in canonical form: starts with `/`, pure ASCII, no empty, `.` or `..`
@@ -107,7 +113,7 @@ impl CanonicalPath {
                     match byte {
                         b'/' | b'\\' => return Err(PathRefusal::EncodedSeparator),
                         0..=0x1f | 0x7f => return Err(PathRefusal::ControlCharacter),
-                        _ if is_unreserved(byte) => text.push(char::from(byte)),
+                        _ if is_raw(byte) => text.push(char::from(byte)),
                         _ => push_encoded(&mut text, byte),
                     }
                     decoded.push(byte);
@@ -115,7 +121,8 @@ impl CanonicalPath {
                 }
                 b';' => return Err(PathRefusal::Semicolon),
                 0..=0x20 | 0x7f => return Err(PathRefusal::ControlCharacter),
-                0x80..=0xff => {
+                // Non-ASCII, and what browsers encode in a path themselves: one spelling.
+                _ if !is_raw(b) => {
                     push_encoded(&mut text, b);
                     decoded.push(b);
                     i += 1;
@@ -195,9 +202,63 @@ fn push_encoded(out: &mut String, byte: u8) {
     out.push(char::from(HEX[usize::from(byte & 0xf)]));
 }
 
-/// RFC 3986 `unreserved`: never needs encoding, so an encoded one means the same.
-fn is_unreserved(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+/// Whether a byte is spelled as itself in a canonical path: the unreserved characters and
+/// the sub-delimiters, `:` and `@` (RFC 3986 `pchar`), which frameworks read the same
+/// whether sent raw or percent-encoded, and which browsers send raw. Everything else —
+/// non-ASCII, and what browsers percent-encode in a path (`"`, `<`, `>`, `` ` ``, `{`,
+/// `}`, `^`, `|`, `[`, `]`) — is spelled encoded, so each path has exactly one spelling
+/// and redirecting a browser to it can't loop. `;` never reaches here raw (it is
+/// refused), and an encoded one stays encoded: it is data, not a parameter.
+fn is_raw(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'-' | b'.'
+                | b'_'
+                | b'~'
+                | b'!'
+                | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b'='
+                | b':'
+                | b'@'
+        )
+}
+
+impl CanonicalPath {
+    /// Whether the path holds a letter that a framework comparing without regard to case
+    /// by Unicode's rules reads as a plain ASCII letter (`ſ` as `s`, the Kelvin sign as
+    /// `k`, `ı` as `i`, `ﬁ` as `fi`): such a path could reach a route the gateway's
+    /// case-blind ASCII match doesn't see, so it is refused where routes ignore case.
+    pub fn has_ascii_lookalikes(&self) -> bool {
+        if self.0.bytes().all(|b| b != b'%') {
+            return false;
+        }
+        let mut bytes = Vec::with_capacity(self.0.len());
+        let raw = self.0.as_bytes();
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'%' && i + 2 < raw.len() {
+                bytes.push((hex(raw[i + 1]) << 4) | hex(raw[i + 2]));
+                i += 3;
+            } else {
+                bytes.push(raw[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8_lossy(&bytes).chars().any(|c| {
+            !c.is_ascii()
+                && c.to_uppercase()
+                    .flat_map(char::to_lowercase)
+                    .any(|f| f.is_ascii_alphabetic())
+        })
+    }
 }
 
 #[cfg(test)]
@@ -246,6 +307,25 @@ mod tests {
         assert_eq!(canon("/caf%c3%a9"), Ok(("/caf%C3%A9".into(), true)));
         assert_eq!(canon("/caf\u{e9}"), Ok(("/caf%C3%A9".into(), true)));
         assert_eq!(canon("/a.b/c~d_e-f"), Ok(("/a.b/c~d_e-f".into(), false)));
+        // Characters a path may hold raw have one spelling: raw.
+        assert_eq!(canon("/users/%40me"), Ok(("/users/@me".into(), true)));
+        assert_eq!(
+            canon("/v1/reports%3Aexport"),
+            Ok(("/v1/reports:export".into(), true))
+        );
+        assert_eq!(
+            canon("/a%21%24%26%27%28%29%2A%2B%2C%3D"),
+            Ok(("/a!$&'()*+,=".into(), true))
+        );
+        // What browsers encode themselves has one spelling: encoded.
+        assert_eq!(canon("/a|b"), Ok(("/a%7Cb".into(), true)));
+        assert_eq!(canon("/a%7cb"), Ok(("/a%7Cb".into(), true)));
+        assert_eq!(canon("/{x}"), Ok(("/%7Bx%7D".into(), true)));
+        assert_eq!(
+            canon("/a%3Bb"),
+            Ok(("/a%3Bb".into(), false)),
+            "an encoded ; is data"
+        );
         assert_eq!(canon("/...").map(|c| c.0), Ok("/...".into()));
     }
 
@@ -273,6 +353,22 @@ mod tests {
         for (raw, want) in cases {
             assert_eq!(canon(raw), Err(want), "{raw:?}");
         }
+    }
+
+    #[test]
+    fn letters_that_fold_to_ascii_are_found() {
+        let has = |raw| {
+            CanonicalPath::parse(raw, TrailingSlash::Remove)
+                .expect("canonical")
+                .path
+                .has_ascii_lookalikes()
+        };
+        assert!(has("/acce%C5%BFs"), "ſ folds to s");
+        assert!(has("/%E2%84%AAey"), "the Kelvin sign folds to k");
+        assert!(has("/adm%C4%B1n"), "dotless ı folds to i");
+        assert!(has("/%EF%AC%81le"), "the ﬁ ligature folds to fi");
+        assert!(!has("/caf%C3%A9"), "é folds to é");
+        assert!(!has("/access"));
     }
 
     #[test]

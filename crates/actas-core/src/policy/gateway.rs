@@ -125,6 +125,18 @@ const REQUEST_HEADERS_NEVER: &[&str] = &[
     "x-http-method-override",
     "x-http-method",
     "x-method-override",
+    "proxy-authorization",
+    "x-real-ip",
+    "true-client-ip",
+    "cf-connecting-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "connection",
+    "keep-alive",
+    "te",
+    "trailer",
+    "upgrade",
+    "expect",
 ];
 
 /// The static asset patterns used when the policy names none.
@@ -281,14 +293,21 @@ impl GatewayRules {
     /// What `actas policy check` should point out: rules that are valid but weaken a
     /// guarantee.
     pub fn warnings(&self) -> Vec<String> {
-        self.trusted_assets
+        let mut out: Vec<String> = self
+            .trusted_assets
             .iter()
             .map(|a| {
                 format!(
                     "gateway.trusted_assets: {a} is passed on without the product marking it the same for every user; a script or image there that carries one customer's data would reach the agent without being recorded"
                 )
             })
-            .collect()
+            .collect();
+        if self.request_headers.iter().any(|h| h == "authorization") {
+            out.push(
+                "gateway.request_headers: authorization passes to the product; in a session the product should trust the Actas-Assertion, not a token the agent's browser holds".to_owned(),
+            );
+        }
+        out
     }
 }
 

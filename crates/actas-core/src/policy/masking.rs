@@ -13,6 +13,11 @@ pub enum MaskError {
     /// Not one of the five rules.
     #[error("{0:?} is not a masking rule; use one of show, last4, email, hide, never")]
     Rule(String),
+    /// A field name with characters field names don't have.
+    #[error(
+        "{0:?} is not a field name: use letters, digits, _, -, . and [ ] (e.g. tax_rate or address[city])"
+    )]
+    FieldName(String),
     /// A JSON path that can't be read.
     #[error("{path:?} is not a JSON path: {why} (write e.g. $.card.number or $.loans[*].iban)")]
     JsonPath {
@@ -31,7 +36,7 @@ pub enum MaskRule {
     Show,
     /// Only the last four characters: `•••• 4242`.
     Last4,
-    /// First letter and domain of an email: `s***@acme.com`.
+    /// First letter and domain of an email: `s•••@acme.com`.
     Email,
     /// Replaced by a fixed placeholder, so the agent knows a value exists.
     Hide,
@@ -39,8 +44,17 @@ pub enum MaskRule {
     Never,
 }
 
+/// The mark every placeholder the gateway serves carries, so that one sent back (a masked
+/// form field saved as it was shown) is recognised and never written over the real value.
+pub const MASK_MARK: &str = "•••";
+
 /// What a hidden value is replaced with.
-pub const HIDDEN: &str = "[hidden]";
+pub const HIDDEN: &str = "••• hidden";
+
+/// Whether `value` carries a placeholder the gateway served (it contains [`MASK_MARK`]).
+pub fn carries_placeholder(value: &str) -> bool {
+    value.contains(MASK_MARK)
+}
 
 impl MaskRule {
     /// Applies the rule to one text value. `None` means the value (and its key) must be
@@ -61,7 +75,7 @@ impl MaskRule {
             MaskRule::Email => Some(match value.split_once('@') {
                 Some((local, domain)) if !local.is_empty() => {
                     let first: String = local.chars().take(1).collect();
-                    format!("{first}***@{domain}")
+                    format!("{first}{MASK_MARK}@{domain}")
                 }
                 _ => HIDDEN.to_owned(),
             }),
@@ -219,6 +233,36 @@ pub enum Target {
     /// Elements matched by a CSS selector in HTML pages. Selector syntax is checked by the
     /// gateway's HTML rewriter when the gateway starts.
     Html(String),
+    /// A field by name, wherever it is: a form control (`<input name="tax_rate">`) in
+    /// pages and submissions, and a JSON member of that name at any depth. A JSON path
+    /// rule for the same place is more specific and wins.
+    Field(FieldName),
+}
+
+/// The name of a form field or JSON member a `field` rule names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldName(String);
+
+impl FieldName {
+    /// A field name: letters, digits, `_`, `-`, `.`, `[` and `]` (as frameworks name
+    /// nested fields, `address[city]`), 1 to 100 of them.
+    pub fn parse(text: &str) -> Result<Self, MaskError> {
+        let t = text.trim();
+        let ok = !t.is_empty()
+            && t.len() <= 100
+            && t.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '_' | '-' | '.' | '[' | ']'));
+        if ok {
+            Ok(Self(t.to_owned()))
+        } else {
+            Err(MaskError::FieldName(t.to_owned()))
+        }
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
 }
 
 /// A masking rule from policy.
@@ -244,7 +288,7 @@ mod tests {
         assert_eq!(MaskRule::Last4.apply("123"), Some("••••".into()));
         assert_eq!(
             MaskRule::Email.apply("sarah@acme.com"),
-            Some("s***@acme.com".into())
+            Some("s•••@acme.com".into())
         );
         assert_eq!(MaskRule::Email.apply("not-an-email"), Some(HIDDEN.into()));
         assert_eq!(MaskRule::Hide.apply("secret"), Some(HIDDEN.into()));

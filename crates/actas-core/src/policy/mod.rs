@@ -16,7 +16,7 @@ use crate::activity::{ActivityKind, ActivityTemplate};
 use crate::gateway::path::CanonicalPath;
 use crate::scope::{CapabilityName, Risk, Scope};
 use crate::text::{DEFAULT_TICKET_PATTERN, TicketPattern};
-use masking::{JsonPath, MaskRule, MaskingRule, Target};
+use masking::{FieldName, JsonPath, Location, MaskRule, MaskingRule, Target};
 use routes::{Method, Route, RouteMatch, RouteTable, parse_route_key};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -213,6 +213,10 @@ struct RawRoute {
     route: Spanned<String>,
     capability: Spanned<String>,
     description: Spanned<String>,
+    #[serde(default)]
+    partial_forms: bool,
+    #[serde(default)]
+    inline_scripts: bool,
 }
 
 #[derive(Deserialize)]
@@ -220,6 +224,7 @@ struct RawRoute {
 struct RawMasking {
     json: Option<Spanned<String>>,
     html: Option<Spanned<String>>,
+    field: Option<Spanned<String>>,
     rule: Spanned<String>,
 }
 
@@ -365,6 +370,10 @@ impl Policy {
                     path,
                     capability,
                     description: r.description.get_ref().trim().to_owned(),
+                    allows: routes::RouteAllows {
+                        partial_forms: r.partial_forms,
+                        inline_scripts: r.inline_scripts,
+                    },
                 })
                 .map_err(|e| lines.err(&r.route, format!("{field}.route"), e))?;
         }
@@ -378,22 +387,26 @@ impl Policy {
                 .get_ref()
                 .parse()
                 .map_err(|e| lines.err(&mr.rule, format!("{field}.rule"), e))?;
-            let target = match (&mr.json, &mr.html) {
-                (Some(j), None) => Target::Json(
+            let target = match (&mr.json, &mr.html, &mr.field) {
+                (Some(j), None, None) => Target::Json(
                     JsonPath::parse(j.get_ref())
                         .map_err(|e| lines.err(j, format!("{field}.json"), e))?,
                 ),
-                (None, Some(h)) if !h.get_ref().trim().is_empty() => {
+                (None, Some(h), None) if !h.get_ref().trim().is_empty() => {
                     Target::Html(h.get_ref().trim().to_owned())
                 }
-                (None, Some(h)) => {
+                (None, Some(h), None) => {
                     return Err(lines.err(h, format!("{field}.html"), "the CSS selector is empty"));
                 }
+                (None, None, Some(f)) => Target::Field(
+                    FieldName::parse(f.get_ref())
+                        .map_err(|e| lines.err(f, format!("{field}.field"), e))?,
+                ),
                 _ => {
                     return Err(lines.err(
                         m,
                         &field,
-                        "give exactly one of json = \"$.path\" or html = \"css selector\"",
+                        "give exactly one of json = \"$.path\", html = \"css selector\" or field = \"name\"",
                     ));
                 }
             };
@@ -544,6 +557,24 @@ impl Policy {
     /// The flags that force approval and a code.
     pub fn sensitive_flags(&self) -> impl Iterator<Item = &AccountFlag> {
         self.sensitive_flags.iter()
+    }
+
+    /// How a form field or JSON member called `name` is shown: by a `field` rule, else by
+    /// a top-level JSON rule (`$.name`), as a submitted form is recorded; `None` when no
+    /// rule classifies it.
+    pub fn field_rule(&self, name: &str) -> Option<MaskRule> {
+        self.masking
+            .iter()
+            .find_map(|r| match &r.target {
+                Target::Field(f) if f.as_str() == name => Some(r.rule),
+                _ => None,
+            })
+            .or_else(|| {
+                self.masking.iter().find_map(|r| match &r.target {
+                    Target::Json(p) if p.matches(&[Location::Key(name)]) => Some(r.rule),
+                    _ => None,
+                })
+            })
     }
 
     /// Finds the route rule for a request's canonical path.

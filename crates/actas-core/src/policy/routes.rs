@@ -23,6 +23,9 @@ pub enum RouteError {
         "{0:?} is not an HTTP method this gateway routes (GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)"
     )]
     Method(String),
+    /// A `HEAD` route: `HEAD` is always matched as the `GET` it stands for.
+    #[error("a HEAD request is matched as the GET it stands for: write the route as GET")]
+    Head,
     /// The path pattern is malformed or overlaps another route.
     #[error("the path {path:?} can't be used: {why}")]
     Path {
@@ -109,6 +112,21 @@ pub struct Route {
     pub capability: CapabilityName,
     /// Plain-language template such as "changed the tax settings of loan {id}".
     pub description: String,
+    /// What the route's answers and submissions may carry beyond the defaults.
+    pub allows: RouteAllows,
+}
+
+/// What a route allows beyond the gateway's defaults (each is a risk the policy takes
+/// knowingly, listed by `actas policy check`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct RouteAllows {
+    /// The product treats a field left out of a submission as unchanged, so a masked
+    /// field sent back as its placeholder is dropped instead of refusing the submission
+    /// (`partial_forms = true`).
+    pub partial_forms: bool,
+    /// Inline scripts that are not JSON data, and script templates, are kept in its pages
+    /// (`inline_scripts = true`); they could carry the customer's data unmasked.
+    pub inline_scripts: bool,
 }
 
 /// A request matched to its rule, with the description filled in.
@@ -118,12 +136,17 @@ pub struct RouteMatch {
     pub capability: CapabilityName,
     /// The description with the path's parameters filled in.
     pub description: String,
+    /// What the route allows beyond the defaults.
+    pub allows: RouteAllows,
 }
 
 /// All route rules, compiled.
 #[derive(Clone, Default)]
 pub struct RouteTable {
     routers: HashMap<Method, matchit::Router<usize>>,
+    /// The rules whose last segment has an extension, under their path without it
+    /// (`/transactions/export` for `/transactions/export.csv`).
+    stems: HashMap<Method, matchit::Router<usize>>,
     routes: Vec<Route>,
     case_sensitive: bool,
 }
@@ -165,6 +188,32 @@ fn placeholders(template: &str) -> Vec<String> {
     out
 }
 
+/// `path` without the last extension of its last segment (`/a/b.tar.gz` → `/a/b.tar`),
+/// if it has one; a segment that is only an extension (`/.env`) keeps it.
+fn without_extension(path: &str) -> Option<&str> {
+    let segment_start = path.rfind('/')? + 1;
+    let dot = path[segment_start..].rfind('.')?;
+    (dot > 0).then(|| &path[..segment_start + dot])
+}
+
+/// A route pattern with each `{param}` (and `{*rest}`) replaced by the word `param`.
+fn without_params(pattern: &str) -> String {
+    let mut out = String::with_capacity(pattern.len());
+    let mut in_param = false;
+    for c in pattern.chars() {
+        match c {
+            '{' => {
+                in_param = true;
+                out.push_str("param");
+            }
+            '}' => in_param = false,
+            _ if !in_param => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}
+
 /// The literal parts of a route pattern in lower case; `{param}` names kept.
 fn lower_literals(pattern: &str) -> String {
     let mut out = String::with_capacity(pattern.len());
@@ -192,7 +241,13 @@ impl RouteTable {
     /// Adds a rule; fails on a path not written canonically, a bad path, an overlap
     /// (in the table's case rule), or an unknown placeholder.
     pub fn insert(&mut self, route: Route) -> Result<(), RouteError> {
-        let canonical = CanonicalPath::parse(&route.path, TrailingSlash::Remove).map_err(|e| {
+        if route.method == Method::Head {
+            return Err(RouteError::Head);
+        }
+        // Checked with each `{param}` as a plain word: the pattern's literal parts must be
+        // spelled as the gateway reads requests.
+        let literal = without_params(&route.path);
+        let canonical = CanonicalPath::parse(&literal, TrailingSlash::Remove).map_err(|e| {
             RouteError::Path {
                 path: route.path.clone(),
                 why: e.to_string(),
@@ -216,6 +271,15 @@ impl RouteTable {
         } else {
             lower_literals(&route.path)
         };
+        if let Some(stem) = without_extension(&key).filter(|_| !key.ends_with('}')) {
+            // Two rules with one stem (`/x.csv`, `/x.pdf`): the first keeps it; both
+            // still match as written.
+            let _ = self
+                .stems
+                .entry(route.method)
+                .or_default()
+                .insert(stem.to_owned(), index);
+        }
         self.routers
             .entry(route.method)
             .or_default()
@@ -230,6 +294,13 @@ impl RouteTable {
 
     /// Finds the rule for a request's canonical path, if any. Parameters are filled in
     /// as the path spells them, whatever the case rule.
+    ///
+    /// Frameworks also route a path with a format suffix to the same action (Rails'
+    /// `(.:format)`, Spring's suffix matching): `/transactions/export.json` and
+    /// `/transactions/export` reach `GET /transactions/export.csv`, and `/access.json`
+    /// reaches `GET /access`. So when no rule names the path as it is, its last segment
+    /// is tried without its extensions, one at a time, against the rules and against
+    /// their paths without extensions.
     pub fn find(&self, method: Method, path: &CanonicalPath) -> Option<RouteMatch> {
         let path = path.for_matching();
         // A canonical path is ASCII, so lower-casing keeps every byte where it was and a
@@ -241,10 +312,30 @@ impl RouteTable {
             lowered = path.to_ascii_lowercase();
             lowered.as_str()
         };
-        let matched = self.routers.get(&method)?.at(key).ok()?;
+        let mut candidate = key;
+        loop {
+            for routers in [&self.routers, &self.stems] {
+                if let Some(found) = self.found(routers, method, path, key, candidate) {
+                    return Some(found);
+                }
+            }
+            candidate = without_extension(candidate)?;
+        }
+    }
+
+    fn found(
+        &self,
+        routers: &HashMap<Method, matchit::Router<usize>>,
+        method: Method,
+        path: &str,
+        key: &str,
+        candidate: &str,
+    ) -> Option<RouteMatch> {
+        let matched = routers.get(&method)?.at(candidate).ok()?;
         let route = self.routes.get(*matched.value)?;
         let mut description = route.description.clone();
         for (name, value) in matched.params.iter() {
+            // `candidate` is a prefix of `key`, so places in it are places in `path`.
             let start = (value.as_ptr() as usize).checked_sub(key.as_ptr() as usize)?;
             let value = path.get(start..start + value.len())?;
             description = description.replace(&format!("{{{name}}}"), value);
@@ -253,6 +344,7 @@ impl RouteTable {
         Some(RouteMatch {
             capability: route.capability.clone(),
             description,
+            allows: route.allows,
         })
     }
 
@@ -273,6 +365,7 @@ mod tests {
             path,
             capability: CapabilityName::parse(cap).expect("cap"),
             description: desc.to_owned(),
+            allows: RouteAllows::default(),
         }
     }
 
@@ -325,6 +418,52 @@ mod tests {
             .expect("ok");
         assert!(exact.find(Method::Get, &path("/loans/LA-77")).is_none());
         assert!(exact.find(Method::Get, &path("/Loans/LA-77")).is_some());
+    }
+
+    #[test]
+    fn a_format_suffix_reaches_the_rule_it_would_reach_in_the_product() {
+        let mut t = RouteTable::new(false);
+        t.insert(route(
+            "GET /transactions/export.csv",
+            "export",
+            "downloaded the export",
+        ))
+        .expect("ok");
+        t.insert(route("GET /access", "account_access", "opened access"))
+            .expect("ok");
+        t.insert(route("GET /loans/{id}", "view", "viewed loan {id}"))
+            .expect("ok");
+        for p in [
+            "/transactions/export.csv",
+            "/transactions/export.json",
+            "/transactions/export",
+            "/transactions/export.csv.zip",
+            "/Transactions/Export.XLSX",
+        ] {
+            assert_eq!(
+                t.find(Method::Get, &path(p))
+                    .map(|m| m.capability.to_string()),
+                Some("export".to_owned()),
+                "{p}"
+            );
+        }
+        for p in ["/access.json", "/access.html", "/ACCESS.xml"] {
+            assert_eq!(
+                t.find(Method::Get, &path(p))
+                    .map(|m| m.capability.to_string()),
+                Some("account_access".to_owned()),
+                "{p}"
+            );
+        }
+        let m = t
+            .find(Method::Get, &path("/loans/LA-7.json"))
+            .expect("loan");
+        assert_eq!(m.description, "viewed loan LA-7.json");
+        assert!(t.find(Method::Get, &path("/transactions")).is_none());
+        assert!(t.find(Method::Get, &path("/.env")).is_none());
+        assert_eq!(without_extension("/a/b.tar.gz"), Some("/a/b.tar"));
+        assert_eq!(without_extension("/a/.env"), None);
+        assert_eq!(without_extension("/a.b/c"), None);
     }
 
     #[test]

@@ -365,7 +365,7 @@ fn the_gateway_section_refuses_what_would_weaken_it_naming_the_line() {
     assert!(g.passes_request_header("authorization"));
     assert!(!g.passes_request_header("x_forwarded_for") && !g.passes_request_header("range"));
     assert_eq!(g.asset(&path("/favicon.ico")), Some(AssetTrust::Trusted));
-    assert_eq!(g.warnings().len(), 1);
+    assert_eq!(g.warnings().len(), 2, "the trusted asset and authorization");
 }
 
 #[test]
@@ -380,4 +380,37 @@ fn route_paths_are_written_canonically() {
         "{e}"
     );
     assert!(e.message.contains("write the path as \"/access\""), "{e}");
+}
+
+#[test]
+fn a_head_route_is_refused_since_head_is_matched_as_get() {
+    let e = policy(
+        "[[routes]]\nroute = \"HEAD /x\"\ncapability = \"view\"\ndescription = \"checked x\"\n",
+    )
+    .expect_err("head");
+    assert!(e.message.contains("write the route as GET"), "{e}");
+}
+
+#[test]
+fn passing_authorization_or_a_client_ip_header_is_warned_or_refused() {
+    let p = policy("[gateway]\nrequest_headers = [\"Authorization\"]\n").expect("valid");
+    assert!(
+        p.gateway
+            .warnings()
+            .iter()
+            .any(|w| w.contains("authorization")),
+        "{:?}",
+        p.gateway.warnings()
+    );
+    for never in [
+        "X-Real-IP",
+        "True-Client-IP",
+        "Proxy-Authorization",
+        "Expect",
+    ] {
+        assert!(
+            policy(&format!("[gateway]\nrequest_headers = [\"{never}\"]\n")).is_err(),
+            "{never}"
+        );
+    }
 }

@@ -609,13 +609,13 @@ fn customer_activity_and_app_key_sentences() {
                 description: "changed their profile".into(),
                 changes: vec![FieldChange {
                     field: "email".into(),
-                    from: Some("s***@acme.com".into()),
-                    to: Some("b***@acme.com".into()),
+                    from: Some("s•••@acme.com".into()),
+                    to: Some("b•••@acme.com".into()),
                 }],
                 reported_by: portal(),
             }
         ),
-        "Acme Co changed their profile: the email from s***@acme.com to b***@acme.com"
+        "Acme Co changed their profile: the email from s•••@acme.com to b•••@acme.com"
     );
     assert_eq!(
         say(

@@ -35,13 +35,16 @@ pub(super) async fn body(
             .body(Body::empty())
             .map_err(|_| GatewayError::Internal("the answer's headers could not be passed on"));
     }
+    // Every streamed body stops when the session does, and one that breaks off — the
+    // product's connection, or a page that can't be masked — is recorded as such.
+    let cutoff = Cutoff::new(state, ctx);
     let body = match class {
         // Streamed: each chunk is masked and sent on as it arrives, so memory stays
         // bounded whatever the page's size. A chunk that can't be rewritten ends the
         // response with an error (the browser gets a broken page, never an unmasked one).
         Class::Html => {
             let rewriter = state.masker.stream(&ctx.banner, Some(&ctx.base));
-            Body::from_stream(rewritten_html(upstream.bytes_stream(), rewriter))
+            Body::from_stream(cutoff.guard(rewritten_html(upstream.bytes_stream(), rewriter)))
         }
         // JSON is masked as a whole document, so it is read whole, up to the limit.
         Class::Json => {
@@ -58,12 +61,16 @@ pub(super) async fn body(
                 })?,
             )
         }
-        Class::Events => Body::from_stream(masked_events(
-            upstream.bytes_stream(),
-            state.clone(),
-            ctx.cookie.clone(),
-        )),
-        Class::Asset | Class::Passed => Body::from_stream(upstream.bytes_stream()),
+        Class::Events => {
+            Body::from_stream(cutoff.guard(masked_events(upstream.bytes_stream(), state.clone())))
+        }
+        Class::Asset | Class::Passed => Body::from_stream(
+            cutoff.guard(
+                upstream
+                    .bytes_stream()
+                    .map(|c| c.map_err(std::io::Error::other)),
+            ),
+        ),
     };
     response
         .header("x-content-type-options", "nosniff")
@@ -94,34 +101,93 @@ async fn read_limited(upstream: reqwest::Response, limit: usize) -> Option<Bytes
 fn masked_events(
     upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
     state: GatewayState,
-    cookie: String,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
-    let mut recheck = tokio::time::interval(websocket::RECHECK);
-    recheck.reset();
-    let start = (Box::pin(upstream), events::EventMasker::default(), recheck);
-    futures_util::stream::unfold(start, move |(mut upstream, mut masker, mut recheck)| {
-        let (state, cookie) = (state.clone(), cookie.clone());
-        async move {
-            loop {
-                tokio::select! {
-                    chunk = upstream.next() => {
-                        let out = match chunk? {
-                            Ok(chunk) => Ok(Bytes::from(
-                                masker.feed(&chunk, &|data| mask_json_text(&state, data)),
-                            )),
-                            Err(e) => Err(std::io::Error::other(e)),
-                        };
-                        return Some((out, (upstream, masker, recheck)));
-                    }
-                    _ = recheck.tick() => {
-                        if websocket::session_over(&state, &cookie).await.is_some() {
-                            return None;
+    let mut masker = events::EventMasker::default();
+    upstream.map(move |chunk| match chunk {
+        Ok(chunk) => Ok(Bytes::from(
+            masker.feed(&chunk, &|data| mask_json_text(&state, data)),
+        )),
+        Err(e) => Err(std::io::Error::other(e)),
+    })
+}
+
+/// What a streamed body needs to stop with its session and to record how it broke off.
+#[derive(Clone)]
+struct Cutoff {
+    state: GatewayState,
+    cookie: String,
+    session: Option<crate::service::gateway::GatewayContext>,
+    method: String,
+    path: String,
+}
+
+impl Cutoff {
+    fn new(state: &GatewayState, ctx: &ProxyCtx) -> Self {
+        Self {
+            state: state.clone(),
+            cookie: ctx.cookie.clone(),
+            session: ctx.session.clone(),
+            method: ctx.method_text(),
+            path: ctx.path_text().to_owned(),
+        }
+    }
+
+    /// `body`, checked against the session every [`websocket::RECHECK`]: when the
+    /// session ends (End, a time limit, revoked consent) the body is cut off, with an
+    /// error, so the browser never takes it for whole. A body that fails on its own is
+    /// recorded as an answer not passed on.
+    fn guard(
+        self,
+        body: impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static,
+    ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+        let mut recheck = tokio::time::interval(websocket::RECHECK);
+        recheck.reset();
+        let start = (Box::pin(body), recheck, false);
+        futures_util::stream::unfold(start, move |(mut body, mut recheck, done)| {
+            let cutoff = self.clone();
+            async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    tokio::select! {
+                        chunk = body.next() => {
+                            let chunk = chunk?;
+                            if let Err(e) = &chunk {
+                                cutoff.record(format!("it broke off as it streamed ({e}), so the agent saw part of it"));
+                            }
+                            let failed = chunk.is_err();
+                            return Some((chunk, (body, recheck, failed)));
+                        }
+                        _ = recheck.tick() => {
+                            if websocket::session_over(&cutoff.state, &cutoff.cookie).await.is_some() {
+                                let ended = std::io::Error::other("the support session ended");
+                                return Some((Err(ended), (body, recheck, true)));
+                            }
                         }
                     }
                 }
             }
-        }
-    })
+        })
+    }
+
+    /// Records, in the background, that the answer broke off: the agent's connection is
+    /// already being answered and can't wait.
+    fn record(&self, why: String) {
+        let Some(session) = self.session.clone() else {
+            return;
+        };
+        let (state, method, path) = (self.state.clone(), self.method.clone(), self.path.clone());
+        tokio::spawn(async move {
+            if let Err(e) = state
+                .service
+                .record_answer_refused(&session, &method, &path, why)
+                .await
+            {
+                tracing::error!(error = %e, "a cut-off answer could not be recorded");
+            }
+        });
+    }
 }
 
 /// JSON text from the product (a WebSocket message, an event's data), masked by the

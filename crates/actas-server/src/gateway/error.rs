@@ -23,8 +23,15 @@ pub(super) enum GatewayError {
     Path(PathRefusal),
     /// A method the gateway does not route, or a `_method` override it can't read.
     Method(String),
+    /// The request is malformed (a broken WebSocket upgrade, a body cut off).
+    BadRequest(&'static str),
     /// The request body is larger than the gateway reads.
     TooLarge,
+    /// A form or JSON body, or a query, the gateway can't read, so can't record or check.
+    Unreadable(&'static str),
+    /// The submission carries placeholders the gateway served, in these fields: saving
+    /// it would write them over the customer's real values.
+    Placeholder(Vec<String>),
     /// The request body is packed (`Content-Encoding`), so it can't be read to be recorded.
     PackedRequest(String),
     /// `decide` refused it.
@@ -115,7 +122,10 @@ impl GatewayError {
             GatewayError::NoSession | GatewayError::SessionOver(_) => StatusCode::FORBIDDEN,
             GatewayError::LedgerDown | GatewayError::NoMirror => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::NotCanonical(_) => StatusCode::PERMANENT_REDIRECT,
-            GatewayError::Path(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Path(_) | GatewayError::BadRequest(_) | GatewayError::Unreadable(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            GatewayError::Placeholder(_) => StatusCode::UNPROCESSABLE_ENTITY,
             GatewayError::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::PackedRequest(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -155,6 +165,24 @@ impl GatewayError {
                 format!(
                     "The gateway does not pass {m} requests, so {} was not sent to the product.",
                     ctx.path_text()
+                ),
+            ),
+            GatewayError::BadRequest(what) => (
+                "Refused",
+                format!("{request} was not sent to the product: {what}."),
+            ),
+            GatewayError::Unreadable(what) => (
+                "Blocked by actas",
+                format!(
+                    "{request} was not sent to the product: the gateway could not read {what}, so it could not be checked and recorded."
+                ),
+            ),
+            GatewayError::Placeholder(fields) => (
+                "Nothing was saved",
+                format!(
+                    "{request} was not sent to the product: it carried the masked placeholder of {}, which would have replaced the customer's real {}. Change only what you can see in full; masked fields keep their values.",
+                    field_list(fields),
+                    if fields.len() == 1 { "value" } else { "values" }
                 ),
             ),
             GatewayError::TooLarge => (
@@ -230,9 +258,18 @@ impl GatewayError {
             GatewayError::Method(m) => {
                 Some(blocked(format!("the gateway does not pass {m} requests")))
             }
+            GatewayError::BadRequest(what) => Some(blocked((*what).to_owned())),
             GatewayError::TooLarge => Some(blocked(
                 "the request was larger than the gateway accepts".into(),
             )),
+            GatewayError::Unreadable(what) => {
+                Some(blocked(format!("the gateway could not read {what}")))
+            }
+            GatewayError::Placeholder(fields) => Some(blocked(format!(
+                "it would have saved the masked placeholder of {} over the customer's real {}",
+                field_list(fields),
+                if fields.len() == 1 { "value" } else { "values" }
+            ))),
             GatewayError::PackedRequest(p) => Some(blocked(format!(
                 "the request was packed as {p}, which the gateway can't read to record it"
             ))),
@@ -273,6 +310,9 @@ impl GatewayError {
             GatewayError::NotCanonical(_) => "redirected",
             GatewayError::Path(_)
             | GatewayError::Method(_)
+            | GatewayError::BadRequest(_)
+            | GatewayError::Unreadable(_)
+            | GatewayError::Placeholder(_)
             | GatewayError::TooLarge
             | GatewayError::PackedRequest(_)
             | GatewayError::Blocked { .. } => "blocked",
@@ -280,6 +320,19 @@ impl GatewayError {
             GatewayError::Answer(_) => "answer_refused",
             GatewayError::NoMirror | GatewayError::Unvouched | GatewayError::Internal(_) => "error",
         }
+    }
+}
+
+/// Field names as people read them: "email", "email and phone", "name, email and phone".
+fn field_list(fields: &[String]) -> String {
+    let words: Vec<String> = fields
+        .iter()
+        .map(|f| actas_core::gateway::submission::field_words(f))
+        .collect();
+    match words.as_slice() {
+        [] => "a field".to_owned(),
+        [one] => one.clone(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
     }
 }
 

@@ -163,8 +163,9 @@ async fn record_ending(state: &GatewayState, ctx: &ProxyCtx, error: GatewayError
             {
                 Ok(()) => return error,
                 Err(e) => {
-                    // The request's own record is durable; this one is lost, and the
-                    // operator must hear of it. The answer is still not shown.
+                    // Nothing can undo what was sent; the answer is still not shown, and
+                    // the operator must hear that this record is missing (for an asset,
+                    // the only record the request would have had).
                     tracing::error!(error = %e, request = ctx.id, "a refused answer could not be recorded");
                     return error;
                 }
@@ -201,5 +202,12 @@ fn answer(ctx: &ProxyCtx, error: &GatewayError) -> Response {
         GatewayError::NoSession | GatewayError::SessionOver(_) => "",
         _ => ctx.banner.as_str(),
     };
-    notice(error.status(), title, &message, banner)
+    let mut response = notice(error.status(), title, &message, banner);
+    if let GatewayError::Method(_) = error {
+        response.headers_mut().insert(
+            header::ALLOW,
+            axum::http::HeaderValue::from_static("GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"),
+        );
+    }
+    response
 }

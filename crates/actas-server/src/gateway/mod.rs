@@ -35,6 +35,7 @@ mod request_filter;
 mod reserved;
 mod response_filter;
 pub mod rewrite;
+mod submission;
 mod upstream;
 mod websocket;
 
@@ -79,6 +80,10 @@ pub struct GatewayState {
     pub host: HostHeader,
     /// Whether to send `X-Forwarded-*` headers.
     pub forwarded_headers: bool,
+    /// The gateway's public URL (`http://127.0.0.1:8081`, `https://support-gw.example`):
+    /// its host and scheme are what the product is told the browser asked for, whatever
+    /// `Host` a client sends.
+    pub public_url: String,
     /// Counts and timings for `/metrics`.
     pub metrics: Arc<GatewayMetrics>,
 }
@@ -117,8 +122,8 @@ async fn phases(
     peer: SocketAddr,
     request: Request,
 ) -> Result<Response, GatewayError> {
-    let request = request_filter::request_filter(state, ctx, request).await?;
-    record::record(state, ctx, &request).await?;
+    let mut request = request_filter::request_filter(state, ctx, request).await?;
+    record::record(state, ctx, &mut request).await?;
     match upstream::upstream(state, ctx, request, peer).await? {
         upstream::Forwarded::Live(response) => Ok(response),
         upstream::Forwarded::Http(answer) => {

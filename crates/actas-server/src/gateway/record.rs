@@ -1,54 +1,89 @@
 //! Phase 2, `decide` and `record`: the core's [`decide`] says what the request is and
-//! whether it may go; if it may, its event is made durable here, before anything is sent
-//! (invariants 3 and 14). Only assets the policy declares skip the event, and their
-//! answers must then prove they are assets (see `response_filter`).
+//! whether it may go (a POST's `_method` must be allowed as both); a submission carrying
+//! a placeholder the gateway served is refused, or those fields left out where the route
+//! takes partial forms (invariant 16); then the request's event is made durable here,
+//! before anything is sent (invariants 3 and 14). Only assets the policy declares skip the
+//! event, and their answers must then prove they are assets (see `response_filter`).
 
 use super::GatewayState;
 use super::context::ProxyCtx;
 use super::error::GatewayError;
 use super::request_filter::{Filtered, session_refused};
-use crate::service::gateway::Forwarded;
+use crate::service::gateway::ForwardRecord;
 use actas_core::event::FieldChange;
-use actas_core::gateway::{Decision, ForwardKind, Request, decide};
-use axum::http::{HeaderMap, header};
+use actas_core::gateway::submission::{WriteBack, write_back};
+use actas_core::gateway::{Decision, ForwardKind, Request, decide, decide_override};
+use actas_core::policy::masking::carries_placeholder;
 
 pub(super) async fn record(
     state: &GatewayState,
     ctx: &mut ProxyCtx,
-    request: &Filtered,
+    request: &mut Filtered,
 ) -> Result<(), GatewayError> {
-    let (Some(session), Some(path), Some(method)) = (&ctx.session, &ctx.path, ctx.method) else {
+    let (Some(session), Some(path)) = (&ctx.session, &ctx.path) else {
         return Err(GatewayError::Internal(
             "the request was not read before it was decided",
         ));
     };
-    let decision = decide(
-        session.session.info(),
-        state.service.policy(),
-        &Request {
-            method,
-            path,
-            kind: request.kind,
-        },
-    );
-    let (kind, description) = match decision {
+    let policy = state.service.policy();
+    let asked = Request {
+        method: request.sent,
+        path,
+        kind: request.kind,
+    };
+    let decision = match request.overridden {
+        Some(m) => decide_override(session.session.info(), policy, &asked, m),
+        None => decide(session.session.info(), policy, &asked),
+    };
+    let (kind, description, allows) = match decision {
         Decision::Block { capability, why } => {
             return Err(GatewayError::Blocked { capability, why });
         }
         Decision::Forward {
-            kind, description, ..
-        } => (kind, description),
+            kind,
+            description,
+            allows,
+            ..
+        } => (kind, description, allows),
     };
+    // No masked value is ever written back (invariant 16): a placeholder the gateway
+    // served refuses the submission, or is left out where the route takes partial forms.
+    if request.submission.opaque_placeholder() {
+        return Err(GatewayError::Placeholder(vec!["its body".to_owned()]));
+    }
+    match write_back(&request.submission.fields, allows.partial_forms) {
+        WriteBack::Clean => {}
+        WriteBack::Refuse(fields) => return Err(GatewayError::Placeholder(fields)),
+        WriteBack::Drop(fields) => {
+            let Some((query, body)) = request
+                .submission
+                .without_placeholders(request.query.as_deref(), &request.body)
+            else {
+                return Err(GatewayError::Placeholder(fields));
+            };
+            request.query = query;
+            request.body = body;
+        }
+    }
     let fields = if kind == ForwardKind::Change {
-        submitted_fields(state, &request.parts.headers, &request.body)
+        let doc = serde_json::Value::Object(
+            request
+                .submission
+                .body_fields()
+                .filter(|f| !carries_placeholder(&f.name) && !carries_placeholder(&f.value))
+                .map(|f| (f.name.clone(), serde_json::Value::String(f.value.clone())))
+                .collect(),
+        );
+        masked_fields(state, doc)
     } else {
         Vec::new()
     };
+    let method = ctx.method.unwrap_or(request.sent);
     state
         .service
         .record_forward(
             session,
-            Forwarded {
+            ForwardRecord {
                 kind,
                 method,
                 path,
@@ -62,30 +97,6 @@ pub(super) async fn record(
     ctx.forwarded = Some(kind);
     ctx.description = description;
     Ok(())
-}
-
-/// Submitted form fields, masked by the policy's JSON rules (`$.field`), for the record.
-fn submitted_fields(state: &GatewayState, headers: &HeaderMap, body: &[u8]) -> Vec<FieldChange> {
-    let is_form = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    let doc = if is_form {
-        let pairs: Vec<(String, String)> = serde_html_form::from_bytes(body).unwrap_or_default();
-        serde_json::Value::Object(
-            pairs
-                .into_iter()
-                .filter(|(k, _)| k != "_method")
-                .map(|(k, v)| (k, serde_json::Value::String(v)))
-                .collect(),
-        )
-    } else {
-        match serde_json::from_slice::<serde_json::Value>(body) {
-            Ok(v @ serde_json::Value::Object(_)) => v,
-            _ => return Vec::new(),
-        }
-    };
-    masked_fields(state, doc)
 }
 
 /// A JSON object's fields masked by the policy, as the record of what was sent: for a

@@ -12,9 +12,10 @@ use super::context::ProxyCtx;
 use super::error::GatewayError;
 use super::notice::banner;
 use super::reserved::cookie_value;
+use super::submission::{self, Submission};
 use crate::service::ServiceError;
 use actas_core::gateway::RequestKind;
-use actas_core::gateway::path::CanonicalPath;
+use actas_core::gateway::path::{CanonicalPath, PathRefusal};
 use actas_core::policy::routes::Method;
 use axum::body::Bytes;
 use axum::extract::ws::WebSocketUpgrade;
@@ -27,8 +28,16 @@ use axum::response::IntoResponse;
 pub(super) struct Filtered {
     /// The browser's request line and headers.
     pub(super) parts: Parts,
-    /// Its body, whole.
+    /// Its body, whole (as it will be sent on).
     pub(super) body: Bytes,
+    /// Its query (as it will be sent on).
+    pub(super) query: Option<String>,
+    /// Its fields, read.
+    pub(super) submission: Submission,
+    /// The method it was sent with, as routed (`HEAD` as `GET`).
+    pub(super) sent: Method,
+    /// A POST's `_method`, the method the product may act on instead.
+    pub(super) overridden: Option<Method>,
     /// The WebSocket upgrade, when it opens one.
     pub(super) websocket: Option<WebSocketUpgrade>,
     /// What kind of request it is.
@@ -46,7 +55,9 @@ pub(super) async fn request_filter(
             Ok(ws) => Some(ws),
             Err(rejection) => {
                 tracing::debug!(status = %rejection.into_response().status(), "a malformed WebSocket upgrade");
-                return Err(GatewayError::Method("malformed WebSocket".into()));
+                return Err(GatewayError::BadRequest(
+                    "its WebSocket upgrade was malformed",
+                ));
             }
         }
     } else {
@@ -76,23 +87,38 @@ pub(super) async fn request_filter(
             .unwrap_or_default();
         return Err(GatewayError::NotCanonical(format!("{}{query}", path.path)));
     }
+    let lookalike = !policy.gateway.case_sensitive && path.path.has_ascii_lookalikes();
     ctx.path = Some(path.path);
-    ctx.method = Some(actas_core::gateway::routing_method(sent));
+    let sent = actas_core::gateway::routing_method(sent);
+    ctx.method = Some(sent);
+    if lookalike {
+        return Err(GatewayError::Path(PathRefusal::Lookalike));
+    }
     if let Some(packing) = packed(&parts.headers) {
         return Err(GatewayError::PackedRequest(packing));
     }
-    let body = axum::body::to_bytes(body, state.max_body)
-        .await
-        .map_err(|_| GatewayError::TooLarge)?;
-    if sent == Method::Post {
-        // Rails, Laravel, Symfony and Express's method-override read a POST's `_method`
-        // as the method the request really is: it is decided as that.
-        if let Some(real) = method_override(&parts, &body) {
-            ctx.method = Some(
-                Method::parse(&real.to_ascii_uppercase())
-                    .map_err(|_| GatewayError::Method(format!("POST with _method={real}")))?,
-            );
+    let body = match axum::body::to_bytes(body, state.max_body).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_large = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return Err(if too_large {
+                GatewayError::TooLarge
+            } else {
+                GatewayError::BadRequest("its body did not arrive whole")
+            });
         }
+    };
+    let submission = submission::read(&parts, &body).await?;
+    // Rails, Laravel, Symfony and Express's method-override read a POST's `_method` as
+    // the method the request really is: it is decided as that too (see `record`).
+    let overridden = if sent == Method::Post {
+        submission.method_override()?
+    } else {
+        None
+    };
+    if let Some(m) = overridden {
+        ctx.method = Some(m);
     }
     let kind = if websocket.is_some() {
         RequestKind::LiveOpen
@@ -101,9 +127,14 @@ pub(super) async fn request_filter(
     } else {
         RequestKind::Fetch
     };
+    let query = parts.uri.query().map(str::to_owned);
     Ok(Filtered {
         parts,
         body,
+        query,
+        submission,
+        sent,
+        overridden,
         websocket,
         kind,
     })
@@ -137,28 +168,6 @@ fn packed(headers: &HeaderMap) -> Option<String> {
     let value = headers.get(header::CONTENT_ENCODING)?;
     let text = value.to_str().unwrap_or("(unreadable)").trim();
     (!text.is_empty() && !text.eq_ignore_ascii_case("identity")).then(|| text.to_owned())
-}
-
-/// A POST's `_method`, from its query or its form body.
-fn method_override(parts: &Parts, body: &[u8]) -> Option<String> {
-    let from_query = parts
-        .uri
-        .query()
-        .and_then(|q| field(q.as_bytes(), "_method"));
-    let is_form = parts
-        .headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("application/x-www-form-urlencoded"));
-    from_query.or_else(|| is_form.then(|| field(body, "_method")).flatten())
-}
-
-fn field(form: &[u8], name: &str) -> Option<String> {
-    serde_html_form::from_bytes::<Vec<(String, String)>>(form)
-        .ok()?
-        .into_iter()
-        .find(|(k, _)| k == name)
-        .map(|(_, v)| v)
 }
 
 /// Whether the browser is loading a document to show (a navigation or a frame), by its

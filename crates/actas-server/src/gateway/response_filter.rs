@@ -65,7 +65,16 @@ pub(super) async fn response_filter(
         .to_ascii_lowercase();
     let status = upstream.status();
     if let Some(ForwardKind::Asset(trust)) = ctx.forwarded {
-        if may_have_body(status, &upstream) {
+        // Only "not modified" passes unexamined: the browser shows what it cached, which
+        // passed this check before. A redirect could send the browser off the gateway to
+        // the customer's file, and a HEAD's headers (a file name, a cookie) say as much
+        // as a body, so both are checked or refused like any answer.
+        if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            return Err(GatewayError::Answer(AnswerRefusal::NotAnAsset(
+                "the product answered with a redirect".into(),
+            )));
+        }
+        if status != StatusCode::NOT_MODIFIED {
             proves_asset(headers, &content_type, trust)
                 .map_err(|why| GatewayError::Answer(AnswerRefusal::NotAnAsset(why)))?;
         }

@@ -43,11 +43,11 @@ pub(super) async fn upstream(
         (Mode::Mirror, None) => return Err(GatewayError::NoMirror),
         _ => state.upstream.clone(),
     };
-    // The canonical path, which is the one the request spelled (others were redirected).
+    // The canonical path, which is the one the request spelled (others were redirected),
+    // and the query as `record` left it.
     let query = request
-        .parts
-        .uri
-        .query()
+        .query
+        .as_deref()
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     let url = format!("{}{path}{query}", ctx.base.trim_end_matches('/'));
@@ -101,17 +101,18 @@ pub(super) async fn upstream(
     Ok(Forwarded::Http(answer))
 }
 
-/// `Host` and `X-Forwarded-*` for the product, as configured. What the browser sent of
-/// `X-Forwarded-*` or `Forwarded` is never on the pass list: it is never trusted.
-fn forwarding_headers(
-    state: &GatewayState,
-    incoming: &HeaderMap,
-    peer: SocketAddr,
-    out: &mut HeaderMap,
-) {
-    let browser_host = incoming.get(header::HOST).cloned();
+/// `Host` and `X-Forwarded-*` for the product, as configured. They name the gateway's
+/// public URL, never the client's `Host` (which Rails, for one, would read as the tenant
+/// or the host of every URL it generates); what the browser sent of `X-Forwarded-*` or
+/// `Forwarded` is never on the pass list.
+fn forwarding_headers(state: &GatewayState, peer: SocketAddr, out: &mut HeaderMap) {
+    let (scheme, host) = match state.public_url.split_once("://") {
+        Some((scheme, rest)) => (scheme, rest.split('/').next().unwrap_or(rest)),
+        None => ("http", state.public_url.as_str()),
+    };
+    let host = HeaderValue::from_str(host).ok();
     if state.host == HostHeader::Browser
-        && let Some(h) = &browser_host
+        && let Some(h) = &host
     {
         out.insert(header::HOST, h.clone());
     }
@@ -121,13 +122,10 @@ fn forwarding_headers(
     if let Ok(v) = HeaderValue::from_str(&peer.ip().to_string()) {
         out.insert(HeaderName::from_static("x-forwarded-for"), v);
     }
-    // The gateway's listener speaks plain HTTP; put TLS in front of it and this is what
-    // that proxy saw, which the gateway can't know, so it says what it served.
-    out.insert(
-        HeaderName::from_static("x-forwarded-proto"),
-        HeaderValue::from_static("http"),
-    );
-    if let Some(h) = browser_host {
+    if let Ok(v) = HeaderValue::from_str(scheme) {
+        out.insert(HeaderName::from_static("x-forwarded-proto"), v);
+    }
+    if let Some(h) = host {
         out.insert(HeaderName::from_static("x-forwarded-host"), h);
     }
 }
@@ -148,7 +146,7 @@ pub(super) fn upstream_headers(
             out.append(name.clone(), value.clone());
         }
     }
-    forwarding_headers(state, incoming, peer, &mut out);
+    forwarding_headers(state, peer, &mut out);
     let product_cookies: Vec<&str> = incoming
         .get_all(header::COOKIE)
         .iter()

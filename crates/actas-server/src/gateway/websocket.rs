@@ -15,7 +15,7 @@
 use super::GatewayState;
 use super::context::ProxyCtx;
 use super::error::GatewayError;
-use crate::service::gateway::{Forwarded, GatewayContext};
+use crate::service::gateway::{ForwardRecord, GatewayContext};
 use actas_core::gateway::path::CanonicalPath;
 use actas_core::gateway::{Decision, Request, RequestKind, decide};
 use actas_core::policy::routes::Method;
@@ -124,7 +124,7 @@ impl Live {
                     .service
                     .record_forward(
                         &self.session,
-                        Forwarded {
+                        ForwardRecord {
                             kind,
                             method: Method::Get,
                             path: &self.path,

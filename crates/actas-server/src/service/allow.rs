@@ -39,22 +39,41 @@ impl Service {
                     "forbidden capabilities can never be granted; use low, medium or high",
                 ));
             }
-            AllowChange::Grant(max_risk) => Unit::change(
-                Change::GrantAllow {
-                    staff: staff.id,
-                    max_risk,
-                    by: director.id,
-                    reason: reason.clone(),
-                },
-                NewEvent::new(
-                    actor,
-                    EventData::AllowGranted {
-                        staff: staff.to_ref(),
-                        max_risk,
-                        reason,
+            AllowChange::Grant(max_risk) => {
+                // A lower level applies at once: a running session above it ends, found
+                // in the same transaction.
+                let who = staff.to_ref();
+                Unit::new(
+                    vec![
+                        Change::GrantAllow {
+                            staff: staff.id,
+                            max_risk,
+                            by: director.id,
+                            reason: reason.clone(),
+                        },
+                        Change::EndSessionsOf {
+                            whose: SessionsOf::StaffAbove {
+                                staff: staff.id,
+                                risk: max_risk,
+                            },
+                            reason: EndReason::RevokedByAdmin,
+                            at: Timestamp::now(),
+                        },
+                    ],
+                    move |applied| {
+                        let mut events = vec![NewEvent::new(
+                            actor.clone(),
+                            EventData::AllowGranted {
+                                staff: who,
+                                max_risk,
+                                reason,
+                            },
+                        )];
+                        events.extend(super::sessions::ended_events(applied, &actor));
+                        events
                     },
-                ),
-            ),
+                )
+            }
             AllowChange::Revoke => {
                 if self.store.allowed(staff.id).await?.is_none() {
                     return Err(ServiceError::Conflict(format!(

@@ -92,7 +92,7 @@ impl CacheGuard<'_> {
 
 /// What the gateway records of a request it forwards, once `decide` has let it through.
 #[derive(Debug, Clone)]
-pub struct Forwarded<'a> {
+pub struct ForwardRecord<'a> {
     /// How it is recorded.
     pub kind: ForwardKind,
     /// The method it is recorded as (`HEAD` as `GET`).
@@ -282,7 +282,7 @@ impl Service {
     pub async fn record_forward(
         &self,
         ctx: &GatewayContext,
-        forwarded: Forwarded<'_>,
+        forwarded: ForwardRecord<'_>,
     ) -> ServiceResult<()> {
         let info = ctx.session.info();
         let (session, account, ticket) = (info.id, ctx.account.clone(), ctx.ticket.clone());

@@ -158,9 +158,11 @@ impl Service {
                 staff: staff.id,
                 risk: request.risk,
             },
+            // A request that needed no code from the customer can only start while they
+            // still ask for none.
             Change::RequireConsent {
                 account: account.id.clone(),
-                expected: None,
+                expected: (!request.needs_code).then_some(actas_core::account::Consent::Allowed),
             },
         ];
         let (ending, mut events): (Vec<Change>, Vec<NewEvent>) = replacing.into_iter().unzip();

@@ -452,3 +452,259 @@ async fn gateway_requests_are_counted_by_outcome() {
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_method_override_can_never_make_a_post_safe_or_ambiguous() {
+    let w = world().await;
+    let agent = enter(&w, &["edit_settings"], "read-only").await;
+    let before = w.seen.len();
+    // (body, content type, status): each would reach a POST handler as something else.
+    let cases: &[(&str, &str, u16)] = &[
+        // A read-only session: `_method=GET` does not make the POST a read.
+        (
+            "_method=GET&rate=10",
+            "application/x-www-form-urlencoded",
+            403,
+        ),
+        ("_method=get", "application/x-www-form-urlencoded", 403),
+        // Given twice, or in two places, frameworks disagree on which wins.
+        (
+            "_method=GET&_method=DELETE",
+            "application/x-www-form-urlencoded",
+            405,
+        ),
+        (r#"{"_method":"HEAD"}"#, "application/json", 403),
+        ("_method=GET", "APPLICATION/X-WWW-FORM-URLENCODED", 403),
+    ];
+    for (body, kind, status) in cases {
+        let r = agent
+            .post("/settings/tax")
+            .header("content-type", *kind)
+            .body(body.to_string())
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), *status, "{body} as {kind}");
+    }
+    let r = agent
+        .post("/settings/tax?_method=GET")
+        .form(&[("_method", "DELETE")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status().as_u16(), 405, "in the query and the body");
+    // `_method=GET` on an asset path is still a POST, never an unrecorded asset.
+    let r = agent
+        .post("/static/app.css")
+        .form(&[("_method", "GET")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // A multipart form's `_method` counts too.
+    let form = reqwest::multipart::Form::new().text("_method", "delete");
+    let r = agent
+        .post("/settings/tax")
+        .multipart(form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert_eq!(w.seen.len(), before, "none reached the product");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_format_suffix_or_another_spelling_of_a_character_reaches_no_route_unseen() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    let before = w.seen.len();
+    for path in [
+        "/transactions/export.json",
+        "/transactions/export",
+        "/transactions/export.csv.zip",
+        "/access.json",
+        "/access.html",
+    ] {
+        let (status, _) = agent.raw("GET", path, "").await;
+        assert_eq!(status, 403, "{path}");
+    }
+    // One spelling per character: what may stand raw stands raw.
+    let (status, location) = agent.raw("GET", "/users/%40me", "").await;
+    assert_eq!((status, location.as_deref()), (308, Some("/users/@me")));
+    // A letter some servers fold to ASCII (ſ → s): refused where routes ignore case.
+    let (status, _) = agent.raw("GET", "/acce%C5%BFs", "").await;
+    assert_eq!(status, 400);
+    assert_eq!(w.seen.len(), before);
+    let (status, _) = agent.raw("GET", "/users/@me", "").await;
+    assert_eq!(status, 200);
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn an_asset_is_checked_even_without_a_body_and_never_redirects_off_the_gateway() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    let head = agent
+        .client
+        .head(format!("{}/static/private.js", w.gateway))
+        .header("cookie", &agent.cookie)
+        .send()
+        .await
+        .expect("head");
+    assert_eq!(head.status(), StatusCode::BAD_GATEWAY);
+    let r = agent.get("/static/moved.png").send().await.expect("moved");
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(r.headers().get("location").is_none());
+    let refused = said(&w, "session.answer_refused").await;
+    assert!(
+        refused
+            .iter()
+            .any(|s| s.contains("GET /static/moved.png") && s.contains("redirect")),
+        "{refused:#?}"
+    );
+    assert!(
+        refused.iter().any(|s| s.contains("GET /static/private.js")),
+        "{refused:#?}"
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn the_product_hears_the_gateways_host_whatever_host_the_client_sends() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    let (status, _) = agent.raw("GET", "/", "").await;
+    assert_eq!(status, 200);
+    // A raw request whose Host names another tenant.
+    let host = w.gateway.trim_start_matches("http://").to_owned();
+    let spoofed = agent
+        .client
+        .get(format!("{}/", w.gateway))
+        .header("cookie", &agent.cookie)
+        .header("host", "othertenant.app.example")
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(spoofed.status(), StatusCode::OK);
+    let seen = w.seen.last_headers();
+    assert_eq!(
+        seen.get("x-forwarded-host").and_then(|v| v.to_str().ok()),
+        Some(host.as_str())
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_streaming_page_stops_with_the_session_and_one_that_breaks_off_is_recorded() {
+    use futures_util::StreamExt;
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent.get("/broken").send().await.expect("broken");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(r.bytes().await.is_err(), "the browser sees it broke off");
+    let mut recorded = false;
+    for _ in 0..50 {
+        if said(&w, "session.answer_refused")
+            .await
+            .iter()
+            .any(|s| s.contains("GET /broken") && s.contains("broke off"))
+        {
+            recorded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(recorded, "the break is in the ledger");
+
+    let r = agent.get("/slow").send().await.expect("slow");
+    let mut body = r.bytes_stream();
+    body.next().await.expect("a first row").expect("bytes");
+    let (sarah, active) = sarahs_session(&w).await;
+    w.app
+        .service()
+        .end_session_by(&sarah, active.info().id)
+        .await
+        .expect("end");
+    let ended = tokio::time::timeout(std::time::Duration::from_secs(10), async {
+        loop {
+            match body.next().await {
+                Some(Ok(_)) => {}
+                Some(Err(_)) => return true,
+                None => return false,
+            }
+        }
+    })
+    .await
+    .expect("the page stops within 10 s");
+    assert!(ended, "it is cut off, not ended as if whole");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn a_placeholder_sent_back_is_refused_with_the_fields_named_or_left_out_where_allowed() {
+    let w = world().await;
+    let agent = enter(&w, &["edit_settings"], "live").await;
+    let before = w.seen.len();
+    let r = agent
+        .post("/settings/tax")
+        .form(&[
+            ("name", "Acme Co"),
+            ("email", "s•••@acme.com"),
+            ("phone", "•••• 0123"),
+        ])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let page = r.text().await.expect("text");
+    assert!(
+        page.contains("masked placeholder of email and phone") && page.contains("actas-banner"),
+        "{page}"
+    );
+    for (body, kind) in [
+        (
+            r#"{"contact":{"email":"s•••@acme.com"}}"#,
+            "application/json",
+        ),
+        ("note: ••• hidden", "text/plain"),
+    ] {
+        let r = agent
+            .post("/settings/tax")
+            .header("content-type", kind)
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{kind}");
+    }
+    let form = reqwest::multipart::Form::new()
+        .text("name", "Acme")
+        .text("card", "•••• 4242");
+    let r = agent
+        .post("/settings/tax")
+        .multipart(form)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let r = agent.get("/?q=s•••@acme.com").send().await.expect("get");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "a query too");
+    assert_eq!(w.seen.len(), before, "none reached the product");
+    assert!(
+        said(&w, "session.blocked").await.iter().any(|s| s.contains(
+            "it would have saved the masked placeholder of email and phone over the customer's real values"
+        ))
+    );
+    // A route that takes partial forms: the masked fields are left out, the rest saved.
+    let r = agent
+        .post("/echo")
+        .form(&[("name", "Acme Co"), ("email", "s•••@acme.com")])
+        .send()
+        .await
+        .expect("partial");
+    assert_eq!(r.status(), StatusCode::OK);
+    let echoed: serde_json::Value = r.json().await.expect("json");
+    assert_eq!(echoed["received"], "name=Acme+Co");
+    w.stop().await;
+}

@@ -336,6 +336,50 @@ async fn product(seen: Arc<Seen>) -> String {
             "console.log('built')",
         )
     }
+    /// An asset path that redirects to where the file really is.
+    async fn moved() -> impl IntoResponse {
+        (
+            axum::http::StatusCode::FOUND,
+            [("location", "https://files.example/acme/passport.png")],
+        )
+    }
+    /// A page that streams a row every 200 ms and never ends.
+    async fn slow() -> impl IntoResponse {
+        let rows = futures_util::stream::unfold(0u64, |i| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            Some((
+                Ok::<_, std::io::Error>(axum::body::Bytes::from(format!("<p>row {i}</p>"))),
+                i + 1,
+            ))
+        });
+        let head = futures_util::stream::once(async {
+            Ok(axum::body::Bytes::from_static(b"<html><body>"))
+        });
+        (
+            [("content-type", "text/html")],
+            axum::body::Body::from_stream(head.chain(rows)),
+        )
+    }
+    /// A page that breaks off half-way.
+    async fn broken() -> impl IntoResponse {
+        let parts = futures_util::stream::once(async {
+            Ok(axum::body::Bytes::from_static(b"<html><body><p>first half"))
+        })
+        .chain(futures_util::stream::once(async {
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            Err(std::io::Error::other("the product fell over"))
+        }));
+        (
+            [("content-type", "text/html")],
+            axum::body::Body::from_stream(parts),
+        )
+    }
+    /// What the product received, as JSON.
+    async fn echo(body: axum::body::Bytes) -> impl IntoResponse {
+        axum::Json(serde_json::json!({
+            "received": String::from_utf8_lossy(&body)
+        }))
+    }
     let app = axum::Router::new()
         .route("/", get(page))
         .route("/feed", get(feed))
@@ -362,6 +406,11 @@ async fn product(seen: Arc<Seen>) -> String {
         .route("/static/cookie.css", get(cookie_css))
         .route("/static/page.css", get(page))
         .route("/build/app.js", get(unmarked_script))
+        .route("/static/moved.png", get(moved))
+        .route("/slow", get(slow))
+        .route("/broken", get(broken))
+        .route("/echo", post(echo))
+        .route("/users/{who}", get(page))
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
         .layer(axum::middleware::from_fn_with_state(seen.clone(), log))
         .with_state(seen);
@@ -406,6 +455,16 @@ description = "opened the customer's account access page"
 route = "GET /statement"
 capability = "view"
 description = "viewed the statement"
+
+[[routes]]
+route = "POST /echo"
+capability = "edit_settings"
+description = "saved a partial form"
+partial_forms = true
+
+[[masking]]
+json = "$.received"
+rule = "show"
 "#;
 
 /// Starts the product and actas with the test policy.

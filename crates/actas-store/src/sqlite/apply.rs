@@ -153,6 +153,14 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 SessionsOf::Staff(id) => {
                     read::active_sessions_named(conn, "s.staff_id = ?", id.get()).await?
                 }
+                SessionsOf::StaffAbove { staff, risk } => {
+                    // Risks are stored by name; their order is the enum's.
+                    let clause = format!(
+                        "s.staff_id = ? AND (CASE r.risk WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2 ELSE 3 END) > {}",
+                        risk_rank(*risk)
+                    );
+                    read::active_sessions_named(conn, &clause, staff.get()).await?
+                }
             };
             let mut ended = Vec::with_capacity(found.len());
             for (active, staff, account, ticket) in found {
@@ -638,6 +646,16 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             end_session(conn, id, at, reason).await?;
             Ok(Applied::Done)
         }
+    }
+}
+
+/// A risk's place in order, as the SQL above ranks stored names.
+fn risk_rank(risk: actas_core::scope::Risk) -> u8 {
+    match risk {
+        actas_core::scope::Risk::Low => 0,
+        actas_core::scope::Risk::Medium => 1,
+        actas_core::scope::Risk::High => 2,
+        actas_core::scope::Risk::Forbidden => 3,
     }
 }
 

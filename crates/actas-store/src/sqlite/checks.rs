@@ -193,9 +193,10 @@ impl Checks {
                         a.name
                     ))),
                     Some(a) if expected.is_some_and(|e| e != a.consent) => {
-                        Err(StoreError::Conflict(format!(
-                            "{} changed their consent setting just now; try again",
-                            a.name
+                        Err(StoreError::Refused(format!(
+                            "{} changed their consent setting since this was asked for (it is now {}); make a new request",
+                            a.name,
+                            a.consent.as_str().replace('_', " ")
                         )))
                     }
                     Some(_) => Ok(Applied::Done),

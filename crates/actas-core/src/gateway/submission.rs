@@ -1,0 +1,192 @@
+//! What a request submits, and the rule that no masked value is ever written back
+//! (invariant 16).
+//!
+//! The gateway serves masked values as placeholders that carry [`MASK_MARK`] (`•••• 4242`,
+//! `s•••@acme.com`, `••• hidden`), and masked form controls carry them as their values
+//! so the browser sends them back as they are rather than leaving the field out (which a
+//! naive product would read as "cleared"). A submission that carries one is refused,
+//! naming the fields — unless the route says the product treats a field left out as
+//! unchanged (`partial_forms`), in which case those fields are left out before it is sent
+//! on.
+
+use crate::policy::masking::{MASK_MARK, carries_placeholder};
+
+/// Where a submitted field came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The query string.
+    Query,
+    /// The body: a form (URL-encoded or multipart) or JSON.
+    Body,
+}
+
+/// One submitted field: its name (JSON members by their path, `address.city`) and value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Field {
+    /// The name.
+    pub name: String,
+    /// The value as text.
+    pub value: String,
+    /// Where it came from.
+    pub source: Source,
+}
+
+/// What to do with a submission, by whether it carries placeholders.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WriteBack {
+    /// Nothing masked in it: send it on.
+    Clean,
+    /// The route takes partial forms: leave these fields out, send the rest on.
+    Drop(Vec<String>),
+    /// Refuse it: these fields would write a placeholder over the customer's data.
+    Refuse(Vec<String>),
+}
+
+/// Decides on a submission: any field whose name or value carries a placeholder is
+/// dropped where the route takes partial forms, and refuses the whole submission
+/// otherwise. A placeholder in a name (a masked element's `name` attribute) can't be
+/// left out meaningfully, so it always refuses.
+pub fn write_back(fields: &[Field], partial_forms: bool) -> WriteBack {
+    let mut carrying: Vec<String> = Vec::new();
+    let mut in_names = false;
+    for f in fields {
+        if carries_placeholder(&f.name) {
+            in_names = true;
+        }
+        if (carries_placeholder(&f.name) || carries_placeholder(&f.value))
+            && !carrying.contains(&f.name)
+        {
+            carrying.push(f.name.clone());
+        }
+    }
+    match (carrying.is_empty(), partial_forms && !in_names) {
+        (true, _) => WriteBack::Clean,
+        (false, true) => WriteBack::Drop(carrying),
+        (false, false) => WriteBack::Refuse(carrying),
+    }
+}
+
+/// A field's name for people: `address.city` as "address city", and a name that is itself
+/// a placeholder as "a masked field".
+pub fn field_words(name: &str) -> String {
+    if name.contains(MASK_MARK) {
+        "a masked field".to_owned()
+    } else {
+        name.replace(['_', '.'], " ")
+    }
+}
+
+/// Every string in a JSON document as a field named by its path (`$` left out; array
+/// positions as `[n]`), keys included, so a placeholder anywhere is found.
+pub fn json_fields(value: &serde_json::Value) -> Vec<Field> {
+    fn walk(v: &serde_json::Value, at: &str, out: &mut Vec<Field>) {
+        match v {
+            serde_json::Value::Object(map) => {
+                for (k, child) in map {
+                    let name = if at.is_empty() {
+                        k.clone()
+                    } else {
+                        format!("{at}.{k}")
+                    };
+                    walk(child, &name, out);
+                }
+            }
+            serde_json::Value::Array(items) => {
+                for (i, child) in items.iter().enumerate() {
+                    walk(child, &format!("{at}[{i}]"), out);
+                }
+            }
+            serde_json::Value::String(s) => out.push(Field {
+                name: at.to_owned(),
+                value: s.clone(),
+                source: Source::Body,
+            }),
+            other => out.push(Field {
+                name: at.to_owned(),
+                value: other.to_string(),
+                source: Source::Body,
+            }),
+        }
+    }
+    let mut out = Vec::new();
+    walk(value, "", &mut out);
+    out
+}
+
+/// Removes from a JSON document every member and element whose value (or key) carries a
+/// placeholder, for a route that takes partial forms.
+pub fn drop_json_placeholders(value: &mut serde_json::Value) {
+    match value {
+        serde_json::Value::Object(map) => {
+            map.retain(|k, v| {
+                !carries_placeholder(k)
+                    && !matches!(v, serde_json::Value::String(s) if carries_placeholder(s))
+            });
+            map.values_mut().for_each(drop_json_placeholders);
+        }
+        serde_json::Value::Array(items) => {
+            items.retain(|v| !matches!(v, serde_json::Value::String(s) if carries_placeholder(s)));
+            items.iter_mut().for_each(drop_json_placeholders);
+        }
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn field(name: &str, value: &str) -> Field {
+        Field {
+            name: name.into(),
+            value: value.into(),
+            source: Source::Body,
+        }
+    }
+
+    #[test]
+    fn a_placeholder_sent_back_is_refused_or_left_out_by_name() {
+        let fields = [
+            field("name", "Acme Co"),
+            field("email", "s•••@acme.com"),
+            field("phone", "•••• 0123"),
+            field("phone", "•••• 0123"),
+        ];
+        assert_eq!(
+            write_back(&fields, false),
+            WriteBack::Refuse(vec!["email".into(), "phone".into()])
+        );
+        assert_eq!(
+            write_back(&fields, true),
+            WriteBack::Drop(vec!["email".into(), "phone".into()])
+        );
+        assert_eq!(write_back(&fields[..1], false), WriteBack::Clean);
+        let named = [field("••• hidden", "x")];
+        assert_eq!(
+            write_back(&named, true),
+            WriteBack::Refuse(vec!["••• hidden".into()]),
+            "a masked name can't be left out"
+        );
+        assert_eq!(field_words("••• hidden"), "a masked field");
+        assert_eq!(field_words("address.post_code"), "address post code");
+    }
+
+    #[test]
+    fn json_placeholders_are_found_anywhere_and_dropped_where_allowed() {
+        let mut doc = json!({
+            "name": "Acme",
+            "contact": { "email": "s•••@acme.com", "tags": ["a", "•••• 4242"] },
+            "•••• 4242": true
+        });
+        let fields = json_fields(&doc);
+        let names: Vec<&str> = fields
+            .iter()
+            .filter(|f| carries_placeholder(&f.value) || carries_placeholder(&f.name))
+            .map(|f| f.name.as_str())
+            .collect();
+        assert_eq!(names, ["contact.email", "contact.tags[1]", "•••• 4242"]);
+        drop_json_placeholders(&mut doc);
+        assert_eq!(doc, json!({ "name": "Acme", "contact": { "tags": ["a"] } }));
+    }
+}
