@@ -447,7 +447,7 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
 
     // An out-of-scope form is refused and recorded.
     agent.go(&format!("{gateway}/profile")).await;
-    agent.fill("input[name=phone]", "+44 113 496 0000").await;
+    agent.fill("input[name=name]", "Acme Company").await;
     agent.click("form[action='/profile'] button").await;
     agent
         .expect_text("the refused profile change", "Blocked by actas")
@@ -757,6 +757,97 @@ async fn a_sensitive_customer_gives_a_code_once_and_a_timed_out_page_says_so() {
         )
         .await;
     agent.shot("timed-out").await;
+    agent.close().await;
+    d.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn saving_a_form_with_masked_fields_changes_nothing_and_says_why() {
+    let (d, _console, gateway, portal) = demo().await;
+    // Sarah may correct contact details (medium risk: Lee approves).
+    let s = d.app.service();
+    let staff = |email: &str| {
+        let email = actas_core::staff::Email::parse(email).expect("email");
+        async move {
+            s.store()
+                .staff_by_email(&email)
+                .await
+                .expect("read")
+                .expect("seeded")
+        }
+    };
+    let (sarah, lee) = (
+        staff("sarah@northwind.example").await,
+        staff("lee@northwind.example").await,
+    );
+    let r = s
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Correct the business name the customer sent us".into(),
+                capabilities: vec!["edit_profile".into()],
+                minutes: None,
+                mode: Some("live".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    s.approve_request(&lee, r.id, actas_server::service::Approval::default())
+        .await
+        .expect("approve");
+    let (_, token) = s
+        .start_session(&sarah, r.id, actas_core::Timestamp::now())
+        .await
+        .expect("start");
+    let agent = Browser::open("masked-form", 1280, 900).await;
+    agent
+        .go(&format!("{gateway}/__actas/enter?token={}", token.expose()))
+        .await;
+    agent.expect_text("the overview", "Welcome, Acme Co").await;
+    agent.go(&format!("{gateway}/profile")).await;
+    let email = agent
+        .client
+        .find(Locator::Css("input[name=email]"))
+        .await
+        .expect("the email field");
+    assert_eq!(
+        email.attr("readonly").await.expect("attr").as_deref(),
+        Some("true"),
+        "a masked field can't be edited"
+    );
+    assert_eq!(
+        email.prop("value").await.expect("value").as_deref(),
+        Some("s•••@acme.com")
+    );
+    agent.shot("profile-masked").await;
+    agent.fill("input[name=name]", "Acme Company").await;
+    agent.click("form[action='/profile'] button").await;
+    agent
+        .expect_text("the refused save", "Nothing was saved")
+        .await;
+    let page = agent.source().await;
+    assert!(
+        page.contains("masked placeholder of email and phone"),
+        "the fields are named: {page}"
+    );
+    agent.expect_banner("the refused save").await;
+    agent.shot("profile-refused").await;
+    // The customer's own view: nothing changed.
+    let customer = Browser::open("masked-form-customer", 1280, 900).await;
+    customer.go(&format!("{portal}/")).await;
+    customer.fill("input[name=id]", "acme").await;
+    customer.fill("input[name=password]", "acme-demo").await;
+    customer.click("form button").await;
+    customer.go(&format!("{portal}/profile")).await;
+    let html = customer.source().await;
+    assert!(
+        html.contains(r#"value="Acme Co""#) && html.contains("@acme.com") && !html.contains("•••"),
+        "the customer's details are as they were: {html}"
+    );
+    customer.close().await;
     agent.close().await;
     d.stop().await.expect("stop");
 }

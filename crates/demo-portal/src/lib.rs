@@ -589,7 +589,7 @@ async fn save_notifications(
     viewer: Viewer,
     body: axum::body::Bytes,
 ) -> Response {
-    let on = form(&body).contains_key("email");
+    let on = form(&body).contains_key("email_notifications");
     let mut all = p.customers();
     let Some(c) = all.get_mut(&viewer.customer) else {
         return no_customer();

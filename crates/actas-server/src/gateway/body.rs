@@ -44,7 +44,11 @@ pub(super) async fn body(
         // response with an error (the browser gets a broken page, never an unmasked one).
         Class::Html => {
             let rewriter = state.masker.stream(&ctx.banner, Some(&ctx.base));
-            Body::from_stream(cutoff.guard(rewritten_html(upstream.bytes_stream(), rewriter)))
+            Body::from_stream(cutoff.guard(rewritten_html(
+                upstream.bytes_stream(),
+                rewriter,
+                state.clone(),
+            )))
         }
         // JSON is masked as a whole document, so it is read whole, up to the limit.
         Class::Json => {
@@ -204,21 +208,31 @@ pub(super) fn mask_json_text(state: &GatewayState, text: &str) -> Option<String>
 fn rewritten_html(
     upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
     rewriter: rewrite::HtmlStream,
+    state: GatewayState,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let upstream = Box::pin(upstream);
     futures_util::stream::unfold(
         (upstream, Some(rewriter)),
-        |(mut upstream, rewriter)| async move {
-            let mut rewriter = rewriter?;
-            let step = match upstream.next().await {
-                Some(Ok(chunk)) => rewriter.feed(&chunk).map(|out| (out, Some(rewriter))),
-                Some(Err(e)) => Err(rewrite::RewriteError::Rewrite(e.to_string())),
-                None => rewriter.finish().map(|out| (out, None)),
-            };
-            Some(match step {
-                Ok((out, next)) => (Ok(out), (upstream, next)),
-                Err(e) => (Err(std::io::Error::other(e)), (upstream, None)),
-            })
+        move |(mut upstream, rewriter)| {
+            let state = state.clone();
+            async move {
+                let mut rewriter = rewriter?;
+                let step = match upstream.next().await {
+                    Some(Ok(chunk)) => rewriter.feed(&chunk).map(|out| {
+                        // Unclassified fields met so far, counted for the team.
+                        state
+                            .service
+                            .note_unclassified(rewriter.take_unclassified());
+                        (out, Some(rewriter))
+                    }),
+                    Some(Err(e)) => Err(rewrite::RewriteError::Rewrite(e.to_string())),
+                    None => rewriter.finish().map(|out| (out, None)),
+                };
+                Some(match step {
+                    Ok((out, next)) => (Ok(out), (upstream, next)),
+                    Err(e) => (Err(std::io::Error::other(e)), (upstream, None)),
+                })
+            }
         },
     )
 }

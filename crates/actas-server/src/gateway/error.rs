@@ -180,7 +180,7 @@ impl GatewayError {
             GatewayError::Placeholder(fields) => (
                 "Nothing was saved",
                 format!(
-                    "{request} was not sent to the product: it carried the masked placeholder of {}, which would have replaced the customer's real {}. Change only what you can see in full; masked fields keep their values.",
+                    "{request} was not sent to the product: it carried the masked placeholder of {}, which would have replaced the customer's real {}. A form with masked fields can't be saved as it is: ask the customer to make this change, or ask whoever keeps the actas policy whether this form may be saved without its masked fields.",
                     field_list(fields),
                     if fields.len() == 1 { "value" } else { "values" }
                 ),

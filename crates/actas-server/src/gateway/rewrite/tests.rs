@@ -1,0 +1,373 @@
+//! The rewriter, page by page.
+
+use super::mask::descendants_of;
+use super::*;
+use actas_core::policy::Policy;
+
+fn masker() -> HtmlMasker {
+    let p = Policy::from_toml(
+        r##"
+[[masking]]
+html = ".card-number"
+rule = "last4"
+[[masking]]
+html = "[data-secret]"
+rule = "never"
+[[masking]]
+html = ".email"
+rule = "email"
+[[masking]]
+html = "#national-id"
+rule = "hide"
+[[masking]]
+json = "$.props.email"
+rule = "email"
+[[masking]]
+json = "$.props.name"
+rule = "show"
+"##,
+        "t.toml",
+    )
+    .expect("policy");
+    HtmlMasker::new(&p).expect("selectors")
+}
+
+/// A page fed in `pieces` to the test policy's masker, rewritten, without the marks the
+/// gateway puts on what it masked (see `marks_and_locks`).
+fn rewritten<'a>(pieces: impl IntoIterator<Item = &'a [u8]>, origin: Option<&str>) -> String {
+    let out = masker()
+        .rewrite_chunks(pieces, "", origin)
+        .expect("rewrite");
+    unmarked(String::from_utf8(out).expect("utf-8"))
+}
+
+fn unmarked(page: String) -> String {
+    page.replace(&format!(" {MASKED_ATTRIBUTE}=\"\""), "")
+}
+
+const PAGE: &str = r#"<!doctype html><html><head><script src="/app.js"></script></head>
+<body class="portal"><h1>Payments</h1>
+<p>Card: <span class="card-number">4111 1111 1111 4242</span></p>
+<input class="card-number" name="card" value="4111111111114242">
+<p class="email">sarah@acme.com</p>
+<div id="national-id">AB 12 34 56 C</div>
+<ul data-secret><li>recovery-code-aaaa-bbbb</li><li>recovery-code-cccc-dddd</li></ul>
+<a class="email" href="mailto:sarah@acme.com" title="sarah@acme.com">Write</a>
+<td class="card-number"><a href="/cards/4111111111114242" data-card="4111111111114242">card</a></td>
+<div id="national-id" data-value="AB 12 34 56 C"></div>
+<p>Balance: £1,200</p></body></html>"#;
+
+#[test]
+fn secrets_are_masked_and_the_banner_comes_first_in_body() {
+    let out = unmarked(
+        String::from_utf8(
+            masker()
+                .rewrite(
+                    PAGE.as_bytes(),
+                    "<div id=actas-banner>Acting as Acme Co</div>",
+                )
+                .expect("rewrite"),
+        )
+        .expect("utf-8"),
+    );
+    assert!(
+        out.contains(r#"<body class="portal"><div id=actas-banner>Acting as Acme Co</div><h1>"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"<span class="card-number">•••• 4242</span>"#),
+        "{out}"
+    );
+    assert!(out.contains(r#"value="•••• 4242""#), "{out}");
+    assert!(out.contains("s•••@acme.com"), "{out}");
+    assert!(
+        out.contains(r#"<div id="national-id">••• hidden</div>"#),
+        "{out}"
+    );
+    // Attributes of masked elements, and of elements inside them, are masked too;
+    // structural ones (`class`, `id`) are kept.
+    assert!(
+        out.contains(r#"<a class="email" href="m•••@acme.com" title="s•••@acme.com">"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"<a href="•••• 4242" data-card="•••• 4242">"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"<div id="national-id" data-value="••• hidden">"#),
+        "{out}"
+    );
+    for secret in [
+        "4111 1111 1111 4242",
+        "4111111111114242",
+        "sarah@acme.com",
+        "AB 12 34 56 C",
+        "recovery-code",
+    ] {
+        assert!(!out.contains(secret), "{secret} leaked: {out}");
+    }
+    assert!(
+        out.contains("Balance: £1,200"),
+        "the rest of the page is untouched"
+    );
+}
+
+#[test]
+fn text_split_across_chunks_is_still_masked_whole() {
+    // One byte at a time, as a slow upstream might send it.
+    let out = rewritten(PAGE.as_bytes().chunks(1), None);
+    assert!(
+        out.contains(r#"<span class="card-number">•••• 4242</span>"#),
+        "{out}"
+    );
+    assert!(
+        !out.contains("1111") && !out.contains("recovery-code"),
+        "{out}"
+    );
+}
+
+#[test]
+fn absolute_links_to_the_product_stay_inside_the_gateway() {
+    let page = br#"<body><a href="http://product.local:8082/loans/7">loan</a><a href="https://elsewhere.example/x">out</a>
+<form action="http://product.local:8082/settings"><button formaction="http://product.local:8082">b</button></form>
+<img src="//product.local:8082/logo.png"><meta http-equiv="refresh" content="0; url=http://product.local:8082/home"></body>"#;
+    let out = rewritten([&page[..]], Some("http://product.local:8082"));
+    assert!(!out.contains("product.local"), "{out}");
+    for kept in [
+        r#"href="/loans/7""#,
+        r#"action="/settings""#,
+        r#"formaction="/""#,
+        r#"src="/logo.png""#,
+        "url=/home",
+        "https://elsewhere.example/x",
+    ] {
+        assert!(out.contains(kept), "{kept} missing: {out}");
+    }
+}
+
+#[test]
+fn json_data_in_a_page_is_masked_by_the_json_rules() {
+    let page = r#"<body><script id="__NEXT_DATA__" type="application/json">{"props":{"name":"\u003c/script><b>Acme","email":"sarah@acme.com","card":"4111111111114242"}}</script>
+<script type="application/ld+json">not json 4111111111114242</script>
+<script>var shown = "as it is";</script></body>"#;
+    // One byte at a time too: the document is held back until whole.
+    for chunk in [page.len(), 1] {
+        let out = rewritten(page.as_bytes().chunks(chunk), None);
+        assert!(
+            out.contains(
+                r#"<script id="__NEXT_DATA__" type="application/json">{"props":{"card":"••• hidden","email":"s•••@acme.com","name":"\u003c/script>\u003cb>Acme"}}</script>"#
+            ),
+            "{out}"
+        );
+        assert!(
+            out.contains(r#"<script type="application/ld+json">null</script>"#),
+            "what isn't JSON is dropped: {out}"
+        );
+        assert!(out.contains(r#"var shown = "as it is";"#), "{out}");
+        assert!(!out.contains("4111") && !out.contains("sarah@"), "{out}");
+    }
+}
+
+#[test]
+fn text_too_long_to_hold_back_is_given_up_never_let_through() {
+    let long_card = format!("4111 {} 4242", "1".repeat(MAX_MASKED_TEXT));
+    let long_json = format!(
+        r#"{{"props":{{"email":"sarah@acme.com","pad":"{}"}}}}"#,
+        "x".repeat(MAX_INLINE_JSON)
+    );
+    let page = format!(
+        r#"<body><span class="card-number">{long_card}</span><script type="application/json">{long_json}</script><p>after</p></body>"#
+    );
+    // In 4 KiB pieces, as a page arrives from the network.
+    let out = rewritten(page.as_bytes().chunks(4096), None);
+    assert!(
+        out.contains(r#"<span class="card-number">••• hidden</span>"#),
+        "a masked text node too long to hold is hidden"
+    );
+    assert!(
+        out.contains(r#"<script type="application/json">null</script>"#),
+        "JSON too large to hold becomes null"
+    );
+    assert!(!out.contains("4111") && !out.contains("sarah@"));
+    assert!(out.contains("<p>after</p>"), "the rest of the page follows");
+}
+
+#[test]
+fn descendants_of_a_selector_list_keep_commas_inside_brackets() {
+    assert_eq!(descendants_of(".a"), ".a *");
+    assert_eq!(
+        descendants_of(r#"td.card, [data-x="a,b"], :not(.x, .y)"#),
+        r#"td.card *, [data-x="a,b"] *, :not(.x, .y) *"#
+    );
+}
+
+#[test]
+fn every_form_of_a_product_url_is_made_local_and_lookalikes_are_not() {
+    let o = ProductOrigin::new("http://product.local:8082").expect("origin");
+    let local = |v: &str| o.keep_on_gateway(v);
+    assert_eq!(
+        local("http://product.local:8082/loans?x=1").as_deref(),
+        Some("/loans?x=1")
+    );
+    assert_eq!(local("HTTPS://product.local:8082").as_deref(), Some("/"));
+    assert_eq!(local("//product.local:8082/a#b").as_deref(), Some("/a#b"));
+    assert_eq!(local("http://product.local:8082?q").as_deref(), Some("/?q"));
+    assert_eq!(
+        local("http://product.local:8082/a.png 1x, //product.local:8082/b.png 2x").as_deref(),
+        Some("/a.png 1x, /b.png 2x")
+    );
+    assert_eq!(
+        local("0; url=http://product.local:8082/home").as_deref(),
+        Some("0; url=/home")
+    );
+    for other in [
+        "http://product.local:80823/x",
+        "http://evil.product.local:8082/x",
+        "https://elsewhere.example/?next=x//product.local:8082",
+        "/already/local",
+    ] {
+        assert_eq!(local(other), None, "{other}");
+    }
+}
+
+#[test]
+fn a_bad_selector_is_refused_at_start() {
+    let p = Policy::from_toml("[[masking]]\nhtml = \"div[\"\nrule = \"hide\"\n", "t.toml")
+        .expect("policy");
+    assert!(matches!(
+        HtmlMasker::new(&p),
+        Err(RewriteError::Selector { .. })
+    ));
+}
+
+#[test]
+fn last4_and_email_mask_an_elements_whole_text_however_it_is_split() {
+    let page = r#"<body><span class="card-number">4111 <b>1111</b> <i>11<u>11</u></i> 4242</span>
+<p class="email"><span>sarah</span>@<span>acme.com</span></p>
+<span class="card-number" id="card-4111111111114242" style="background:url(/c/4111111111114242)" name="pan">x</span></body>"#;
+    for size in [page.len(), 1, 7] {
+        let out = rewritten(page.as_bytes().chunks(size), None);
+        assert!(out.contains("•••• 4242"), "{out}");
+        assert!(out.contains("s•••@acme.com"), "{out}");
+        for secret in ["1111", "sarah", "4111111111114242", "url(/c/"] {
+            assert!(!out.contains(secret), "{secret} in {out}");
+        }
+        assert!(
+            out.contains(r#"name="pan""#),
+            "a name that is a name is kept: {out}"
+        );
+        assert!(out.contains(r#"class="card-number""#), "{out}");
+    }
+}
+
+fn form_masker() -> HtmlMasker {
+    let p = Policy::from_toml(
+        r##"
+unclassified = "hide"
+[[masking]]
+field = "name"
+rule = "show"
+[[masking]]
+json = "$.email"
+rule = "email"
+[[masking]]
+field = "tax_rate"
+rule = "show"
+[[masking]]
+html = "[data-secret]"
+rule = "never"
+[[masking]]
+field = "pin"
+rule = "never"
+"##,
+        "t.toml",
+    )
+    .expect("policy");
+    HtmlMasker::new(&p).expect("selectors")
+}
+
+#[test]
+fn form_fields_no_rule_names_are_hidden_and_masked_ones_can_only_go_back_as_placeholders() {
+    let page = r#"<body><form method="post" action="/profile">
+<input name="name" value="Acme Co">
+<input name="email" value="sarah@acme.com">
+<input name="backup_email" value="backup@acme.com">
+<input name="empty_note" value="">
+<textarea name="notes">VIP, call before noon</textarea>
+<select name="tier"><option value="gold" selected>Gold</option></select>
+<select name="tax_rate"><option value="20" selected>20%</option></select>
+<input type="checkbox" name="is_vip" value="yes" checked>
+<input name="pin" value="9921">
+<div data-secret><input name="recovery" value="rc-aaaa"></div>
+<input type="hidden" name="internal_id" value="cust_8812">
+<input type="submit" value="Save profile">
+</form></body>"#;
+    let masker = form_masker();
+    let mut stream = masker.stream("", None);
+    let mut out = stream.feed(page.as_bytes()).expect("feed").to_vec();
+    let unclassified = stream.take_unclassified();
+    out.extend_from_slice(&stream.finish().expect("finish"));
+    let out = String::from_utf8(out).expect("utf-8");
+    for secret in [
+        "backup@acme.com",
+        "VIP, call",
+        "Gold",
+        "9921",
+        "rc-aaaa",
+        "cust_8812",
+        "sarah@",
+    ] {
+        assert!(!out.contains(secret), "{secret} in {out}");
+    }
+    // Classified and shown: untouched.
+    assert!(
+        out.contains(r#"<input name="name" value="Acme Co">"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"<option value="20" selected>20%</option>"#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"<input type="submit" value="Save profile">"#),
+        "{out}"
+    );
+    // Masked text fields are read-only with their placeholder.
+    assert!(
+        out.contains(
+            r#"name="email" value="s•••@acme.com" data-actas-masked="" title="Masked by actas"#
+        ) && out.contains(r#"readonly="""#),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"<input name="empty_note" value="""#),
+        "an empty field stays empty: {out}"
+    );
+    // What the browser would leave out carries a hidden twin with the placeholder.
+    for name in ["tier", "is_vip", "pin", "recovery"] {
+        assert!(
+            out.contains(&format!(
+                r#"<input type="hidden" name="{name}" value="••• hidden" data-actas-masked>"#
+            )),
+            "{name}: {out}"
+        );
+    }
+    assert!(out.contains("disabled"), "{out}");
+    assert!(
+        !out.contains("checked"),
+        "a masked box does not say whether it is ticked: {out}"
+    );
+    let names: Vec<&str> = unclassified.iter().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "field backup_email",
+            "field empty_note",
+            "field internal_id",
+            "field is_vip",
+            "field notes",
+            "field tier"
+        ]
+    );
+}
