@@ -5,6 +5,7 @@
 //! plain words. The same function decides HTTP requests and WebSocket messages, and it is
 //! pure, so every rule here is tested by table, not through a server.
 
+pub mod answer;
 pub mod path;
 pub mod submission;
 

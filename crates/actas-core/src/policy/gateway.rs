@@ -2,11 +2,12 @@
 //! name — unnamed pages and changes, static assets, messages on live connections — how
 //! paths are read (case, trailing slash), and which headers pass each way.
 
+use super::routes::{Method, parse_route_key};
 use super::{Capability, Lines, PolicyError, is_header_name_byte};
 use crate::gateway::path::{CanonicalPath, TrailingSlash};
 use crate::scope::CapabilityName;
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use toml::Spanned;
 
 /// How the gateway treats what the routes don't name (`[gateway]` in the policy).
@@ -37,6 +38,81 @@ pub struct GatewayRules {
     /// Whether routes match paths letter case and all (`case_sensitive = true`). By
     /// default they don't, as many frameworks route `/Export.csv` like `/export.csv`.
     pub case_sensitive: bool,
+    /// Content types passed unmasked on named routes (`[[gateway.pass_through]]`); every
+    /// other type the gateway can't mask is refused.
+    pub pass_through: PassThrough,
+    /// The product's cookies that pass, both ways (`cookies = ["session_id"]`): any
+    /// other cookie the product sets is dropped (and listed by `actas policy
+    /// unclassified`), and the browser's others are not sent on. actas's own cookies
+    /// never pass, whatever this says.
+    pub cookies: Vec<String>,
+}
+
+/// Whether a cookie name is one of actas's own (`actas_gw`, `__Host-actas_console`), in
+/// any case and with any prefix a browser knows.
+pub fn is_actas_cookie(name: &str) -> bool {
+    let lower = name.trim().to_ascii_lowercase();
+    let bare = lower
+        .strip_prefix("__host-")
+        .or_else(|| lower.strip_prefix("__secure-"))
+        .unwrap_or(&lower);
+    bare.starts_with("actas")
+}
+
+/// One `[[gateway.pass_through]]`: a route, and the content types its answers may have
+/// that the gateway passes as they are.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassRule {
+    /// The method.
+    pub method: Method,
+    /// The path pattern.
+    pub path: String,
+    /// Content types (essences, lower case).
+    pub content_types: Vec<String>,
+}
+
+/// The pass-through rules, compiled like routes.
+#[derive(Clone, Default)]
+pub struct PassThrough {
+    rules: Vec<PassRule>,
+    routers: HashMap<Method, matchit::Router<usize>>,
+    case_sensitive: bool,
+}
+
+impl PartialEq for PassThrough {
+    fn eq(&self, other: &Self) -> bool {
+        self.rules == other.rules && self.case_sensitive == other.case_sensitive
+    }
+}
+
+impl Eq for PassThrough {}
+
+impl std::fmt::Debug for PassThrough {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(&self.rules).finish()
+    }
+}
+
+impl PassThrough {
+    /// Whether an answer of `essence` to `method path` passes as it is.
+    pub fn passes(&self, method: Method, path: &CanonicalPath, essence: &str) -> bool {
+        let key = if self.case_sensitive {
+            path.for_matching().to_owned()
+        } else {
+            path.for_matching().to_ascii_lowercase()
+        };
+        let method = crate::gateway::routing_method(method);
+        self.routers
+            .get(&method)
+            .and_then(|r| r.at(&key).ok())
+            .and_then(|m| self.rules.get(*m.value))
+            .is_some_and(|rule| rule.content_types.iter().any(|t| t == essence))
+    }
+
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[PassRule] {
+        &self.rules
+    }
 }
 
 /// Response headers that always pass from the product to the browser: what a page needs
@@ -248,6 +324,8 @@ impl Default for GatewayRules {
             websocket_capability: None,
             trailing_slash: TrailingSlash::Remove,
             case_sensitive: false,
+            pass_through: PassThrough::default(),
+            cookies: Vec::new(),
         }
     }
 }
@@ -302,6 +380,14 @@ impl GatewayRules {
                 )
             })
             .collect();
+        for rule in self.pass_through.rules() {
+            out.push(format!(
+                "gateway.pass_through: {} {} passes {} as it is, unmasked and unchecked",
+                rule.method,
+                rule.path,
+                rule.content_types.join(", ")
+            ));
+        }
         if self.request_headers.iter().any(|h| h == "authorization") {
             out.push(
                 "gateway.request_headers: authorization passes to the product; in a session the product should trust the Actas-Assertion, not a token the agent's browser holds".to_owned(),
@@ -323,6 +409,15 @@ pub(super) struct RawGateway {
     websocket_capability: Option<Spanned<String>>,
     trailing_slash: Option<Spanned<String>>,
     case_sensitive: Option<bool>,
+    pass_through: Option<Vec<Spanned<RawPassThrough>>>,
+    cookies: Option<Vec<Spanned<String>>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawPassThrough {
+    route: Spanned<String>,
+    content_types: Vec<Spanned<String>>,
 }
 
 impl RawGateway {
@@ -402,7 +497,79 @@ impl RawGateway {
                 }
             },
         };
+        let case_sensitive = self.case_sensitive.unwrap_or(false);
+        let mut pass_through = PassThrough {
+            case_sensitive,
+            ..PassThrough::default()
+        };
+        for (i, raw) in self.pass_through.iter().flatten().enumerate() {
+            let field = format!("gateway.pass_through[{i}]");
+            let r = raw.get_ref();
+            let (method, path) = parse_route_key(r.route.get_ref())
+                .map_err(|e| lines.err(&r.route, format!("{field}.route"), e))?;
+            let mut types = Vec::new();
+            for (j, t) in r.content_types.iter().enumerate() {
+                let e = crate::gateway::answer::essence(t.get_ref());
+                if !e.contains('/') || e.contains(' ') {
+                    return Err(lines.err(
+                        t,
+                        format!("{field}.content_types[{j}]"),
+                        format!(
+                            "{:?} is not a content type such as \"application/pdf\"",
+                            t.get_ref()
+                        ),
+                    ));
+                }
+                if matches!(e.as_str(), "text/html" | "application/xhtml+xml") {
+                    return Err(lines.err(
+                        t,
+                        format!("{field}.content_types[{j}]"),
+                        "pages are always masked and can't be passed as they are",
+                    ));
+                }
+                types.push(e);
+            }
+            let key = if case_sensitive {
+                path.clone()
+            } else {
+                path.to_ascii_lowercase()
+            };
+            let index = pass_through.rules.len();
+            pass_through
+                .routers
+                .entry(method)
+                .or_default()
+                .insert(key, index)
+                .map_err(|e| lines.err(&r.route, format!("{field}.route"), e.to_string()))?;
+            pass_through.rules.push(PassRule {
+                method,
+                path,
+                content_types: types,
+            });
+        }
+        let mut cookies = Vec::new();
+        for (i, c) in self.cookies.iter().flatten().enumerate() {
+            let name = c.get_ref().trim();
+            let field = format!("gateway.cookies[{i}]");
+            if name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|b| b.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&b))
+            {
+                return Err(lines.err(c, field, format!("{name:?} is not a cookie name")));
+            }
+            if is_actas_cookie(name) {
+                return Err(lines.err(
+                    c,
+                    field,
+                    "cookies named actas… are actas's own and never pass",
+                ));
+            }
+            cookies.push(name.to_owned());
+        }
         Ok(GatewayRules {
+            cookies,
+            pass_through,
             unmatched_get: unmatched(&self.unmatched_get, "unmatched_get", d.unmatched_get)?,
             unmatched_change: unmatched(
                 &self.unmatched_change,
@@ -415,7 +582,7 @@ impl RawGateway {
             request_headers: header_names(lines, &self.request_headers, Direction::Request)?,
             websocket_capability,
             trailing_slash,
-            case_sensitive: self.case_sensitive.unwrap_or(false),
+            case_sensitive,
         })
     }
 }

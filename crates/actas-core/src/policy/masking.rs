@@ -51,9 +51,15 @@ pub const MASK_MARK: &str = "•••";
 /// What a hidden value is replaced with.
 pub const HIDDEN: &str = "••• hidden";
 
-/// Whether `value` carries a placeholder the gateway served (it contains [`MASK_MARK`]).
+/// Whether `value` carries a placeholder the gateway served: it contains [`MASK_MARK`],
+/// or the mark as a browser writes it when a page's charset can't hold it (the numeric
+/// character references `&#8226;` or `&#x2022;`, three times).
 pub fn carries_placeholder(value: &str) -> bool {
-    value.contains(MASK_MARK)
+    if value.contains(MASK_MARK) {
+        return true;
+    }
+    let lower = value.to_ascii_lowercase();
+    lower.contains("&#8226;&#8226;&#8226;") || lower.contains("&#x2022;&#x2022;&#x2022;")
 }
 
 impl MaskRule {
@@ -293,6 +299,27 @@ mod tests {
         assert_eq!(MaskRule::Email.apply("not-an-email"), Some(HIDDEN.into()));
         assert_eq!(MaskRule::Hide.apply("secret"), Some(HIDDEN.into()));
         assert_eq!(MaskRule::Never.apply("secret"), None);
+    }
+
+    #[test]
+    fn placeholders_are_recognised_however_a_browser_encodes_them() {
+        for sent in [
+            "•••• 4242",
+            "s•••@acme.com",
+            HIDDEN,
+            "s&#8226;&#8226;&#8226;@acme.com",
+            "&#X2022;&#x2022;&#x2022; hidden",
+        ] {
+            assert!(carries_placeholder(sent), "{sent}");
+        }
+        for real in [
+            "4111111111114242",
+            "sarah@acme.com",
+            "•• two bullets",
+            "&#8226;",
+        ] {
+            assert!(!carries_placeholder(real), "{real}");
+        }
     }
 
     #[test]

@@ -7,8 +7,8 @@ pub mod masking;
 pub mod routes;
 
 pub use gateway::{
-    AssetPattern, AssetTrust, DEFAULT_STATIC_ASSETS, GatewayRules, STANDARD_REQUEST_HEADERS,
-    STANDARD_RESPONSE_HEADERS,
+    AssetPattern, AssetTrust, DEFAULT_STATIC_ASSETS, GatewayRules, PassRule, PassThrough,
+    STANDARD_REQUEST_HEADERS, STANDARD_RESPONSE_HEADERS, is_actas_cookie,
 };
 
 use crate::account::{AccountFlag, Consent};

@@ -6,8 +6,9 @@
 
 use super::context::ProxyCtx;
 use super::error::{AnswerRefusal, GatewayError};
-use super::response_filter::{Answer, Class, product_headers};
-use super::{GatewayState, events, rewrite, websocket};
+use super::headers::product_headers;
+use super::response_filter::{Answer, Class};
+use super::{GatewayState, events, ndjson, rewrite, websocket};
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use futures_util::{Stream, StreamExt};
@@ -21,11 +22,29 @@ pub(super) async fn body(
     let (response, dropped) = product_headers(
         Response::builder().status(answer.upstream.status()),
         answer.upstream.headers(),
-        &policy.gateway,
+        policy,
         &answer,
         &ctx.base,
     );
-    state.service.note_unclassified(dropped);
+    state.service.note_unclassified(dropped.unclassified);
+    if !dropped.actas_cookies.is_empty()
+        && let Some(session) = &ctx.session
+    {
+        // Not a refusal of the answer, but the product reaching for actas's own cookies:
+        // on the record before the answer goes out.
+        let why = format!(
+            "the product tried to set actas's own cookie {}, which was dropped",
+            dropped.actas_cookies.join(", ")
+        );
+        if let Err(e) = state
+            .service
+            .record_answer_refused(session, &ctx.method_text(), ctx.path_text(), why)
+            .await
+        {
+            tracing::error!(error = %e, "a dropped actas cookie could not be recorded");
+            return Err(GatewayError::LedgerDown);
+        }
+    }
     let class = answer.class;
     let upstream = answer.upstream;
     if ctx.method_sent == "HEAD" {
@@ -42,8 +61,10 @@ pub(super) async fn body(
         // Streamed: each chunk is masked and sent on as it arrives, so memory stays
         // bounded whatever the page's size. A chunk that can't be rewritten ends the
         // response with an error (the browser gets a broken page, never an unmasked one).
-        Class::Html => {
-            let rewriter = state.masker.stream(&ctx.banner, Some(&ctx.base));
+        Class::Html(encoding) => {
+            let rewriter = state
+                .masker
+                .stream_in(&ctx.banner, Some(&ctx.base), encoding);
             Body::from_stream(cutoff.guard(rewritten_html(
                 upstream.bytes_stream(),
                 rewriter,
@@ -64,6 +85,9 @@ pub(super) async fn body(
                     GatewayError::Internal("the masked answer could not be written")
                 })?,
             )
+        }
+        Class::Ndjson => {
+            Body::from_stream(cutoff.guard(masked_lines(upstream.bytes_stream(), state.clone())))
         }
         Class::Events => {
             Body::from_stream(cutoff.guard(masked_events(upstream.bytes_stream(), state.clone())))
@@ -113,6 +137,32 @@ fn masked_events(
         )),
         Err(e) => Err(std::io::Error::other(e)),
     })
+}
+
+/// Newline-delimited JSON masked line by line as it streams from the product.
+fn masked_lines(
+    upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
+    state: GatewayState,
+) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
+    let upstream = Box::pin(upstream);
+    futures_util::stream::unfold(
+        (upstream, Some(ndjson::NdjsonMasker::default())),
+        move |(mut upstream, masker)| {
+            let state = state.clone();
+            async move {
+                let mut masker = masker?;
+                let mask = |line: &str| mask_json_text(&state, line);
+                Some(match upstream.next().await {
+                    Some(Ok(chunk)) => {
+                        let out = Bytes::from(masker.feed(&chunk, &mask));
+                        (Ok(out), (upstream, Some(masker)))
+                    }
+                    Some(Err(e)) => (Err(std::io::Error::other(e)), (upstream, None)),
+                    None => (Ok(Bytes::from(masker.finish(&mask))), (upstream, None)),
+                })
+            }
+        },
+    )
 }
 
 /// What a streamed body needs to stop with its session and to record how it broke off.

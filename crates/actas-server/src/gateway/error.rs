@@ -58,10 +58,10 @@ pub(super) enum GatewayError {
 /// Why the product's answer was not passed to the agent.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum AnswerRefusal {
-    /// It is a download or an export, and the scope has no export.
-    Export,
-    /// It names no content type and has a body.
-    Untyped,
+    /// Its class refuses it (no type, two, an export, a type that can't be masked).
+    Class(actas_core::gateway::answer::Refusal),
+    /// A page in a charset the gateway can't read.
+    Charset(String),
     /// It is packed in an encoding the gateway can't unpack.
     Packed(String),
     /// JSON larger than the limit, or cut off.
@@ -76,13 +76,10 @@ impl AnswerRefusal {
     /// Why, in words that finish "… was not shown the answer to GET /x: ".
     fn why(&self) -> String {
         match self {
-            AnswerRefusal::Export => {
-                "it was a download, and downloads and exports need an approved export scope".into()
-            }
-            AnswerRefusal::Untyped => {
-                "it did not say what kind of content it is, so it could not be checked for secrets"
-                    .into()
-            }
+            AnswerRefusal::Class(refusal) => format!("it {refusal}"),
+            AnswerRefusal::Charset(label) => format!(
+                "it was a page in the charset {label}, which the gateway can't read to check it for secrets"
+            ),
             AnswerRefusal::Packed(packing) => format!(
                 "it was packed as {packing}, which the gateway can't unpack to check it for secrets"
             ),
@@ -129,9 +126,10 @@ impl GatewayError {
             GatewayError::Method(_) => StatusCode::METHOD_NOT_ALLOWED,
             GatewayError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::PackedRequest(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            GatewayError::Blocked { .. } | GatewayError::Answer(AnswerRefusal::Export) => {
-                StatusCode::FORBIDDEN
-            }
+            GatewayError::Blocked { .. }
+            | GatewayError::Answer(AnswerRefusal::Class(
+                actas_core::gateway::answer::Refusal::Export,
+            )) => StatusCode::FORBIDDEN,
             GatewayError::Upstream | GatewayError::Answer(_) => StatusCode::BAD_GATEWAY,
             GatewayError::OutcomeUnrecorded => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Unvouched | GatewayError::Internal(_) => {
@@ -175,6 +173,13 @@ impl GatewayError {
                 "Blocked by actas",
                 format!(
                     "{request} was not sent to the product: the gateway could not read {what}, so it could not be checked and recorded."
+                ),
+            ),
+            GatewayError::Placeholder(fields) if ctx.method.is_some_and(|m| m.is_safe()) => (
+                "Blocked by actas",
+                format!(
+                    "{request} was not sent to the product: its address carried the masked placeholder of {} in place of a real value, and the product would have read the placeholder as data.",
+                    field_list(fields)
                 ),
             ),
             GatewayError::Placeholder(fields) => (
@@ -224,7 +229,7 @@ impl GatewayError {
                 "The result could not be recorded",
                 "The change was sent to the product, but its result could not be written to the audit log. Check the account before doing anything else.".into(),
             ),
-            GatewayError::Answer(AnswerRefusal::Export) => (
+            GatewayError::Answer(AnswerRefusal::Class(actas_core::gateway::answer::Refusal::Export)) => (
                 "Blocked by actas",
                 "Downloads and exports need an approved export scope.".into(),
             ),

@@ -60,5 +60,13 @@ pub(super) fn notice(status: StatusCode, title: &str, message: &str, banner: &st
     }
     .render()
     .unwrap_or_else(|_| title.to_owned());
-    (status, [(header::CACHE_CONTROL, "no-store")], Html(page)).into_response()
+    (
+        status,
+        [
+            (header::CACHE_CONTROL, "no-store"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+        ],
+        Html(page),
+    )
+        .into_response()
 }

@@ -1,9 +1,10 @@
-//! Phase 4, `response_filter`: the product's answer is classified once, from what the
-//! gateway can check, and every later phase acts on that class, never on the headers
-//! again. An answer is HTML, JSON or an event stream (masked), an asset (passed on as it
-//! is, and only if it proves to be one), or passed on as it is — or it is refused: a
-//! download without an export scope, a body that says nothing of what it is, a body
-//! packed so it can't be read.
+//! Phase 4, `response_filter`: the product's answer is classified once
+//! ([`actas_core::gateway::answer::classify`]), and every later phase acts on that class,
+//! never on the headers again: HTML, JSON, NDJSON and event streams are masked; an asset
+//! passes only if it proves to be one; an export only in a session that may export; any
+//! other type only where the policy passes it for the route. Everything else is refused
+//! (and recorded): a body with no type or two, a type the gateway can't mask, a body
+//! packed so it can't be read, a page in a charset it can't read.
 //!
 //! An asset is forwarded unrecorded, so its answer must be one: an image, a font, a
 //! style sheet or a script, that the product marks as the same for every user
@@ -12,33 +13,55 @@
 //! is refused and recorded: a script or an SVG that carries one customer's data is not an
 //! asset. `trusted_assets` in the policy skip the mark, never the type.
 
+use super::GatewayState;
 use super::context::ProxyCtx;
 use super::error::{AnswerRefusal, GatewayError};
-use super::{GatewayState, rewrite};
 use actas_core::gateway::ForwardKind;
-use actas_core::policy::{AssetTrust, GatewayRules};
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
-use std::collections::BTreeSet;
+use actas_core::gateway::answer::{self, Said};
+use actas_core::policy::AssetTrust;
+use axum::http::{HeaderMap, StatusCode, header};
 
 /// What the answer is, decided once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Class {
-    /// HTML (and XHTML, sent on as HTML): streamed through the masking rewriter.
-    Html,
+    /// HTML (and XHTML, sent on as HTML): streamed through the masking rewriter, read in
+    /// this encoding.
+    Html(&'static encoding_rs::Encoding),
     /// JSON: read whole and masked.
     Json,
+    /// Newline-delimited JSON: masked line by line.
+    Ndjson,
     /// Server-sent events: masked event by event.
     Events,
     /// A static asset that proved to be one: passed on as it is.
     Asset,
-    /// Anything else, passed on as it is.
+    /// An export the session may make, or a type the policy passes for this route:
+    /// passed on as it is.
     Passed,
 }
 
 impl Class {
-    /// Whether the body is rewritten (so its length is not the product's).
+    /// Whether the body is rewritten (so its length, and its validators, are not the
+    /// product's).
     pub(super) fn rewritten(self) -> bool {
-        matches!(self, Class::Html | Class::Json | Class::Events)
+        matches!(
+            self,
+            Class::Html(_) | Class::Json | Class::Ndjson | Class::Events
+        )
+    }
+
+    /// The one `Content-Type` the gateway sends for a rewritten body.
+    pub(super) fn content_type(self) -> Option<String> {
+        match self {
+            Class::Html(enc) => Some(format!(
+                "text/html; charset={}",
+                enc.name().to_ascii_lowercase()
+            )),
+            Class::Json => Some("application/json".into()),
+            Class::Ndjson => Some("application/x-ndjson".into()),
+            Class::Events => Some("text/event-stream".into()),
+            Class::Asset | Class::Passed => None,
+        }
     }
 }
 
@@ -48,7 +71,8 @@ pub(super) struct Answer {
     pub(super) class: Class,
     /// The answer, body still unread.
     pub(super) upstream: reqwest::Response,
-    /// Its content type, lower case (empty if none).
+    /// Its one content type as the product sent it (empty if none), for what passes as
+    /// it is.
     pub(super) content_type: String,
 }
 
@@ -58,11 +82,12 @@ pub(super) async fn response_filter(
     mut upstream: reqwest::Response,
 ) -> Result<Answer, GatewayError> {
     let headers = upstream.headers();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_ascii_lowercase();
+    let owned: Vec<String> = headers
+        .get_all(header::CONTENT_TYPE)
+        .iter()
+        .map(|v| v.to_str().unwrap_or("").to_owned())
+        .collect();
+    let content_type = owned.first().cloned().unwrap_or_default();
     let status = upstream.status();
     if let Some(ForwardKind::Asset(trust)) = ctx.forwarded {
         // Only "not modified" passes unexamined: the browser shows what it cached, which
@@ -75,7 +100,7 @@ pub(super) async fn response_filter(
             )));
         }
         if status != StatusCode::NOT_MODIFIED {
-            proves_asset(headers, &content_type, trust)
+            proves_asset(headers, &content_type.to_ascii_lowercase(), trust)
                 .map_err(|why| GatewayError::Answer(AnswerRefusal::NotAnAsset(why)))?;
         }
         return Ok(Answer {
@@ -84,40 +109,45 @@ pub(super) async fn response_filter(
             content_type,
         });
     }
-    let attachment = headers
-        .get(header::CONTENT_DISPOSITION)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|d| d.to_ascii_lowercase().starts_with("attachment"));
     let session = ctx.session.as_ref().ok_or(GatewayError::Internal(
         "the answer came back without a session",
     ))?;
-    let policy = state.service.policy();
-    if (attachment || content_type.starts_with("text/csv"))
-        && !policy.allows_export(&session.session.info().scope)
-    {
-        return Err(GatewayError::Answer(AnswerRefusal::Export));
-    }
-    // XHTML is read as HTML by the rewriter, and sent on as text/html so the browser reads
-    // it the same way (the banner is HTML, not XML).
-    let class = if content_type.starts_with("text/html")
-        || content_type.starts_with("application/xhtml+xml")
-    {
-        Class::Html
-    } else if content_type.starts_with("application/json") || content_type.contains("+json") {
-        Class::Json
-    } else if content_type.starts_with("text/event-stream") {
-        Class::Events
-    } else {
-        Class::Passed
+    let (Some(method), Some(path)) = (ctx.method, ctx.path.as_ref()) else {
+        return Err(GatewayError::Internal(
+            "the answer came back without its request",
+        ));
     };
+    let policy = state.service.policy();
+    let attachment = upstream
+        .headers()
+        .get(header::CONTENT_DISPOSITION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|d| d.trim().to_ascii_lowercase().starts_with("attachment"));
+    let mut has_body = may_have_body(status, &upstream) && ctx.method_sent != "HEAD";
     // A browser would guess what an untyped body is, and might show it as a page: one
     // that was never masked and carries no banner. Only one that turns out empty passes.
-    if content_type.is_empty()
-        && may_have_body(status, &upstream)
-        && !matches!(upstream.chunk().await, Ok(None))
-    {
-        return Err(GatewayError::Answer(AnswerRefusal::Untyped));
+    if owned.is_empty() && has_body {
+        has_body = !matches!(upstream.chunk().await, Ok(None));
     }
+    let types: Vec<&str> = owned.iter().map(String::as_str).collect();
+    let said = Said {
+        content_types: &types,
+        attachment,
+        has_body,
+    };
+    let class = answer::classify(
+        &said,
+        policy.allows_export(&session.session.info().scope),
+        |k| policy.gateway.pass_through.passes(method, path, k),
+    )
+    .map_err(|r| GatewayError::Answer(AnswerRefusal::Class(r)))?;
+    let class = match class {
+        answer::Class::Html { charset } => Class::Html(encoding(charset.as_deref())?),
+        answer::Class::Json => Class::Json,
+        answer::Class::Ndjson => Class::Ndjson,
+        answer::Class::Events => Class::Events,
+        answer::Class::Export | answer::Class::PassThrough => Class::Passed,
+    };
     // The client unpacks gzip, deflate and brotli as the body streams in, so everything
     // after this sees plain bytes, and a compression bomb costs time, never memory. A
     // body still packed some other way can't be read to be masked, so it is not shown.
@@ -134,6 +164,18 @@ pub(super) async fn response_filter(
         upstream,
         content_type,
     })
+}
+
+/// The encoding a page names, if the rewriter can read it: UTF-8 when it names none,
+/// or any encoding that keeps ASCII as ASCII (ISO-8859-1, Windows-1252, Shift_JIS, …).
+/// One that doesn't (UTF-16) can't be masked, so the page is refused.
+fn encoding(label: Option<&str>) -> Result<&'static encoding_rs::Encoding, GatewayError> {
+    let Some(label) = label else {
+        return Ok(encoding_rs::UTF_8);
+    };
+    encoding_rs::Encoding::for_label(label.as_bytes())
+        .filter(|e| lol_html::AsciiCompatibleEncoding::new(e).is_some())
+        .ok_or_else(|| GatewayError::Answer(AnswerRefusal::Charset(label.to_owned())))
 }
 
 /// Content types an asset may have: images, fonts, style sheets, scripts.
@@ -218,87 +260,10 @@ fn may_have_body(status: StatusCode, upstream: &reqwest::Response) -> bool {
         || upstream.content_length() == Some(0))
 }
 
-/// The product's response headers as the browser gets them: hop-by-hop and `Actas-*`
-/// headers dropped, and any header the policy doesn't let through (see
-/// [`GatewayRules::passes_response_header`]) dropped and returned, named `header <name>`,
-/// to be counted; `Location` and `Set-Cookie` kept on the gateway, XHTML labelled as HTML,
-/// and `Content-Length` kept only for a body that is not rewritten.
-pub(super) fn product_headers(
-    mut response: axum::http::response::Builder,
-    headers: &HeaderMap,
-    rules: &GatewayRules,
-    answer: &Answer,
-    base: &str,
-) -> (axum::http::response::Builder, BTreeSet<String>) {
-    let mut dropped = BTreeSet::new();
-    for (name, value) in headers {
-        let n = name.as_str();
-        if n == "content-length" {
-            // Kept for a body passed on as it came (the client drops it itself when it
-            // unpacks one); a rewritten body's length is not known ahead.
-            if !answer.class.rewritten() {
-                response = response.header(name, value);
-            }
-            continue;
-        }
-        if HOP_BY_HOP.contains(&n) || n == "x-content-type-options" {
-            continue;
-        }
-        if !rules.passes_response_header(n) {
-            // It could carry what masking hides: dropped, and counted for the team.
-            dropped.insert(format!("header {n}"));
-            continue;
-        }
-        match n {
-            "content-type" if answer.content_type.starts_with("application/xhtml+xml") => {
-                // Same parameters (the charset), read as HTML.
-                let params = &answer.content_type["application/xhtml+xml".len()..];
-                if let Ok(v) = HeaderValue::from_str(&format!("text/html{params}")) {
-                    response = response.header(header::CONTENT_TYPE, v);
-                }
-            }
-            "location" => {
-                // Keep the browser inside the gateway.
-                let loc = value.to_str().unwrap_or("/");
-                let local = rewrite::ProductOrigin::new(base).and_then(|o| o.keep_on_gateway(loc));
-                if let Ok(v) = HeaderValue::from_str(local.as_deref().unwrap_or(loc)) {
-                    response = response.header(header::LOCATION, v);
-                }
-            }
-            "set-cookie" => {
-                // Cookies belong to the gateway origin: drop any Domain the product names.
-                let kept: Vec<&str> = value
-                    .to_str()
-                    .unwrap_or("")
-                    .split(';')
-                    .filter(|p| !p.trim().to_ascii_lowercase().starts_with("domain="))
-                    .collect();
-                if let Ok(v) = HeaderValue::from_str(&kept.join(";")) {
-                    response = response.header(header::SET_COOKIE, v);
-                }
-            }
-            _ => response = response.header(name, value),
-        }
-    }
-    (response, dropped)
-}
-
-/// Headers of one connection, never passed on.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "te",
-    "trailer",
-    "host",
-    "content-length",
-];
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
 
     fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();

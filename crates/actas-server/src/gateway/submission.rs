@@ -6,7 +6,7 @@
 
 use super::error::GatewayError;
 use actas_core::gateway::submission::{Field, Source, drop_json_placeholders, json_fields};
-use actas_core::policy::masking::{MASK_MARK, carries_placeholder};
+use actas_core::policy::masking::carries_placeholder;
 use actas_core::policy::routes::Method;
 use axum::body::Bytes;
 use axum::http::request::Parts;
@@ -125,7 +125,7 @@ pub(super) async fn read(parts: &Parts, body: &Bytes) -> Result<Submission, Gate
             fields.extend(json_fields(&doc));
         }
         Encoding::Opaque => {
-            opaque_placeholder = memchr_mark(body);
+            opaque_placeholder = carries_placeholder(&String::from_utf8_lossy(body));
         }
     }
     Ok(Submission {
@@ -133,12 +133,6 @@ pub(super) async fn read(parts: &Parts, body: &Bytes) -> Result<Submission, Gate
         encoding,
         opaque_placeholder,
     })
-}
-
-/// Whether raw bytes hold the placeholder mark.
-fn memchr_mark(body: &[u8]) -> bool {
-    let mark = MASK_MARK.as_bytes();
-    body.windows(mark.len()).any(|w| w == mark)
 }
 
 impl Submission {

@@ -8,11 +8,12 @@
 use super::context::ProxyCtx;
 use super::error::GatewayError;
 use super::request_filter::Filtered;
-use super::{GATEWAY_COOKIE, GatewayState, websocket};
+use super::{GatewayState, websocket};
 use crate::assertion::Subject;
 use crate::config::HostHeader;
 use actas_core::Timestamp;
 use actas_core::event::FieldChange;
+use actas_core::policy::is_actas_cookie;
 use actas_core::scope::Mode;
 use axum::http::{HeaderMap, HeaderName, HeaderValue, header};
 use axum::response::Response;
@@ -154,16 +155,14 @@ pub(super) fn upstream_headers(
         .flat_map(|v| v.split(';'))
         .map(str::trim)
         .filter(|kv| {
-            // actas's own cookies never reach the product: the gateway's, and the
-            // console's too (browsers send cookies by host, not port, so when the console
-            // and the gateway share a host the console's sign-in would come along).
-            !kv.is_empty()
-                && kv.split_once('=').is_none_or(|(name, _)| {
-                    let name = name.trim();
-                    name != GATEWAY_COOKIE
-                        && !name.starts_with("actas_")
-                        && !name.starts_with("__Host-actas_")
-                })
+            // Only the product's cookies the policy lists; actas's own never reach the
+            // product: the gateway's, and the console's too (browsers send cookies by
+            // host, not port, so when the console and the gateway share a host the
+            // console's sign-in would come along).
+            kv.split_once('=').is_some_and(|(name, _)| {
+                let name = name.trim();
+                !is_actas_cookie(name) && rules.cookies.iter().any(|c| c == name)
+            })
         })
         .collect();
     if !product_cookies.is_empty()

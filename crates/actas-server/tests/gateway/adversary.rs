@@ -708,3 +708,115 @@ async fn a_placeholder_sent_back_is_refused_with_the_fields_named_or_left_out_wh
     assert_eq!(echoed["received"], "name=Acme+Co");
     w.stop().await;
 }
+
+#[tokio::test]
+async fn what_the_gateway_cant_mask_is_refused_unless_the_policy_passes_it_for_the_route() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    // (path, status, what the ledger says it was)
+    let refused = [
+        ("/feed.xml", 502, "it was application/xml"),
+        ("/chart", 502, "it was image/svg+xml"),
+        ("/config", 502, "it was application/javascript"),
+        ("/sheet", 403, "it was a download"),
+        (
+            "/twotypes",
+            502,
+            "it named more than one kind of content (text/plain, text/html)",
+        ),
+        ("/utf16", 502, "it was a page in the charset utf-16"),
+    ];
+    for (path, status, why) in refused {
+        let r = agent.get(path).send().await.expect("get");
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        assert!(!r.text().await.expect("text").contains("4111"), "{path}");
+        assert!(
+            said(&w, "session.answer_refused")
+                .await
+                .iter()
+                .any(|s| s.contains(&format!("GET {path}: {why}"))),
+            "{path}"
+        );
+    }
+    // The policy passes PDFs for /reports/{id}: as they are, with one content type.
+    let r = agent.get("/reports/7").send().await.expect("pdf");
+    assert_eq!(r.status(), StatusCode::OK);
+    let types: Vec<_> = r.headers().get_all("content-type").iter().collect();
+    assert_eq!(types, ["application/pdf"]);
+    // NDJSON line by line, text/json whole; a page in ISO-8859-1 masked in its charset.
+    let lines = agent.get("/lines").send().await.expect("lines");
+    assert_eq!(lines.headers()["content-type"], "application/x-ndjson");
+    assert_eq!(
+        lines.text().await.expect("text"),
+        "{\"card\":{\"number\":\"•••• 4242\"}}\n{\"name\":\"Acme Co\"}\n"
+    );
+    let tj: serde_json::Value = agent
+        .get("/textjson")
+        .send()
+        .await
+        .expect("json")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tj["card"]["number"], "•••• 4242");
+    let r = agent.get("/latin1").send().await.expect("latin1");
+    assert_eq!(
+        r.headers()["content-type"],
+        "text/html; charset=windows-1252"
+    );
+    let bytes = r.bytes().await.expect("bytes");
+    let (page, _, _) = encoding_rs::WINDOWS_1252.decode(&bytes);
+    assert!(
+        page.contains("Café") && page.contains("4242") && !page.contains("1111"),
+        "{page}"
+    );
+    assert!(page.contains("actas-banner"), "{page}");
+    w.stop().await;
+}
+
+#[tokio::test]
+async fn product_headers_carry_no_data_and_never_touch_actas_cookies() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    let r = agent.get("/cookies").send().await.expect("cookies");
+    assert_eq!(r.status(), StatusCode::OK);
+    let set: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect();
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(
+        set[0].starts_with("product_session=fresh")
+            && !set[0].to_ascii_lowercase().contains("domain"),
+        "{set:?}"
+    );
+    assert!(
+        said(&w, "session.answer_refused")
+            .await
+            .iter()
+            .any(|s| s.contains("the product tried to set actas's own cookie actas_gw"))
+    );
+    // Location: query values masked by the field rules.
+    let r = agent.get("/away").send().await.expect("away");
+    let location = r.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(
+        location.starts_with("/welcome?")
+            && !location.contains("sarah")
+            && !location.contains("4111"),
+        "{location}"
+    );
+    // A rewritten page carries no validator of the product's and is never cached.
+    let r = agent.get("/tagged").send().await.expect("tagged");
+    assert!(r.headers().get("etag").is_none() && r.headers().get("last-modified").is_none());
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    // Nor is a notice.
+    let r = agent
+        .get("/transactions/export.csv")
+        .send()
+        .await
+        .expect("blocked");
+    assert_eq!(r.headers()["cache-control"], "no-store");
+    w.stop().await;
+}

@@ -354,14 +354,20 @@ async fn xhtml_is_masked_and_what_the_gateway_cant_read_is_refused() {
     assert!(r.headers().get("content-encoding").is_none());
     let page = r.text().await.expect("text");
     assert!(page.contains("packed as x-custom,"), "{page}");
-    // What passes through unrewritten is never sniffed into something else.
+    // Plain text can't be masked, so it is refused (the policy may pass a type for a
+    // route); what the gateway sends is never sniffed into something else.
     let r = get("/notes.txt").await.expect("notes");
-    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
     assert_eq!(
         r.headers()
             .get("x-content-type-options")
             .and_then(|v| v.to_str().ok()),
         Some("nosniff")
+    );
+    assert!(
+        kinds(&w).await.iter().any(|k| k.contains(
+            "was not shown the answer to GET /notes.txt: it was text/plain, which the gateway can't check for secrets"
+        ))
     );
     w.stop().await;
 }

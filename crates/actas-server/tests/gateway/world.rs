@@ -113,7 +113,7 @@ async fn product(seen: Arc<Seen>) -> String {
                 "actas-audit",
                 r#"{"field":"name","from":"Acme","to":"Acme Café","description":"renamed the\ncompany  "}"#,
             )],
-            "saved",
+            Html("<!doctype html><html><body><p>Saved.</p></body></html>"),
         )
     }
     async fn export() -> impl IntoResponse {
@@ -380,6 +380,73 @@ async fn product(seen: Arc<Seen>) -> String {
             "received": String::from_utf8_lossy(&body)
         }))
     }
+    /// A handler answering `body` as `content_type`.
+    fn typed(
+        content_type: &'static str,
+        body: &'static str,
+    ) -> impl Fn() -> std::future::Ready<axum::response::Response> + Clone + Send + 'static {
+        move || std::future::ready(([("content-type", content_type)], body).into_response())
+    }
+    /// A page in ISO-8859-1, with a card number and an "é" in that charset.
+    async fn latin1() -> impl IntoResponse {
+        let mut page = b"<html><body><p>Caf".to_vec();
+        page.push(0xe9);
+        page.extend_from_slice(
+            b"</p><span class=\"card-number\">4111 1111 1111 4242</span></body></html>",
+        );
+        ([("content-type", "text/html; charset=iso-8859-1")], page)
+    }
+    /// Two content types: the gateway would read one, the browser the other.
+    async fn two_types() -> axum::response::Response {
+        let mut r = axum::response::Response::new(axum::body::Body::from(
+            "<html><body><span class=\"card-number\">4111 1111 1111 4242</span></body></html>",
+        ));
+        r.headers_mut().append(
+            "content-type",
+            axum::http::HeaderValue::from_static("text/plain"),
+        );
+        r.headers_mut().append(
+            "content-type",
+            axum::http::HeaderValue::from_static("text/html"),
+        );
+        r
+    }
+    /// A page that sets actas's own cookie, a cookie no rule names, and the product's
+    /// session cookie with a Domain spelled oddly.
+    async fn cookies() -> axum::response::Response {
+        let mut r = Html("<html><body>cookies</body></html>").into_response();
+        for c in [
+            "actas_gw=stolen; Path=/",
+            "tracking=acme-4242; Path=/",
+            "product_session=fresh; Path=/; Domain = .product.example ; HttpOnly",
+        ] {
+            r.headers_mut()
+                .append("set-cookie", axum::http::HeaderValue::from_static(c));
+        }
+        r
+    }
+    /// A redirect whose query carries the customer's data.
+    async fn away() -> impl IntoResponse {
+        (
+            axum::http::StatusCode::SEE_OTHER,
+            [(
+                "location",
+                "/welcome?email=sarah@acme.com&ref=4111111111114242",
+            )],
+        )
+    }
+    /// A page with the product's caching and validators.
+    async fn tagged() -> impl IntoResponse {
+        (
+            [
+                ("content-type", "text/html"),
+                ("etag", "\"acme-4242\""),
+                ("last-modified", "Mon, 30 Nov 2026 10:00:00 GMT"),
+                ("cache-control", "public, max-age=3600"),
+            ],
+            "<html><body>tagged</body></html>",
+        )
+    }
     let app = axum::Router::new()
         .route("/", get(page))
         .route("/feed", get(feed))
@@ -411,6 +478,19 @@ async fn product(seen: Arc<Seen>) -> String {
         .route("/broken", get(broken))
         .route("/echo", post(echo))
         .route("/users/{who}", get(page))
+        .route("/feed.xml", get(typed("application/xml", "<card>4111111111114242</card>")))
+        .route("/chart", get(typed("image/svg+xml", "<svg><text>4111111111114242</text></svg>")))
+        .route("/config", get(typed("application/javascript", "var card = '4111111111114242';")))
+        .route("/reports/{id}", get(typed("application/pdf", "%PDF-1.4 statement")))
+        .route("/sheet", get(typed("application/vnd.ms-excel", "card\n4111111111114242\n")))
+        .route("/lines", get(typed("application/x-ndjson", "{\"card\":{\"number\":\"4111111111114242\"}}\nnot json 4111111111114242\n{\"name\":\"Acme Co\"}\n")))
+        .route("/textjson", get(typed("text/json", r#"{"card":{"number":"4111111111114242"},"name":"Acme Co"}"#)))
+        .route("/utf16", get(typed("text/html; charset=utf-16", "<html><body>hi</body></html>")))
+        .route("/latin1", get(latin1))
+        .route("/twotypes", get(two_types))
+        .route("/cookies", get(cookies))
+        .route("/away", get(away))
+        .route("/tagged", get(tagged))
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
         .layer(axum::middleware::from_fn_with_state(seen.clone(), log))
         .with_state(seen);
@@ -465,6 +545,10 @@ partial_forms = true
 [[masking]]
 json = "$.received"
 rule = "show"
+
+[[gateway.pass_through]]
+route = "GET /reports/{id}"
+content_types = ["application/pdf"]
 "#;
 
 /// Starts the product and actas with the test policy.
@@ -491,7 +575,7 @@ pub(crate) async fn world() -> World {
     let policy = std::fs::read_to_string(&policy_file).expect("policy");
     let gateway = policy.replacen(
         "[gateway]\n",
-        "[gateway]\nwebsocket_capability = \"chat\"\ntrusted_assets = [\"/build/\"]\n",
+        "[gateway]\nwebsocket_capability = \"chat\"\ntrusted_assets = [\"/build/\"]\ncookies = [\"product_session\"]\n",
         1,
     );
     let assets = gateway.replacen("static_assets = [", "static_assets = [\"/static/\", ", 1);

@@ -241,6 +241,17 @@ impl HtmlMasker {
     /// Memory stays bounded whatever the document's size: each fed chunk comes back
     /// rewritten, less whatever the parser must hold (at most [`PARSER_MEMORY`]).
     pub fn stream(&self, banner: &str, product_origin: Option<&str>) -> HtmlStream {
+        self.stream_in(banner, product_origin, encoding_rs::UTF_8)
+    }
+
+    /// [`HtmlMasker::stream`] for a document in `encoding`, which must keep ASCII as
+    /// ASCII (any other is read as UTF-8); what the rewriter inserts is written in it.
+    pub fn stream_in(
+        &self,
+        banner: &str,
+        product_origin: Option<&str>,
+        encoding: &'static encoding_rs::Encoding,
+    ) -> HtmlStream {
         let mut handlers: Vec<Handler> = Vec::new();
         if let Some(origin) = product_origin.and_then(ProductOrigin::new) {
             let origin = Arc::new(origin);
@@ -300,6 +311,10 @@ impl HtmlMasker {
             })
             .with_memory_settings(
                 MemorySettings::new().with_max_allowed_memory_usage(PARSER_MEMORY),
+            )
+            .with_encoding(
+                lol_html::AsciiCompatibleEncoding::new(encoding)
+                    .unwrap_or_else(lol_html::AsciiCompatibleEncoding::utf_8),
             );
         HtmlStream {
             rewriter: HtmlRewriter::new(settings, Sink(out.clone())),
