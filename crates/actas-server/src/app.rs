@@ -159,6 +159,11 @@ impl Application {
             }
         });
         let mut tasks = vec![console];
+        let gateway_public = settings
+            .gateway_url
+            .clone()
+            .or_else(|| gateway_addr.map(|a| format!("http://{a}")))
+            .unwrap_or_default();
         if let Some(listener) = gateway_listener {
             let masker =
                 crate::gateway::rewrite::HtmlMasker::new(service.policy()).map_err(|e| {
@@ -189,11 +194,20 @@ impl Application {
                 host: loaded.config.gateway.host,
                 forwarded_headers: loaded.config.gateway.forwarded_headers,
                 metrics: gateway_metrics,
-                public_url: settings
-                    .gateway_url
-                    .clone()
-                    .or_else(|| gateway_addr.map(|a| format!("http://{a}")))
-                    .unwrap_or_default(),
+                origins: Arc::new(crate::gateway::rewrite::Origins::new(
+                    std::iter::once(loaded.config.gateway.upstream.as_str())
+                        .chain(loaded.config.gateway.mirror.as_deref())
+                        .chain(
+                            service
+                                .policy()
+                                .gateway
+                                .product_origins
+                                .iter()
+                                .map(String::as_str),
+                        ),
+                    &gateway_public,
+                )),
+                public_url: gateway_public.clone(),
             };
             let mut on_stop = stopped.clone();
             tasks.push(tokio::spawn(async move {

@@ -35,6 +35,11 @@
   }
   fit();
   window.addEventListener("resize", fit);
+  // A page restored from the back-forward cache is one the session served earlier: it is
+  // fetched again, so the gateway decides (after End, it refuses).
+  window.addEventListener("pageshow", function (e) {
+    if (e.persisted) { document.body.style.visibility = "hidden"; location.reload(); }
+  });
   tick();
   setInterval(tick, 1000);
   setInterval(poll, 5000);

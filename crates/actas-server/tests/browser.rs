@@ -469,6 +469,22 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
         .expect_text("the settings after saving", "Saved.")
         .await;
 
+    // The portal names its own origin in <base href>; through the gateway it names the
+    // gateway, so the banner's End form (a relative address) still reaches the gateway.
+    let base = agent
+        .client
+        .execute(
+            "return [document.querySelector('base') && document.querySelector('base').getAttribute('href'), document.querySelector('#actas-banner form').action];",
+            vec![],
+        )
+        .await
+        .expect("base");
+    assert_eq!(base[0], serde_json::json!("/"), "{base}");
+    assert!(
+        base[1].as_str().is_some_and(|a| a.starts_with(&gateway)),
+        "the End form posts to the gateway: {base}"
+    );
+
     // End from the banner; the next request through the gateway is refused.
     agent.click("#actas-banner button").await;
     agent
@@ -476,9 +492,23 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
         .await;
     agent.go(&format!("{gateway}/")).await;
     agent
-        .expect_text("the gateway after the end", "can't be used")
+        .expect_text("the gateway after the end", "No support session")
         .await;
     agent.shot("after-end").await;
+    // Back after End shows no customer data: the pages were never cacheable.
+    agent.client.back().await.expect("back");
+    agent.client.back().await.expect("back");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let url = agent.client.current_url().await.expect("url");
+    assert!(
+        url.path().starts_with("/settings"),
+        "back on the settings page: {url}"
+    );
+    let after_back = agent.source().await;
+    assert!(
+        !after_back.contains("tax_rate") && !after_back.contains("4243"),
+        "Back after End shows a page the session served: {after_back}"
+    );
 
     // The console's timeline reads the change in plain language.
     agent.go(&format!("{console}/activity")).await;

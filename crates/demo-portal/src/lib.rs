@@ -331,6 +331,8 @@ macro_rules! page {
             who: String,
             message: Option<String>,
             c: Customer,
+            /// The portal's own origin, named in `<base href>` as some products do.
+            base: String,
         }
     };
 }
@@ -343,6 +345,15 @@ page!(LoansPage, "loans.html");
 page!(PaymentsPage, "payments.html");
 page!(DocumentsPage, "documents.html");
 page!(SecurityPage, "security.html");
+
+/// `http://<host>/` for the host the request named.
+fn own_origin(headers: &axum::http::HeaderMap) -> String {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}/")
+}
 
 fn render(t: impl Template) -> Response {
     match t.render() {
@@ -372,6 +383,7 @@ macro_rules! view {
         async fn $fn_name(
             State(p): State<Portal>,
             viewer: Viewer,
+            headers: axum::http::HeaderMap,
             axum::extract::Query(q): axum::extract::Query<Saved>,
         ) -> Response {
             let Some(c) = current(&p, &viewer) else {
@@ -381,6 +393,7 @@ macro_rules! view {
                 who: viewer.who(&c.name),
                 message: saved(&q),
                 c,
+                base: own_origin(&headers),
             })
         }
     };

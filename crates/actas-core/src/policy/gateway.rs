@@ -41,6 +41,10 @@ pub struct GatewayRules {
     /// Content types passed unmasked on named routes (`[[gateway.pass_through]]`); every
     /// other type the gateway can't mask is refused.
     pub pass_through: PassThrough,
+    /// Origins the product answers on besides the address the gateway reaches it at
+    /// (`product_origins = ["https://app.example.com"]`): pages name their public URL,
+    /// and links to any of these stay on the gateway.
+    pub product_origins: Vec<String>,
     /// The product's cookies that pass, both ways (`cookies = ["session_id"]`): any
     /// other cookie the product sets is dropped (and listed by `actas policy
     /// unclassified`), and the browser's others are not sent on. actas's own cookies
@@ -325,6 +329,7 @@ impl Default for GatewayRules {
             trailing_slash: TrailingSlash::Remove,
             case_sensitive: false,
             pass_through: PassThrough::default(),
+            product_origins: Vec::new(),
             cookies: Vec::new(),
         }
     }
@@ -411,6 +416,7 @@ pub(super) struct RawGateway {
     case_sensitive: Option<bool>,
     pass_through: Option<Vec<Spanned<RawPassThrough>>>,
     cookies: Option<Vec<Spanned<String>>>,
+    product_origins: Option<Vec<Spanned<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -567,7 +573,24 @@ impl RawGateway {
             }
             cookies.push(name.to_owned());
         }
+        let mut product_origins = Vec::new();
+        for (i, o) in self.product_origins.iter().flatten().enumerate() {
+            let text = o.get_ref().trim();
+            match url::Url::parse(text) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.host().is_some() => {
+                    product_origins.push(u.origin().ascii_serialization());
+                }
+                _ => {
+                    return Err(lines.err(
+                        o,
+                        format!("gateway.product_origins[{i}]"),
+                        format!("{text:?} is not an origin such as \"https://app.example.com\""),
+                    ));
+                }
+            }
+        }
         Ok(GatewayRules {
+            product_origins,
             cookies,
             pass_through,
             unmatched_get: unmatched(&self.unmatched_get, "unmatched_get", d.unmatched_get)?,

@@ -11,7 +11,8 @@ use std::borrow::Cow;
 /// Passes `page` through lol_html with `masker`'s selectors and empty handlers.
 pub(crate) fn floor_rewrite(masker: &HtmlMasker, page: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(page.len());
-    let settings = masker.selectors().fold(Settings::new(), |s, selector| {
+    let selectors = masker.selectors();
+    let settings = selectors.iter().fold(Settings::new(), |s, selector| {
         s.append_element_content_handler((
             Cow::Borrowed(selector),
             ElementContentHandlers::default()

@@ -24,7 +24,7 @@ pub(super) async fn body(
         answer.upstream.headers(),
         policy,
         &answer,
-        &ctx.base,
+        &state.origins,
     );
     state.service.note_unclassified(dropped.unclassified);
     if !dropped.actas_cookies.is_empty()
@@ -62,9 +62,12 @@ pub(super) async fn body(
         // bounded whatever the page's size. A chunk that can't be rewritten ends the
         // response with an error (the browser gets a broken page, never an unmasked one).
         Class::Html(encoding) => {
-            let rewriter = state
-                .masker
-                .stream_in(&ctx.banner, Some(&ctx.base), encoding);
+            let rewriter = state.masker.stream_page(&rewrite::Page {
+                banner: &ctx.banner,
+                origins: Some(state.origins.clone()),
+                encoding,
+                inline_scripts: ctx.allows.inline_scripts,
+            });
             Body::from_stream(cutoff.guard(rewritten_html(
                 upstream.bytes_stream(),
                 rewriter,
@@ -276,7 +279,10 @@ fn rewritten_html(
                         (out, Some(rewriter))
                     }),
                     Some(Err(e)) => Err(rewrite::RewriteError::Rewrite(e.to_string())),
-                    None => rewriter.finish().map(|out| (out, None)),
+                    None => rewriter.finish_reporting().map(|(out, found)| {
+                        state.service.note_unclassified(found);
+                        (out, None)
+                    }),
                 };
                 Some(match step {
                     Ok((out, next)) => (Ok(out), (upstream, next)),

@@ -4,7 +4,7 @@
 use crate::service::gateway::GatewayContext;
 use actas_core::gateway::ForwardKind;
 use actas_core::gateway::path::CanonicalPath;
-use actas_core::policy::routes::Method;
+use actas_core::policy::routes::{Method, RouteAllows};
 use axum::extract::Request;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
@@ -40,6 +40,8 @@ pub(super) struct ProxyCtx {
     pub(super) description: String,
     /// The product's base URL it went to (live or mirror).
     pub(super) base: String,
+    /// What its route allows beyond the defaults (inline scripts, partial forms).
+    pub(super) allows: RouteAllows,
 }
 
 impl ProxyCtx {
@@ -57,6 +59,7 @@ impl ProxyCtx {
             forwarded: None,
             description: String::new(),
             base: String::new(),
+            allows: RouteAllows::default(),
         }
     }
 

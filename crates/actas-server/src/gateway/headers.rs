@@ -35,7 +35,7 @@ pub(super) fn product_headers(
     headers: &HeaderMap,
     policy: &Policy,
     answer: &Answer,
-    base: &str,
+    origins: &rewrite::Origins,
 ) -> (axum::http::response::Builder, Dropped) {
     let rules = &policy.gateway;
     let mut dropped = Dropped::default();
@@ -74,13 +74,56 @@ pub(super) fn product_headers(
             // The gateway's body: the product's validators and caching don't apply.
             "etag" | "last-modified" | "cache-control" | "expires" | "pragma" | "age"
                 if rewritten => {}
-            "location" => {
+            "location" | "content-location" => {
                 let loc = value.to_str().unwrap_or("/");
-                let local = rewrite::ProductOrigin::new(base).and_then(|o| o.keep_on_gateway(loc));
+                let local = origins.local(loc);
                 let local = local.as_deref().unwrap_or(loc);
                 let masked = masked_query(local, policy, &mut dropped.unclassified);
                 if let Ok(v) = HeaderValue::from_str(masked.as_deref().unwrap_or(local)) {
-                    response = response.header(header::LOCATION, v);
+                    response = response.header(name, v);
+                }
+            }
+            "refresh" => {
+                let text = value.to_str().unwrap_or("");
+                let local = origins
+                    .local_refresh(text)
+                    .unwrap_or_else(|| text.to_owned());
+                if let Ok(v) = HeaderValue::from_str(&local) {
+                    response = response.header(name, v);
+                }
+            }
+            "link" => {
+                // `<url>; rel=…, <url>; rel=…`
+                let text = value.to_str().unwrap_or("");
+                let rewritten: Vec<String> = text
+                    .split(',')
+                    .map(|part| {
+                        let p = part.trim();
+                        match p.strip_prefix('<').and_then(|r| r.split_once('>')) {
+                            Some((url, rest)) => {
+                                let url = origins.local(url).unwrap_or_else(|| url.to_owned());
+                                format!("<{url}>{rest}")
+                            }
+                            None => p.to_owned(),
+                        }
+                    })
+                    .collect();
+                if let Ok(v) = HeaderValue::from_str(&rewritten.join(", ")) {
+                    response = response.header(name, v);
+                }
+            }
+            "content-security-policy" | "content-security-policy-report-only" => {
+                // Reports name the page and what it tried: they go nowhere off the gateway.
+                let text = value.to_str().unwrap_or("");
+                let kept: Vec<&str> = text
+                    .split(';')
+                    .filter(|d| {
+                        let d = d.trim().to_ascii_lowercase();
+                        !d.starts_with("report-uri") && !d.starts_with("report-to")
+                    })
+                    .collect();
+                if let Ok(v) = HeaderValue::from_str(kept.join(";").trim()) {
+                    response = response.header(name, v);
                 }
             }
             "set-cookie" => {

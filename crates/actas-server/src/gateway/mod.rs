@@ -88,6 +88,8 @@ pub struct GatewayState {
     pub public_url: String,
     /// Counts and timings for `/metrics`.
     pub metrics: Arc<GatewayMetrics>,
+    /// The product's origins, for links and redirects to stay on the gateway.
+    pub origins: Arc<rewrite::Origins>,
 }
 
 /// The gateway's router.

@@ -96,6 +96,7 @@ pub(super) async fn record(
         .map_err(session_refused)?;
     ctx.forwarded = Some(kind);
     ctx.description = description;
+    ctx.allows = allows;
     Ok(())
 }
 

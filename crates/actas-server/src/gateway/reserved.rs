@@ -144,12 +144,22 @@ async fn end(State(state): State<GatewayState>, headers: HeaderMap, body: Bytes)
         .end_session_by(&staff, session.info().id)
         .await
     {
-        Ok(_) | Err(ServiceError::Conflict(_)) => notice(
-            StatusCode::OK,
-            "Support session ended",
-            "You have left the customer's account. Everything you did is in the audit log.",
-            "",
-        ),
+        Ok(_) | Err(ServiceError::Conflict(_)) => {
+            let mut page = notice(
+                StatusCode::OK,
+                "Support session ended",
+                "You have left the customer's account. Everything you did is in the audit log.",
+                "",
+            );
+            // The cookie goes too: browsers then drop the session's pages from their
+            // back-forward cache.
+            if let Ok(v) = axum::http::HeaderValue::from_str(&format!(
+                "{GATEWAY_COOKIE}=; Path=/; HttpOnly; SameSite=Lax; Max-Age=0"
+            )) {
+                page.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            page
+        }
         Err(ServiceError::Unavailable(_)) => notice(
             StatusCode::SERVICE_UNAVAILABLE,
             "Paused: the audit log can't be written",

@@ -5,9 +5,13 @@
 //! their placeholders can go back ([`forms`]), and links to the product stay on the
 //! gateway.
 
+mod edges;
 mod forms;
+mod links;
 mod mask;
 mod scripts;
+
+pub use links::Origins;
 #[cfg(test)]
 mod tests;
 
@@ -67,9 +71,8 @@ pub struct HtmlMasker {
     /// descendants, whose attributes are masked too (`<td class="card-number"><a
     /// href="/cards/4111…">`).
     inside: Vec<(Selector, MaskRule)>,
-    links: Vec<(Selector, &'static str)>,
     body: Selector,
-    /// `script[type]`: JSON data in a page is masked by the JSON rules.
+    /// `script`: JSON data in a page is masked by the JSON rules, inline code removed.
     scripts: Selector,
     /// The policy's JSON rules and what unclassified JSON fields get, for inline JSON.
     json_rules: Arc<[MaskingRule]>,
@@ -86,77 +89,6 @@ impl std::fmt::Debug for HtmlMasker {
     }
 }
 
-/// Where absolute links to the product can hide, and in which attribute.
-const LINK_ATTRIBUTES: &[(&str, &str)] = &[
-    ("a[href]", "href"),
-    ("link[href]", "href"),
-    ("area[href]", "href"),
-    ("[src]", "src"),
-    ("form[action]", "action"),
-    ("[formaction]", "formaction"),
-    ("meta[http-equiv]", "content"),
-];
-
-/// The product's origin as it appears in URLs that must stay on the gateway.
-#[derive(Debug, Clone)]
-pub struct ProductOrigin {
-    /// `//host:port`: what every absolute or scheme-relative URL to it contains.
-    needle: String,
-}
-
-impl ProductOrigin {
-    /// From the product's base URL (`http://product:8082`); `None` if it names no host.
-    pub fn new(origin: &str) -> Option<Self> {
-        let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
-        let authority = authority.trim_end_matches('/');
-        (!authority.is_empty()).then(|| Self {
-            needle: format!("//{authority}"),
-        })
-    }
-
-    /// `value` with every URL on the product's origin made local to the gateway:
-    /// `http://product:8082/x`, `https://product:8082/x` and the scheme-relative
-    /// `//product:8082/x` all become `/x`, wherever they stand in the value (a meta
-    /// refresh's `0; url=…`, say). `None` when there is nothing to change. A longer host
-    /// or port that merely starts the same (`product:80823`) is left alone.
-    pub fn keep_on_gateway(&self, value: &str) -> Option<String> {
-        let needle = self.needle.as_str();
-        if !value.contains(needle) {
-            return None;
-        }
-        let mut out = String::with_capacity(value.len());
-        let (mut rest, mut changed) = (value, false);
-        while let Some(at) = rest.find(needle) {
-            let after = &rest[at + needle.len()..];
-            let ends = after.chars().next().is_none_or(|c| {
-                matches!(c, '/' | '?' | '#' | ',' | '"' | '\'') || c.is_whitespace()
-            });
-            let before = &rest[..at];
-            let scheme = ["https:", "http:"].iter().find(|s| {
-                before.len() >= s.len() && before[before.len() - s.len()..].eq_ignore_ascii_case(s)
-            });
-            let start = before.len() - scheme.map_or(0, |s| s.len());
-            // What precedes the URL must end a token: the value's start, a space, `=`, `,`.
-            let bounded = before[..start]
-                .chars()
-                .next_back()
-                .is_none_or(|c| c.is_whitespace() || matches!(c, '=' | ',' | '"' | '\''));
-            if ends && bounded {
-                out.push_str(&before[..start]);
-                if !after.starts_with('/') {
-                    out.push('/');
-                }
-                changed = true;
-            } else {
-                out.push_str(&rest[..at + needle.len()]);
-            }
-            rest = after;
-        }
-        out.push_str(rest);
-        changed.then_some(out)
-    }
-}
-
 fn parse(selector: &str) -> Result<Selector, RewriteError> {
     Selector::from_str(selector).map_err(|e| RewriteError::Selector {
         selector: selector.to_owned(),
@@ -165,6 +97,18 @@ fn parse(selector: &str) -> Result<Selector, RewriteError> {
 }
 
 type Handler = (Cow<'static, Selector>, ElementContentHandlers<'static>);
+
+/// What the rewriter needs to know about one page.
+pub struct Page<'a> {
+    /// The banner (HTML), first in `<body>`.
+    pub banner: &'a str,
+    /// The product's origins, for links to stay on the gateway (`None`: links are left).
+    pub origins: Option<Arc<Origins>>,
+    /// The page's encoding (one that keeps ASCII as ASCII).
+    pub encoding: &'static encoding_rs::Encoding,
+    /// Whether the route keeps inline scripts (`inline_scripts = true`).
+    pub inline_scripts: bool,
+}
 
 impl HtmlMasker {
     /// Checks every HTML selector of the policy's masking rules; its JSON rules mask JSON
@@ -181,16 +125,11 @@ impl HtmlMasker {
                 }
             }
         }
-        let links = LINK_ATTRIBUTES
-            .iter()
-            .map(|(s, a)| Ok((parse(s)?, *a)))
-            .collect::<Result<_, RewriteError>>()?;
         Ok(Self {
             rules: out,
             inside,
-            links,
             body: parse("body")?,
-            scripts: parse("script[type]")?,
+            scripts: parse("script")?,
             json_rules: rules
                 .iter()
                 .filter(|r| matches!(r.target, Target::Json(_) | Target::Field(_)))
@@ -201,17 +140,25 @@ impl HtmlMasker {
         })
     }
 
-    /// Every selector the rewriter matches on a page that has a product origin to keep links
-    /// inside the gateway: the links', `body` for the banner, and the policy's. What lol_html
-    /// must track on each page whatever the handlers then do — the benchmarks use it to
-    /// measure the parser's cost for these selectors alone.
-    pub fn selectors(&self) -> impl Iterator<Item = &Selector> {
-        self.links
+    /// Every selector the rewriter matches on a page: the attribute pass (`*`), `body` for
+    /// the banner, scripts, styles and `noscript`, the form-field pass, and the policy's.
+    /// What lol_html must track on each page whatever the handlers then do — the
+    /// benchmarks use it to measure the parser's cost for these selectors alone.
+    pub fn selectors(&self) -> Vec<Selector> {
+        let fixed = [
+            "*",
+            "noscript",
+            "style",
+            "form",
+            "input[name], textarea[name], select[name]",
+        ];
+        fixed
             .iter()
-            .map(|(s, _)| s)
-            .chain([&self.body, &self.scripts])
-            .chain(self.rules.iter().map(|(s, _)| s))
-            .chain(self.inside.iter().map(|(s, _)| s))
+            .filter_map(|s| Selector::from_str(s).ok())
+            .chain([self.body.clone(), self.scripts.clone()])
+            .chain(self.rules.iter().map(|(s, _)| s.clone()))
+            .chain(self.inside.iter().map(|(s, _)| s.clone()))
+            .collect()
     }
 
     /// Rewrites a whole HTML document: masks it and puts `banner` (HTML) first in `<body>`.
@@ -241,39 +188,29 @@ impl HtmlMasker {
     /// Memory stays bounded whatever the document's size: each fed chunk comes back
     /// rewritten, less whatever the parser must hold (at most [`PARSER_MEMORY`]).
     pub fn stream(&self, banner: &str, product_origin: Option<&str>) -> HtmlStream {
-        self.stream_in(banner, product_origin, encoding_rs::UTF_8)
+        let origins = product_origin.map(|o| Origins::new([o], "http://gateway.invalid/"));
+        self.stream_page(&Page {
+            banner,
+            origins: origins.map(Arc::new),
+            encoding: encoding_rs::UTF_8,
+            inline_scripts: false,
+        })
     }
 
-    /// [`HtmlMasker::stream`] for a document in `encoding`, which must keep ASCII as
-    /// ASCII (any other is read as UTF-8); what the rewriter inserts is written in it.
-    pub fn stream_in(
-        &self,
-        banner: &str,
-        product_origin: Option<&str>,
-        encoding: &'static encoding_rs::Encoding,
-    ) -> HtmlStream {
-        let mut handlers: Vec<Handler> = Vec::new();
-        if let Some(origin) = product_origin.and_then(ProductOrigin::new) {
-            let origin = Arc::new(origin);
-            for (selector, attribute) in &self.links {
-                let origin = origin.clone();
-                let attribute = *attribute;
-                handlers.push((
-                    Cow::Owned(selector.clone()),
-                    ElementContentHandlers::default().element(
-                        move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
-                            if let Some(local) = el
-                                .get_attribute(attribute)
-                                .and_then(|v| origin.keep_on_gateway(&v))
-                            {
-                                el.set_attribute(attribute, &local)?;
-                            }
-                            Ok(())
-                        },
-                    ),
-                ));
-            }
-        }
+    /// Starts rewriting one document of a page as [`Page`] describes it.
+    pub fn stream_page(&self, page: &Page<'_>) -> HtmlStream {
+        let banner = page.banner;
+        let encoding = page.encoding;
+        let unclassified: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        let mut handlers: Vec<Handler> = vec![
+            edges::attributes(
+                page.origins.clone(),
+                page.inline_scripts,
+                unclassified.clone(),
+            ),
+            edges::noscript(),
+            edges::style(page.origins.clone()),
+        ];
         let banner = banner.to_owned();
         let mut banner_done = false;
         handlers.push((
@@ -292,11 +229,11 @@ impl HtmlMasker {
         for (selector, rule) in &self.rules {
             handlers.push(mask::rule_handlers(selector, *rule));
         }
-        let unclassified: Arc<Mutex<BTreeSet<String>>> = Arc::default();
-        handlers.push(scripts::inline_json(
+        handlers.push(scripts::scripts(
             &self.scripts,
             self.json_rules.clone(),
             self.unclassified,
+            page.inline_scripts,
             unclassified.clone(),
         ));
         for (selector, rule) in &self.inside {
@@ -309,6 +246,15 @@ impl HtmlMasker {
             .fold(Settings::new_send(), |s, h| {
                 s.append_element_content_handler(h)
             })
+            // Comments are removed: they can hold what masking never sees.
+            .append_document_content_handler(
+                lol_html::send::DocumentContentHandlers::default().comments(
+                    |c: &mut lol_html::html_content::Comment<'_>| -> HandlerResult {
+                        c.remove();
+                        Ok(())
+                    },
+                ),
+            )
             .with_memory_settings(
                 MemorySettings::new().with_max_allowed_memory_usage(PARSER_MEMORY),
             )
@@ -366,6 +312,15 @@ impl HtmlStream {
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner),
         )
+    }
+
+    /// Ends the document and returns the rest, with the fields no rule classified that
+    /// were met since the last [`HtmlStream::take_unclassified`].
+    pub fn finish_reporting(self) -> Result<(Bytes, BTreeSet<String>), RewriteError> {
+        let report = self.unclassified.clone();
+        let rest = self.finish()?;
+        let found = std::mem::take(&mut *report.lock().unwrap_or_else(PoisonError::into_inner));
+        Ok((rest, found))
     }
 
     /// Ends the document and returns the rest.

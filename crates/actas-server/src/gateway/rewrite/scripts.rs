@@ -3,6 +3,11 @@
 //! page's state — is masked by the policy's JSON rules like a JSON response, unclassified
 //! fields hidden and counted. Each document is held back until whole (up to
 //! [`MAX_INLINE_JSON`]); one that is too large or isn't JSON becomes `null`.
+//!
+//! Inline JavaScript (`window.__STATE__ = …`, `self.__next_f.push(…)`) and script
+//! templates (`text/template`, `text/x-handlebars-template`) carry data no rule can mask,
+//! so they are removed — and counted — unless the route keeps them. Scripts loaded from a
+//! `src` are kept: they are assets, and pass only as the gateway's asset rules allow.
 
 use super::mask::HeldText;
 use super::{Handler, MAX_INLINE_JSON};
@@ -15,24 +20,36 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// The handlers on `selector` (`script[type]`).
-pub(super) fn inline_json(
+/// The handlers on `selector` (`script`).
+pub(super) fn scripts(
     selector: &Selector,
     rules: Arc<[MaskingRule]>,
     unclassified: MaskRule,
+    inline_scripts: bool,
     report: Arc<Mutex<BTreeSet<String>>>,
 ) -> Handler {
     let is_json = Arc::new(AtomicBool::new(false));
     let seen = is_json.clone();
+    let noted = report.clone();
     let mut held = HeldText::up_to(MAX_INLINE_JSON);
     let handlers = ElementContentHandlers::default()
         .element(
             move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
                 let kind = el.get_attribute("type").unwrap_or_default();
                 let kind = kind.trim().to_ascii_lowercase();
-                seen.store(
-                    kind == "application/json" || kind == "text/json" || kind.ends_with("+json"),
-                    Ordering::Relaxed,
+                let json =
+                    kind == "application/json" || kind == "text/json" || kind.ends_with("+json");
+                seen.store(json, Ordering::Relaxed);
+                if json || el.has_attribute("src") || inline_scripts {
+                    return Ok(());
+                }
+                el.remove();
+                noted.lock().unwrap_or_else(PoisonError::into_inner).insert(
+                    if super::edges::is_javascript(&kind) {
+                        "inline script".to_owned()
+                    } else {
+                        "script template".to_owned()
+                    },
                 );
                 Ok(())
             },

@@ -3,6 +3,7 @@
 use super::mask::descendants_of;
 use super::*;
 use actas_core::policy::Policy;
+use std::sync::Arc;
 
 fn masker() -> HtmlMasker {
     let p = Policy::from_toml(
@@ -164,7 +165,10 @@ fn json_data_in_a_page_is_masked_by_the_json_rules() {
             out.contains(r#"<script type="application/ld+json">null</script>"#),
             "what isn't JSON is dropped: {out}"
         );
-        assert!(out.contains(r#"var shown = "as it is";"#), "{out}");
+        assert!(
+            !out.contains("var shown"),
+            "inline code is removed unless the route keeps it: {out}"
+        );
         assert!(!out.contains("4111") && !out.contains("sarah@"), "{out}");
     }
 }
@@ -200,35 +204,6 @@ fn descendants_of_a_selector_list_keep_commas_inside_brackets() {
         descendants_of(r#"td.card, [data-x="a,b"], :not(.x, .y)"#),
         r#"td.card *, [data-x="a,b"] *, :not(.x, .y) *"#
     );
-}
-
-#[test]
-fn every_form_of_a_product_url_is_made_local_and_lookalikes_are_not() {
-    let o = ProductOrigin::new("http://product.local:8082").expect("origin");
-    let local = |v: &str| o.keep_on_gateway(v);
-    assert_eq!(
-        local("http://product.local:8082/loans?x=1").as_deref(),
-        Some("/loans?x=1")
-    );
-    assert_eq!(local("HTTPS://product.local:8082").as_deref(), Some("/"));
-    assert_eq!(local("//product.local:8082/a#b").as_deref(), Some("/a#b"));
-    assert_eq!(local("http://product.local:8082?q").as_deref(), Some("/?q"));
-    assert_eq!(
-        local("http://product.local:8082/a.png 1x, //product.local:8082/b.png 2x").as_deref(),
-        Some("/a.png 1x, /b.png 2x")
-    );
-    assert_eq!(
-        local("0; url=http://product.local:8082/home").as_deref(),
-        Some("0; url=/home")
-    );
-    for other in [
-        "http://product.local:80823/x",
-        "http://evil.product.local:8082/x",
-        "https://elsewhere.example/?next=x//product.local:8082",
-        "/already/local",
-    ] {
-        assert_eq!(local(other), None, "{other}");
-    }
 }
 
 #[test]
@@ -370,4 +345,106 @@ fn form_fields_no_rule_names_are_hidden_and_masked_ones_can_only_go_back_as_plac
             "field tier"
         ]
     );
+}
+
+/// A page through `masker` with the product at `http://product.local:8082` (also named
+/// publicly as `https://app.example.com`), keeping inline scripts or not.
+fn through_edges(page: &str, inline_scripts: bool) -> (String, Vec<String>) {
+    let origins = Origins::new(
+        ["http://product.local:8082", "https://app.example.com"],
+        "http://gateway.local:8081/",
+    );
+    let mut stream = masker().stream_page(&Page {
+        banner: "<div id=actas-banner></div>",
+        origins: Some(Arc::new(origins)),
+        encoding: encoding_rs::UTF_8,
+        inline_scripts,
+    });
+    let mut out = stream.feed(page.as_bytes()).expect("feed").to_vec();
+    let (rest, noted) = stream.finish_reporting().expect("finish");
+    out.extend_from_slice(&rest);
+    (
+        unmarked(String::from_utf8(out).expect("utf-8")),
+        noted.into_iter().collect(),
+    )
+}
+
+#[test]
+fn what_hides_in_comments_frames_noscript_and_scripts_is_removed() {
+    let page = r#"<!-- card 4111111111114242 --><html><head><base href="https://elsewhere.example/"></head><body>
+<!-- internal: sarah@acme.com -->
+<noscript><p>4111111111114242</p></noscript>
+<iframe srcdoc="<p>4111111111114242</p>"></iframe>
+<script>window.__STATE__ = {"card":"4111111111114242"};</script>
+<script>self.__next_f.push([1,"4111111111114242"])</script>
+<script type="text/template"><p>{{card}} 4111111111114242</p></script>
+<script type="module">import x from "/m.js"; x("4111111111114242")</script>
+<script src="/app.js"></script>
+<button onclick="reveal('4111111111114242')">Show</button>
+<a href="javascript:alert('4111111111114242')">x</a>
+</body></html>"#;
+    let (out, noted) = through_edges(page, false);
+    assert!(!out.contains("4111") && !out.contains("sarah@"), "{out}");
+    assert!(
+        !out.contains("<base"),
+        "a base to another origin goes: {out}"
+    );
+    assert!(out.contains(r#"<script src="/app.js"></script>"#), "{out}");
+    assert!(out.contains("<button>Show</button>"), "{out}");
+    for kind in [
+        "event handler attribute",
+        "iframe srcdoc",
+        "inline script",
+        "javascript: URL",
+        "script template",
+    ] {
+        assert!(noted.contains(&kind.to_owned()), "{kind}: {noted:?}");
+    }
+    // A route that keeps inline scripts keeps them (and their handlers).
+    let (kept, _) = through_edges(page, true);
+    assert!(
+        kept.contains("window.__STATE__") && kept.contains("onclick"),
+        "{kept}"
+    );
+    assert!(!kept.contains("<!--") && !kept.contains("srcdoc"), "{kept}");
+}
+
+#[test]
+fn every_url_a_page_names_on_the_product_stays_on_the_gateway() {
+    let page = r#"<html><head><base href="https://app.example.com/app/">
+<link rel="stylesheet" href="HTTP://PRODUCT.LOCAL:8082/s.css">
+<style>body{background:url("http://product.local:8082/bg.png")} @import 'https://app.example.com/x.css';</style>
+<meta http-equiv="refresh" content="30; url=https://app.example.com/timeout"></head>
+<body><img srcset="http://product.local:8082/a.png 1x, //app.example.com/b.png 2x" src="\\product.local:8082/c.png">
+<video poster="https://app.example.com/p.png"></video><object data="http://user@product.local:8082/o.pdf"></object>
+<svg><a href="https://app.example.com/svg"><image xlink:href="http://product.local:8082/i.png"/></a></svg>
+<a href="https://app.example.com/loans" ping="https://app.example.com/track">l</a>
+<div style="background-image:url(https://app.example.com/d.png)">d</div>
+<form action="http:\\product.local:8082\save"><button formaction="https://app.example.com:443/other">b</button></form>
+<a href="https://elsewhere.example/x">out</a></body></html>"#;
+    let (out, _) = through_edges(page, false);
+    assert!(
+        !out.contains("product.local") && !out.contains("app.example.com"),
+        "{out}"
+    );
+    for local in [
+        r#"<base href="/app/">"#,
+        r#"href="/s.css""#,
+        r#"url("/bg.png")"#,
+        "@import '/x.css'",
+        "url=/timeout",
+        r#"srcset="/a.png 1x, /b.png 2x""#,
+        r#"src="/c.png""#,
+        r#"poster="/p.png""#,
+        r#"data="/o.pdf""#,
+        r#"href="/svg""#,
+        r#"xlink:href="/i.png""#,
+        r#"ping="/track""#,
+        "url(/d.png)",
+        r#"action="/save""#,
+        r#"formaction="/other""#,
+        "https://elsewhere.example/x",
+    ] {
+        assert!(out.contains(local), "{local} missing: {out}");
+    }
 }
