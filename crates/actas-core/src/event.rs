@@ -289,6 +289,25 @@ pub enum EventData {
         /// The fields of a JSON message, masked by policy.
         fields: Vec<FieldChange>,
     },
+    /// The agent saw a masked field whole, because the session's approved scope reveals
+    /// it; written before the answer that carried it went out.
+    #[serde(rename = "session.field_revealed")]
+    FieldRevealed {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The fields revealed, as the policy names them.
+        fields: Vec<String>,
+        /// The page or data read that carried them.
+        path: String,
+        /// The request the session was approved on.
+        request: RequestId,
+        /// Who approved it (`None`: the policy).
+        approved_by: Option<StaffRef>,
+    },
     /// The product answered (or failed to answer) a request that had been sent on, and
     /// the gateway did not pass the answer to the agent.
     #[serde(rename = "session.answer_refused")]
@@ -470,6 +489,7 @@ impl EventData {
             EventData::DataRead { .. } => "session.data_read",
             EventData::LiveMessage { .. } => "session.live_message",
             EventData::AnswerRefused { .. } => "session.answer_refused",
+            EventData::FieldRevealed { .. } => "session.field_revealed",
             EventData::SessionEnded { .. } => "session.ended",
             EventData::ConsentChanged { .. } => "consent.changed",
             EventData::CustomerActivity { .. } => "customer.activity",
@@ -575,6 +595,12 @@ impl EventData {
                 ..
             }
             | EventData::AnswerRefused {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::FieldRevealed {
                 session,
                 account,
                 ticket,

@@ -22,6 +22,9 @@ use std::collections::BTreeSet;
 pub struct MaskReport {
     /// Paths (e.g. `$.loans[*].iban`) of values no rule classified.
     pub unclassified: BTreeSet<String>,
+    /// The rules (by what they name) that revealed a value the session was approved to
+    /// see: each is recorded as a `field_revealed` event.
+    pub revealed: BTreeSet<String>,
 }
 
 /// A place in the document as the report names it: array positions as `[*]`, keys that
@@ -59,18 +62,16 @@ pub fn is_name_like(key: &str) -> bool {
 }
 
 /// The rule naming this very place: a JSON path to it, else a field rule naming its key.
-fn own_rule(rules: &[&MaskingRule], at: &[Location<'_>]) -> Option<MaskRule> {
+fn own_rule<'r>(rules: &[&'r MaskingRule], at: &[Location<'_>]) -> Option<&'r MaskingRule> {
     rules
         .iter()
-        .find_map(|r| match &r.target {
-            Target::Json(p) if p.matches(at) => Some(r.rule),
-            _ => None,
-        })
+        .copied()
+        .find(|r| matches!(&r.target, Target::Json(p) if p.matches(at)))
         .or_else(|| match at.last() {
-            Some(Location::Key(k)) => rules.iter().find_map(|r| match &r.target {
-                Target::Field(f) if f.as_str() == *k => Some(r.rule),
-                _ => None,
-            }),
+            Some(Location::Key(k)) => rules
+                .iter()
+                .copied()
+                .find(|r| matches!(&r.target, Target::Field(f) if f.as_str() == *k)),
             _ => None,
         })
 }
@@ -135,7 +136,13 @@ impl Masking<'_> {
         at: &[Location<'_>],
         inherited: Option<MaskRule>,
     ) -> bool {
-        let own = own_rule(&self.rules, at);
+        let found = own_rule(&self.rules, at);
+        if let Some(r) = found.filter(|r| r.reveals())
+            && !value.is_null()
+        {
+            self.report.revealed.insert(r.target_text());
+        }
+        let own = found.map(|r| r.rule);
         let container = matches!(value, Value::Object(_) | Value::Array(_));
         if !container {
             return match own.or(inherited) {
@@ -161,7 +168,7 @@ impl Masking<'_> {
                     let masked_key = {
                         let mut inner = at.to_vec();
                         inner.push(Location::Key(&key));
-                        let rule_here = own_rule(&self.rules, &inner).or(covering);
+                        let rule_here = own_rule(&self.rules, &inner).map(|r| r.rule).or(covering);
                         if !self.walk(&mut child, &inner, covering) {
                             continue;
                         }

@@ -208,6 +208,7 @@ impl Application {
                     &gateway_public,
                 )),
                 public_url: gateway_public.clone(),
+                revealing: Arc::default(),
             };
             let mut on_stop = stopped.clone();
             tasks.push(tokio::spawn(async move {

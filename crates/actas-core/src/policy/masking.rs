@@ -278,6 +278,40 @@ pub struct MaskingRule {
     pub target: Target,
     /// What the agent sees.
     pub rule: MaskRule,
+    /// The capability that reveals it (`reveal = "reveal_id"`): a session whose approved
+    /// scope includes it sees the value whole, and each answer that carries it is
+    /// recorded as a `field_revealed` event.
+    pub reveal: Option<crate::scope::CapabilityName>,
+}
+
+impl MaskingRule {
+    /// Whether this rule is a reveal in force: the value is shown because the session
+    /// was approved to see it.
+    pub fn reveals(&self) -> bool {
+        self.reveal.is_some() && self.rule == MaskRule::Show
+    }
+
+    /// What the rule names, as people read it: `$.national_id`, `#national-id`, `tax_rate`.
+    pub fn target_text(&self) -> String {
+        match &self.target {
+            Target::Json(p) => p.as_str().to_owned(),
+            Target::Html(h) => h.clone(),
+            Target::Field(f) => f.as_str().to_owned(),
+        }
+    }
+}
+
+/// The rule for a form field or JSON member called `name` among `rules`: a `field` rule,
+/// else a top-level JSON rule (`$.name`), as a submitted form is recorded.
+pub fn field_rule<'r>(rules: &'r [MaskingRule], name: &str) -> Option<&'r MaskingRule> {
+    rules
+        .iter()
+        .find(|r| matches!(&r.target, Target::Field(f) if f.as_str() == name))
+        .or_else(|| {
+            rules
+                .iter()
+                .find(|r| matches!(&r.target, Target::Json(p) if p.matches(&[Location::Key(name)])))
+        })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::activity::{ActivityKind, ActivityTemplate};
 use crate::gateway::path::CanonicalPath;
 use crate::scope::{CapabilityName, Risk, Scope};
 use crate::text::{DEFAULT_TICKET_PATTERN, TicketPattern};
-use masking::{FieldName, JsonPath, Location, MaskRule, MaskingRule, Target};
+use masking::{FieldName, JsonPath, MaskRule, MaskingRule, Target};
 use routes::{Method, Route, RouteMatch, RouteTable, parse_route_key};
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -226,6 +226,7 @@ struct RawMasking {
     html: Option<Spanned<String>>,
     field: Option<Spanned<String>>,
     rule: Spanned<String>,
+    reveal: Option<Spanned<String>>,
 }
 
 /// Turns byte offsets into 1-based line numbers.
@@ -410,7 +411,37 @@ impl Policy {
                     ));
                 }
             };
-            masking.push(MaskingRule { target, rule });
+            let reveal = match &mr.reveal {
+                None => None,
+                Some(r) => {
+                    let cap = CapabilityName::parse(r.get_ref())
+                        .ok()
+                        .filter(|c| capabilities.contains_key(c))
+                        .ok_or_else(|| {
+                            lines.err(
+                                r,
+                                format!("{field}.reveal"),
+                                format!(
+                                    "there is no capability called {:?}; define it (risk high, so a lead approves and the customer gives a code)",
+                                    r.get_ref()
+                                ),
+                            )
+                        })?;
+                    if rule == MaskRule::Show {
+                        return Err(lines.err(
+                            r,
+                            format!("{field}.reveal"),
+                            "a rule that shows its value has nothing to reveal",
+                        ));
+                    }
+                    Some(cap)
+                }
+            };
+            masking.push(MaskingRule {
+                target,
+                rule,
+                reveal,
+            });
         }
 
         let unclassified = match &raw.unclassified {
@@ -559,22 +590,94 @@ impl Policy {
         self.sensitive_flags.iter()
     }
 
+    /// The masking rules for a session with `scope`: each rule its scope reveals becomes
+    /// `show` (and still says it reveals, for the record). Borrowed when it reveals none.
+    pub fn masking_for(&self, scope: &Scope) -> std::borrow::Cow<'_, [MaskingRule]> {
+        if !self
+            .masking
+            .iter()
+            .any(|r| r.reveal.as_ref().is_some_and(|c| scope.allows(c)))
+        {
+            return std::borrow::Cow::Borrowed(&self.masking);
+        }
+        std::borrow::Cow::Owned(
+            self.masking
+                .iter()
+                .map(|r| match &r.reveal {
+                    Some(c) if scope.allows(c) => MaskingRule {
+                        rule: MaskRule::Show,
+                        ..r.clone()
+                    },
+                    _ => r.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// The capabilities of `scope` that reveal some masking rule.
+    pub fn reveals_in(&self, scope: &Scope) -> Vec<CapabilityName> {
+        let mut out: Vec<CapabilityName> = self
+            .masking
+            .iter()
+            .filter_map(|r| r.reveal.clone())
+            .filter(|c| scope.allows(c))
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Capabilities that reveal a masked field below high risk: a reveal should need a
+    /// lead's approval and the customer's code. `actas policy check` prints them.
+    pub fn weak_reveals(&self) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for r in &self.masking {
+            let Some(cap) = &r.reveal else { continue };
+            let risk = self
+                .capabilities
+                .get(cap)
+                .map_or(Risk::Forbidden, |c| c.risk);
+            if risk < Risk::High {
+                let line = format!(
+                    "capabilities.{cap} reveals {} at {risk} risk; revealing a masked field should be high risk (a lead's approval and the customer's code)",
+                    r.target_text()
+                );
+                if !out.contains(&line) {
+                    out.push(line);
+                }
+            }
+        }
+        out
+    }
+
+    /// Masking rules that can never apply: another rule names the same place first (the
+    /// same JSON path, selector or field). `actas policy check` prints them.
+    pub fn shadowed_rules(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (i, r) in self.masking.iter().enumerate() {
+            let same = self.masking[..i]
+                .iter()
+                .position(|earlier| earlier.target == r.target);
+            if let Some(first) = same {
+                let what = match &r.target {
+                    Target::Json(p) => format!("json = {:?}", p.as_str()),
+                    Target::Html(h) => format!("html = {h:?}"),
+                    Target::Field(f) => format!("field = {:?}", f.as_str()),
+                };
+                out.push(format!(
+                    "masking[{i}] ({what}, {}) never applies: masking[{first}] names the same place first",
+                    r.rule
+                ));
+            }
+        }
+        out
+    }
+
     /// How a form field or JSON member called `name` is shown: by a `field` rule, else by
     /// a top-level JSON rule (`$.name`), as a submitted form is recorded; `None` when no
     /// rule classifies it.
     pub fn field_rule(&self, name: &str) -> Option<MaskRule> {
-        self.masking
-            .iter()
-            .find_map(|r| match &r.target {
-                Target::Field(f) if f.as_str() == name => Some(r.rule),
-                _ => None,
-            })
-            .or_else(|| {
-                self.masking.iter().find_map(|r| match &r.target {
-                    Target::Json(p) if p.matches(&[Location::Key(name)]) => Some(r.rule),
-                    _ => None,
-                })
-            })
+        masking::field_rule(&self.masking, name).map(|r| r.rule)
     }
 
     /// Finds the route rule for a request's canonical path.

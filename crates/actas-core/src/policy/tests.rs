@@ -414,3 +414,17 @@ fn passing_authorization_or_a_client_ip_header_is_warned_or_refused() {
         );
     }
 }
+
+#[test]
+fn a_rule_another_names_first_is_reported_as_shadowed() {
+    let p = policy(
+        "[[masking]]\njson = \"$.email\"\nrule = \"email\"\n[[masking]]\nfield = \"email\"\nrule = \"show\"\n[[masking]]\njson = \"$.email\"\nrule = \"show\"\n",
+    )
+    .expect("valid");
+    let shadowed = p.shadowed_rules();
+    assert_eq!(shadowed.len(), 1, "{shadowed:?}");
+    assert!(
+        shadowed[0].starts_with("masking[2] (json = \"$.email\", show) never applies"),
+        "{shadowed:?}"
+    );
+}

@@ -275,6 +275,34 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             }
             said
         }
+        EventData::FieldRevealed {
+            account,
+            fields,
+            path,
+            approved_by,
+            ..
+        } => {
+            let fields: Vec<String> = fields
+                .iter()
+                .map(|f| {
+                    f.trim_start_matches(['$', '.', '#'])
+                        .replace(['_', '-', '.'], " ")
+                })
+                .collect();
+            let by = match approved_by {
+                Some(lead) => format!("approved by {}", lead.name),
+                None => "approved by policy".to_owned(),
+            };
+            format!(
+                "{who}, acting as {}, saw {} unmasked on {path} ({by})",
+                account.name,
+                match fields.as_slice() {
+                    [one] => format!("the {one}"),
+                    [rest @ .., last] => format!("the {} and {last}", rest.join(", ")),
+                    [] => "a masked field".to_owned(),
+                }
+            )
+        }
         EventData::AnswerRefused {
             account,
             method,

@@ -79,7 +79,12 @@ pub(super) async fn run(data: &DataDir, command: PolicyCommand) -> Result<(), Fa
                     |c| c.to_string()
                 )
             );
-            for warning in g.warnings() {
+            for warning in g
+                .warnings()
+                .into_iter()
+                .chain(policy.shadowed_rules())
+                .chain(policy.weak_reveals())
+            {
                 println!("warning: {warning}");
             }
             Ok(())

@@ -47,6 +47,13 @@ pub(super) async fn body(
     }
     let class = answer.class;
     let upstream = answer.upstream;
+    let scope = &ctx
+        .session
+        .as_ref()
+        .ok_or(GatewayError::Internal("an answer without a session"))?
+        .session
+        .info()
+        .scope;
     if ctx.method_sent == "HEAD" {
         // The headers a GET would have had (less a rewritten body's length), no body.
         return response
@@ -57,52 +64,61 @@ pub(super) async fn body(
     // Every streamed body stops when the session does, and one that breaks off — the
     // product's connection, or a page that can't be masked — is recorded as such.
     let cutoff = Cutoff::new(state, ctx);
-    let body = match class {
-        // Streamed: each chunk is masked and sent on as it arrives, so memory stays
-        // bounded whatever the page's size. A chunk that can't be rewritten ends the
-        // response with an error (the browser gets a broken page, never an unmasked one).
-        Class::Html(encoding) => {
-            let rewriter = state.masker.stream_page(&rewrite::Page {
-                banner: &ctx.banner,
-                origins: Some(state.origins.clone()),
-                encoding,
-                inline_scripts: ctx.allows.inline_scripts,
-            });
-            Body::from_stream(cutoff.guard(rewritten_html(
-                upstream.bytes_stream(),
-                rewriter,
-                state.clone(),
-            )))
-        }
-        // JSON is masked as a whole document, so it is read whole, up to the limit.
-        Class::Json => {
-            let raw = read_limited(upstream, state.max_body)
-                .await
-                .ok_or(GatewayError::Answer(AnswerRefusal::TooLarge))?;
-            let mut v = serde_json::from_slice::<serde_json::Value>(&raw)
-                .map_err(|_| GatewayError::Answer(AnswerRefusal::Unmaskable))?;
-            let report = actas_core::mask::mask_json(&mut v, policy.masking(), policy.unclassified);
-            state.service.note_unclassified(report.unclassified);
-            Body::from(
-                serde_json::to_vec(&v).map_err(|_| {
+    let body =
+        match class {
+            // Streamed: each chunk is masked and sent on as it arrives, so memory stays
+            // bounded whatever the page's size. A chunk that can't be rewritten ends the
+            // response with an error (the browser gets a broken page, never an unmasked one).
+            Class::Html(encoding) => {
+                let rewriter = state.masker_for(scope).stream_page(&rewrite::Page {
+                    banner: &ctx.banner,
+                    origins: Some(state.origins.clone()),
+                    encoding,
+                    inline_scripts: ctx.allows.inline_scripts,
+                });
+                let reveals = cutoff.reveals();
+                Body::from_stream(cutoff.guard(rewritten_html(
+                    upstream.bytes_stream(),
+                    rewriter,
+                    state.clone(),
+                    reveals,
+                )))
+            }
+            // JSON is masked as a whole document, so it is read whole, up to the limit.
+            Class::Json => {
+                let raw = read_limited(upstream, state.max_body)
+                    .await
+                    .ok_or(GatewayError::Answer(AnswerRefusal::TooLarge))?;
+                let mut v = serde_json::from_slice::<serde_json::Value>(&raw)
+                    .map_err(|_| GatewayError::Answer(AnswerRefusal::Unmaskable))?;
+                let rules = policy.masking_for(scope);
+                let report = actas_core::mask::mask_json(&mut v, &rules, policy.unclassified);
+                state.service.note_unclassified(report.unclassified);
+                if !report.revealed.is_empty() {
+                    cutoff
+                        .reveals()
+                        .record(report.revealed)
+                        .await
+                        .map_err(|_| GatewayError::LedgerDown)?;
+                }
+                Body::from(serde_json::to_vec(&v).map_err(|_| {
                     GatewayError::Internal("the masked answer could not be written")
-                })?,
-            )
-        }
-        Class::Ndjson => {
-            Body::from_stream(cutoff.guard(masked_lines(upstream.bytes_stream(), state.clone())))
-        }
-        Class::Events => {
-            Body::from_stream(cutoff.guard(masked_events(upstream.bytes_stream(), state.clone())))
-        }
-        Class::Asset | Class::Passed => Body::from_stream(
-            cutoff.guard(
-                upstream
-                    .bytes_stream()
-                    .map(|c| c.map_err(std::io::Error::other)),
+                })?)
+            }
+            Class::Ndjson => Body::from_stream(
+                cutoff.guard(masked_lines(upstream.bytes_stream(), state.clone())),
             ),
-        ),
-    };
+            Class::Events => Body::from_stream(
+                cutoff.guard(masked_events(upstream.bytes_stream(), state.clone())),
+            ),
+            Class::Asset | Class::Passed => Body::from_stream(
+                cutoff.guard(
+                    upstream
+                        .bytes_stream()
+                        .map(|c| c.map_err(std::io::Error::other)),
+                ),
+            ),
+        };
     response
         .header("x-content-type-options", "nosniff")
         .body(body)
@@ -168,6 +184,32 @@ fn masked_lines(
     )
 }
 
+/// What an answer needs to record the masked fields it shows whole.
+#[derive(Clone)]
+struct Reveals {
+    state: GatewayState,
+    session: Option<crate::service::gateway::GatewayContext>,
+    path: String,
+}
+
+impl Reveals {
+    /// Records `fields` as revealed on this answer's page; nothing when there are none.
+    async fn record(&self, fields: std::collections::BTreeSet<String>) -> Result<(), String> {
+        if fields.is_empty() {
+            return Ok(());
+        }
+        let session = self.session.as_ref().ok_or("no session")?;
+        self.state
+            .service
+            .record_revealed(session, fields.into_iter().collect(), &self.path)
+            .await
+            .map_err(|e| {
+                tracing::error!(error = %e, "a revealed field could not be recorded; the answer is cut off");
+                e.to_string()
+            })
+    }
+}
+
 /// What a streamed body needs to stop with its session and to record how it broke off.
 #[derive(Clone)]
 struct Cutoff {
@@ -228,6 +270,15 @@ impl Cutoff {
         })
     }
 
+    /// What this answer needs to record what it reveals.
+    fn reveals(&self) -> Reveals {
+        Reveals {
+            state: self.state.clone(),
+            session: self.session.clone(),
+            path: self.path.clone(),
+        }
+    }
+
     /// Records, in the background, that the answer broke off: the agent's connection is
     /// already being answered and can't wait.
     fn record(&self, why: String) {
@@ -257,17 +308,19 @@ pub(super) fn mask_json_text(state: &GatewayState, text: &str) -> Option<String>
     serde_json::to_string(&v).ok()
 }
 
-/// An HTML body masked chunk by chunk as it streams from the product.
+/// An HTML body masked chunk by chunk as it streams from the product; what each piece
+/// reveals is recorded before the piece goes out.
 fn rewritten_html(
     upstream: impl Stream<Item = reqwest::Result<Bytes>> + Send + 'static,
     rewriter: rewrite::HtmlStream,
     state: GatewayState,
+    reveals: Reveals,
 ) -> impl Stream<Item = Result<Bytes, std::io::Error>> + Send + 'static {
     let upstream = Box::pin(upstream);
     futures_util::stream::unfold(
         (upstream, Some(rewriter)),
         move |(mut upstream, rewriter)| {
-            let state = state.clone();
+            let (state, reveals) = (state.clone(), reveals.clone());
             async move {
                 let mut rewriter = rewriter?;
                 let step = match upstream.next().await {
@@ -276,13 +329,21 @@ fn rewritten_html(
                         state
                             .service
                             .note_unclassified(rewriter.take_unclassified());
-                        (out, Some(rewriter))
+                        let met = rewriter.take_revealed();
+                        (out, met, Some(rewriter))
                     }),
                     Some(Err(e)) => Err(rewrite::RewriteError::Rewrite(e.to_string())),
-                    None => rewriter.finish_reporting().map(|(out, found)| {
-                        state.service.note_unclassified(found);
-                        (out, None)
+                    None => rewriter.finish_reporting().map(|done| {
+                        state.service.note_unclassified(done.unclassified);
+                        (done.rest, done.revealed, None)
                     }),
+                };
+                let step = match step {
+                    Ok((out, met, next)) => match reveals.record(met).await {
+                        Ok(()) => Ok((out, next)),
+                        Err(e) => Err(rewrite::RewriteError::Rewrite(e)),
+                    },
+                    Err(e) => Err(e),
                 };
                 Some(match step {
                     Ok((out, next)) => (Ok(out), (upstream, next)),

@@ -90,6 +90,39 @@ pub struct GatewayState {
     pub metrics: Arc<GatewayMetrics>,
     /// The product's origins, for links and redirects to stay on the gateway.
     pub origins: Arc<rewrite::Origins>,
+    /// Maskers for sessions whose scope reveals masked fields, by the capabilities that
+    /// reveal them (built the first time such a session needs one).
+    pub revealing: Arc<
+        std::sync::Mutex<
+            std::collections::HashMap<Vec<actas_core::scope::CapabilityName>, Arc<HtmlMasker>>,
+        >,
+    >,
+}
+
+impl GatewayState {
+    /// The HTML masker for a session with `scope`: the policy's, or one that shows what
+    /// the scope reveals.
+    fn masker_for(&self, scope: &actas_core::scope::Scope) -> Arc<HtmlMasker> {
+        let policy = self.service.policy();
+        let reveals = policy.reveals_in(scope);
+        if reveals.is_empty() {
+            return self.masker.clone();
+        }
+        let mut cache = self
+            .revealing
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(m) = cache.get(&reveals) {
+            return m.clone();
+        }
+        // The policy's selectors were checked at start, so these parse too; if they
+        // somehow didn't, nothing is revealed.
+        let masker = HtmlMasker::with_rules(policy, &policy.masking_for(scope))
+            .map(Arc::new)
+            .unwrap_or_else(|_| self.masker.clone());
+        cache.insert(reveals, masker.clone());
+        masker
+    }
 }
 
 /// The gateway's router.

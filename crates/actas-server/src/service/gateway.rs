@@ -350,6 +350,33 @@ impl Service {
         self.commit_in_session(ctx, vec![event]).await
     }
 
+    /// Records that the agent is about to see masked `fields` whole on `path`, because the
+    /// session's approved scope reveals them, naming who approved it. Committed while the
+    /// session stands, before the answer that carries them goes out.
+    pub async fn record_revealed(
+        &self,
+        ctx: &GatewayContext,
+        fields: Vec<String>,
+        path: &str,
+    ) -> ServiceResult<()> {
+        let info = ctx.session.info();
+        let request = self.request(info.request).await?;
+        let approved_by = match request.approver {
+            Some(actas_core::request::Approver::Lead(id)) => Some(self.staff_ref(id).await?),
+            _ => None,
+        };
+        let event = EventData::FieldRevealed {
+            session: info.id,
+            account: ctx.account.clone(),
+            ticket: ctx.ticket.clone(),
+            fields,
+            path: path.to_owned(),
+            request: info.request,
+            approved_by,
+        };
+        self.commit_in_session(ctx, vec![event]).await
+    }
+
     /// Records that an answer to a request already sent on was not passed to the agent
     /// (or never came). The request's own record is in the ledger, so this one is written
     /// even if the session has ended meanwhile: nothing that happened may go unrecorded.

@@ -820,3 +820,59 @@ async fn product_headers_carry_no_data_and_never_touch_actas_cookies() {
     assert_eq!(r.headers()["cache-control"], "no-store");
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_masked_field_is_revealed_only_to_an_approved_scope_and_each_reveal_is_recorded() {
+    let w = world().await;
+    let agent = enter(&w, &[], "read-only").await;
+    for path in ["/identity", "/api/identity"] {
+        let body = agent
+            .get(path)
+            .send()
+            .await
+            .expect("get")
+            .text()
+            .await
+            .expect("text");
+        assert!(!body.contains("P123456789"), "{path}: {body}");
+    }
+    assert!(said(&w, "session.field_revealed").await.is_empty());
+    let (sarah, active) = sarahs_session(&w).await;
+    w.app
+        .service()
+        .end_session_by(&sarah, active.info().id)
+        .await
+        .expect("end");
+    // A lead approved reveal_id: the passport number is shown, and each answer that
+    // carried it is on the record first, naming the field, the page and the approval.
+    let agent = enter(&w, &["reveal_id"], "read-only").await;
+    let page = agent
+        .get("/identity")
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("text");
+    assert!(page.contains("P123456789"), "{page}");
+    let json: serde_json::Value = agent
+        .get("/api/identity")
+        .send()
+        .await
+        .expect("json")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(json["passport"], "P123456789");
+    let revealed = said(&w, "session.field_revealed").await;
+    assert_eq!(revealed.len(), 2, "{revealed:#?}");
+    assert!(
+        revealed.contains(&"Sarah Lee, acting as Acme Co, saw the passport unmasked on /identity (approved by Lee Chen)".to_owned()),
+        "{revealed:#?}"
+    );
+    assert!(
+        revealed.iter().any(|s| s.contains("on /api/identity")),
+        "{revealed:#?}"
+    );
+    w.stop().await;
+}

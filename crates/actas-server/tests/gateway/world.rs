@@ -491,6 +491,8 @@ async fn product(seen: Arc<Seen>) -> String {
         .route("/cookies", get(cookies))
         .route("/away", get(away))
         .route("/tagged", get(tagged))
+        .route("/identity", get(|| async { Html(r#"<html><body><div id="passport">P123456789</div></body></html>"#) }))
+        .route("/api/identity", get(|| async { axum::Json(serde_json::json!({ "passport": "P123456789" })) }))
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
         .layer(axum::middleware::from_fn_with_state(seen.clone(), log))
         .with_state(seen);
@@ -516,7 +518,7 @@ pub(crate) struct World {
 /// What the test policy adds to the starter policy: a capability for live chat (the
 /// policy's `websocket_capability`), the customer's own access page (forbidden), a page
 /// route, and asset folders (`/static/`, and `/build/` trusted without a cache mark).
-const POLICY_ADDITIONS: &str = r#"
+const POLICY_ADDITIONS: &str = r##"
 
 [capabilities.chat]
 risk = "medium"
@@ -549,7 +551,21 @@ rule = "show"
 [[gateway.pass_through]]
 route = "GET /reports/{id}"
 content_types = ["application/pdf"]
-"#;
+
+[capabilities.reveal_id]
+risk = "medium"
+description = "See the customer's passport number, for an identity check they asked for"
+
+[[masking]]
+html = "#passport"
+rule = "hide"
+reveal = "reveal_id"
+
+[[masking]]
+json = "$.passport"
+rule = "hide"
+reveal = "reveal_id"
+"##;
 
 /// Starts the product and actas with the test policy.
 pub(crate) async fn world() -> World {

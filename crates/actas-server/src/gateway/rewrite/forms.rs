@@ -15,8 +15,7 @@
 //!   route takes partial forms (see `record`).
 
 use super::{Handler, MASKED_ATTRIBUTE, SHOWN_ATTRIBUTE, mask::mask_attributes};
-use actas_core::policy::Policy;
-use actas_core::policy::masking::{HIDDEN, MaskRule};
+use actas_core::policy::masking::{HIDDEN, MaskRule, MaskingRule, field_rule};
 use lol_html::html_content::{ContentType, Element, EndTag};
 use lol_html::send::{ElementContentHandlers, SendHandlerTypes};
 use lol_html::{HandlerResult, Selector};
@@ -61,9 +60,12 @@ fn escape(text: &str) -> String {
 
 /// The handlers: one on every form (twins for what was masked out of it), one on every
 /// named control. Registered after the policy's rules, so they see what those did.
+/// `rules` classify controls by name (`field` rules and top-level JSON rules).
 pub(super) fn handlers(
-    policy: &Arc<Policy>,
+    rules: Arc<[MaskingRule]>,
+    default: MaskRule,
     unclassified: &Arc<Mutex<BTreeSet<String>>>,
+    revealed: &Arc<Mutex<BTreeSet<String>>>,
 ) -> Vec<Handler> {
     let removed: Removed = Arc::default();
     let forms = removed.clone();
@@ -85,8 +87,8 @@ pub(super) fn handlers(
             },
         ),
     );
-    let policy = policy.clone();
     let unclassified = unclassified.clone();
+    let revealed = revealed.clone();
     let controls = (
         Cow::Owned(
             Selector::from_str("input[name], textarea[name], select[name]")
@@ -94,11 +96,25 @@ pub(super) fn handlers(
         ),
         ElementContentHandlers::default().element(
             move |el: &mut Element<'_, '_, SendHandlerTypes>| -> HandlerResult {
-                control(el, &policy, &unclassified, &removed)
+                let fields = Fields {
+                    rules: &rules,
+                    default,
+                    unclassified: &unclassified,
+                    revealed: &revealed,
+                };
+                control(el, &fields, &removed)
             },
         ),
     );
     vec![form, controls]
+}
+
+/// How controls are classified, and where what that found is noted.
+struct Fields<'a> {
+    rules: &'a [MaskingRule],
+    default: MaskRule,
+    unclassified: &'a Mutex<BTreeSet<String>>,
+    revealed: &'a Mutex<BTreeSet<String>>,
 }
 
 /// The selectors above are constants that parse; this is never reached.
@@ -109,8 +125,7 @@ fn unreachable_selector() -> Selector {
 
 fn control(
     el: &mut Element<'_, '_, SendHandlerTypes>,
-    policy: &Policy,
-    unclassified: &Mutex<BTreeSet<String>>,
+    fields: &Fields<'_>,
     removed: &Removed,
 ) -> HandlerResult {
     let name = el.get_attribute("name").unwrap_or_default();
@@ -132,10 +147,18 @@ fn control(
         return Ok(());
     }
     if !el.has_attribute(MASKED_ATTRIBUTE) {
-        let rule = policy.field_rule(&name).unwrap_or_else(|| {
-            lock(unclassified).insert(format!("field {name}"));
-            policy.unclassified
-        });
+        let rule = match field_rule(fields.rules, &name) {
+            Some(r) => {
+                if r.reveals() {
+                    lock(fields.revealed).insert(r.target_text());
+                }
+                r.rule
+            }
+            None => {
+                lock(fields.unclassified).insert(format!("field {name}"));
+                fields.default
+            }
+        };
         match rule {
             MaskRule::Show => return Ok(()),
             MaskRule::Never => {

@@ -13,20 +13,14 @@ use lol_html::html_content::{ContentType, Element, EndTag, TextChunk};
 use lol_html::send::{ElementContentHandlers, SendHandlerTypes};
 use lol_html::{HandlerResult, Selector};
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex, PoisonError};
 
-/// Attributes whose value is a name the page's authors chose (kept when it looks like
-/// one: `name="email"`, not `name="card-4111111111114242"`).
-const NAME_ATTRIBUTES: &[&str] = &[
-    "name",
-    "id",
-    "for",
-    "form",
-    "list",
-    "aria-labelledby",
-    "aria-describedby",
-    "aria-controls",
-];
+/// Elements whose `name` is a field's name, which a form submits (kept when it looks like
+/// a name, `name="email"`, so the gateway can tell a masked field's placeholder coming
+/// back; `name="card-4111111111114242"` is masked). Every other attribute of a masked
+/// element — `id` included — is masked but `class`: an `id` can be the data itself.
+const FIELD_ELEMENTS: &[&str] = &["input", "select", "textarea", "button"];
 
 /// `<input type>` values kept as they are.
 const INPUT_TYPES: &[&str] = &[
@@ -64,11 +58,12 @@ pub(super) fn mask_attributes(
     if rule == MaskRule::Show {
         return Ok(());
     }
+    let field = FIELD_ELEMENTS.contains(&el.tag_name().as_str());
     let data: Vec<(String, String)> = el
         .attributes()
         .iter()
         .map(|a| (a.name(), a.value()))
-        .filter(|(name, value)| !value.is_empty() && !keeps(name, value))
+        .filter(|(name, value)| !value.is_empty() && !keeps(name, value, field))
         .collect();
     let changed = !data.is_empty();
     for (name, value) in data {
@@ -82,11 +77,11 @@ pub(super) fn mask_attributes(
 }
 
 /// Whether an attribute of a masked element keeps its value.
-fn keeps(name: &str, value: &str) -> bool {
+fn keeps(name: &str, value: &str, field: bool) -> bool {
     name == "class"
         || name.starts_with("data-actas-")
-        || (NAME_ATTRIBUTES.contains(&name) && value.split_whitespace().all(is_name_like))
-        || (name == "type" && INPUT_TYPES.contains(&value.to_ascii_lowercase().as_str()))
+        || (field && name == "name" && is_name_like(value))
+        || (field && name == "type" && INPUT_TYPES.contains(&value.to_ascii_lowercase().as_str()))
 }
 
 /// The elements inside those `selector` matches: `a, b.c` becomes `a *, b.c *`. The list
@@ -132,8 +127,16 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The handlers for one policy rule on `selector`.
-pub(super) fn rule_handlers(selector: &Selector, rule: MaskRule) -> Handler {
+/// The names of revealed rules met, shared with the stream.
+pub(super) type Revealed = Arc<Mutex<BTreeSet<String>>>;
+
+/// The handlers for one policy rule on `selector`; `reveals` names the rule, and where to
+/// say it was met, when it shows a value the session was approved to see.
+pub(super) fn rule_handlers(
+    selector: &Selector,
+    rule: MaskRule,
+    reveals: Option<(String, Revealed)>,
+) -> Handler {
     let open: Open = Arc::default();
     let opened = open.clone();
     let handlers = ElementContentHandlers::default().element(
@@ -144,6 +147,9 @@ pub(super) fn rule_handlers(selector: &Selector, rule: MaskRule) -> Handler {
                     return Ok(());
                 }
                 MaskRule::Show => {
+                    if let Some((name, met)) = &reveals {
+                        lock(met).insert(name.clone());
+                    }
                     // Classified: the form-field pass must not hide it as unclassified.
                     el.set_attribute(SHOWN_ATTRIBUTE, "")?;
                     return Ok(());

@@ -66,7 +66,9 @@ pub enum RewriteError {
 /// The HTML masking rules of a policy, with their selectors parsed once at start.
 #[derive(Clone)]
 pub struct HtmlMasker {
-    rules: Vec<(Selector, MaskRule)>,
+    /// Each HTML rule's selector, its rule, and what it names when it reveals a value
+    /// the session was approved to see.
+    rules: Vec<(Selector, MaskRule, Option<String>)>,
     /// For each rule that keeps the element (`hide`, `last4`, `email`): its elements'
     /// descendants, whose attributes are masked too (`<td class="card-number"><a
     /// href="/cards/4111…">`).
@@ -77,8 +79,6 @@ pub struct HtmlMasker {
     /// The policy's JSON rules and what unclassified JSON fields get, for inline JSON.
     json_rules: Arc<[MaskingRule]>,
     unclassified: MaskRule,
-    /// The policy, for classifying form fields by name.
-    policy: Arc<Policy>,
 }
 
 impl std::fmt::Debug for HtmlMasker {
@@ -114,12 +114,21 @@ impl HtmlMasker {
     /// Checks every HTML selector of the policy's masking rules; its JSON rules mask JSON
     /// data inside pages.
     pub fn new(policy: &Policy) -> Result<Self, RewriteError> {
-        let rules = policy.masking();
+        Self::with_rules(policy, policy.masking())
+    }
+
+    /// The masker for `rules` (the policy's, with what a session's scope reveals shown:
+    /// [`Policy::masking_for`]).
+    pub fn with_rules(policy: &Policy, rules: &[MaskingRule]) -> Result<Self, RewriteError> {
         let mut out = Vec::new();
         let mut inside = Vec::new();
         for r in rules {
             if let Target::Html(selector) = &r.target {
-                out.push((parse(selector)?, r.rule));
+                out.push((
+                    parse(selector)?,
+                    r.rule,
+                    r.reveals().then(|| r.target_text()),
+                ));
                 if matches!(r.rule, MaskRule::Hide | MaskRule::Last4 | MaskRule::Email) {
                     inside.push((parse(&mask::descendants_of(selector))?, r.rule));
                 }
@@ -136,7 +145,6 @@ impl HtmlMasker {
                 .cloned()
                 .collect(),
             unclassified: policy.unclassified,
-            policy: Arc::new(policy.clone()),
         })
     }
 
@@ -156,7 +164,7 @@ impl HtmlMasker {
             .iter()
             .filter_map(|s| Selector::from_str(s).ok())
             .chain([self.body.clone(), self.scripts.clone()])
-            .chain(self.rules.iter().map(|(s, _)| s.clone()))
+            .chain(self.rules.iter().map(|(s, _, _)| s.clone()))
             .chain(self.inside.iter().map(|(s, _)| s.clone()))
             .collect()
     }
@@ -226,8 +234,13 @@ impl HtmlMasker {
                 },
             ),
         ));
-        for (selector, rule) in &self.rules {
-            handlers.push(mask::rule_handlers(selector, *rule));
+        let revealed: Arc<Mutex<BTreeSet<String>>> = Arc::default();
+        for (selector, rule, reveals) in &self.rules {
+            handlers.push(mask::rule_handlers(
+                selector,
+                *rule,
+                reveals.clone().map(|name| (name, revealed.clone())),
+            ));
         }
         handlers.push(scripts::scripts(
             &self.scripts,
@@ -239,7 +252,12 @@ impl HtmlMasker {
         for (selector, rule) in &self.inside {
             handlers.push(mask::inside_handlers(selector, *rule));
         }
-        handlers.extend(forms::handlers(&self.policy, &unclassified));
+        handlers.extend(forms::handlers(
+            self.json_rules.clone(),
+            self.unclassified,
+            &unclassified,
+            &revealed,
+        ));
         let out = Arc::new(Mutex::new(Vec::new()));
         let settings = handlers
             .into_iter()
@@ -266,6 +284,7 @@ impl HtmlMasker {
             rewriter: HtmlRewriter::new(settings, Sink(out.clone())),
             out,
             unclassified,
+            revealed,
         }
     }
 }
@@ -282,11 +301,22 @@ impl OutputSink for Sink {
     }
 }
 
+/// The end of a document: its last bytes, and what was met since the last take.
+pub struct Finished {
+    /// The last bytes.
+    pub rest: Bytes,
+    /// Fields no rule classified.
+    pub unclassified: BTreeSet<String>,
+    /// Fields revealed.
+    pub revealed: BTreeSet<String>,
+}
+
 /// One document being rewritten; `Send`, so it can live inside a response body stream.
 pub struct HtmlStream {
     rewriter: HtmlRewriter<'static, Sink>,
     out: Arc<Mutex<Vec<u8>>>,
     unclassified: Arc<Mutex<BTreeSet<String>>>,
+    revealed: Arc<Mutex<BTreeSet<String>>>,
 }
 
 impl HtmlStream {
@@ -304,6 +334,12 @@ impl HtmlStream {
         Ok(self.take())
     }
 
+    /// The fields shown whole because the session's scope reveals them, met so far: the
+    /// caller records them before passing on what carries them.
+    pub fn take_revealed(&self) -> BTreeSet<String> {
+        std::mem::take(&mut *self.revealed.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
     /// The JSON fields and form fields no rule classified, met so far (each once).
     pub fn take_unclassified(&self) -> BTreeSet<String> {
         std::mem::take(
@@ -316,11 +352,17 @@ impl HtmlStream {
 
     /// Ends the document and returns the rest, with the fields no rule classified that
     /// were met since the last [`HtmlStream::take_unclassified`].
-    pub fn finish_reporting(self) -> Result<(Bytes, BTreeSet<String>), RewriteError> {
-        let report = self.unclassified.clone();
+    pub fn finish_reporting(self) -> Result<Finished, RewriteError> {
+        let (report, revealed) = (self.unclassified.clone(), self.revealed.clone());
         let rest = self.finish()?;
-        let found = std::mem::take(&mut *report.lock().unwrap_or_else(PoisonError::into_inner));
-        Ok((rest, found))
+        let take = |m: &Mutex<BTreeSet<String>>| {
+            std::mem::take(&mut *m.lock().unwrap_or_else(PoisonError::into_inner))
+        };
+        Ok(Finished {
+            rest,
+            unclassified: take(&report),
+            revealed: take(&revealed),
+        })
     }
 
     /// Ends the document and returns the rest.
