@@ -19,9 +19,10 @@ fn main() -> ExitCode {
         Some("bench-gateway") => bench_gateway(),
         Some("bench-gateway-cpu") => bench_gateway_cpu(),
         Some("bench-customer") => bench_customer(),
+        Some("fuzz") => fuzz(&args[1..]),
         Some("prereqs") => prerequisites(),
         _ => Err(
-            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask bench-gateway-cpu | cargo xtask bench-customer | cargo xtask prereqs"
+            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask bench-gateway-cpu | cargo xtask bench-customer | cargo xtask fuzz [seconds per target] | cargo xtask prereqs"
                 .into(),
         ),
     };
@@ -85,11 +86,91 @@ fn test(filters: &[String]) -> Result {
     )?;
     step("doc tests");
     run("cargo", &["test", "--workspace", "--doc", "--quiet"])?;
+    if filters.is_empty() {
+        // Each fuzz target for a little while, on a copy of the kept corpus (which the
+        // suite's own replay test already checked).
+        fuzz_targets(FUZZ_BRIEFLY_SECONDS, false)?;
+    }
     // Last, so its summary ("N tests run: N passed") closes the output.
     step("cargo nextest run --workspace");
     let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
     args.extend(filters.iter().map(String::as_str));
     run("cargo", &args)
+}
+
+/// The fuzz targets (`fuzz/fuzz_targets/`), each checking that no planted secret comes
+/// out of the masker and nothing panics.
+const FUZZ_TARGETS: &[&str] = &["html", "html_raw", "json", "urls"];
+
+/// How long `cargo xtask test` runs each fuzz target.
+const FUZZ_BRIEFLY_SECONDS: u32 = 15;
+
+/// `cargo xtask fuzz [seconds]`: each target for that long (default 120 s), growing the
+/// kept corpus in `fuzz/corpus/` with what the fuzzer finds new.
+fn fuzz(args: &[String]) -> Result {
+    let seconds = match args.first() {
+        Some(s) => s
+            .parse()
+            .map_err(|_| format!("{s:?} is not a number of seconds"))?,
+        None => 120,
+    };
+    fuzz_targets(seconds, true)
+}
+
+/// Runs every fuzz target for `seconds` with cargo-fuzz on the nightly toolchain (this
+/// machine has one beside stable; cargo-fuzz is installed from crates.io when missing).
+/// With `grow`, new inputs go into the kept corpus; otherwise into a copy under target/.
+fn fuzz_targets(seconds: u32, grow: bool) -> Result {
+    step(&format!("fuzz targets, {seconds} s each"));
+    let nightly = Command::new("rustup")
+        .args(["run", "nightly", "rustc", "--version"])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !nightly {
+        return Err("fuzzing needs the nightly toolchain (rustup toolchain install nightly), and none is installed".into());
+    }
+    if !have("cargo-fuzz") {
+        eprintln!("cargo-fuzz is missing; installing it");
+        run("cargo", &["install", "--locked", "cargo-fuzz"])?;
+    }
+    let root = root();
+    for target in FUZZ_TARGETS {
+        let kept = root.join("fuzz/corpus").join(target);
+        let corpus = if grow {
+            kept
+        } else {
+            let copy = root.join("target/fuzz-corpus").join(target);
+            let _ = std::fs::remove_dir_all(&copy);
+            std::fs::create_dir_all(&copy).map_err(|e| format!("{}: {e}", copy.display()))?;
+            for entry in std::fs::read_dir(&kept).map_err(|e| format!("{}: {e}", kept.display()))? {
+                let path = entry.map_err(|e| e.to_string())?.path();
+                if let Some(name) = path.file_name() {
+                    std::fs::copy(&path, copy.join(name)).map_err(|e| e.to_string())?;
+                }
+            }
+            copy
+        };
+        let status = Command::new("cargo")
+            .args(["+nightly", "fuzz", "run", "--fuzz-dir", "fuzz", target])
+            .arg(&corpus)
+            .args([
+                "--",
+                &format!("-max_total_time={seconds}"),
+                "-timeout=10",
+                "-rss_limit_mb=2048",
+                "-print_final_stats=1",
+            ])
+            .current_dir(&root)
+            .status()
+            .map_err(|e| format!("could not run cargo fuzz: {e}"))?;
+        if !status.success() {
+            return Err(format!(
+                "the fuzz target {target} found an input that fails its check; it is saved under fuzz/artifacts/{target}/ (add it to fuzz/corpus/{target}/ once fixed)"
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn bench(args: &[String]) -> Result {
@@ -218,6 +299,7 @@ fn prerequisites() -> Result {
     }
     ensure_postgres()?;
     ensure_browser()?;
+    ensure_verifiers()?;
     eprintln!("prerequisites ready");
     Ok(())
 }
@@ -250,6 +332,44 @@ fn ensure_browser() -> Result {
         return Err("Chromium and ChromeDriver are still missing after installing them (expected /usr/bin/chromium and /usr/bin/chromedriver)".into());
     }
     eprintln!("Chromium and ChromeDriver are installed");
+    Ok(())
+}
+
+/// What the assertion verifiers of `examples/verify/` need (tests/integrate.rs runs
+/// them): PyJWT with `cryptography` for Python, and `jose` for Node, installed from PyPI
+/// and npm when missing.
+fn ensure_verifiers() -> Result {
+    let python_ok = || {
+        Command::new("python3")
+            .args(["-c", "import jwt, cryptography"])
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    };
+    if !python_ok() {
+        eprintln!("PyJWT or cryptography is missing; installing them with pip");
+        run(
+            "python3",
+            &["-m", "pip", "install", "--quiet", "PyJWT", "cryptography"],
+        )
+        .map_err(|e| format!("PyJWT could not be installed: {e}"))?;
+        if !python_ok() {
+            return Err("PyJWT and cryptography are still missing after installing them".into());
+        }
+    }
+    let verify = root().join("examples/verify");
+    if !verify.join("node_modules/jose").exists() {
+        eprintln!("the Node verifier's jose is missing; installing it with npm");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&verify)
+            .status()
+            .map_err(|e| format!("could not run npm (is Node installed?): {e}"))?;
+        if !status.success() {
+            return Err("npm ci in examples/verify failed".into());
+        }
+    }
+    eprintln!("the assertion verifiers' libraries are installed");
     Ok(())
 }
 

@@ -118,6 +118,11 @@ pub struct ServerConfig {
     /// The console's public URL, when served behind a proxy or over https.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub console_url: Option<String>,
+    /// The gateway's public URL (`https://support-gw.example.com`), when it differs from
+    /// `http://` + its address: the console links agents there, and the product is told
+    /// its host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_url: Option<String>,
 }
 
 fn default_gateway_addr() -> std::net::SocketAddr {
@@ -130,6 +135,7 @@ impl Default for ServerConfig {
             console_addr: ([127, 0, 0, 1], 8080).into(),
             gateway_addr: default_gateway_addr(),
             console_url: None,
+            gateway_url: None,
         }
     }
 }

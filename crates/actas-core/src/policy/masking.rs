@@ -78,10 +78,21 @@ impl MaskRule {
                     Some(format!("•••• {tail}"))
                 }
             }
-            MaskRule::Email => Some(match value.split_once('@') {
-                Some((local, domain)) if !local.is_empty() => {
-                    let first: String = local.chars().take(1).collect();
-                    format!("{first}{MASK_MARK}@{domain}")
+            MaskRule::Email => Some(match value.trim().split_once('@') {
+                Some((local, rest)) if !local.is_empty() => {
+                    // Only what reads as a domain follows the @: text after it (", card
+                    // 4111…" in a masked paragraph) is not shown.
+                    let domain: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || matches!(c, '.' | '-'))
+                        .collect();
+                    let domain = domain.trim_end_matches('.');
+                    if domain.is_empty() {
+                        HIDDEN.to_owned()
+                    } else {
+                        let first: String = local.chars().take(1).collect();
+                        format!("{first}{MASK_MARK}@{domain}")
+                    }
                 }
                 _ => HIDDEN.to_owned(),
             }),
@@ -331,6 +342,12 @@ mod tests {
             Some("s•••@acme.com".into())
         );
         assert_eq!(MaskRule::Email.apply("not-an-email"), Some(HIDDEN.into()));
+        assert_eq!(
+            MaskRule::Email.apply("sarah@acme.com, card 4111111111114242"),
+            Some("s•••@acme.com".into()),
+            "only the domain follows the @"
+        );
+        assert_eq!(MaskRule::Email.apply("sarah@ 4111"), Some(HIDDEN.into()));
         assert_eq!(MaskRule::Hide.apply("secret"), Some(HIDDEN.into()));
         assert_eq!(MaskRule::Never.apply("secret"), None);
     }

@@ -139,7 +139,9 @@ async fn serve(
             .ok()
             .or(config.server.console_url),
         delivery: crate::notify::DeliveryTiming::default(),
-        gateway_url: None,
+        gateway_url: std::env::var("ACTAS_GATEWAY_URL")
+            .ok()
+            .or(config.server.gateway_url),
     };
     let app = crate::app::Application::build(data, settings)
         .await

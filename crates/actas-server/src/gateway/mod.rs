@@ -36,7 +36,8 @@ mod record;
 mod request_filter;
 mod reserved;
 mod response_filter;
-pub mod rewrite;
+/// The HTML rewriter (its own crate, `actas-rewrite`, so it can be fuzzed alone).
+pub use actas_rewrite as rewrite;
 mod submission;
 mod upstream;
 mod websocket;

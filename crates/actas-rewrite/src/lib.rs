@@ -1,3 +1,5 @@
+//! actas's HTML rewriter, on its own so it can be fuzzed alone (`cargo xtask fuzz`).
+//!
 //! Rewriting HTML on its way to the agent's browser (lol_html, streaming): the banner goes
 //! in as the first thing in `<body>`, elements matched by the policy's CSS selectors are
 //! masked by element ([`mask`]), JSON a page carries for its scripts is masked by the JSON
@@ -5,8 +7,12 @@
 //! their placeholders can go back ([`forms`]), and links to the product stay on the
 //! gateway.
 
+#![deny(missing_docs)]
+
 mod edges;
 mod forms;
+#[doc(hidden)]
+pub mod fuzzing;
 mod links;
 mod mask;
 mod scripts;
