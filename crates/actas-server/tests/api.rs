@@ -3,7 +3,6 @@
 mod common;
 
 use actas_core::scope::Risk;
-use actas_core::staff::Role;
 use actas_server::app::{Application, ServeSettings};
 use actas_server::config::DataDir;
 use reqwest::StatusCode;
@@ -19,19 +18,7 @@ impl TestApp {
     async fn start() -> Self {
         let (dir, app) = common::serve().await;
         let s = app.service();
-        common::add_staff(
-            s,
-            &[
-                ("dana@example.com", "Dana Park", Role::Director),
-                ("lee@example.com", "Lee Chen", Role::Lead),
-                ("sarah@example.com", "Sarah Lee", Role::Agent),
-                ("ola@example.com", "Ola Nowak", Role::Agent),
-                ("audrey@example.com", "Audrey Kim", Role::Auditor),
-            ],
-        )
-        .await;
-        common::allow(s, "sarah@example.com", Risk::High).await;
-        common::acme(s).await;
+        common::team(s, Risk::High).await;
         let base = format!("http://{}", app.console_addr());
         Self {
             _dir: dir,

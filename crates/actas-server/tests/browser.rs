@@ -871,6 +871,10 @@ async fn saving_a_form_with_masked_fields_changes_nothing_and_says_why() {
     customer.fill("input[name=id]", "acme").await;
     customer.fill("input[name=password]", "acme-demo").await;
     customer.click("form button").await;
+    // Signed in before the next page is asked for (else the portal answers its sign-in).
+    customer
+        .expect_text("the portal after signing in", "Welcome, Acme Co")
+        .await;
     customer.go(&format!("{portal}/profile")).await;
     let html = customer.source().await;
     assert!(

@@ -20,18 +20,7 @@ struct T {
 async fn start() -> T {
     let (dir, app) = common::serve().await;
     let s = app.service();
-    common::add_staff(
-        s,
-        &[
-            ("dana@example.com", "Dana Park", Role::Director),
-            ("lee@example.com", "Lee Chen", Role::Lead),
-            ("sarah@example.com", "Sarah Lee", Role::Agent),
-            ("ola@example.com", "Ola Nowak", Role::Agent),
-        ],
-    )
-    .await;
-    common::allow(s, "sarah@example.com", Risk::Medium).await;
-    common::acme(s).await;
+    common::team(s, Risk::Medium).await;
     let base = format!("http://{}", app.console_addr());
     T {
         _dir: dir,

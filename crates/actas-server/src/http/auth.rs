@@ -133,7 +133,7 @@ impl FromRequestParts<AppState> for Staff {
                     "this request came from another site, so it was refused",
                 ));
             }
-            let Via::Cookie { csrf, .. } = &who.via else {
+            let Via::Cookie { csrf, .. } = who.via() else {
                 return Err(ApiError::unauthenticated("please sign in"));
             };
             let sent = headers

@@ -67,16 +67,31 @@ pub enum Via {
     ApiToken,
 }
 
-/// An authenticated staff member.
+/// An authenticated staff member. Only the service makes one, from a live sign-in or a
+/// valid API token; every read and action starts from it (see [`super::access`]).
 #[derive(Debug, Clone)]
 pub struct Authenticated {
+    staff: StaffRecord,
+    authenticated_at: Timestamp,
+    via: Via,
+}
+
+impl Authenticated {
     /// Who.
-    pub staff: StaffRecord,
+    pub fn staff(&self) -> &StaffRecord {
+        &self.staff
+    }
+
     /// When their password was last checked (API tokens: never, so starting a session
     /// through the API needs the password in the request).
-    pub authenticated_at: Timestamp,
-    /// How.
-    pub via: Via,
+    pub fn authenticated_at(&self) -> Timestamp {
+        self.authenticated_at
+    }
+
+    /// How they proved who they are.
+    pub fn via(&self) -> &Via {
+        &self.via
+    }
 }
 
 /// SHA-256 of a secret, the only form in which secrets are stored.

@@ -1,7 +1,8 @@
 //! The service layer: every operation a front end offers, with its rules, over the
-//! [`Store`]. The CLI calls it today; the console and the JSON API will call the same
-//! functions, so no rule lives only in a handler.
+//! [`Store`]. The console, the JSON API and the CLI call the same functions, so no rule
+//! lives only in a handler. Who may see what is decided in [`access`] and [`queries`].
 
+pub mod access;
 mod accounts;
 mod allow;
 pub mod apps;
@@ -10,6 +11,7 @@ pub mod customer;
 pub mod extract;
 pub mod gateway;
 mod keys;
+pub mod queries;
 mod requests;
 mod sessions;
 mod staff;

@@ -41,6 +41,24 @@ pub async fn add_staff(service: &Service, staff: &[(&str, &str, Role)]) {
     }
 }
 
+/// The team most tests use: Dana (director), Lee (lead), Sarah and Ola (agents) and
+/// Audrey (auditor); Sarah is allowed up to `sarah_up_to`; and the account `acme`.
+pub async fn team(service: &Service, sarah_up_to: Risk) {
+    add_staff(
+        service,
+        &[
+            ("dana@example.com", "Dana Park", Role::Director),
+            ("lee@example.com", "Lee Chen", Role::Lead),
+            ("sarah@example.com", "Sarah Lee", Role::Agent),
+            ("ola@example.com", "Ola Nowak", Role::Agent),
+            ("audrey@example.com", "Audrey Kim", Role::Auditor),
+        ],
+    )
+    .await;
+    allow(service, "sarah@example.com", sarah_up_to).await;
+    acme(service).await;
+}
+
 /// Dana (a director, who must exist) allows `email` up to `risk`.
 pub async fn allow(service: &Service, email: &str, risk: Risk) {
     service

@@ -7,12 +7,14 @@ mod views;
 use super::AppState;
 use super::auth::Staff;
 use super::error::{ApiError, Body};
+use crate::service::access::{Auditor, Director, Lead};
 use crate::service::auth::Via;
+use crate::service::queries::LogQuery;
 use crate::service::{AllowChange, Approval, RequestInput};
 use actas_core::Timestamp;
 use actas_core::ids::{AccountId, RequestId, SessionId};
 use actas_core::scope::Risk;
-use actas_core::staff::{Email, Role};
+use actas_core::staff::Email;
 use actas_store::EventFilter;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -64,6 +66,7 @@ pub fn router() -> Router<AppState> {
         .route("/requests/{id}/cancel", post(cancel))
         .route("/requests/{id}/code", post(enter_code))
         .route("/sessions", get(my_session).post(start_session))
+        .route("/sessions/{id}", get(get_session))
         .route("/sessions/{id}/end", post(end_session))
         .route("/allow-list", get(allow_list).post(grant))
         .route("/allow-list/revoke", post(revoke))
@@ -115,23 +118,19 @@ async fn sign_out(State(state): State<AppState>, Staff(who): Staff) -> ApiResult
 }
 
 async fn me(State(state): State<AppState>, Staff(who): Staff, headers: HeaderMap) -> ApiResult {
-    let allowed = state
-        .service
-        .store()
-        .allowed(who.staff.id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    let csrf = match &who.via {
+    let mine = state.service.me(&who).await?;
+    let csrf = match who.via() {
         Via::Cookie { csrf, .. } if state.site.session_cookie(&headers).is_some() => {
             Some(csrf.clone())
         }
         _ => None,
     };
     Ok(Json(json!({
-        "email": who.staff.email,
-        "name": who.staff.name,
-        "role": who.staff.role,
-        "allowed_up_to": allowed.map(|a| a.max_risk),
+        "email": who.staff().email,
+        "name": who.staff().name,
+        "role": who.staff().role,
+        "allowed_up_to": mine.allowed_up_to,
+        "totp": mine.totp_on,
         "csrf": csrf,
     })))
 }
@@ -146,7 +145,7 @@ async fn create_token(
     Staff(who): Staff,
     Body(body): Body<NewToken>,
 ) -> ApiResult<Response> {
-    if matches!(who.via, Via::ApiToken) {
+    if matches!(who.via(), Via::ApiToken) {
         return Err(ApiError::forbidden(
             "create API tokens from the console, signed in with your password",
         ));
@@ -185,28 +184,13 @@ async fn list_accounts(
     Staff(who): Staff,
     Query(search): Query<Search>,
 ) -> ApiResult {
-    let allowed = state
+    let found = state
         .service
-        .store()
-        .allowed(who.staff.id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    let q = search.q.unwrap_or_default().trim().to_lowercase();
-    let accounts = state
-        .service
-        .store()
-        .list_accounts()
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    let list: Vec<Value> = accounts
+        .search_accounts(&who, search.q.as_deref().unwrap_or_default())
+        .await?;
+    let list: Vec<Value> = found
         .iter()
-        .filter(|a| {
-            q.is_empty()
-                || a.id.as_str().to_lowercase().contains(&q)
-                || a.name.as_str().to_lowercase().contains(&q)
-        })
-        .take(100)
-        .map(|a| account_view(a, allowed.is_some()))
+        .map(|l| account_view(&l.account, l.can_act_as))
         .collect();
     Ok(Json(json!({ "accounts": list })))
 }
@@ -217,14 +201,16 @@ async fn get_account(
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = AccountId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-    let account = state.service.account(&id).await?;
-    let allowed = state
-        .service
-        .store()
-        .allowed(who.staff.id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    Ok(Json(account_view(&account, allowed.is_some())))
+    let view = state.service.account_view(&who, &id).await?;
+    let mut out = account_view(&view.account, view.why_not.is_none());
+    out["why_not"] = json!(view.why_not);
+    out["capabilities"] = json!(
+        view.capabilities
+            .iter()
+            .map(|c| json!({ "name": c.name, "description": c.description, "risk": c.risk, "blocked": c.blocked }))
+            .collect::<Vec<_>>()
+    );
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]
@@ -253,7 +239,7 @@ async fn create_request(
     let r = state
         .service
         .create_request(
-            &who.staff,
+            who.staff(),
             RequestInput {
                 account: b.account,
                 ticket: b.ticket,
@@ -287,20 +273,18 @@ async fn list_requests(
             ));
         }
     }
-    if !matches!(who.staff.role, Role::Lead | Role::Director) {
-        return Err(ApiError::forbidden(
-            "only leads and directors see the approval queue",
-        ));
-    }
-    let list = state
-        .service
-        .store()
-        .pending_requests()
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    Ok(Json(
-        json!({ "requests": list.iter().map(request_view).collect::<Vec<_>>() }),
-    ))
+    let lead = Lead::of(&who)?;
+    let queue = state.service.queue(&lead).await?;
+    let list: Vec<Value> = queue
+        .iter()
+        .map(|q| {
+            let mut v = request_view(&q.request);
+            v["requester_name"] = json!(q.requester);
+            v["account_name"] = json!(q.account);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "requests": list })))
 }
 
 async fn get_request(
@@ -308,13 +292,11 @@ async fn get_request(
     Staff(who): Staff,
     Path(id): Path<String>,
 ) -> ApiResult {
-    let r = state.service.request(request_id(&id)?).await?;
-    let may_see = r.requester == who.staff.id
-        || matches!(who.staff.role, Role::Lead | Role::Director | Role::Auditor);
-    if !may_see {
-        return Err(ApiError::forbidden("this is someone else's request"));
-    }
-    Ok(Json(request_view(&r)))
+    let view = state.service.request_view(&who, request_id(&id)?).await?;
+    let mut out = request_view(&view.request);
+    out["account_name"] = json!(view.account.name);
+    out["needs_password"] = json!(view.needs_password);
+    Ok(Json(out))
 }
 
 #[derive(Deserialize)]
@@ -333,7 +315,7 @@ async fn approve(
     let r = state
         .service
         .approve_request(
-            &who.staff,
+            who.staff(),
             request_id(&id)?,
             Approval {
                 capabilities: b.capabilities,
@@ -358,7 +340,7 @@ async fn deny(
 ) -> ApiResult {
     let r = state
         .service
-        .deny_request(&who.staff, request_id(&id)?, &b.note)
+        .deny_request(who.staff(), request_id(&id)?, &b.note)
         .await?;
     Ok(Json(request_view(&r)))
 }
@@ -370,7 +352,7 @@ async fn cancel(
 ) -> ApiResult {
     let r = state
         .service
-        .cancel_request(&who.staff, request_id(&id)?)
+        .cancel_request(who.staff(), request_id(&id)?)
         .await?;
     Ok(Json(request_view(&r)))
 }
@@ -388,7 +370,7 @@ async fn enter_code(
 ) -> ApiResult {
     let r = state
         .service
-        .enter_code(&who.staff, request_id(&id)?, &b.code)
+        .enter_code(who.staff(), request_id(&id)?, &b.code)
         .await?;
     Ok(Json(request_view(&r)))
 }
@@ -409,11 +391,11 @@ async fn start_session(
         RequestId::parse(&b.request).map_err(|e| ApiError::invalid("request", e.to_string()))?;
     let authenticated_at = match b.password.as_deref() {
         Some(p) => state.service.reauthenticate(&who, p).await?,
-        None => who.authenticated_at,
+        None => who.authenticated_at(),
     };
     let (session, token) = state
         .service
-        .start_session(&who.staff, id, authenticated_at)
+        .start_session(who.staff(), id, authenticated_at)
         .await?;
     let mut view = session_view(&actas_core::session::Session::Active(session));
     view["handoff"] = json!({
@@ -425,15 +407,24 @@ async fn start_session(
 }
 
 async fn my_session(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
-    let s = state
-        .service
-        .store()
-        .active_session_of(who.staff.id)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
+    let mine = state.service.my_session(&who).await?;
     Ok(Json(
-        json!({ "session": s.map(|a| session_view(&actas_core::session::Session::Active(a))) }),
+        json!({ "session": mine.map(|m| session_view(&actas_core::session::Session::Active(m.session))) }),
     ))
+}
+
+async fn get_session(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+) -> ApiResult {
+    let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+    let view = state.service.session_view(&who, id).await?;
+    let mut out = session_view(&view.session);
+    out["staff_name"] = json!(view.staff);
+    out["account_name"] = json!(view.account.name);
+    out["timeline"] = json!(view.timeline.iter().map(event_view).collect::<Vec<_>>());
+    Ok(Json(out))
 }
 
 async fn end_session(
@@ -442,18 +433,15 @@ async fn end_session(
     Path(id): Path<String>,
 ) -> ApiResult {
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-    let ended = state.service.end_session_by(&who.staff, id).await?;
+    let ended = state.service.end_session_by(who.staff(), id).await?;
     Ok(Json(session_view(&ended)))
 }
 
-async fn allow_list(State(state): State<AppState>, Staff(_who): Staff) -> ApiResult {
-    let entries = state
-        .service
-        .store()
-        .allow_list()
-        .await
-        .map_err(crate::service::ServiceError::from)?;
-    let list: Vec<Value> = entries
+async fn allow_list(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+    let director = Director::of(&who)?;
+    let view = state.service.allow_list_view(&director).await?;
+    let list: Vec<Value> = view
+        .entries
         .iter()
         .map(|a| {
             json!({
@@ -483,7 +471,7 @@ async fn rotate_assertion_key(
 ) -> ApiResult<Response> {
     let (old_kid, new_kid) = state
         .service
-        .rotate_assertion_key(Some(&who.staff), &state.assertions, &state.data)
+        .rotate_assertion_key(Some(who.staff()), &state.assertions, &state.data)
         .await?;
     Ok(Json(json!({
         "old_kid": old_kid,
@@ -508,7 +496,7 @@ async fn grant(
         .change_allow_list(
             &email,
             AllowChange::Grant(risk),
-            &who.staff.email,
+            &who.staff().email,
             &b.reason,
         )
         .await?;
@@ -533,7 +521,7 @@ async fn revoke(
     let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
     state
         .service
-        .change_allow_list(&email, AllowChange::Revoke, &who.staff.email, &b.reason)
+        .change_allow_list(&email, AllowChange::Revoke, &who.staff().email, &b.reason)
         .await?;
     Ok(Json(json!({ "email": email, "revoked": true })))
 }
@@ -545,6 +533,7 @@ struct AuditQuery {
     kind: Option<String>,
     since: Option<String>,
     until: Option<String>,
+    staff: Option<String>,
     after: Option<u64>,
     limit: Option<u32>,
 }
@@ -554,11 +543,7 @@ async fn audit(
     Staff(who): Staff,
     Query(q): Query<AuditQuery>,
 ) -> ApiResult {
-    if who.staff.role == Role::Agent {
-        return Err(ApiError::forbidden(
-            "the activity log is for leads, directors and auditors",
-        ));
-    }
+    let reader = Auditor::of(&who)?;
     let time = |v: Option<String>, field: &'static str| -> ApiResult<Option<Timestamp>> {
         v.filter(|s| !s.trim().is_empty())
             .map(|t| {
@@ -571,6 +556,11 @@ async fn audit(
             })
             .transpose()
     };
+    let staff = q
+        .staff
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| Email::parse(s.trim()).map_err(|e| ApiError::invalid("staff", e.to_string())))
+        .transpose()?;
     let filter = EventFilter {
         account: q
             .account
@@ -587,12 +577,13 @@ async fn audit(
         until: time(q.until, "until")?,
     };
     let limit = q.limit.unwrap_or(100).clamp(1, 1000);
-    let events = state
-        .service
-        .store()
-        .events(&filter, q.after.unwrap_or(0), limit)
-        .await
-        .map_err(crate::service::ServiceError::from)?;
+    let query = LogQuery {
+        filter,
+        staff,
+        after: q.after.unwrap_or(0),
+        limit,
+    };
+    let events = state.service.activity(&reader, &query).await?;
     let next = (events.len() as u32 == limit)
         .then(|| events.last().map(|e| e.body.seq))
         .flatten();

@@ -78,9 +78,16 @@ impl PageError {
     }
 
     fn status(status: StatusCode, message: &str) -> Self {
+        let heading = match status {
+            StatusCode::FORBIDDEN => "Not for your role",
+            StatusCode::NOT_FOUND => "Not found",
+            StatusCode::CONFLICT => "That can't be done now",
+            StatusCode::BAD_REQUEST | StatusCode::UNPROCESSABLE_ENTITY => "Check the details",
+            s if s.is_server_error() => "Something went wrong on our side",
+            _ => "That didn't work",
+        };
         let body = format!(
-            "<!doctype html><meta charset=utf-8><link rel=stylesheet href=/static/console.css><main><h1>{}</h1><p>{}</p><p><a href=/accounts>Back to accounts</a></p></main>",
-            status.canonical_reason().unwrap_or("Error"),
+            "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width, initial-scale=1\"><title>{heading} · actas</title><link rel=stylesheet href=/static/console.css><main><h1>{heading}</h1><p>{}</p><p><a href=\"/\">Back to your start page</a></p></main>",
             html_escape(message)
         );
         PageError(Box::new((status, Html(body)).into_response()))
@@ -89,6 +96,12 @@ impl PageError {
 
 impl From<crate::service::ServiceError> for PageError {
     fn from(e: crate::service::ServiceError) -> Self {
+        use crate::service::ServiceError as E;
+        let message = match &e {
+            E::Forbidden(m) | E::NotFound(m) | E::Conflict(m) => Some(sentence(m)),
+            E::Invalid { .. } => Some(sentence(&e.to_string())),
+            _ => None,
+        };
         let api = super::error::ApiError::from(e);
         let response = api.into_response();
         let status = response.status();
@@ -97,9 +110,24 @@ impl From<crate::service::ServiceError> for PageError {
         }
         PageError::status(
             status,
-            "That can't be done right now. Go back and check the details.",
+            message
+                .as_deref()
+                .unwrap_or("That can't be done right now. Go back and try again in a moment."),
         )
     }
+}
+
+/// A service message as a sentence: capital first letter, full stop at the end.
+fn sentence(m: &str) -> String {
+    let mut chars = m.trim().chars();
+    let mut out: String = match chars.next() {
+        Some(c) => c.to_uppercase().chain(chars).collect(),
+        None => return String::new(),
+    };
+    if !out.ends_with(['.', '!', '?']) {
+        out.push('.');
+    }
+    out
 }
 
 fn html_escape(s: &str) -> String {
@@ -139,7 +167,7 @@ impl FromRequestParts<AppState> for Signed {
             .authenticate_cookie(token)
             .await
             .map_err(|_| PageError::sign_in())?;
-        let csrf = match &who.via {
+        let csrf = match who.via() {
             Via::Cookie { csrf, .. } => csrf.clone(),
             Via::ApiToken => String::new(),
         };

@@ -1,0 +1,128 @@
+//! Console pages and form handlers, one module per area. Each handler parses its input,
+//! asks the service (which decides who may see what, see `service::access`) and renders
+//! the view model it gets back; the templates only display.
+
+mod accounts;
+mod allow_list;
+mod approvals;
+mod logs;
+mod requests;
+mod sessions;
+mod settings;
+mod sign_in;
+
+pub(super) use accounts::{account, accounts, create_request};
+pub(super) use allow_list::{allow_list, grant, revoke};
+pub(super) use approvals::{approve, deny, queue};
+pub(super) use logs::{account_audit, activity};
+pub(super) use requests::{cancel, enter_code, request, start};
+pub(super) use sessions::{end_session, session, session_timeline};
+pub(super) use settings::{begin_totp, confirm_totp, create_token, settings};
+pub(super) use sign_in::{sign_in, sign_in_page, sign_out};
+
+use super::PageError;
+use crate::service::ServiceError;
+use crate::service::access::Abilities;
+use crate::service::auth::{Authenticated, Via};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use serde::Deserialize;
+
+type Page = Result<Response, PageError>;
+
+/// The signed-in person, for the header: their name, and the menu their role opens.
+pub(crate) struct Me {
+    name: String,
+    role: String,
+    csrf: String,
+    is_lead: bool,
+    sees_log: bool,
+    is_director: bool,
+}
+
+fn me(who: &Authenticated, csrf: &str) -> Option<Me> {
+    let can = Abilities::of(who);
+    Some(Me {
+        name: who.staff().name.to_string(),
+        role: who.staff().role.to_string(),
+        csrf: csrf.to_owned(),
+        is_lead: can.decides,
+        sees_log: can.reads_log,
+        is_director: can.keeps_allow_list,
+    })
+}
+
+fn ok(html: Html<String>) -> Page {
+    Ok(html.into_response())
+}
+
+fn see_other(to: &str) -> Page {
+    Ok(Redirect::to(to).into_response())
+}
+
+fn csrf_of(who: &Authenticated) -> String {
+    match who.via() {
+        Via::Cookie { csrf, .. } => csrf.clone(),
+        Via::ApiToken => String::new(),
+    }
+}
+
+/// A form with nothing in it but its CSRF token.
+#[derive(Deserialize)]
+pub(super) struct Empty {}
+
+/// Problems with a form, each shown beside its field.
+#[derive(Default)]
+struct FieldErrors {
+    ticket: Option<String>,
+    reason: Option<String>,
+    capabilities: Option<String>,
+    minutes: Option<String>,
+    code: Option<String>,
+    password: Option<String>,
+    other: Option<String>,
+}
+
+impl FieldErrors {
+    fn set(&mut self, field: &str, message: String) {
+        let slot = match field {
+            "ticket" => &mut self.ticket,
+            "reason" => &mut self.reason,
+            "capabilities" => &mut self.capabilities,
+            "minutes" | "mode" => &mut self.minutes,
+            "code" => &mut self.code,
+            "password" => &mut self.password,
+            _ => &mut self.other,
+        };
+        slot.get_or_insert(message);
+    }
+
+    fn from(e: ServiceError) -> Result<Self, PageError> {
+        let mut out = FieldErrors::default();
+        match e {
+            ServiceError::Invalid { field, message } => out.set(&field, message),
+            ServiceError::Forbidden(m) | ServiceError::Conflict(m) | ServiceError::NotFound(m) => {
+                out.other = Some(m)
+            }
+            other => return Err(other.into()),
+        }
+        Ok(out)
+    }
+}
+
+/// One ledger event as a line of a log or timeline.
+struct Line {
+    seq: u64,
+    time: String,
+    summary: String,
+    session: Option<String>,
+}
+
+fn line(e: &actas_store::RecordedEvent) -> Line {
+    let t = e.body.time.to_rfc3339();
+    Line {
+        seq: e.body.seq,
+        time: format!("{} {}", &t[..10], &t[11..19]),
+        summary: e.body.summary.clone(),
+        session: e.body.session.map(|s| s.to_string()),
+    }
+}

@@ -1,0 +1,119 @@
+//! The agent's own session (with its way in), ending it, and any session's timeline.
+
+use super::{Empty, Line, Me, Page, csrf_of, line, me, ok, see_other};
+use crate::http::AppState;
+use crate::http::console::{PageError, Posted, Signed, render};
+use actas_core::Timestamp;
+use actas_core::ids::SessionId;
+use actas_core::session::Session;
+use askama::Template;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+
+struct SessionRow {
+    id: String,
+    account: String,
+    expires_ms: i64,
+    minutes_left: u64,
+}
+
+#[derive(Template)]
+#[template(path = "session.html")]
+struct SessionPage {
+    me: Option<Me>,
+    flash: Option<String>,
+    csrf: String,
+    session: Option<SessionRow>,
+    handoff: Option<String>,
+    timeline: Vec<Line>,
+}
+
+#[derive(Deserialize)]
+pub(in crate::http::console) struct HandoffQuery {
+    handoff: Option<String>,
+}
+
+pub(in crate::http::console) async fn session(
+    State(state): State<AppState>,
+    Signed(who, csrf): Signed,
+    Query(q): Query<HandoffQuery>,
+) -> Page {
+    let mine = state.service.my_session(&who).await?;
+    let timeline = mine
+        .as_ref()
+        .map(|m| m.timeline.iter().map(line).collect())
+        .unwrap_or_default();
+    let session = mine.map(|m| {
+        let info = m.session.info();
+        SessionRow {
+            id: info.id.to_string(),
+            account: m.account.name.to_string(),
+            expires_ms: info.expires_at.as_millis(),
+            minutes_left: m.session.time_left(Timestamp::now()).as_secs() / 60,
+        }
+    });
+    let handoff = q.handoff.filter(|_| session.is_some()).map(|t| {
+        format!(
+            "{}/__actas/enter?token={t}",
+            state.gateway_url.as_deref().unwrap_or("")
+        )
+    });
+    ok(render(&SessionPage {
+        me: me(&who, &csrf),
+        flash: None,
+        csrf,
+        session,
+        handoff,
+        timeline,
+    })?)
+}
+
+pub(in crate::http::console) async fn end_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(who, _): Posted<Empty>,
+) -> Page {
+    state
+        .service
+        .end_session_by(who.staff(), session_id(&id)?)
+        .await?;
+    see_other("/session")
+}
+
+fn session_id(id: &str) -> Result<SessionId, PageError> {
+    SessionId::parse(id)
+        .map_err(|_| PageError::status(StatusCode::NOT_FOUND, "There is no such session."))
+}
+
+#[derive(Template)]
+#[template(path = "session_timeline.html")]
+struct TimelinePage {
+    me: Option<Me>,
+    flash: Option<String>,
+    staff: String,
+    account: String,
+    status: String,
+    timeline: Vec<Line>,
+}
+
+pub(in crate::http::console) async fn session_timeline(
+    State(state): State<AppState>,
+    Signed(who, _): Signed,
+    Path(id): Path<String>,
+) -> Page {
+    let view = state.service.session_view(&who, session_id(&id)?).await?;
+    let status = match &view.session {
+        Session::Active(_) => "Active".to_owned(),
+        Session::Ended(e) => format!("Ended ({})", e.reason.as_str().replace('_', " ")),
+    };
+    let csrf = csrf_of(&who);
+    ok(render(&TimelinePage {
+        me: me(&who, &csrf),
+        flash: None,
+        staff: view.staff,
+        account: view.account.name.to_string(),
+        status,
+        timeline: view.timeline.iter().map(line).collect(),
+    })?)
+}

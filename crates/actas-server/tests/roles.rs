@@ -1,0 +1,185 @@
+//! Who sees what: every page and read endpoint, asked as every role, over real HTTP.
+//! The console and the API take their answers from the same service queries, so the
+//! table is one table.
+
+mod common;
+
+use actas_core::scope::Risk;
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+
+/// The people asked, in the table's column order.
+const PEOPLE: [&str; 5] = [
+    "sarah@example.com",  // an agent on the allow-list, with a live session
+    "ola@example.com",    // an agent off the allow-list
+    "lee@example.com",    // a lead
+    "dana@example.com",   // a director
+    "audrey@example.com", // an auditor
+];
+
+const OK: u16 = 200;
+const NO: u16 = 403;
+
+struct Person {
+    http: reqwest::Client,
+    base: String,
+    cookie: String,
+    csrf: String,
+}
+
+impl Person {
+    async fn sign_in(base: &str, email: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let r = http
+            .post(format!("{base}/api/v1/sign-in"))
+            .json(&json!({ "email": email, "password": "a-long-password" }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::OK, "{email} signs in");
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("a cookie")
+            .to_owned();
+        let body: Value = r.json().await.expect("json");
+        Self {
+            http,
+            base: base.to_owned(),
+            cookie,
+            csrf: body["csrf"].as_str().expect("csrf").to_owned(),
+        }
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("send");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    async fn post(&self, path: &str, body: Value) -> Value {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header("origin", &self.base)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status();
+        let body: Value = r.json().await.expect("json");
+        assert!(status.is_success(), "{path}: {status} {body}");
+        body
+    }
+}
+
+#[tokio::test]
+async fn every_page_and_read_answers_each_role_as_the_table_says() {
+    let (_dir, app) = common::serve().await;
+    let s = app.service();
+    common::team(s, Risk::High).await;
+    let base = format!("http://{}", app.console_addr());
+    let mut people = Vec::new();
+    for email in PEOPLE {
+        people.push(Person::sign_in(&base, email).await);
+    }
+    let (sarah, lee) = (&people[0], &people[2]);
+
+    // Sarah asks, Lee approves, Sarah starts: a request and a live session to ask about.
+    let r = sarah
+        .post(
+            "/api/v1/requests",
+            json!({ "account": "acme", "ticket": "#4821", "reason": "Check the invoice tax rate", "capabilities": ["edit_settings"] }),
+        )
+        .await;
+    let request = r["id"].as_str().expect("id").to_owned();
+    lee.post(&format!("/api/v1/requests/{request}/approve"), json!({}))
+        .await;
+    let started = sarah
+        .post("/api/v1/sessions", json!({ "request": request }))
+        .await;
+    let session = started["id"].as_str().expect("session id").to_owned();
+    // A second request, pending, so the queue has something in it.
+    sarah
+        .post(
+            "/api/v1/requests",
+            json!({ "account": "acme", "ticket": "#4822", "reason": "Look at the payment history", "capabilities": [] }),
+        )
+        .await;
+
+    let table: Vec<(String, [u16; 5])> = vec![
+        // The console.
+        ("/accounts".into(), [OK, OK, OK, OK, OK]),
+        ("/accounts/acme".into(), [OK, OK, OK, OK, OK]),
+        ("/accounts/acme/audit".into(), [NO, NO, OK, OK, OK]),
+        (format!("/requests/{request}"), [OK, NO, OK, OK, OK]),
+        ("/queue".into(), [NO, NO, OK, OK, NO]),
+        ("/session".into(), [OK, OK, OK, OK, OK]),
+        (format!("/sessions/{session}"), [OK, NO, OK, OK, OK]),
+        ("/activity".into(), [NO, NO, OK, OK, OK]),
+        ("/allow-list".into(), [NO, NO, NO, OK, NO]),
+        ("/settings".into(), [OK, OK, OK, OK, OK]),
+        // The JSON API.
+        ("/api/v1/me".into(), [OK, OK, OK, OK, OK]),
+        ("/api/v1/accounts".into(), [OK, OK, OK, OK, OK]),
+        ("/api/v1/accounts/acme".into(), [OK, OK, OK, OK, OK]),
+        (
+            "/api/v1/requests?status=pending".into(),
+            [NO, NO, OK, OK, NO],
+        ),
+        (format!("/api/v1/requests/{request}"), [OK, NO, OK, OK, OK]),
+        ("/api/v1/sessions".into(), [OK, OK, OK, OK, OK]),
+        (format!("/api/v1/sessions/{session}"), [OK, NO, OK, OK, OK]),
+        ("/api/v1/allow-list".into(), [NO, NO, NO, OK, NO]),
+        ("/api/v1/audit".into(), [NO, NO, OK, OK, OK]),
+    ];
+    let mut wrong = Vec::new();
+    for (path, expected) in &table {
+        for (i, person) in people.iter().enumerate() {
+            let (got, body) = person.get(path).await;
+            if got != expected[i] {
+                wrong.push(format!(
+                    "{path} as {}: {got}, expected {}",
+                    PEOPLE[i], expected[i]
+                ));
+            }
+            if got == NO && !path.starts_with("/api/") {
+                // Refusals say why in words, and lead somewhere.
+                assert!(!body.contains(">Forbidden<"), "{path}: {body}");
+                assert!(
+                    body.contains("href=\"/\""),
+                    "{path} has no way back: {body}"
+                );
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+
+    // Who gets what, not only whether: each agent sees their own standing and session.
+    let (_, me) = people[0].get("/api/v1/accounts/acme").await;
+    assert!(me.contains("\"can_act_as\":true"), "{me}");
+    let (_, me) = people[1].get("/api/v1/accounts/acme").await;
+    assert!(me.contains("\"can_act_as\":false"), "{me}");
+    let (_, mine) = people[0].get("/api/v1/sessions").await;
+    assert!(mine.contains(&session), "{mine}");
+    let (_, theirs) = people[1].get("/api/v1/sessions").await;
+    assert!(theirs.contains("\"session\":null"), "{theirs}");
+    // Menus offer exactly what opens: an agent is not sent to a log they can't read.
+    let (_, page) = people[0].get("/accounts/acme").await;
+    assert!(!page.contains("/accounts/acme/audit"), "{page}");
+    assert!(!page.contains("href=\"/activity\""), "{page}");
+    let (_, page) = people[4].get("/accounts/acme").await;
+    assert!(page.contains("/accounts/acme/audit"), "{page}");
+}
