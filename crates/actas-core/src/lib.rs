@@ -29,5 +29,6 @@ pub mod text;
 pub mod tree_head;
 pub mod verify;
 pub mod webhook;
+pub mod words;
 
 pub use clock::Timestamp;

@@ -173,7 +173,13 @@ async fn main() -> Result<()> {
         .route(
             "/plain",
             axum::routing::get(|| async {
-                ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], PAGE)
+                (
+                    [(
+                        axum::http::header::CONTENT_TYPE,
+                        "text/plain; charset=utf-8",
+                    )],
+                    PAGE,
+                )
             }),
         );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -1,6 +1,16 @@
-// The only script in the console: a live countdown on the session page. Every step
-// works without it.
+// The console's only script. Every step works without it: it shows times on the
+// reader's own clock (the server writes them in UTC) and counts down a session.
 document.addEventListener("DOMContentLoaded", () => {
+  const clock = new Intl.DateTimeFormat(undefined, {
+    day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+  });
+  for (const t of document.querySelectorAll("time[datetime]")) {
+    const at = new Date(t.getAttribute("datetime"));
+    if (!Number.isNaN(at.getTime())) {
+      t.title = t.textContent;
+      t.textContent = clock.format(at);
+    }
+  }
   const el = document.getElementById("countdown");
   if (!el) return;
   const expires = Number(el.dataset.expires);

@@ -317,7 +317,9 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
     agent
         .expect_text("the request page", "Request to act as Acme Co")
         .await;
-    agent.expect_text("the request page", "pending").await;
+    agent
+        .expect_text("the request page", "Waiting for a lead to decide")
+        .await;
     let request_url = agent.client.current_url().await.expect("url").to_string();
     agent.shot("requested").await;
 
@@ -336,7 +338,7 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
 
     // The agent starts the session and opens the product through the gateway.
     agent.go(&request_url).await;
-    agent.expect_text("the approved request", "approved").await;
+    agent.expect_text("the approved request", "Approved").await;
     // The password is asked for again only if the last sign-in is not recent.
     if let Ok(p) = agent
         .client

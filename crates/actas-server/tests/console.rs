@@ -321,7 +321,8 @@ async fn a_lead_narrows_or_denies_from_the_queue() {
     let (_, page) = sarah.get(&format!("/requests/{id}")).await;
     assert!(
         page.contains("approved")
-            && page.contains("edit_settings, view")
+            && page.contains("Capabilities: edit_settings, view")
+            && page.contains("change notification and tax settings")
             && page.contains("10 minutes"),
         "{page}"
     );
@@ -423,7 +424,7 @@ async fn a_past_sessions_timeline_reads_in_plain_language() {
     let (s, page) = lee.get(&format!("/sessions/{session}")).await;
     assert_eq!(s, StatusCode::OK);
     assert!(
-        page.contains("Sarah Lee acting as Acme Co") && page.contains("Ended (manual)"),
+        page.contains("Sarah Lee acting as Acme Co") && page.contains("The staff member ended it."),
         "{page}"
     );
     assert!(

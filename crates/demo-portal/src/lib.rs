@@ -864,9 +864,10 @@ async fn access_page(
     };
     let account = get(format!("/accounts/{id}/access-history?per_page=50")).await;
     let who = get(format!("/accounts/{id}/staff-who-acted")).await;
+    // actas sends times as milliseconds since 1970.
     let day = |v: &Value| {
-        v.as_str()
-            .map(|t| t.replace('T', " ").chars().take(16).collect::<String>())
+        v.as_i64()
+            .map(|ms| actas_core::words::clock(actas_core::Timestamp::from_millis(ms)))
     };
     let sessions = account["sessions"]
         .as_array()
@@ -876,18 +877,10 @@ async fn access_page(
             staff: s["staff"].as_str().unwrap_or("").to_owned(),
             started: day(&s["started_at"]).unwrap_or_default(),
             ended: day(&s["ended_at"]),
-            end_reason: s["end_reason"].as_str().map(|r| r.replace('_', " ")),
+            end_reason: s["ended_because"].as_str().map(str::to_owned),
             ticket: s["ticket"].as_str().unwrap_or("").to_owned(),
             reason: s["reason"].as_str().unwrap_or("").to_owned(),
-            scope: s["scope"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(Value::as_str)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                })
-                .unwrap_or_default(),
+            scope: s["scope_described"].as_str().unwrap_or("").to_owned(),
             approved_by: s["approved_by"].as_str().unwrap_or("").to_owned(),
             lines: s["activity"]
                 .as_array()
@@ -903,10 +896,14 @@ async fn access_page(
         .flatten()
         .map(|s| {
             format!(
-                "{} ({}), {} session(s), last on {}",
+                "{} ({}), {}, last on {}",
                 s["name"].as_str().unwrap_or(""),
                 s["role"].as_str().unwrap_or(""),
-                s["sessions"],
+                actas_core::words::count(
+                    s["sessions"].as_u64().unwrap_or(0),
+                    "session",
+                    "sessions"
+                ),
                 day(&s["last_at"]).unwrap_or_default()
             )
         })

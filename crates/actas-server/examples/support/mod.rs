@@ -35,6 +35,14 @@ pub(crate) async fn gateway_session(data: &Path, upstream: &str) -> Result<Gatew
             &format!("upstream = \"{upstream}\""),
         ),
     )?;
+    // The load benchmark's diagnostic page is plain text, which the gateway passes only
+    // where the policy says it may.
+    let policy = data.path().join("policy.toml");
+    let mut text = std::fs::read_to_string(&policy)?;
+    text.push_str(
+        "\n[[gateway.pass_through]]\nroute = \"GET /plain\"\ncontent_types = [\"text/plain\"]\n",
+    );
+    std::fs::write(&policy, text)?;
     let settings = ServeSettings {
         gateway_addr: Some(([127, 0, 0, 1], 0).into()),
         ..ServeSettings::on(([127, 0, 0, 1], 0).into())

@@ -3,6 +3,8 @@
 
 use crate::service::gateway::GatewayContext;
 use actas_core::Timestamp;
+use actas_core::policy::Policy;
+use actas_core::words;
 use askama::Template;
 use axum::http::{StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
@@ -15,7 +17,7 @@ struct Banner<'a> {
     staff: &'a str,
     ticket: &'a str,
     scope: String,
-    minutes_left: u64,
+    time_left: String,
     ends_ms: i64,
     csrf: &'a str,
 }
@@ -30,19 +32,22 @@ struct Notice<'a> {
 
 /// The banner for a live session; empty if it can't be rendered (the caller then refuses
 /// the page: a banner must never silently disappear).
-pub(super) fn banner(ctx: &GatewayContext, csrf: &str) -> String {
+pub(super) fn banner(ctx: &GatewayContext, policy: &Policy, csrf: &str) -> String {
     let info = ctx.session.info();
     Banner {
         account: ctx.account.name.as_str(),
         account_id: ctx.account.id.as_str(),
         staff: ctx.staff.name.as_str(),
         ticket: ctx.ticket.as_str(),
-        scope: format!("may {}", info.scope.joined()),
-        minutes_left: ctx
-            .session
-            .time_left(Timestamp::now())
-            .as_secs()
-            .div_ceil(60),
+        scope: words::scope(policy, &info.scope),
+        time_left: words::count(
+            ctx.session
+                .time_left(Timestamp::now())
+                .as_secs()
+                .div_ceil(60),
+            "minute",
+            "minutes",
+        ),
         ends_ms: info.expires_at.as_millis(),
         csrf,
     }

@@ -69,7 +69,7 @@ pub(super) async fn request_filter(
         .gateway_context(&ctx.cookie)
         .await
         .map_err(session_refused)?;
-    ctx.banner = banner(&session, &login.csrf);
+    ctx.banner = banner(&session, state.service.policy(), &login.csrf);
     ctx.session = Some(session);
     if ctx.banner.is_empty() {
         return Err(GatewayError::Internal("the banner could not be shown"));

@@ -87,7 +87,7 @@ async fn status(State(state): State<GatewayState>, headers: HeaderMap) -> Respon
         },
         Ok((Session::Ended(e), _)) => serde_json::json!({
             "active": false,
-            "message": format!("This support session has ended ({}).", e.reason.as_str().replace('_', " ")),
+            "message": format!("This support session has ended. {}", actas_core::words::end_reason(e.reason)),
         }),
         Err(_) => {
             serde_json::json!({ "active": false, "message": "There is no support session here." })

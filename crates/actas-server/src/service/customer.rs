@@ -10,6 +10,7 @@ use actas_core::app::AppRef;
 use actas_core::event::{Actor, EventData, FieldChange, NewEvent};
 use actas_core::ids::AccountId;
 use actas_core::session::{EndReason, Session};
+use actas_core::words;
 use actas_store::{Account, Applied, Change, EventFilter, SessionsOf, StoreError, Unit};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -451,9 +452,13 @@ impl Service {
                     10_000,
                 )
                 .await?;
-            let (ended_at, end_reason) = match &session {
-                Session::Ended(e) => (Some(e.ended_at), Some(e.reason.as_str().to_owned())),
-                Session::Active(_) => (None, None),
+            let (ended_at, end_reason, ended_because) = match &session {
+                Session::Ended(e) => (
+                    Some(e.ended_at),
+                    Some(e.reason.as_str().to_owned()),
+                    Some(words::end_reason(e.reason).to_owned()),
+                ),
+                Session::Active(_) => (None, None, None),
             };
             out.push(AccessRecord {
                 session: info.id.to_string(),
@@ -462,9 +467,11 @@ impl Service {
                 started_at: info.started_at,
                 ended_at,
                 end_reason,
+                ended_because,
                 ticket: request.ticket.to_string(),
                 reason: request.reason.to_string(),
                 scope: info.scope.iter().map(|c| c.to_string()).collect(),
+                scope_described: words::scope(&self.policy, &info.scope),
                 mode: info.mode.to_string(),
                 approved_by: approver.unwrap_or_else(|| "policy (low risk)".to_owned()),
                 activity: events
@@ -548,12 +555,16 @@ pub struct AccessRecord {
     pub ended_at: Option<Timestamp>,
     /// Why it ended, e.g. `manual`, `hard_limit`, `consent_revoked`.
     pub end_reason: Option<String>,
+    /// Why it ended, as a sentence for people.
+    pub ended_because: Option<String>,
     /// The ticket.
     pub ticket: String,
     /// The reason given.
     pub reason: String,
-    /// What the scope allowed.
+    /// What the scope allowed, by capability name.
     pub scope: Vec<String>,
+    /// What the scope allowed, in the policy's words.
+    pub scope_described: String,
     /// read-only, live or mirror.
     pub mode: String,
     /// Who approved it.

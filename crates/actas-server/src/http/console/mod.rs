@@ -97,9 +97,10 @@ impl PageError {
 impl From<crate::service::ServiceError> for PageError {
     fn from(e: crate::service::ServiceError) -> Self {
         use crate::service::ServiceError as E;
+        use actas_core::words;
         let message = match &e {
-            E::Forbidden(m) | E::NotFound(m) | E::Conflict(m) => Some(sentence(m)),
-            E::Invalid { .. } => Some(sentence(&e.to_string())),
+            E::Forbidden(m) | E::NotFound(m) | E::Conflict(m) => Some(words::sentence(m)),
+            E::Invalid { .. } => Some(words::sentence(&e.to_string())),
             _ => None,
         };
         let api = super::error::ApiError::from(e);
@@ -115,19 +116,6 @@ impl From<crate::service::ServiceError> for PageError {
                 .unwrap_or("That can't be done right now. Go back and try again in a moment."),
         )
     }
-}
-
-/// A service message as a sentence: capital first letter, full stop at the end.
-fn sentence(m: &str) -> String {
-    let mut chars = m.trim().chars();
-    let mut out: String = match chars.next() {
-        Some(c) => c.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
 }
 
 fn html_escape(s: &str) -> String {

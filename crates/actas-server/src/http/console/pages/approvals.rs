@@ -6,6 +6,7 @@ use crate::http::AppState;
 use crate::http::console::{Posted, Signed, render};
 use crate::service::Approval;
 use crate::service::access::Lead;
+use actas_core::words;
 use askama::Template;
 use axum::extract::{Path, State};
 use serde::Deserialize;
@@ -63,10 +64,11 @@ struct QueueItem {
     ticket: String,
     reason: String,
     minutes: u64,
+    time: String,
     mode: String,
     risk: String,
     needs_code: bool,
-    caps: Vec<String>,
+    caps: Vec<(String, String)>,
     own: bool,
 }
 
@@ -76,6 +78,7 @@ struct QueuePage {
     me: Option<Me>,
     flash: Option<String>,
     csrf: String,
+    view: String,
     items: Vec<QueueItem>,
 }
 
@@ -84,6 +87,7 @@ pub(in crate::http::console) async fn queue(
     Signed(who, csrf): Signed,
 ) -> Page {
     let lead = Lead::of(&who)?;
+    let policy = state.service.policy();
     let items = state
         .service
         .queue(&lead)
@@ -98,6 +102,7 @@ pub(in crate::http::console) async fn queue(
                 ticket: r.ticket.to_string(),
                 reason: r.reason.to_string(),
                 minutes: r.duration.minutes(),
+                time: words::count(r.duration.minutes(), "minute", "minutes"),
                 mode: r.mode.to_string(),
                 risk: r.risk.to_string(),
                 needs_code: r.needs_code,
@@ -105,7 +110,13 @@ pub(in crate::http::console) async fn queue(
                     .scope
                     .iter()
                     .filter(|c| c.as_str() != "view")
-                    .map(|c| c.to_string())
+                    .map(|c| {
+                        let described = policy
+                            .capabilities()
+                            .find(|p| &p.name == c)
+                            .map_or_else(|| c.to_string(), |p| p.description.clone());
+                        (c.to_string(), described)
+                    })
                     .collect(),
                 own: q.own,
             }
@@ -115,6 +126,10 @@ pub(in crate::http::console) async fn queue(
         me: me(&who, &csrf),
         flash: None,
         csrf,
+        view: words::sentence(&words::scope(
+            policy,
+            &actas_core::scope::Scope::view_only(),
+        )),
         items,
     })?)
 }

@@ -112,16 +112,18 @@ impl FieldErrors {
 /// One ledger event as a line of a log or timeline.
 struct Line {
     seq: u64,
+    /// RFC 3339, for `<time datetime>`: the console's script shows the reader's clock.
+    at: String,
     time: String,
     summary: String,
     session: Option<String>,
 }
 
 fn line(e: &actas_store::RecordedEvent) -> Line {
-    let t = e.body.time.to_rfc3339();
     Line {
         seq: e.body.seq,
-        time: format!("{} {}", &t[..10], &t[11..19]),
+        at: e.body.time.to_rfc3339(),
+        time: actas_core::words::clock(e.body.time),
         summary: e.body.summary.clone(),
         session: e.body.session.map(|s| s.to_string()),
     }

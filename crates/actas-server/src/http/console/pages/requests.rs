@@ -6,6 +6,7 @@ use crate::http::console::{PageError, Posted, Signed, render};
 use crate::service::auth::Authenticated;
 use actas_core::ids::RequestId;
 use actas_core::request::{AccessRequest, RequestStatus};
+use actas_core::words;
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
@@ -21,6 +22,9 @@ struct RequestPage {
     r: AccessRequest,
     account_name: String,
     scope: String,
+    scope_ids: String,
+    status: &'static str,
+    time: String,
     mine: bool,
     needs_code: bool,
     can_start: bool,
@@ -50,7 +54,10 @@ async fn request_page(
         me: me(who, &csrf),
         flash: None,
         csrf,
-        scope: r.scope.joined(),
+        scope: words::sentence(&words::scope(state.service.policy(), &r.scope)),
+        scope_ids: r.scope.joined(),
+        status: words::request_status(r.status),
+        time: words::count(r.duration.minutes(), "minute", "minutes"),
         account_name: view.account.name.to_string(),
         mine: view.mine,
         needs_code,

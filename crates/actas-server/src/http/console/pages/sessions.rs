@@ -6,6 +6,7 @@ use crate::http::console::{PageError, Posted, Signed, render};
 use actas_core::Timestamp;
 use actas_core::ids::SessionId;
 use actas_core::session::Session;
+use actas_core::words;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -105,7 +106,11 @@ pub(in crate::http::console) async fn session_timeline(
     let view = state.service.session_view(&who, session_id(&id)?).await?;
     let status = match &view.session {
         Session::Active(_) => "Active".to_owned(),
-        Session::Ended(e) => format!("Ended ({})", e.reason.as_str().replace('_', " ")),
+        Session::Ended(e) => format!(
+            "Ended {}. {}",
+            words::clock(e.ended_at),
+            words::end_reason(e.reason)
+        ),
     };
     let csrf = csrf_of(&who);
     ok(render(&TimelinePage {
