@@ -220,6 +220,17 @@ pub enum EventData {
         /// When it ends at the latest.
         expires_at: Timestamp,
     },
+    /// A new way into a running session was issued to its own staff member (the last
+    /// link was used, expired or lost); the session is the same one.
+    #[serde(rename = "session.handoff_reissued")]
+    HandoffReissued {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+    },
     /// A page was viewed inside a session.
     #[serde(rename = "session.page_viewed")]
     PageViewed {
@@ -483,6 +494,7 @@ impl EventData {
             EventData::RequestCancelled { .. } => "request.cancelled",
             EventData::RequestExpired { .. } => "request.expired",
             EventData::SessionStarted { .. } => "session.started",
+            EventData::HandoffReissued { .. } => "session.handoff_reissued",
             EventData::PageViewed { .. } => "session.page_viewed",
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionBlocked { .. } => "session.blocked",
@@ -558,6 +570,11 @@ impl EventData {
                 account,
                 ticket,
                 ..
+            }
+            | EventData::HandoffReissued {
+                session,
+                account,
+                ticket,
             } => EventContext {
                 account: of(account),
                 on_behalf_of: None,

@@ -41,6 +41,12 @@ pub const STAFF: &[(&str, &str, Role, Option<Risk>)] = &[
         Some(Risk::Medium),
     ),
     ("ola@northwind.example", "Ola Nowak", Role::Agent, None),
+    (
+        "audrey@northwind.example",
+        "Audrey Kim",
+        Role::Auditor,
+        None,
+    ),
 ];
 
 /// Where the demo listens and keeps its data.

@@ -887,3 +887,136 @@ async fn saving_a_form_with_masked_fields_changes_nothing_and_says_why() {
     agent.close().await;
     d.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_role_starts_at_its_own_home_and_an_agent_gets_back_into_a_live_session() {
+    let (d, console, gateway, _portal) = demo().await;
+    let agent = Browser::open("home-agent", 1280, 900).await;
+
+    // The agent's home: their requests, and the way to start one.
+    agent
+        .sign_in_console(&console, "sarah@northwind.example")
+        .await;
+    agent
+        .expect_text("the agent's home", "Hello, Sarah Lee")
+        .await;
+    agent.expect_text("the agent's home", "Your requests").await;
+    // A view-only request is approved by policy: straight to a session.
+    agent.go(&format!("{console}/accounts/acme")).await;
+    agent.fill("input[name=ticket]", "#5100").await;
+    agent
+        .fill(
+            "textarea[name=reason]",
+            "Customer can't find last month's invoice",
+        )
+        .await;
+    agent
+        .click("form[action='/accounts/acme/requests'] button")
+        .await;
+    agent.expect_text("the request page", "Approved").await;
+    if let Ok(p) = agent
+        .client
+        .find(Locator::Css("input[name=password]"))
+        .await
+    {
+        p.send_keys(STAFF_PASSWORD).await.expect("password");
+    }
+    agent.click("form[action$='/start'] button").await;
+    agent
+        .expect_text("the session page", "Acting as Acme Co")
+        .await;
+
+    // They leave the session's page before opening the account: the home says the
+    // session runs and leads back to it, where a new link can be had.
+    agent.go(&format!("{console}/")).await;
+    agent
+        .expect_text(
+            "the home with a live session",
+            "Your session on Acme Co is running",
+        )
+        .await;
+    agent.shot("home-live-session").await;
+    agent.click("section.live a[href='/session']").await;
+    agent
+        .expect_text("the session page again", "Get a new link")
+        .await;
+    if let Ok(p) = agent
+        .client
+        .find(Locator::Css("input[name=password]"))
+        .await
+    {
+        p.send_keys(STAFF_PASSWORD).await.expect("password");
+    }
+    agent.click("#reissue").await;
+    let link = agent
+        .client
+        .wait()
+        .for_element(Locator::Id("open-gateway"))
+        .await
+        .expect("a new link into the same session");
+    let href = link.attr("href").await.expect("href").expect("href");
+    assert!(href.starts_with(&gateway), "{href}");
+    link.click().await.expect("open");
+    agent
+        .expect_text("the portal through the re-issued link", "Welcome, Acme Co")
+        .await;
+    agent
+        .expect_banner("the portal through the re-issued link")
+        .await;
+    // The same link does not work twice.
+    agent.go(&href).await;
+    agent
+        .expect_text("a used link", "not valid, has expired or was already used")
+        .await;
+
+    // The lead's home: what waits for a decision.
+    let lead = Browser::open("home-lead", 1280, 900).await;
+    lead.sign_in_console(&console, "lee@northwind.example")
+        .await;
+    lead.expect_text("the lead's home", "Waiting for your decision")
+        .await;
+    lead.expect_text("the lead's home", "waiting for the customer's code")
+        .await;
+    lead.close().await;
+
+    // The director's home: the allow-list.
+    let director = Browser::open("home-director", 1280, 900).await;
+    director
+        .sign_in_console(&console, "dana@northwind.example")
+        .await;
+    director
+        .expect_text("the director's home", "Who may act as customers")
+        .await;
+    director
+        .expect_text("the director's home", "Sarah Lee")
+        .await;
+    director.close().await;
+
+    // The auditor's home: the ledger and the latest activity; from the log, a click
+    // leads to the session's timeline, with the re-issued link on it.
+    let auditor = Browser::open("home-auditor", 1280, 900).await;
+    auditor
+        .sign_in_console(&console, "audrey@northwind.example")
+        .await;
+    auditor
+        .expect_text("the auditor's home", "The ledger")
+        .await;
+    auditor
+        .expect_text("the auditor's home", "events recorded")
+        .await;
+    auditor.go(&format!("{console}/activity")).await;
+    auditor.click("a[href^='/sessions/']").await;
+    auditor
+        .expect_text("the timeline from the log", "Sarah Lee acting as Acme Co")
+        .await;
+    auditor
+        .expect_text(
+            "the timeline from the log",
+            "was given a new link into their running session",
+        )
+        .await;
+    auditor.shot("timeline-from-log").await;
+    auditor.close().await;
+    agent.close().await;
+    d.stop().await.expect("stop");
+}

@@ -115,12 +115,13 @@ async fn every_page_and_read_answers_each_role_as_the_table_says() {
     sarah
         .post(
             "/api/v1/requests",
-            json!({ "account": "acme", "ticket": "#4822", "reason": "Look at the payment history", "capabilities": [] }),
+            json!({ "account": "acme", "ticket": "#4822", "reason": "Look at the payment history", "capabilities": ["edit_settings"] }),
         )
         .await;
 
     let table: Vec<(String, [u16; 5])> = vec![
         // The console.
+        ("/".into(), [OK, OK, OK, OK, OK]),
         ("/accounts".into(), [OK, OK, OK, OK, OK]),
         ("/accounts/acme".into(), [OK, OK, OK, OK, OK]),
         ("/accounts/acme/audit".into(), [NO, NO, OK, OK, OK]),
@@ -133,6 +134,7 @@ async fn every_page_and_read_answers_each_role_as_the_table_says() {
         ("/settings".into(), [OK, OK, OK, OK, OK]),
         // The JSON API.
         ("/api/v1/me".into(), [OK, OK, OK, OK, OK]),
+        ("/api/v1/home".into(), [OK, OK, OK, OK, OK]),
         ("/api/v1/accounts".into(), [OK, OK, OK, OK, OK]),
         ("/api/v1/accounts/acme".into(), [OK, OK, OK, OK, OK]),
         (
@@ -176,6 +178,65 @@ async fn every_page_and_read_answers_each_role_as_the_table_says() {
     assert!(mine.contains(&session), "{mine}");
     let (_, theirs) = people[1].get("/api/v1/sessions").await;
     assert!(theirs.contains("\"session\":null"), "{theirs}");
+    // Each home holds what the role has waiting, and nothing of another role's.
+    let mut sections = Vec::new();
+    for person in &people {
+        let (_, home) = person.get("/api/v1/home").await;
+        let home: Value = serde_json::from_str(&home).expect("json");
+        let has = |k: &str| !home[k].is_null();
+        sections.push([
+            has("queue"),
+            has("awaiting_code"),
+            has("grants"),
+            has("ledger"),
+            has("recent"),
+        ]);
+    }
+    assert_eq!(
+        sections,
+        vec![
+            [false, false, false, false, false],
+            [false, false, false, false, false],
+            [true, true, false, true, true],
+            [true, true, true, true, true],
+            [false, false, false, true, true],
+        ],
+        "queue, awaiting code, grants, ledger, recent for sarah, ola, lee, dana, audrey"
+    );
+    let (_, home) = people[0].get("/api/v1/home").await;
+    let home: Value = serde_json::from_str(&home).expect("json");
+    assert_eq!(home["requests"].as_array().map(Vec::len), Some(2), "{home}");
+    assert_eq!(
+        home["session"]["id"].as_str(),
+        Some(session.as_str()),
+        "{home}"
+    );
+    let (_, home) = people[2].get("/api/v1/home").await;
+    let home: Value = serde_json::from_str(&home).expect("json");
+    assert_eq!(home["queue"].as_array().map(Vec::len), Some(1), "{home}");
+
+    // A new way into the running session, for its own staff member only: the same
+    // session, a new single-use token, on the record; nobody without one gets any.
+    let again = sarah.post("/api/v1/sessions/handoff", json!({})).await;
+    assert_eq!(again["id"].as_str(), Some(session.as_str()), "{again}");
+    assert_ne!(again["handoff"]["token"], started["handoff"]["token"]);
+    let r = people[1]
+        .http
+        .post(format!("{base}/api/v1/sessions/handoff"))
+        .header("cookie", &people[1].cookie)
+        .header("x-csrf-token", &people[1].csrf)
+        .header("origin", &base)
+        .json(&json!({}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::CONFLICT);
+    let (_, timeline) = people[4].get(&format!("/api/v1/sessions/{session}")).await;
+    assert!(
+        timeline.contains("was given a new link into their running session"),
+        "{timeline}"
+    );
+
     // Menus offer exactly what opens: an agent is not sent to a log they can't read.
     let (_, page) = people[0].get("/accounts/acme").await;
     assert!(!page.contains("/accounts/acme/audit"), "{page}");

@@ -201,6 +201,13 @@ pub trait Store: Send + Sync {
     /// Requests waiting for a lead, oldest first.
     async fn pending_requests(&self) -> StoreResult<Vec<AccessRequest>>;
 
+    /// Approved requests still waiting for the customer's confirmation code (not locked),
+    /// oldest first.
+    async fn requests_awaiting_code(&self) -> StoreResult<Vec<AccessRequest>>;
+
+    /// One staff member's own requests, newest first, at most `limit`.
+    async fn requests_of(&self, staff: StaffId, limit: u32) -> StoreResult<Vec<AccessRequest>>;
+
     /// A console sign-in by the SHA-256 of its cookie value.
     async fn login(&self, token_hash: &[u8; 32]) -> StoreResult<Option<Login>>;
 

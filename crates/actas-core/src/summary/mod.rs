@@ -191,6 +191,12 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             "{who} started a support session on {} for ticket {ticket}: “{reason}”",
             account.name
         ),
+        EventData::HandoffReissued {
+            account, ticket, ..
+        } => format!(
+            "{who} was given a new link into their running session on {} for ticket {ticket}",
+            account.name
+        ),
         EventData::PageViewed {
             account,
             description,

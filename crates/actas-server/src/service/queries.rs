@@ -226,18 +226,7 @@ impl Service {
     pub async fn queue(&self, lead: &Lead) -> ServiceResult<Vec<QueueItem>> {
         let mut items = Vec::new();
         for request in self.store.pending_requests().await? {
-            let requester = self
-                .store
-                .staff(request.requester)
-                .await?
-                .map_or_else(|| "someone".into(), |s| s.name.to_string());
-            let account = self.account(&request.account).await?.name.to_string();
-            items.push(QueueItem {
-                own: request.requester == lead.staff().id,
-                request,
-                requester,
-                account,
-            });
+            items.push(self.queue_item(lead, request).await?);
         }
         Ok(items)
     }
@@ -360,6 +349,119 @@ impl Service {
             entries: self.store.allow_list().await?,
             apps: self.store.app_keys().await?,
             outbox: self.store.outbox_stats().await?,
+        })
+    }
+}
+
+/// One of the caller's own requests, with its account's name.
+#[derive(Debug, Clone)]
+pub struct MyRequest {
+    /// The request.
+    pub request: AccessRequest,
+    /// The account, by name.
+    pub account: String,
+}
+
+/// Where the ledger stands, for auditors.
+#[derive(Debug, Clone)]
+pub struct LedgerStatus {
+    /// Events recorded.
+    pub size: u64,
+    /// The newest signed checkpoint: how many events it covers, and when it was signed.
+    pub newest_head: Option<(u64, Timestamp)>,
+}
+
+/// A person's start page: what their role has waiting for them. A section is `None`
+/// when the role doesn't see it, and empty when nothing is waiting.
+#[derive(Debug, Clone)]
+pub struct Home {
+    /// Their own latest requests.
+    pub mine: Vec<MyRequest>,
+    /// Their running session.
+    pub session: Option<MySession>,
+    /// Leads: requests waiting for a decision.
+    pub queue: Option<Vec<QueueItem>>,
+    /// Leads: approved requests waiting for the customer's code.
+    pub awaiting_code: Option<Vec<QueueItem>>,
+    /// Directors: the allow-list's current grants.
+    pub grants: Option<Vec<AllowEntry>>,
+    /// Auditors: the ledger.
+    pub ledger: Option<LedgerStatus>,
+    /// Auditors: the newest events.
+    pub recent: Option<Vec<RecordedEvent>>,
+}
+
+/// How many of a person's own requests their start page lists.
+pub const MY_REQUESTS: u32 = 10;
+
+impl Service {
+    /// The caller's start page.
+    pub async fn home(&self, who: &Authenticated) -> ServiceResult<Home> {
+        let mut mine = Vec::new();
+        for request in self.store.requests_of(who.staff().id, MY_REQUESTS).await? {
+            let account = self.account(&request.account).await?.name.to_string();
+            mine.push(MyRequest { request, account });
+        }
+        let session = self.my_session(who).await?;
+        let (queue, awaiting_code) = match Lead::of(who) {
+            Ok(lead) => {
+                let queue = self.queue(&lead).await?;
+                let mut waiting = Vec::new();
+                for request in self.store.requests_awaiting_code().await? {
+                    waiting.push(self.queue_item(&lead, request).await?);
+                }
+                (Some(queue), Some(waiting))
+            }
+            Err(_) => (None, None),
+        };
+        let grants = match Director::of(who) {
+            Ok(_) => Some(
+                self.store
+                    .allow_list()
+                    .await?
+                    .into_iter()
+                    .filter(|a| a.revoked.is_none())
+                    .collect(),
+            ),
+            Err(_) => None,
+        };
+        let (ledger, recent) = match Auditor::of(who) {
+            Ok(reader) => {
+                let heads = self.store.tree_heads().await?;
+                let ledger = LedgerStatus {
+                    size: self.store.ledger_size().await?,
+                    newest_head: heads.last().map(|h| (h.head.size, h.head.time)),
+                };
+                let recent = self
+                    .recent_activity(&reader, &LogQuery::default(), 10)
+                    .await?;
+                (Some(ledger), Some(recent))
+            }
+            Err(_) => (None, None),
+        };
+        Ok(Home {
+            mine,
+            session,
+            queue,
+            awaiting_code,
+            grants,
+            ledger,
+            recent,
+        })
+    }
+
+    async fn queue_item(&self, lead: &Lead, request: AccessRequest) -> ServiceResult<QueueItem> {
+        let requester = self
+            .store
+            .staff(request.requester)
+            .await?
+            .map_or_else(|| "someone".into(), |s| s.name.to_string());
+        let account = self.account(&request.account).await?.name.to_string();
+        Ok(QueueItem {
+            own: request.requester == lead.staff().id,
+            request,
+            requester,
+            account,
         })
     }
 }

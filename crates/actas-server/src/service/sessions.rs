@@ -191,6 +191,64 @@ impl Service {
         Ok((session, token))
     }
 
+    /// A new hand-off into the caller's own running session, when the last link was used,
+    /// expired or lost (they left its page, or opened the gateway in another browser). The
+    /// same re-authentication as a start applies; the new link is single use like the
+    /// first, and issuing it is recorded. It never starts a second session.
+    pub async fn reissue_handoff(
+        &self,
+        staff: &StaffRecord,
+        authenticated_at: Timestamp,
+    ) -> ServiceResult<(ActiveSession, HandoffToken)> {
+        let now = Timestamp::now();
+        let policy = self.policy();
+        if now.since(authenticated_at) > policy.session.reauth_within {
+            return Err(ServiceError::invalid(
+                "password",
+                format!(
+                    "confirm your password: a new way into the session needs a sign-in within the last {}",
+                    actas_core::words::duration(policy.session.reauth_within)
+                ),
+            ));
+        }
+        let session = self
+            .store
+            .active_session_of(staff.id)
+            .await?
+            .ok_or_else(|| ServiceError::Conflict("you have no running support session".into()))?;
+        let info = session.info().clone();
+        let account = self.account(&info.account).await?;
+        let request = self.request(info.request).await?;
+        let token = HandoffToken(random_hex(32)?);
+        let event = NewEvent::new(
+            Actor::Staff(staff.to_ref()),
+            EventData::HandoffReissued {
+                session: info.id,
+                account: account.to_ref(),
+                ticket: request.ticket,
+            },
+        );
+        // The session must still be running when the link is issued, decided in the same
+        // transaction as the link and its record.
+        self.store
+            .commit(Unit::new(
+                vec![
+                    Change::RequireLiveSession {
+                        id: info.id,
+                        at: now,
+                    },
+                    Change::InsertHandoff {
+                        hash: token_hash(&token.0),
+                        session: info.id,
+                        expires_at: now.plus(HANDOFF_TTL),
+                    },
+                ],
+                move |_| vec![event],
+            ))
+            .await?;
+        Ok((session, token))
+    }
+
     /// Exchanges a hand-off token for its session, once: of two concurrent attempts
     /// with the same token, exactly one succeeds.
     pub async fn redeem_handoff(&self, token: &str) -> ServiceResult<ActiveSession> {

@@ -659,6 +659,28 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn requests_awaiting_code(&self) -> StoreResult<Vec<AccessRequest>> {
+        let clause =
+            "status = 'approved' AND needs_code AND NOT code_confirmed AND locked_at IS NULL";
+        let mut out = Vec::new();
+        for id in read::request_ids(&self.pool, clause).await? {
+            if let Some(r) = self.request(id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn requests_of(&self, staff: StaffId, limit: u32) -> StoreResult<Vec<AccessRequest>> {
+        let mut out = Vec::new();
+        for id in read::request_ids_of(&self.pool, staff, limit).await? {
+            if let Some(r) = self.request(id).await? {
+                out.push(r);
+            }
+        }
+        Ok(out)
+    }
+
     async fn app_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<crate::AppKey>> {
         Ok(read::app_keys(
             &self.pool,

@@ -447,6 +447,25 @@ pub(super) async fn request_ids(pool: &SqlitePool, clause: &str) -> StoreResult<
         .collect()
 }
 
+/// A staff member's requests, newest first.
+pub(super) async fn request_ids_of(
+    pool: &SqlitePool,
+    staff: StaffId,
+    limit: u32,
+) -> StoreResult<Vec<RequestId>> {
+    let ids: Vec<String> = sqlx::query_scalar(
+        "SELECT id FROM access_requests WHERE requester = ? ORDER BY created_at DESC, id LIMIT ?",
+    )
+    .bind(staff.get())
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(StoreError::unexpected)?;
+    ids.iter()
+        .map(|i| RequestId::parse(i).map_err(|e| bad("request id", e)))
+        .collect()
+}
+
 fn app_ref(id: i64, name: &str) -> StoreResult<actas_core::app::AppRef> {
     Ok(actas_core::app::AppRef {
         id,

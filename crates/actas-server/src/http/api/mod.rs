@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/sign-in", post(sign_in))
         .route("/sign-out", post(sign_out))
         .route("/me", get(me))
+        .route("/home", get(home))
         .route("/tokens", post(create_token))
         .route("/totp", post(begin_totp))
         .route("/totp/confirm", post(confirm_totp))
@@ -66,6 +67,7 @@ pub fn router() -> Router<AppState> {
         .route("/requests/{id}/cancel", post(cancel))
         .route("/requests/{id}/code", post(enter_code))
         .route("/sessions", get(my_session).post(start_session))
+        .route("/sessions/handoff", post(reissue_handoff))
         .route("/sessions/{id}", get(get_session))
         .route("/sessions/{id}/end", post(end_session))
         .route("/allow-list", get(allow_list).post(grant))
@@ -411,6 +413,71 @@ async fn my_session(State(state): State<AppState>, Staff(who): Staff) -> ApiResu
     Ok(Json(
         json!({ "session": mine.map(|m| session_view(&actas_core::session::Session::Active(m.session))) }),
     ))
+}
+
+#[derive(Deserialize)]
+struct ReissueBody {
+    /// Needed when the last password check is older than the policy allows.
+    password: Option<String>,
+}
+
+/// A new single-use hand-off into the caller's running session.
+async fn reissue_handoff(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(b): Body<ReissueBody>,
+) -> ApiResult<Response> {
+    let authenticated_at = match b.password.as_deref() {
+        Some(p) => state.service.reauthenticate(&who, p).await?,
+        None => who.authenticated_at(),
+    };
+    let (session, token) = state
+        .service
+        .reissue_handoff(who.staff(), authenticated_at)
+        .await?;
+    let mut view = session_view(&actas_core::session::Session::Active(session));
+    view["handoff"] = json!({
+        "token": token.expose(),
+        "path": format!("/__actas/enter?token={}", token.expose()),
+        "expires_in_seconds": crate::service::HANDOFF_TTL.as_secs(),
+    });
+    Ok((StatusCode::CREATED, Json(view)).into_response())
+}
+
+/// The caller's start page, as data: their requests and session, and what their role
+/// has waiting (absent sections are not for their role).
+async fn home(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+    let h = state.service.home(&who).await?;
+    let queue = |items: &Vec<crate::service::queries::QueueItem>| -> Vec<Value> {
+        items
+            .iter()
+            .map(|q| {
+                let mut v = request_view(&q.request);
+                v["requester_name"] = json!(q.requester);
+                v["account_name"] = json!(q.account);
+                v
+            })
+            .collect()
+    };
+    Ok(Json(json!({
+        "requests": h.mine.iter().map(|m| {
+            let mut v = request_view(&m.request);
+            v["account_name"] = json!(m.account);
+            v
+        }).collect::<Vec<_>>(),
+        "session": h.session.map(|m| session_view(&actas_core::session::Session::Active(m.session))),
+        "queue": h.queue.as_ref().map(queue),
+        "awaiting_code": h.awaiting_code.as_ref().map(queue),
+        "grants": h.grants.map(|g| g.iter().map(|a| json!({
+            "email": a.staff.email, "name": a.staff.name, "max_risk": a.max_risk,
+            "granted_at": a.granted_at.to_rfc3339(),
+        })).collect::<Vec<_>>()),
+        "ledger": h.ledger.map(|l| json!({
+            "size": l.size,
+            "newest_head": l.newest_head.map(|(size, at)| json!({ "size": size, "signed_at": at.to_rfc3339() })),
+        })),
+        "recent": h.recent.map(|r| r.iter().map(event_view).collect::<Vec<_>>()),
+    })))
 }
 
 async fn get_session(

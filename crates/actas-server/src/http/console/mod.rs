@@ -19,7 +19,7 @@ use serde::de::DeserializeOwned;
 /// The console routes.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/accounts") }))
+        .route("/", get(pages::home))
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
         .route("/sign-out", post(pages::sign_out))
         .route("/accounts", get(pages::accounts))
@@ -34,6 +34,7 @@ pub fn router() -> Router<AppState> {
         .route("/requests/{id}/deny", post(pages::deny))
         .route("/queue", get(pages::queue))
         .route("/session", get(pages::session))
+        .route("/session/handoff", post(pages::reissue_handoff))
         .route("/sessions/{id}", get(pages::session_timeline))
         .route("/sessions/{id}/end", post(pages::end_session))
         .route("/settings", get(pages::settings))

@@ -5,6 +5,7 @@
 mod accounts;
 mod allow_list;
 mod approvals;
+mod home;
 mod logs;
 mod requests;
 mod sessions;
@@ -14,9 +15,10 @@ mod sign_in;
 pub(super) use accounts::{account, accounts, create_request};
 pub(super) use allow_list::{allow_list, grant, revoke};
 pub(super) use approvals::{approve, deny, queue};
+pub(super) use home::home;
 pub(super) use logs::{account_audit, activity};
 pub(super) use requests::{cancel, enter_code, request, start};
-pub(super) use sessions::{end_session, session, session_timeline};
+pub(super) use sessions::{end_session, reissue_handoff, session, session_timeline};
 pub(super) use settings::{begin_totp, confirm_totp, create_token, settings};
 pub(super) use sign_in::{sign_in, sign_in_page, sign_out};
 

@@ -3,6 +3,8 @@
 use super::{Empty, Line, Me, Page, csrf_of, line, me, ok, see_other};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, Signed, render};
+use crate::service::ServiceError;
+use crate::service::auth::Authenticated;
 use actas_core::Timestamp;
 use actas_core::ids::SessionId;
 use actas_core::session::Session;
@@ -10,6 +12,7 @@ use actas_core::words;
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use serde::Deserialize;
 
 struct SessionRow {
@@ -27,6 +30,8 @@ struct SessionPage {
     csrf: String,
     session: Option<SessionRow>,
     handoff: Option<String>,
+    needs_password: bool,
+    error: Option<String>,
     timeline: Vec<Line>,
 }
 
@@ -37,10 +42,20 @@ pub(in crate::http::console) struct HandoffQuery {
 
 pub(in crate::http::console) async fn session(
     State(state): State<AppState>,
-    Signed(who, csrf): Signed,
+    Signed(who, _): Signed,
     Query(q): Query<HandoffQuery>,
 ) -> Page {
-    let mine = state.service.my_session(&who).await?;
+    ok(render(&session_page(&state, &who, q.handoff, None).await?)?)
+}
+
+async fn session_page(
+    state: &AppState,
+    who: &Authenticated,
+    handoff: Option<String>,
+    error: Option<String>,
+) -> Result<SessionPage, PageError> {
+    let csrf = csrf_of(who);
+    let mine = state.service.my_session(who).await?;
     let timeline = mine
         .as_ref()
         .map(|m| m.timeline.iter().map(line).collect())
@@ -54,20 +69,57 @@ pub(in crate::http::console) async fn session(
             minutes_left: m.session.time_left(Timestamp::now()).as_secs() / 60,
         }
     });
-    let handoff = q.handoff.filter(|_| session.is_some()).map(|t| {
+    let handoff = handoff.filter(|_| session.is_some()).map(|t| {
         format!(
             "{}/__actas/enter?token={t}",
             state.gateway_url.as_deref().unwrap_or("")
         )
     });
-    ok(render(&SessionPage {
-        me: me(&who, &csrf),
+    Ok(SessionPage {
+        me: me(who, &csrf),
         flash: None,
         csrf,
         session,
         handoff,
+        needs_password: Timestamp::now().since(who.authenticated_at())
+            > state.service.policy().session.reauth_within,
+        error,
         timeline,
-    })?)
+    })
+}
+
+#[derive(Deserialize)]
+pub(in crate::http::console) struct ReissueForm {
+    #[serde(default)]
+    password: String,
+}
+
+/// A new single-use way into the caller's running session (never a second session).
+pub(in crate::http::console) async fn reissue_handoff(
+    State(state): State<AppState>,
+    Posted(who, f): Posted<ReissueForm>,
+) -> Page {
+    let result = async {
+        let at = if f.password.is_empty() {
+            who.authenticated_at()
+        } else {
+            state.service.reauthenticate(&who, &f.password).await?
+        };
+        state.service.reissue_handoff(who.staff(), at).await
+    }
+    .await;
+    match result {
+        Ok((_, token)) => see_other(&format!("/session?handoff={}", token.expose())),
+        Err(e @ (ServiceError::Invalid { .. } | ServiceError::Conflict(_))) => {
+            let message = match e {
+                ServiceError::Invalid { message, .. } => message,
+                other => other.to_string(),
+            };
+            let page = session_page(&state, &who, None, Some(words::sentence(&message))).await?;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 pub(in crate::http::console) async fn end_session(

@@ -61,7 +61,7 @@ pub(in crate::http::console) async fn sign_in(
                 signed.token.expose(),
                 crate::service::auth::LOGIN_TTL.as_secs(),
             );
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/accounts")).into_response())
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
         }
         Err(
             e @ (ServiceError::Unauthenticated(_)
