@@ -1020,3 +1020,168 @@ async fn each_role_starts_at_its_own_home_and_an_agent_gets_back_into_a_live_ses
     agent.close().await;
     d.stop().await.expect("stop");
 }
+
+impl Browser {
+    /// The page fits the window's width: nothing scrolls sideways.
+    async fn expect_no_sideways_scroll(&self, page: &str) {
+        let width = self
+            .client
+            .execute(
+                "return [document.documentElement.scrollWidth, window.innerWidth];",
+                vec![],
+            )
+            .await
+            .expect("widths");
+        let (scroll, inner) = (width[0].as_u64(), width[1].as_u64());
+        if scroll > inner || scroll > Some(390) {
+            self.shot(&format!("wide-{}", page.replace(['/', '?', '=', '&'], "-")))
+                .await;
+            panic!("{page} is {scroll:?} px wide in a {inner:?} px window");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_phone_width_no_console_page_or_notice_scrolls_sideways() {
+    let (d, console, gateway, _portal) = demo().await;
+    let phone = Browser::open("phone-pages", 390, 844).await;
+    phone.client.set_window_size(390, 844).await.expect("size");
+
+    // A helpdesk link, opened before signing in: sign in, and the request form is there
+    // with the ticket filled in.
+    phone
+        .go(&format!(
+            "{console}/start?account=acme&ticket=%235200&reason=Customer+asked+about+a+late+fee"
+        ))
+        .await;
+    phone.expect_text("the sign-in page", "Sign in").await;
+    phone.expect_no_sideways_scroll("sign-in").await;
+    phone
+        .fill("input[name=email]", "sarah@northwind.example")
+        .await;
+    phone.fill("input[name=password]", STAFF_PASSWORD).await;
+    phone.click("form[action='/sign-in'] button").await;
+    phone
+        .expect_text("the form from the helpdesk link", "Act as this customer")
+        .await;
+    let ticket = phone
+        .client
+        .find(Locator::Css("input[name=ticket]"))
+        .await
+        .expect("ticket")
+        .prop("value")
+        .await
+        .expect("value");
+    assert_eq!(ticket.as_deref(), Some("#5200"));
+    phone
+        .expect_no_sideways_scroll("the helpdesk link's form")
+        .await;
+    phone.click("input[value=edit_profile]").await;
+    phone
+        .click("form[action='/accounts/acme/requests'] button")
+        .await;
+    phone
+        .expect_text("the request", "Request to act as Acme Co")
+        .await;
+    let request = phone
+        .client
+        .current_url()
+        .await
+        .expect("url")
+        .path()
+        .to_owned();
+    phone.expect_no_sideways_scroll("a request").await;
+
+    // Every page each role opens, at 390 px.
+    let pages: &[(&str, &[&str])] = &[
+        (
+            "sarah@northwind.example",
+            &["/", "/accounts", "/accounts/acme", "/session", "/settings"],
+        ),
+        (
+            "lee@northwind.example",
+            &["/", "/queue", "/activity", "/accounts/acme/audit"],
+        ),
+        ("dana@northwind.example", &["/", "/allow-list"]),
+        ("audrey@northwind.example", &["/", "/activity"]),
+    ];
+    for (who, paths) in pages {
+        let b = Browser::open("phone-role", 390, 844).await;
+        b.client.set_window_size(390, 844).await.expect("size");
+        b.sign_in_console(&console, who).await;
+        for path in *paths {
+            b.go(&format!("{console}{path}")).await;
+            b.expect_text(path, "Sign out").await;
+            b.expect_no_sideways_scroll(&format!("{who} {path}")).await;
+        }
+        if who.starts_with("lee") {
+            b.go(&format!("{console}{request}")).await;
+            b.expect_no_sideways_scroll("a request, as the lead").await;
+            // A refusal in the console, too.
+            b.go(&format!("{console}/allow-list")).await;
+            b.expect_text("a refusal", "Not for your role").await;
+            b.expect_no_sideways_scroll("a console refusal").await;
+        }
+        b.close().await;
+    }
+
+    // The gateway's notices: outside a session, and a refusal under the banner.
+    phone.go(&format!("{gateway}/")).await;
+    phone
+        .expect_no_sideways_scroll("the gateway without a session")
+        .await;
+    let s = d.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&actas_core::staff::Email::parse("sarah@northwind.example").expect("e"))
+        .await
+        .expect("r")
+        .expect("sarah");
+    let request = s
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#5201".into(),
+                reason: "Customer asked to check the invoices".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: Some("read-only".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    let (_, token) = s
+        .start_session(&sarah, request.id, actas_core::Timestamp::now())
+        .await
+        .expect("start");
+    phone
+        .go(&format!("{gateway}/__actas/enter?token={}", token.expose()))
+        .await;
+    // On a phone the banner keeps the customer, the time left and End in sight; who,
+    // which ticket and what scope are one tap away.
+    let banner = phone
+        .expect_banner_with(
+            "the portal on a phone",
+            &["Acting as Acme Co", "left", "End session"],
+        )
+        .await;
+    assert!(!banner.contains("#5201"), "{banner}");
+    phone.click("#actas-banner .actas-more summary").await;
+    phone
+        .expect_banner_with("the banner's details", &["Sarah Lee", "#5201", "May see"])
+        .await;
+    phone
+        .expect_no_sideways_scroll("the portal under the banner")
+        .await;
+    phone.go(&format!("{gateway}/loans")).await;
+    phone.click("#export").await;
+    phone
+        .expect_text("the refused export", "Blocked by actas")
+        .await;
+    phone.expect_no_sideways_scroll("a gateway refusal").await;
+    phone.shot("phone-refusal").await;
+    phone.close().await;
+    d.stop().await.expect("stop");
+}

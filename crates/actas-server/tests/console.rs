@@ -499,3 +499,121 @@ async fn over_https_the_cookie_is_host_prefixed_and_secure_and_only_the_public_o
     }
     app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_helpdesk_link_opens_the_request_form_with_the_ticket_after_signing_in() {
+    let t = start().await;
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let link = "/start?account=acme&ticket=%235100&reason=Invoice+missing";
+    // Not signed in: to the sign-in page, which remembers where to go back to.
+    let r = http
+        .get(format!("{}{link}", t.base))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let to = r.headers()["location"].to_str().expect("ascii").to_owned();
+    assert!(
+        to.starts_with("/sign-in?next=%2Fstart%3Faccount%3Dacme"),
+        "{to}"
+    );
+    let page = http
+        .get(format!("{}{to}", t.base))
+        .send()
+        .await
+        .expect("send")
+        .text()
+        .await
+        .expect("text");
+    assert!(
+        page.contains("name=\"next\" value=\"/start?account=acme&#38;ticket=%235100"),
+        "{page}"
+    );
+    // Signing in with it goes back to the link, and only ever to this console.
+    for (next, expected) in [
+        (link, link),
+        ("//evil.example/start", "/"),
+        ("/\\evil.example", "/"),
+        ("https://evil.example/", "/"),
+    ] {
+        let r = http
+            .post(format!("{}/sign-in", t.base))
+            .header("origin", &t.base)
+            .form(&[
+                ("email", "sarah@example.com"),
+                ("password", "a-long-password"),
+                ("next", next),
+            ])
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        assert_eq!(r.headers()["location"], expected, "next={next}");
+    }
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let (s, page) = sarah.get(link).await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(page.contains("name=\"ticket\" value=\"#5100\""), "{page}");
+    assert!(page.contains(">Invoice missing</textarea>"), "{page}");
+    // A link to an account that isn't there says so, with a way back.
+    let (s, page) = sarah.get("/start?account=nobody&ticket=1").await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert!(page.contains("href=\"/\""), "{page}");
+}
+
+#[tokio::test]
+async fn each_decision_is_confirmed_on_the_page_it_leads_to() {
+    let t = start().await;
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let lee = Browser::sign_in(&t, "lee@example.com").await;
+    let (_, _, to) = sarah
+        .post(
+            "/accounts/acme/requests",
+            &[
+                ("ticket", "#4821"),
+                ("reason", REASON),
+                ("capabilities", "edit_settings"),
+                ("minutes", "10"),
+                ("mode", "live"),
+            ],
+        )
+        .await;
+    let id = to
+        .expect("redirect")
+        .trim_start_matches("/requests/")
+        .to_owned();
+    let (_, _, to) = lee
+        .post(
+            &format!("/requests/{id}/approve"),
+            &[("capabilities", "edit_settings")],
+        )
+        .await;
+    let to = to.expect("redirect");
+    assert_eq!(to, "/queue?done=approved");
+    let (_, page) = lee.get(&to).await;
+    assert!(
+        page.contains("Approved. The requester has been told"),
+        "{page}"
+    );
+    // Words in the address that aren't a known confirmation show nothing.
+    let (_, page) = lee.get("/queue?done=%3Cscript%3E").await;
+    assert!(!page.contains("class=\"flash\""), "{page}");
+    let (_, _, to) = sarah.post(&format!("/requests/{id}/start"), &[]).await;
+    let (_, page) = sarah.get(&to.expect("redirect")).await;
+    let session = page
+        .split("action=\"/sessions/")
+        .nth(1)
+        .and_then(|r| r.split('/').next())
+        .expect("the end form")
+        .to_owned();
+    let (_, _, to) = sarah.post(&format!("/sessions/{session}/end"), &[]).await;
+    let (_, page) = sarah.get(&to.expect("redirect")).await;
+    assert!(page.contains("The session has ended."), "{page}");
+    assert!(
+        page.contains(&format!("href=\"/sessions/{session}\"")),
+        "{page}"
+    );
+}

@@ -140,14 +140,20 @@ impl GatewayError {
 
     /// The notice's title and its message, in plain words.
     pub(super) fn words(&self, ctx: &ProxyCtx) -> (&'static str, String) {
-        let request = format!("{} {}", ctx.method_text(), ctx.path_text());
+        // What was stopped, in words: a page, a deletion, or something sent.
+        let path = ctx.path_text();
+        let request = match ctx.method_text().as_str() {
+            "GET" | "HEAD" => format!("The page {path} was not fetched from the product"),
+            "DELETE" => format!("Deleting {path} was not passed on to the product"),
+            _ => format!("What you sent to {path} was not passed on to the product"),
+        };
         match self {
             GatewayError::NoSession => (
                 "No support session",
                 "Open the customer's account from the actas console.".into(),
             ),
             GatewayError::SessionOver(why) => {
-                ("This support session can't be used", sentence(why))
+                ("This support session can't be used", actas_core::words::sentence(why))
             }
             GatewayError::LedgerDown => (
                 "Paused: the audit log can't be written",
@@ -156,7 +162,7 @@ impl GatewayError {
             GatewayError::NotCanonical(to) => ("Moved", format!("This page is at {to}.")),
             GatewayError::Path(why) => (
                 "Blocked by actas",
-                format!("{request} was not sent to the product: {why}."),
+                format!("{request}: {why}."),
             ),
             GatewayError::Method(m) => (
                 "Not allowed",
@@ -167,25 +173,25 @@ impl GatewayError {
             ),
             GatewayError::BadRequest(what) => (
                 "Refused",
-                format!("{request} was not sent to the product: {what}."),
+                format!("{request}: {what}."),
             ),
             GatewayError::Unreadable(what) => (
                 "Blocked by actas",
                 format!(
-                    "{request} was not sent to the product: the gateway could not read {what}, so it could not be checked and recorded."
+                    "{request}: the gateway could not read {what}, so it could not be checked and recorded."
                 ),
             ),
             GatewayError::Placeholder(fields) if ctx.method.is_some_and(|m| m.is_safe()) => (
                 "Blocked by actas",
                 format!(
-                    "{request} was not sent to the product: its address carried the masked placeholder of {} in place of a real value, and the product would have read the placeholder as data.",
+                    "{request}: its address carried the masked placeholder of {} in place of a real value, and the product would have read the placeholder as data.",
                     field_list(fields)
                 ),
             ),
             GatewayError::Placeholder(fields) => (
                 "Nothing was saved",
                 format!(
-                    "{request} was not sent to the product: it carried the masked placeholder of {}, which would have replaced the customer's real {}. A form with masked fields can't be saved as it is: ask the customer to make this change, or ask whoever keeps the actas policy whether this form may be saved without its masked fields.",
+                    "{request}: it carried the masked placeholder of {}, which would have replaced the customer's real {}. A form with masked fields can't be saved as it is: ask the customer to make this change, or ask whoever keeps the actas policy whether this form may be saved without its masked fields.",
                     field_list(fields),
                     if fields.len() == 1 { "value" } else { "values" }
                 ),
@@ -193,18 +199,18 @@ impl GatewayError {
             GatewayError::TooLarge => (
                 "Too large",
                 format!(
-                    "{request} is larger than the gateway accepts, so it was not sent to the product."
+                    "{request}: it is larger than the gateway accepts."
                 ),
             ),
             GatewayError::PackedRequest(packing) => (
                 "Blocked by actas",
                 format!(
-                    "{request} was packed as {packing}, which the gateway can't read to record it, so it was not sent to the product."
+                    "{request}: it was packed as {packing}, which the gateway can't read to record it."
                 ),
             ),
             GatewayError::Blocked { why, .. } => (
                 "Blocked by actas",
-                format!("{request} was not sent to the product: {why}."),
+                format!("{request}: {why}."),
             ),
             GatewayError::NoMirror => (
                 "No mirror",
@@ -239,7 +245,7 @@ impl GatewayError {
             ),
             GatewayError::Internal(what) => (
                 "Something went wrong",
-                format!("{} (reference {}).", sentence(what), ctx.id),
+                format!("{} (reference {}).", actas_core::words::sentence(what), ctx.id),
             ),
         }
     }
@@ -336,20 +342,6 @@ fn field_list(fields: &[String]) -> String {
         .collect();
     match words.as_slice() {
         [] => "a field".to_owned(),
-        [one] => one.clone(),
-        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        _ => actas_core::words::list(&words),
     }
-}
-
-/// A message as a sentence: capital first letter, full stop at the end.
-fn sentence(text: &str) -> String {
-    let mut chars = text.trim().chars();
-    let mut out: String = match chars.next() {
-        Some(first) => first.to_uppercase().chain(chars).collect(),
-        None => return String::new(),
-    };
-    if !out.ends_with(['.', '!', '?']) {
-        out.push('.');
-    }
-    out
 }

@@ -33,6 +33,7 @@ pub fn router() -> Router<AppState> {
         .route("/requests/{id}/approve", post(pages::approve))
         .route("/requests/{id}/deny", post(pages::deny))
         .route("/queue", get(pages::queue))
+        .route("/start", get(pages::start_from_ticket))
         .route("/session", get(pages::session))
         .route("/session/handoff", post(pages::reissue_handoff))
         .route("/sessions/{id}", get(pages::session_timeline))
@@ -76,6 +77,16 @@ impl IntoResponse for PageError {
 impl PageError {
     fn sign_in() -> Self {
         PageError(Box::new(Redirect::to("/sign-in").into_response()))
+    }
+
+    /// To sign in, and back to `uri` afterwards (a GET page such as a helpdesk's link).
+    fn sign_in_then(uri: &axum::http::Uri) -> Self {
+        let back = uri.path_and_query().map_or("/", |p| p.as_str());
+        let to = format!(
+            "/sign-in?next={}",
+            url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
+        );
+        PageError(Box::new(Redirect::to(&to).into_response()))
     }
 
     fn status(status: StatusCode, message: &str) -> Self {
@@ -150,12 +161,12 @@ impl FromRequestParts<AppState> for Signed {
         let token = state
             .site
             .session_cookie(&parts.headers)
-            .ok_or_else(PageError::sign_in)?;
+            .ok_or_else(|| PageError::sign_in_then(&parts.uri))?;
         let who = state
             .service
             .authenticate_cookie(token)
             .await
-            .map_err(|_| PageError::sign_in())?;
+            .map_err(|_| PageError::sign_in_then(&parts.uri))?;
         let csrf = match who.via() {
             Via::Cookie { csrf, .. } => csrf.clone(),
             Via::ApiToken => String::new(),

@@ -1,6 +1,6 @@
 //! The allow-list, kept by directors, with the product's app keys and notifications.
 
-use super::{Me, Page, csrf_of, me, ok, see_other};
+use super::{Done, Me, Page, csrf_of, me, ok, see_other};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, Signed, render};
 use crate::service::access::Director;
@@ -9,7 +9,7 @@ use crate::service::{AllowChange, ServiceError};
 use actas_core::scope::Risk;
 use actas_core::staff::Email;
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -47,6 +47,7 @@ async fn allow_page(
     state: &AppState,
     who: &Authenticated,
     error: Option<String>,
+    flash: Option<String>,
 ) -> Result<AllowPage, PageError> {
     let director = Director::of(who)?;
     let view = state.service.allow_list_view(&director).await?;
@@ -95,7 +96,7 @@ async fn allow_page(
     let csrf = csrf_of(who);
     Ok(AllowPage {
         me: me(who, &csrf),
-        flash: None,
+        flash,
         csrf,
         entries,
         error,
@@ -108,8 +109,11 @@ async fn allow_page(
 pub(in crate::http::console) async fn allow_list(
     State(state): State<AppState>,
     Signed(who, _): Signed,
+    Query(done): Query<Done>,
 ) -> Page {
-    ok(render(&allow_page(&state, &who, None).await?)?)
+    ok(render(
+        &allow_page(&state, &who, None, done.message()).await?,
+    )?)
 }
 
 /// Back to the list, or the list again with what was wrong.
@@ -117,16 +121,17 @@ async fn after_change(
     state: &AppState,
     who: &Authenticated,
     result: Result<(), ServiceError>,
+    done: &str,
 ) -> Page {
     match result {
-        Ok(()) => see_other("/allow-list"),
+        Ok(()) => see_other(&format!("/allow-list?done={done}")),
         Err(
             e @ (ServiceError::Invalid { .. }
             | ServiceError::Forbidden(_)
             | ServiceError::Conflict(_)),
         ) => Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
-            render(&allow_page(state, who, Some(e.to_string())).await?)?,
+            render(&allow_page(state, who, Some(e.to_string()), None).await?)?,
         )
             .into_response()),
         Err(e) => Err(e.into()),
@@ -164,7 +169,7 @@ pub(in crate::http::console) async fn grant(
             .await
     }
     .await;
-    after_change(&state, &who, result).await
+    after_change(&state, &who, result, "granted").await
 }
 
 #[derive(Deserialize)]
@@ -187,5 +192,5 @@ pub(in crate::http::console) async fn revoke(
             .await
     }
     .await;
-    after_change(&state, &who, result).await
+    after_change(&state, &who, result, "revoked").await
 }

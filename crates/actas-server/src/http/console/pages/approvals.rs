@@ -1,14 +1,14 @@
 //! The approval queue, and a lead's decisions.
 
 use super::requests::request_id;
-use super::{Me, Page, me, ok, see_other};
+use super::{Done, Me, Page, me, ok, see_other};
 use crate::http::AppState;
 use crate::http::console::{Posted, Signed, render};
 use crate::service::Approval;
 use crate::service::access::Lead;
 use actas_core::words;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use serde::Deserialize;
 
 #[derive(Deserialize)]
@@ -36,7 +36,7 @@ pub(in crate::http::console) async fn approve(
         .service
         .approve_request(who.staff(), request_id(&id)?, decision)
         .await?;
-    see_other("/queue")
+    see_other("/queue?done=approved")
 }
 
 #[derive(Deserialize)]
@@ -54,7 +54,7 @@ pub(in crate::http::console) async fn deny(
         .service
         .deny_request(who.staff(), request_id(&id)?, &f.note)
         .await?;
-    see_other("/queue")
+    see_other("/queue?done=denied")
 }
 
 struct QueueItem {
@@ -85,6 +85,7 @@ struct QueuePage {
 pub(in crate::http::console) async fn queue(
     State(state): State<AppState>,
     Signed(who, csrf): Signed,
+    Query(done): Query<Done>,
 ) -> Page {
     let lead = Lead::of(&who)?;
     let policy = state.service.policy();
@@ -124,7 +125,7 @@ pub(in crate::http::console) async fn queue(
         .collect();
     ok(render(&QueuePage {
         me: me(&who, &csrf),
-        flash: None,
+        flash: done.message(),
         csrf,
         view: words::sentence(&words::scope(
             policy,

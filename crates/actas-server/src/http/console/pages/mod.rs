@@ -12,7 +12,7 @@ mod sessions;
 mod settings;
 mod sign_in;
 
-pub(super) use accounts::{account, accounts, create_request};
+pub(super) use accounts::{account, accounts, create_request, start_from_ticket};
 pub(super) use allow_list::{allow_list, grant, revoke};
 pub(super) use approvals::{approve, deny, queue};
 pub(super) use home::home;
@@ -65,6 +65,30 @@ fn csrf_of(who: &Authenticated) -> String {
     match who.via() {
         Via::Cookie { csrf, .. } => csrf.clone(),
         Via::ApiToken => String::new(),
+    }
+}
+
+/// What was just done, named in the address a decision redirects to (`?done=approved`),
+/// so the next page confirms it. Only these fixed words can be shown this way.
+#[derive(Deserialize, Default)]
+pub(super) struct Done {
+    #[serde(default)]
+    done: String,
+}
+
+impl Done {
+    fn message(&self) -> Option<String> {
+        let m = match self.done.as_str() {
+            "approved" => "Approved. The requester has been told and can start the session.",
+            "denied" => "Denied. The requester sees your note.",
+            "cancelled" => "The request is cancelled.",
+            "ended" => "The session has ended. Everything it did is in its timeline.",
+            "granted" => "Granted. The change is recorded in the ledger with your reason.",
+            "revoked" => "Revoked. Any session they had running has ended.",
+            "code" => "The customer's code is confirmed.",
+            _ => return None,
+        };
+        Some(m.to_owned())
     }
 }
 

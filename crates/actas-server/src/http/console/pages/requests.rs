@@ -1,6 +1,6 @@
 //! One request: its state, the customer's code, starting the session, cancelling.
 
-use super::{Empty, FieldErrors, Me, Page, csrf_of, me, ok, see_other};
+use super::{Done, Empty, FieldErrors, Me, Page, csrf_of, me, ok, see_other};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, Signed, render};
 use crate::service::auth::Authenticated;
@@ -8,7 +8,7 @@ use actas_core::ids::RequestId;
 use actas_core::request::{AccessRequest, RequestStatus};
 use actas_core::words;
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use serde::Deserialize;
@@ -43,6 +43,7 @@ async fn request_page(
     who: &Authenticated,
     id: &str,
     errors: FieldErrors,
+    flash: Option<String>,
 ) -> Result<RequestPage, PageError> {
     let view = state.service.request_view(who, request_id(id)?).await?;
     let r = view.request;
@@ -52,7 +53,7 @@ async fn request_page(
     let csrf = csrf_of(who);
     Ok(RequestPage {
         me: me(who, &csrf),
-        flash: None,
+        flash,
         csrf,
         scope: words::sentence(&words::scope(state.service.policy(), &r.scope)),
         scope_ids: r.scope.joined(),
@@ -72,7 +73,7 @@ async fn request_page(
 async fn with_errors(state: &AppState, who: &Authenticated, id: &str, errors: FieldErrors) -> Page {
     Ok((
         StatusCode::UNPROCESSABLE_ENTITY,
-        render(&request_page(state, who, id, errors).await?)?,
+        render(&request_page(state, who, id, errors, None).await?)?,
     )
         .into_response())
 }
@@ -81,9 +82,10 @@ pub(in crate::http::console) async fn request(
     State(state): State<AppState>,
     Signed(who, _): Signed,
     Path(id): Path<String>,
+    Query(done): Query<Done>,
 ) -> Page {
     ok(render(
-        &request_page(&state, &who, &id, FieldErrors::default()).await?,
+        &request_page(&state, &who, &id, FieldErrors::default(), done.message()).await?,
     )?)
 }
 
@@ -103,7 +105,7 @@ pub(in crate::http::console) async fn enter_code(
         .enter_code(who.staff(), request_id(&id)?, &f.code)
         .await
     {
-        Ok(_) => see_other(&format!("/requests/{id}")),
+        Ok(_) => see_other(&format!("/requests/{id}?done=code")),
         Err(e) => {
             let mut errors = FieldErrors::from(e)?;
             if let Some(m) = errors.other.take() {
@@ -152,5 +154,5 @@ pub(in crate::http::console) async fn cancel(
         .service
         .cancel_request(who.staff(), request_id(&id)?)
         .await?;
-    see_other(&format!("/requests/{id}"))
+    see_other(&format!("/requests/{id}?done=cancelled"))
 }

@@ -32,12 +32,17 @@ struct SessionPage {
     handoff: Option<String>,
     needs_password: bool,
     error: Option<String>,
+    ended: Option<String>,
     timeline: Vec<Line>,
 }
 
 #[derive(Deserialize)]
 pub(in crate::http::console) struct HandoffQuery {
     handoff: Option<String>,
+    #[serde(default)]
+    done: String,
+    /// The session just ended, to link its timeline.
+    ended: Option<String>,
 }
 
 pub(in crate::http::console) async fn session(
@@ -45,7 +50,10 @@ pub(in crate::http::console) async fn session(
     Signed(who, _): Signed,
     Query(q): Query<HandoffQuery>,
 ) -> Page {
-    ok(render(&session_page(&state, &who, q.handoff, None).await?)?)
+    let mut page = session_page(&state, &who, q.handoff, None).await?;
+    page.flash = super::Done { done: q.done }.message();
+    page.ended = q.ended.filter(|e| SessionId::parse(e).is_ok());
+    ok(render(&page)?)
 }
 
 async fn session_page(
@@ -84,6 +92,7 @@ async fn session_page(
         needs_password: Timestamp::now().since(who.authenticated_at())
             > state.service.policy().session.reauth_within,
         error,
+        ended: None,
         timeline,
     })
 }
@@ -127,11 +136,9 @@ pub(in crate::http::console) async fn end_session(
     Path(id): Path<String>,
     Posted(who, _): Posted<Empty>,
 ) -> Page {
-    state
-        .service
-        .end_session_by(who.staff(), session_id(&id)?)
-        .await?;
-    see_other("/session")
+    let id = session_id(&id)?;
+    state.service.end_session_by(who.staff(), id).await?;
+    see_other(&format!("/session?done=ended&ended={id}"))
 }
 
 fn session_id(id: &str) -> Result<SessionId, PageError> {

@@ -5,7 +5,7 @@ use crate::http::AppState;
 use crate::http::console::{PageError, Posted, render};
 use crate::service::ServiceError;
 use askama::Template;
-use axum::extract::State;
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect};
 use serde::Deserialize;
@@ -17,14 +17,33 @@ struct SignInPage {
     flash: Option<String>,
     email: String,
     error: Option<String>,
+    next: Option<String>,
 }
 
-pub(in crate::http::console) async fn sign_in_page() -> Page {
+#[derive(Deserialize)]
+pub(in crate::http::console) struct NextQuery {
+    next: Option<String>,
+}
+
+/// Where to go after signing in: a path on this console only (never another site, which
+/// `//host` or `/\host` would be to a browser), the start page otherwise.
+fn local_path(next: Option<&str>) -> Option<String> {
+    let n = next?.trim();
+    let local = n.starts_with('/')
+        && !n.starts_with("//")
+        && !n.contains('\\')
+        && !n.chars().any(char::is_control)
+        && !n.starts_with("/sign-in");
+    local.then(|| n.to_owned())
+}
+
+pub(in crate::http::console) async fn sign_in_page(Query(q): Query<NextQuery>) -> Page {
     ok(render(&SignInPage {
         me: None,
         flash: None,
         email: String::new(),
         error: None,
+        next: local_path(q.next.as_deref()),
     })?)
 }
 
@@ -34,6 +53,8 @@ pub(in crate::http::console) struct SignInForm {
     password: String,
     #[serde(default)]
     totp: String,
+    #[serde(default)]
+    next: Option<String>,
 }
 
 pub(in crate::http::console) async fn sign_in(
@@ -61,7 +82,8 @@ pub(in crate::http::console) async fn sign_in(
                 signed.token.expose(),
                 crate::service::auth::LOGIN_TTL.as_secs(),
             );
-            Ok(([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response())
+            let to = local_path(form.next.as_deref()).unwrap_or_else(|| "/".to_owned());
+            Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&to)).into_response())
         }
         Err(
             e @ (ServiceError::Unauthenticated(_)
@@ -71,6 +93,7 @@ pub(in crate::http::console) async fn sign_in(
             let page = render(&SignInPage {
                 me: None,
                 flash: None,
+                next: local_path(form.next.as_deref()),
                 email: form.email,
                 error: Some(e.to_string()),
             })?;
