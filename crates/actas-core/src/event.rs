@@ -231,6 +231,19 @@ pub enum EventData {
         /// For which ticket.
         ticket: TicketRef,
     },
+    /// The staff member's note of what they did in a session, and why: shown on its
+    /// timeline and in the customer's access history.
+    #[serde(rename = "session.note")]
+    SupportNote {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// What they wrote.
+        note: Note,
+    },
     /// A page was viewed inside a session.
     #[serde(rename = "session.page_viewed")]
     PageViewed {
@@ -495,6 +508,7 @@ impl EventData {
             EventData::RequestExpired { .. } => "request.expired",
             EventData::SessionStarted { .. } => "session.started",
             EventData::HandoffReissued { .. } => "session.handoff_reissued",
+            EventData::SupportNote { .. } => "session.note",
             EventData::PageViewed { .. } => "session.page_viewed",
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionBlocked { .. } => "session.blocked",
@@ -575,6 +589,12 @@ impl EventData {
                 session,
                 account,
                 ticket,
+            }
+            | EventData::SupportNote {
+                session,
+                account,
+                ticket,
+                ..
             } => EventContext {
                 account: of(account),
                 on_behalf_of: None,

@@ -890,7 +890,7 @@ async fn saving_a_form_with_masked_fields_changes_nothing_and_says_why() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_role_starts_at_its_own_home_and_an_agent_gets_back_into_a_live_session() {
-    let (d, console, gateway, _portal) = demo().await;
+    let (d, console, gateway, portal) = demo().await;
     let agent = Browser::open("home-agent", 1280, 900).await;
 
     // The agent's home: their requests, and the way to start one.
@@ -1017,6 +1017,43 @@ async fn each_role_starts_at_its_own_home_and_an_agent_gets_back_into_a_live_ses
         .await;
     auditor.shot("timeline-from-log").await;
     auditor.close().await;
+
+    // The agent ends the session from the console with a note of what they did; the
+    // customer reads it in their access history.
+    agent.go(&format!("{console}/session")).await;
+    agent
+        .fill(
+            "textarea[name=note]",
+            "Found last month's invoice for the customer under Documents",
+        )
+        .await;
+    agent.click("form[action$='/end'] button").await;
+    agent
+        .expect_text("the end, confirmed", "The session has ended.")
+        .await;
+    let customer = Browser::open("home-customer", 1280, 900).await;
+    customer.go(&format!("{portal}/")).await;
+    customer.fill("input[name=id]", "acme").await;
+    customer.fill("input[name=password]", "acme-demo").await;
+    customer.click("form button").await;
+    customer
+        .expect_text("the portal after signing in", "Welcome, Acme Co")
+        .await;
+    customer.go(&format!("{portal}/access")).await;
+    customer
+        .expect_text(
+            "the customer's access history",
+            "Found last month's invoice for the customer under Documents",
+        )
+        .await;
+    customer
+        .expect_text(
+            "the customer's access history",
+            "The staff member ended it.",
+        )
+        .await;
+    customer.shot("access-history-with-note").await;
+    customer.close().await;
     agent.close().await;
     d.stop().await.expect("stop");
 }

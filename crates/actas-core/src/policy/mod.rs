@@ -83,6 +83,18 @@ pub struct SessionLimits {
     pub reauth_within: Duration,
     /// The duration offered by default.
     pub default_duration: Duration,
+    /// A session that made changes must be ended with a support note ("what I did") when
+    /// its staff member ends it from the console.
+    pub note_after_changes: bool,
+}
+
+impl SessionLimits {
+    /// Whether a staff member ending their own session must write a support note first:
+    /// when policy asks for one and the session made changes (which the ledger knows:
+    /// every change is recorded before it is sent).
+    pub fn note_required(&self, made_changes: bool, note_given: bool) -> bool {
+        self.note_after_changes && made_changes && !note_given
+    }
 }
 
 impl Default for SessionLimits {
@@ -92,6 +104,7 @@ impl Default for SessionLimits {
             idle_limit: Duration::from_secs(15 * 60),
             reauth_within: Duration::from_secs(5 * 60),
             default_duration: Duration::from_secs(15 * 60),
+            note_after_changes: true,
         }
     }
 }
@@ -195,6 +208,7 @@ struct RawSession {
     idle_limit_minutes: Option<Spanned<u64>>,
     reauth_within_minutes: Option<Spanned<u64>>,
     default_minutes: Option<Spanned<u64>>,
+    note_after_changes: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -528,6 +542,7 @@ impl Policy {
                 d.reauth_within,
             )?,
             default_duration: minutes(&raw.default_minutes, "default_minutes", d.default_duration)?,
+            note_after_changes: raw.note_after_changes.unwrap_or(d.note_after_changes),
         };
         if limits.idle_limit > limits.hard_limit {
             let at = raw

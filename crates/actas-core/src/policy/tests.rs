@@ -428,3 +428,20 @@ fn a_rule_another_names_first_is_reported_as_shadowed() {
         "{shadowed:?}"
     );
 }
+
+#[test]
+fn a_note_is_required_only_after_changes_and_only_when_policy_asks() {
+    let mut limits = Policy::starter().session;
+    assert!(
+        limits.note_after_changes,
+        "the starter policy asks for notes"
+    );
+    assert!(limits.note_required(true, false));
+    assert!(!limits.note_required(true, true));
+    assert!(!limits.note_required(false, false));
+    limits.note_after_changes = false;
+    assert!(!limits.note_required(true, false));
+    let off =
+        Policy::from_toml("[session]\nnote_after_changes = false\n", "p.toml").expect("policy");
+    assert!(!off.session.note_after_changes);
+}

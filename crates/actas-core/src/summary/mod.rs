@@ -191,6 +191,9 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             "{who} started a support session on {} for ticket {ticket}: “{reason}”",
             account.name
         ),
+        EventData::SupportNote { account, note, .. } => {
+            format!("{who} noted what they did on {}: “{note}”", account.name)
+        }
         EventData::HandoffReissued {
             account, ticket, ..
         } => format!(

@@ -293,6 +293,19 @@ impl Service {
         reason: EndReason,
         actor: Actor,
     ) -> ServiceResult<Session> {
+        self.end_session_with(id, reason, actor, |_| Ok(vec![]))
+            .await
+    }
+
+    /// As [`Service::end_session`], with more events committed in the same transaction
+    /// (a support note), made from the session as it ends (or refusing the end).
+    pub(super) async fn end_session_with(
+        &self,
+        id: SessionId,
+        reason: EndReason,
+        actor: Actor,
+        extra: impl FnOnce(&EndedSession) -> ServiceResult<Vec<NewEvent>>,
+    ) -> ServiceResult<Session> {
         let mut session = self
             .store
             .session(id)
@@ -303,29 +316,43 @@ impl Service {
             .map_err(|e| ServiceError::Conflict(e.to_string()))?
             .clone();
         let (change, event) = self.ending(&ended, actor).await?;
-        self.store.commit(Unit::change(change, event)).await?;
+        let mut events = vec![event];
+        events.extend(extra(&ended)?);
+        self.store
+            .commit(Unit::new(vec![change], move |_| events))
+            .await?;
         Ok(session)
     }
 
     /// Ends a session on someone's request: their own (`manual`) or, for a director, anyone's
     /// (`revoked_by_admin`). Nobody else may end it.
     pub async fn end_session_by(&self, who: &StaffRecord, id: SessionId) -> ServiceResult<Session> {
+        let reason = self.end_reason_for(who, id).await?;
+        self.end_session(id, reason, Actor::Staff(who.to_ref()))
+            .await
+    }
+
+    /// Who may end a session, and with which reason: its own staff member (`manual`) or
+    /// a director (`revoked_by_admin`).
+    pub(super) async fn end_reason_for(
+        &self,
+        who: &StaffRecord,
+        id: SessionId,
+    ) -> ServiceResult<EndReason> {
         let session = self
             .store
             .session(id)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("there is no session {id}")))?;
-        let reason = if session.info().staff == who.id {
-            EndReason::Manual
+        if session.info().staff == who.id {
+            Ok(EndReason::Manual)
         } else if who.role == actas_core::staff::Role::Director {
-            EndReason::RevokedByAdmin
+            Ok(EndReason::RevokedByAdmin)
         } else {
-            return Err(ServiceError::Forbidden(
+            Err(ServiceError::Forbidden(
                 "only the staff member in the session or a director can end it".into(),
-            ));
-        };
-        self.end_session(id, reason, Actor::Staff(who.to_ref()))
-            .await
+            ))
+        }
     }
 
     /// The change and event that end a session, for committing alone or with other

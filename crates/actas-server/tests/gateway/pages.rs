@@ -203,6 +203,77 @@ async fn an_in_scope_change_goes_through_and_is_recorded_with_its_fields() {
 }
 
 #[tokio::test]
+async fn a_session_that_changed_something_ends_with_a_note_the_customer_reads() {
+    let w = world().await;
+    let agent = enter(&w, &["edit_settings"], "live").await;
+    let r = agent
+        .post("/settings/tax")
+        .form(&[("name", "Acme Co")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::OK);
+    let s = w.app.service();
+    let (sarah, active) = sarahs_session(&w).await;
+    let id = active.info().id;
+    // It changed the account: ending it needs a note, and nothing is ended without one.
+    let err = s
+        .end_session_with_note(&sarah, id, "  ")
+        .await
+        .expect_err("a note is needed");
+    assert!(
+        matches!(&err, actas_server::service::ServiceError::Invalid { field, .. } if field == "note"),
+        "{err:?}"
+    );
+    assert!(
+        s.store()
+            .active_session_of(sarah.id)
+            .await
+            .expect("read")
+            .is_some()
+    );
+    s.end_session_with_note(
+        &sarah,
+        id,
+        "Corrected the company name, as asked on the ticket",
+    )
+    .await
+    .expect("ended with the note");
+    // The note and the end are one commit; the customer reads the note with the session.
+    let history = s.access_history("acme", 0, 10).await.expect("history");
+    let lines: Vec<&str> = history[0]
+        .activity
+        .iter()
+        .map(|l| l.summary.as_str())
+        .collect();
+    assert!(
+        lines.iter().any(|l| l
+            == &"Sarah Lee noted what they did on Acme Co: “Corrected the company name, as asked on the ticket”"),
+        "{lines:#?}"
+    );
+    let ended = lines
+        .iter()
+        .position(|l| l.contains("session on Acme Co ended"))
+        .expect("end");
+    let noted = lines
+        .iter()
+        .position(|l| l.contains("noted what they did"))
+        .expect("note");
+    assert_eq!(noted, ended + 1, "{lines:#?}");
+    // More can be added afterwards, by the same staff member only.
+    s.add_session_note(&sarah, id, "Also told the customer where the setting lives")
+        .await
+        .expect("a later note");
+    let lee = super::common::staff(s, "lee@example.com").await;
+    assert!(
+        s.add_session_note(&lee, id, "Not my session")
+            .await
+            .is_err()
+    );
+    w.stop().await;
+}
+
+#[tokio::test]
 async fn read_only_mode_blocks_every_change_even_in_scope() {
     let w = world().await;
     let agent = enter(&w, &["edit_settings"], "read-only").await;

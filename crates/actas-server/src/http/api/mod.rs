@@ -70,6 +70,7 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/handoff", post(reissue_handoff))
         .route("/sessions/{id}", get(get_session))
         .route("/sessions/{id}/end", post(end_session))
+        .route("/sessions/{id}/note", post(add_note))
         .route("/allow-list", get(allow_list).post(grant))
         .route("/allow-list/revoke", post(revoke))
         .route("/audit", get(audit))
@@ -494,14 +495,50 @@ async fn get_session(
     Ok(Json(out))
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct EndBody {
+    /// What was done and why (needed, by policy, when the session made changes).
+    #[serde(default)]
+    note: String,
+}
+
 async fn end_session(
     State(state): State<AppState>,
     Staff(who): Staff,
     Path(id): Path<String>,
+    body: axum::body::Bytes,
 ) -> ApiResult {
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
-    let ended = state.service.end_session_by(who.staff(), id).await?;
+    // The body is optional: `{}`, `{"note": "…"}` or nothing at all.
+    let b: EndBody = if body.iter().all(u8::is_ascii_whitespace) {
+        EndBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
+    };
+    let ended = state
+        .service
+        .end_session_with_note(who.staff(), id, &b.note)
+        .await?;
     Ok(Json(session_view(&ended)))
+}
+
+async fn add_note(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(b): Body<NoteBody>,
+) -> ApiResult<Response> {
+    let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+    state
+        .service
+        .add_session_note(who.staff(), id, &b.note)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "session": id.to_string(), "noted": true })),
+    )
+        .into_response())
 }
 
 async fn allow_list(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {

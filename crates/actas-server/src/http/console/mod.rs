@@ -38,6 +38,7 @@ pub fn router() -> Router<AppState> {
         .route("/session/handoff", post(pages::reissue_handoff))
         .route("/sessions/{id}", get(pages::session_timeline))
         .route("/sessions/{id}/end", post(pages::end_session))
+        .route("/sessions/{id}/note", post(pages::add_note))
         .route("/settings", get(pages::settings))
         .route("/settings/totp", post(pages::begin_totp))
         .route("/settings/totp/confirm", post(pages::confirm_totp))

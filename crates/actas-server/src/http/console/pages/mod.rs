@@ -18,7 +18,7 @@ pub(super) use approvals::{approve, deny, queue};
 pub(super) use home::home;
 pub(super) use logs::{account_audit, activity};
 pub(super) use requests::{cancel, enter_code, request, start};
-pub(super) use sessions::{end_session, reissue_handoff, session, session_timeline};
+pub(super) use sessions::{add_note, end_session, reissue_handoff, session, session_timeline};
 pub(super) use settings::{begin_totp, confirm_totp, create_token, settings};
 pub(super) use sign_in::{sign_in, sign_in_page, sign_out};
 
@@ -86,6 +86,7 @@ impl Done {
             "granted" => "Granted. The change is recorded in the ledger with your reason.",
             "revoked" => "Revoked. Any session they had running has ended.",
             "code" => "The customer's code is confirmed.",
+            "noted" => "Your note is recorded. The customer sees it in their access history.",
             _ => return None,
         };
         Some(m.to_owned())

@@ -1,6 +1,6 @@
 //! The agent's own session (with its way in), ending it, and any session's timeline.
 
-use super::{Empty, Line, Me, Page, csrf_of, line, me, ok, see_other};
+use super::{Line, Me, Page, csrf_of, line, me, ok, see_other};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, Signed, render};
 use crate::service::ServiceError;
@@ -33,6 +33,8 @@ struct SessionPage {
     needs_password: bool,
     error: Option<String>,
     ended: Option<String>,
+    note: String,
+    note_error: Option<String>,
     timeline: Vec<Line>,
 }
 
@@ -93,6 +95,8 @@ async fn session_page(
             > state.service.policy().session.reauth_within,
         error,
         ended: None,
+        note: String::new(),
+        note_error: None,
         timeline,
     })
 }
@@ -131,14 +135,55 @@ pub(in crate::http::console) async fn reissue_handoff(
     }
 }
 
+#[derive(Deserialize)]
+pub(in crate::http::console) struct NoteForm {
+    #[serde(default)]
+    note: String,
+}
+
 pub(in crate::http::console) async fn end_session(
     State(state): State<AppState>,
     Path(id): Path<String>,
-    Posted(who, _): Posted<Empty>,
+    Posted(who, f): Posted<NoteForm>,
 ) -> Page {
     let id = session_id(&id)?;
-    state.service.end_session_by(who.staff(), id).await?;
-    see_other(&format!("/session?done=ended&ended={id}"))
+    match state
+        .service
+        .end_session_with_note(who.staff(), id, &f.note)
+        .await
+    {
+        Ok(_) => see_other(&format!("/session?done=ended&ended={id}")),
+        Err(ServiceError::Invalid { message, .. }) => {
+            let mut page = session_page(&state, &who, None, None).await?;
+            page.note_error = Some(words::sentence(&message));
+            page.note = f.note;
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A note on one of the caller's own sessions, after it ended (by the banner's End,
+/// or its time running out).
+pub(in crate::http::console) async fn add_note(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Posted(who, f): Posted<NoteForm>,
+) -> Page {
+    let id = session_id(&id)?;
+    match state
+        .service
+        .add_session_note(who.staff(), id, &f.note)
+        .await
+    {
+        Ok(()) => see_other(&format!("/sessions/{id}?done=noted")),
+        Err(ServiceError::Invalid { message, .. }) => {
+            let mut page = timeline_page(&state, &who, id, None).await?;
+            page.note_error = Some(words::sentence(&message));
+            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn session_id(id: &str) -> Result<SessionId, PageError> {
@@ -151,18 +196,41 @@ fn session_id(id: &str) -> Result<SessionId, PageError> {
 struct TimelinePage {
     me: Option<Me>,
     flash: Option<String>,
+    csrf: String,
+    id: String,
+    mine: bool,
+    note_error: Option<String>,
     staff: String,
     account: String,
     status: String,
     timeline: Vec<Line>,
 }
 
+#[derive(Deserialize, Default)]
+pub(in crate::http::console) struct TimelineQuery {
+    #[serde(default)]
+    done: String,
+}
+
 pub(in crate::http::console) async fn session_timeline(
     State(state): State<AppState>,
     Signed(who, _): Signed,
     Path(id): Path<String>,
+    Query(q): Query<TimelineQuery>,
 ) -> Page {
-    let view = state.service.session_view(&who, session_id(&id)?).await?;
+    let flash = super::Done { done: q.done }.message();
+    ok(render(
+        &timeline_page(&state, &who, session_id(&id)?, flash).await?,
+    )?)
+}
+
+async fn timeline_page(
+    state: &AppState,
+    who: &Authenticated,
+    id: SessionId,
+    flash: Option<String>,
+) -> Result<TimelinePage, PageError> {
+    let view = state.service.session_view(who, id).await?;
     let status = match &view.session {
         Session::Active(_) => "Active".to_owned(),
         Session::Ended(e) => format!(
@@ -171,13 +239,17 @@ pub(in crate::http::console) async fn session_timeline(
             words::end_reason(e.reason)
         ),
     };
-    let csrf = csrf_of(&who);
-    ok(render(&TimelinePage {
-        me: me(&who, &csrf),
-        flash: None,
+    let csrf = csrf_of(who);
+    Ok(TimelinePage {
+        me: me(who, &csrf),
+        flash,
+        csrf,
+        id: id.to_string(),
+        mine: view.session.info().staff == who.staff().id,
+        note_error: None,
         staff: view.staff,
         account: view.account.name.to_string(),
         status,
         timeline: view.timeline.iter().map(line).collect(),
-    })?)
+    })
 }
