@@ -617,3 +617,84 @@ async fn each_decision_is_confirmed_on_the_page_it_leads_to() {
         "{page}"
     );
 }
+
+#[tokio::test]
+async fn the_activity_log_pages_newest_first_keeps_its_filters_and_downloads_safe_csv() {
+    let t = start().await;
+    let s = t.app.service();
+    // A product that names an account like a formula, and enough events for two pages.
+    s.put_account(
+        "evil",
+        "=HYPERLINK(\"http://x.example\",\"hi\")",
+        &[],
+        actas_core::event::Actor::System,
+    )
+    .await
+    .expect("account");
+    for i in 0..110 {
+        s.put_account(
+            &format!("c{i}"),
+            &format!("Customer {i}"),
+            &[],
+            actas_core::event::Actor::System,
+        )
+        .await
+        .expect("account");
+    }
+    let lee = Browser::sign_in(&t, "lee@example.com").await;
+    let (_, page) = lee.get("/activity?kind=account.updated").await;
+    let first = page.find("Customer 109").expect("the newest first");
+    let later = page.find("Customer 100").expect("an older one");
+    assert!(first < later, "newest first");
+    assert!(!page.contains("Customer 5<"), "only a page of them");
+    let older = page
+        .split("id=\"older\" href=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("a link to older events")
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
+    assert!(
+        older.contains("kind=account.updated") && older.contains("before="),
+        "{older}"
+    );
+    let (_, page) = lee.get(&older).await;
+    assert!(
+        page.contains("Customer 5 ") && !page.contains("Customer 109 "),
+        "{page}"
+    );
+    assert!(page.contains("No older events."), "{page}");
+
+    // The CSV holds every match, and a formula stays text.
+    let r = lee
+        .http
+        .get(format!("{}/activity.csv?kind=account.updated", t.base))
+        .header("cookie", &lee.cookie)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .contains("attachment")
+    );
+    let csv = r.text().await.expect("csv");
+    assert_eq!(
+        csv.lines().count(),
+        1 + 112,
+        "a header and every account.updated event (acme too)"
+    );
+    assert!(!csv.contains(",\"=HYPERLINK"), "{csv}");
+    assert!(csv.contains("actas added the account Customer 0 "), "{csv}");
+    let evil = csv
+        .lines()
+        .find(|l| l.contains("HYPERLINK"))
+        .expect("the row");
+    assert!(!evil.split(',').any(|c| c.starts_with("\"=")), "{evil}");
+    // Agents get neither.
+    let sarah = Browser::sign_in(&t, "sarah@example.com").await;
+    let (s, _) = sarah.get("/activity.csv").await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}

@@ -132,6 +132,15 @@ pub trait Store: Send + Sync {
         limit: u32,
     ) -> StoreResult<Vec<RecordedEvent>>;
 
+    /// Events matching `filter` with `seq < before`, newest first, at most `limit`: the
+    /// activity log's pages, read backwards.
+    async fn events_before(
+        &self,
+        filter: &EventFilter,
+        before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordedEvent>>;
+
     /// Every signed tree head, oldest first.
     async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>>;
 

@@ -59,6 +59,18 @@ impl Service {
     }
 }
 
+/// One CSV cell, quoted, that a spreadsheet shows as text: a leading `=`, `+`, `-`, `@`,
+/// tab or carriage return (which spreadsheets read as the start of a formula) gets a `'`
+/// in front.
+pub fn csv_cell(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
 /// The extract as CSV for people: one row per event (sequence number, time, kind, who,
 /// summary). It carries no proofs; the JSON form is the one to verify.
 pub fn extract_csv(extract: &Extract) -> String {
@@ -67,16 +79,7 @@ pub fn extract_csv(extract: &Extract) -> String {
         let Ok(body) = actas_core::event::EventBody::decode(&e.body) else {
             continue;
         };
-        let cell = |s: &str| {
-            // Quote every cell; a leading =, +, - or @ is prefixed so a spreadsheet shows
-            // it as text instead of running it as a formula.
-            let s = if s.starts_with(['=', '+', '-', '@']) {
-                format!("'{s}")
-            } else {
-                s.to_owned()
-            };
-            format!("\"{}\"", s.replace('"', "\"\""))
-        };
+        let cell = csv_cell;
         out.push_str(&format!(
             "{},{},{},{}\n",
             body.seq,
@@ -86,4 +89,19 @@ pub fn extract_csv(extract: &Extract) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn cells_a_spreadsheet_would_run_as_formulas_stay_text() {
+        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"] {
+            let cell = csv_cell(formula);
+            assert!(cell.starts_with("\"'"), "{formula:?} became {cell}");
+        }
+        assert_eq!(csv_cell("plain"), "\"plain\"");
+        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
+    }
 }

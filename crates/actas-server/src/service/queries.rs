@@ -104,6 +104,15 @@ pub struct LogQuery {
     pub limit: u32,
 }
 
+/// A page of the activity log, newest first.
+#[derive(Debug, Clone)]
+pub struct ActivityPage {
+    /// The events.
+    pub events: Vec<RecordedEvent>,
+    /// Where the next, older page starts (`before=` this), if there is one.
+    pub older: Option<u64>,
+}
+
 /// The allow-list page: grants, the product's app keys and how notifications fare.
 #[derive(Debug, Clone)]
 pub struct AllowListView {
@@ -315,32 +324,50 @@ impl Service {
         Ok(out)
     }
 
-    /// The newest `n` ledger events matching `q` (its `after` and `limit` aside), newest
-    /// first: the console's activity log.
-    pub async fn recent_activity(
+    /// A page of the activity log, newest first: up to `n` events matching `q` (its
+    /// `after` and `limit` aside) older than `before` (all when `None`), and where the
+    /// next, older page starts if there is one.
+    pub async fn activity_page(
         &self,
-        reader: &Auditor,
+        _reader: &Auditor,
         q: &LogQuery,
+        before: Option<u64>,
         n: usize,
-    ) -> ServiceResult<Vec<RecordedEvent>> {
-        let mut newest = std::collections::VecDeque::with_capacity(n + 1);
-        let mut page = LogQuery {
-            after: 0,
-            limit: 1000,
-            ..q.clone()
+    ) -> ServiceResult<ActivityPage> {
+        let mut events = Vec::with_capacity(n);
+        let mut cursor = before.unwrap_or(u64::MAX);
+        let by = |e: &RecordedEvent| match &q.staff {
+            None => true,
+            Some(staff) => matches!(&e.body.actor, Actor::Staff(s) if &s.email == staff),
         };
+        // One more than the page, to know whether there is an older one. The store filters
+        // by account, session, kind and time; by whom is filtered here, a batch at a time.
+        let want = n + 1;
         loop {
-            let events = self.activity(reader, &page).await?;
-            let Some(last) = events.last() else { break };
-            page.after = last.body.seq;
-            for e in events {
-                newest.push_back(e);
-                if newest.len() > n {
-                    newest.pop_front();
-                }
+            let batch = self
+                .store
+                .events_before(
+                    &q.filter,
+                    cursor,
+                    if q.staff.is_some() { 1000 } else { want as u32 },
+                )
+                .await?;
+            let Some(last) = batch.last() else { break };
+            cursor = last.body.seq;
+            let full = batch.len() < if q.staff.is_some() { 1000 } else { want };
+            events.extend(batch.into_iter().filter(by));
+            if events.len() >= want || full {
+                break;
             }
         }
-        Ok(newest.into_iter().rev().collect())
+        let older = (events.len() > n).then(|| {
+            events.truncate(n);
+            events.last().map(|e| e.body.seq)
+        });
+        Ok(ActivityPage {
+            events,
+            older: older.flatten(),
+        })
     }
 
     /// The allow-list with the product's app keys and notification health.
@@ -433,8 +460,9 @@ impl Service {
                     newest_head: heads.last().map(|h| (h.head.size, h.head.time)),
                 };
                 let recent = self
-                    .recent_activity(&reader, &LogQuery::default(), 10)
-                    .await?;
+                    .activity_page(&reader, &LogQuery::default(), None, 10)
+                    .await?
+                    .events;
                 (Some(ledger), Some(recent))
             }
             Err(_) => (None, None),

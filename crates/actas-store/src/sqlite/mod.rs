@@ -392,7 +392,16 @@ impl Store for SqliteStore {
         after: u64,
         limit: u32,
     ) -> StoreResult<Vec<RecordedEvent>> {
-        read::events(&self.pool, filter, after, limit).await
+        read::events(&self.pool, filter, read::Range::After(after), limit).await
+    }
+
+    async fn events_before(
+        &self,
+        filter: &EventFilter,
+        before: u64,
+        limit: u32,
+    ) -> StoreResult<Vec<RecordedEvent>> {
+        read::events(&self.pool, filter, read::Range::Before(before), limit).await
     }
 
     async fn tree_heads(&self) -> StoreResult<Vec<SignedTreeHead>> {

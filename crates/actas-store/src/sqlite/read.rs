@@ -329,18 +329,36 @@ where
     Ok(out)
 }
 
+/// Which end of the ledger a page of events starts from.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Range {
+    /// `seq > n`, oldest first.
+    After(u64),
+    /// `seq < n`, newest first.
+    Before(u64),
+}
+
 pub(super) async fn events(
     pool: &SqlitePool,
     f: &EventFilter,
-    after: u64,
+    range: Range,
     limit: u32,
 ) -> StoreResult<Vec<RecordedEvent>> {
     // Only the filters given go into the statement, so SQLite can use the account and
     // session indexes (a `? IS NULL OR account = ?` form makes it scan the whole ledger).
     let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-        "SELECT body, leaf_hash FROM ledger_events WHERE seq > ",
+        "SELECT body, leaf_hash FROM ledger_events WHERE seq ",
     );
-    q.push_bind(after as i64);
+    let order = match range {
+        Range::After(n) => {
+            q.push("> ").push_bind(i64::try_from(n).unwrap_or(i64::MAX));
+            " ORDER BY seq LIMIT "
+        }
+        Range::Before(n) => {
+            q.push("< ").push_bind(i64::try_from(n).unwrap_or(i64::MAX));
+            " ORDER BY seq DESC LIMIT "
+        }
+    };
     if let Some(a) = &f.account {
         q.push(" AND account = ").push_bind(a.as_str().to_owned());
     }
@@ -356,7 +374,7 @@ pub(super) async fn events(
     if let Some(t) = f.until {
         q.push(" AND time < ").push_bind(t.as_millis());
     }
-    q.push(" ORDER BY seq LIMIT ").push_bind(i64::from(limit));
+    q.push(order).push_bind(i64::from(limit));
     let rows = q
         .build()
         .fetch_all(pool)

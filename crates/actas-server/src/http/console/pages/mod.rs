@@ -16,7 +16,7 @@ pub(super) use accounts::{account, accounts, create_request, start_from_ticket};
 pub(super) use allow_list::{allow_list, grant, revoke};
 pub(super) use approvals::{approve, deny, queue};
 pub(super) use home::home;
-pub(super) use logs::{account_audit, activity};
+pub(super) use logs::{account_audit, account_audit_csv, activity, activity_csv};
 pub(super) use requests::{cancel, enter_code, request, start};
 pub(super) use sessions::{add_note, end_session, reissue_handoff, session, session_timeline};
 pub(super) use settings::{begin_totp, confirm_totp, create_token, settings};
