@@ -26,6 +26,7 @@ pub mod session;
 pub mod staff;
 pub mod summary;
 pub mod text;
+pub mod ticket_check;
 pub mod tree_head;
 pub mod verify;
 pub mod webhook;

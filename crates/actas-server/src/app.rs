@@ -109,7 +109,31 @@ impl Application {
             })?,
         );
         let assertions_for_gateway = assertions.clone();
-        let service = Service::new(store.clone(), Arc::new(loaded.policy.clone()));
+        let mut service = Service::new(store.clone(), Arc::new(loaded.policy.clone()));
+        if let Some(url) = &loaded.config.tickets.verify_url {
+            let parsed = url::Url::parse(url)
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            if parsed.is_none() {
+                return Err(StartError::Config(crate::config::ConfigError::Parse {
+                    path: data.path().join("actas.toml"),
+                    message: format!("tickets.verify_url: {url:?} is not an http or https address"),
+                }));
+            }
+            let secret = data.ticket_secret().map_err(StartError::Config)?;
+            let check = crate::service::tickets::TicketCheck::new(
+                url.clone(),
+                secret,
+                std::time::Duration::from_secs(loaded.config.tickets.timeout_seconds.max(1)),
+            )
+            .map_err(|e| {
+                StartError::Config(crate::config::ConfigError::Parse {
+                    path: data.path().join("actas.toml"),
+                    message: format!("tickets.verify_url: no HTTP client for it: {e}"),
+                })
+            })?;
+            service = service.with_ticket_check(check);
+        }
         let listener = tokio::net::TcpListener::bind(settings.console_addr)
             .await
             .map_err(|source| StartError::Bind {

@@ -221,6 +221,32 @@ pub struct Config {
     /// The gateway.
     #[serde(default)]
     pub gateway: GatewayConfig,
+    /// Checking tickets with the helpdesk.
+    #[serde(default, skip_serializing_if = "TicketsConfig::is_off")]
+    pub tickets: TicketsConfig,
+}
+
+/// `[tickets]`: ask the helpdesk whether a ticket exists and is about the account before
+/// a request is made (see `actas_core::ticket_check` for what is sent and expected).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TicketsConfig {
+    /// Where to ask; no check when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify_url: Option<String>,
+    /// How long to wait for the answer.
+    #[serde(default = "default_ticket_timeout")]
+    pub timeout_seconds: u64,
+}
+
+fn default_ticket_timeout() -> u64 {
+    5
+}
+
+impl TicketsConfig {
+    fn is_off(&self) -> bool {
+        self.verify_url.is_none()
+    }
 }
 
 impl Default for Config {
@@ -231,6 +257,7 @@ impl Default for Config {
             ledger: LedgerConfig::default(),
             server: ServerConfig::default(),
             gateway: GatewayConfig::default(),
+            tickets: TicketsConfig::default(),
         }
     }
 }
@@ -434,6 +461,28 @@ impl DataDir {
         })
     }
 }
+
+impl DataDir {
+    /// The secret actas signs its questions to the helpdesk with (`ticket-check.secret`,
+    /// 0600), made at the first start that needs it; the helpdesk is given a copy.
+    pub fn ticket_secret(&self) -> Result<String, ConfigError> {
+        let path = self.file(TICKET_SECRET_FILE);
+        if let Ok(text) = fs::read_to_string(&path) {
+            return Ok(text.trim().to_owned());
+        }
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret).map_err(|e| ConfigError::Key {
+            path: path.clone(),
+            why: format!("no random source: {e}"),
+        })?;
+        let text = hex::encode(secret);
+        write_new(&path, text.as_bytes(), 0o600)?;
+        Ok(text)
+    }
+}
+
+/// Where the helpdesk-check secret is kept.
+pub const TICKET_SECRET_FILE: &str = "ticket-check.secret";
 
 fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ConfigError> {
     let mut f = fs::OpenOptions::new()

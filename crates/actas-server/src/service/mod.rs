@@ -16,6 +16,7 @@ pub mod queries;
 mod requests;
 mod sessions;
 mod staff;
+pub mod tickets;
 mod unclassified;
 
 pub use allow::AllowChange;
@@ -95,6 +96,7 @@ pub struct Service {
     unclassified: Arc<std::sync::Mutex<std::collections::HashMap<String, u64>>>,
     gateway_cache: Arc<gateway::GatewayCache>,
     app_cache: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], actas_core::app::AppRef>>>,
+    tickets: Option<Arc<tickets::TicketCheck>>,
 }
 
 impl Service {
@@ -106,7 +108,14 @@ impl Service {
             unclassified: Arc::default(),
             gateway_cache: Arc::default(),
             app_cache: Arc::default(),
+            tickets: None,
         }
+    }
+
+    /// Checks every new request's ticket with the helpdesk first.
+    pub fn with_ticket_check(mut self, check: tickets::TicketCheck) -> Self {
+        self.tickets = Some(Arc::new(check));
+        self
     }
 
     /// The store.

@@ -147,6 +147,10 @@ impl Service {
                 ));
             }
         }
+        // Last of the checks on the input, so bad input never reaches the helpdesk; before
+        // anything is written, so a refused ticket leaves nothing behind.
+        self.check_ticket(ticket.as_str(), account.id.as_str())
+            .await?;
         let now = Timestamp::now();
         let mut request = AccessRequest::create(
             NewRequest {
