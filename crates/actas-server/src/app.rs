@@ -171,6 +171,7 @@ impl Application {
             site: crate::http::auth::Site::new(settings.console_url.as_deref()),
             assertions: assertions.clone(),
             data: data.clone(),
+            stopping: stopped.clone(),
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {

@@ -1222,3 +1222,73 @@ async fn at_phone_width_no_console_page_or_notice_scrolls_sideways() {
     phone.close().await;
     d.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_in_the_portal_watches_support_in_their_account_live() {
+    let (d, _console, gateway, portal) = demo().await;
+    let customer = Browser::open("live-customer", 1280, 900).await;
+    customer.go(&format!("{portal}/")).await;
+    customer.fill("input[name=id]", "acme").await;
+    customer.fill("input[name=password]", "acme-demo").await;
+    customer.click("form button").await;
+    customer
+        .expect_text("the portal after signing in", "Welcome, Acme Co")
+        .await;
+    customer.go(&format!("{portal}/access")).await;
+    customer
+        .expect_text("the access page", "Account access")
+        .await;
+
+    // Support starts a session and opens pages; the customer's page says so as it happens.
+    let s = d.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&actas_core::staff::Email::parse("sarah@northwind.example").expect("e"))
+        .await
+        .expect("r")
+        .expect("sarah");
+    let request = s
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#5300".into(),
+                reason: "Customer asked why a payment is missing".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: Some("read-only".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    let (_, token) = s
+        .start_session(&sarah, request.id, actas_core::Timestamp::now())
+        .await
+        .expect("start");
+    let agent = Browser::open("live-agent", 1280, 900).await;
+    agent
+        .go(&format!("{gateway}/__actas/enter?token={}", token.expose()))
+        .await;
+    agent.expect_banner("the portal through the gateway").await;
+    agent.go(&format!("{gateway}/payments")).await;
+    agent.expect_banner("payments").await;
+    customer
+        .expect_text(
+            "the live notice",
+            "Sarah Lee from support is in your account now",
+        )
+        .await;
+    customer.expect_text("the live notice", "/payments").await;
+    customer.shot("support-live").await;
+
+    // The session ends: the customer sees that too, without reloading.
+    agent.click("#actas-banner form.actas-end button").await;
+    customer
+        .expect_text("the live notice after the end", "session on Acme Co ended")
+        .await;
+    customer.shot("support-ended").await;
+    agent.close().await;
+    customer.close().await;
+    d.stop().await.expect("stop");
+}

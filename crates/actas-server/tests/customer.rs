@@ -837,3 +837,84 @@ async fn notifications_wait_out_a_product_outage_and_arrive_once_signed() {
     );
     app.stop().await.expect("stop");
 }
+
+/// Reads a server-sent event stream until `n` events came, or 10 s passed.
+async fn read_events(r: reqwest::Response, n: usize) -> Vec<(String, Value)> {
+    use futures_util::StreamExt;
+    let mut body = r.bytes_stream();
+    let mut text = String::new();
+    let mut out = Vec::new();
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while out.len() < n {
+        let chunk = tokio::time::timeout_at(deadline, body.next())
+            .await
+            .expect("events within 10 s")
+            .expect("the stream goes on")
+            .expect("bytes");
+        text.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = text.find("\n\n") {
+            let block: String = text.drain(..end + 2).collect();
+            let id = block
+                .lines()
+                .find_map(|l| l.strip_prefix("id:"))
+                .map(|s| s.trim().to_owned());
+            let data = block.lines().find_map(|l| l.strip_prefix("data:"));
+            if let (Some(id), Some(data)) = (id, data) {
+                out.push((id, serde_json::from_str(data.trim()).expect("json")));
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn the_activity_stream_sends_an_accounts_events_as_they_commit_and_resumes() {
+    let w = world().await;
+    let url = format!("{}/accounts/acme/activity/stream", w.base);
+    let http = reqwest::Client::new();
+    // Staff credentials and no credentials don't open it.
+    let r = http.get(&url).send().await.expect("send");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    let r = http
+        .get(&url)
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(r.headers()["content-type"], "text/event-stream");
+    // A new event on the account arrives while the stream is open.
+    let reading = tokio::spawn(read_events(r, 2));
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (s, _) = w
+        .call(
+            reqwest::Method::PUT,
+            "/accounts/acme/consent",
+            Some(json!({ "consent": "code_required" })),
+        )
+        .await;
+    assert!(s.is_success(), "{s}");
+    let events = reading.await.expect("read");
+    let (first_id, _) = &events[0];
+    let (_, consent) = &events[1];
+    assert_eq!(consent["kind"], "consent.changed", "{consent}");
+    // Resuming after the first event gives the second again, and nothing before it.
+    let r = http
+        .get(&url)
+        .bearer_auth(&w.key)
+        .header("last-event-id", first_id)
+        .send()
+        .await
+        .expect("send");
+    let again = read_events(r, 1).await;
+    assert_eq!(again[0].1["kind"], "consent.changed");
+    // An account that isn't there is a 404, not an empty stream.
+    let r = http
+        .get(format!("{}/accounts/nobody/activity/stream", w.base))
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    w.app.stop().await.expect("stop");
+}

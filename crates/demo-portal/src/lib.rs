@@ -102,6 +102,7 @@ impl Portal {
             .route("/access/consent", post(set_consent))
             .route("/access/code", post(make_code))
             .route("/access/extract", get(extract))
+            .route("/access/live", get(live))
             .route("/hooks/actas", post(notification))
             .route(
                 "/static/portal.css",
@@ -110,6 +111,10 @@ impl Portal {
             .route(
                 "/static/portal.js",
                 get(|| async { asset("text/javascript", include_str!("../static/portal.js")) }),
+            )
+            .route(
+                "/static/live.js",
+                get(|| async { asset("text/javascript", include_str!("../static/live.js")) }),
             )
             .route(
                 "/static/favicon.svg",
@@ -928,6 +933,34 @@ fn consent_label(consent: &str) -> &'static str {
         "revoked" => "not allowed",
         "code_required" => "only with a code from you",
         _ => "allowed",
+    }
+}
+
+/// The account's activity, live, for the customer: actas's stream relayed as it comes
+/// (the portal holds the app key; the browser never sees it).
+async fn live(State(p): State<Portal>, viewer: Viewer) -> Response {
+    if !matches!(viewer.actor, Actor::Customer) {
+        return message(
+            StatusCode::FORBIDDEN,
+            "For the customer only",
+            "The live view of support activity is for the customer.",
+        );
+    }
+    let path = format!("/accounts/{}/activity/stream", viewer.customer);
+    match p.actas(reqwest::Method::GET, &path, None).await {
+        Ok(r) if r.status().is_success() => (
+            [
+                (header::CONTENT_TYPE, "text/event-stream"),
+                (header::CACHE_CONTROL, "no-store"),
+            ],
+            axum::body::Body::from_stream(r.bytes_stream()),
+        )
+            .into_response(),
+        _ => message(
+            StatusCode::BAD_GATEWAY,
+            "Not available",
+            "The live view of support activity can't be shown right now.",
+        ),
     }
 }
 

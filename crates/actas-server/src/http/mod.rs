@@ -32,6 +32,9 @@ pub struct AppState {
     pub gateway_url: Option<String>,
     /// The gateway's counters, shown in `/metrics`.
     pub gateway_metrics: Arc<crate::gateway::GatewayMetrics>,
+    /// Turns true when the server stops: long-lived answers (the customer's live stream)
+    /// end then, so a stop doesn't wait for them.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 /// The console listener's router.

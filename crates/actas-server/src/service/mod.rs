@@ -11,6 +11,7 @@ pub mod customer;
 pub mod extract;
 pub mod gateway;
 mod keys;
+pub mod live;
 mod notes;
 pub mod queries;
 mod requests;

@@ -219,3 +219,91 @@ pub(super) async fn audit_extract(
     )
         .into_response())
 }
+
+/// `?after=` for `GET /accounts/{id}/activity/stream`.
+#[derive(Debug, Deserialize)]
+pub(super) struct StreamQuery {
+    after: Option<u64>,
+}
+
+/// How often the stream looks for new events.
+const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `GET /accounts/{id}/activity/stream`: the account's events as they commit, as
+/// server-sent events (`event: activity`, `id:` the sequence number, `data:` the event as
+/// JSON). It starts with the newest event (so a watcher knows at once whether support is
+/// in the account), or after `Last-Event-ID` / `?after=` when resuming, and ends when the
+/// server stops.
+pub(super) async fn activity_stream(
+    State(state): State<AppState>,
+    App(_): App,
+    Path(id): Path<String>,
+    Query(q): Query<StreamQuery>,
+    headers: axum::http::HeaderMap,
+) -> ApiResult<Response> {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .or(q.after);
+    let after = match resume {
+        Some(n) => n,
+        None => state
+            .service
+            .account_activity_start(&id)
+            .await?
+            .saturating_sub(1),
+    };
+    let service = state.service.clone();
+    let stopping = state.stopping.clone();
+    let stream = futures_util::stream::unfold(
+        (after, std::collections::VecDeque::new(), false),
+        move |(mut after, mut queued, mut first)| {
+            let (service, id, mut stopping) = (service.clone(), id.clone(), stopping.clone());
+            async move {
+                loop {
+                    if let Some(a) = queued.pop_front() {
+                        let a: crate::service::live::LiveActivity = a;
+                        let event = Event::default()
+                            .event("activity")
+                            .id(a.seq.to_string())
+                            .json_data(&a)
+                            .unwrap_or_else(|_| Event::default().comment("unreadable"));
+                        return Some((
+                            Ok::<_, std::convert::Infallible>(event),
+                            (after, queued, first),
+                        ));
+                    }
+                    if *stopping.borrow() {
+                        return None;
+                    }
+                    if first {
+                        tokio::select! {
+                            _ = tokio::time::sleep(STREAM_POLL) => {}
+                            _ = stopping.changed() => return None,
+                        }
+                    }
+                    first = true;
+                    match service.account_activity_after(&id, after, 100).await {
+                        Ok(batch) => {
+                            if let Some(last) = batch.last() {
+                                after = last.seq;
+                            }
+                            queued.extend(batch);
+                        }
+                        // The account went away or the store failed: the stream ends, and
+                        // the client reconnects with the last id it saw.
+                        Err(e) => {
+                            tracing::warn!(error = %e, "an activity stream stopped");
+                            return None;
+                        }
+                    }
+                }
+            }
+        },
+    );
+    Ok(Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}

@@ -59,6 +59,10 @@ pub fn router() -> Router<AppState> {
             get(customer::staff_who_acted),
         )
         .route("/accounts/{id}/audit-extract", get(customer::audit_extract))
+        .route(
+            "/accounts/{id}/activity/stream",
+            get(customer::activity_stream),
+        )
         .route("/events", post(customer::post_events))
         .route("/requests", get(list_requests).post(create_request))
         .route("/requests/{id}", get(get_request))
