@@ -113,6 +113,16 @@ pub enum EventData {
         /// Why.
         reason: Note,
     },
+    /// A director reviewed a grant and kept it as it is (access recertification).
+    #[serde(rename = "allow.confirmed")]
+    AllowConfirmed {
+        /// Whose grant.
+        staff: StaffRef,
+        /// Up to which risk, as confirmed.
+        max_risk: Risk,
+        /// Why it stays.
+        reason: Note,
+    },
     /// A director took a staff member off the allow-list.
     #[serde(rename = "allow.revoked")]
     AllowRevoked {
@@ -501,6 +511,7 @@ impl EventData {
             EventData::AssertionKeyRotated { .. } => "keys.assertion_rotated",
             EventData::AllowGranted { .. } => "allow.granted",
             EventData::AllowRevoked { .. } => "allow.revoked",
+            EventData::AllowConfirmed { .. } => "allow.confirmed",
             EventData::RequestCreated { .. } => "request.created",
             EventData::RequestApproved { .. } => "request.approved",
             EventData::RequestDenied { .. } => "request.denied",
@@ -553,7 +564,8 @@ impl EventData {
             | EventData::AppKeyCreated { .. }
             | EventData::AppKeyRevoked { .. }
             | EventData::AllowGranted { .. }
-            | EventData::AllowRevoked { .. } => EventContext::default(),
+            | EventData::AllowRevoked { .. }
+            | EventData::AllowConfirmed { .. } => EventContext::default(),
             EventData::RequestCreated {
                 account, ticket, ..
             }

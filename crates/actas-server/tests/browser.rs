@@ -1292,3 +1292,76 @@ async fn a_customer_in_the_portal_watches_support_in_their_account_live() {
     customer.close().await;
     d.stop().await.expect("stop");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_director_recertifies_access_and_an_overdue_grant_is_suspended_until_then() {
+    let (d, console, _gateway, _portal) = demo().await;
+    // A hundred days pass for Omar's grant: the review policy is 90 days. (The test moves
+    // the grant's last review back rather than the clock forward.)
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", d.data.join("actas.db").display()))
+        .await
+        .expect("the demo's database");
+    let long_ago = actas_core::Timestamp::now().as_millis() - 100 * 86_400_000;
+    sqlx::query(
+        "UPDATE allow_list SET reviewed_at = ? WHERE staff_id = (SELECT id FROM staff WHERE email = 'omar@northwind.example')",
+    )
+    .bind(long_ago)
+    .execute(&db)
+    .await
+    .expect("backdate");
+    db.close().await;
+
+    // Omar is told why he can't act as the customer.
+    let omar = Browser::open("recert-agent", 1280, 900).await;
+    omar.sign_in_console(&console, "omar@northwind.example")
+        .await;
+    omar.go(&format!("{console}/accounts/acme")).await;
+    omar.expect_text(
+        "a suspended agent's account page",
+        "overdue for its review, so it is suspended",
+    )
+    .await;
+    omar.shot("suspended").await;
+
+    // The director sees it due, and confirms it with a reason.
+    let dana = Browser::open("recert-director", 1280, 900).await;
+    dana.sign_in_console(&console, "dana@northwind.example")
+        .await;
+    dana.expect_text("the director's home", "review overdue since")
+        .await;
+    dana.go(&format!("{console}/allow-list")).await;
+    dana.expect_text("the allow-list", "suspended until confirmed")
+        .await;
+    dana.expect_text("the allow-list", "due for review").await;
+    dana.shot("allow-list-due").await;
+    let form = "form.confirm:has(input[value='omar@northwind.example'])";
+    dana.fill(
+        &format!("{form} input[name=reason]"),
+        "Still on the billing rota",
+    )
+    .await;
+    dana.click(&format!("{form} button")).await;
+    dana.expect_text("the confirmation", "Confirmed.").await;
+    let page = dana.source().await;
+    assert!(!page.contains("suspended until confirmed"), "{page}");
+
+    // Omar may ask again.
+    omar.go(&format!("{console}/accounts/acme")).await;
+    omar.expect_text("the account page after the review", "Act as this customer")
+        .await;
+    let log = d
+        .app
+        .service()
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 10_000)
+        .await
+        .expect("events");
+    assert!(
+        log.iter().any(|e| e.body.summary
+            == "Dana Park reviewed Omar Haddad's access and kept it, up to medium risk: “Still on the billing rota”"),
+        "the review is in the ledger"
+    );
+    omar.close().await;
+    dana.close().await;
+    d.stop().await.expect("stop");
+}

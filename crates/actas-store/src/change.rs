@@ -39,6 +39,14 @@ pub enum Change {
         /// Why.
         reason: Note,
     },
+    /// A director confirms a current grant as it is: its next review counts from now.
+    /// Refused (`NotFound`) unless the staff member is on the allow-list.
+    ConfirmAllow {
+        /// Who.
+        staff: StaffId,
+        /// The director.
+        by: StaffId,
+    },
     /// Takes a staff member off the allow-list (must be on it).
     RevokeAllow {
         /// Who.
@@ -284,6 +292,9 @@ pub enum Change {
         staff: StaffId,
         /// The risk they act at.
         risk: Risk,
+        /// Refused too if the grant was last reviewed before this (policy suspends
+        /// overdue grants until a director confirms them); `None` when it doesn't.
+        reviewed_since: Option<Timestamp>,
     },
     /// A precondition: refused (`Refused`) unless the staff member is active.
     RequireActiveStaff(StaffId),

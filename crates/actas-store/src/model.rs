@@ -72,6 +72,9 @@ pub struct AllowEntry {
     pub reason: Note,
     /// Revoked by, when, why.
     pub revoked: Option<(StaffRef, Timestamp, Note)>,
+    /// When a director last confirmed it (at first, when it was granted); its review date
+    /// counts from here.
+    pub reviewed_at: Timestamp,
 }
 
 /// A customer account.

@@ -11,6 +11,7 @@ pub use gateway::{
     STANDARD_REQUEST_HEADERS, STANDARD_RESPONSE_HEADERS, is_actas_cookie,
 };
 
+use crate::Timestamp;
 use crate::account::{AccountFlag, Consent};
 use crate::activity::{ActivityKind, ActivityTemplate};
 use crate::gateway::path::CanonicalPath;
@@ -173,11 +174,65 @@ pub struct Policy {
     /// How the gateway treats requests no route names.
     pub gateway: GatewayRules,
     activities: BTreeMap<ActivityKind, ActivityTemplate>,
+    /// How often each allow-list grant is reviewed, and what an overdue review means.
+    pub grant_review: GrantReview,
+}
+
+/// Why a staff member whose grant is overdue for review can't start anything.
+pub const SUSPENDED_FOR_REVIEW: &str = "your access to act as customers is overdue for its review, so it is suspended until a director confirms it; ask a director to review it on the allow-list";
+
+/// Access recertification (`[allow_list]`): every grant is reviewed by a director every
+/// `every` (`grant_review_days`, default 90); an overdue grant is either kept or, by
+/// default, suspended (no new requests or sessions) until a director confirms it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GrantReview {
+    /// How long a review holds.
+    pub every: Duration,
+    /// Suspend overdue grants (`overdue = "suspend"`) rather than keep them (`"keep"`).
+    pub suspend_overdue: bool,
+}
+
+impl Default for GrantReview {
+    fn default() -> Self {
+        Self {
+            every: Duration::from_secs(90 * 86_400),
+            suspend_overdue: true,
+        }
+    }
+}
+
+impl GrantReview {
+    /// When a grant last reviewed at `reviewed_at` is due again.
+    pub fn due(&self, reviewed_at: Timestamp) -> Timestamp {
+        reviewed_at.plus(self.every)
+    }
+
+    /// Whether a grant last reviewed at `reviewed_at` is suspended at `now`.
+    pub fn suspended(&self, reviewed_at: Timestamp, now: Timestamp) -> bool {
+        self.suspends_reviewed_before(now)
+            .is_some_and(|since| reviewed_at < since)
+    }
+
+    /// Grants reviewed before this are suspended at `now`; `None` when policy keeps
+    /// overdue grants.
+    pub fn suspends_reviewed_before(&self, now: Timestamp) -> Option<Timestamp> {
+        self.suspend_overdue
+            .then(|| Timestamp::from_millis(now.as_millis() - self.every.as_millis() as i64))
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGrantReview {
+    grant_review_days: Option<Spanned<u64>>,
+    overdue: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
+    #[serde(default)]
+    allow_list: Option<Spanned<RawGrantReview>>,
     ticket_pattern: Option<Spanned<String>>,
     #[serde(default)]
     session: Option<Spanned<RawSession>>,
@@ -500,7 +555,44 @@ impl Policy {
             activities.insert(kind, template);
         }
 
+        let grant_review = match &raw.allow_list {
+            None => GrantReview::default(),
+            Some(a) => {
+                let a = a.get_ref();
+                let d = GrantReview::default();
+                let every = match &a.grant_review_days {
+                    None => d.every,
+                    Some(n) if (1..=3660).contains(n.get_ref()) => {
+                        Duration::from_secs(n.get_ref() * 86_400)
+                    }
+                    Some(n) => {
+                        return Err(lines.err(
+                            n,
+                            "allow_list.grant_review_days",
+                            "must be between 1 and 3660 days",
+                        ));
+                    }
+                };
+                let suspend_overdue = match a.overdue.as_ref().map(|o| (o, o.get_ref().as_str())) {
+                    None => d.suspend_overdue,
+                    Some((_, "suspend")) => true,
+                    Some((_, "keep")) => false,
+                    Some((o, other)) => {
+                        return Err(lines.err(
+                            o,
+                            "allow_list.overdue",
+                            format!("{other:?} is not a choice; write \"suspend\" or \"keep\""),
+                        ));
+                    }
+                };
+                GrantReview {
+                    every,
+                    suspend_overdue,
+                }
+            }
+        };
         Ok(Self {
+            grant_review,
             session,
             capabilities,
             routes,

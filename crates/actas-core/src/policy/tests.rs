@@ -445,3 +445,35 @@ fn a_note_is_required_only_after_changes_and_only_when_policy_asks() {
         Policy::from_toml("[session]\nnote_after_changes = false\n", "p.toml").expect("policy");
     assert!(!off.session.note_after_changes);
 }
+
+#[test]
+fn grants_are_due_for_review_and_overdue_ones_are_suspended_unless_policy_keeps_them() {
+    let review = Policy::starter().grant_review;
+    assert_eq!(review.every, Duration::from_secs(90 * 86_400));
+    let day = Duration::from_secs(86_400);
+    let granted = Timestamp::parse("2026-01-01").expect("date");
+    assert_eq!(
+        review.due(granted),
+        Timestamp::parse("2026-04-01").expect("date")
+    );
+    assert!(!review.suspended(granted, granted.plus(day * 89)));
+    assert!(review.suspended(granted, granted.plus(day * 91)));
+    let keep = Policy::from_toml(
+        "[allow_list]\ngrant_review_days = 30\noverdue = \"keep\"\n",
+        "p.toml",
+    )
+    .expect("policy")
+    .grant_review;
+    assert_eq!(keep.every, day * 30);
+    assert!(!keep.suspended(granted, granted.plus(day * 365)));
+    for (bad, field) in [
+        (
+            "[allow_list]\ngrant_review_days = 0\n",
+            "allow_list.grant_review_days",
+        ),
+        ("[allow_list]\noverdue = \"ignore\"\n", "allow_list.overdue"),
+    ] {
+        let e = Policy::from_toml(bad, "p.toml").err().expect("refused");
+        assert_eq!(e.field, field, "{e}");
+    }
+}

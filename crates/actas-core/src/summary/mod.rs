@@ -106,6 +106,14 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             "{who} allowed {} to act as customers up to {max_risk} risk: “{reason}”",
             staff.name
         ),
+        EventData::AllowConfirmed {
+            staff,
+            max_risk,
+            reason,
+        } => format!(
+            "{who} reviewed {}'s access and kept it, up to {max_risk} risk: “{reason}”",
+            staff.name
+        ),
         EventData::AllowRevoked { staff, reason } => {
             format!(
                 "{who} removed {} from the allow-list: “{reason}”",

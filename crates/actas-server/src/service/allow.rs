@@ -15,6 +15,8 @@ use actas_store::{Change, SessionsOf, Unit};
 pub enum AllowChange {
     /// Allow up to this risk.
     Grant(Risk),
+    /// Keep the grant as it is, after its review (access recertification).
+    Confirm,
     /// Remove from the list.
     Revoke,
 }
@@ -71,6 +73,30 @@ impl Service {
                         )];
                         events.extend(super::sessions::ended_events(applied, &actor));
                         events
+                    },
+                )
+            }
+            AllowChange::Confirm => {
+                let Some(entry) = self.store.allowed(staff.id).await? else {
+                    return Err(ServiceError::Conflict(format!(
+                        "{email} is not on the allow-list"
+                    )));
+                };
+                let (who, max_risk) = (staff.to_ref(), entry.max_risk);
+                Unit::new(
+                    vec![Change::ConfirmAllow {
+                        staff: staff.id,
+                        by: director.id,
+                    }],
+                    move |_| {
+                        vec![NewEvent::new(
+                            actor,
+                            EventData::AllowConfirmed {
+                                staff: who,
+                                max_risk,
+                                reason,
+                            },
+                        )]
                     },
                 )
             }

@@ -189,6 +189,14 @@ impl Service {
                 "You are not on the allow-list, so you can't act as customers. A director can add you."
                     .into(),
             )
+        } else if allowed.as_ref().is_some_and(|a| {
+            self.policy
+                .grant_review
+                .suspended(a.reviewed_at, Timestamp::now())
+        }) {
+            Some(actas_core::words::sentence(
+                actas_core::policy::SUSPENDED_FOR_REVIEW,
+            ))
         } else {
             None
         };

@@ -104,12 +104,20 @@ impl Service {
         let policy = self.policy();
         // Read for a quick answer (the API answers 403 before it looks at the input); the
         // commit below decides it, with the risk, in its transaction.
-        self.store.allowed(requester.id).await?.ok_or_else(|| {
+        let grant = self.store.allowed(requester.id).await?.ok_or_else(|| {
             ServiceError::Forbidden(
                 "you are not on the allow-list, so you can't act as a customer; ask a director"
                     .into(),
             )
         })?;
+        if policy
+            .grant_review
+            .suspended(grant.reviewed_at, Timestamp::now())
+        {
+            return Err(ServiceError::Forbidden(
+                actas_core::policy::SUSPENDED_FOR_REVIEW.into(),
+            ));
+        }
         if !requester.active {
             return Err(ServiceError::Forbidden(
                 "your staff account is deactivated".into(),
@@ -206,6 +214,7 @@ impl Service {
                     Change::RequireAllowed {
                         staff: requester.id,
                         risk: assessment.risk,
+                        reviewed_since: policy.grant_review.suspends_reviewed_before(now),
                     },
                     Change::RequireConsent {
                         account: account.id.clone(),

@@ -157,6 +157,7 @@ impl Service {
             Change::RequireAllowed {
                 staff: staff.id,
                 risk: request.risk,
+                reviewed_since: policy.grant_review.suspends_reviewed_before(now),
             },
             // A request that needed no code from the customer can only start while they
             // still ask for none.

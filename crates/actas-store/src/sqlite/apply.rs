@@ -77,9 +77,11 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             reason,
         } => {
             sqlx::query(
-                "INSERT INTO allow_list (staff_id, max_risk, granted_by, granted_at, reason) VALUES (?, ?, ?, ?, ?)
+                "INSERT INTO allow_list (staff_id, max_risk, granted_by, granted_at, reason, reviewed_at, reviewed_by)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)
                  ON CONFLICT (staff_id) DO UPDATE SET max_risk = excluded.max_risk, granted_by = excluded.granted_by,
                    granted_at = excluded.granted_at, reason = excluded.reason,
+                   reviewed_at = excluded.reviewed_at, reviewed_by = excluded.reviewed_by,
                    revoked_by = NULL, revoked_at = NULL, revoke_reason = NULL",
             )
             .bind(staff.get())
@@ -87,9 +89,26 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             .bind(by.get())
             .bind(now)
             .bind(reason.as_str())
+            .bind(now)
+            .bind(by.get())
             .execute(&mut *conn)
             .await
             .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::ConfirmAllow { staff, by } => {
+            let r = sqlx::query(
+                "UPDATE allow_list SET reviewed_at = ?, reviewed_by = ? WHERE staff_id = ? AND revoked_at IS NULL",
+            )
+            .bind(now)
+            .bind(by.get())
+            .bind(staff.get())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::NotFound("a current allow-list entry for that staff member".into())
+            })?;
             Ok(Applied::Done)
         }
         Change::RevokeAllow { staff, by, reason } => {

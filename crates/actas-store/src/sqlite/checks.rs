@@ -49,7 +49,7 @@ pub(super) struct Checks {
     live_apps: HashSet<i64>,
     accounts: HashMap<String, crate::model::Account>,
     /// Staff on the allow-list, and up to which risk.
-    allowed: HashMap<i64, Risk>,
+    allowed: HashMap<i64, (Risk, i64)>,
     /// Staff, and whether each is active.
     staff: HashMap<i64, bool>,
 }
@@ -128,7 +128,7 @@ impl Checks {
         }
         for chunk in dedup(allowed).chunks(CHUNK) {
             let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT staff_id, max_risk FROM allow_list WHERE revoked_at IS NULL AND staff_id IN (",
+                "SELECT staff_id, max_risk, COALESCE(reviewed_at, granted_at) AS reviewed_at FROM allow_list WHERE revoked_at IS NULL AND staff_id IN (",
             );
             ints(&mut q, chunk);
             for row in q.build().fetch_all(&mut *conn).await.map_err(unavailable)? {
@@ -136,8 +136,11 @@ impl Checks {
                 let risk: Risk = risk.parse().map_err(|e: actas_core::scope::ScopeError| {
                     StoreError::corrupt(format!("allow-list risk: {e}"))
                 })?;
-                out.allowed
-                    .insert(row.try_get("staff_id").map_err(unavailable)?, risk);
+                let reviewed: i64 = row.try_get("reviewed_at").map_err(unavailable)?;
+                out.allowed.insert(
+                    row.try_get("staff_id").map_err(unavailable)?,
+                    (risk, reviewed),
+                );
             }
         }
         for chunk in dedup(staff).chunks(CHUNK) {
@@ -202,14 +205,25 @@ impl Checks {
                     Some(_) => Ok(Applied::Done),
                 }
             }
-            Change::RequireAllowed { staff, risk } => match self.allowed.get(&staff.get()) {
+            Change::RequireAllowed {
+                staff,
+                risk,
+                reviewed_since,
+            } => match self.allowed.get(&staff.get()) {
                 None => Err(StoreError::Refused(
                     "you are not on the allow-list, so you can't act as a customer; ask a director"
                         .into(),
                 )),
-                Some(max) if risk > max => Err(StoreError::Refused(format!(
+                Some((max, _)) if risk > max => Err(StoreError::Refused(format!(
                     "this scope is {risk} risk, and you are allowed up to {max} risk"
                 ))),
+                Some((_, reviewed))
+                    if reviewed_since.is_some_and(|since| *reviewed < since.as_millis()) =>
+                {
+                    Err(StoreError::Refused(
+                        actas_core::policy::SUSPENDED_FOR_REVIEW.into(),
+                    ))
+                }
                 Some(_) => Ok(Applied::Done),
             },
             Change::RequireActiveStaff(id) => match self.staff.get(&id.get()) {

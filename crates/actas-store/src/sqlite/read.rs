@@ -94,7 +94,7 @@ pub(super) async fn allow_list(
     only: Option<StaffId>,
 ) -> StoreResult<Vec<AllowEntry>> {
     let rows = sqlx::query(
-        "SELECT a.max_risk, a.granted_at, a.reason, a.revoked_at, a.revoke_reason,
+        "SELECT a.max_risk, a.granted_at, a.reason, a.revoked_at, a.revoke_reason, a.reviewed_at,
                 s.id AS id, s.email AS email, s.name AS name,
                 g.id AS g_id, g.email AS g_email, g.name AS g_name,
                 r.id AS r_id, r.email AS r_email, r.name AS r_name
@@ -131,6 +131,9 @@ pub(super) async fn allow_list(
                 granted_at: Timestamp::from_millis(col(row, "granted_at")?),
                 reason: Note::parse(&col::<String>(row, "reason")?).map_err(|e| bad("note", e))?,
                 revoked,
+                reviewed_at: Timestamp::from_millis(
+                    col::<Option<i64>>(row, "reviewed_at")?.unwrap_or(col(row, "granted_at")?),
+                ),
             })
         })
         .collect()

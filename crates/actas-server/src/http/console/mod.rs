@@ -48,6 +48,7 @@ pub fn router() -> Router<AppState> {
         .route("/activity.csv", get(pages::activity_csv))
         .route("/allow-list", get(pages::allow_list).post(pages::grant))
         .route("/allow-list/revoke", post(pages::revoke))
+        .route("/allow-list/confirm", post(pages::confirm))
         .route("/static/console.css", get(css))
         .route("/static/console.js", get(js))
 }

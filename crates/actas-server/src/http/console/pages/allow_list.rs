@@ -8,6 +8,7 @@ use crate::service::auth::Authenticated;
 use crate::service::{AllowChange, ServiceError};
 use actas_core::scope::Risk;
 use actas_core::staff::Email;
+use actas_core::words;
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
@@ -22,6 +23,8 @@ struct AllowRow {
     granted_at: String,
     reason: String,
     revoked: bool,
+    review: String,
+    overdue: bool,
 }
 
 struct AppRow {
@@ -37,6 +40,10 @@ struct AllowPage {
     flash: Option<String>,
     csrf: String,
     entries: Vec<AllowRow>,
+    review_every: String,
+    overdue_rule: &'static str,
+    due_count: usize,
+    due_summary: String,
     error: Option<String>,
     apps: Vec<AppRow>,
     notifications: String,
@@ -51,10 +58,37 @@ async fn allow_page(
 ) -> Result<AllowPage, PageError> {
     let director = Director::of(who)?;
     let view = state.service.allow_list_view(&director).await?;
+    let review = state.service.policy().grant_review;
+    let now = actas_core::Timestamp::now();
+    let soon = now.plus(std::time::Duration::from_secs(14 * 86_400));
+    let mut due_count = 0;
     let entries = view
         .entries
         .into_iter()
-        .map(|a| AllowRow {
+        .map(|a| {
+            let due = review.due(a.reviewed_at);
+            let overdue = a.revoked.is_none() && due < now;
+            if a.revoked.is_none() && due < soon {
+                due_count += 1;
+            }
+            let review_words = if overdue {
+                format!(
+                    "Overdue since {}{}",
+                    words::clock(due),
+                    if review.suspend_overdue {
+                        ": suspended until confirmed"
+                    } else {
+                        ""
+                    }
+                )
+            } else {
+                format!("Due {}", words::clock(due))
+            };
+            (a, review_words, overdue)
+        })
+        .map(|(a, review, overdue)| AllowRow {
+            review,
+            overdue,
             name: a.staff.name.to_string(),
             email: a.staff.email.to_string(),
             max_risk: a.max_risk.to_string(),
@@ -99,6 +133,18 @@ async fn allow_page(
         flash,
         csrf,
         entries,
+        review_every: words::duration(review.every),
+        overdue_rule: if review.suspend_overdue {
+            "A grant overdue for review is suspended: its staff member can't start anything until it is confirmed."
+        } else {
+            "A grant overdue for review stays in force (policy: keep)."
+        },
+        due_summary: format!(
+            "{} due for review in the next two weeks or overdue.",
+            words::sentence(&words::count(due_count as u64, "grant", "grants"))
+                .trim_end_matches('.')
+        ),
+        due_count,
         error,
         apps,
         notifications,
@@ -170,6 +216,21 @@ pub(in crate::http::console) async fn grant(
     }
     .await;
     after_change(&state, &who, result, "granted").await
+}
+
+pub(in crate::http::console) async fn confirm(
+    State(state): State<AppState>,
+    Posted(who, f): Posted<RevokeForm>,
+) -> Page {
+    let result = async {
+        let email = Email::parse(&f.email).map_err(|e| ServiceError::invalid("email", e))?;
+        state
+            .service
+            .change_allow_list(&email, AllowChange::Confirm, &who.staff().email, &f.reason)
+            .await
+    }
+    .await;
+    after_change(&state, &who, result, "confirmed").await
 }
 
 #[derive(Deserialize)]

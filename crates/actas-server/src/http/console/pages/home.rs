@@ -36,6 +36,8 @@ struct GrantRow {
     name: String,
     max_risk: String,
     since: String,
+    review: String,
+    overdue: bool,
 }
 
 #[derive(Template)]
@@ -90,12 +92,22 @@ pub(in crate::http::console) async fn home(
         account: s.account.name.to_string(),
         time_left: words::duration(s.session.time_left(now)),
     });
+    let review = state.service.policy().grant_review;
     let grants = home.grants.map(|g| {
         g.into_iter()
-            .map(|a| GrantRow {
-                name: a.staff.name.to_string(),
-                max_risk: a.max_risk.to_string(),
-                since: words::clock(a.granted_at),
+            .map(|a| {
+                let due = review.due(a.reviewed_at);
+                GrantRow {
+                    name: a.staff.name.to_string(),
+                    max_risk: a.max_risk.to_string(),
+                    since: words::clock(a.granted_at),
+                    review: if due < now {
+                        format!("review overdue since {}", words::clock(due))
+                    } else {
+                        format!("next review due {}", words::clock(due))
+                    },
+                    overdue: due < now,
+                }
             })
             .collect()
     });

@@ -13,7 +13,7 @@ mod settings;
 mod sign_in;
 
 pub(super) use accounts::{account, accounts, create_request, start_from_ticket};
-pub(super) use allow_list::{allow_list, grant, revoke};
+pub(super) use allow_list::{allow_list, confirm, grant, revoke};
 pub(super) use approvals::{approve, deny, queue};
 pub(super) use home::home;
 pub(super) use logs::{account_audit, account_audit_csv, activity, activity_csv};
@@ -84,6 +84,7 @@ impl Done {
             "cancelled" => "The request is cancelled.",
             "ended" => "The session has ended. Everything it did is in its timeline.",
             "granted" => "Granted. The change is recorded in the ledger with your reason.",
+            "confirmed" => "Confirmed. The grant's next review is due in one review period.",
             "revoked" => "Revoked. Any session they had running has ended.",
             "code" => "The customer's code is confirmed.",
             "noted" => "Your note is recorded. The customer sees it in their access history.",
