@@ -473,7 +473,9 @@ fn grants_are_due_for_review_and_overdue_ones_are_suspended_unless_policy_keeps_
         ),
         ("[allow_list]\noverdue = \"ignore\"\n", "allow_list.overdue"),
     ] {
-        let e = Policy::from_toml(bad, "p.toml").err().expect("refused");
+        let Err(e) = Policy::from_toml(bad, "p.toml") else {
+            panic!("{bad} was accepted");
+        };
         assert_eq!(e.field, field, "{e}");
     }
 }
