@@ -244,3 +244,52 @@ async fn every_page_and_read_answers_each_role_as_the_table_says() {
     let (_, page) = people[4].get("/accounts/acme").await;
     assert!(page.contains("/accounts/acme/audit"), "{page}");
 }
+
+#[tokio::test]
+async fn a_director_confirms_a_grant_over_the_api_and_only_a_director_can() {
+    let (_dir, app) = common::serve().await;
+    common::team(app.service(), Risk::Medium).await;
+    let base = format!("http://{}", app.console_addr());
+    let dana = Person::sign_in(&base, "dana@example.com").await;
+    let (s, list) = dana.get("/api/v1/allow-list").await;
+    assert_eq!(s, OK);
+    let list: Value = serde_json::from_str(&list).expect("json");
+    let sarah = &list["allow_list"][0];
+    assert_eq!(sarah["email"], "sarah@example.com");
+    assert_eq!(sarah["suspended"], false);
+    assert!(sarah["review_due"].as_str().is_some(), "{sarah}");
+    let done = dana
+        .post(
+            "/api/v1/allow-list/confirm",
+            json!({ "email": "sarah@example.com", "reason": "Still on the billing rota" }),
+        )
+        .await;
+    assert_eq!(done["confirmed"], true);
+    // A lead can't.
+    let lee = Person::sign_in(&base, "lee@example.com").await;
+    let r = lee
+        .http
+        .post(format!("{base}/api/v1/allow-list/confirm"))
+        .header("cookie", &lee.cookie)
+        .header("x-csrf-token", &lee.csrf)
+        .header("origin", &base)
+        .json(&json!({ "email": "sarah@example.com", "reason": "x" }))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(r.status().as_u16(), NO);
+    let log = app
+        .service()
+        .store()
+        .events(
+            &actas_store::EventFilter {
+                kind: Some("allow.confirmed".into()),
+                ..Default::default()
+            },
+            0,
+            10,
+        )
+        .await
+        .expect("events");
+    assert_eq!(log.len(), 1, "one confirmation, the director's");
+}

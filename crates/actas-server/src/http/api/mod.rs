@@ -77,6 +77,7 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}/note", post(add_note))
         .route("/allow-list", get(allow_list).post(grant))
         .route("/allow-list/revoke", post(revoke))
+        .route("/allow-list/confirm", post(confirm_grant))
         .route("/audit", get(audit))
         .route("/keys/assertion/rotate", post(rotate_assertion_key))
         .route("/openapi.json", get(openapi))
@@ -548,6 +549,8 @@ async fn add_note(
 async fn allow_list(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
     let director = Director::of(&who)?;
     let view = state.service.allow_list_view(&director).await?;
+    let review = state.service.policy().grant_review;
+    let now = Timestamp::now();
     let list: Vec<Value> = view
         .entries
         .iter()
@@ -560,6 +563,9 @@ async fn allow_list(State(state): State<AppState>, Staff(who): Staff) -> ApiResu
                 "granted_at": a.granted_at.to_rfc3339(),
                 "reason": a.reason,
                 "revoked": a.revoked.as_ref().map(|(by, at, why)| json!({ "by": by.email, "at": at.to_rfc3339(), "reason": why })),
+                "reviewed_at": a.reviewed_at.to_rfc3339(),
+                "review_due": review.due(a.reviewed_at).to_rfc3339(),
+                "suspended": a.revoked.is_none() && review.suspended(a.reviewed_at, now),
             })
         })
         .collect();
@@ -632,6 +638,20 @@ async fn revoke(
         .change_allow_list(&email, AllowChange::Revoke, &who.staff().email, &b.reason)
         .await?;
     Ok(Json(json!({ "email": email, "revoked": true })))
+}
+
+/// A director reviews a grant and keeps it as it is.
+async fn confirm_grant(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Body(b): Body<RevokeBody>,
+) -> ApiResult {
+    let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
+    state
+        .service
+        .change_allow_list(&email, AllowChange::Confirm, &who.staff().email, &b.reason)
+        .await?;
+    Ok(Json(json!({ "email": email, "confirmed": true })))
 }
 
 #[derive(Deserialize)]
