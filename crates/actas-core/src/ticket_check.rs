@@ -2,8 +2,10 @@
 //! what actas sends, and how the answer is judged. actas POSTs
 //! `{"ticket": "...", "account": "..."}` signed like its webhooks
 //! (`Actas-Webhook-Timestamp`, `Actas-Signature: v1=<hex HMAC-SHA256>`, see
-//! [`crate::webhook`]); the helpdesk answers `200 {"account": "<id>"}` for a ticket it
-//! has, naming the account the ticket is about, or `404` for one it doesn't. Anything
+//! [`crate::webhook`]); the helpdesk answers `200 {"ticket": "<as asked>", "account":
+//! "<id>"}` for a ticket it has, naming the account the ticket is about, or `404` for one
+//! it doesn't. The answer must name the ticket asked about, so an endpoint that merely
+//! echoes the question passes nothing it wasn't told. Anything
 //! else — no answer in time, another status, an unreadable body — refuses the request:
 //! a check that can't be made is not a check that passed.
 
@@ -33,15 +35,23 @@ pub fn question(ticket: &str, account: &str) -> Vec<u8> {
 }
 
 /// Judges the helpdesk's answer (`status`, `body`) about a ticket asked for `account`.
-pub fn judge(account: &str, status: u16, body: &[u8]) -> Result<(), TicketRefusal> {
+pub fn judge(ticket: &str, account: &str, status: u16, body: &[u8]) -> Result<(), TicketRefusal> {
     match status {
         200 => {
-            let named = serde_json::from_slice::<Value>(body)
-                .ok()
-                .and_then(|v| v.get("account").and_then(Value::as_str).map(str::to_owned))
-                .ok_or_else(|| {
-                    TicketRefusal::Unchecked("its answer did not name the ticket's account".into())
-                })?;
+            let answer = serde_json::from_slice::<Value>(body).ok();
+            let field = |k: &str| {
+                answer
+                    .as_ref()
+                    .and_then(|v| v.get(k).and_then(Value::as_str).map(str::to_owned))
+            };
+            if field("ticket").as_deref() != Some(ticket) {
+                return Err(TicketRefusal::Unchecked(
+                    "its answer was not about this ticket".into(),
+                ));
+            }
+            let named = field("account").ok_or_else(|| {
+                TicketRefusal::Unchecked("its answer did not name the ticket's account".into())
+            })?;
             if named == account {
                 Ok(())
             } else {
@@ -61,16 +71,23 @@ mod tests {
 
     #[test]
     fn only_a_ticket_about_this_account_passes() {
-        assert_eq!(judge("acme", 200, br#"{"account":"acme"}"#), Ok(()));
+        let judge = |account, status, body| judge("#4821", account, status, body);
         assert_eq!(
-            judge("acme", 200, br#"{"account":"globex"}"#),
+            judge("acme", 200, br##"{"ticket":"#4821","account":"acme"}"##),
+            Ok(())
+        );
+        assert_eq!(
+            judge("acme", 200, br##"{"ticket":"#4821","account":"globex"}"##),
             Err(TicketRefusal::OtherAccount("globex".into()))
         );
         assert_eq!(judge("acme", 404, b""), Err(TicketRefusal::Unknown));
         for (status, body) in [
             (200, &b"not json"[..]),
             (200, br#"{"exists":true}"#),
-            (200, br#"{"account":7}"#),
+            (200, br##"{"ticket":"#4821","account":7}"##),
+            // An echo of another question, or an answer without the ticket.
+            (200, br##"{"ticket":"#9999","account":"acme"}"##),
+            (200, br#"{"account":"acme"}"#),
             (500, b""),
             (302, b""),
             (401, b""),

@@ -111,13 +111,24 @@ impl Application {
         let assertions_for_gateway = assertions.clone();
         let mut service = Service::new(store.clone(), Arc::new(loaded.policy.clone()));
         if let Some(url) = &loaded.config.tickets.verify_url {
-            let parsed = url::Url::parse(url)
-                .ok()
-                .filter(|u| matches!(u.scheme(), "http" | "https"));
+            // https, or plain http only to this machine (a bridge beside actas): an answer
+            // anyone on the way could forge would be no check.
+            let parsed = url::Url::parse(url).ok().filter(|u| match u.scheme() {
+                "https" => true,
+                "http" => match u.host() {
+                    Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+                    Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+                    Some(url::Host::Domain(d)) => d == "localhost",
+                    None => false,
+                },
+                _ => false,
+            });
             if parsed.is_none() {
                 return Err(StartError::Config(crate::config::ConfigError::Parse {
                     path: data.path().join("actas.toml"),
-                    message: format!("tickets.verify_url: {url:?} is not an http or https address"),
+                    message: format!(
+                        "tickets.verify_url: {url:?} must be an https address (plain http only to localhost)"
+                    ),
                 }));
             }
             let secret = data.ticket_secret().map_err(StartError::Config)?;

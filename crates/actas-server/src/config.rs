@@ -468,7 +468,14 @@ impl DataDir {
     pub fn ticket_secret(&self) -> Result<String, ConfigError> {
         let path = self.file(TICKET_SECRET_FILE);
         if let Ok(text) = fs::read_to_string(&path) {
-            return Ok(text.trim().to_owned());
+            let text = text.trim();
+            if text.len() < 32 {
+                return Err(ConfigError::Key {
+                    path,
+                    why: "the secret is shorter than 32 characters; delete the file to make a new one".into(),
+                });
+            }
+            return Ok(text.to_owned());
         }
         let mut secret = [0u8; 32];
         getrandom::getrandom(&mut secret).map_err(|e| ConfigError::Key {

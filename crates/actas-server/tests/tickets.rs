@@ -35,11 +35,20 @@ async fn helpdesk(secret: Arc<Mutex<String>>, asked: Arc<Mutex<Vec<String>>>) ->
                 let ticket = q["ticket"].as_str().unwrap_or("").to_owned();
                 asked.lock().expect("lock").push(ticket.clone());
                 match ticket.as_str() {
-                    "#4821" => (StatusCode::OK, r#"{"account":"acme"}"#.to_owned()),
-                    "#5000" => (StatusCode::OK, r#"{"account":"globex"}"#.to_owned()),
+                    "#4821" => (
+                        StatusCode::OK,
+                        r##"{"ticket":"#4821","account":"acme"}"##.to_owned(),
+                    ),
+                    "#5000" => (
+                        StatusCode::OK,
+                        r##"{"ticket":"#5000","account":"globex"}"##.to_owned(),
+                    ),
                     "#7777" => {
                         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-                        (StatusCode::OK, r#"{"account":"acme"}"#.to_owned())
+                        (
+                            StatusCode::OK,
+                            r##"{"ticket":"#7777","account":"acme"}"##.to_owned(),
+                        )
                     }
                     _ => (StatusCode::NOT_FOUND, String::new()),
                 }
@@ -229,7 +238,7 @@ async fn a_verify_url_that_is_not_a_web_address_stops_the_start() {
     data.init().expect("init");
     let config = data.path().join("actas.toml");
     let mut text = std::fs::read_to_string(&config).expect("config");
-    text.push_str("\n[tickets]\nverify_url = \"file:///etc/passwd\"\n");
+    text.push_str("\n[tickets]\nverify_url = \"http://helpdesk.example/check\"\n");
     std::fs::write(&config, text).expect("write");
     let err = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
         .await

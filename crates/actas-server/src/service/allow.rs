@@ -76,6 +76,11 @@ impl Service {
                     },
                 )
             }
+            AllowChange::Confirm if staff.id == director.id => {
+                return Err(ServiceError::Forbidden(
+                    "another director must review your own access".into(),
+                ));
+            }
             AllowChange::Confirm => {
                 let Some(entry) = self.store.allowed(staff.id).await? else {
                     return Err(ServiceError::Conflict(format!(

@@ -63,11 +63,12 @@ impl Service {
 /// tab or carriage return (which spreadsheets read as the start of a formula) gets a `'`
 /// in front.
 pub fn csv_cell(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_owned()
-    };
+    // Spreadsheets skip leading blanks and read full-width signs as formulas in some
+    // locales.
+    let lead = s.trim_start_matches([' ', '\u{3000}']);
+    let risky = lead.starts_with(['=', '+', '-', '@', '＝', '＋', '－', '＠'])
+        || s.starts_with(|c: char| c.is_control());
+    let s = if risky { format!("'{s}") } else { s.to_owned() };
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
@@ -97,7 +98,18 @@ mod tests {
 
     #[test]
     fn cells_a_spreadsheet_would_run_as_formulas_stay_text() {
-        for formula in ["=1+1", "+1", "-1", "@SUM(A1)", "\t=1", "\r=1"] {
+        for formula in [
+            "=1+1",
+            "+1",
+            "-1",
+            "@SUM(A1)",
+            "\t=1",
+            "\r=1",
+            "\n=1",
+            "  =1",
+            "＝1",
+            "\u{3000}＋1",
+        ] {
             let cell = csv_cell(formula);
             assert!(cell.starts_with("\"'"), "{formula:?} became {cell}");
         }

@@ -53,7 +53,20 @@ impl From<&RecordedEvent> for LiveActivity {
             summary: b.summary.clone(),
             staff,
             session: b.session.map(|s| s.to_string()),
-            in_session: b.session.is_some() && !matches!(b.data, EventData::SessionEnded { .. }),
+            // Only what staff do inside a running session says they are in the account; a
+            // note or the end comes after.
+            in_session: matches!(
+                b.data,
+                EventData::SessionStarted { .. }
+                    | EventData::PageViewed { .. }
+                    | EventData::ActionTaken { .. }
+                    | EventData::ActionBlocked { .. }
+                    | EventData::DataRead { .. }
+                    | EventData::LiveMessage { .. }
+                    | EventData::FieldRevealed { .. }
+                    | EventData::AnswerRefused { .. }
+                    | EventData::HandoffReissued { .. }
+            ),
             doing,
         }
     }

@@ -220,6 +220,7 @@ impl Service {
         let info = session.info().clone();
         let account = self.account(&info.account).await?;
         let request = self.request(info.request).await?;
+        let request_risk = request.risk;
         let token = HandoffToken(random_hex(32)?);
         let event = NewEvent::new(
             Actor::Staff(staff.to_ref()),
@@ -238,6 +239,12 @@ impl Service {
                         id: info.id,
                         at: now,
                     },
+                    Change::RequireActiveStaff(staff.id),
+                    Change::RequireAllowed {
+                        staff: staff.id,
+                        risk: request_risk,
+                        reviewed_since: policy.grant_review.suspends_reviewed_before(now),
+                    },
                     Change::InsertHandoff {
                         hash: token_hash(&token.0),
                         session: info.id,
@@ -248,6 +255,23 @@ impl Service {
             ))
             .await?;
         Ok((session, token))
+    }
+
+    /// Whether `token` is an unused hand-off into `staff`'s own running session: the
+    /// console shows a link only for such a token, so a link sent by someone else can't
+    /// pass as one's own.
+    pub async fn handoff_is_theirs(&self, staff: &StaffRecord, token: &str) -> ServiceResult<bool> {
+        if token.len() != 64 || !token.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let Some(session) = self.store.handoff_session(&token_hash(token)).await? else {
+            return Ok(false);
+        };
+        Ok(self
+            .store
+            .active_session_of(staff.id)
+            .await?
+            .is_some_and(|a| a.info().id == session))
     }
 
     /// Exchanges a hand-off token for its session, once: of two concurrent attempts

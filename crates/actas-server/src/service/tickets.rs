@@ -51,11 +51,21 @@ impl TicketCheck {
                 })
             })?;
         let status = answer.status().as_u16();
-        let bytes = answer
-            .bytes()
+        // An answer is a few dozen bytes; more than this is not one.
+        const MAX_ANSWER: usize = 16 * 1024;
+        let mut answer = answer;
+        let mut bytes = Vec::new();
+        while let Some(chunk) = answer
+            .chunk()
             .await
-            .map_err(|_| TicketRefusal::Unchecked("its answer could not be read".into()))?;
-        ticket_check::judge(account, status, &bytes)
+            .map_err(|_| TicketRefusal::Unchecked("its answer could not be read".into()))?
+        {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() > MAX_ANSWER {
+                return Err(TicketRefusal::Unchecked("its answer was too long".into()));
+            }
+        }
+        ticket_check::judge(ticket, account, status, &bytes)
     }
 }
 

@@ -229,6 +229,11 @@ pub(super) struct StreamQuery {
 /// How often the stream looks for new events.
 const STREAM_POLL: std::time::Duration = std::time::Duration::from_millis(500);
 
+/// How long one stream runs before it ends and the client resumes with `Last-Event-ID`
+/// (EventSource does this by itself): the app key is checked again at each reconnect, so
+/// a revoked key stops streaming within this.
+const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300);
+
 /// `GET /accounts/{id}/activity/stream`: the account's events as they commit, as
 /// server-sent events (`event: activity`, `id:` the sequence number, `data:` the event as
 /// JSON). It starts with the newest event (so a watcher knows at once whether support is
@@ -247,14 +252,10 @@ pub(super) async fn activity_stream(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .or(q.after);
-    let after = match resume {
-        Some(n) => n,
-        None => state
-            .service
-            .account_activity_start(&id)
-            .await?
-            .saturating_sub(1),
-    };
+    // Checks the account exists either way, so a bad id is a 404, not an empty stream.
+    let newest = state.service.account_activity_start(&id).await?;
+    let after = resume.unwrap_or(newest.saturating_sub(1));
+    let ends = tokio::time::Instant::now() + STREAM_LIFETIME;
     let service = state.service.clone();
     let stopping = state.stopping.clone();
     let stream = futures_util::stream::unfold(
@@ -275,7 +276,7 @@ pub(super) async fn activity_stream(
                             (after, queued, first),
                         ));
                     }
-                    if *stopping.borrow() {
+                    if *stopping.borrow() || tokio::time::Instant::now() >= ends {
                         return None;
                     }
                     if first {

@@ -84,8 +84,13 @@ impl PageError {
     }
 
     /// To sign in, and back to `uri` afterwards (a GET page such as a helpdesk's link).
-    fn sign_in_then(uri: &axum::http::Uri) -> Self {
-        let back = uri.path_and_query().map_or("/", |p| p.as_str());
+    fn sign_in_then(parts: &Parts) -> Self {
+        // Only a page can be gone back to; a form sent with an expired sign-in can't be
+        // replayed by a redirect.
+        if parts.method != axum::http::Method::GET {
+            return Self::sign_in();
+        }
+        let back = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let to = format!(
             "/sign-in?next={}",
             url::form_urlencoded::byte_serialize(back.as_bytes()).collect::<String>()
@@ -165,12 +170,12 @@ impl FromRequestParts<AppState> for Signed {
         let token = state
             .site
             .session_cookie(&parts.headers)
-            .ok_or_else(|| PageError::sign_in_then(&parts.uri))?;
+            .ok_or_else(|| PageError::sign_in_then(parts))?;
         let who = state
             .service
             .authenticate_cookie(token)
             .await
-            .map_err(|_| PageError::sign_in_then(&parts.uri))?;
+            .map_err(|_| PageError::sign_in_then(parts))?;
         let csrf = match who.via() {
             Via::Cookie { csrf, .. } => csrf.clone(),
             Via::ApiToken => String::new(),

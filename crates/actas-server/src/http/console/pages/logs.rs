@@ -221,6 +221,12 @@ async fn log_csv(
         out.push_str(&row.join(","));
         out.push('\n');
     }
+    if page.older.is_some() {
+        out.push_str(&csv_cell(&format!(
+            "Only the newest {CSV_ROWS} events are in this file; narrow the filter (dates, account, kind) for the rest."
+        )));
+        out.push('\n');
+    }
     Ok((
         [
             (header::CONTENT_TYPE, "text/csv; charset=utf-8"),

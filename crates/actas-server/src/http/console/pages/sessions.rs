@@ -79,6 +79,10 @@ async fn session_page(
             minutes_left: m.session.time_left(Timestamp::now()).as_secs() / 60,
         }
     });
+    let handoff = match handoff {
+        Some(t) if state.service.handoff_is_theirs(who.staff(), &t).await? => Some(t),
+        _ => None,
+    };
     let handoff = handoff.filter(|_| session.is_some()).map(|t| {
         format!(
             "{}/__actas/enter?token={t}",
