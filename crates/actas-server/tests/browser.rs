@@ -40,6 +40,41 @@ async fn demo() -> (Demo, String, String, String) {
     (d, console, gateway, portal)
 }
 
+/// A view-only session for Sarah on Acme Co, started through the service (approved by
+/// policy); its single-use way in.
+async fn sarahs_view_session(
+    d: &Demo,
+    ticket: &str,
+    reason: &str,
+) -> actas_server::service::HandoffToken {
+    let s = d.app.service();
+    let sarah = s
+        .store()
+        .staff_by_email(&actas_core::staff::Email::parse("sarah@northwind.example").expect("e"))
+        .await
+        .expect("r")
+        .expect("sarah");
+    let request = s
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: ticket.into(),
+                reason: reason.into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: Some("read-only".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    s.start_session(&sarah, request.id, actas_core::Timestamp::now())
+        .await
+        .expect("start")
+        .1
+}
+
 /// One headless Chromium with its own profile, driven by its own ChromeDriver.
 struct Browser {
     client: Client,
@@ -170,6 +205,17 @@ impl Browser {
             .click()
             .await
             .expect("click");
+    }
+
+    /// Signs in to the demo portal as Acme Co, and waits until it is signed in (else the
+    /// next page asked for would be the portal's sign-in).
+    async fn sign_in_portal_as_acme(&self, portal: &str) {
+        self.go(&format!("{portal}/")).await;
+        self.fill("input[name=id]", "acme").await;
+        self.fill("input[name=password]", "acme-demo").await;
+        self.click("form button").await;
+        self.expect_text("the portal after signing in", "Welcome, Acme Co")
+            .await;
     }
 
     async fn sign_in_console(&self, console: &str, email: &str) {
@@ -869,14 +915,7 @@ async fn saving_a_form_with_masked_fields_changes_nothing_and_says_why() {
     agent.shot("profile-refused").await;
     // The customer's own view: nothing changed.
     let customer = Browser::open("masked-form-customer", 1280, 900).await;
-    customer.go(&format!("{portal}/")).await;
-    customer.fill("input[name=id]", "acme").await;
-    customer.fill("input[name=password]", "acme-demo").await;
-    customer.click("form button").await;
-    // Signed in before the next page is asked for (else the portal answers its sign-in).
-    customer
-        .expect_text("the portal after signing in", "Welcome, Acme Co")
-        .await;
+    customer.sign_in_portal_as_acme(&portal).await;
     customer.go(&format!("{portal}/profile")).await;
     let html = customer.source().await;
     assert!(
@@ -1032,13 +1071,7 @@ async fn each_role_starts_at_its_own_home_and_an_agent_gets_back_into_a_live_ses
         .expect_text("the end, confirmed", "The session has ended.")
         .await;
     let customer = Browser::open("home-customer", 1280, 900).await;
-    customer.go(&format!("{portal}/")).await;
-    customer.fill("input[name=id]", "acme").await;
-    customer.fill("input[name=password]", "acme-demo").await;
-    customer.click("form button").await;
-    customer
-        .expect_text("the portal after signing in", "Welcome, Acme Co")
-        .await;
+    customer.sign_in_portal_as_acme(&portal).await;
     customer.go(&format!("{portal}/access")).await;
     customer
         .expect_text(
@@ -1167,32 +1200,7 @@ async fn at_phone_width_no_console_page_or_notice_scrolls_sideways() {
     phone
         .expect_no_sideways_scroll("the gateway without a session")
         .await;
-    let s = d.app.service();
-    let sarah = s
-        .store()
-        .staff_by_email(&actas_core::staff::Email::parse("sarah@northwind.example").expect("e"))
-        .await
-        .expect("r")
-        .expect("sarah");
-    let request = s
-        .create_request(
-            &sarah,
-            actas_server::service::RequestInput {
-                account: "acme".into(),
-                ticket: "#5201".into(),
-                reason: "Customer asked to check the invoices".into(),
-                capabilities: vec![],
-                minutes: None,
-                mode: Some("read-only".into()),
-                for_session: None,
-            },
-        )
-        .await
-        .expect("request");
-    let (_, token) = s
-        .start_session(&sarah, request.id, actas_core::Timestamp::now())
-        .await
-        .expect("start");
+    let token = sarahs_view_session(&d, "#5201", "Customer asked to check the invoices").await;
     phone
         .go(&format!("{gateway}/__actas/enter?token={}", token.expose()))
         .await;
@@ -1227,45 +1235,14 @@ async fn at_phone_width_no_console_page_or_notice_scrolls_sideways() {
 async fn a_customer_in_the_portal_watches_support_in_their_account_live() {
     let (d, _console, gateway, portal) = demo().await;
     let customer = Browser::open("live-customer", 1280, 900).await;
-    customer.go(&format!("{portal}/")).await;
-    customer.fill("input[name=id]", "acme").await;
-    customer.fill("input[name=password]", "acme-demo").await;
-    customer.click("form button").await;
-    customer
-        .expect_text("the portal after signing in", "Welcome, Acme Co")
-        .await;
+    customer.sign_in_portal_as_acme(&portal).await;
     customer.go(&format!("{portal}/access")).await;
     customer
         .expect_text("the access page", "Account access")
         .await;
 
     // Support starts a session and opens pages; the customer's page says so as it happens.
-    let s = d.app.service();
-    let sarah = s
-        .store()
-        .staff_by_email(&actas_core::staff::Email::parse("sarah@northwind.example").expect("e"))
-        .await
-        .expect("r")
-        .expect("sarah");
-    let request = s
-        .create_request(
-            &sarah,
-            actas_server::service::RequestInput {
-                account: "acme".into(),
-                ticket: "#5300".into(),
-                reason: "Customer asked why a payment is missing".into(),
-                capabilities: vec![],
-                minutes: None,
-                mode: Some("read-only".into()),
-                for_session: None,
-            },
-        )
-        .await
-        .expect("request");
-    let (_, token) = s
-        .start_session(&sarah, request.id, actas_core::Timestamp::now())
-        .await
-        .expect("start");
+    let token = sarahs_view_session(&d, "#5300", "Customer asked why a payment is missing").await;
     let agent = Browser::open("live-agent", 1280, 900).await;
     agent
         .go(&format!("{gateway}/__actas/enter?token={}", token.expose()))

@@ -397,21 +397,39 @@ async fn start_session(
 ) -> ApiResult<Response> {
     let id =
         RequestId::parse(&b.request).map_err(|e| ApiError::invalid("request", e.to_string()))?;
-    let authenticated_at = match b.password.as_deref() {
-        Some(p) => state.service.reauthenticate(&who, p).await?,
-        None => who.authenticated_at(),
-    };
+    let authenticated_at = password_checked_at(&state, &who, b.password.as_deref()).await?;
     let (session, token) = state
         .service
         .start_session(who.staff(), id, authenticated_at)
         .await?;
+    Ok(handed_off(session, &token))
+}
+
+/// A running session with its single-use way in, as a start or a re-issue answers.
+fn handed_off(
+    session: actas_core::session::ActiveSession,
+    token: &crate::service::HandoffToken,
+) -> Response {
     let mut view = session_view(&actas_core::session::Session::Active(session));
     view["handoff"] = json!({
         "token": token.expose(),
         "path": format!("/__actas/enter?token={}", token.expose()),
         "expires_in_seconds": crate::service::HANDOFF_TTL.as_secs(),
     });
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    (StatusCode::CREATED, Json(view)).into_response()
+}
+
+/// The time of the caller's last password check: now, if the body carries the password
+/// (checked again), else their sign-in's.
+async fn password_checked_at(
+    state: &AppState,
+    who: &crate::service::auth::Authenticated,
+    password: Option<&str>,
+) -> ApiResult<Timestamp> {
+    Ok(match password {
+        Some(p) => state.service.reauthenticate(who, p).await?,
+        None => who.authenticated_at(),
+    })
 }
 
 async fn my_session(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
@@ -433,21 +451,12 @@ async fn reissue_handoff(
     Staff(who): Staff,
     Body(b): Body<ReissueBody>,
 ) -> ApiResult<Response> {
-    let authenticated_at = match b.password.as_deref() {
-        Some(p) => state.service.reauthenticate(&who, p).await?,
-        None => who.authenticated_at(),
-    };
+    let authenticated_at = password_checked_at(&state, &who, b.password.as_deref()).await?;
     let (session, token) = state
         .service
         .reissue_handoff(who.staff(), authenticated_at)
         .await?;
-    let mut view = session_view(&actas_core::session::Session::Active(session));
-    view["handoff"] = json!({
-        "token": token.expose(),
-        "path": format!("/__actas/enter?token={}", token.expose()),
-        "expires_in_seconds": crate::service::HANDOFF_TTL.as_secs(),
-    });
-    Ok((StatusCode::CREATED, Json(view)).into_response())
+    Ok(handed_off(session, &token))
 }
 
 /// The caller's start page, as data: their requests and session, and what their role

@@ -218,40 +218,44 @@ pub(in crate::http::console) async fn grant(
     after_change(&state, &who, result, "granted").await
 }
 
-pub(in crate::http::console) async fn confirm(
-    State(state): State<AppState>,
-    Posted(who, f): Posted<RevokeForm>,
-) -> Page {
-    let result = async {
-        let email = Email::parse(&f.email).map_err(|e| ServiceError::invalid("email", e))?;
-        state
-            .service
-            .change_allow_list(&email, AllowChange::Confirm, &who.staff().email, &f.reason)
-            .await
-    }
-    .await;
-    after_change(&state, &who, result, "confirmed").await
-}
-
+/// A director's form about one grant: whose, and why.
 #[derive(Deserialize)]
-pub(in crate::http::console) struct RevokeForm {
+pub(in crate::http::console) struct GrantReasonForm {
     #[serde(default)]
     email: String,
     #[serde(default)]
     reason: String,
 }
 
-pub(in crate::http::console) async fn revoke(
-    State(state): State<AppState>,
-    Posted(who, f): Posted<RevokeForm>,
+/// Confirms or revokes one grant, then back to the list saying which.
+async fn change_one(
+    state: &AppState,
+    who: &Authenticated,
+    f: &GrantReasonForm,
+    change: AllowChange,
+    done: &str,
 ) -> Page {
     let result = async {
         let email = Email::parse(&f.email).map_err(|e| ServiceError::invalid("email", e))?;
         state
             .service
-            .change_allow_list(&email, AllowChange::Revoke, &who.staff().email, &f.reason)
+            .change_allow_list(&email, change, &who.staff().email, &f.reason)
             .await
     }
     .await;
-    after_change(&state, &who, result, "revoked").await
+    after_change(state, who, result, done).await
+}
+
+pub(in crate::http::console) async fn confirm(
+    State(state): State<AppState>,
+    Posted(who, f): Posted<GrantReasonForm>,
+) -> Page {
+    change_one(&state, &who, &f, AllowChange::Confirm, "confirmed").await
+}
+
+pub(in crate::http::console) async fn revoke(
+    State(state): State<AppState>,
+    Posted(who, f): Posted<GrantReasonForm>,
+) -> Page {
+    change_one(&state, &who, &f, AllowChange::Revoke, "revoked").await
 }
