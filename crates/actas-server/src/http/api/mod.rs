@@ -630,22 +630,34 @@ async fn grant(
         .into_response())
 }
 
+/// A director's request about one grant: whose, and why.
 #[derive(Deserialize)]
-struct RevokeBody {
+struct GrantReasonBody {
     email: String,
     reason: String,
+}
+
+/// Revokes or confirms one grant as the calling director; the email it was about.
+async fn change_one(
+    state: &AppState,
+    who: &crate::service::auth::Authenticated,
+    b: &GrantReasonBody,
+    change: AllowChange,
+) -> ApiResult<Email> {
+    let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
+    state
+        .service
+        .change_allow_list(&email, change, &who.staff().email, &b.reason)
+        .await?;
+    Ok(email)
 }
 
 async fn revoke(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Body(b): Body<RevokeBody>,
+    Body(b): Body<GrantReasonBody>,
 ) -> ApiResult {
-    let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
-    state
-        .service
-        .change_allow_list(&email, AllowChange::Revoke, &who.staff().email, &b.reason)
-        .await?;
+    let email = change_one(&state, &who, &b, AllowChange::Revoke).await?;
     Ok(Json(json!({ "email": email, "revoked": true })))
 }
 
@@ -653,13 +665,9 @@ async fn revoke(
 async fn confirm_grant(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Body(b): Body<RevokeBody>,
+    Body(b): Body<GrantReasonBody>,
 ) -> ApiResult {
-    let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
-    state
-        .service
-        .change_allow_list(&email, AllowChange::Confirm, &who.staff().email, &b.reason)
-        .await?;
+    let email = change_one(&state, &who, &b, AllowChange::Confirm).await?;
     Ok(Json(json!({ "email": email, "confirmed": true })))
 }
 
