@@ -254,6 +254,25 @@ pub enum EventData {
         /// What they wrote.
         note: Note,
     },
+    /// A lead reviewed an ended session (the weekly review). Staff oversight: indexed
+    /// by the session, not the account, so it is on the session's timeline and not in
+    /// the customer's history.
+    #[serde(rename = "session.reviewed")]
+    SessionReviewed {
+        /// The session.
+        session: SessionId,
+        /// Whose session it was.
+        staff: StaffRef,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// What the reviewer concluded.
+        outcome: crate::review::Outcome,
+        /// The reviewer's note, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<Note>,
+    },
     /// A page was viewed inside a session.
     #[serde(rename = "session.page_viewed")]
     PageViewed {
@@ -520,6 +539,7 @@ impl EventData {
             EventData::SessionStarted { .. } => "session.started",
             EventData::HandoffReissued { .. } => "session.handoff_reissued",
             EventData::SupportNote { .. } => "session.note",
+            EventData::SessionReviewed { .. } => "session.reviewed",
             EventData::PageViewed { .. } => "session.page_viewed",
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionBlocked { .. } => "session.blocked",
@@ -566,6 +586,13 @@ impl EventData {
             | EventData::AllowGranted { .. }
             | EventData::AllowRevoked { .. }
             | EventData::AllowConfirmed { .. } => EventContext::default(),
+            EventData::SessionReviewed {
+                session, ticket, ..
+            } => EventContext {
+                session: Some(*session),
+                ticket: Some(ticket.clone()),
+                ..EventContext::default()
+            },
             EventData::RequestCreated {
                 account, ticket, ..
             }

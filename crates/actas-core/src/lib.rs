@@ -21,6 +21,7 @@ pub mod mask;
 pub mod merkle;
 pub mod policy;
 pub mod request;
+pub mod review;
 pub mod scope;
 pub mod session;
 pub mod staff;

@@ -1170,7 +1170,14 @@ async fn at_phone_width_no_console_page_or_notice_scrolls_sideways() {
         ),
         (
             "lee@northwind.example",
-            &["/", "/queue", "/activity", "/accounts/acme/audit"],
+            &[
+                "/",
+                "/queue",
+                "/reviews",
+                "/reviews/week",
+                "/activity",
+                "/accounts/acme/audit",
+            ],
         ),
         ("dana@northwind.example", &["/", "/allow-list"]),
         ("audrey@northwind.example", &["/", "/activity"]),
@@ -1340,5 +1347,93 @@ async fn a_director_recertifies_access_and_an_overdue_grant_is_suspended_until_t
     );
     omar.close().await;
     dana.close().await;
+    d.stop().await.expect("stop");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leads_weekly_review_reads_the_session_and_records_a_verdict() {
+    let (d, console, gateway, _portal) = demo().await;
+    // Sarah looks at Acme Co's loans and tries an export, which is blocked; she ends.
+    let token = sarahs_view_session(&d, "#7001", "Customer asks about a late fee").await;
+    let agent = Browser::open("review-agent", 1280, 900).await;
+    agent
+        .go(&format!("{gateway}/__actas/enter?token={}", token.expose()))
+        .await;
+    agent.expect_text("the overview", "Welcome, Acme Co").await;
+    agent.go(&format!("{gateway}/loans")).await;
+    agent.click("#export").await;
+    agent
+        .expect_text("the refused export", "Blocked by actas")
+        .await;
+    agent.click("#actas-banner button").await;
+    agent
+        .expect_text("the end notice", "Support session ended")
+        .await;
+    agent.close().await;
+
+    // Lee's home says a session waits; the queue says why, in words.
+    let lee = Browser::open("review-lead", 1280, 900).await;
+    lee.sign_in_console(&console, "lee@northwind.example").await;
+    lee.expect_text("the lead's home", "Sessions to review")
+        .await;
+    lee.expect_text(
+        "the lead's home",
+        "1 ended session is waiting for your review",
+    )
+    .await;
+    lee.click("a[href='/reviews']").await;
+    lee.expect_text("the review queue", "1 blocked attempt")
+        .await;
+    lee.expect_text("the review queue", "Sarah Lee → Acme Co")
+        .await;
+    lee.shot("queue").await;
+
+    // The timeline reads plainly; Lee asks for a follow-up, with a note.
+    lee.click("table.reviews a[href^='/sessions/']").await;
+    lee.expect_text("the session's timeline", "was blocked")
+        .await;
+    lee.click("input[name=outcome][value=follow_up]").await;
+    lee.click("form[action$='/review'] button").await;
+    lee.expect_text("the verdict without a note", "Say what needs following up")
+        .await;
+    lee.click("input[name=outcome][value=follow_up]").await;
+    lee.fill(
+        "form[action$='/review'] textarea[name=note]",
+        "Ask Sarah why she tried the export",
+    )
+    .await;
+    lee.click("form[action$='/review'] button").await;
+    lee.expect_text("the queue after the review", "Your review is recorded")
+        .await;
+    lee.expect_text(
+        "the queue after the review",
+        "Nothing is waiting for a review",
+    )
+    .await;
+    lee.expect_text("the queue after the review", "Needs follow-up by Lee Chen")
+        .await;
+    lee.shot("reviewed").await;
+
+    // The week's summary counts Sarah's session and her blocked attempt.
+    lee.click("a[href^='/reviews/week']").await;
+    lee.expect_text("the weekly summary", "The week of").await;
+    lee.expect_text("the weekly summary", "Sarah Lee").await;
+    lee.expect_text("the weekly summary", "The whole team")
+        .await;
+    lee.shot("week").await;
+
+    let log = d
+        .app
+        .service()
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 10_000)
+        .await
+        .expect("events");
+    assert!(
+        log.iter().any(|e| e.body.summary
+            == "Lee Chen reviewed Sarah Lee's session on Acme Co for ticket #7001: needs follow-up: “Ask Sarah why she tried the export”"),
+        "the review is in the ledger"
+    );
+    lee.close().await;
     d.stop().await.expect("stop");
 }

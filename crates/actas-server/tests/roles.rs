@@ -5,6 +5,7 @@
 mod common;
 
 use actas_core::scope::Risk;
+use common::Person;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
@@ -19,71 +20,6 @@ const PEOPLE: [&str; 5] = [
 
 const OK: u16 = 200;
 const NO: u16 = 403;
-
-struct Person {
-    http: reqwest::Client,
-    base: String,
-    cookie: String,
-    csrf: String,
-}
-
-impl Person {
-    async fn sign_in(base: &str, email: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        let r = http
-            .post(format!("{base}/api/v1/sign-in"))
-            .json(&json!({ "email": email, "password": "a-long-password" }))
-            .send()
-            .await
-            .expect("send");
-        assert_eq!(r.status(), StatusCode::OK, "{email} signs in");
-        let cookie = r
-            .headers()
-            .get("set-cookie")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
-            .expect("a cookie")
-            .to_owned();
-        let body: Value = r.json().await.expect("json");
-        Self {
-            http,
-            base: base.to_owned(),
-            cookie,
-            csrf: body["csrf"].as_str().expect("csrf").to_owned(),
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .expect("send");
-        (r.status().as_u16(), r.text().await.expect("body"))
-    }
-
-    async fn post(&self, path: &str, body: Value) -> Value {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.base))
-            .header("cookie", &self.cookie)
-            .header("x-csrf-token", &self.csrf)
-            .header("origin", &self.base)
-            .json(&body)
-            .send()
-            .await
-            .expect("send");
-        let status = r.status();
-        let body: Value = r.json().await.expect("json");
-        assert!(status.is_success(), "{path}: {status} {body}");
-        body
-    }
-}
 
 #[tokio::test]
 async fn every_page_and_read_answers_each_role_as_the_table_says() {
@@ -130,6 +66,8 @@ async fn every_page_and_read_answers_each_role_as_the_table_says() {
         ("/session".into(), [OK, OK, OK, OK, OK]),
         (format!("/sessions/{session}"), [OK, NO, OK, OK, OK]),
         ("/activity".into(), [NO, NO, OK, OK, OK]),
+        ("/reviews".into(), [NO, NO, OK, OK, NO]),
+        ("/reviews/week".into(), [NO, NO, OK, OK, NO]),
         ("/allow-list".into(), [NO, NO, NO, OK, NO]),
         ("/settings".into(), [OK, OK, OK, OK, OK]),
         // The JSON API.
@@ -146,6 +84,8 @@ async fn every_page_and_read_answers_each_role_as_the_table_says() {
         (format!("/api/v1/sessions/{session}"), [OK, NO, OK, OK, OK]),
         ("/api/v1/allow-list".into(), [NO, NO, NO, OK, NO]),
         ("/api/v1/audit".into(), [NO, NO, OK, OK, OK]),
+        ("/api/v1/reviews".into(), [NO, NO, OK, OK, NO]),
+        ("/api/v1/reviews/weekly".into(), [NO, NO, OK, OK, NO]),
     ];
     let mut wrong = Vec::new();
     for (path, expected) in &table {

@@ -99,6 +99,21 @@ pub enum Change {
     },
     /// Records a started session. Refused if the staff member already has one.
     InsertSession(SessionInfo),
+    /// Records a lead's review of a session. Refused unless the session has ended
+    /// (`Conflict`) and the reviewer is someone other than its staff member (`Refused`),
+    /// both decided in the transaction.
+    ReviewSession {
+        /// Which.
+        session: SessionId,
+        /// The lead.
+        reviewer: StaffId,
+        /// The verdict.
+        outcome: actas_core::review::Outcome,
+        /// The lead's note.
+        note: Option<actas_core::text::Note>,
+        /// When.
+        at: Timestamp,
+    },
     /// Refreshes a session's idle clock, if it is still active.
     TouchSession {
         /// Which.

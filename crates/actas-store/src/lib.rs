@@ -17,8 +17,9 @@ mod stats;
 
 pub use change::{Applied, Change, SessionsOf, Unit};
 pub use model::{
-    Account, AllowEntry, AppKey, Appended, CodeRecord, DueWebhook, EndedRecord, EventFilter,
-    GatewayLogin, Login, OutboxStats, RecordedEvent, StaffRecord, TotpSecret, UnclassifiedField,
+    Account, AllowEntry, AppKey, Appended, CodeRecord, DueWebhook, EndedForReview, EndedRecord,
+    EndedSessions, EventFilter, GatewayLogin, Login, OutboxStats, RecordedEvent, SessionReview,
+    StaffRecord, TotpSecret, UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -255,6 +256,13 @@ pub trait Store: Send + Sync {
         offset: u32,
         limit: u32,
     ) -> StoreResult<Vec<Session>>;
+
+    /// Ended sessions with their review counts, newest ended first, at most `limit`.
+    async fn ended_sessions(
+        &self,
+        which: EndedSessions,
+        limit: u32,
+    ) -> StoreResult<Vec<EndedForReview>>;
 
     /// The JSON paths no masking rule classified, most often seen first.
     async fn unclassified_fields(&self) -> StoreResult<Vec<UnclassifiedField>>;

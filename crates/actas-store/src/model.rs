@@ -250,3 +250,47 @@ pub struct EndedRecord {
     /// The ticket it was for.
     pub ticket: actas_core::text::TicketRef,
 }
+
+/// A lead's review of a session, the newest one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionReview {
+    /// The lead.
+    pub reviewer: StaffId,
+    /// The verdict.
+    pub outcome: actas_core::review::Outcome,
+    /// The lead's note.
+    pub note: Option<actas_core::text::Note>,
+    /// When.
+    pub at: Timestamp,
+}
+
+/// An ended session with what its review needs: counts from its ledger events and the
+/// newest review, if any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EndedForReview {
+    /// The session.
+    pub session: actas_core::session::EndedSession,
+    /// Changes it made (`session.action` events).
+    pub changes: u64,
+    /// Requests of the agent's that were blocked (`session.blocked`; answers the gateway
+    /// refused to show, such as an unlabelled favicon, are the product's doing, not the
+    /// agent's, and not counted).
+    pub blocks: u64,
+    /// Requests made to change its scope.
+    pub scope_changes: u64,
+    /// The newest review.
+    pub review: Option<SessionReview>,
+}
+
+/// Which ended sessions [`crate::Store::ended_sessions`] reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndedSessions {
+    /// The review queue: every session not reviewed yet, and those ended at or after
+    /// this (to show what was reviewed lately).
+    Unreviewed {
+        /// Reviewed sessions ended since then are included too.
+        or_ended_since: Timestamp,
+    },
+    /// Sessions that ended in `[from, to)`: a weekly summary.
+    EndedBetween(Timestamp, Timestamp),
+}

@@ -176,6 +176,38 @@ pub struct Policy {
     activities: BTreeMap<ActivityKind, ActivityTemplate>,
     /// How often each allow-list grant is reviewed, and what an overdue review means.
     pub grant_review: GrantReview,
+    /// How ended sessions are reviewed: how soon, and what share of quiet ones.
+    pub review: crate::review::ReviewRules,
+    /// What the gateway keeps of the pages it served.
+    pub snapshots: Snapshots,
+}
+
+/// Pages as the agent saw them (`[snapshots]`): the masked HTML the gateway served, kept
+/// compressed for `keep` (`keep_days`, default 90), at most `max_bytes_per_session`
+/// compressed bytes per session (`max_kb_per_session`, default 4096; pages past it are
+/// recorded without a copy, and the timeline says so). `keep_days = 0` keeps none.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Snapshots {
+    /// How long a copy is kept; zero keeps none.
+    pub keep: Duration,
+    /// Compressed bytes kept per session at most.
+    pub max_bytes_per_session: u64,
+}
+
+impl Default for Snapshots {
+    fn default() -> Self {
+        Self {
+            keep: Duration::from_secs(90 * 86_400),
+            max_bytes_per_session: 4096 * 1024,
+        }
+    }
+}
+
+impl Snapshots {
+    /// Whether pages are kept at all.
+    pub fn enabled(&self) -> bool {
+        !self.keep.is_zero()
+    }
 }
 
 /// Why a staff member whose grant is overdue for review can't start anything.
@@ -228,11 +260,29 @@ struct RawGrantReview {
     overdue: Option<Spanned<String>>,
 }
 
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawReview {
+    within_days: Option<Spanned<u64>>,
+    sample_unflagged_percent: Option<Spanned<u64>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawSnapshots {
+    keep_days: Option<Spanned<u64>>,
+    max_kb_per_session: Option<Spanned<u64>>,
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawPolicy {
     #[serde(default)]
     allow_list: Option<Spanned<RawGrantReview>>,
+    #[serde(default)]
+    review: Option<Spanned<RawReview>>,
+    #[serde(default)]
+    snapshots: Option<Spanned<RawSnapshots>>,
     ticket_pattern: Option<Spanned<String>>,
     #[serde(default)]
     session: Option<Spanned<RawSession>>,
@@ -591,8 +641,59 @@ impl Policy {
                 }
             }
         };
+        let within = |v: &Option<Spanned<u64>>,
+                      field: &str,
+                      range: std::ops::RangeInclusive<u64>,
+                      what: &str|
+         -> Result<Option<u64>, PolicyError> {
+            match v {
+                None => Ok(None),
+                Some(n) if range.contains(n.get_ref()) => Ok(Some(*n.get_ref())),
+                Some(n) => Err(lines.err(
+                    n,
+                    field,
+                    format!(
+                        "must be between {} and {} {what}",
+                        range.start(),
+                        range.end()
+                    ),
+                )),
+            }
+        };
+        let mut review = crate::review::ReviewRules::default();
+        if let Some(r) = &raw.review {
+            let r = r.get_ref();
+            if let Some(d) = within(&r.within_days, "review.within_days", 1..=365, "days")? {
+                review.within = Duration::from_secs(d * 86_400);
+            }
+            if let Some(p) = within(
+                &r.sample_unflagged_percent,
+                "review.sample_unflagged_percent",
+                0..=100,
+                "percent",
+            )? {
+                review.sample_percent = p as u8;
+            }
+        }
+        let mut snapshots = Snapshots::default();
+        if let Some(k) = &raw.snapshots {
+            let k = k.get_ref();
+            if let Some(d) = within(&k.keep_days, "snapshots.keep_days", 0..=3660, "days")? {
+                snapshots.keep = Duration::from_secs(d * 86_400);
+            }
+            if let Some(kb) = within(
+                &k.max_kb_per_session,
+                "snapshots.max_kb_per_session",
+                16..=1_048_576,
+                "KB",
+            )? {
+                snapshots.max_bytes_per_session = kb * 1024;
+            }
+        }
         Ok(Self {
             grant_review,
+            review,
+            snapshots,
             session,
             capabilities,
             routes,

@@ -479,3 +479,36 @@ fn grants_are_due_for_review_and_overdue_ones_are_suspended_unless_policy_keeps_
         assert_eq!(e.field, field, "{e}");
     }
 }
+
+#[test]
+fn session_reviews_and_page_copies_follow_policy_and_refuse_nonsense() {
+    let starter = Policy::starter();
+    assert_eq!(starter.review.within, Duration::from_secs(7 * 86_400));
+    assert_eq!(starter.review.sample_percent, 10);
+    assert_eq!(starter.snapshots.keep, Duration::from_secs(90 * 86_400));
+    assert!(starter.snapshots.enabled());
+    let p = Policy::from_toml(
+        "[review]\nwithin_days = 3\nsample_unflagged_percent = 100\n[snapshots]\nkeep_days = 0\n",
+        "p.toml",
+    )
+    .expect("policy");
+    assert_eq!(p.review.within, Duration::from_secs(3 * 86_400));
+    assert_eq!(p.review.sample_percent, 100);
+    assert!(!p.snapshots.enabled());
+    for (bad, field) in [
+        ("[review]\nwithin_days = 0\n", "review.within_days"),
+        (
+            "[review]\nsample_unflagged_percent = 101\n",
+            "review.sample_unflagged_percent",
+        ),
+        (
+            "[snapshots]\nmax_kb_per_session = 1\n",
+            "snapshots.max_kb_per_session",
+        ),
+    ] {
+        let Err(e) = Policy::from_toml(bad, "p.toml") else {
+            panic!("{bad} was accepted");
+        };
+        assert_eq!(e.field, field, "{e}");
+    }
+}

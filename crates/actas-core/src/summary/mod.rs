@@ -202,6 +202,25 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
         EventData::SupportNote { account, note, .. } => {
             format!("{who} noted what they did on {}: “{note}”", account.name)
         }
+        EventData::SessionReviewed {
+            staff,
+            account,
+            ticket,
+            outcome,
+            note,
+            ..
+        } => {
+            let said = note
+                .as_ref()
+                .map(|n| format!(": “{n}”"))
+                .unwrap_or_default();
+            format!(
+                "{who} reviewed {}'s session on {} for ticket {ticket}: {}{said}",
+                staff.name,
+                account.name,
+                outcome.words()
+            )
+        }
         EventData::HandoffReissued {
             account, ticket, ..
         } => format!(

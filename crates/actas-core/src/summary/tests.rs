@@ -635,3 +635,29 @@ fn customer_activity_and_app_key_sentences() {
         "Dana Park revoked the app key portal; the product can no longer use it"
     );
 }
+
+#[test]
+fn review_sentences() {
+    use crate::review::Outcome;
+    let review = |outcome, note: Option<&str>| {
+        say(
+            Actor::Staff(dana()),
+            EventData::SessionReviewed {
+                session: SessionId::random(),
+                staff: sarah(),
+                account: acme(),
+                ticket: ticket(),
+                outcome,
+                note: note.map(|n| Note::parse(n).expect("note")),
+            },
+        )
+    };
+    assert_eq!(
+        review(Outcome::Fine, None),
+        "Dana Park reviewed Sarah Lee's session on Acme Co for ticket #4821: fine"
+    );
+    assert_eq!(
+        review(Outcome::FollowUp, Some("Ask why the export was tried")),
+        "Dana Park reviewed Sarah Lee's session on Acme Co for ticket #4821: needs follow-up: “Ask why the export was tried”"
+    );
+}

@@ -89,6 +89,14 @@ pub(super) async fn metrics(State(state): State<AppState>) -> Response {
     if let Ok(n) = pending {
         let _ = writeln!(out, "actas_approvals_pending {n}");
     }
+    let _ = writeln!(
+        out,
+        "# HELP actas_reviews_overdue Ended sessions waiting for a lead's review past the policy's review_within_days."
+    );
+    let _ = writeln!(out, "# TYPE actas_reviews_overdue gauge");
+    if let Ok(n) = state.service.overdue_reviews().await {
+        let _ = writeln!(out, "actas_reviews_overdue {n}");
+    }
     if let Ok(o) = store.outbox_stats().await {
         for (name, help, kind, value) in [
             (

@@ -27,7 +27,7 @@ impl Lead {
         match who.staff().role {
             Role::Lead | Role::Director => Ok(Self(who.staff().clone())),
             _ => Err(ServiceError::Forbidden(
-                "only leads and directors decide on requests".into(),
+                "only leads and directors decide on requests and review sessions".into(),
             )),
         }
     }

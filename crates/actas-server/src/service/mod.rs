@@ -15,6 +15,7 @@ pub mod live;
 mod notes;
 pub mod queries;
 mod requests;
+pub mod reviews;
 mod sessions;
 mod staff;
 pub mod tickets;

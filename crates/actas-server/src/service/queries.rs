@@ -418,6 +418,8 @@ pub struct Home {
     pub queue: Option<Vec<QueueItem>>,
     /// Leads: approved requests waiting for the customer's code.
     pub awaiting_code: Option<Vec<QueueItem>>,
+    /// Leads: ended sessions waiting for a review, and how many of them are overdue.
+    pub reviews: Option<(usize, usize)>,
     /// Directors: the allow-list's current grants.
     pub grants: Option<Vec<AllowEntry>>,
     /// Auditors: the ledger.
@@ -438,16 +440,21 @@ impl Service {
             mine.push(MyRequest { request, account });
         }
         let session = self.my_session(who).await?;
-        let (queue, awaiting_code) = match Lead::of(who) {
+        let (queue, awaiting_code, reviews) = match Lead::of(who) {
             Ok(lead) => {
                 let queue = self.queue(&lead).await?;
                 let mut waiting = Vec::new();
                 for request in self.store.requests_awaiting_code().await? {
                     waiting.push(self.queue_item(&lead, request).await?);
                 }
-                (Some(queue), Some(waiting))
+                let reviews = self.review_queue(&lead).await?;
+                (
+                    Some(queue),
+                    Some(waiting),
+                    Some((reviews.waiting.len(), reviews.overdue)),
+                )
             }
-            Err(_) => (None, None),
+            Err(_) => (None, None, None),
         };
         let grants = match Director::of(who) {
             Ok(_) => Some(
@@ -480,6 +487,7 @@ impl Service {
             session,
             queue,
             awaiting_code,
+            reviews,
             grants,
             ledger,
             recent,

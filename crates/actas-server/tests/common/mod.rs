@@ -9,6 +9,8 @@ use actas_server::app::{Application, ServeSettings};
 use actas_server::config::DataDir;
 use actas_server::password::Password;
 use actas_server::service::{AllowChange, Service};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
 
 /// actas on a fresh data directory (kept in the returned folder), serving the console
 /// on a random port.
@@ -16,6 +18,22 @@ pub async fn serve() -> (tempfile::TempDir, Application) {
     let dir = tempfile::tempdir().expect("tmp");
     let data = DataDir::new(dir.path().join("data"));
     data.init().expect("init");
+    let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+        .await
+        .expect("start");
+    (dir, app)
+}
+
+/// actas as [`serve`] does, with the starter policy edited by `edit` first.
+pub async fn serve_with_policy(
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, Application) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let data = DataDir::new(dir.path().join("data"));
+    data.init().expect("init");
+    let path = dir.path().join("data").join("policy.toml");
+    let policy = std::fs::read_to_string(&path).expect("policy");
+    std::fs::write(&path, edit(policy)).expect("write policy");
     let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
         .await
         .expect("start");
@@ -88,4 +106,82 @@ pub async fn staff(service: &Service, email: &str) -> actas_store::StaffRecord {
         .await
         .expect("read")
         .expect("the staff member exists")
+}
+
+/// A staff member signed in over the JSON API, with their cookie and CSRF token.
+pub struct Person {
+    /// The client (redirects not followed).
+    pub http: reqwest::Client,
+    /// The console's base URL.
+    pub base: String,
+    /// `name=value` of the console cookie.
+    pub cookie: String,
+    /// The sign-in's CSRF token.
+    pub csrf: String,
+}
+
+impl Person {
+    /// Signs `email` in with [`PASSWORD`].
+    pub async fn sign_in(base: &str, email: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        let r = http
+            .post(format!("{base}/api/v1/sign-in"))
+            .json(&json!({ "email": email, "password": PASSWORD }))
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::OK, "{email} signs in");
+        let cookie = r
+            .headers()
+            .get("set-cookie")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .expect("a cookie")
+            .to_owned();
+        let body: Value = r.json().await.expect("json");
+        Self {
+            http,
+            base: base.to_owned(),
+            cookie,
+            csrf: body["csrf"].as_str().expect("csrf").to_owned(),
+        }
+    }
+
+    /// GETs `path` with the cookie: status and body.
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .expect("send");
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    /// POSTs JSON to `path`, which must succeed.
+    pub async fn post(&self, path: &str, body: Value) -> Value {
+        let (status, body) = self.try_post(path, body).await;
+        assert!((200..300).contains(&status), "{path}: {status} {body}");
+        body
+    }
+
+    /// POSTs JSON to `path`: status and body.
+    pub async fn try_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("x-csrf-token", &self.csrf)
+            .header("origin", &self.base)
+            .json(&body)
+            .send()
+            .await
+            .expect("send");
+        let status = r.status().as_u16();
+        (status, r.json().await.expect("json"))
+    }
 }

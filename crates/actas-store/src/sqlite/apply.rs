@@ -307,6 +307,46 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             .map_err(db)?;
             Ok(Applied::Done)
         }
+        Change::ReviewSession {
+            session,
+            reviewer,
+            outcome,
+            note,
+            at,
+        } => {
+            let row: Option<(i64, Option<i64>)> =
+                sqlx::query_as("SELECT staff_id, ended_at FROM sessions WHERE id = ?")
+                    .bind(session.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+            match row {
+                None => return Err(StoreError::NotFound(format!("session {session}"))),
+                Some((_, None)) => {
+                    return Err(StoreError::Conflict(
+                        "this session is still running; it is reviewed after it ends".into(),
+                    ));
+                }
+                Some((staff, Some(_))) if staff == reviewer.get() => {
+                    return Err(StoreError::Refused(
+                        "nobody reviews their own session; another lead does".into(),
+                    ));
+                }
+                Some(_) => {}
+            }
+            sqlx::query(
+                "INSERT INTO session_reviews (session_id, reviewer, outcome, note, reviewed_at) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(session.to_string())
+            .bind(reviewer.get())
+            .bind(outcome.as_str())
+            .bind(note.as_ref().map(|n| n.as_str().to_owned()))
+            .bind(at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
         Change::TouchSession { id, at } => {
             let r = sqlx::query("UPDATE sessions SET last_seen = max(last_seen, ?) WHERE id = ? AND ended_at IS NULL")
                 .bind(at.as_millis())

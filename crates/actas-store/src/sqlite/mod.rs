@@ -770,6 +770,14 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
+    async fn ended_sessions(
+        &self,
+        which: crate::EndedSessions,
+        limit: u32,
+    ) -> StoreResult<Vec<crate::EndedForReview>> {
+        read::ended_sessions(&self.pool, which, limit).await
+    }
+
     async fn unclassified_fields(&self) -> StoreResult<Vec<crate::UnclassifiedField>> {
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
             "SELECT path, seen, first_seen, last_seen FROM unclassified_fields ORDER BY seen DESC, path",

@@ -549,3 +549,70 @@ pub(super) async fn due_webhooks(
         })
         .collect()
 }
+
+/// Ended sessions with their review counts (see [`crate::Store::ended_sessions`]): one
+/// query, the counts read through the ledger's session index.
+pub(super) async fn ended_sessions(
+    pool: &SqlitePool,
+    which: crate::EndedSessions,
+    limit: u32,
+) -> StoreResult<Vec<crate::EndedForReview>> {
+    let (clause, a, b) = match which {
+        crate::EndedSessions::Unreviewed { or_ended_since } => (
+            "(r.id IS NULL OR s.ended_at >= ?1) AND ?2 = ?2",
+            or_ended_since.as_millis(),
+            0,
+        ),
+        crate::EndedSessions::EndedBetween(from, to) => (
+            "s.ended_at >= ?1 AND s.ended_at < ?2",
+            from.as_millis(),
+            to.as_millis(),
+        ),
+    };
+    let sql = format!(
+        "SELECT s.*,
+           (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.action') AS changes,
+           (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.blocked') AS blocks,
+           (SELECT count(*) FROM access_requests q WHERE q.for_session = s.id) AS scope_changes,
+           r.reviewer AS r_reviewer, r.outcome AS r_outcome, r.note AS r_note, r.reviewed_at AS r_at
+         FROM sessions s
+         LEFT JOIN session_reviews r ON r.id =
+           (SELECT max(id) FROM session_reviews WHERE session_id = s.id)
+         WHERE s.ended_at IS NOT NULL AND {clause}
+         ORDER BY s.ended_at DESC, s.id LIMIT ?3"
+    );
+    let rows = sqlx::query(&sql)
+        .bind(a)
+        .bind(b)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+    rows.iter()
+        .map(|row| {
+            let Session::Ended(session) = session(row)? else {
+                return Err(StoreError::corrupt("an ended session without an end"));
+            };
+            let count = |name: &str| col::<i64>(row, name).map(|n| n.max(0) as u64);
+            let review = match col::<Option<i64>>(row, "r_reviewer")? {
+                None => None,
+                Some(reviewer) => Some(crate::SessionReview {
+                    reviewer: staff_id(reviewer)?,
+                    outcome: actas_core::review::Outcome::parse(&col::<String>(row, "r_outcome")?)
+                        .map_err(|e| bad("review outcome", e))?,
+                    note: col::<Option<String>>(row, "r_note")?
+                        .map(|n| Note::parse(&n).map_err(|e| bad("review note", e)))
+                        .transpose()?,
+                    at: Timestamp::from_millis(col(row, "r_at")?),
+                }),
+            };
+            Ok(crate::EndedForReview {
+                session,
+                changes: count("changes")?,
+                blocks: count("blocks")?,
+                scope_changes: count("scope_changes")?,
+                review,
+            })
+        })
+        .collect()
+}

@@ -75,6 +75,9 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}", get(get_session))
         .route("/sessions/{id}/end", post(end_session))
         .route("/sessions/{id}/note", post(add_note))
+        .route("/sessions/{id}/review", post(review_session))
+        .route("/reviews", get(reviews))
+        .route("/reviews/weekly", get(weekly_summary))
         .route("/allow-list", get(allow_list).post(grant))
         .route("/allow-list/revoke", post(revoke))
         .route("/allow-list/confirm", post(confirm_grant))
@@ -483,6 +486,7 @@ async fn home(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
         "session": h.session.map(|m| session_view(&actas_core::session::Session::Active(m.session))),
         "queue": h.queue.as_ref().map(queue),
         "awaiting_code": h.awaiting_code.as_ref().map(queue),
+        "reviews": h.reviews.map(|(waiting, overdue)| json!({ "waiting": waiting, "overdue": overdue })),
         "grants": h.grants.map(|g| g.iter().map(|a| json!({
             "email": a.staff.email, "name": a.staff.name, "max_risk": a.max_risk,
             "granted_at": a.granted_at.to_rfc3339(),
@@ -553,6 +557,104 @@ async fn add_note(
         Json(json!({ "session": id.to_string(), "noted": true })),
     )
         .into_response())
+}
+
+fn review_item(i: &crate::service::reviews::ReviewItem) -> Value {
+    json!({
+        "session": i.session.info.id.to_string(),
+        "staff": { "email": i.staff.email, "name": i.staff.name },
+        "account": { "id": i.account.id, "name": i.account.name },
+        "ticket": i.ticket,
+        "ended_at": i.session.ended_at.to_rfc3339(),
+        "end_reason": i.session.reason,
+        "flags": i.flags,
+        "why": i.flags.iter().map(|f| f.words()).collect::<Vec<_>>(),
+        "due": i.due.to_rfc3339(),
+        "overdue": i.overdue,
+        "own": i.own,
+        "review": i.review.as_ref().map(|r| json!({
+            "reviewer": { "email": r.reviewer.email, "name": r.reviewer.name },
+            "outcome": r.outcome,
+            "note": r.note,
+            "reviewed_at": r.at.to_rfc3339(),
+        })),
+    })
+}
+
+async fn reviews(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+    let lead = Lead::of(&who)?;
+    let q = state.service.review_queue(&lead).await?;
+    Ok(Json(json!({
+        "waiting": q.waiting.iter().map(review_item).collect::<Vec<_>>(),
+        "overdue": q.overdue,
+        "reviewed": q.reviewed.iter().map(review_item).collect::<Vec<_>>(),
+    })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReviewBody {
+    outcome: String,
+    #[serde(default)]
+    note: String,
+}
+
+async fn review_session(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path(id): Path<String>,
+    Body(b): Body<ReviewBody>,
+) -> ApiResult<Response> {
+    let lead = Lead::of(&who)?;
+    let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+    state
+        .service
+        .review_session(&lead, id, &b.outcome, &b.note)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({ "session": id.to_string(), "reviewed": true, "outcome": b.outcome.trim() })),
+    )
+        .into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WeekQuery {
+    #[serde(default)]
+    week: String,
+}
+
+async fn weekly_summary(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Query(q): Query<WeekQuery>,
+) -> ApiResult {
+    let lead = Lead::of(&who)?;
+    let day = match q.week.trim() {
+        "" => Timestamp::now(),
+        text => Timestamp::parse(text)
+            .ok_or_else(|| ApiError::invalid("week", "the week is a date like 2026-11-30"))?,
+    };
+    let w = state.service.weekly_summary(&lead, day).await?;
+    let counts = |c: &crate::service::reviews::WeekCounts| {
+        json!({
+            "sessions": c.sessions, "changes": c.changes, "blocks": c.blocks,
+            "denied": c.denied, "failed_sign_ins": c.failed_sign_ins, "wrong_codes": c.wrong_codes,
+            "repeated_failures": c.repeated_failures(),
+        })
+    };
+    Ok(Json(json!({
+        "from": w.from.to_rfc3339(),
+        "to": w.to.to_rfc3339(),
+        "team": counts(&w.team),
+        "people": w.people.iter().map(|(p, c)| {
+            let mut v = counts(c);
+            v["email"] = json!(p.email);
+            v["name"] = json!(p.name);
+            v
+        }).collect::<Vec<_>>(),
+    })))
 }
 
 async fn allow_list(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {

@@ -50,6 +50,8 @@ struct HomePage {
     session: Option<LiveRow>,
     queue: Option<Vec<WaitingRow>>,
     awaiting_code: Option<Vec<WaitingRow>>,
+    reviews: Option<String>,
+    reviews_overdue: bool,
     grants: Option<Vec<GrantRow>>,
     ledger: Option<String>,
     recent: Option<Vec<Line>>,
@@ -131,6 +133,31 @@ pub(in crate::http::console) async fn home(
         session,
         queue: home.queue.map(waiting),
         awaiting_code: home.awaiting_code.map(waiting),
+        reviews_overdue: home.reviews.is_some_and(|(_, overdue)| overdue > 0),
+        reviews: home
+            .reviews
+            .map(|(waiting, overdue)| match (waiting, overdue) {
+                (0, _) => "No session is waiting for a review.".to_owned(),
+                (n, 0) => format!(
+                    "{} waiting for your review.",
+                    words::sentence(&words::count(
+                        n as u64,
+                        "ended session is",
+                        "ended sessions are"
+                    ))
+                    .trim_end_matches('.')
+                ),
+                (n, late) => format!(
+                    "{} waiting for your review; {} overdue.",
+                    words::sentence(&words::count(
+                        n as u64,
+                        "ended session is",
+                        "ended sessions are"
+                    ))
+                    .trim_end_matches('.'),
+                    late
+                ),
+            }),
         grants,
         ledger,
         recent: home.recent.map(|r| r.iter().map(line).collect()),

@@ -8,6 +8,7 @@ mod approvals;
 mod home;
 mod logs;
 mod requests;
+mod reviews;
 mod sessions;
 mod settings;
 mod sign_in;
@@ -18,6 +19,7 @@ pub(super) use approvals::{approve, deny, queue};
 pub(super) use home::home;
 pub(super) use logs::{account_audit, account_audit_csv, activity, activity_csv};
 pub(super) use requests::{cancel, enter_code, request, start};
+pub(super) use reviews::{review, reviews, week};
 pub(super) use sessions::{add_note, end_session, reissue_handoff, session, session_timeline};
 pub(super) use settings::{begin_totp, confirm_totp, create_token, settings};
 pub(super) use sign_in::{sign_in, sign_in_page, sign_out};
@@ -88,6 +90,7 @@ impl Done {
             "revoked" => "Revoked. Any session they had running has ended.",
             "code" => "The customer's code is confirmed.",
             "noted" => "Your note is recorded. The customer sees it in their access history.",
+            "reviewed" => "Your review is recorded in the ledger.",
             _ => return None,
         };
         Some(m.to_owned())

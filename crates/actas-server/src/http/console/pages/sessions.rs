@@ -190,20 +190,24 @@ pub(in crate::http::console) async fn add_note(
     }
 }
 
-fn session_id(id: &str) -> Result<SessionId, PageError> {
+pub(super) fn session_id(id: &str) -> Result<SessionId, PageError> {
     SessionId::parse(id)
         .map_err(|_| PageError::status(StatusCode::NOT_FOUND, "There is no such session."))
 }
 
 #[derive(Template)]
 #[template(path = "session_timeline.html")]
-struct TimelinePage {
+pub(super) struct TimelinePage {
     me: Option<Me>,
     flash: Option<String>,
     csrf: String,
     id: String,
     mine: bool,
     note_error: Option<String>,
+    /// A lead may record a verdict here: the session ended and is not theirs.
+    review_form: bool,
+    pub(super) review_error: Option<String>,
+    pub(super) review_note: String,
     staff: String,
     account: String,
     status: String,
@@ -228,7 +232,7 @@ pub(in crate::http::console) async fn session_timeline(
     )?)
 }
 
-async fn timeline_page(
+pub(super) async fn timeline_page(
     state: &AppState,
     who: &Authenticated,
     id: SessionId,
@@ -244,12 +248,18 @@ async fn timeline_page(
         ),
     };
     let csrf = csrf_of(who);
+    let mine = view.session.info().staff == who.staff().id;
     Ok(TimelinePage {
         me: me(who, &csrf),
         flash,
         csrf,
         id: id.to_string(),
-        mine: view.session.info().staff == who.staff().id,
+        mine,
+        review_form: !mine
+            && matches!(view.session, Session::Ended(_))
+            && crate::service::access::Lead::of(who).is_ok(),
+        review_error: None,
+        review_note: String::new(),
         note_error: None,
         staff: view.staff,
         account: view.account.name.to_string(),
