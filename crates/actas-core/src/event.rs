@@ -287,6 +287,28 @@ pub enum EventData {
         /// What it is, e.g. "viewed loan LA-77".
         description: String,
     },
+    /// The gateway finished serving a page view: the SHA-256 of the masked HTML it sent
+    /// (banner included), so a copy shown later can be checked against the ledger, and
+    /// whether that copy was kept (policy `[snapshots]`).
+    #[serde(rename = "session.page_kept")]
+    PageKept {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The `session.page_viewed` event this page answered.
+        page: u64,
+        /// The path viewed.
+        path: String,
+        /// SHA-256 of the bytes sent to the agent's browser, hex.
+        sha256: String,
+        /// How many bytes were sent.
+        bytes: u64,
+        /// Whether a copy was kept; `false` when the session's copies reached the limit.
+        kept: bool,
+    },
     /// A change was made inside a session.
     #[serde(rename = "session.action")]
     ActionTaken {
@@ -541,6 +563,7 @@ impl EventData {
             EventData::SupportNote { .. } => "session.note",
             EventData::SessionReviewed { .. } => "session.reviewed",
             EventData::PageViewed { .. } => "session.page_viewed",
+            EventData::PageKept { .. } => "session.page_kept",
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionBlocked { .. } => "session.blocked",
             EventData::DataRead { .. } => "session.data_read",
@@ -641,6 +664,12 @@ impl EventData {
                 ticket: Some(ticket.clone()),
             },
             EventData::PageViewed {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::PageKept {
                 session,
                 account,
                 ticket,

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+/// How often page copies past the policy's retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(3600);
+
 /// How often the reaper looks for sessions past their limits.
 pub const REAP_EVERY: Duration = Duration::from_secs(5);
 
@@ -314,9 +317,19 @@ impl Application {
 
 async fn reap(service: Service, mut stopped: watch::Receiver<bool>) {
     let mut tick = tokio::time::interval(REAP_EVERY);
+    let mut pruned: Option<tokio::time::Instant> = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {
+                // Page copies past the policy's retention go, once an hour.
+                if pruned.is_none_or(|at| at.elapsed() >= PRUNE_EVERY) {
+                    pruned = Some(tokio::time::Instant::now());
+                    match service.prune_page_copies(actas_core::Timestamp::now()).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(deleted = n, "deleted page copies past their retention"),
+                        Err(e) => tracing::warn!(error = %e, "old page copies could not be deleted yet"),
+                    }
+                }
                 match service.reap().await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(ended = n, "ended sessions past their limits"),

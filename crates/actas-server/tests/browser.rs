@@ -1392,6 +1392,46 @@ async fn a_leads_weekly_review_reads_the_session_and_records_a_verdict() {
     lee.click("table.reviews a[href^='/sessions/']").await;
     lee.expect_text("the session's timeline", "was blocked")
         .await;
+    let timeline = lee.client.current_url().await.expect("url").to_string();
+
+    // The loans page as Sarah saw it: checked against the ledger, shown in a sandbox.
+    let kept = d
+        .app
+        .service()
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 10_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .find_map(|e| match e.body.data {
+            actas_core::event::EventData::PageKept { path, sha256, .. } if path == "/loans" => {
+                Some(sha256)
+            }
+            _ => None,
+        })
+        .expect("the loans page's hash is in the ledger");
+    let links = lee
+        .client
+        .find_all(Locator::Css("ol.timeline a[href*='/pages/']"))
+        .await
+        .expect("copy links");
+    assert!(links.len() >= 2, "the overview and the loans page are kept");
+    links[links.len() - 1]
+        .clone()
+        .click()
+        .await
+        .expect("open the copy");
+    lee.expect_text("the kept page", "matches the ledger").await;
+    lee.expect_text("the kept page", &kept).await;
+    lee.expect_text("the kept page", "/loans as Sarah Lee saw it")
+        .await;
+    lee.client.enter_frame(0).await.expect("the copy's frame");
+    lee.expect_text("the copy itself", "Acting as Acme Co")
+        .await;
+    lee.client.enter_parent_frame().await.expect("back");
+    lee.shot("page-copy").await;
+    lee.go(&timeline).await;
+
     lee.click("input[name=outcome][value=follow_up]").await;
     lee.click("form[action$='/review'] button").await;
     lee.expect_text("the verdict without a note", "Say what needs following up")

@@ -114,6 +114,32 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// Keeps the masked copy of a page the gateway served, unless the session's copies
+    /// would pass `max_session_bytes` (decided in the transaction; `Applied::Kept` says
+    /// which).
+    KeepPage {
+        /// The session.
+        session: SessionId,
+        /// The page view's ledger event.
+        page_seq: u64,
+        /// The path.
+        path: String,
+        /// SHA-256 of the bytes served.
+        sha256: [u8; 32],
+        /// How many bytes were served.
+        bytes: u64,
+        /// The bytes, gzip-compressed.
+        gzip: Vec<u8>,
+        /// When.
+        at: Timestamp,
+        /// The most compressed bytes one session's copies may take.
+        max_session_bytes: u64,
+    },
+    /// Deletes page copies kept before `before` (the policy's retention).
+    PrunePageCopies {
+        /// Copies older than this go.
+        before: Timestamp,
+    },
     /// Refreshes a session's idle clock, if it is still active.
     TouchSession {
         /// Which.
@@ -374,6 +400,10 @@ pub enum Applied {
     AccountBefore(Option<crate::model::Account>),
     /// The sessions an `EndSessionsOf` ended.
     Ended(Vec<crate::model::EndedRecord>),
+    /// Whether a `KeepPage` kept its copy.
+    Kept(bool),
+    /// How many copies a `PrunePageCopies` deleted.
+    Pruned(u64),
 }
 
 /// Whose sessions [`Change::EndSessionsOf`] ends.

@@ -18,8 +18,8 @@ mod stats;
 pub use change::{Applied, Change, SessionsOf, Unit};
 pub use model::{
     Account, AllowEntry, AppKey, Appended, CodeRecord, DueWebhook, EndedForReview, EndedRecord,
-    EndedSessions, EventFilter, GatewayLogin, Login, OutboxStats, RecordedEvent, SessionReview,
-    StaffRecord, TotpSecret, UnclassifiedField,
+    EndedSessions, EventFilter, GatewayLogin, Login, OutboxStats, PageCopy, RecordedEvent,
+    SessionReview, StaffRecord, TotpSecret, UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -263,6 +263,12 @@ pub trait Store: Send + Sync {
         which: EndedSessions,
         limit: u32,
     ) -> StoreResult<Vec<EndedForReview>>;
+
+    /// The kept copy of a session's page view (`page_seq`), if it is kept.
+    async fn page_copy(&self, session: SessionId, page_seq: u64) -> StoreResult<Option<PageCopy>>;
+
+    /// When the oldest kept page copy was kept, if any is.
+    async fn oldest_page_copy(&self) -> StoreResult<Option<actas_core::Timestamp>>;
 
     /// The JSON paths no masking rule classified, most often seen first.
     async fn unclassified_fields(&self) -> StoreResult<Vec<UnclassifiedField>>;

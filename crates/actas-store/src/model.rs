@@ -294,3 +294,16 @@ pub enum EndedSessions {
     /// Sessions that ended in `[from, to)`: a weekly summary.
     EndedBetween(Timestamp, Timestamp),
 }
+
+/// A kept copy of a page the gateway served.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageCopy {
+    /// The path.
+    pub path: String,
+    /// SHA-256 of the bytes served, as stored with the copy.
+    pub sha256: [u8; 32],
+    /// The bytes, gzip-compressed.
+    pub gzip: Vec<u8>,
+    /// When it was kept.
+    pub kept_at: Timestamp,
+}

@@ -202,6 +202,25 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
         EventData::SupportNote { account, note, .. } => {
             format!("{who} noted what they did on {}: “{note}”", account.name)
         }
+        EventData::PageKept {
+            path,
+            sha256,
+            bytes,
+            kept,
+            ..
+        } => {
+            let short = sha256.get(..12).unwrap_or(sha256);
+            let size = crate::words::count(*bytes, "byte", "bytes");
+            if *kept {
+                format!(
+                    "actas kept a copy of {path} as {who} saw it, masked ({size}, SHA-256 {short}…)"
+                )
+            } else {
+                format!(
+                    "actas recorded the SHA-256 of {path} as {who} saw it ({size}, {short}…); no copy was kept, as the session's copies reached the policy's limit"
+                )
+            }
+        }
         EventData::SessionReviewed {
             staff,
             account,

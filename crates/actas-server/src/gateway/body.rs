@@ -8,7 +8,7 @@ use super::context::ProxyCtx;
 use super::error::{AnswerRefusal, GatewayError};
 use super::headers::product_headers;
 use super::response_filter::{Answer, Class};
-use super::{GatewayState, events, ndjson, rewrite, websocket};
+use super::{GatewayState, events, ndjson, rewrite, snapshot, websocket};
 use axum::body::{Body, Bytes};
 use axum::response::Response;
 use futures_util::{Stream, StreamExt};
@@ -77,11 +77,16 @@ pub(super) async fn body(
                     inline_scripts: ctx.allows.inline_scripts,
                 });
                 let reveals = cutoff.reveals();
-                Body::from_stream(cutoff.guard(rewritten_html(
-                    upstream.bytes_stream(),
-                    rewriter,
-                    state.clone(),
-                    reveals,
+                // A page view's masked bytes are kept as the agent saw them.
+                let keeper = match (ctx.page_seq, &ctx.session) {
+                    (Some(seq), Some(session)) if policy.snapshots.enabled() => Some(
+                        snapshot::Keeper::new(state, session.clone(), seq, ctx.path_text()),
+                    ),
+                    _ => None,
+                };
+                Body::from_stream(cutoff.guard(snapshot::kept(
+                    rewritten_html(upstream.bytes_stream(), rewriter, state.clone(), reveals),
+                    keeper,
                 )))
             }
             // JSON is masked as a whole document, so it is read whole, up to the limit.

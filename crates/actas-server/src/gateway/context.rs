@@ -42,6 +42,9 @@ pub(super) struct ProxyCtx {
     pub(super) base: String,
     /// What its route allows beyond the defaults (inline scripts, partial forms).
     pub(super) allows: RouteAllows,
+    /// The page view's ledger event, when it was recorded as one: its copy is kept
+    /// under that number.
+    pub(super) page_seq: Option<u64>,
 }
 
 impl ProxyCtx {
@@ -60,6 +63,7 @@ impl ProxyCtx {
             description: String::new(),
             base: String::new(),
             allows: RouteAllows::default(),
+            page_seq: None,
         }
     }
 

@@ -36,6 +36,7 @@ mod record;
 mod request_filter;
 mod reserved;
 mod response_filter;
+mod snapshot;
 /// The HTML rewriter (its own crate, `actas-rewrite`, so it can be fuzzed alone).
 pub use actas_rewrite as rewrite;
 mod submission;

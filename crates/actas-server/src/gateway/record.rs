@@ -79,7 +79,7 @@ pub(super) async fn record(
         Vec::new()
     };
     let method = ctx.method.unwrap_or(request.sent);
-    state
+    let seq = state
         .service
         .record_forward(
             session,
@@ -94,6 +94,9 @@ pub(super) async fn record(
         )
         .await
         .map_err(session_refused)?;
+    if kind == ForwardKind::PageView {
+        ctx.page_seq = seq;
+    }
     ctx.forwarded = Some(kind);
     ctx.description = description;
     ctx.allows = allows;

@@ -136,7 +136,7 @@ impl Live {
                     .await
             }
         };
-        recorded.map(|()| true).map_err(|e| e.to_string())
+        recorded.map(|_| true).map_err(|e| e.to_string())
     }
 }
 

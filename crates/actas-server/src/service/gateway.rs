@@ -278,12 +278,13 @@ impl Service {
     /// Records a request durably before it is forwarded (invariants 3 and 14), in the
     /// transaction that confirms the session still stands and refreshes its idle clock.
     /// An asset writes no event, but its session is confirmed all the same. If the
-    /// ledger can't be written the caller gets an error and must not forward.
+    /// ledger can't be written the caller gets an error and must not forward. The answer
+    /// is the event's number in the ledger, when one was written.
     pub async fn record_forward(
         &self,
         ctx: &GatewayContext,
         forwarded: ForwardRecord<'_>,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Option<u64>> {
         let info = ctx.session.info();
         let (session, account, ticket) = (info.id, ctx.account.clone(), ctx.ticket.clone());
         let path = forwarded.path.as_str().to_owned();
@@ -347,7 +348,7 @@ impl Service {
             capability,
             why,
         };
-        self.commit_in_session(ctx, vec![event]).await
+        self.commit_in_session(ctx, vec![event]).await.map(|_| ())
     }
 
     /// Records that the agent is about to see masked `fields` whole on `path`, because the
@@ -374,7 +375,7 @@ impl Service {
             request: info.request,
             approved_by,
         };
-        self.commit_in_session(ctx, vec![event]).await
+        self.commit_in_session(ctx, vec![event]).await.map(|_| ())
     }
 
     /// Records that an answer to a request already sent on was not passed to the agent
@@ -405,11 +406,12 @@ impl Service {
     /// Commits `events` (by the session's staff member) with the session's precondition
     /// and, every [`TOUCH_EVERY`], a refresh of its idle clock. With nothing to write, the
     /// session is read instead if this process has not confirmed it for this request.
+    /// Commits `events` while the session stands; the first one's number in the ledger.
     async fn commit_in_session(
         &self,
         ctx: &GatewayContext,
         events: Vec<EventData>,
-    ) -> ServiceResult<()> {
+    ) -> ServiceResult<Option<u64>> {
         let info = ctx.session.info();
         let now = Timestamp::now();
         let actor = Actor::Staff(ctx.staff.clone());
@@ -433,7 +435,7 @@ impl Service {
             if !ctx.confirmed {
                 self.confirm_live(ctx).await?;
             }
-            return Ok(());
+            return Ok(None);
         }
         let touched = !touch.is_empty();
         let mut changes = vec![Change::RequireLiveSession {
@@ -442,11 +444,11 @@ impl Service {
         }];
         changes.extend(touch);
         match self.store.commit(Unit::new(changes, move |_| events)).await {
-            Ok(_) => {
+            Ok(appended) => {
                 if touched {
                     self.gateway_cache.lock().touched(info.id, now);
                 }
-                Ok(())
+                Ok(appended.first().map(|a| a.seq))
             }
             Err(e @ StoreError::LedgerUnavailable(_)) => Err(e.into()),
             Err(e) => {

@@ -17,6 +17,7 @@ pub mod queries;
 mod requests;
 pub mod reviews;
 mod sessions;
+pub mod snapshots;
 mod staff;
 pub mod tickets;
 mod unclassified;

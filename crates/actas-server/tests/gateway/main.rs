@@ -6,5 +6,6 @@
 mod common;
 
 mod adversary;
+mod copies;
 mod pages;
 mod world;

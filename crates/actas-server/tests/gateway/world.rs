@@ -506,7 +506,8 @@ async fn product(seen: Arc<Seen>) -> String {
 
 /// A running product behind a running actas.
 pub(crate) struct World {
-    _dir: tempfile::TempDir,
+    /// The folder holding actas's data directory (`data/`).
+    pub(crate) dir: tempfile::TempDir,
     /// actas.
     pub(crate) app: Application,
     /// The gateway's base URL.
@@ -599,7 +600,13 @@ pub(crate) async fn world() -> World {
         assets != gateway && gateway != policy,
         "the starter policy has a [gateway] section"
     );
-    std::fs::write(&policy_file, assets + POLICY_ADDITIONS).expect("policy");
+    // Page copies: a small per-session limit, so a big page outgrows it.
+    let copies = assets.replacen("max_kb_per_session = 4096", "max_kb_per_session = 64", 1);
+    assert_ne!(
+        copies, assets,
+        "the starter policy has a [snapshots] section"
+    );
+    std::fs::write(&policy_file, copies + POLICY_ADDITIONS).expect("policy");
     let settings = ServeSettings {
         gateway_addr: Some(([127, 0, 0, 1], 0).into()),
         ..ServeSettings::on(([127, 0, 0, 1], 0).into())
@@ -619,7 +626,7 @@ pub(crate) async fn world() -> World {
     common::acme(s).await;
     let gateway = format!("http://{}", app.gateway_addr().expect("gateway runs"));
     World {
-        _dir: dir,
+        dir,
         app,
         gateway,
         seen,

@@ -347,6 +347,49 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             .map_err(db)?;
             Ok(Applied::Done)
         }
+        Change::KeepPage {
+            session,
+            page_seq,
+            path,
+            sha256,
+            bytes,
+            gzip,
+            at,
+            max_session_bytes,
+        } => {
+            let used: i64 = sqlx::query_scalar(
+                "SELECT coalesce(sum(length(gzip)), 0) FROM page_copies WHERE session_id = ?",
+            )
+            .bind(session.to_string())
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(db)?;
+            if used.max(0) as u64 + gzip.len() as u64 > max_session_bytes {
+                return Ok(Applied::Kept(false));
+            }
+            sqlx::query(
+                "INSERT INTO page_copies (session_id, page_seq, path, sha256, bytes, gzip, kept_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(session.to_string())
+            .bind(i64::try_from(page_seq).map_err(StoreError::unexpected)?)
+            .bind(path)
+            .bind(&sha256[..])
+            .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
+            .bind(gzip)
+            .bind(at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Kept(true))
+        }
+        Change::PrunePageCopies { before } => {
+            let r = sqlx::query("DELETE FROM page_copies WHERE kept_at < ?")
+                .bind(before.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            Ok(Applied::Pruned(r.rows_affected()))
+        }
         Change::TouchSession { id, at } => {
             let r = sqlx::query("UPDATE sessions SET last_seen = max(last_seen, ?) WHERE id = ? AND ended_at IS NULL")
                 .bind(at.as_millis())

@@ -778,6 +778,40 @@ impl Store for SqliteStore {
         read::ended_sessions(&self.pool, which, limit).await
     }
 
+    async fn page_copy(
+        &self,
+        session: SessionId,
+        page_seq: u64,
+    ) -> StoreResult<Option<crate::PageCopy>> {
+        let row: Option<(String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT path, sha256, gzip, kept_at FROM page_copies WHERE session_id = ? AND page_seq = ?",
+        )
+        .bind(session.to_string())
+        .bind(i64::try_from(page_seq).unwrap_or(i64::MAX))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        row.map(|(path, sha256, gzip, kept_at)| {
+            Ok(crate::PageCopy {
+                path,
+                sha256: sha256
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt("a page copy's hash is not 32 bytes"))?,
+                gzip,
+                kept_at: actas_core::Timestamp::from_millis(kept_at),
+            })
+        })
+        .transpose()
+    }
+
+    async fn oldest_page_copy(&self) -> StoreResult<Option<actas_core::Timestamp>> {
+        let at: Option<i64> = sqlx::query_scalar("SELECT min(kept_at) FROM page_copies")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::unexpected)?;
+        Ok(at.map(actas_core::Timestamp::from_millis))
+    }
+
     async fn unclassified_fields(&self) -> StoreResult<Vec<crate::UnclassifiedField>> {
         let rows: Vec<(String, i64, i64, i64)> = sqlx::query_as(
             "SELECT path, seen, first_seen, last_seen FROM unclassified_fields ORDER BY seen DESC, path",

@@ -76,6 +76,7 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}/end", post(end_session))
         .route("/sessions/{id}/note", post(add_note))
         .route("/sessions/{id}/review", post(review_session))
+        .route("/sessions/{id}/pages/{seq}", get(page_copy))
         .route("/reviews", get(reviews))
         .route("/reviews/weekly", get(weekly_summary))
         .route("/allow-list", get(allow_list).post(grant))
@@ -579,6 +580,30 @@ fn review_item(i: &crate::service::reviews::ReviewItem) -> Value {
             "reviewed_at": r.at.to_rfc3339(),
         })),
     })
+}
+
+async fn page_copy(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    Path((id, seq)): Path<(String, String)>,
+) -> ApiResult {
+    let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
+    let seq: u64 = seq
+        .parse()
+        .map_err(|_| ApiError::invalid("seq", "a page view's event number, e.g. 42"))?;
+    let c = state.service.page_copy(&who, id, seq).await?;
+    Ok(Json(json!({
+        "session": id.to_string(),
+        "page": seq,
+        "path": c.path,
+        "staff_name": c.staff,
+        "account_name": c.account,
+        "served_at": c.served_at.to_rfc3339(),
+        "sha256": c.actual,
+        "recorded": c.recorded.as_ref().map(|(event, sha256)| json!({ "event": event, "sha256": sha256 })),
+        "matches": c.matches,
+        "html": c.matches.then(|| String::from_utf8_lossy(&c.html).into_owned()),
+    })))
 }
 
 async fn reviews(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {

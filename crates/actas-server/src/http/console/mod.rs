@@ -41,6 +41,8 @@ pub fn router() -> Router<AppState> {
         .route("/sessions/{id}/end", post(pages::end_session))
         .route("/sessions/{id}/note", post(pages::add_note))
         .route("/sessions/{id}/review", post(pages::review))
+        .route("/sessions/{id}/pages/{seq}", get(pages::page_copy))
+        .route("/sessions/{id}/pages/{seq}/copy", get(pages::page_copy_raw))
         .route("/reviews", get(pages::reviews))
         .route("/reviews/week", get(pages::week))
         .route("/settings", get(pages::settings))

@@ -20,7 +20,9 @@ pub(super) use home::home;
 pub(super) use logs::{account_audit, account_audit_csv, activity, activity_csv};
 pub(super) use requests::{cancel, enter_code, request, start};
 pub(super) use reviews::{review, reviews, week};
-pub(super) use sessions::{add_note, end_session, reissue_handoff, session, session_timeline};
+pub(super) use sessions::{
+    add_note, end_session, page_copy, page_copy_raw, reissue_handoff, session, session_timeline,
+};
 pub(super) use settings::{begin_totp, confirm_totp, create_token, settings};
 pub(super) use sign_in::{sign_in, sign_in_page, sign_out};
 
@@ -148,6 +150,8 @@ struct Line {
     time: String,
     summary: String,
     session: Option<String>,
+    /// The page view whose kept copy this line records, to link it.
+    copy: Option<u64>,
 }
 
 fn line(e: &actas_store::RecordedEvent) -> Line {
@@ -157,5 +161,11 @@ fn line(e: &actas_store::RecordedEvent) -> Line {
         time: actas_core::words::clock(e.body.time),
         summary: e.body.summary.clone(),
         session: e.body.session.map(|s| s.to_string()),
+        copy: match &e.body.data {
+            actas_core::event::EventData::PageKept {
+                page, kept: true, ..
+            } => Some(*page),
+            _ => None,
+        },
     }
 }

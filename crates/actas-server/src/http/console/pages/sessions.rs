@@ -267,3 +267,84 @@ pub(super) async fn timeline_page(
         timeline: view.timeline.iter().map(line).collect(),
     })
 }
+
+#[derive(Template)]
+#[template(path = "page_copy.html")]
+struct PageCopyPage {
+    me: Option<Me>,
+    flash: Option<String>,
+    id: String,
+    seq: u64,
+    staff: String,
+    account: String,
+    path: String,
+    served: String,
+    served_at: String,
+    actual: String,
+    recorded: Option<(u64, String)>,
+    matches: bool,
+}
+
+fn page_seq(seq: &str) -> Result<u64, PageError> {
+    seq.parse()
+        .map_err(|_| PageError::status(StatusCode::NOT_FOUND, "There is no such page view."))
+}
+
+/// A kept page, as the agent saw it, checked against the ledger: the page names who
+/// saw it and when, and shows the copy in a sandboxed frame only when its hash is the
+/// one the ledger holds.
+pub(in crate::http::console) async fn page_copy(
+    State(state): State<AppState>,
+    Signed(who, _): Signed,
+    Path((id, seq)): Path<(String, String)>,
+) -> Page {
+    let (id, seq) = (session_id(&id)?, page_seq(&seq)?);
+    let copy = state.service.page_copy(&who, id, seq).await?;
+    let csrf = csrf_of(&who);
+    ok(render(&PageCopyPage {
+        me: me(&who, &csrf),
+        flash: None,
+        id: id.to_string(),
+        seq,
+        staff: copy.staff,
+        account: copy.account,
+        path: copy.path,
+        served: words::clock(copy.served_at),
+        served_at: copy.served_at.to_rfc3339(),
+        actual: copy.actual,
+        recorded: copy.recorded,
+        matches: copy.matches,
+    })?)
+}
+
+/// The kept bytes themselves, for the frame: sandboxed (no scripts, no forms, its own
+/// opaque origin) and loading nothing, so the product's page can't act on the console.
+/// A copy whose hash is not the ledger's is not served.
+pub(in crate::http::console) async fn page_copy_raw(
+    State(state): State<AppState>,
+    Signed(who, _): Signed,
+    Path((id, seq)): Path<(String, String)>,
+) -> Page {
+    let (id, seq) = (session_id(&id)?, page_seq(&seq)?);
+    let copy = state.service.page_copy(&who, id, seq).await?;
+    if !copy.matches {
+        return Err(PageError::status(
+            StatusCode::CONFLICT,
+            "This copy's SHA-256 is not the one the ledger recorded for the page, so it is not shown.",
+        ));
+    }
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (
+                axum::http::header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
+            ),
+            (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (axum::http::header::CACHE_CONTROL, "no-store"),
+            (axum::http::header::REFERRER_POLICY, "no-referrer"),
+        ],
+        copy.html,
+    )
+        .into_response())
+}

@@ -1,0 +1,14 @@
+-- Pages as the agent saw them: the masked HTML the gateway served for a page view
+-- (gzip), kept for the policy's retention and deleted after it. The ledger holds each
+-- copy's SHA-256 (`session.page_kept`), so a copy shown later is checked against it.
+CREATE TABLE page_copies (
+    session_id TEXT NOT NULL REFERENCES sessions(id),
+    page_seq   INTEGER NOT NULL,  -- the page view's ledger event
+    path       TEXT NOT NULL,
+    sha256     BLOB NOT NULL,     -- of the bytes served, before compression
+    bytes      INTEGER NOT NULL,
+    gzip       BLOB NOT NULL,
+    kept_at    INTEGER NOT NULL,
+    PRIMARY KEY (session_id, page_seq)
+);
+CREATE INDEX page_copies_by_age ON page_copies(kept_at);
