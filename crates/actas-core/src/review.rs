@@ -84,6 +84,8 @@ pub struct SessionFacts {
     pub changes: u64,
     /// The agent's requests that were blocked.
     pub blocks: u64,
+    /// Support notes written on it.
+    pub notes: u64,
     /// Requests to change the session's scope.
     pub scope_changes: u64,
     /// The account carries a flag the policy calls sensitive.
@@ -115,6 +117,9 @@ pub enum Flag {
     },
     /// The customer revoked consent while it ran.
     ConsentRevoked,
+    /// It changed the account and nobody wrote what was done (the banner's End and the
+    /// time limits end a session without asking for a note).
+    NoNote,
 }
 
 impl Flag {
@@ -130,6 +135,7 @@ impl Flag {
                 crate::words::count(count, "scope change", "scope changes")
             }
             Self::ConsentRevoked => "the customer revoked consent during it".to_owned(),
+            Self::NoNote => "no note of what was changed".to_owned(),
         }
     }
 }
@@ -142,6 +148,9 @@ pub fn flags(f: &SessionFacts) -> Vec<Flag> {
     }
     if f.changes > 0 {
         out.push(Flag::Changes { count: f.changes });
+        if f.notes == 0 {
+            out.push(Flag::NoNote);
+        }
     }
     if f.blocks > 0 {
         out.push(Flag::Blocked { count: f.blocks });
@@ -225,6 +234,7 @@ mod tests {
         assert!(flags(&SessionFacts::default()).is_empty());
         let all = flags(&SessionFacts {
             changes: 2,
+            notes: 1,
             blocks: 1,
             scope_changes: 1,
             sensitive: true,
@@ -251,6 +261,13 @@ mod tests {
                 "a sensitive account"
             ]
         );
+        // Changes with nobody saying what was done are a flag of their own.
+        let silent = flags(&SessionFacts {
+            changes: 1,
+            ..SessionFacts::default()
+        });
+        assert_eq!(silent, vec![Flag::Changes { count: 1 }, Flag::NoNote]);
+        assert_eq!(Flag::NoNote.words(), "no note of what was changed");
         // A session ended for a scope change is flagged even if its request is elsewhere.
         let moved = flags(&SessionFacts {
             end_reason: Some(EndReason::ScopeChanged),

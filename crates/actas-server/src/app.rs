@@ -186,6 +186,7 @@ impl Application {
             assertions: assertions.clone(),
             data: data.clone(),
             stopping: stopped.clone(),
+            live_streams: Arc::new(tokio::sync::Semaphore::new(crate::http::LIVE_STREAMS)),
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {

@@ -278,6 +278,8 @@ pub struct EndedForReview {
     pub blocks: u64,
     /// Requests made to change its scope.
     pub scope_changes: u64,
+    /// Support notes written on it (`session.note`).
+    pub notes: u64,
     /// The newest review.
     pub review: Option<SessionReview>,
 }

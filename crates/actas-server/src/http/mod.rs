@@ -35,7 +35,13 @@ pub struct AppState {
     /// Turns true when the server stops: long-lived answers (the customer's live stream)
     /// end then, so a stop doesn't wait for them.
     pub stopping: tokio::sync::watch::Receiver<bool>,
+    /// Places for the customer's live activity streams: each polls the store, so their
+    /// number is bounded ([`LIVE_STREAMS`]).
+    pub live_streams: Arc<tokio::sync::Semaphore>,
 }
+
+/// How many live activity streams the console listener serves at once.
+pub const LIVE_STREAMS: usize = 256;
 
 /// The console listener's router.
 pub fn console_router(state: AppState) -> Router {

@@ -191,6 +191,7 @@ impl Service {
         let facts = SessionFacts {
             changes: row.changes,
             blocks: row.blocks,
+            notes: row.notes,
             scope_changes: row.scope_changes,
             sensitive,
             end_reason: Some(row.session.reason),

@@ -574,6 +574,7 @@ pub(super) async fn ended_sessions(
            (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.action') AS changes,
            (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.blocked') AS blocks,
            (SELECT count(*) FROM access_requests q WHERE q.for_session = s.id) AS scope_changes,
+           (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.note') AS notes,
            r.reviewer AS r_reviewer, r.outcome AS r_outcome, r.note AS r_note, r.reviewed_at AS r_at
          FROM sessions s
          LEFT JOIN session_reviews r ON r.id =
@@ -611,6 +612,7 @@ pub(super) async fn ended_sessions(
                 changes: count("changes")?,
                 blocks: count("blocks")?,
                 scope_changes: count("scope_changes")?,
+                notes: count("notes")?,
                 review,
             })
         })

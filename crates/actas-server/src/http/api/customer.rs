@@ -254,6 +254,18 @@ pub(super) async fn activity_stream(
         .or(q.after);
     // Checks the account exists either way, so a bad id is a 404, not an empty stream.
     let newest = state.service.account_activity_start(&id).await?;
+    // A place among the open streams, held until this one ends.
+    let place = state
+        .live_streams
+        .clone()
+        .try_acquire_owned()
+        .map_err(|_| {
+            ApiError::new(
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                "busy",
+                "too many live activity streams are open right now; try again in a minute",
+            )
+        })?;
     let after = resume.unwrap_or(newest.saturating_sub(1));
     let ends = tokio::time::Instant::now() + STREAM_LIFETIME;
     let service = state.service.clone();
@@ -262,6 +274,7 @@ pub(super) async fn activity_stream(
         (after, std::collections::VecDeque::new(), false),
         move |(mut after, mut queued, mut first)| {
             let (service, id, mut stopping) = (service.clone(), id.clone(), stopping.clone());
+            let _place = &place;
             async move {
                 loop {
                     if let Some(a) = queued.pop_front() {
