@@ -298,7 +298,8 @@ pub enum EventData {
         account: AccountRef,
         /// For which ticket.
         ticket: TicketRef,
-        /// The `session.page_viewed` event this page answered.
+        /// The event of the request this page answered (a page view, a data read, a
+        /// change).
         page: u64,
         /// The path viewed.
         path: String,
@@ -306,8 +307,30 @@ pub enum EventData {
         sha256: String,
         /// How many bytes were sent.
         bytes: u64,
-        /// Whether a copy was kept; `false` when the session's copies reached the limit.
+        /// Whether a copy was kept; `false` when the session's copies reached the limit,
+        /// or the page was cut short.
         kept: bool,
+        /// The agent's browser stopped reading before the page's end: the hash is of
+        /// what was sent until then.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        cut_short: bool,
+    },
+    /// Someone opened the kept copy of a page an agent saw (the page itself, not only
+    /// its record): the customer's data was shown again, so it is recorded like a view.
+    #[serde(rename = "session.page_copy_opened")]
+    PageCopyOpened {
+        /// The session.
+        session: SessionId,
+        /// Whose session it was.
+        staff: StaffRef,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The request's event the copy answered.
+        page: u64,
+        /// The path.
+        path: String,
     },
     /// A change was made inside a session.
     #[serde(rename = "session.action")]
@@ -564,6 +587,7 @@ impl EventData {
             EventData::SessionReviewed { .. } => "session.reviewed",
             EventData::PageViewed { .. } => "session.page_viewed",
             EventData::PageKept { .. } => "session.page_kept",
+            EventData::PageCopyOpened { .. } => "session.page_copy_opened",
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionBlocked { .. } => "session.blocked",
             EventData::DataRead { .. } => "session.data_read",
@@ -670,6 +694,12 @@ impl EventData {
                 ..
             }
             | EventData::PageKept {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::PageCopyOpened {
                 session,
                 account,
                 ticket,

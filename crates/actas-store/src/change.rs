@@ -120,10 +120,12 @@ pub enum Change {
     KeepPage {
         /// The session.
         session: SessionId,
-        /// The page view's ledger event.
+        /// The request's ledger event.
         page_seq: u64,
         /// The path.
         path: String,
+        /// The Content-Type it was served with.
+        content_type: String,
         /// SHA-256 of the bytes served.
         sha256: [u8; 32],
         /// How many bytes were served.

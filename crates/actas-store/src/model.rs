@@ -280,18 +280,28 @@ pub struct EndedForReview {
     pub scope_changes: u64,
     /// Support notes written on it (`session.note`).
     pub notes: u64,
+    /// A random number 0–99 drawn when the session was written: the review sample.
+    pub review_bucket: u8,
+    /// The ticket of the session's request.
+    pub ticket: actas_core::text::TicketRef,
     /// The newest review.
     pub review: Option<SessionReview>,
 }
 
 /// Which ended sessions [`crate::Store::ended_sessions`] reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum EndedSessions {
-    /// The review queue: every session not reviewed yet, and those ended at or after
-    /// this (to show what was reviewed lately).
-    Unreviewed {
+    /// The review queue, oldest ended first: unreviewed sessions that need a review (by
+    /// the same flags as `actas_core::review::flags`, or in the sample), sessions whose
+    /// newest review asks for a follow-up, and sessions reviewed that ended at or after
+    /// `reviewed_since`.
+    Open {
         /// Reviewed sessions ended since then are included too.
-        or_ended_since: Timestamp,
+        reviewed_since: Timestamp,
+        /// Quiet sessions whose bucket is below this are in the sample.
+        sample_percent: u8,
+        /// Account flags that make a session need a review.
+        sensitive_flags: Vec<String>,
     },
     /// Sessions that ended in `[from, to)`: a weekly summary.
     EndedBetween(Timestamp, Timestamp),
@@ -302,6 +312,8 @@ pub enum EndedSessions {
 pub struct PageCopy {
     /// The path.
     pub path: String,
+    /// The Content-Type it was served with.
+    pub content_type: String,
     /// SHA-256 of the bytes served, as stored with the copy.
     pub sha256: [u8; 32],
     /// The bytes, gzip-compressed.

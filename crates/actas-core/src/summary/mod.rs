@@ -207,11 +207,16 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
             sha256,
             bytes,
             kept,
+            cut_short,
             ..
         } => {
             let short = sha256.get(..12).unwrap_or(sha256);
             let size = crate::words::count(*bytes, "byte", "bytes");
-            if *kept {
+            if *cut_short {
+                format!(
+                    "{who}'s browser stopped reading {path} after {size}; actas recorded the SHA-256 of what was sent ({short}…) and kept no copy"
+                )
+            } else if *kept {
                 format!(
                     "actas kept a copy of {path} as {who} saw it, masked ({size}, SHA-256 {short}…)"
                 )
@@ -221,6 +226,10 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 )
             }
         }
+        EventData::PageCopyOpened { staff, path, .. } => format!(
+            "{who} opened the kept copy of {path} as {} saw it",
+            staff.name
+        ),
         EventData::SessionReviewed {
             staff,
             account,

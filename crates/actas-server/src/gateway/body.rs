@@ -77,11 +77,23 @@ pub(super) async fn body(
                     inline_scripts: ctx.allows.inline_scripts,
                 });
                 let reveals = cutoff.reveals();
-                // A page view's masked bytes are kept as the agent saw them.
+                // The masked bytes of a recorded request's page are kept as the agent saw
+                // them.
                 let keeper = match (ctx.page_seq, &ctx.session) {
-                    (Some(seq), Some(session)) if policy.snapshots.enabled() => Some(
-                        snapshot::Keeper::new(state, session.clone(), seq, ctx.path_text()),
-                    ),
+                    (Some(seq), Some(session)) if policy.snapshots.enabled() => {
+                        Some(snapshot::Keeper::new(
+                            state,
+                            session.clone(),
+                            seq,
+                            ctx.path_text(),
+                            // As the browser got it (XHTML goes out as HTML).
+                            response
+                                .headers_ref()
+                                .and_then(|h| h.get(axum::http::header::CONTENT_TYPE))
+                                .and_then(|v| v.to_str().ok())
+                                .unwrap_or("text/html"),
+                        ))
+                    }
                     _ => None,
                 };
                 Body::from_stream(cutoff.guard(snapshot::kept(

@@ -42,8 +42,8 @@ pub(super) struct ProxyCtx {
     pub(super) base: String,
     /// What its route allows beyond the defaults (inline scripts, partial forms).
     pub(super) allows: RouteAllows,
-    /// The page view's ledger event, when it was recorded as one: its copy is kept
-    /// under that number.
+    /// The request's ledger event, when it wrote one (a page view, a data read, a
+    /// change): an HTML answer's copy is kept under that number.
     pub(super) page_seq: Option<u64>,
 }
 

@@ -94,9 +94,7 @@ pub(super) async fn record(
         )
         .await
         .map_err(session_refused)?;
-    if kind == ForwardKind::PageView {
-        ctx.page_seq = seq;
-    }
+    ctx.page_seq = seq;
     ctx.forwarded = Some(kind);
     ctx.description = description;
     ctx.allows = allows;

@@ -1,9 +1,11 @@
-//! Pages as the agent saw them: the masked HTML a page view sends (banner included) is
-//! hashed and, within the policy's per-session limit, compressed as it streams — the same
-//! bytes, in the same order, as the browser gets. When the whole page has gone out both
-//! go to the service, which records the hash in the ledger and keeps the copy. A page
-//! that breaks off or is cut off when the session ends is not kept: that is recorded as
-//! a cut-off answer instead.
+//! Pages as the agent saw them: the masked HTML any recorded request in a session gets
+//! (a page view, a page fetched by a script or a client, a change's answer; banner
+//! included) is hashed and, within the policy's per-session limit, compressed as it
+//! streams — the same bytes, in the same order, as the browser gets. When the whole page
+//! has gone out both go to the service, which records the hash in the ledger and keeps
+//! the copy. A page that breaks off (the session ended, the product's connection failed,
+//! the agent's client stopped reading) keeps no copy, and the hash of what was sent until
+//! then is recorded as cut short.
 
 use super::GatewayState;
 use crate::service::gateway::GatewayContext;
@@ -26,7 +28,15 @@ pub(super) struct Keeper {
     /// `None` once the copy outgrew the session's limit: the hash is kept all the same.
     gzip: Option<GzEncoder<Vec<u8>>>,
     limit: u64,
+    content_type: String,
+    /// Set once the page was handed over whole; otherwise dropping it records it as cut
+    /// short.
+    done: bool,
 }
+
+/// A page larger than this, before compression, keeps no copy (only its hash): a copy
+/// is inflated whole to be shown.
+pub(crate) const MAX_PAGE: u64 = crate::service::snapshots::MAX_COPY;
 
 impl Keeper {
     /// A keeper for the page answering the page view `page_seq`.
@@ -35,8 +45,11 @@ impl Keeper {
         session: GatewayContext,
         page_seq: u64,
         path: &str,
+        content_type: &str,
     ) -> Self {
         Self {
+            content_type: content_type.to_owned(),
+            done: false,
             limit: state.service.policy().snapshots.max_bytes_per_session,
             state: state.clone(),
             session,
@@ -53,7 +66,11 @@ impl Keeper {
         self.hasher.update(chunk);
         self.bytes += chunk.len() as u64;
         let over = match self.gzip.as_mut() {
-            Some(z) => z.write_all(chunk).is_err() || z.get_ref().len() as u64 > self.limit,
+            Some(z) => {
+                self.bytes > MAX_PAGE
+                    || z.write_all(chunk).is_err()
+                    || z.get_ref().len() as u64 > self.limit
+            }
             None => false,
         };
         if over {
@@ -63,21 +80,38 @@ impl Keeper {
 
     /// Hands the page over to be recorded, in the background: the agent's page has gone
     /// out and doesn't wait for it.
-    fn finish(self) {
-        let gzip = self.gzip.and_then(|z| z.finish().ok());
+    fn finish(mut self) {
+        self.done = true;
+        let gzip = self.gzip.take().and_then(|z| z.finish().ok());
+        self.hand_over(gzip, false);
+    }
+
+    fn hand_over(&mut self, gzip: Option<Vec<u8>>, cut_short: bool) {
         let page = ServedPage {
             page_seq: self.page_seq,
-            path: self.path,
-            sha256: self.hasher.finalize().into(),
+            path: std::mem::take(&mut self.path),
+            content_type: std::mem::take(&mut self.content_type),
+            sha256: std::mem::take(&mut self.hasher).finalize().into(),
             bytes: self.bytes,
             gzip,
+            cut_short,
         };
-        let (state, session) = (self.state, self.session);
+        let (state, session) = (self.state.clone(), self.session.clone());
         tokio::spawn(async move {
             if let Err(e) = state.service.keep_page(&session, page).await {
                 tracing::error!(error = %e, "a served page's hash could not be recorded");
             }
         });
+    }
+}
+
+impl Drop for Keeper {
+    /// A page dropped before its end was cut short: what was sent is recorded, no copy.
+    fn drop(&mut self) {
+        if !self.done {
+            self.done = true;
+            self.hand_over(None, true);
+        }
     }
 }
 

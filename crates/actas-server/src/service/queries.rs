@@ -270,6 +270,23 @@ impl Service {
         who: &Authenticated,
         id: SessionId,
     ) -> ServiceResult<SessionView> {
+        let (session, staff, account) = self.readable_session(who, id).await?;
+        let timeline = self.session_events(id).await?;
+        Ok(SessionView {
+            session,
+            staff,
+            account,
+            timeline,
+        })
+    }
+
+    /// A session the caller may read (their own, or any for a lead, director or
+    /// auditor), with its staff member's name and its account.
+    pub(super) async fn readable_session(
+        &self,
+        who: &Authenticated,
+        id: SessionId,
+    ) -> ServiceResult<(Session, String, Account)> {
         let session = self
             .store
             .session(id)
@@ -287,13 +304,7 @@ impl Service {
             .await?
             .map_or_else(|| "Someone".into(), |s| s.name.to_string());
         let account = self.account(&info.account).await?;
-        let timeline = self.session_events(id).await?;
-        Ok(SessionView {
-            session,
-            staff,
-            account,
-            timeline,
-        })
+        Ok((session, staff, account))
     }
 
     async fn session_events(&self, id: SessionId) -> ServiceResult<Vec<RecordedEvent>> {
@@ -418,7 +429,8 @@ pub struct Home {
     pub queue: Option<Vec<QueueItem>>,
     /// Leads: approved requests waiting for the customer's code.
     pub awaiting_code: Option<Vec<QueueItem>>,
-    /// Leads: ended sessions waiting for a review, and how many of them are overdue.
+    /// Leads: ended sessions waiting for their review (not their own), and how many of
+    /// them are overdue.
     pub reviews: Option<(usize, usize)>,
     /// Directors: the allow-list's current grants.
     pub grants: Option<Vec<AllowEntry>>,
@@ -447,12 +459,11 @@ impl Service {
                 for request in self.store.requests_awaiting_code().await? {
                     waiting.push(self.queue_item(&lead, request).await?);
                 }
+                // What this lead can review: not their own sessions.
                 let reviews = self.review_queue(&lead).await?;
-                (
-                    Some(queue),
-                    Some(waiting),
-                    Some((reviews.waiting.len(), reviews.overdue)),
-                )
+                let theirs = reviews.waiting.iter().filter(|i| !i.own);
+                let overdue = theirs.clone().filter(|i| i.overdue).count();
+                (Some(queue), Some(waiting), Some((theirs.count(), overdue)))
             }
             Err(_) => (None, None, None),
         };

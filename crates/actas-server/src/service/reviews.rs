@@ -57,13 +57,16 @@ pub struct ReviewItem {
     pub review: Option<ReviewDone>,
 }
 
-/// The review queue: what waits, flagged and overdue first, and what was reviewed lately.
+/// The review queue: what waits, overdue and flagged first; what a lead asked to follow
+/// up (open until a later review says it is fine); and what was reviewed lately.
 #[derive(Debug, Clone)]
 pub struct ReviewQueue {
-    /// Sessions waiting for a review: flagged first, then by due date.
+    /// Sessions waiting for a review: overdue first, then flagged, then by due date.
     pub waiting: Vec<ReviewItem>,
     /// How many of them are overdue.
     pub overdue: usize,
+    /// Sessions whose newest review asks for a follow-up, oldest first.
+    pub follow_ups: Vec<ReviewItem>,
     /// Sessions reviewed that ended in the last review period, newest first.
     pub reviewed: Vec<ReviewItem>,
 }
@@ -131,7 +134,12 @@ impl Service {
     /// The review queue a lead works through.
     pub async fn review_queue(&self, lead: &Lead) -> ServiceResult<ReviewQueue> {
         let mut queue = self.open_reviews(Timestamp::now()).await?;
-        for item in queue.waiting.iter_mut().chain(queue.reviewed.iter_mut()) {
+        for item in queue
+            .waiting
+            .iter_mut()
+            .chain(queue.follow_ups.iter_mut())
+            .chain(queue.reviewed.iter_mut())
+        {
             item.own = item.staff.id == lead.staff().id;
         }
         Ok(queue)
@@ -148,28 +156,37 @@ impl Service {
         let rows = self
             .store
             .ended_sessions(
-                EndedSessions::Unreviewed {
-                    or_ended_since: since,
+                EndedSessions::Open {
+                    reviewed_since: since,
+                    sample_percent: rules.sample_percent,
+                    sensitive_flags: self
+                        .policy
+                        .sensitive_flags()
+                        .map(ToString::to_string)
+                        .collect(),
                 },
                 READ_AT_MOST,
             )
             .await?;
         let mut names = Names::default();
-        let (mut waiting, mut reviewed) = (Vec::new(), Vec::new());
+        let (mut waiting, mut follow_ups, mut reviewed) = (Vec::new(), Vec::new(), Vec::new());
         for row in rows {
-            let id = row.session.info.id;
+            let bucket = row.review_bucket;
             let item = self.review_item(row, &mut names, now).await?;
-            match item.review {
+            match &item.review {
+                Some(r) if r.outcome == Outcome::FollowUp => follow_ups.push(item),
                 Some(_) => reviewed.push(item),
-                None if rules.needs_review(&item.flags, id) => waiting.push(item),
+                None if rules.needs_review(&item.flags, bucket) => waiting.push(item),
                 None => {}
             }
         }
-        waiting.sort_by_key(|i| (i.flags.is_empty(), i.due));
+        waiting.sort_by_key(|i| (!i.overdue, i.flags.is_empty(), i.due));
+        reviewed.reverse();
         let overdue = waiting.iter().filter(|i| i.overdue).count();
         Ok(ReviewQueue {
             waiting,
             overdue,
+            follow_ups,
             reviewed,
         })
     }
@@ -208,7 +225,7 @@ impl Service {
         let due = rules.due(row.session.ended_at);
         Ok(ReviewItem {
             staff: names.staff(self, info.staff).await?,
-            ticket: self.request(info.request).await?.ticket,
+            ticket: row.ticket,
             account,
             flags: review::flags(&facts),
             due,

@@ -11,6 +11,7 @@ use super::{Service, ServiceError, ServiceResult};
 use actas_core::Timestamp;
 use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::ids::SessionId;
+use actas_core::merkle::leaf_hash;
 use actas_store::{Applied, Change, Unit};
 use sha2::{Digest, Sha256};
 use std::io::Read;
@@ -22,13 +23,17 @@ pub struct ServedPage {
     pub page_seq: u64,
     /// The path.
     pub path: String,
+    /// The Content-Type it was served with.
+    pub content_type: String,
     /// SHA-256 of the bytes sent.
     pub sha256: [u8; 32],
     /// How many bytes were sent.
     pub bytes: u64,
     /// The bytes, gzip-compressed; `None` when they outgrew the session's limit as they
-    /// streamed (the hash is recorded all the same).
+    /// streamed, or the page was cut short (the hash is recorded all the same).
     pub gzip: Option<Vec<u8>>,
+    /// The agent's client stopped reading before the end.
+    pub cut_short: bool,
 }
 
 /// A kept page, opened by a reviewer, with how it compares to the ledger.
@@ -40,9 +45,12 @@ pub struct PageCopyView {
     pub account: String,
     /// The path.
     pub path: String,
+    /// The Content-Type it was served with.
+    pub content_type: String,
     /// When it was served.
     pub served_at: Timestamp,
-    /// The ledger's record of it: the event's number and the hash it holds.
+    /// The ledger's record of it: the event's number and the hash it holds (only an
+    /// event whose stored leaf hash is its text's).
     pub recorded: Option<(u64, String)>,
     /// The SHA-256 of the copy as it is now.
     pub actual: String,
@@ -52,8 +60,9 @@ pub struct PageCopyView {
     pub html: Vec<u8>,
 }
 
-/// A copy is never inflated past this, whatever its stored size says.
-const MAX_COPY: u64 = 64 * 1024 * 1024;
+/// A copy is never inflated past this, whatever its stored size says; the gateway keeps
+/// no copy of a larger page.
+pub const MAX_COPY: u64 = 64 * 1024 * 1024;
 
 impl Service {
     /// Records a served page's hash, with its copy when the session's copies are within
@@ -68,6 +77,7 @@ impl Service {
                 session,
                 page_seq: page.page_seq,
                 path: page.path.clone(),
+                content_type: page.content_type,
                 sha256: page.sha256,
                 bytes: page.bytes,
                 gzip,
@@ -76,7 +86,7 @@ impl Service {
             }],
             None => Vec::new(),
         };
-        let (path, seq, bytes) = (page.path, page.page_seq, page.bytes);
+        let (path, seq, bytes, cut_short) = (page.path, page.page_seq, page.bytes, page.cut_short);
         self.store
             .commit(Unit::new(changes, move |applied| {
                 let kept = applied.iter().any(|a| matches!(a, Applied::Kept(true)));
@@ -91,6 +101,7 @@ impl Service {
                         sha256,
                         bytes,
                         kept,
+                        cut_short,
                     },
                 )]
             }))
@@ -99,45 +110,87 @@ impl Service {
     }
 
     /// A kept page of a session, for whoever may read the session's timeline, checked
-    /// against the ledger's record of it.
+    /// against the ledger's record of it. `opened` says the page itself is about to be
+    /// shown (not only its record), which is recorded first, like any view of the
+    /// customer's data.
     pub async fn page_copy(
         &self,
         who: &Authenticated,
         id: SessionId,
         page_seq: u64,
+        opened: bool,
     ) -> ServiceResult<PageCopyView> {
-        let view = self.session_view(who, id).await?;
-        let served_at = view
-            .timeline
-            .iter()
-            .find(|e| e.body.seq == page_seq && e.body.kind() == "session.page_viewed")
-            .map(|e| e.body.time)
-            .ok_or_else(|| {
-                ServiceError::NotFound(format!("page view {page_seq} of this session"))
-            })?;
-        let recorded = view.timeline.iter().find_map(|e| match &e.body.data {
-            EventData::PageKept { page, sha256, .. } if *page == page_seq => {
-                Some((e.body.seq, sha256.clone()))
-            }
-            _ => None,
-        });
+        let (session, staff, account) = self.readable_session(who, id).await?;
+        let in_session = |e: &actas_store::RecordedEvent| e.body.session == Some(id);
+        let served = self
+            .store
+            .events(
+                &actas_store::EventFilter::default(),
+                page_seq.saturating_sub(1),
+                1,
+            )
+            .await?
+            .into_iter()
+            .find(|e| e.body.seq == page_seq && in_session(e))
+            .ok_or_else(|| ServiceError::NotFound(format!("request {page_seq} of this session")))?;
+        let kept_filter = actas_store::EventFilter {
+            session: Some(id),
+            kind: Some("session.page_kept".into()),
+            ..actas_store::EventFilter::default()
+        };
+        let recorded = self
+            .store
+            .events(&kept_filter, page_seq, 100_000)
+            .await?
+            .into_iter()
+            .find_map(|e| match &e.body.data {
+                EventData::PageKept { page, sha256, .. }
+                    if *page == page_seq && leaf_hash(e.raw.as_bytes()) == e.leaf_hash =>
+                {
+                    Some((e.body.seq, sha256.clone()))
+                }
+                _ => None,
+            });
         let copy = self.store.page_copy(id, page_seq).await?.ok_or_else(|| {
             ServiceError::NotFound(
-                "no copy of this page is kept: it was not an HTML page, the session's copies had reached the policy's limit, or it is older than the policy keeps copies".into(),
+                "no copy of this page is kept: it was not HTML, it was cut short, the session's copies had reached the policy's limit, or it is older than the policy keeps copies".into(),
             )
         })?;
         let mut html = Vec::new();
         flate2::read::GzDecoder::new(copy.gzip.as_slice())
-            .take(MAX_COPY)
+            .take(MAX_COPY + 1)
             .read_to_end(&mut html)
-            .map_err(|e| ServiceError::Conflict(format!("the kept copy can't be read: {e}")))?;
+            .map_err(|e| {
+                ServiceError::Unexpected(actas_store::StoreError::unexpected(
+                    std::io::Error::other(format!("the kept copy can't be read: {e}")),
+                ))
+            })?;
         let actual = hex(&Sha256::digest(&html));
         let matches = recorded.as_ref().is_some_and(|(_, h)| *h == actual);
+        if opened && matches {
+            let info = session.info();
+            let (staff_ref, account_ref) = (self.staff_ref(info.staff).await?, account.to_ref());
+            let ticket = self.request(info.request).await?.ticket;
+            self.store
+                .append(NewEvent::new(
+                    Actor::Staff(who.staff().to_ref()),
+                    EventData::PageCopyOpened {
+                        session: id,
+                        staff: staff_ref,
+                        account: account_ref,
+                        ticket,
+                        page: page_seq,
+                        path: copy.path.clone(),
+                    },
+                ))
+                .await?;
+        }
         Ok(PageCopyView {
-            staff: view.staff,
-            account: view.account.name.to_string(),
+            staff,
+            account: account.name.to_string(),
             path: copy.path,
-            served_at,
+            content_type: copy.content_type,
+            served_at: served.body.time,
             recorded,
             actual,
             matches,

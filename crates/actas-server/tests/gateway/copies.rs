@@ -117,6 +117,20 @@ async fn the_copy_a_reviewer_opens_is_the_page_the_agent_got_and_the_ledger_hash
     assert_eq!(api["matches"], true);
     assert_eq!(api["sha256"], sha256.as_str());
     assert_eq!(api["html"].as_str().map(str::as_bytes), Some(&got[..]));
+    // Opening the copy itself is recorded, on the customer's account.
+    let opened = events(&w)
+        .await
+        .into_iter()
+        .find(|e| e.body.kind() == "session.page_copy_opened")
+        .expect("the opening is recorded");
+    assert_eq!(
+        opened.body.summary,
+        "Lee Chen opened the kept copy of / as Sarah Lee saw it"
+    );
+    assert_eq!(
+        opened.body.account.as_ref().map(|a| a.as_str()),
+        Some("acme")
+    );
     let ola = Person::sign_in(&console, "ola@example.com").await;
     let (status, _) = ola.get(&format!("/sessions/{id}/pages/{page}")).await;
     assert_eq!(status, 403);
@@ -153,6 +167,58 @@ async fn the_copy_a_reviewer_opens_is_the_page_the_agent_got_and_the_ledger_hash
     assert_eq!(status, 409);
     assert!(!copy.contains("4111 1111 1111 4242"), "{copy}");
 
+    // A page fetched by a script (or curl) is kept as well as one navigated to: the
+    // client's headers don't decide it.
+    let fetched = agent
+        .get("/links")
+        .header("sec-fetch-mode", "cors")
+        .header("sec-fetch-dest", "empty")
+        .send()
+        .await
+        .expect("fetch")
+        .bytes()
+        .await
+        .expect("body");
+    let (links_seq, links_sha, links_kept, _) = kept(&w, "/links").await;
+    assert!(links_kept);
+    assert_eq!(links_sha, hex::encode(Sha256::digest(&fetched)));
+    let read = events(&w)
+        .await
+        .into_iter()
+        .find(|e| e.body.seq == links_seq)
+        .expect("the request's event");
+    assert_eq!(read.body.kind(), "session.data_read");
+    // Not UTF-8: served back in the page's own encoding.
+    let latin = agent
+        .get("/latin1")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("latin1");
+    let agent_type = latin.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    let latin = latin.bytes().await.expect("body");
+    assert!(
+        std::str::from_utf8(&latin).is_err(),
+        "the page stays in its own encoding"
+    );
+    let (latin_seq, _, _, _) = kept(&w, "/latin1").await;
+    let r = lee
+        .http
+        .get(format!("{console}/sessions/{id}/pages/{latin_seq}/copy"))
+        .header("cookie", &lee.cookie)
+        .send()
+        .await
+        .expect("copy");
+    let served_type = r.headers()["content-type"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert_eq!(served_type, agent_type);
+    assert_eq!(r.bytes().await.expect("copy"), latin);
+
     // A page past the session's limit (64 KB here) keeps its hash, not its copy.
     let big = agent
         .get("/big")
@@ -172,6 +238,41 @@ async fn the_copy_a_reviewer_opens_is_the_page_the_agent_got_and_the_ledger_hash
     assert!(
         page_text.contains("No copy of this page is kept"),
         "{page_text}"
+    );
+
+    // A client that stops reading leaves the hash of what was sent, marked cut short.
+    let mut partial = agent
+        .get("/big")
+        .header("accept", "text/html")
+        .send()
+        .await
+        .expect("big again");
+    let first = partial.chunk().await.expect("a chunk").expect("some bytes");
+    assert!(!first.is_empty());
+    drop(partial);
+    let mut cut = None;
+    for _ in 0..200 {
+        cut = events(&w)
+            .await
+            .into_iter()
+            .find_map(|e| match e.body.data {
+                EventData::PageKept {
+                    cut_short: true,
+                    kept,
+                    ..
+                } => Some((kept, e.body.summary)),
+                _ => None,
+            });
+        if cut.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (cut_kept, cut_summary) = cut.expect("a cut-short page is recorded");
+    assert!(!cut_kept);
+    assert!(
+        cut_summary.contains("stopped reading /big after"),
+        "{cut_summary}"
     );
 
     // After the policy's retention (90 days) the copies go; the ledger keeps the hashes.

@@ -289,8 +289,8 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 ));
             }
             sqlx::query(
-                "INSERT INTO sessions (id, request_id, staff_id, account_id, scope, mode, started_at, expires_at, idle_limit_ms, last_seen)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO sessions (id, request_id, staff_id, account_id, scope, mode, started_at, expires_at, idle_limit_ms, last_seen, review_bucket)
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, abs(random() % 100))",
             )
             .bind(s.id.to_string())
             .bind(s.request.to_string())
@@ -351,6 +351,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             session,
             page_seq,
             path,
+            content_type,
             sha256,
             bytes,
             gzip,
@@ -368,11 +369,12 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 return Ok(Applied::Kept(false));
             }
             sqlx::query(
-                "INSERT INTO page_copies (session_id, page_seq, path, sha256, bytes, gzip, kept_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO page_copies (session_id, page_seq, path, content_type, sha256, bytes, gzip, kept_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(session.to_string())
             .bind(i64::try_from(page_seq).map_err(StoreError::unexpected)?)
             .bind(path)
+            .bind(content_type)
             .bind(&sha256[..])
             .bind(i64::try_from(bytes).unwrap_or(i64::MAX))
             .bind(gzip)

@@ -783,17 +783,18 @@ impl Store for SqliteStore {
         session: SessionId,
         page_seq: u64,
     ) -> StoreResult<Option<crate::PageCopy>> {
-        let row: Option<(String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT path, sha256, gzip, kept_at FROM page_copies WHERE session_id = ? AND page_seq = ?",
+        let row: Option<(String, String, Vec<u8>, Vec<u8>, i64)> = sqlx::query_as(
+            "SELECT path, content_type, sha256, gzip, kept_at FROM page_copies WHERE session_id = ? AND page_seq = ?",
         )
         .bind(session.to_string())
         .bind(i64::try_from(page_seq).unwrap_or(i64::MAX))
         .fetch_optional(&self.pool)
         .await
         .map_err(StoreError::unexpected)?;
-        row.map(|(path, sha256, gzip, kept_at)| {
+        row.map(|(path, content_type, sha256, gzip, kept_at)| {
             Ok(crate::PageCopy {
                 path,
+                content_type,
                 sha256: sha256
                     .try_into()
                     .map_err(|_| StoreError::corrupt("a page copy's hash is not 32 bytes"))?,

@@ -557,35 +557,54 @@ pub(super) async fn ended_sessions(
     which: crate::EndedSessions,
     limit: u32,
 ) -> StoreResult<Vec<crate::EndedForReview>> {
-    let (clause, a, b) = match which {
-        crate::EndedSessions::Unreviewed { or_ended_since } => (
-            "(r.id IS NULL OR s.ended_at >= ?1) AND ?2 = ?2",
-            or_ended_since.as_millis(),
-            0,
-        ),
-        crate::EndedSessions::EndedBetween(from, to) => (
-            "s.ended_at >= ?1 AND s.ended_at < ?2",
-            from.as_millis(),
-            to.as_millis(),
-        ),
-    };
-    let sql = format!(
-        "SELECT s.*,
+    const COUNTS: &str = "
            (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.action') AS changes,
            (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.blocked') AS blocks,
            (SELECT count(*) FROM access_requests q WHERE q.for_session = s.id) AS scope_changes,
            (SELECT count(*) FROM ledger_events e WHERE e.session = s.id AND e.kind = 'session.note') AS notes,
+           (SELECT ticket FROM access_requests q WHERE q.id = s.request_id) AS ticket,";
+    let (clause, order, a, b, flags) = match which {
+        // The flags are decided here as `actas_core::review::flags` decides them (a test
+        // holds the two together), so the queue reads only what needs a review.
+        crate::EndedSessions::Open {
+            reviewed_since,
+            sample_percent,
+            sensitive_flags,
+        } => (
+            "(r.id IS NULL AND (s.review_bucket < ?2
+                 OR s.end_reason IN ('consent_revoked', 'scope_changed')
+                 OR changes > 0 OR blocks > 0 OR scope_changes > 0
+                 OR EXISTS (SELECT 1 FROM accounts a, json_each(a.flags) f
+                            WHERE a.id = s.account_id AND f.value IN (SELECT value FROM json_each(?4)))))
+             OR r.outcome = 'follow_up'
+             OR (r.id IS NOT NULL AND s.ended_at >= ?1)",
+            "ASC",
+            reviewed_since.as_millis(),
+            i64::from(sample_percent),
+            serde_json::to_string(&sensitive_flags).map_err(StoreError::unexpected)?,
+        ),
+        crate::EndedSessions::EndedBetween(from, to) => (
+            "s.ended_at >= ?1 AND s.ended_at < ?2 AND ?4 = ?4",
+            "DESC",
+            from.as_millis(),
+            to.as_millis(),
+            String::new(),
+        ),
+    };
+    let sql = format!(
+        "SELECT s.*, {COUNTS}
            r.reviewer AS r_reviewer, r.outcome AS r_outcome, r.note AS r_note, r.reviewed_at AS r_at
          FROM sessions s
          LEFT JOIN session_reviews r ON r.id =
            (SELECT max(id) FROM session_reviews WHERE session_id = s.id)
-         WHERE s.ended_at IS NOT NULL AND {clause}
-         ORDER BY s.ended_at DESC, s.id LIMIT ?3"
+         WHERE s.ended_at IS NOT NULL AND ({clause})
+         ORDER BY s.ended_at {order}, s.id LIMIT ?3"
     );
     let rows = sqlx::query(&sql)
         .bind(a)
         .bind(b)
         .bind(limit)
+        .bind(flags)
         .fetch_all(pool)
         .await
         .map_err(StoreError::unexpected)?;
@@ -613,6 +632,9 @@ pub(super) async fn ended_sessions(
                 blocks: count("blocks")?,
                 scope_changes: count("scope_changes")?,
                 notes: count("notes")?,
+                review_bucket: col::<i64>(row, "review_bucket")?.clamp(0, 99) as u8,
+                ticket: actas_core::text::TicketRef::try_from(col::<String>(row, "ticket")?)
+                    .map_err(|e| bad("ticket", e))?,
                 review,
             })
         })

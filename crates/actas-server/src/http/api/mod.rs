@@ -591,7 +591,19 @@ async fn page_copy(
     let seq: u64 = seq
         .parse()
         .map_err(|_| ApiError::invalid("seq", "a page view's event number, e.g. 42"))?;
-    let c = state.service.page_copy(&who, id, seq).await?;
+    let c = state.service.page_copy(&who, id, seq, true).await?;
+    // The page's own bytes: as text when they are UTF-8, else base64.
+    let (html, html_base64) = match (c.matches, std::str::from_utf8(&c.html)) {
+        (false, _) => (None, None),
+        (true, Ok(text)) => (Some(text.to_owned()), None),
+        (true, Err(_)) => (
+            None,
+            Some(base64::Engine::encode(
+                &base64::engine::general_purpose::STANDARD,
+                &c.html,
+            )),
+        ),
+    };
     Ok(Json(json!({
         "session": id.to_string(),
         "page": seq,
@@ -601,8 +613,10 @@ async fn page_copy(
         "served_at": c.served_at.to_rfc3339(),
         "sha256": c.actual,
         "recorded": c.recorded.as_ref().map(|(event, sha256)| json!({ "event": event, "sha256": sha256 })),
+        "content_type": c.content_type,
         "matches": c.matches,
-        "html": c.matches.then(|| String::from_utf8_lossy(&c.html).into_owned()),
+        "html": html,
+        "html_base64": html_base64,
     })))
 }
 
@@ -612,6 +626,7 @@ async fn reviews(State(state): State<AppState>, Staff(who): Staff) -> ApiResult 
     Ok(Json(json!({
         "waiting": q.waiting.iter().map(review_item).collect::<Vec<_>>(),
         "overdue": q.overdue,
+        "follow_ups": q.follow_ups.iter().map(review_item).collect::<Vec<_>>(),
         "reviewed": q.reviewed.iter().map(review_item).collect::<Vec<_>>(),
     })))
 }

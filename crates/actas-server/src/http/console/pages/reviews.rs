@@ -85,6 +85,7 @@ struct ReviewsPage {
     sample: u8,
     overdue: String,
     waiting: Vec<ReviewRow>,
+    follow_ups: Vec<ReviewRow>,
     reviewed: Vec<ReviewRow>,
     week: String,
 }
@@ -112,6 +113,7 @@ pub(in crate::http::console) async fn reviews(
             ),
         },
         waiting: queue.waiting.into_iter().map(row).collect(),
+        follow_ups: queue.follow_ups.into_iter().map(row).collect(),
         reviewed: queue.reviewed.into_iter().map(row).collect(),
         week: day(week_start(Timestamp::now())),
     })?)
@@ -145,14 +147,17 @@ pub(in crate::http::console) async fn review(
             | ServiceError::Forbidden(_)
             | ServiceError::Conflict(_)),
         ) => {
-            let message = match e {
-                ServiceError::Invalid { message, .. } => message,
-                other => other.to_string(),
+            let (status, message) = match e {
+                ServiceError::Invalid { message, .. } => {
+                    (StatusCode::UNPROCESSABLE_ENTITY, message)
+                }
+                ServiceError::Forbidden(m) => (StatusCode::FORBIDDEN, m),
+                other => (StatusCode::CONFLICT, other.to_string()),
             };
             let mut page = super::sessions::timeline_page(&state, &who, id, None).await?;
             page.review_error = Some(words::sentence(&message));
             page.review_note = f.note;
-            Ok((StatusCode::UNPROCESSABLE_ENTITY, render(&page)?).into_response())
+            Ok((status, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),
     }

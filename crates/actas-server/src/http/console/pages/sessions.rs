@@ -285,6 +285,27 @@ struct PageCopyPage {
     matches: bool,
 }
 
+/// The copy goes out as the browser got it: HTML (or XHTML) in the page's own encoding.
+trait ContentType {
+    fn map_content_type(self, served: &str) -> Self;
+}
+
+impl ContentType for axum::response::Response {
+    fn map_content_type(mut self, served: &str) -> Self {
+        let html = served
+            .split(';')
+            .next()
+            .map(str::trim)
+            .is_some_and(|t| t.eq_ignore_ascii_case("text/html"));
+        let value = if html { served } else { "text/html" };
+        if let Ok(v) = axum::http::HeaderValue::from_str(value) {
+            self.headers_mut()
+                .insert(axum::http::header::CONTENT_TYPE, v);
+        }
+        self
+    }
+}
+
 fn page_seq(seq: &str) -> Result<u64, PageError> {
     seq.parse()
         .map_err(|_| PageError::status(StatusCode::NOT_FOUND, "There is no such page view."))
@@ -299,7 +320,7 @@ pub(in crate::http::console) async fn page_copy(
     Path((id, seq)): Path<(String, String)>,
 ) -> Page {
     let (id, seq) = (session_id(&id)?, page_seq(&seq)?);
-    let copy = state.service.page_copy(&who, id, seq).await?;
+    let copy = state.service.page_copy(&who, id, seq, false).await?;
     let csrf = csrf_of(&who);
     ok(render(&PageCopyPage {
         me: me(&who, &csrf),
@@ -326,7 +347,7 @@ pub(in crate::http::console) async fn page_copy_raw(
     Path((id, seq)): Path<(String, String)>,
 ) -> Page {
     let (id, seq) = (session_id(&id)?, page_seq(&seq)?);
-    let copy = state.service.page_copy(&who, id, seq).await?;
+    let copy = state.service.page_copy(&who, id, seq, true).await?;
     if !copy.matches {
         return Err(PageError::status(
             StatusCode::CONFLICT,
@@ -335,10 +356,9 @@ pub(in crate::http::console) async fn page_copy_raw(
     }
     Ok((
         [
-            (axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8"),
             (
                 axum::http::header::CONTENT_SECURITY_POLICY,
-                "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'self'",
+                "sandbox; default-src 'none'; style-src 'unsafe-inline'; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'self'",
             ),
             (axum::http::header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
             (axum::http::header::CACHE_CONTROL, "no-store"),
@@ -346,5 +366,6 @@ pub(in crate::http::console) async fn page_copy_raw(
         ],
         copy.html,
     )
-        .into_response())
+        .into_response()
+        .map_content_type(&copy.content_type))
 }
