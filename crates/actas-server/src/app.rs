@@ -88,6 +88,7 @@ impl Application {
                 SqliteConfig {
                     heads: loaded.config.ledger.schedule(),
                     max_batch: loaded.config.ledger.max_batch,
+                    migrate: loaded.config.store.migrate_on_start,
                     ..SqliteConfig::default()
                 },
             )

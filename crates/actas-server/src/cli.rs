@@ -37,6 +37,9 @@ pub enum Command {
         #[arg(long, default_value = "127.0.0.1:8082")]
         portal_addr: std::net::SocketAddr,
     },
+    /// Apply the database migrations this version knows and the database lacks, and say
+    /// which (needed before `serve` when `[store] migrate_on_start = false`).
+    Migrate,
     /// Run the server: the console and JSON API, and the gateway.
     Serve {
         /// Console and API address (port 0 picks a free port); default from actas.toml.
@@ -303,7 +306,11 @@ impl From<crate::config::ConfigError> for Failure {
 
 impl From<actas_store::StoreError> for Failure {
     fn from(e: actas_store::StoreError) -> Self {
-        crate::service::ServiceError::from(e).into()
+        match e {
+            // A setup to fix, said in plain words (exit 2).
+            actas_store::StoreError::Schema(why) => Failure::input(why),
+            e => crate::service::ServiceError::from(e).into(),
+        }
     }
 }
 

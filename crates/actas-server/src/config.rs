@@ -68,6 +68,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError + '_ {
     }
 }
 
+/// `[store]`: how the database is opened.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Apply migrations this version knows and the database lacks when a command or the
+    /// server opens it (the embedded default). With `false`, only `actas migrate` changes
+    /// the schema, and everything else refuses a database that needs it. A database a
+    /// newer actas changed is refused either way.
+    #[serde(default = "yes")]
+    pub migrate_on_start: bool,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            migrate_on_start: true,
+        }
+    }
+}
+
 /// When tree heads are signed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -212,6 +232,9 @@ pub struct Config {
     pub database: PathBuf,
     /// The policy file, relative to the data directory.
     pub policy: PathBuf,
+    /// How the database is opened.
+    #[serde(default)]
+    pub store: StoreConfig,
     /// Tree head schedule.
     #[serde(default)]
     pub ledger: LedgerConfig,
@@ -254,6 +277,7 @@ impl Default for Config {
         Self {
             database: "actas.db".into(),
             policy: "policy.toml".into(),
+            store: StoreConfig::default(),
             ledger: LedgerConfig::default(),
             server: ServerConfig::default(),
             gateway: GatewayConfig::default(),

@@ -596,3 +596,79 @@ fn policy_check_names_the_file_line_and_field() {
         r.stderr
     );
 }
+
+/// Runs SQL on the data directory's database, as an old or a newer actas would have left it.
+fn sql(data: &Path, statements: &[&str]) {
+    let db = data.join("actas.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    rt.block_on(async {
+        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .expect("db");
+        for s in statements {
+            sqlx::query(s).execute(&pool).await.expect("sql");
+        }
+        pool.close().await;
+    });
+}
+
+#[test]
+fn migrate_applies_what_the_database_lacks_and_nothing_uses_a_schema_it_does_not_know() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    ok(d, &["init"], "");
+    let out = ok(d, &["migrate"], "");
+    assert!(out.contains("up to date"), "{out}");
+
+    // The database as the version before page copies left it, with migrations turned off
+    // at start: every command refuses it and says what to run.
+    sql(
+        d,
+        &[
+            "DROP TABLE page_copies",
+            "DELETE FROM _sqlx_migrations WHERE version = 11",
+        ],
+    );
+    let config = d.join("actas.toml");
+    let text = std::fs::read_to_string(&config).expect("config");
+    let off = text.replace("migrate_on_start = true", "migrate_on_start = false");
+    assert_ne!(off, text, "actas init writes [store] migrate_on_start");
+    std::fs::write(&config, off).expect("write");
+    let r = actas(d, &["staff", "list"], "");
+    assert_eq!(r.code, 2, "{}{}", r.stdout, r.stderr);
+    assert!(
+        r.stderr.contains("needs a migration")
+            && r.stderr.contains("0011 page copies")
+            && r.stderr.contains("run `actas migrate`"),
+        "{}",
+        r.stderr
+    );
+    let out = ok(d, &["migrate"], "");
+    assert!(
+        out.contains("Applied 1 migration") && out.contains("0011 page copies"),
+        "{out}"
+    );
+    ok(d, &["staff", "list"], "");
+    ok(d, &["audit", "verify"], "");
+
+    // A newer actas migrated it further: this version refuses it, whatever the setting.
+    sql(
+        d,
+        &[
+            "INSERT INTO _sqlx_migrations (version, description, installed_on, success, checksum, execution_time) VALUES (9999, 'from the future', CURRENT_TIMESTAMP, 1, x'00', 0)",
+        ],
+    );
+    std::fs::write(&config, &text).expect("migrations on at start again");
+    for args in [&["staff", "list"][..], &["migrate"][..]] {
+        let r = actas(d, args, "");
+        assert_eq!(r.code, 2, "{args:?}: {}{}", r.stdout, r.stderr);
+        assert!(
+            r.stderr.contains("changed by a newer actas") && r.stderr.contains("9999"),
+            "{args:?}: {}",
+            r.stderr
+        );
+    }
+}

@@ -53,6 +53,10 @@ pub enum StoreError {
     /// allow-list, deactivated), in plain words.
     #[error("{0}")]
     Refused(String),
+    /// The database's schema is not the one this build of actas knows, in plain words
+    /// (what to do about it included).
+    #[error("{0}")]
+    Schema(String),
     /// The ledger could not be written; nothing was changed.
     #[error("the audit ledger can't be written right now, so nothing was changed")]
     LedgerUnavailable(#[source] Box<dyn std::error::Error + Send + Sync>),

@@ -42,6 +42,11 @@ pub(crate) async fn gateway_session(data: &Path, upstream: &str) -> Result<Gatew
     text.push_str(
         "\n[[gateway.pass_through]]\nroute = \"GET /plain\"\ncontent_types = [\"text/plain\"]\n",
     );
+    // `ACTAS_BENCH_KEEP_PAGES=0` turns page copies off, to measure what they cost with
+    // the same binary.
+    if std::env::var("ACTAS_BENCH_KEEP_PAGES").is_ok_and(|v| v == "0") {
+        text = text.replacen("keep_days = 90", "keep_days = 0", 1);
+    }
     std::fs::write(&policy, text)?;
     let settings = ServeSettings {
         gateway_addr: Some(([127, 0, 0, 1], 0).into()),

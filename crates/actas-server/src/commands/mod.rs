@@ -33,6 +33,7 @@ impl Opened {
             SqliteConfig {
                 heads: loaded.config.ledger.schedule(),
                 max_batch: loaded.config.ledger.max_batch,
+                migrate: loaded.config.store.migrate_on_start,
                 ..SqliteConfig::default()
             },
         )
@@ -84,6 +85,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Demo { .. } => Ok(()),
         Command::Init => init(&data).await,
+        Command::Migrate => migrate(&data).await,
         Command::Serve {
             console_addr,
             gateway_addr,
@@ -95,6 +97,28 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Audit { command } => audit::run(&data, command).await,
         Command::Policy { command } => policy::run(&data, command).await,
     }
+}
+
+/// `actas migrate`: the migrations the database lacks, applied and named.
+async fn migrate(data: &DataDir) -> Result<(), Failure> {
+    let loaded = data.load()?;
+    let applied = actas_store::sqlite::migrate(&loaded.database).await?;
+    if applied.is_empty() {
+        println!(
+            "The database at {} is up to date: nothing to migrate.",
+            loaded.database.display()
+        );
+    } else {
+        println!(
+            "Applied {} to {}:",
+            actas_core::words::count(applied.len() as u64, "migration", "migrations"),
+            loaded.database.display()
+        );
+        for m in applied {
+            println!("  {m}");
+        }
+    }
+    Ok(())
 }
 
 async fn init(data: &DataDir) -> Result<(), Failure> {

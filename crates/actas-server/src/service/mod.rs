@@ -83,7 +83,7 @@ impl From<StoreError> for ServiceError {
             StoreError::Revoked(why) => ServiceError::Unauthenticated(why),
             StoreError::Refused(why) => ServiceError::Forbidden(why),
             e @ StoreError::LedgerUnavailable(_) => ServiceError::Unavailable(e),
-            e @ StoreError::Unexpected(_) => ServiceError::Unexpected(e),
+            e @ (StoreError::Unexpected(_) | StoreError::Schema(_)) => ServiceError::Unexpected(e),
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct SqliteConfig {
     /// How often the write-ahead log is copied back into the database file, by a
     /// background task rather than by whichever commit crosses SQLite's threshold.
     pub checkpoint_every: Duration,
+    /// Apply migrations this build knows and the database lacks when opening it; when
+    /// false, such a database is refused until `actas migrate` has run. A database
+    /// with migrations this build does not know is always refused.
+    pub migrate: bool,
 }
 
 impl Default for SqliteConfig {
@@ -50,8 +54,88 @@ impl Default for SqliteConfig {
             queue: 8192,
             max_batch: writer::MAX_BATCH,
             checkpoint_every: Duration::from_secs(1),
+            migrate: true,
         }
     }
+}
+
+/// The migrations this build carries.
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// How a database's schema compares with this build's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Schema {
+    /// Every migration this build knows is applied, and nothing else.
+    Current,
+    /// These migrations (descriptions, in order) are still to be applied.
+    Behind(Vec<String>),
+    /// The database has migrations this build doesn't know (a newer actas ran on it).
+    Ahead(Vec<i64>),
+}
+
+async fn schema_of(pool: &SqlitePool) -> StoreResult<Schema> {
+    let has_table: bool = sqlx::query_scalar(
+        "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(StoreError::unexpected)?;
+    let applied: Vec<i64> = if has_table {
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success ORDER BY version")
+            .fetch_all(pool)
+            .await
+            .map_err(StoreError::unexpected)?
+    } else {
+        Vec::new()
+    };
+    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
+    let unknown: Vec<i64> = applied
+        .iter()
+        .copied()
+        .filter(|v| !known.contains(v))
+        .collect();
+    if !unknown.is_empty() {
+        return Ok(Schema::Ahead(unknown));
+    }
+    let pending: Vec<String> = MIGRATOR
+        .iter()
+        .filter(|m| !applied.contains(&m.version))
+        .map(|m| format!("{:04} {}", m.version, m.description))
+        .collect();
+    Ok(if pending.is_empty() {
+        Schema::Current
+    } else {
+        Schema::Behind(pending)
+    })
+}
+
+fn ahead(unknown: &[i64]) -> StoreError {
+    let list: Vec<String> = unknown.iter().map(|v| format!("{v:04}")).collect();
+    StoreError::Schema(format!(
+        "the database was changed by a newer actas (migrations {} are unknown to this version), so this version won't use it: run the newer actas, or restore the backup taken before the upgrade",
+        list.join(", ")
+    ))
+}
+
+/// Applies the migrations the database at `path` lacks (creating it if needed), and
+/// says which, in order; refuses a database a newer actas changed.
+pub async fn migrate(path: &Path) -> StoreResult<Vec<String>> {
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options(path))
+        .await
+        .map_err(StoreError::unexpected)?;
+    let applied = match schema_of(&pool).await? {
+        Schema::Ahead(unknown) => Err(ahead(&unknown)),
+        Schema::Current => Ok(Vec::new()),
+        Schema::Behind(pending) => MIGRATOR
+            .run(&pool)
+            .await
+            .map(|()| pending)
+            .map_err(StoreError::unexpected),
+    };
+    pool.close().await;
+    applied
 }
 
 /// Wanted nodes of a level are read in one scan when the scan covers at most this many
@@ -97,10 +181,22 @@ impl SqliteStore {
             .connect_with(options(path))
             .await
             .map_err(StoreError::unexpected)?;
-        sqlx::migrate!("./migrations/sqlite")
-            .run(&pool)
-            .await
-            .map_err(StoreError::unexpected)?;
+        match schema_of(&pool).await? {
+            Schema::Current => {}
+            Schema::Ahead(unknown) => return Err(ahead(&unknown)),
+            Schema::Behind(pending) if !config.migrate => {
+                return Err(StoreError::Schema(format!(
+                    "the database needs {} before this version of actas can use it ({}): run `actas migrate`",
+                    if pending.len() == 1 {
+                        "a migration"
+                    } else {
+                        "migrations"
+                    },
+                    pending.join(", ")
+                )));
+            }
+            Schema::Behind(_) => MIGRATOR.run(&pool).await.map_err(StoreError::unexpected)?,
+        }
         // The writer never checkpoints: with SQLite's default, every thousandth page of WAL
         // makes one commit copy the log into the database and fsync it, a stall of
         // milliseconds for whoever waits on that commit. A background task checkpoints

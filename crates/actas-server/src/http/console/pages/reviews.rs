@@ -189,7 +189,8 @@ pub(in crate::http::console) struct WeekQuery {
 }
 
 fn day(t: Timestamp) -> String {
-    t.to_rfc3339()[..10].to_owned()
+    let text = t.to_rfc3339();
+    text.get(..10).unwrap_or(&text).to_owned()
 }
 
 pub(in crate::http::console) async fn week(
