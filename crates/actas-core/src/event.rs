@@ -39,6 +39,26 @@ pub struct FieldChange {
     pub to: Option<String>,
 }
 
+/// One page of a [`EventData::PagesKept`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPage {
+    /// The event of the request this page answered (a page view, a data read, a change).
+    pub page: u64,
+    /// The path.
+    pub path: String,
+    /// SHA-256 of the bytes sent to the agent's browser, hex.
+    pub sha256: String,
+    /// How many bytes were sent.
+    pub bytes: u64,
+    /// Whether a copy was kept; `false` when the session's copies reached the limit, or
+    /// the page was cut short.
+    pub kept: bool,
+    /// The agent's client stopped reading before the page's end: the hash is of what
+    /// was sent until then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cut_short: bool,
+}
+
 /// What happened, with everything needed to describe it. The variant names the event's
 /// kind (e.g. `session.started`); its fields are the event's structured details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -287,33 +307,20 @@ pub enum EventData {
         /// What it is, e.g. "viewed loan LA-77".
         description: String,
     },
-    /// The gateway finished serving a page view: the SHA-256 of the masked HTML it sent
-    /// (banner included), so a copy shown later can be checked against the ledger, and
-    /// whether that copy was kept (policy `[snapshots]`).
-    #[serde(rename = "session.page_kept")]
-    PageKept {
+    /// Pages the gateway finished serving in a session: the SHA-256 of the masked HTML
+    /// each one sent (banner included), so a copy shown later can be checked against the
+    /// ledger, and whether that copy was kept (policy `[snapshots]`). One event holds the
+    /// pages of a second or so: the ledger then writes one record for many pages.
+    #[serde(rename = "session.pages_kept")]
+    PagesKept {
         /// The session.
         session: SessionId,
         /// On which account.
         account: AccountRef,
         /// For which ticket.
         ticket: TicketRef,
-        /// The event of the request this page answered (a page view, a data read, a
-        /// change).
-        page: u64,
-        /// The path viewed.
-        path: String,
-        /// SHA-256 of the bytes sent to the agent's browser, hex.
-        sha256: String,
-        /// How many bytes were sent.
-        bytes: u64,
-        /// Whether a copy was kept; `false` when the session's copies reached the limit,
-        /// or the page was cut short.
-        kept: bool,
-        /// The agent's browser stopped reading before the page's end: the hash is of
-        /// what was sent until then.
-        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-        cut_short: bool,
+        /// The pages, in the order they were served.
+        pages: Vec<KeptPage>,
     },
     /// Someone opened the kept copy of a page an agent saw (the page itself, not only
     /// its record): the customer's data was shown again, so it is recorded like a view.
@@ -586,7 +593,7 @@ impl EventData {
             EventData::SupportNote { .. } => "session.note",
             EventData::SessionReviewed { .. } => "session.reviewed",
             EventData::PageViewed { .. } => "session.page_viewed",
-            EventData::PageKept { .. } => "session.page_kept",
+            EventData::PagesKept { .. } => "session.pages_kept",
             EventData::PageCopyOpened { .. } => "session.page_copy_opened",
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionBlocked { .. } => "session.blocked",
@@ -693,7 +700,7 @@ impl EventData {
                 ticket,
                 ..
             }
-            | EventData::PageKept {
+            | EventData::PagesKept {
                 session,
                 account,
                 ticket,

@@ -271,6 +271,7 @@ impl Application {
             settings.delivery,
             stopped.clone(),
         )));
+        tasks.push(tokio::spawn(flush_pages(service.clone(), stopped.clone())));
         let reaper = tokio::spawn(reap(service.clone(), stopped));
         tasks.push(reaper);
         Ok(Self {
@@ -313,7 +314,28 @@ impl Application {
         if let Err(e) = self.service.flush_unclassified().await {
             tracing::warn!(error = %e, "counts of unclassified fields were lost at shutdown");
         }
+        if let Err(e) = self.service.flush_pages().await {
+            tracing::warn!(error = %e, "the hashes of the last pages served were lost at shutdown");
+        }
         self.store.close().await
+    }
+}
+
+/// How often the pages the gateway served are recorded (their hashes, one event per
+/// session, and their copies).
+pub const PAGES_EVERY: Duration = Duration::from_secs(1);
+
+async fn flush_pages(service: Service, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(PAGES_EVERY);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = service.flush_pages().await {
+                    tracing::warn!(error = %e, "served pages could not be recorded yet; they wait for the next try");
+                }
+            }
+            _ = stopped.changed() => break,
+        }
     }
 }
 

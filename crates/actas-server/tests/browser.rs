@@ -1404,9 +1404,10 @@ async fn a_leads_weekly_review_reads_the_session_and_records_a_verdict() {
         .expect("events")
         .into_iter()
         .find_map(|e| match e.body.data {
-            actas_core::event::EventData::PageKept { path, sha256, .. } if path == "/loans" => {
-                Some(sha256)
-            }
+            actas_core::event::EventData::PagesKept { pages, .. } => pages
+                .into_iter()
+                .find(|p| p.path == "/loans")
+                .map(|p| p.sha256),
             _ => None,
         })
         .expect("the loans page's hash is in the ledger");

@@ -578,3 +578,85 @@ async fn preconditions_are_settled_inside_the_transaction_in_order() {
     );
     store.close().await.expect("close");
 }
+
+#[tokio::test]
+async fn a_sessions_page_copies_stay_within_its_limit_across_pages_and_units() {
+    let db = db();
+    let store = open(&db.path, HeadSchedule::default()).await;
+    let session = live_session(&store).await.info().id;
+    let keep = |seq: u64, size: usize| Change::KeepPage {
+        session,
+        page_seq: seq,
+        path: format!("/p{seq}"),
+        content_type: "text/html; charset=utf-8".into(),
+        sha256: [seq as u8; 32],
+        bytes: size as u64 * 3,
+        gzip: vec![seq as u8; size],
+        at: Timestamp::now(),
+        max_session_bytes: 100_000,
+    };
+    let kept = |applied: &[actas_store::Applied]| -> Vec<bool> {
+        applied
+            .iter()
+            .filter_map(|a| match a {
+                actas_store::Applied::Kept(k) => Some(*k),
+                _ => None,
+            })
+            .collect()
+    };
+    // 40 + 40 fit; the third 40 KB would pass 100 KB, in the same unit.
+    let results = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = results.clone();
+    store
+        .commit(Unit::new(
+            vec![keep(1, 40_000), keep(2, 40_000), keep(3, 40_000)],
+            move |applied| {
+                *seen.lock().expect("lock") = kept(applied);
+                vec![note_event()]
+            },
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(*results.lock().expect("lock"), vec![true, true, false]);
+    // A later unit counts what was kept before: 15 KB still fits, 10 KB more doesn't.
+    let seen = results.clone();
+    store
+        .commit(Unit::new(
+            vec![keep(4, 15_000), keep(5, 10_000)],
+            move |applied| {
+                *seen.lock().expect("lock") = kept(applied);
+                vec![note_event()]
+            },
+        ))
+        .await
+        .expect("commit");
+    assert_eq!(*results.lock().expect("lock"), vec![true, false]);
+    assert!(store.page_copy(session, 4).await.expect("read").is_some());
+    assert!(store.page_copy(session, 3).await.expect("read").is_none());
+    // Pruning takes copies older than asked, and only those.
+    let later = Timestamp::now().plus(std::time::Duration::from_secs(60));
+    let pruned = std::sync::Arc::new(std::sync::Mutex::new(0));
+    let seen = pruned.clone();
+    store
+        .commit(Unit::new(
+            vec![Change::PrunePageCopies {
+                before: Timestamp::from_millis(0),
+            }],
+            move |applied| {
+                if let [actas_store::Applied::Pruned(n)] = applied {
+                    *seen.lock().expect("lock") = *n;
+                }
+                vec![]
+            },
+        ))
+        .await
+        .expect("prune nothing");
+    assert_eq!(*pruned.lock().expect("lock"), 0);
+    assert!(
+        store
+            .oldest_page_copy()
+            .await
+            .expect("read")
+            .is_some_and(|t| t < later)
+    );
+}

@@ -202,29 +202,48 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
         EventData::SupportNote { account, note, .. } => {
             format!("{who} noted what they did on {}: “{note}”", account.name)
         }
-        EventData::PageKept {
-            path,
-            sha256,
-            bytes,
-            kept,
-            cut_short,
-            ..
-        } => {
-            let short = sha256.get(..12).unwrap_or(sha256);
-            let size = crate::words::count(*bytes, "byte", "bytes");
-            if *cut_short {
-                format!(
-                    "{who}'s browser stopped reading {path} after {size}; actas recorded the SHA-256 of what was sent ({short}…) and kept no copy"
-                )
-            } else if *kept {
-                format!(
-                    "actas kept a copy of {path} as {who} saw it, masked ({size}, SHA-256 {short}…)"
-                )
+        EventData::PagesKept { pages, .. } => {
+            let paths: Vec<&str> = pages.iter().map(|p| p.path.as_str()).collect();
+            let shown = if paths.len() > 4 {
+                format!("{} and {} more", paths[..3].join(", "), paths.len() - 3)
             } else {
-                format!(
-                    "actas recorded the SHA-256 of {path} as {who} saw it ({size}, {short}…); no copy was kept, as the session's copies reached the policy's limit"
-                )
+                crate::words::list(&paths)
+            };
+            let kept = pages.iter().filter(|p| p.kept).count() as u64;
+            let cut = pages.iter().filter(|p| p.cut_short).count() as u64;
+            let over = pages.len() as u64 - kept - cut;
+            let mut text = format!(
+                "actas recorded the SHA-256 of {} as {who} saw {} ({shown})",
+                crate::words::count(pages.len() as u64, "page", "pages"),
+                if pages.len() == 1 { "it" } else { "them" }
+            );
+            if kept > 0 {
+                text.push_str(&format!(
+                    " and kept a masked copy of {}",
+                    if kept == pages.len() as u64 {
+                        if kept == 1 {
+                            "it".to_owned()
+                        } else {
+                            "each".to_owned()
+                        }
+                    } else {
+                        crate::words::count(kept, "page", "pages")
+                    }
+                ));
             }
+            if cut > 0 {
+                text.push_str(&format!(
+                    "; {} cut short when the browser stopped reading",
+                    crate::words::count(cut, "page was", "pages were")
+                ));
+            }
+            if over > 0 {
+                text.push_str(&format!(
+                    "; {} kept no copy, as the session's copies reached the policy's limit",
+                    crate::words::count(over, "page", "pages")
+                ));
+            }
+            text
         }
         EventData::PageCopyOpened { staff, path, .. } => format!(
             "{who} opened the kept copy of {path} as {} saw it",

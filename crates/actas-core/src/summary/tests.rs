@@ -661,3 +661,46 @@ fn review_sentences() {
         "Dana Park reviewed Sarah Lee's session on Acme Co for ticket #4821: needs follow-up: “Ask why the export was tried”"
     );
 }
+
+#[test]
+fn kept_page_sentences() {
+    use crate::event::KeptPage;
+    let page = |n: u64, path: &str, kept: bool, cut_short: bool| KeptPage {
+        page: n,
+        path: path.into(),
+        sha256: "ab".repeat(32),
+        bytes: 4800,
+        kept,
+        cut_short,
+    };
+    let say_pages = |pages| {
+        say(
+            Actor::Staff(sarah()),
+            EventData::PagesKept {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                pages,
+            },
+        )
+    };
+    assert_eq!(
+        say_pages(vec![page(7, "/loans", true, false)]),
+        "actas recorded the SHA-256 of 1 page as Sarah Lee saw it (/loans) and kept a masked copy of it"
+    );
+    assert_eq!(
+        say_pages(vec![
+            page(7, "/", true, false),
+            page(8, "/loans", false, true),
+            page(9, "/big", false, false),
+        ]),
+        "actas recorded the SHA-256 of 3 pages as Sarah Lee saw them (/, /loans and /big) and kept a masked copy of 1 page; 1 page was cut short when the browser stopped reading; 1 page kept no copy, as the session's copies reached the policy's limit"
+    );
+    let many: Vec<KeptPage> = (1..=6)
+        .map(|n| page(n, &format!("/p{n}"), true, false))
+        .collect();
+    assert_eq!(
+        say_pages(many),
+        "actas recorded the SHA-256 of 6 pages as Sarah Lee saw them (/p1, /p2, /p3 and 3 more) and kept a masked copy of each"
+    );
+}

@@ -78,7 +78,7 @@ impl Keeper {
         }
     }
 
-    /// Hands the page over to be recorded, in the background: the agent's page has gone
+    /// Hands the page over to be recorded with the next flush: the agent's page has gone
     /// out and doesn't wait for it.
     fn finish(mut self) {
         self.done = true;
@@ -96,12 +96,7 @@ impl Keeper {
             gzip,
             cut_short,
         };
-        let (state, session) = (self.state.clone(), self.session.clone());
-        tokio::spawn(async move {
-            if let Err(e) = state.service.keep_page(&session, page).await {
-                tracing::error!(error = %e, "a served page's hash could not be recorded");
-            }
-        });
+        self.state.service.queue_page(&self.session, page);
     }
 }
 

@@ -100,6 +100,7 @@ pub struct Service {
     gateway_cache: Arc<gateway::GatewayCache>,
     app_cache: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], actas_core::app::AppRef>>>,
     tickets: Option<Arc<tickets::TicketCheck>>,
+    pages: Arc<snapshots::PageQueue>,
 }
 
 impl Service {
@@ -112,6 +113,7 @@ impl Service {
             gateway_cache: Arc::default(),
             app_cache: Arc::default(),
             tickets: None,
+            pages: Arc::default(),
         }
     }
 

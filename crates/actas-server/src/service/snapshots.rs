@@ -9,7 +9,7 @@ use super::auth::Authenticated;
 use super::gateway::GatewayContext;
 use super::{Service, ServiceError, ServiceResult};
 use actas_core::Timestamp;
-use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::event::{Actor, EventData, KeptPage, NewEvent};
 use actas_core::ids::SessionId;
 use actas_core::merkle::leaf_hash;
 use actas_store::{Applied, Change, Unit};
@@ -60,53 +60,166 @@ pub struct PageCopyView {
     pub html: Vec<u8>,
 }
 
+/// Compressed bytes of copies that may wait for a flush; past it, hashes wait alone.
+pub const MAX_QUEUED: usize = 64 * 1024 * 1024;
+
+/// Whose a waiting page is, as its event names them.
+#[derive(Debug, Clone)]
+struct Whose {
+    session: SessionId,
+    staff: actas_core::staff::StaffRef,
+    account: actas_core::account::AccountRef,
+    ticket: actas_core::text::TicketRef,
+}
+
+/// Pages served and not yet recorded.
+#[derive(Default)]
+pub struct PageQueue(std::sync::Mutex<Waiting>);
+
+#[derive(Default)]
+struct Waiting {
+    waiting: Vec<(Whose, ServedPage)>,
+    bytes: usize,
+}
+
+impl PageQueue {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
 /// A copy is never inflated past this, whatever its stored size says; the gateway keeps
 /// no copy of a larger page.
 pub const MAX_COPY: u64 = 64 * 1024 * 1024;
 
 impl Service {
-    /// Records a served page's hash, with its copy when the session's copies are within
-    /// the policy's limit (decided in the transaction).
-    pub async fn keep_page(&self, ctx: &GatewayContext, page: ServedPage) -> ServiceResult<()> {
-        let info = ctx.session.info();
-        let (session, account, ticket) = (info.id, ctx.account.clone(), ctx.ticket.clone());
-        let actor = Actor::Staff(ctx.staff.clone());
-        let sha256 = hex(&page.sha256);
-        let changes = match page.gzip {
-            Some(gzip) => vec![Change::KeepPage {
-                session,
-                page_seq: page.page_seq,
-                path: page.path.clone(),
-                content_type: page.content_type,
-                sha256: page.sha256,
-                bytes: page.bytes,
-                gzip,
-                at: Timestamp::now(),
-                max_session_bytes: self.policy.snapshots.max_bytes_per_session,
-            }],
-            None => Vec::new(),
+    /// Takes a page the gateway finished serving, to be recorded with the next
+    /// [`Service::flush_pages`] (about once a second): one ledger event then holds many
+    /// pages. Past [`MAX_QUEUED`] bytes of waiting copies, a page's hash waits without its
+    /// copy.
+    pub fn queue_page(&self, ctx: &GatewayContext, mut page: ServedPage) {
+        let mut q = self.pages.lock();
+        let size = page.gzip.as_ref().map_or(0, Vec::len);
+        if q.bytes + size > MAX_QUEUED {
+            page.gzip = None;
+        }
+        q.bytes += page.gzip.as_ref().map_or(0, Vec::len);
+        q.waiting.push((
+            Whose {
+                session: ctx.session.info().id,
+                staff: ctx.staff.clone(),
+                account: ctx.account.clone(),
+                ticket: ctx.ticket.clone(),
+            },
+            page,
+        ));
+    }
+
+    /// Records the pages waiting since the last flush, in one transaction: each copy
+    /// kept if its session's copies stay within the policy's limit (decided there), and
+    /// one `session.pages_kept` event per session with every page's hash. If the ledger
+    /// can't be written they wait for the next flush. How many pages were recorded.
+    pub async fn flush_pages(&self) -> ServiceResult<usize> {
+        let batch = {
+            let mut q = self.pages.lock();
+            q.bytes = 0;
+            std::mem::take(&mut q.waiting)
         };
-        let (path, seq, bytes, cut_short) = (page.path, page.page_seq, page.bytes, page.cut_short);
-        self.store
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        let at = Timestamp::now();
+        let max = self.policy.snapshots.max_bytes_per_session;
+        // Sessions in the order their first page came, each with its pages in order; and
+        // for each page, whether it has a `KeepPage` change (whose result says if kept).
+        let mut sessions: Vec<(Whose, Vec<(KeptPage, bool)>)> = Vec::new();
+        let mut changes = Vec::new();
+        for (whose, page) in &batch {
+            let entry = match sessions
+                .iter_mut()
+                .position(|(w, _)| w.session == whose.session)
+            {
+                Some(i) => &mut sessions[i].1,
+                None => {
+                    sessions.push((whose.clone(), Vec::new()));
+                    &mut sessions.last_mut().expect("just pushed").1
+                }
+            };
+            let has_copy = page.gzip.is_some();
+            if let Some(gzip) = &page.gzip {
+                changes.push(Change::KeepPage {
+                    session: whose.session,
+                    page_seq: page.page_seq,
+                    path: page.path.clone(),
+                    content_type: page.content_type.clone(),
+                    sha256: page.sha256,
+                    bytes: page.bytes,
+                    gzip: gzip.clone(),
+                    at,
+                    max_session_bytes: max,
+                });
+            }
+            entry.push((
+                KeptPage {
+                    page: page.page_seq,
+                    path: page.path.clone(),
+                    sha256: hex(&page.sha256),
+                    bytes: page.bytes,
+                    kept: false,
+                    cut_short: page.cut_short,
+                },
+                has_copy,
+            ));
+        }
+        let recorded = batch.len();
+        let result = self
+            .store
             .commit(Unit::new(changes, move |applied| {
-                let kept = applied.iter().any(|a| matches!(a, Applied::Kept(true)));
-                vec![NewEvent::new(
-                    actor,
-                    EventData::PageKept {
-                        session,
-                        account,
-                        ticket,
-                        page: seq,
-                        path,
-                        sha256,
-                        bytes,
-                        kept,
-                        cut_short,
-                    },
-                )]
+                // The `KeepPage` results, in the order the changes were made.
+                let mut results = applied.iter().filter_map(|a| match a {
+                    Applied::Kept(k) => Some(*k),
+                    _ => None,
+                });
+                sessions
+                    .into_iter()
+                    .map(|(whose, pages)| {
+                        let pages = pages
+                            .into_iter()
+                            .map(|(mut p, has_copy)| {
+                                p.kept = has_copy && results.next().unwrap_or(false);
+                                p
+                            })
+                            .collect();
+                        NewEvent::new(
+                            Actor::Staff(whose.staff),
+                            EventData::PagesKept {
+                                session: whose.session,
+                                account: whose.account,
+                                ticket: whose.ticket,
+                                pages,
+                            },
+                        )
+                    })
+                    .collect()
             }))
-            .await?;
-        Ok(())
+            .await;
+        match result {
+            Ok(_) => Ok(recorded),
+            Err(e) => {
+                // Back in the queue for the next flush, before anything newer.
+                let mut q = self.pages.lock();
+                let newer = std::mem::take(&mut q.waiting);
+                q.bytes = batch
+                    .iter()
+                    .chain(newer.iter())
+                    .map(|(_, p)| p.gzip.as_ref().map_or(0, Vec::len))
+                    .sum();
+                q.waiting = batch.into_iter().chain(newer).collect();
+                Err(e.into())
+            }
+        }
     }
 
     /// A kept page of a session, for whoever may read the session's timeline, checked
@@ -135,7 +248,7 @@ impl Service {
             .ok_or_else(|| ServiceError::NotFound(format!("request {page_seq} of this session")))?;
         let kept_filter = actas_store::EventFilter {
             session: Some(id),
-            kind: Some("session.page_kept".into()),
+            kind: Some("session.pages_kept".into()),
             ..actas_store::EventFilter::default()
         };
         let recorded = self
@@ -143,12 +256,12 @@ impl Service {
             .events(&kept_filter, page_seq, 100_000)
             .await?
             .into_iter()
+            .filter(|e| leaf_hash(e.raw.as_bytes()) == e.leaf_hash)
             .find_map(|e| match &e.body.data {
-                EventData::PageKept { page, sha256, .. }
-                    if *page == page_seq && leaf_hash(e.raw.as_bytes()) == e.leaf_hash =>
-                {
-                    Some((e.body.seq, sha256.clone()))
-                }
+                EventData::PagesKept { pages, .. } => pages
+                    .iter()
+                    .find(|p| p.page == page_seq)
+                    .map(|p| (e.body.seq, p.sha256.clone())),
                 _ => None,
             });
         let copy = self.store.page_copy(id, page_seq).await?.ok_or_else(|| {

@@ -8,27 +8,35 @@ use actas_core::event::EventData;
 use sha2::{Digest, Sha256};
 use std::time::Duration;
 
-/// The `session.page_kept` event for `path`, once the gateway has written it.
+/// Every page recorded in `session.pages_kept` events so far, with its event's summary.
+async fn pages(w: &World) -> Vec<(actas_core::event::KeptPage, String)> {
+    events(w)
+        .await
+        .into_iter()
+        .filter_map(|e| match e.body.data {
+            EventData::PagesKept { pages, .. } => Some(
+                pages
+                    .into_iter()
+                    .map(|p| (p, e.body.summary.clone()))
+                    .collect::<Vec<_>>(),
+            ),
+            _ => None,
+        })
+        .flatten()
+        .collect()
+}
+
+/// The first recorded page for `path` (number, hash, kept, bytes), once the gateway has
+/// recorded it (pages are recorded about once a second).
 async fn kept(w: &World, path: &str) -> (u64, String, bool, u64) {
     for _ in 0..100 {
-        for e in events(w).await {
-            if let EventData::PageKept {
-                page,
-                path: p,
-                sha256,
-                kept,
-                bytes,
-                ..
-            } = &e.body.data
-                && p == path
-            {
-                return (*page, sha256.clone(), *kept, *bytes);
-            }
+        if let Some((p, _)) = pages(w).await.into_iter().find(|(p, _)| p.path == path) {
+            return (p.page, p.sha256, p.kept, p.bytes);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!(
-        "no session.page_kept for {path}: {:?}",
+        "no session.pages_kept for {path}: {:?}",
         crate::world::kinds(w).await
     );
 }
@@ -252,26 +260,20 @@ async fn the_copy_a_reviewer_opens_is_the_page_the_agent_got_and_the_ledger_hash
     drop(partial);
     let mut cut = None;
     for _ in 0..200 {
-        cut = events(&w)
-            .await
-            .into_iter()
-            .find_map(|e| match e.body.data {
-                EventData::PageKept {
-                    cut_short: true,
-                    kept,
-                    ..
-                } => Some((kept, e.body.summary)),
-                _ => None,
-            });
+        cut = pages(&w).await.into_iter().find(|(p, _)| p.cut_short);
         if cut.is_some() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let (cut_kept, cut_summary) = cut.expect("a cut-short page is recorded");
-    assert!(!cut_kept);
+    let (cut_page, cut_summary) = cut.expect("a cut-short page is recorded");
+    assert!(!cut_page.kept && cut_page.path == "/big");
     assert!(
-        cut_summary.contains("stopped reading /big after"),
+        cut_page.bytes < big.len() as u64,
+        "what was sent until then"
+    );
+    assert!(
+        cut_summary.contains("cut short when the browser stopped reading"),
         "{cut_summary}"
     );
 

@@ -13,3 +13,9 @@ CREATE TABLE page_copies (
     PRIMARY KEY (session_id, page_seq)
 );
 CREATE INDEX page_copies_by_age ON page_copies(kept_at);
+-- Compressed bytes kept per session so far, so the per-session limit is checked in
+-- one read rather than by summing every copy.
+CREATE TABLE page_copy_use (
+    session_id TEXT PRIMARY KEY REFERENCES sessions(id),
+    gzip_bytes INTEGER NOT NULL
+) WITHOUT ROWID;

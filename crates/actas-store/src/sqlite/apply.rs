@@ -358,16 +358,25 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             at,
             max_session_bytes,
         } => {
-            let used: i64 = sqlx::query_scalar(
-                "SELECT coalesce(sum(length(gzip)), 0) FROM page_copies WHERE session_id = ?",
-            )
-            .bind(session.to_string())
-            .fetch_one(&mut *conn)
-            .await
-            .map_err(db)?;
-            if used.max(0) as u64 + gzip.len() as u64 > max_session_bytes {
+            let used: Option<i64> =
+                sqlx::query_scalar("SELECT gzip_bytes FROM page_copy_use WHERE session_id = ?")
+                    .bind(session.to_string())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+            let used = used.unwrap_or(0).max(0) as u64 + gzip.len() as u64;
+            if used > max_session_bytes {
                 return Ok(Applied::Kept(false));
             }
+            sqlx::query(
+                "INSERT INTO page_copy_use (session_id, gzip_bytes) VALUES (?, ?) \
+                 ON CONFLICT (session_id) DO UPDATE SET gzip_bytes = excluded.gzip_bytes",
+            )
+            .bind(session.to_string())
+            .bind(i64::try_from(used).unwrap_or(i64::MAX))
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
             sqlx::query(
                 "INSERT INTO page_copies (session_id, page_seq, path, content_type, sha256, bytes, gzip, kept_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             )

@@ -150,7 +150,7 @@ struct Line {
     time: String,
     summary: String,
     session: Option<String>,
-    /// The page view whose kept copy this line records, to link it.
+    /// This request's page, when a copy of it is kept: its number, to link it.
     copy: Option<u64>,
 }
 
@@ -161,11 +161,6 @@ fn line(e: &actas_store::RecordedEvent) -> Line {
         time: actas_core::words::clock(e.body.time),
         summary: e.body.summary.clone(),
         session: e.body.session.map(|s| s.to_string()),
-        copy: match &e.body.data {
-            actas_core::event::EventData::PageKept {
-                page, kept: true, ..
-            } => Some(*page),
-            _ => None,
-        },
+        copy: None,
     }
 }

@@ -190,6 +190,28 @@ pub(in crate::http::console) async fn add_note(
     }
 }
 
+/// The timeline's lines, each request whose page was kept linking to its copy.
+fn with_copies(events: &[actas_store::RecordedEvent]) -> Vec<Line> {
+    let kept: std::collections::HashSet<u64> = events
+        .iter()
+        .filter_map(|e| match &e.body.data {
+            actas_core::event::EventData::PagesKept { pages, .. } => Some(pages),
+            _ => None,
+        })
+        .flatten()
+        .filter(|p| p.kept)
+        .map(|p| p.page)
+        .collect();
+    events
+        .iter()
+        .map(|e| {
+            let mut l = line(e);
+            l.copy = kept.contains(&l.seq).then_some(l.seq);
+            l
+        })
+        .collect()
+}
+
 pub(super) fn session_id(id: &str) -> Result<SessionId, PageError> {
     SessionId::parse(id)
         .map_err(|_| PageError::status(StatusCode::NOT_FOUND, "There is no such session."))
@@ -264,7 +286,7 @@ pub(super) async fn timeline_page(
         staff: view.staff,
         account: view.account.name.to_string(),
         status,
-        timeline: view.timeline.iter().map(line).collect(),
+        timeline: with_copies(&view.timeline),
     })
 }
 
