@@ -629,6 +629,7 @@ fn migrate_applies_what_the_database_lacks_and_nothing_uses_a_schema_it_does_not
         d,
         &[
             "DROP TABLE page_copies",
+            "DROP TABLE page_copy_use",
             "DELETE FROM _sqlx_migrations WHERE version = 11",
         ],
     );
