@@ -1,7 +1,9 @@
-//! Pages as the agent saw them. When the gateway has served a page view it hands over
-//! the SHA-256 of the masked bytes it sent (banner included) and, within the policy's
-//! limit, a gzip copy of them; the hash goes into the ledger (`session.page_kept`) with
-//! the copy, so a reviewer who opens the copy later sees it checked against the ledger.
+//! Pages as the agent saw them. When the gateway has served an HTML answer in a session
+//! it hands over the SHA-256 of the masked bytes it sent (banner included) and a gzip
+//! copy of them; about once a second the waiting pages are recorded together — the copies
+//! kept within the policy's per-session limit, the hashes in one `session.pages_kept`
+//! event per session — so a reviewer who opens a copy later sees it checked against the
+//! ledger.
 //! Copies hold only what the gateway sent, never the product's raw answer, and are
 //! deleted after the policy's `[snapshots] keep_days`.
 
