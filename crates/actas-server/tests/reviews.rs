@@ -395,6 +395,7 @@ async fn the_weekly_summary_counts_each_agents_week_and_failures_that_piled_up()
     assert_eq!(ola_week["failed_sign_ins"], 4);
     assert_eq!(ola_week["repeated_failures"], json!(["4 wrong passwords"]));
     assert_eq!(w["team"]["sessions"], 1);
+    assert_eq!(w["incomplete"], false);
     assert_eq!(w["team"]["failed_sign_ins"], 4);
 
     let (_, page) = lee.get("/reviews/week").await;

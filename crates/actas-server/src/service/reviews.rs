@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 /// How many ended sessions one queue or summary reads at most.
-const READ_AT_MOST: u32 = 5000;
+pub const READ_AT_MOST: u32 = 5000;
 
 /// A lead's verdict on a session, as read back.
 #[derive(Debug, Clone)]
@@ -126,7 +126,13 @@ pub struct WeeklySummary {
     pub team: WeekCounts,
     /// Each staff member with anything to count, by name.
     pub people: Vec<(StaffRef, WeekCounts)>,
+    /// The week held more than one summary reads ([`READ_AT_MOST`] sessions or
+    /// [`EVENTS_AT_MOST`] events of a kind): the counts are a floor, and say so.
+    pub incomplete: bool,
 }
+
+/// How many events of one kind a weekly summary reads at most.
+pub const EVENTS_AT_MOST: u32 = 100_000;
 
 const WEEK: Duration = Duration::from_secs(7 * 86_400);
 
@@ -294,11 +300,12 @@ impl Service {
         let from = review::week_start(day);
         let to = from.plus(WEEK);
         let mut per: HashMap<StaffId, WeekCounts> = HashMap::new();
-        for row in self
+        let sessions = self
             .store
             .ended_sessions(EndedSessions::EndedBetween(from, to), READ_AT_MOST)
-            .await?
-        {
+            .await?;
+        let mut incomplete = sessions.len() as u32 >= READ_AT_MOST;
+        for row in sessions {
             let c = per.entry(row.session.info.staff).or_default();
             c.sessions += 1;
             c.changes += row.changes;
@@ -310,29 +317,32 @@ impl Service {
             until: Some(to),
             ..EventFilter::default()
         };
-        for e in self
+        let read = self
             .store
-            .events(&events("request.denied"), 0, 100_000)
-            .await?
-        {
+            .events(&events("request.denied"), 0, EVENTS_AT_MOST)
+            .await?;
+        incomplete |= read.len() as u32 >= EVENTS_AT_MOST;
+        for e in read {
             if let EventData::RequestDenied { requester, .. } = &e.body.data {
                 per.entry(requester.id).or_default().denied += 1;
             }
         }
-        for e in self
+        let read = self
             .store
-            .events(&events("staff.sign_in_failed"), 0, 100_000)
-            .await?
-        {
+            .events(&events("staff.sign_in_failed"), 0, EVENTS_AT_MOST)
+            .await?;
+        incomplete |= read.len() as u32 >= EVENTS_AT_MOST;
+        for e in read {
             if let EventData::SignInFailed { staff, .. } = &e.body.data {
                 per.entry(staff.id).or_default().failed_sign_ins += 1;
             }
         }
-        for e in self
+        let read = self
             .store
-            .events(&events("code.rejected"), 0, 100_000)
-            .await?
-        {
+            .events(&events("code.rejected"), 0, EVENTS_AT_MOST)
+            .await?;
+        incomplete |= read.len() as u32 >= EVENTS_AT_MOST;
+        for e in read {
             if let Actor::Staff(s) = &e.body.actor {
                 per.entry(s.id).or_default().wrong_codes += 1;
             }
@@ -349,6 +359,7 @@ impl Service {
             to,
             team,
             people: people.into_values().collect(),
+            incomplete,
         })
     }
 }

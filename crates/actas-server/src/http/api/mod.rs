@@ -687,6 +687,7 @@ async fn weekly_summary(
     Ok(Json(json!({
         "from": w.from.to_rfc3339(),
         "to": w.to.to_rfc3339(),
+        "incomplete": w.incomplete,
         "team": counts(&w.team),
         "people": w.people.iter().map(|(p, c)| {
             let mut v = counts(c);

@@ -180,6 +180,7 @@ struct WeekPage {
     repeated: Vec<String>,
     previous: String,
     next: Option<String>,
+    incomplete: bool,
 }
 
 #[derive(Deserialize, Default)]
@@ -243,5 +244,6 @@ pub(in crate::http::console) async fn week(
             summary.from.as_millis() - week.as_millis() as i64,
         )),
         next: (next <= Timestamp::now()).then(|| day(next)),
+        incomplete: summary.incomplete,
     })?)
 }
