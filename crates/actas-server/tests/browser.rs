@@ -75,6 +75,21 @@ async fn sarahs_view_session(
         .1
 }
 
+/// The demo's ledger events, oldest first.
+async fn ledger(d: &Demo) -> Vec<actas_store::RecordedEvent> {
+    d.app
+        .service()
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 10_000)
+        .await
+        .expect("events")
+}
+
+/// Whether an event in the demo's ledger reads exactly `summary`.
+async fn ledger_says(d: &Demo, summary: &str) -> bool {
+    ledger(d).await.iter().any(|e| e.body.summary == summary)
+}
+
 /// One headless Chromium with its own profile, driven by its own ChromeDriver.
 struct Browser {
     client: Client,
@@ -1333,16 +1348,8 @@ async fn a_director_recertifies_access_and_an_overdue_grant_is_suspended_until_t
     omar.go(&format!("{console}/accounts/acme")).await;
     omar.expect_text("the account page after the review", "Act as this customer")
         .await;
-    let log = d
-        .app
-        .service()
-        .store()
-        .events(&actas_store::EventFilter::default(), 0, 10_000)
-        .await
-        .expect("events");
     assert!(
-        log.iter().any(|e| e.body.summary
-            == "Dana Park reviewed Omar Haddad's access and kept it, up to medium risk: “Still on the billing rota”"),
+        ledger_says(&d, "Dana Park reviewed Omar Haddad's access and kept it, up to medium risk: “Still on the billing rota”").await,
         "the review is in the ledger"
     );
     omar.close().await;
@@ -1395,13 +1402,8 @@ async fn a_leads_weekly_review_reads_the_session_and_records_a_verdict() {
     let timeline = lee.client.current_url().await.expect("url").to_string();
 
     // The loans page as Sarah saw it: checked against the ledger, shown in a sandbox.
-    let kept = d
-        .app
-        .service()
-        .store()
-        .events(&actas_store::EventFilter::default(), 0, 10_000)
+    let kept = ledger(&d)
         .await
-        .expect("events")
         .into_iter()
         .find_map(|e| match e.body.data {
             actas_core::event::EventData::PagesKept { pages, .. } => pages
@@ -1463,16 +1465,8 @@ async fn a_leads_weekly_review_reads_the_session_and_records_a_verdict() {
         .await;
     lee.shot("week").await;
 
-    let log = d
-        .app
-        .service()
-        .store()
-        .events(&actas_store::EventFilter::default(), 0, 10_000)
-        .await
-        .expect("events");
     assert!(
-        log.iter().any(|e| e.body.summary
-            == "Lee Chen reviewed Sarah Lee's session on Acme Co for ticket #7001: needs follow-up: “Ask Sarah why she tried the export”"),
+        ledger_says(&d, "Lee Chen reviewed Sarah Lee's session on Acme Co for ticket #7001: needs follow-up: “Ask Sarah why she tried the export”").await,
         "the review is in the ledger"
     );
     lee.close().await;
