@@ -101,6 +101,8 @@ pub struct Service {
     app_cache: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], actas_core::app::AppRef>>>,
     tickets: Option<Arc<tickets::TicketCheck>>,
     pages: Arc<snapshots::PageQueue>,
+    /// The overdue-review count `/metrics` last read, and when.
+    overdue: Arc<std::sync::Mutex<Option<(std::time::Instant, usize)>>>,
 }
 
 impl Service {
@@ -114,6 +116,7 @@ impl Service {
             app_cache: Arc::default(),
             tickets: None,
             pages: Arc::default(),
+            overdue: Arc::default(),
         }
     }
 

@@ -134,6 +134,9 @@ pub struct WeeklySummary {
 /// How many events of one kind a weekly summary reads at most.
 pub const EVENTS_AT_MOST: u32 = 100_000;
 
+/// How long `/metrics` reuses a count of overdue reviews.
+const OVERDUE_FRESH: Duration = Duration::from_secs(30);
+
 const WEEK: Duration = Duration::from_secs(7 * 86_400);
 
 impl Service {
@@ -151,9 +154,24 @@ impl Service {
         Ok(queue)
     }
 
-    /// How many reviews are overdue now, for `/metrics`.
+    /// How many reviews are overdue, for `/metrics`: counted at most every
+    /// [`OVERDUE_FRESH`] (the endpoint needs no sign-in, and the count reads every ended
+    /// session), and again after any review.
     pub async fn overdue_reviews(&self) -> ServiceResult<usize> {
-        Ok(self.open_reviews(Timestamp::now()).await?.overdue)
+        if let Some((at, n)) = *self.lock_overdue()
+            && at.elapsed() < OVERDUE_FRESH
+        {
+            return Ok(n);
+        }
+        let n = self.open_reviews(Timestamp::now()).await?.overdue;
+        *self.lock_overdue() = Some((std::time::Instant::now(), n));
+        Ok(n)
+    }
+
+    fn lock_overdue(&self) -> std::sync::MutexGuard<'_, Option<(std::time::Instant, usize)>> {
+        self.overdue
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn open_reviews(&self, now: Timestamp) -> ServiceResult<ReviewQueue> {
@@ -288,6 +306,7 @@ impl Service {
         self.store
             .commit(Unit::new(vec![change], move |_| vec![event]))
             .await?;
+        *self.lock_overdue() = None;
         Ok(())
     }
 
