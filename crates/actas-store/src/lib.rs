@@ -11,9 +11,11 @@
 #![deny(missing_docs)]
 
 mod change;
+mod checks;
 mod model;
 pub mod sqlite;
 mod stats;
+mod writer;
 
 pub use change::{Applied, Change, SessionsOf, Unit};
 pub use model::{

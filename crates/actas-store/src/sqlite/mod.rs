@@ -6,10 +6,12 @@
 mod apply;
 mod checks;
 mod read;
-mod writer;
+mod tx;
 
 use crate::change::Unit;
 use crate::model::{Account, AllowEntry, Appended, EventFilter, RecordedEvent, StaffRecord};
+use crate::writer;
+pub use crate::writer::MAX_BATCH;
 use crate::{HeadSchedule, LedgerStats, Store, StoreError, StoreResult};
 use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
 use actas_core::merkle::{self, Hash, LeafRange, NodeId};
@@ -26,7 +28,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, oneshot};
-pub use writer::MAX_BATCH;
 
 /// How to open a SQLite store.
 #[derive(Debug, Clone)]
@@ -229,7 +230,13 @@ impl SqliteStore {
         let stats = Arc::new(LedgerStats::default());
         let public = key.public();
         let (tx, rx) = mpsc::channel(config.queue.max(1));
-        let w = writer::Writer::new(conn, key, config.heads, stats.clone(), config.max_batch);
+        let w = writer::Writer::new(
+            tx::SqliteTx(conn),
+            key,
+            config.heads,
+            stats.clone(),
+            config.max_batch,
+        );
         let handle = tokio::spawn(w.run(rx));
         Ok(Self {
             pool,

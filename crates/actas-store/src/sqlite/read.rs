@@ -1,8 +1,8 @@
 //! Reading rows back as domain types. A row that no longer parses is reported as a
 //! storage error, never silently skipped.
 
-use super::writer::to_hash;
 use crate::model::{Account, AllowEntry, EventFilter, RecordedEvent, StaffRecord};
+use crate::writer::to_hash;
 use crate::{StoreError, StoreResult};
 use actas_core::Timestamp;
 use actas_core::event::EventBody;

@@ -1,25 +1,28 @@
-//! The ledger writer: one task, one connection, group commit.
+//! The ledger writer: one task per store, group commit, over any backend's transaction.
 //!
 //! Units from all callers queue on a channel. The writer takes everything waiting (up to
-//! [`MAX_BATCH`]), opens one `BEGIN IMMEDIATE` transaction, applies each unit inside its
-//! own savepoint (so one refused change doesn't sink the others), appends the events with
-//! their Merkle nodes, and commits once; with `synchronous = FULL` the commit is durable.
-//! Only then is each caller answered. Under load many units share one fsync, which is
-//! where group commit's speed comes from.
+//! [`MAX_BATCH`]), opens one write transaction that locks the ledger's tip ([`WriteTx`]:
+//! SQLite's write lock, PostgreSQL's one-row tip `FOR UPDATE`), applies each unit inside
+//! its own savepoint (so one refused change doesn't sink the others), appends the events
+//! with their Merkle nodes from the tip's size + 1, and commits once, durably. Only then
+//! is each caller answered. Under load many units share one flush, which is where group
+//! commit's speed comes from.
 //!
-//! The tip of the ledger (size, last leaf, frontier) is cached but re-read whenever the
-//! file grew behind the writer's back (another `actas` process appended), so sequence
-//! numbers stay gap-free across processes.
+//! The algorithm (batching, idempotency claims, preconditions, savepoints, sequencing,
+//! the Merkle frontier, the head schedule, replies) lives here once; a backend provides
+//! only the statements. Because every batch reads the tip inside its locked transaction,
+//! sequence numbers stay gap-free when several processes (or several actas instances on
+//! one PostgreSQL database) append to the same ledger, and whichever batch crosses the
+//! head schedule signs the head.
 
-use super::apply::apply;
-use super::checks::{Checks, is_check};
 use crate::change::{Applied, Change, Unit};
+use crate::checks::{Checks, is_check};
 use crate::model::Appended;
 use crate::{HeadSchedule, StoreError, StoreResult};
 use actas_core::Timestamp;
 use actas_core::merkle::{Frontier, Hash};
 use actas_core::tree_head::{LedgerKey, SignedTreeHead, TreeHead};
-use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+use async_trait::async_trait;
 use std::collections::HashSet;
 use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
@@ -27,25 +30,70 @@ use tokio::sync::{mpsc, oneshot};
 /// The most units committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
 
-pub(super) enum Msg {
+/// What the writer is asked to do.
+pub(crate) enum Msg {
     Unit(Unit),
     SignHead(oneshot::Sender<StoreResult<Option<SignedTreeHead>>>),
     Close(oneshot::Sender<StoreResult<()>>),
 }
 
+/// The ledger's tip as a batch sees it: what the next event is appended to.
 #[derive(Clone)]
-struct Tip {
-    size: u64,
-    last_leaf: Hash,
-    last_time: i64,
-    frontier: Frontier,
-    head_size: u64,
+pub(crate) struct Tip {
+    /// Number of events.
+    pub(crate) size: u64,
+    /// The last event's leaf hash (zeros when empty).
+    pub(crate) last_leaf: Hash,
+    /// The last event's time, in milliseconds (times never go backwards).
+    pub(crate) last_time: i64,
+    /// The Merkle frontier over all events.
+    pub(crate) frontier: Frontier,
+    /// Size of the newest signed head.
+    pub(crate) head_size: u64,
 }
 
-pub(super) struct Writer {
+/// One write transaction of a backend, as the writer drives it. Each method runs inside
+/// the transaction [`WriteTx::begin`] opened; errors from any of them fail the whole
+/// batch (the writer then calls [`WriteTx::rollback`] and tells every caller).
+#[async_trait]
+pub(crate) trait WriteTx: Send {
+    /// Opens the transaction, takes the lock that serialises appends, and reads the tip.
+    /// `cached` is the tip this writer last committed: a backend may reuse its frontier
+    /// when the stored size still matches (nobody else appended meanwhile).
+    async fn begin(&mut self, cached: Option<&Tip>) -> StoreResult<Tip>;
+    /// Which of these idempotency keys were claimed before (authoritative: the lock is
+    /// held).
+    async fn claims_taken(
+        &mut self,
+        wanted: &[(i64, String)],
+    ) -> StoreResult<HashSet<(i64, String)>>;
+    /// Reads what the preconditions among `changes` need.
+    async fn read_checks(&mut self, changes: &[&Change]) -> StoreResult<Checks>;
+    /// Applies one state change.
+    async fn apply(&mut self, change: Change) -> StoreResult<Applied>;
+    /// Starts the savepoint guarding one unit.
+    async fn savepoint(&mut self) -> StoreResult<()>;
+    /// Keeps what the unit since the savepoint did.
+    async fn release(&mut self) -> StoreResult<()>;
+    /// Undoes what the unit since the savepoint did.
+    async fn rollback_to_savepoint(&mut self) -> StoreResult<()>;
+    /// Inserts the batch's rows, stores the new tip and `head` (if one is due), and
+    /// commits durably.
+    async fn commit(
+        &mut self,
+        rows: &Rows,
+        tip: &Tip,
+        head: Option<&SignedTreeHead>,
+    ) -> StoreResult<()>;
+    /// Abandons the open transaction, if any.
+    async fn rollback(&mut self);
+}
+
+/// The group-commit writer over one backend's connection.
+pub(crate) struct Writer<T: WriteTx> {
     /// The most units one transaction takes (1: one transaction per unit).
     max_batch: usize,
-    conn: SqliteConnection,
+    conn: T,
     key: LedgerKey,
     schedule: HeadSchedule,
     tip: Option<Tip>,
@@ -53,13 +101,10 @@ pub(super) struct Writer {
     stats: std::sync::Arc<crate::LedgerStats>,
 }
 
-fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
-    StoreError::LedgerUnavailable(Box::new(e))
-}
-
-impl Writer {
-    pub(super) fn new(
-        conn: SqliteConnection,
+impl<T: WriteTx> Writer<T> {
+    /// A writer over `conn` that signs heads with `key` on `schedule`.
+    pub(crate) fn new(
+        conn: T,
         key: LedgerKey,
         schedule: HeadSchedule,
         stats: std::sync::Arc<crate::LedgerStats>,
@@ -76,7 +121,8 @@ impl Writer {
         }
     }
 
-    pub(super) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
+    /// Serves `rx` until it closes or is told to close.
+    pub(crate) async fn run(mut self, mut rx: mpsc::Receiver<Msg>) {
         let mut tick = tokio::time::interval(
             self.schedule
                 .every
@@ -151,62 +197,6 @@ impl Writer {
         }
     }
 
-    /// Opens the write transaction and reads the ledger's tip in it, in one round trip to
-    /// the driver's thread (every trip is a thread hand-off, and a batch's latency is
-    /// mostly made of them).
-    async fn begin(&mut self) -> StoreResult<Tip> {
-        // One read per batch: the last event and the newest head's size together.
-        let row = sqlx::query(
-            "BEGIN IMMEDIATE;
-             SELECT e.seq, e.time, e.leaf_hash, (SELECT COALESCE(MAX(size), 0) FROM tree_heads)
-             FROM (SELECT 1) LEFT JOIN (SELECT seq, time, leaf_hash FROM ledger_events ORDER BY seq DESC LIMIT 1) e",
-        )
-        .fetch_one(&mut self.conn)
-        .await
-        .map_err(unavailable)?;
-        let seq: Option<i64> = row.try_get(0).map_err(unavailable)?;
-        let time: Option<i64> = row.try_get(1).map_err(unavailable)?;
-        let leaf: Option<Vec<u8>> = row.try_get(2).map_err(unavailable)?;
-        let head_size: i64 = row.try_get(3).map_err(unavailable)?;
-        let on_disk = match (seq, time, leaf) {
-            (Some(seq), Some(time), Some(leaf)) => Some((seq, time, leaf)),
-            _ => None,
-        };
-        let size = on_disk.as_ref().map_or(0, |r| r.0 as u64);
-        if let Some(tip) = &self.tip
-            && tip.size == size
-        {
-            return Ok(Tip {
-                head_size: head_size as u64,
-                ..tip.clone()
-            });
-        }
-        let mut hashes = Vec::new();
-        for id in Frontier::pieces_of(size) {
-            let h: Vec<u8> =
-                sqlx::query_scalar("SELECT hash FROM merkle_nodes WHERE level = ? AND idx = ?")
-                    .bind(i64::from(id.level))
-                    .bind(id.index as i64)
-                    .fetch_one(&mut self.conn)
-                    .await
-                    .map_err(unavailable)?;
-            hashes.push(to_hash(&h)?);
-        }
-        let frontier = Frontier::from_pieces(size, hashes)
-            .ok_or_else(|| StoreError::corrupt("the stored frontier is incomplete"))?;
-        let (last_time, last_leaf) = match on_disk {
-            Some((_, t, leaf)) => (t, to_hash(&leaf)?),
-            None => (0, [0; 32]),
-        };
-        Ok(Tip {
-            size,
-            last_leaf,
-            last_time,
-            frontier,
-            head_size: head_size as u64,
-        })
-    }
-
     async fn commit_batch(&mut self, units: Vec<Unit>) {
         let started = Instant::now();
         let n = units.len();
@@ -226,7 +216,7 @@ impl Writer {
                 // Nothing of this batch is durable: every caller is told so.
                 tracing::error!(error = %e, "ledger batch failed; nothing was changed");
                 self.tip = None;
-                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                self.conn.rollback().await;
                 let msg = e.to_string();
                 for (reply, _) in replies {
                     if let Some(reply) = reply {
@@ -303,14 +293,11 @@ impl Writer {
                 None => {
                     let wanted: Vec<&Change> =
                         unit.changes.iter().filter(|c| is_check(c)).collect();
-                    (Checks::read(&mut self.conn, &wanted).await?, false)
+                    (self.conn.read_checks(&wanted).await?, false)
                 }
             };
             if guarded {
-                sqlx::query("SAVEPOINT unit")
-                    .execute(&mut self.conn)
-                    .await
-                    .map_err(unavailable)?;
+                self.conn.savepoint().await?;
             }
             let mut trial = tip.clone();
             let mark = rows.mark();
@@ -323,10 +310,7 @@ impl Writer {
             match outcome {
                 Ok(appended) => {
                     if guarded {
-                        sqlx::query("RELEASE unit")
-                            .execute(&mut self.conn)
-                            .await
-                            .map_err(unavailable)?;
+                        self.conn.release().await?;
                     }
                     tip = trial;
                     claimed.extend(claims);
@@ -334,32 +318,24 @@ impl Writer {
                 }
                 Err(e) => {
                     if guarded {
-                        sqlx::query("ROLLBACK TO unit")
-                            .execute(&mut self.conn)
-                            .await
-                            .map_err(unavailable)?;
-                        sqlx::query("RELEASE unit")
-                            .execute(&mut self.conn)
-                            .await
-                            .map_err(unavailable)?;
+                        self.conn.rollback_to_savepoint().await?;
                     }
                     rows.reset(mark);
                     replies.push((reply, Err(e)));
                 }
             }
         }
-        // The rows, a head when one is due, and the commit go in one round trip.
-        let mut q = QueryBuilder::<Sqlite>::new("");
-        rows.push_inserts(&mut q)?;
         let appended = rows.events.len() as u64;
         let head = if tip.size >= tip.head_size + self.schedule.every_events {
             self.sign(&tip)
         } else {
             None
         };
-        self.commit_with(q, head.as_ref()).await?;
         if head.is_some() {
             tip.head_size = tip.size;
+        }
+        self.conn.commit(&rows, &tip, head.as_ref()).await?;
+        if head.is_some() {
             self.last_head_at = Instant::now();
         }
         Ok((tip, appended))
@@ -372,7 +348,7 @@ impl Writer {
         &mut self,
         changes: &[&Change],
     ) -> StoreResult<(Tip, HashSet<(i64, String)>, Checks)> {
-        let tip = self.begin().await?;
+        let tip = self.conn.begin(self.tip.as_ref()).await?;
         // Idempotency keys are claimed for the whole batch at once: one read of which are
         // taken (authoritative, as this transaction holds the write lock) and one multi-row
         // insert at the end, instead of a savepoint and an insert per unit.
@@ -383,39 +359,10 @@ impl Writer {
                 _ => None,
             })
             .collect();
-        let taken = self.claims_taken(claims).await?;
+        let taken = self.conn.claims_taken(&claims).await?;
         let wanted: Vec<&Change> = changes.iter().copied().filter(|c| is_check(c)).collect();
-        let checks = Checks::read(&mut self.conn, &wanted).await?;
+        let checks = self.conn.read_checks(&wanted).await?;
         Ok((tip, taken, checks))
-    }
-
-    /// Which of the batch's idempotency keys were claimed before.
-    async fn claims_taken(
-        &mut self,
-        wanted: Vec<(i64, String)>,
-    ) -> StoreResult<HashSet<(i64, String)>> {
-        let mut taken = HashSet::new();
-        for chunk in wanted.chunks(400) {
-            let mut q = QueryBuilder::<Sqlite>::new(
-                "SELECT app_id, key FROM idempotency_keys WHERE (app_id, key) IN (VALUES ",
-            );
-            let mut list = q.separated(", ");
-            for (app, key) in chunk {
-                list.push("(")
-                    .push_bind_unseparated(*app)
-                    .push_unseparated(", ")
-                    .push_bind_unseparated(key.clone())
-                    .push_unseparated(")");
-            }
-            q.push(")");
-            let rows: Vec<(i64, String)> = q
-                .build_query_as()
-                .fetch_all(&mut self.conn)
-                .await
-                .map_err(unavailable)?;
-            taken.extend(rows);
-        }
-        Ok(taken)
     }
 
     async fn apply_unit(
@@ -451,7 +398,7 @@ impl Writer {
                     rows.claims.push((app, key, request_hash, at.as_millis()));
                     applied.push(Applied::Done);
                 }
-                other => applied.push(apply(&mut self.conn, other).await?),
+                other => applied.push(self.conn.apply(other).await?),
             }
         }
         let events = (unit.events)(&applied);
@@ -513,7 +460,7 @@ impl Writer {
                 Ok(sth)
             }
             Err(e) => {
-                let _ = sqlx::query("ROLLBACK").execute(&mut self.conn).await;
+                self.conn.rollback().await;
                 self.tip = None;
                 Err(e)
             }
@@ -521,73 +468,43 @@ impl Writer {
     }
 }
 
-impl Writer {
+impl<T: WriteTx> Writer<T> {
     async fn head_transaction(&mut self) -> StoreResult<(Tip, Option<SignedTreeHead>)> {
-        let mut tip = self.begin().await?;
+        let mut tip = self.conn.begin(self.tip.as_ref()).await?;
         let sth = self.sign(&tip);
-        self.commit_with(QueryBuilder::new(""), sth.as_ref())
-            .await?;
         if sth.is_some() {
             tip.head_size = tip.size;
         }
+        self.conn
+            .commit(&Rows::default(), &tip, sth.as_ref())
+            .await?;
         Ok((tip, sth))
     }
-
-    /// Runs the statements in `q`, stores `head` if given, and commits: one round trip.
-    async fn commit_with(
-        &mut self,
-        mut q: QueryBuilder<'_, Sqlite>,
-        head: Option<&SignedTreeHead>,
-    ) -> StoreResult<()> {
-        if let Some(sth) = head {
-            push_head(&mut q, sth);
-        }
-        q.push("COMMIT");
-        q.build()
-            .persistent(false)
-            .execute(&mut self.conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(())
-    }
 }
 
-/// Adds the statement storing a signed head.
-fn push_head(q: &mut QueryBuilder<'_, Sqlite>, sth: &SignedTreeHead) {
-    q.push("INSERT INTO tree_heads (size, time, root, key_id, signature) VALUES (")
-        .push_bind(sth.head.size as i64)
-        .push(", ")
-        .push_bind(sth.head.time.as_millis())
-        .push(", ")
-        .push_bind(sth.head.root.to_vec())
-        .push(", ")
-        .push_bind(sth.key_id.as_str().to_owned())
-        .push(", ")
-        .push_bind(sth.signature.to_vec())
-        .push("); ");
-}
-
-struct EventRow {
-    seq: i64,
-    time: i64,
-    kind: String,
-    account: Option<String>,
-    session: Option<String>,
-    body: String,
-    leaf: Hash,
+/// One event row as the batch will insert it.
+pub(crate) struct EventRow {
+    pub(crate) seq: i64,
+    pub(crate) time: i64,
+    pub(crate) kind: String,
+    pub(crate) account: Option<String>,
+    pub(crate) session: Option<String>,
+    pub(crate) body: String,
+    pub(crate) leaf: Hash,
     /// Whether the product's apps are notified of it (through the outbox, in the same
     /// transaction, so a notification exists exactly when its event does).
-    notify: bool,
+    pub(crate) notify: bool,
 }
 
 /// The batch's ledger rows, written with a few multi-row INSERTs at the end of the
 /// transaction instead of one statement per row.
 #[derive(Default)]
-struct Rows {
-    events: Vec<EventRow>,
-    nodes: Vec<(i64, i64, Hash)>,
+pub(crate) struct Rows {
+    pub(crate) events: Vec<EventRow>,
+    /// Merkle nodes: level, index, hash.
+    pub(crate) nodes: Vec<(i64, i64, Hash)>,
     /// Idempotency keys claimed: app, key, request hash, time.
-    claims: Vec<(i64, String, [u8; 32], i64)>,
+    pub(crate) claims: Vec<(i64, String, [u8; 32], i64)>,
 }
 
 impl Rows {
@@ -601,64 +518,33 @@ impl Rows {
         self.claims.truncate(claims);
     }
 
-    /// Adds the statements inserting every row, each ended with `;`, to `q`.
-    fn push_inserts<'a>(&'a self, q: &mut QueryBuilder<'a, Sqlite>) -> StoreResult<()> {
-        for chunk in self.claims.chunks(500) {
-            q.push("INSERT INTO idempotency_keys (app_id, key, request_hash, created_at) ");
-            q.push_values(chunk, |mut b, (app, key, hash, at)| {
-                b.push_bind(*app)
-                    .push_bind(key)
-                    .push_bind(&hash[..])
-                    .push_bind(*at);
-            });
-            q.push("; ");
-        }
-        // SQLite allows 32,766 bound values per statement; stay well below.
-        for chunk in self.events.chunks(500) {
-            q.push(
-                "INSERT INTO ledger_events (seq, time, kind, account, session, body, leaf_hash) ",
-            );
-            q.push_values(chunk, |mut b, e| {
-                b.push_bind(e.seq)
-                    .push_bind(e.time)
-                    .push_bind(&e.kind)
-                    .push_bind(&e.account)
-                    .push_bind(&e.session)
-                    .push_bind(&e.body)
-                    .push_bind(&e.leaf[..]);
-            });
-            q.push("; ");
-        }
-        for e in self.events.iter().filter(|e| e.notify) {
-            let body = serde_json::json!({
-                "id": e.seq.to_string(),
-                "type": e.kind,
-                "time": actas_core::Timestamp::from_millis(e.time).to_rfc3339(),
-                "account": e.account,
-                "session": e.session,
-                "event": serde_json::from_str::<serde_json::Value>(&e.body).map_err(StoreError::unexpected)?,
+    /// The body of the notification each event that notifies the product's apps gets,
+    /// with the event's time: one outbox row per live app with a webhook, written in the
+    /// same transaction so a notification exists exactly when its event does.
+    pub(crate) fn notifications(&self) -> StoreResult<Vec<(String, i64)>> {
+        self.events
+            .iter()
+            .filter(|e| e.notify)
+            .map(|e| {
+                let event = serde_json::from_str::<serde_json::Value>(&e.body)
+                    .map_err(StoreError::unexpected)?;
+                let body = serde_json::json!({
+                    "id": e.seq.to_string(),
+                    "type": e.kind,
+                    "time": actas_core::Timestamp::from_millis(e.time).to_rfc3339(),
+                    "account": e.account,
+                    "session": e.session,
+                    "event": event,
+                })
+                .to_string();
+                Ok((body, e.time))
             })
-            .to_string();
-            q.push("INSERT INTO webhook_outbox (app_id, body, next_attempt_at, created_at) SELECT id, ")
-                .push_bind(body)
-                .push(", ")
-                .push_bind(e.time)
-                .push(", ")
-                .push_bind(e.time)
-                .push(" FROM app_keys WHERE webhook_url IS NOT NULL AND revoked_at IS NULL; ");
-        }
-        for chunk in self.nodes.chunks(1000) {
-            q.push("INSERT INTO merkle_nodes (level, idx, hash) ");
-            q.push_values(chunk, |mut b, (level, idx, hash)| {
-                b.push_bind(*level).push_bind(*idx).push_bind(&hash[..]);
-            });
-            q.push("; ");
-        }
-        Ok(())
+            .collect()
     }
 }
 
-pub(super) fn to_hash(bytes: &[u8]) -> StoreResult<Hash> {
+/// A stored 32-byte hash, or the corruption it is.
+pub(crate) fn to_hash(bytes: &[u8]) -> StoreResult<Hash> {
     bytes
         .try_into()
         .map_err(|_| StoreError::corrupt("a stored hash is not 32 bytes"))
