@@ -391,6 +391,11 @@ impl Frontier {
         self.size
     }
 
+    /// The hashes of its pieces, largest first: what [`Frontier::from_pieces`] takes back.
+    pub fn pieces(&self) -> &[Hash] {
+        &self.hashes
+    }
+
     /// Appends a leaf hash, reporting every node it completes (the leaf itself at level 0,
     /// then each parent that became perfect) so the caller can store them.
     pub fn push(&mut self, leaf: Hash, mut completed: impl FnMut(NodeId, &Hash)) {

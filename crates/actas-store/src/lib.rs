@@ -12,7 +12,10 @@
 
 mod change;
 mod checks;
+mod ledger;
 mod model;
+pub mod postgres;
+mod schema;
 pub mod sqlite;
 mod stats;
 mod writer;

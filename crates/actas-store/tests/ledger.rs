@@ -1,5 +1,6 @@
-//! The ledger on a real SQLite file: group commit under concurrency, durability across a
-//! SIGKILL, O(log n) proofs, and detection of tampering.
+//! The ledger's contract, on a real SQLite file and on a real PostgreSQL database: group
+//! commit under concurrency, durability across a SIGKILL, O(log n) proofs, and detection
+//! of tampering.
 
 mod common;
 
@@ -10,7 +11,6 @@ use actas_store::{EventFilter, HeadSchedule, Store, Unit};
 use common::*;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
-use std::sync::Arc;
 use std::time::Duration;
 
 fn rare_heads() -> HeadSchedule {
@@ -20,10 +20,9 @@ fn rare_heads() -> HeadSchedule {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn ten_thousand_appends_from_64_tasks_are_all_present_in_order_and_verify() {
-    let db = db();
-    let store = Arc::new(open(&db.path, rare_heads()).await);
+async fn ten_thousand_appends_from_64_tasks_are_all_present_in_order_and_verify(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(rare_heads()).await;
     let mut tasks = Vec::new();
     for t in 0..64u64 {
         let store = store.clone();
@@ -56,14 +55,14 @@ async fn ten_thousand_appends_from_64_tasks_are_all_present_in_order_and_verify(
         "gap-free: numbers are exactly 1..=n"
     );
     assert!(
-        store.stats().batches() < store.stats().units(),
+        store.ledger_stats().batches() < store.ledger_stats().units(),
         "concurrent appends were grouped: {} batches for {} units",
-        store.stats().batches(),
-        store.stats().units()
+        store.ledger_stats().batches(),
+        store.ledger_stats().units()
     );
     store.close().await.expect("close");
 
-    let store = open(&db.path, rare_heads()).await;
+    let store = fresh.open(rare_heads()).await;
     let report = store
         .verify(&public(), &mut |_, _| {})
         .await
@@ -82,11 +81,14 @@ async fn ten_thousand_appends_from_64_tasks_are_all_present_in_order_and_verify(
     );
     store.close().await.expect("close");
 }
+on_both!(
+    ten_thousand_appends_from_64_tasks_are_all_present_in_order_and_verify,
+    4
+);
 
-#[tokio::test]
-async fn a_change_and_its_event_commit_together_or_not_at_all() {
-    let db = db();
-    let store = open(&db.path, rare_heads()).await;
+async fn a_change_and_its_event_commit_together_or_not_at_all(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(rare_heads()).await;
     let add = |email: &str| actas_store::Change::AddStaff {
         email: actas_core::staff::Email::parse(email).expect("email"),
         name: actas_core::staff::DisplayName::parse("Sam").expect("name"),
@@ -113,11 +115,11 @@ async fn a_change_and_its_event_commit_together_or_not_at_all() {
     assert_eq!(store.list_staff().await.expect("staff").len(), 1);
     store.close().await.expect("close");
 }
+on_both!(a_change_and_its_event_commit_together_or_not_at_all, 2);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn one_refused_unit_does_not_sink_the_others_in_its_batch() {
-    let db = db();
-    let store = Arc::new(open(&db.path, rare_heads()).await);
+async fn one_refused_unit_does_not_sink_the_others_in_its_batch(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(rare_heads()).await;
     let mut tasks = Vec::new();
     for i in 0..50 {
         let store = store.clone();
@@ -143,7 +145,7 @@ async fn one_refused_unit_does_not_sink_the_others_in_its_batch() {
     assert_eq!(ok, 40);
     assert_eq!(store.ledger_size().await.expect("size"), 40);
     store.close().await.expect("close");
-    let store = open(&db.path, rare_heads()).await;
+    let store = fresh.open(rare_heads()).await;
     assert!(
         store
             .verify(&public(), &mut |_, _| {})
@@ -153,18 +155,18 @@ async fn one_refused_unit_does_not_sink_the_others_in_its_batch() {
     );
     store.close().await.expect("close");
 }
+on_both!(one_refused_unit_does_not_sink_the_others_in_its_batch, 4);
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_consistent() {
-    let db = db();
-    let store = open(
-        &db.path,
-        HeadSchedule {
+async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_consistent(
+    backend: Backend,
+) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh
+        .open(HeadSchedule {
             every_events: 30_000,
             every: Duration::from_secs(3600),
-        },
-    )
-    .await;
+        })
+        .await;
     let n: u64 = 100_000;
     let mut next = 0u64;
     while next < n {
@@ -259,8 +261,8 @@ async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_c
     );
 
     // Smaller ledgers: every size from 1 to 40 against its own root.
-    let store2_db = common::db();
-    let store2 = open(&store2_db.path, rare_heads()).await;
+    let fresh2 = Fresh::new(backend).await;
+    let store2 = fresh2.open(rare_heads()).await;
     for size in 1..=40u64 {
         store2.append(event(size)).await.expect("append");
         let head = store2.sign_head_now().await.expect("head").expect("grew");
@@ -286,24 +288,27 @@ async fn inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_c
     store2.close().await.expect("close");
     store.close().await.expect("close");
 }
+on_both!(
+    inclusion_proofs_verify_up_to_a_hundred_thousand_events_and_heads_are_consistent,
+    2
+);
 
-#[tokio::test]
-async fn a_proof_from_a_tampered_ledger_does_not_verify_against_the_signed_head() {
-    let db = db();
-    let store = open(&db.path, rare_heads()).await;
+async fn a_proof_from_a_tampered_ledger_does_not_verify_against_the_signed_head(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(rare_heads()).await;
     for i in 0..20 {
         store.append(event(i)).await.expect("append");
     }
     let head = store.sign_head_now().await.expect("head").expect("head");
     // An attacker with the file rewrites a stored node (the triggers are theirs to drop).
-    sqlx::query("DROP TRIGGER merkle_nodes_no_update")
-        .execute(store.pool())
-        .await
-        .expect("drop");
-    sqlx::query("UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 13")
-        .execute(store.pool())
-        .await
-        .expect("tamper");
+    fresh
+        .tamper(
+            "DROP TRIGGER merkle_nodes_no_update;
+             UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 13",
+            "ALTER TABLE merkle_nodes DISABLE TRIGGER USER;
+             UPDATE merkle_nodes SET hash = decode(repeat('00', 32), 'hex') WHERE level = 0 AND idx = 13",
+        )
+        .await;
     let ev = store
         .events(&EventFilter::default(), 12, 1)
         .await
@@ -314,23 +319,26 @@ async fn a_proof_from_a_tampered_ledger_does_not_verify_against_the_signed_head(
     assert!(verify_inclusion(12, 20, &ev.leaf_hash, &proof, &head.head.root).is_err());
     store.close().await.expect("close");
 }
+on_both!(
+    a_proof_from_a_tampered_ledger_does_not_verify_against_the_signed_head,
+    2
+);
 
-#[tokio::test]
-async fn an_edited_event_is_named_by_verification() {
-    let db = db();
-    let store = open(&db.path, rare_heads()).await;
+async fn an_edited_event_is_named_by_verification(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(rare_heads()).await;
     for i in 0..30 {
         store.append(event(i)).await.expect("append");
     }
     store.sign_head_now().await.expect("head");
-    sqlx::query("DROP TRIGGER ledger_events_no_update")
-        .execute(store.pool())
-        .await
-        .expect("drop");
-    sqlx::query("UPDATE ledger_events SET body = replace(body, 'Check invoice', 'Check nothing') WHERE seq = 17")
-        .execute(store.pool())
-        .await
-        .expect("tamper");
+    fresh
+        .tamper(
+            "DROP TRIGGER ledger_events_no_update;
+             UPDATE ledger_events SET body = replace(body, 'Check invoice', 'Check nothing') WHERE seq = 17",
+            "ALTER TABLE ledger_events DISABLE TRIGGER USER;
+             UPDATE ledger_events SET body = replace(body, 'Check invoice', 'Check nothing') WHERE seq = 17",
+        )
+        .await;
     let problem = store
         .verify(&public(), &mut |_, _| {})
         .await
@@ -339,25 +347,76 @@ async fn an_edited_event_is_named_by_verification() {
     assert_eq!(problem, Problem::Changed { seq: 17 });
     store.close().await.expect("close");
 }
+on_both!(an_edited_event_is_named_by_verification, 2);
+
+async fn the_ledger_tables_refuse_updates_and_deletes(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(rare_heads()).await;
+    for i in 0..3 {
+        store.append(event(i)).await.expect("append");
+    }
+    store.sign_head_now().await.expect("head");
+    for (sqlite, postgres) in [
+        (
+            "UPDATE ledger_events SET body = '{}' WHERE seq = 2",
+            "UPDATE ledger_events SET body = '{}' WHERE seq = 2",
+        ),
+        (
+            "DELETE FROM ledger_events WHERE seq = 3",
+            "DELETE FROM ledger_events WHERE seq = 3",
+        ),
+        (
+            "UPDATE merkle_nodes SET hash = zeroblob(32) WHERE level = 0 AND idx = 0",
+            "UPDATE merkle_nodes SET hash = '' WHERE level = 0 AND idx = 0",
+        ),
+        (
+            "UPDATE tree_heads SET size = 1",
+            "UPDATE tree_heads SET size = 1",
+        ),
+    ] {
+        let err = fresh
+            .try_sql(sqlite, postgres)
+            .await
+            .expect_err("the ledger is append-only");
+        assert!(err.contains("append-only"), "{err}");
+    }
+    if backend == Backend::Postgres {
+        for sql in [
+            "DELETE FROM merkle_nodes",
+            "DELETE FROM tree_heads",
+            "TRUNCATE ledger_events",
+            "DELETE FROM ledger_tip",
+        ] {
+            fresh.try_sql("", sql).await.expect_err(sql);
+        }
+    }
+    assert!(
+        store
+            .verify(&public(), &mut |_, _| {})
+            .await
+            .expect("read")
+            .is_ok()
+    );
+    store.close().await.expect("close");
+}
+on_both!(the_ledger_tables_refuse_updates_and_deletes, 2);
 
 /// The child half of the crash test: appends as fast as it can, printing each sequence
 /// number once `append` has returned (i.e. once it is durable), until it is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "run by a_sigkilled_writer_loses_nothing_it_acknowledged as its child process"]
 async fn crash_child() {
-    let Ok(path) = std::env::var("ACTAS_CRASH_DB") else {
+    let Ok(url) = std::env::var("ACTAS_CRASH_URL") else {
         return;
     };
-    let store = Arc::new(
-        open(
-            std::path::Path::new(&path),
-            HeadSchedule {
-                every_events: 500,
-                every: Duration::from_millis(200),
-            },
-        )
-        .await,
-    );
+    let store = open_url(
+        &url,
+        HeadSchedule {
+            every_events: 500,
+            every: Duration::from_millis(200),
+        },
+    )
+    .await;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     for t in 0..16u64 {
         let store = store.clone();
@@ -382,9 +441,8 @@ async fn crash_child() {
     }
 }
 
-#[tokio::test]
-async fn a_sigkilled_writer_loses_nothing_it_acknowledged() {
-    let db = db();
+async fn a_sigkilled_writer_loses_nothing_it_acknowledged(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
     let exe = std::env::current_exe().expect("test binary");
     let mut child = std::process::Command::new(exe)
         .args([
@@ -394,7 +452,7 @@ async fn a_sigkilled_writer_loses_nothing_it_acknowledged() {
             "--nocapture",
             "--test-threads=1",
         ])
-        .env("ACTAS_CRASH_DB", &db.path)
+        .env("ACTAS_CRASH_URL", fresh.url())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -429,7 +487,7 @@ async fn a_sigkilled_writer_loses_nothing_it_acknowledged() {
         "the child acknowledged appends before it was killed"
     );
 
-    let store = open(&db.path, rare_heads()).await;
+    let store = fresh.open(rare_heads()).await;
     let size = store.ledger_size().await.expect("size");
     let max_acked = *acked.iter().max().expect("max");
     assert!(
@@ -460,6 +518,7 @@ async fn a_sigkilled_writer_loses_nothing_it_acknowledged() {
     assert_eq!(next.seq, size + 1);
     store.close().await.expect("close");
 }
+on_both!(a_sigkilled_writer_loses_nothing_it_acknowledged, 2);
 
 #[tokio::test]
 async fn the_log_is_checkpointed_in_the_background_not_by_a_waiting_commit() {

@@ -17,7 +17,7 @@ use actas_store::{Applied, Change, HeadSchedule, Store, StoreError, Unit};
 use common::*;
 use std::time::Duration;
 
-async fn add_staff(store: &impl Store, email: &str, role: Role) -> StaffId {
+async fn add_staff(store: &dyn Store, email: &str, role: Role) -> StaffId {
     let out = store
         .commit(Unit::new(
             vec![Change::AddStaff {
@@ -39,7 +39,7 @@ async fn add_staff(store: &impl Store, email: &str, role: Role) -> StaffId {
 }
 
 /// Commits a new `request`, with a note in the ledger.
-async fn insert_request(store: &impl Store, request: &AccessRequest) -> Result<(), StoreError> {
+async fn insert_request(store: &dyn Store, request: &AccessRequest) -> Result<(), StoreError> {
     store
         .commit(Unit::change(
             Change::InsertRequest(request.clone()),
@@ -51,7 +51,7 @@ async fn insert_request(store: &impl Store, request: &AccessRequest) -> Result<(
 
 /// Commits `request` as changed from `expected`, with a note in the ledger.
 async fn update_request(
-    store: &impl Store,
+    store: &dyn Store,
     request: &AccessRequest,
     expected: RequestStatus,
 ) -> Result<(), StoreError> {
@@ -71,13 +71,12 @@ fn note_event() -> NewEvent {
     NewEvent::new(Actor::System, EventData::StaffDisabled { staff: staff(1) })
 }
 
-#[tokio::test]
-async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
-    let db = db();
-    let store = open(&db.path, HeadSchedule::default()).await;
+async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
     let p = Policy::starter();
-    let agent = add_staff(&store, "agent@example.com", Role::Agent).await;
-    let lead = add_staff(&store, "lead@example.com", Role::Lead).await;
+    let agent = add_staff(&*store, "agent@example.com", Role::Agent).await;
+    let lead = add_staff(&*store, "lead@example.com", Role::Lead).await;
 
     let acme = AccountId::parse("acme").expect("id");
     store
@@ -107,7 +106,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     let now = Timestamp::now();
     let mut request = edit_settings_request(&p, agent, &account, now);
     assert_eq!(request.status, RequestStatus::Pending);
-    insert_request(&store, &request).await.expect("insert");
+    insert_request(&*store, &request).await.expect("insert");
     assert_eq!(
         store.request(request.id).await.expect("read").as_ref(),
         Some(&request)
@@ -118,14 +117,14 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     request
         .approve(lead, None, p.duration(Some(10)).ok(), None, now)
         .expect("approve");
-    update_request(&store, &request, RequestStatus::Pending)
+    update_request(&*store, &request, RequestStatus::Pending)
         .await
         .expect("approved");
     let mut again = stale;
     again
         .approve(lead, None, None, None, now)
         .expect("in memory");
-    let err = update_request(&store, &again, RequestStatus::Pending)
+    let err = update_request(&*store, &again, RequestStatus::Pending)
         .await
         .expect_err("stale");
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -138,7 +137,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     let mut own = request.clone();
     own.id = actas_core::ids::RequestId::random();
     own.approver = Some(actas_core::request::Approver::Lead(agent));
-    let err = insert_request(&store, &own).await.expect_err("own");
+    let err = insert_request(&*store, &own).await.expect_err("own");
     assert!(
         matches!(err, StoreError::Unexpected(_) | StoreError::Conflict(_)),
         "{err:?}"
@@ -146,7 +145,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
 
     // Start a session; a second one for the same staff member is refused.
     request.confirm_code(now).expect("code");
-    let session = start_session(&store, &p, &mut request, now).await;
+    let session = start_session(&*store, &p, &mut request, now).await;
     assert_eq!(
         store.active_session_of(agent).await.expect("read"),
         Some(session.clone())
@@ -216,7 +215,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     );
 
     // Allow-list: grant, revoke, and revoking again is refused.
-    let director = add_staff(&store, "director@example.com", Role::Director).await;
+    let director = add_staff(&*store, "director@example.com", Role::Director).await;
     let why = actas_core::text::Note::parse("Joined the rota").expect("note");
     store
         .commit(Unit::change(
@@ -283,7 +282,7 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
             .active
     );
     store.close().await.expect("close");
-    let store = open(&db.path, HeadSchedule::default()).await;
+    let store = fresh.open(HeadSchedule::default()).await;
     assert!(
         store
             .verify(&public(), &mut |_, _| {})
@@ -293,11 +292,11 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules() {
     );
     store.close().await.expect("close");
 }
+on_both!(requests_sessions_and_accounts_round_trip_and_keep_their_rules);
 
-#[tokio::test]
-async fn an_idempotency_key_is_claimed_once_even_by_units_in_the_same_batch() {
-    let db = db();
-    let store = std::sync::Arc::new(open(&db.path, HeadSchedule::default()).await);
+async fn an_idempotency_key_is_claimed_once_even_by_units_in_the_same_batch(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
     let key_id = store
         .commit(Unit::new(
             vec![Change::AddAppKey {
@@ -379,9 +378,10 @@ async fn an_idempotency_key_is_claimed_once_even_by_units_in_the_same_batch() {
     );
     store.close().await.expect("close");
 }
+on_both!(an_idempotency_key_is_claimed_once_even_by_units_in_the_same_batch);
 
 /// An agent's live session on `acme` (consent allowed), with everything it rests on.
-async fn live_session(store: &impl Store) -> ActiveSession {
+async fn live_session(store: &dyn Store) -> ActiveSession {
     let p = Policy::starter();
     let agent = add_staff(store, "agent@example.com", Role::Agent).await;
     let lead = add_staff(store, "lead@example.com", Role::Lead).await;
@@ -438,7 +438,7 @@ fn edit_settings_request(
 
 /// Starts a session on an approved request: the request marked used, the session stored.
 async fn start_session(
-    store: &impl Store,
+    store: &dyn Store,
     p: &Policy,
     request: &mut AccessRequest,
     now: Timestamp,
@@ -474,10 +474,9 @@ async fn start_session(
     session
 }
 
-#[tokio::test]
-async fn preconditions_are_settled_inside_the_transaction_in_order() {
-    let db = db();
-    let store = std::sync::Arc::new(open(&db.path, HeadSchedule::default()).await);
+async fn preconditions_are_settled_inside_the_transaction_in_order(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
     let session = live_session(&*store).await;
     let id = session.info().id;
     let now = Timestamp::now();
@@ -578,12 +577,12 @@ async fn preconditions_are_settled_inside_the_transaction_in_order() {
     );
     store.close().await.expect("close");
 }
+on_both!(preconditions_are_settled_inside_the_transaction_in_order);
 
-#[tokio::test]
-async fn a_sessions_page_copies_stay_within_its_limit_across_pages_and_units() {
-    let db = db();
-    let store = open(&db.path, HeadSchedule::default()).await;
-    let session = live_session(&store).await.info().id;
+async fn a_sessions_page_copies_stay_within_its_limit_across_pages_and_units(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
+    let session = live_session(&*store).await.info().id;
     let keep = |seq: u64, size: usize| Change::KeepPage {
         session,
         page_seq: seq,
@@ -660,3 +659,4 @@ async fn a_sessions_page_copies_stay_within_its_limit_across_pages_and_units() {
             .is_some_and(|t| t < later)
     );
 }
+on_both!(a_sessions_page_copies_stay_within_its_limit_across_pages_and_units);

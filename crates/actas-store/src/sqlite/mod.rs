@@ -9,21 +9,23 @@ mod read;
 mod tx;
 
 use crate::change::Unit;
+use crate::ledger::{self, NodeMap, RawLedger};
 use crate::model::{Account, AllowEntry, Appended, EventFilter, RecordedEvent, StaffRecord};
+use crate::schema;
+pub use crate::schema::Schema;
 use crate::writer;
 pub use crate::writer::MAX_BATCH;
 use crate::{HeadSchedule, LedgerStats, Store, StoreError, StoreResult};
 use actas_core::ids::{AccountId, RequestId, SessionId, StaffId};
-use actas_core::merkle::{self, Hash, LeafRange, NodeId};
+use actas_core::merkle::{Hash, NodeId};
 use actas_core::request::AccessRequest;
 use actas_core::session::{ActiveSession, Session};
 use actas_core::staff::Email;
 use actas_core::tree_head::{LedgerKey, PublicKey, SignedTreeHead};
-use actas_core::verify::{Problem, Report, StoredEvent, Verifier};
+use actas_core::verify::{Problem, Report};
 use async_trait::async_trait;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{ConnectOptions, SqlitePool};
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -63,17 +65,6 @@ impl Default for SqliteConfig {
 /// The migrations this build carries.
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
-/// How a database's schema compares with this build's.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Schema {
-    /// Every migration this build knows is applied, and nothing else.
-    Current,
-    /// These migrations (descriptions, in order) are still to be applied.
-    Behind(Vec<String>),
-    /// The database has migrations this build doesn't know (a newer actas ran on it).
-    Ahead(Vec<i64>),
-}
-
 async fn schema_of(pool: &SqlitePool) -> StoreResult<Schema> {
     let has_table: bool = sqlx::query_scalar(
         "SELECT count(*) > 0 FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
@@ -89,33 +80,7 @@ async fn schema_of(pool: &SqlitePool) -> StoreResult<Schema> {
     } else {
         Vec::new()
     };
-    let known: Vec<i64> = MIGRATOR.iter().map(|m| m.version).collect();
-    let unknown: Vec<i64> = applied
-        .iter()
-        .copied()
-        .filter(|v| !known.contains(v))
-        .collect();
-    if !unknown.is_empty() {
-        return Ok(Schema::Ahead(unknown));
-    }
-    let pending: Vec<String> = MIGRATOR
-        .iter()
-        .filter(|m| !applied.contains(&m.version))
-        .map(|m| format!("{:04} {}", m.version, m.description))
-        .collect();
-    Ok(if pending.is_empty() {
-        Schema::Current
-    } else {
-        Schema::Behind(pending)
-    })
-}
-
-fn ahead(unknown: &[i64]) -> StoreError {
-    let list: Vec<String> = unknown.iter().map(|v| format!("{v:04}")).collect();
-    StoreError::Schema(format!(
-        "the database was changed by a newer actas (migrations {} are unknown to this version), so this version won't use it: run the newer actas, or restore the backup taken before the upgrade",
-        list.join(", ")
-    ))
+    Ok(Schema::compare(&MIGRATOR, &applied))
 }
 
 /// Applies the migrations the database at `path` lacks (creating it if needed), and
@@ -127,7 +92,7 @@ pub async fn migrate(path: &Path) -> StoreResult<Vec<String>> {
         .await
         .map_err(StoreError::unexpected)?;
     let applied = match schema_of(&pool).await? {
-        Schema::Ahead(unknown) => Err(ahead(&unknown)),
+        Schema::Ahead(unknown) => Err(schema::ahead(&unknown)),
         Schema::Current => Ok(Vec::new()),
         Schema::Behind(pending) => MIGRATOR
             .run(&pool)
@@ -142,9 +107,6 @@ pub async fn migrate(path: &Path) -> StoreResult<Vec<String>> {
 /// Wanted nodes of a level are read in one scan when the scan covers at most this many
 /// stored nodes per wanted one.
 const DENSE: u64 = 8;
-
-/// Stored Merkle nodes by position, hashed with FxHash: an extract looks up millions.
-type NodeMap = HashMap<NodeId, Hash, rustc_hash::FxBuildHasher>;
 
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
@@ -182,21 +144,8 @@ impl SqliteStore {
             .connect_with(options(path))
             .await
             .map_err(StoreError::unexpected)?;
-        match schema_of(&pool).await? {
-            Schema::Current => {}
-            Schema::Ahead(unknown) => return Err(ahead(&unknown)),
-            Schema::Behind(pending) if !config.migrate => {
-                return Err(StoreError::Schema(format!(
-                    "the database needs {} before this version of actas can use it ({}): run `actas migrate`",
-                    if pending.len() == 1 {
-                        "a migration"
-                    } else {
-                        "migrations"
-                    },
-                    pending.join(", ")
-                )));
-            }
-            Schema::Behind(_) => MIGRATOR.run(&pool).await.map_err(StoreError::unexpected)?,
+        if schema::must_migrate(schema_of(&pool).await?, config.migrate)? {
+            MIGRATOR.run(&pool).await.map_err(StoreError::unexpected)?;
         }
         // The writer never checkpoints: with SQLite's default, every thousandth page of WAL
         // makes one commit copy the log into the database and fsync it, a stall of
@@ -271,8 +220,8 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn nodes(&self, ids: &[NodeId]) -> StoreResult<HashMap<NodeId, Hash>> {
-        let mut out = HashMap::with_capacity(ids.len());
+    async fn point_nodes(&self, ids: &[NodeId]) -> StoreResult<NodeMap> {
+        let mut out = NodeMap::with_capacity_and_hasher(ids.len(), Default::default());
         // One indexed point read per node: O(log n) reads for any proof.
         let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
         for id in ids {
@@ -414,16 +363,68 @@ impl SqliteStore {
         Ok(out)
     }
 
-    async fn proof(&self, ranges: Vec<LeafRange>) -> StoreResult<Vec<Hash>> {
-        let nodes = self.nodes(&merkle::nodes_needed(&ranges)).await?;
-        merkle::assemble(&ranges, &nodes).map_err(StoreError::unexpected)
-    }
-
     async fn send(&self, msg: writer::Msg) -> StoreResult<()> {
         self.tx
             .send(msg)
             .await
             .map_err(|_| StoreError::LedgerUnavailable("the ledger writer has stopped".into()))
+    }
+}
+
+#[async_trait]
+impl RawLedger for SqliteStore {
+    async fn size(&self) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(StoreError::unexpected)?;
+        Ok(n as u64)
+    }
+
+    async fn nodes(&self, ids: &[NodeId]) -> StoreResult<NodeMap> {
+        self.point_nodes(ids).await
+    }
+
+    async fn many_nodes(&self, ids: &[NodeId]) -> StoreResult<NodeMap> {
+        self.nodes_batched(ids).await
+    }
+
+    async fn event_rows(&self, after: u64, limit: u32) -> StoreResult<Vec<ledger::EventRow>> {
+        type Row = (
+            i64,
+            i64,
+            String,
+            Option<String>,
+            Option<String>,
+            String,
+            Vec<u8>,
+        );
+        let rows: Vec<Row> = sqlx::query_as(
+            "SELECT seq, time, kind, account, session, body, leaf_hash FROM ledger_events WHERE seq > ? ORDER BY seq LIMIT ?",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(seq, time, kind, account, session, body, leaf)| ledger::EventRow {
+                    seq,
+                    time,
+                    kind,
+                    account,
+                    session,
+                    body,
+                    leaf,
+                },
+            )
+            .collect())
+    }
+
+    async fn heads(&self) -> StoreResult<Vec<SignedTreeHead>> {
+        read::tree_heads(&self.pool).await
     }
 }
 
@@ -482,11 +483,7 @@ impl Store for SqliteStore {
     }
 
     async fn ledger_size(&self) -> StoreResult<u64> {
-        let n: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(StoreError::unexpected)?;
-        Ok(n as u64)
+        RawLedger::size(self).await
     }
 
     async fn events(
@@ -512,12 +509,7 @@ impl Store for SqliteStore {
     }
 
     async fn inclusion_proof(&self, seq: u64, size: u64) -> StoreResult<Vec<Hash>> {
-        if seq == 0 || seq > size || size > self.ledger_size().await? {
-            return Err(StoreError::NotFound(format!(
-                "event #{seq} in a ledger of {size} events"
-            )));
-        }
-        self.proof(merkle::inclusion_ranges(seq - 1, size)).await
+        ledger::inclusion_proof(self, seq, size).await
     }
 
     async fn account_event_texts(
@@ -555,46 +547,11 @@ impl Store for SqliteStore {
     }
 
     async fn inclusion_proofs(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Vec<Hash>>> {
-        if size > self.ledger_size().await? {
-            return Err(StoreError::NotFound(format!("a ledger of {size} events")));
-        }
-        let mut plans = Vec::with_capacity(seqs.len());
-        for &seq in seqs {
-            if seq == 0 || seq > size {
-                return Err(StoreError::NotFound(format!(
-                    "event #{seq} in a ledger of {size} events"
-                )));
-            }
-            plans.push(merkle::inclusion_ranges(seq - 1, size));
-        }
-        let all: Vec<LeafRange> = plans.iter().flatten().copied().collect();
-        let nodes = Arc::new(self.nodes_batched(&merkle::nodes_needed(&all)).await?);
-        // Assembling is pure computation: two halves on blocking threads, not the runtime.
-        let second = plans.split_off(plans.len() / 2);
-        let assemble = |plans: Vec<Vec<LeafRange>>, nodes: Arc<NodeMap>| {
-            tokio::task::spawn_blocking(move || {
-                plans
-                    .iter()
-                    .map(|ranges| merkle::assemble(ranges, &nodes).map_err(StoreError::unexpected))
-                    .collect::<StoreResult<Vec<_>>>()
-            })
-        };
-        let (first, second) =
-            futures_util::future::try_join(assemble(plans, nodes.clone()), assemble(second, nodes))
-                .await
-                .map_err(StoreError::unexpected)?;
-        let mut proofs = first?;
-        proofs.extend(second?);
-        Ok(proofs)
+        ledger::inclusion_proofs(self, seqs, size).await
     }
 
     async fn consistency_proof(&self, old: u64, new: u64) -> StoreResult<Vec<Hash>> {
-        if old > new || new > self.ledger_size().await? {
-            return Err(StoreError::NotFound(format!(
-                "a ledger of {new} events extending {old}"
-            )));
-        }
-        self.proof(merkle::consistency_ranges(old, new)).await
+        ledger::consistency_proof(self, old, new).await
     }
 
     async fn verify(
@@ -602,44 +559,7 @@ impl Store for SqliteStore {
         key: &PublicKey,
         progress: &mut (dyn FnMut(u64, u64) + Send),
     ) -> StoreResult<Result<Report, Problem>> {
-        let heads = self.tree_heads().await?;
-        let total = self.ledger_size().await?;
-        let mut verifier = match Verifier::new(key, heads) {
-            Ok(v) => v,
-            Err(p) => return Ok(Err(p)),
-        };
-        const CHUNK: i64 = 20_000;
-        let mut after: i64 = 0;
-        let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
-        loop {
-            let rows: Vec<(i64, i64, String, Option<String>, Option<String>, String, Vec<u8>)> = sqlx::query_as(
-                "SELECT seq, time, kind, account, session, body, leaf_hash FROM ledger_events WHERE seq > ? ORDER BY seq LIMIT ?",
-            )
-            .bind(after)
-            .bind(CHUNK)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(StoreError::unexpected)?;
-            let Some(last) = rows.last() else { break };
-            after = last.0;
-            for (seq, time, kind, account, session, body, leaf) in &rows {
-                let leaf_hash: Hash = leaf.as_slice().try_into().unwrap_or([0; 32]);
-                let ev = StoredEvent {
-                    seq: *seq as u64,
-                    time: *time,
-                    kind,
-                    account: account.as_deref(),
-                    session: session.as_deref(),
-                    body,
-                    leaf_hash,
-                };
-                if let Err(p) = verifier.push(ev) {
-                    return Ok(Err(p));
-                }
-            }
-            progress(verifier.checked(), total.max(verifier.checked()));
-        }
-        Ok(verifier.finish())
+        ledger::verify(self, key, progress).await
     }
 
     async fn staff_by_email(&self, email: &Email) -> StoreResult<Option<StaffRecord>> {
