@@ -91,11 +91,94 @@ fn test(filters: &[String]) -> Result {
         // suite's own replay test already checked).
         fuzz_targets(FUZZ_BRIEFLY_SECONDS, false)?;
     }
+    if filters.is_empty() {
+        postgres_pass()?;
+    }
     // Last, so its summary ("N tests run: N passed") closes the output.
     step("cargo nextest run --workspace");
     let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
     args.extend(filters.iter().map(String::as_str));
     run("cargo", &args)
+}
+
+/// The server's tests that go through a data directory or a store, run again with every
+/// data directory on a PostgreSQL database of its own (`ACTAS_TEST_BACKEND=postgres`,
+/// read by `tests/common`). The store's own contract tests run on both backends in the
+/// main pass; the demo, the browser and the CLI tests use the embedded default.
+const POSTGRES_PASS: &[&str] = &[
+    "api",
+    "console",
+    "customer",
+    "flow",
+    "gateway",
+    "races",
+    "recertify",
+    "reviews",
+    "roles",
+    "service",
+    "tickets",
+];
+
+/// Runs [`POSTGRES_PASS`] on PostgreSQL, then drops the databases it made.
+fn postgres_pass() -> Result {
+    step("the backend-sensitive tests again, on PostgreSQL");
+    drop_test_databases()?;
+    let mut args = vec!["nextest", "run", "-p", "actas-server", "--no-fail-fast"];
+    for t in POSTGRES_PASS {
+        args.extend(["--test", t]);
+    }
+    let status = Command::new("cargo")
+        .args(&args)
+        .env("ACTAS_TEST_BACKEND", "postgres")
+        .current_dir(root())
+        .status()
+        .map_err(|e| format!("could not run cargo: {e}"))?;
+    drop_test_databases()?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("the PostgreSQL pass failed ({status})"))
+    }
+}
+
+/// Drops every database the tests made (`actas_suite_…` by the server's tests, whose
+/// processes end with each test; `actas_store_…` left by a store test that was killed).
+fn drop_test_databases() -> Result {
+    let psql = |sql: &str| {
+        Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                "postgres",
+                "-d",
+                "postgres",
+                "-Atqc",
+                sql,
+            ])
+            .output()
+            .map_err(|e| format!("could not run psql: {e}"))
+    };
+    let out = psql(
+        "SELECT datname FROM pg_database WHERE datname LIKE 'actas\\_suite\\_%' OR datname LIKE 'actas\\_store\\_%'",
+    )?;
+    if !out.status.success() {
+        return Err(format!(
+            "psql could not list the test databases: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    let names = String::from_utf8_lossy(&out.stdout).into_owned();
+    for name in names.lines().map(str::trim).filter(|n| !n.is_empty()) {
+        let dropped = psql(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))?;
+        if !dropped.status.success() {
+            return Err(format!(
+                "could not drop the test database {name}: {}",
+                String::from_utf8_lossy(&dropped.stderr)
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The fuzz targets (`fuzz/fuzz_targets/`), each checking that no planted secret comes

@@ -6,7 +6,6 @@ use crate::config::DataDir;
 use crate::http::{AppState, RequestCounter, console_router};
 use crate::service::Service;
 use actas_store::Store;
-use actas_store::sqlite::{SqliteConfig, SqliteStore};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +53,7 @@ pub struct Application {
     gateway_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     service: Service,
 }
 
@@ -81,19 +80,8 @@ impl Application {
     /// Opens the data directory and binds the listeners; serving starts at once.
     pub async fn build(data: &DataDir, settings: ServeSettings) -> Result<Self, StartError> {
         let loaded = data.load()?;
-        let store = Arc::new(
-            SqliteStore::open(
-                &loaded.database,
-                loaded.key,
-                SqliteConfig {
-                    heads: loaded.config.ledger.schedule(),
-                    max_batch: loaded.config.ledger.max_batch,
-                    migrate: loaded.config.store.migrate_on_start,
-                    ..SqliteConfig::default()
-                },
-            )
-            .await?,
-        );
+        let store =
+            actas_store::open(&loaded.location, loaded.key, loaded.config.store_options()).await?;
         let issuer = settings
             .console_url
             .clone()
@@ -295,7 +283,7 @@ impl Application {
     }
 
     /// The store, for tests that need to break it on purpose.
-    pub fn store(&self) -> &Arc<SqliteStore> {
+    pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }
 

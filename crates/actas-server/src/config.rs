@@ -68,10 +68,26 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> ConfigError + '_ {
     }
 }
 
-/// `[store]`: how the database is opened.
+/// `[store]`: which database, and how it is opened.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct StoreConfig {
+    /// `sqlite://file` (relative to the data directory) or `postgres://…`; the
+    /// environment's `ACTAS_DATABASE_URL` wins over it. When neither is set, the SQLite
+    /// file `database` names. Several `actas serve` instances share one PostgreSQL
+    /// database; a SQLite file belongs to one machine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// PostgreSQL: connections each instance keeps for reads (its ledger writer has one
+    /// more of its own).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: u32,
+    /// PostgreSQL: the longest any one statement may run before the database cancels it.
+    #[serde(default = "default_statement_timeout")]
+    pub statement_timeout_seconds: u64,
+    /// PostgreSQL: how long to wait for a connection before giving up.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout_seconds: u64,
     /// Apply migrations this version knows and the database lacks when a command or the
     /// server opens it (the embedded default). With `false`, only `actas migrate` changes
     /// the schema, and everything else refuses a database that needs it. A database a
@@ -80,13 +96,32 @@ pub struct StoreConfig {
     pub migrate_on_start: bool,
 }
 
+fn default_pool_size() -> u32 {
+    8
+}
+
+fn default_statement_timeout() -> u64 {
+    30
+}
+
+fn default_connect_timeout() -> u64 {
+    10
+}
+
 impl Default for StoreConfig {
     fn default() -> Self {
         Self {
+            url: None,
+            pool_size: default_pool_size(),
+            statement_timeout_seconds: default_statement_timeout(),
+            connect_timeout_seconds: default_connect_timeout(),
             migrate_on_start: true,
         }
     }
 }
+
+/// The environment variable naming the database, over `[store] url`.
+pub const DATABASE_URL_ENV: &str = "ACTAS_DATABASE_URL";
 
 /// When tree heads are signed.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
@@ -112,6 +147,20 @@ impl Default for LedgerConfig {
             head_every_events: 1000,
             head_every_seconds: 10,
             max_batch: default_max_batch(),
+        }
+    }
+}
+
+impl Config {
+    /// How the store is opened, from `[store]` and `[ledger]`.
+    pub fn store_options(&self) -> actas_store::OpenOptions {
+        actas_store::OpenOptions {
+            heads: self.ledger.schedule(),
+            max_batch: self.ledger.max_batch,
+            migrate: self.store.migrate_on_start,
+            pool_size: self.store.pool_size.max(1),
+            statement_timeout: Duration::from_secs(self.store.statement_timeout_seconds.max(1)),
+            connect_timeout: Duration::from_secs(self.store.connect_timeout_seconds.max(1)),
         }
     }
 }
@@ -228,7 +277,8 @@ impl Default for GatewayConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
-    /// The SQLite database file, relative to the data directory.
+    /// The SQLite database file, relative to the data directory (used when `[store] url`
+    /// and `ACTAS_DATABASE_URL` name no other).
     pub database: PathBuf,
     /// The policy file, relative to the data directory.
     pub policy: PathBuf,
@@ -295,8 +345,8 @@ pub struct Loaded {
     pub policy: Policy,
     /// The ledger signing key.
     pub key: LedgerKey,
-    /// Full path of the database file.
-    pub database: PathBuf,
+    /// Where the database is (`[store] url`, `ACTAS_DATABASE_URL`, or the SQLite file).
+    pub location: actas_store::Location,
     /// The gateway's assertion key seed (32 bytes).
     pub assertion_seed: Seed,
     /// Replaced assertion keys (public halves), some perhaps still to be published.
@@ -388,10 +438,23 @@ impl DataDir {
         let key = self.read_key()?;
         let assertion_seed = self.assertion_seed()?;
         let retired_assertion_keys = self.retired_assertion_keys()?;
+        let url = std::env::var(DATABASE_URL_ENV)
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+            .or_else(|| config.store.url.clone());
+        let location = match url {
+            Some(url) => actas_store::Location::parse(url.trim(), &self.0).map_err(|e| {
+                ConfigError::Parse {
+                    path: config_path.clone(),
+                    message: e.to_string(),
+                }
+            })?,
+            None => actas_store::Location::Sqlite(self.file(&config.database)),
+        };
         Ok(Loaded {
             assertion_seed,
             retired_assertion_keys,
-            database: self.file(&config.database),
+            location,
             config,
             policy,
             key,

@@ -6,7 +6,6 @@ mod common;
 use actas_core::scope::Risk;
 use actas_core::staff::{DisplayName, Email, Role};
 use actas_server::app::{Application, ServeSettings};
-use actas_server::config::DataDir;
 use actas_server::password::Password;
 use reqwest::StatusCode;
 use reqwest::redirect::Policy;
@@ -443,8 +442,7 @@ async fn a_past_sessions_timeline_reads_in_plain_language() {
 #[tokio::test]
 async fn over_https_the_cookie_is_host_prefixed_and_secure_and_only_the_public_origin_may_post() {
     let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
+    let data = common::fresh_data(&dir.path().join("data")).await;
     let settings = ServeSettings {
         console_url: Some("https://support.example.com".into()),
         ..ServeSettings::on(([127, 0, 0, 1], 0).into())

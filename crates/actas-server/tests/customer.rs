@@ -719,8 +719,7 @@ async fn notifications_wait_out_a_product_outage_and_arrive_once_signed() {
     inbox.down.store(true, std::sync::atomic::Ordering::SeqCst);
     let url = receiver(inbox.clone()).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
+    let data = common::fresh_data(&dir.path().join("data")).await;
     let settings = ServeSettings {
         delivery: actas_server::notify::DeliveryTiming {
             poll: std::time::Duration::from_millis(50),

@@ -1,6 +1,8 @@
 //! The staff-side flow through the service layer on a real SQLite file: requests,
 //! approvals, confirmation codes, sessions, the reaper and the hand-off.
 
+mod common;
+
 use actas_core::Timestamp;
 use actas_core::account::Consent;
 use actas_core::event::Actor;
@@ -12,14 +14,13 @@ use actas_core::staff::{DisplayName, Email, Role};
 use actas_core::tree_head::LedgerKey;
 use actas_server::password::Password;
 use actas_server::service::{AllowChange, Approval, RequestInput, Service, ServiceError};
-use actas_store::sqlite::{SqliteConfig, SqliteStore};
 use actas_store::{Change, EventFilter, StaffRecord, Store, Unit};
 use std::sync::Arc;
 use std::time::Duration;
 
 struct World {
     _dir: tempfile::TempDir,
-    store: Arc<SqliteStore>,
+    store: Arc<dyn Store>,
     service: Service,
     lead: StaffRecord,
     agent: StaffRecord,
@@ -34,11 +35,7 @@ fn email(s: &str) -> Email {
 async fn world() -> World {
     let dir = tempfile::tempdir().expect("tmp");
     let key = LedgerKey::from_bytes(&[8; 32]).expect("key");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("a.db"), key, SqliteConfig::default())
-            .await
-            .expect("open"),
-    );
+    let store = common::fresh_store(dir.path(), key).await;
     let service = Service::new(store.clone(), Arc::new(Policy::starter()));
     let pw = || Password::new("a-long-password".into()).expect("pw");
     let add = |e: &'static str, n: &'static str, r: Role| {
@@ -87,7 +84,7 @@ async fn world() -> World {
         .put_account("shy", "Shy Inc", &[], Actor::System)
         .await
         .expect("shy");
-    set_consent(&store, "shy", "Shy Inc", Consent::CodeRequired).await;
+    set_consent(&*store, "shy", "Shy Inc", Consent::CodeRequired).await;
     World {
         _dir: dir,
         store,
@@ -99,7 +96,7 @@ async fn world() -> World {
     }
 }
 
-async fn set_consent(store: &SqliteStore, id: &str, name: &str, consent: Consent) {
+async fn set_consent(store: &dyn Store, id: &str, name: &str, consent: Consent) {
     let account = actas_core::account::AccountRef {
         id: actas_core::ids::AccountId::parse(id).expect("id"),
         name: DisplayName::parse(name).expect("name"),
@@ -144,7 +141,7 @@ fn ask(account: &str, caps: &[&str]) -> RequestInput {
     }
 }
 
-async fn summaries(store: &SqliteStore) -> Vec<String> {
+async fn summaries(store: &dyn Store) -> Vec<String> {
     store
         .events(&EventFilter::default(), 0, 10_000)
         .await
@@ -365,7 +362,7 @@ async fn the_whole_flow_with_a_narrowing_lead_and_a_requester_who_cannot_approve
         .expect_err("twice");
     assert!(matches!(err, ServiceError::Conflict(_)));
 
-    let said = summaries(&w.store).await;
+    let said = summaries(&*w.store).await;
     for line in [
         "Sarah Lee asked to act as Acme Co for ticket #4821 (edit_profile, edit_settings, view; 15 minutes, read-only): “Check invoice tax rate after plan change”",
         "Lee Chen approved Sarah Lee's request to act as Acme Co for ticket #4821 (edit_settings, view; 10 minutes): “Settings only”",
@@ -405,7 +402,7 @@ async fn a_denied_request_records_its_note_and_cannot_be_used() {
             .is_err()
     );
     assert!(
-        summaries(&w.store)
+        summaries(&*w.store)
             .await
             .iter()
             .any(|s| s.ends_with("for ticket #4821: “Ask the customer for a screenshot first”"))
@@ -524,7 +521,7 @@ async fn five_wrong_codes_lock_the_request_even_when_guessed_in_parallel() {
             .is_err()
     );
     assert!(
-        summaries(&w.store)
+        summaries(&*w.store)
             .await
             .iter()
             .any(|s| s.ends_with("for the 5th time; the request is now locked"))
@@ -569,7 +566,7 @@ async fn the_reaper_ends_idle_and_hard_limited_sessions_once_each_even_run_twice
             other => panic!("not ended: {other:?}"),
         }
     }
-    let ended: Vec<String> = summaries(&w.store)
+    let ended: Vec<String> = summaries(&*w.store)
         .await
         .into_iter()
         .filter(|s| s.contains("ended: idle for 15 minutes"))
@@ -612,7 +609,7 @@ async fn the_reaper_ends_idle_and_hard_limited_sessions_once_each_even_run_twice
         other => panic!("not ended: {other:?}"),
     }
     assert!(
-        summaries(&w.store)
+        summaries(&*w.store)
             .await
             .iter()
             .any(|s| s == "Sarah Lee's session on Acme Co ended: it reached its 15-minute limit")
@@ -622,7 +619,7 @@ async fn the_reaper_ends_idle_and_hard_limited_sessions_once_each_even_run_twice
 #[tokio::test]
 async fn revoked_consent_refuses_new_requests_with_a_clear_message() {
     let w = world().await;
-    set_consent(&w.store, "acme", "Acme Co", Consent::Revoked).await;
+    set_consent(&*w.store, "acme", "Acme Co", Consent::Revoked).await;
     let err = w
         .service
         .create_request(&w.agent, ask("acme", &[]))
@@ -696,7 +693,7 @@ async fn a_scope_change_is_a_new_linked_request_that_replaces_the_session_when_s
             .map(|s| s.info().id),
         Some(second.info().id)
     );
-    let said = summaries(&w.store).await;
+    let said = summaries(&*w.store).await;
     assert!(said.iter().any(|s| s.starts_with("Sarah Lee asked to change the scope of the session on Acme Co for ticket #4821 to edit_settings, view")), "{said:#?}");
     assert!(said.iter().any(|s| s == "Sarah Lee's session on Acme Co ended: the scope changed, so the work continues in a new session"));
 }

@@ -15,7 +15,6 @@ use actas_core::Timestamp;
 use actas_core::scope::Risk;
 use actas_core::staff::Role;
 use actas_server::app::{Application, ServeSettings};
-use actas_server::config::DataDir;
 use actas_server::service::RequestInput;
 use std::path::PathBuf;
 use std::process::Command;
@@ -49,8 +48,7 @@ async fn assertion() -> (tempfile::TempDir, Application, String, String) {
     let upstream = format!("http://{}", listener.local_addr().expect("addr"));
     tokio::spawn(async move { axum::serve(listener, product).await.expect("product") });
     let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
+    let data = common::fresh_data(&dir.path().join("data")).await;
     let config = data.path().join("actas.toml");
     let text = std::fs::read_to_string(&config).expect("config");
     std::fs::write(

@@ -12,20 +12,13 @@ use actas_server::service::{RequestInput, ServiceError};
 
 /// Sets Sarah's grant's last review a hundred days back (the policy reviews every 90).
 async fn backdate_sarahs_review(dir: &tempfile::TempDir) {
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        dir.path().join("data").join("actas.db").display()
-    ))
-    .await
-    .expect("db");
     let long_ago = Timestamp::now().as_millis() - 100 * 86_400_000;
-    sqlx::query(
-        "UPDATE allow_list SET reviewed_at = ? WHERE staff_id = (SELECT id FROM staff WHERE email = 'sarah@example.com')",
+    let db = common::BackDoor::open(&dir.path().join("data")).await;
+    db.execute(
+        "UPDATE allow_list SET reviewed_at = $1 WHERE staff_id = (SELECT id FROM staff WHERE email = 'sarah@example.com')",
+        vec![common::Bind::Int(long_ago)],
     )
-    .bind(long_ago)
-    .execute(&db)
-    .await
-    .expect("backdate");
+    .await;
     db.close().await;
 }
 

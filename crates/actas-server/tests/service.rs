@@ -1,5 +1,7 @@
 //! The service layer over a real SQLite store.
 
+mod common;
+
 use actas_core::Timestamp;
 use actas_core::account::Consent;
 use actas_core::event::{Actor, EventData, NewEvent};
@@ -13,8 +15,7 @@ use actas_core::text::{Reason, TicketRef};
 use actas_core::tree_head::LedgerKey;
 use actas_server::password::Password;
 use actas_server::service::{Service, ServiceError};
-use actas_store::sqlite::{SqliteConfig, SqliteStore};
-use actas_store::{Change, EventFilter, Store, Unit};
+use actas_store::{Change, EventFilter, Unit};
 use std::sync::Arc;
 
 fn email(s: &str) -> Email {
@@ -29,11 +30,7 @@ fn pw() -> Password {
 async fn deactivating_staff_ends_their_active_session_in_the_same_transaction() {
     let dir = tempfile::tempdir().expect("tmp");
     let key = LedgerKey::from_bytes(&[3; 32]).expect("key");
-    let store = Arc::new(
-        SqliteStore::open(&dir.path().join("a.db"), key, SqliteConfig::default())
-            .await
-            .expect("open"),
-    );
+    let store = common::fresh_store(dir.path(), key).await;
     let policy = Arc::new(Policy::starter());
     let service = Service::new(store.clone(), policy.clone());
 

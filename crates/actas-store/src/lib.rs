@@ -1,8 +1,9 @@
 //! actas storage.
 //!
 //! [`Store`] is what the rest of actas uses; [`sqlite::SqliteStore`] is the embedded
-//! implementation (one file, WAL). A PostgreSQL implementation follows the same trait so
-//! callers don't change.
+//! implementation (one file, WAL) and [`postgres::PgStore`] the one several actas
+//! instances share. [`open`] picks one from a [`Location`] (`sqlite://…` or
+//! `postgres://…`), so callers never name a concrete type.
 //!
 //! Every state change is committed together with the ledger event that records it
 //! ([`Unit`]), by one writer task per store that groups concurrent units into one
@@ -102,8 +103,146 @@ impl Default for HeadSchedule {
     }
 }
 
-/// Everything actas keeps. Implemented for SQLite and (later) PostgreSQL; every
-/// implementation passes the same tests against a real database.
+/// Where the database is: what `[store] url` (or `ACTAS_DATABASE_URL`) names.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A SQLite file.
+    Sqlite(std::path::PathBuf),
+    /// A PostgreSQL database (`postgres://user:password@host:port/database?…`).
+    Postgres(String),
+}
+
+impl Location {
+    /// Reads `sqlite://path` (relative to `base` unless absolute) or `postgres://…`
+    /// (`postgresql://` too).
+    pub fn parse(url: &str, base: &std::path::Path) -> Result<Self, StoreError> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(StoreError::Schema(
+                    "the store's address `sqlite://` names no file: write sqlite://actas.db or an absolute path".into(),
+                ));
+            }
+            return Ok(Location::Sqlite(base.join(path)));
+        }
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            return Ok(Location::Postgres(url.to_owned()));
+        }
+        Err(StoreError::Schema(format!(
+            "the store's address {:?} is neither sqlite://… nor postgres://…",
+            redacted(url)
+        )))
+    }
+}
+
+/// A database address with any password replaced by `…`, for messages and logs.
+fn redacted(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:…{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl std::fmt::Display for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Location::Sqlite(path) => write!(f, "the SQLite file {}", path.display()),
+            Location::Postgres(url) => write!(f, "the PostgreSQL database {}", redacted(url)),
+        }
+    }
+}
+
+impl std::fmt::Debug for Location {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// How to open a store, whichever the backend.
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// When tree heads are signed.
+    pub heads: HeadSchedule,
+    /// The most units committed in one transaction.
+    pub max_batch: usize,
+    /// Apply missing migrations on open (otherwise refuse until `actas migrate`).
+    pub migrate: bool,
+    /// PostgreSQL: connections in the read pool.
+    pub pool_size: u32,
+    /// PostgreSQL: the longest a statement may run.
+    pub statement_timeout: Duration,
+    /// PostgreSQL: how long to wait for a connection.
+    pub connect_timeout: Duration,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        let pg = postgres::PgConfig::default();
+        Self {
+            heads: HeadSchedule::default(),
+            max_batch: writer::MAX_BATCH,
+            migrate: true,
+            pool_size: pg.pool_size,
+            statement_timeout: pg.statement_timeout,
+            connect_timeout: pg.connect_timeout,
+        }
+    }
+}
+
+/// Opens the store at `location`, starting its ledger writer (which signs with `key`).
+pub async fn open(
+    location: &Location,
+    key: actas_core::tree_head::LedgerKey,
+    options: OpenOptions,
+) -> StoreResult<std::sync::Arc<dyn Store>> {
+    Ok(match location {
+        Location::Sqlite(path) => std::sync::Arc::new(
+            sqlite::SqliteStore::open(
+                path,
+                key,
+                sqlite::SqliteConfig {
+                    heads: options.heads,
+                    max_batch: options.max_batch,
+                    migrate: options.migrate,
+                    ..sqlite::SqliteConfig::default()
+                },
+            )
+            .await?,
+        ),
+        Location::Postgres(url) => std::sync::Arc::new(
+            postgres::PgStore::open(
+                url,
+                key,
+                postgres::PgConfig {
+                    heads: options.heads,
+                    max_batch: options.max_batch,
+                    migrate: options.migrate,
+                    pool_size: options.pool_size,
+                    statement_timeout: options.statement_timeout,
+                    connect_timeout: options.connect_timeout,
+                    ..postgres::PgConfig::default()
+                },
+            )
+            .await?,
+        ),
+    })
+}
+
+/// Applies the migrations the database at `location` lacks and names them, in order.
+pub async fn migrate(location: &Location) -> StoreResult<Vec<String>> {
+    match location {
+        Location::Sqlite(path) => sqlite::migrate(path).await,
+        Location::Postgres(url) => postgres::migrate(url).await,
+    }
+}
+
+/// Everything actas keeps. Implemented for SQLite and PostgreSQL; both pass the same
+/// contract tests against a real database.
 #[async_trait]
 pub trait Store: Send + Sync {
     /// Whether the database answers and the ledger writer is running.
@@ -130,6 +269,15 @@ pub trait Store: Send + Sync {
 
     /// Drains the writer and signs a final head. Call at every clean shutdown.
     async fn close(&self) -> StoreResult<()>;
+
+    /// Closes the read connections without signing anything: for commands that only
+    /// read, so reading never vouches for events it did not check.
+    async fn close_reads(&self);
+
+    /// Stops the ledger writer but keeps reads working: from then on every write fails
+    /// closed. This is what a failed disk or a lost database looks like to the rest of
+    /// actas, and how the tests show that nothing happens without its ledger event.
+    async fn stop_writer(&self);
 
     /// Number of events in the ledger.
     async fn ledger_size(&self) -> StoreResult<u64>;

@@ -6,7 +6,7 @@ use crate::config::DataDir;
 use actas_core::Timestamp;
 use actas_core::ids::{AccountId, SessionId};
 use actas_core::tree_head::PublicKey;
-use actas_store::{EventFilter, Store};
+use actas_store::EventFilter;
 
 fn time_arg(text: Option<String>, field: &str) -> Result<Option<Timestamp>, Failure> {
     text.map(|t| {

@@ -12,13 +12,12 @@ use crate::cli::{Cli, Command, Failure};
 use crate::config::{DataDir, Loaded};
 use crate::service::Service;
 use actas_store::Store;
-use actas_store::sqlite::{SqliteConfig, SqliteStore};
 use std::sync::Arc;
 
 /// An opened data directory: its settings and a running store.
 pub(crate) struct Opened {
     pub(crate) loaded: Loaded,
-    pub(crate) store: Arc<SqliteStore>,
+    pub(crate) store: Arc<dyn Store>,
     pub(crate) service: Service,
 }
 
@@ -27,18 +26,7 @@ impl Opened {
         let loaded = data.load()?;
         let key = actas_core::tree_head::LedgerKey::from_bytes(&loaded.key.to_bytes())
             .map_err(Failure::input)?;
-        let store = SqliteStore::open(
-            &loaded.database,
-            key,
-            SqliteConfig {
-                heads: loaded.config.ledger.schedule(),
-                max_batch: loaded.config.ledger.max_batch,
-                migrate: loaded.config.store.migrate_on_start,
-                ..SqliteConfig::default()
-            },
-        )
-        .await?;
-        let store = Arc::new(store);
+        let store = actas_store::open(&loaded.location, key, loaded.config.store_options()).await?;
         let service = Service::new(store.clone(), Arc::new(loaded.policy.clone()));
         Ok(Self {
             loaded,
@@ -50,7 +38,7 @@ impl Opened {
     /// Finishes a command that only read: nothing is signed, so reading never vouches
     /// for events that were not checked.
     pub(crate) async fn finish_reading(self) {
-        self.store.pool().close().await;
+        self.store.close_reads().await;
     }
 
     /// Closes the store: drains the writer and signs a final head.
@@ -102,17 +90,14 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
 /// `actas migrate`: the migrations the database lacks, applied and named.
 async fn migrate(data: &DataDir) -> Result<(), Failure> {
     let loaded = data.load()?;
-    let applied = actas_store::sqlite::migrate(&loaded.database).await?;
+    let applied = actas_store::migrate(&loaded.location).await?;
     if applied.is_empty() {
-        println!(
-            "The database at {} is up to date: nothing to migrate.",
-            loaded.database.display()
-        );
+        println!("Nothing to migrate: {} is up to date.", loaded.location);
     } else {
         println!(
             "Applied {} to {}:",
             actas_core::words::count(applied.len() as u64, "migration", "migrations"),
-            loaded.database.display()
+            loaded.location
         );
         for m in applied {
             println!("  {m}");

@@ -7,7 +7,6 @@ use crate::password::Password;
 use crate::service::AllowChange;
 use actas_core::scope::Risk;
 use actas_core::staff::{DisplayName, Email, Role};
-use actas_store::Store;
 use std::collections::HashMap;
 use std::io::{BufRead, IsTerminal};
 

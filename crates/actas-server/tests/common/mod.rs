@@ -12,12 +12,152 @@ use actas_server::service::{AllowChange, Service};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+/// Which database the suite runs on: `ACTAS_TEST_BACKEND=postgres` (set by `cargo xtask
+/// test` for its PostgreSQL pass) gives every data directory a PostgreSQL database of
+/// its own; otherwise each has its SQLite file, the embedded default.
+pub fn on_postgres() -> bool {
+    std::env::var("ACTAS_TEST_BACKEND").is_ok_and(|b| b == "postgres")
+}
+
+/// The prefix of every database the suite creates; `cargo xtask test` drops whatever
+/// carries it once the PostgreSQL pass is over (a test's process ends with its test, so
+/// the run, not the test, removes them).
+pub const SUITE_DATABASE_PREFIX: &str = "actas_suite_";
+
+/// A new, empty PostgreSQL database for one test, and its address.
+pub async fn fresh_postgres() -> String {
+    use sqlx::Connection;
+    let server = std::env::var("ACTAS_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_owned());
+    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let name = format!(
+        "{SUITE_DATABASE_PREFIX}{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let mut admin = sqlx::PgConnection::connect(&format!("{server}/postgres"))
+        .await
+        .expect("PostgreSQL must be running for the suite's PostgreSQL pass");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    let _ = admin.close().await;
+    format!("{server}/{name}")
+}
+
+/// `actas init` in `root`, on the suite's backend (see [`on_postgres`]).
+pub async fn fresh_data(root: &std::path::Path) -> DataDir {
+    let data = DataDir::new(root);
+    data.init().expect("init");
+    if on_postgres() {
+        let url = fresh_postgres().await;
+        let config = root.join("actas.toml");
+        let text = std::fs::read_to_string(&config).expect("config");
+        let with_url = text.replacen("[store]\n", &format!("[store]\nurl = \"{url}\"\n"), 1);
+        assert_ne!(with_url, text, "actas init writes a [store] section");
+        std::fs::write(&config, with_url).expect("write config");
+    }
+    data
+}
+
+/// The database of a data directory, opened behind actas's back: how tests set up what
+/// the product can't (a review long ago, a forged page copy) and look at what it keeps.
+/// Statements write their values `$1`, `$2`…, which both backends read.
+pub enum BackDoor {
+    Sqlite(sqlx::SqlitePool),
+    Postgres(sqlx::PgPool),
+}
+
+impl BackDoor {
+    /// The database of the data directory at `root`.
+    pub async fn open(root: &std::path::Path) -> Self {
+        let text = std::fs::read_to_string(root.join("actas.toml")).expect("config");
+        let url = text
+            .lines()
+            .find_map(|l| l.strip_prefix("url = \""))
+            .and_then(|l| l.strip_suffix('"'))
+            .map(str::to_owned);
+        match url {
+            Some(url) if url.starts_with("postgres") => {
+                BackDoor::Postgres(sqlx::PgPool::connect(&url).await.expect("db"))
+            }
+            _ => BackDoor::Sqlite(
+                sqlx::SqlitePool::connect(&format!("sqlite://{}", root.join("actas.db").display()))
+                    .await
+                    .expect("db"),
+            ),
+        }
+    }
+
+    /// Runs `sql` with `binds`.
+    pub async fn execute(&self, sql: &str, binds: Vec<Bind>) {
+        match self {
+            BackDoor::Postgres(db) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = match b {
+                        Bind::Int(v) => q.bind(v),
+                        Bind::Bytes(v) => q.bind(v),
+                    };
+                }
+                q.execute(db).await.expect("sql");
+            }
+            BackDoor::Sqlite(db) => {
+                let mut q = sqlx::query(sql);
+                for b in binds {
+                    q = match b {
+                        Bind::Int(v) => q.bind(v),
+                        Bind::Bytes(v) => q.bind(v),
+                    };
+                }
+                q.execute(db).await.expect("sql");
+            }
+        }
+    }
+
+    /// The one number `sql` selects.
+    pub async fn number(&self, sql: &str) -> i64 {
+        match self {
+            BackDoor::Postgres(db) => sqlx::query_scalar(sql).fetch_one(db).await.expect("sql"),
+            BackDoor::Sqlite(db) => sqlx::query_scalar(sql).fetch_one(db).await.expect("sql"),
+        }
+    }
+
+    pub async fn close(self) {
+        match self {
+            BackDoor::Postgres(db) => db.close().await,
+            BackDoor::Sqlite(db) => db.close().await,
+        }
+    }
+}
+
+/// A value bound to a statement run through a [`BackDoor`].
+pub enum Bind {
+    Int(i64),
+    Bytes(Vec<u8>),
+}
+
+/// A fresh store in `dir` on the suite's backend (see [`on_postgres`]), signing with `key`.
+pub async fn fresh_store(
+    dir: &std::path::Path,
+    key: actas_core::tree_head::LedgerKey,
+) -> std::sync::Arc<dyn actas_store::Store> {
+    let location = if on_postgres() {
+        actas_store::Location::Postgres(fresh_postgres().await)
+    } else {
+        actas_store::Location::Sqlite(dir.join("a.db"))
+    };
+    actas_store::open(&location, key, actas_store::OpenOptions::default())
+        .await
+        .expect("open store")
+}
+
 /// actas on a fresh data directory (kept in the returned folder), serving the console
 /// on a random port.
 pub async fn serve() -> (tempfile::TempDir, Application) {
     let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
+    let data = fresh_data(&dir.path().join("data")).await;
     let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
         .await
         .expect("start");
@@ -29,8 +169,7 @@ pub async fn serve_with_policy(
     edit: impl FnOnce(String) -> String,
 ) -> (tempfile::TempDir, Application) {
     let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
+    let data = fresh_data(&dir.path().join("data")).await;
     let path = dir.path().join("data").join("policy.toml");
     let policy = std::fs::read_to_string(&path).expect("policy");
     std::fs::write(&path, edit(policy)).expect("write policy");

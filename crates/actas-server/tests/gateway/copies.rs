@@ -146,12 +146,6 @@ async fn the_copy_a_reviewer_opens_is_the_page_the_agent_got_and_the_ledger_hash
     assert_eq!(status, 404);
 
     // A copy changed in the database no longer matches: it is named, and not shown.
-    let db = sqlx::SqlitePool::connect(&format!(
-        "sqlite://{}",
-        w.dir.path().join("data").join("actas.db").display()
-    ))
-    .await
-    .expect("db");
     let forged = {
         use std::io::Write;
         let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -163,12 +157,12 @@ async fn the_copy_a_reviewer_opens_is_the_page_the_agent_got_and_the_ledger_hash
         .expect("gzip");
         z.finish().expect("gzip")
     };
-    sqlx::query("UPDATE page_copies SET gzip = ? WHERE page_seq = ?")
-        .bind(forged)
-        .bind(page as i64)
-        .execute(&db)
-        .await
-        .expect("tamper");
+    let db = common::BackDoor::open(&w.dir.path().join("data")).await;
+    db.execute(
+        "UPDATE page_copies SET gzip = $1 WHERE page_seq = $2",
+        vec![common::Bind::Bytes(forged), common::Bind::Int(page as i64)],
+    )
+    .await;
     let (_, wrapper) = lee.get(&format!("/sessions/{id}/pages/{page}")).await;
     assert!(wrapper.contains("does not match the ledger"), "{wrapper}");
     let (status, copy) = lee.get(&format!("/sessions/{id}/pages/{page}/copy")).await;
@@ -288,10 +282,7 @@ async fn the_copy_a_reviewer_opens_is_the_page_the_agent_got_and_the_ledger_hash
     assert!(gone >= 1, "{gone}");
     let (status, _) = lee.get(&format!("/sessions/{id}/pages/{page}")).await;
     assert_eq!(status, 404);
-    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM page_copies")
-        .fetch_one(&db)
-        .await
-        .expect("count");
+    let left = db.number("SELECT count(*) FROM page_copies").await;
     assert_eq!(left, 0);
     db.close().await;
 }

@@ -11,7 +11,6 @@ use actas_core::scope::Risk;
 use actas_core::session::ActiveSession;
 use actas_core::staff::Role;
 use actas_server::app::{Application, ServeSettings};
-use actas_server::config::DataDir;
 use actas_server::service::{Approval, RequestInput};
 use axum::extract::{Request, State};
 use axum::http::HeaderMap;
@@ -573,8 +572,7 @@ pub(crate) async fn world() -> World {
     let seen = Arc::new(Seen::default());
     let upstream = product(seen.clone()).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let data = DataDir::new(dir.path().join("data"));
-    data.init().expect("init");
+    let data = common::fresh_data(&dir.path().join("data")).await;
     let config = data.path().join("actas.toml");
     let text = std::fs::read_to_string(&config).expect("config");
     let pointed = text.replace(

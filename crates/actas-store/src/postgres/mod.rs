@@ -176,18 +176,6 @@ impl PgStore {
         &self.pool
     }
 
-    /// Stops the ledger writer but keeps reads working: from then on every write fails
-    /// closed (what a lost database connection looks like to the rest of actas).
-    pub async fn stop_writer(&self) {
-        if let Some(handle) = self.writer.lock().await.take() {
-            let (reply, rx) = oneshot::channel();
-            if self.tx.send(writer::Msg::Close(reply)).await.is_ok() {
-                let _ = rx.await;
-            }
-            let _ = handle.await;
-        }
-    }
-
     async fn send(&self, msg: writer::Msg) -> StoreResult<()> {
         self.tx
             .send(msg)
@@ -333,6 +321,20 @@ impl Store for PgStore {
         let _ = handle.await;
         self.pool.close().await;
         result
+    }
+
+    async fn close_reads(&self) {
+        self.pool.close().await;
+    }
+
+    async fn stop_writer(&self) {
+        if let Some(handle) = self.writer.lock().await.take() {
+            let (reply, rx) = oneshot::channel();
+            if self.tx.send(writer::Msg::Close(reply)).await.is_ok() {
+                let _ = rx.await;
+            }
+            let _ = handle.await;
+        }
     }
 
     async fn ledger_size(&self) -> StoreResult<u64> {

@@ -202,19 +202,6 @@ impl SqliteStore {
         &self.stats
     }
 
-    /// Stops the ledger writer but keeps reads working: from then on every write fails
-    /// closed. This is what a failed disk looks like to the rest of actas, and how the
-    /// tests show that nothing happens without its ledger event.
-    pub async fn stop_writer(&self) {
-        if let Some(handle) = self.writer.lock().await.take() {
-            let (reply, rx) = oneshot::channel();
-            if self.tx.send(writer::Msg::Close(reply)).await.is_ok() {
-                let _ = rx.await;
-            }
-            let _ = handle.await;
-        }
-    }
-
     /// The read pool, for tests that need to look under the hood.
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
@@ -480,6 +467,20 @@ impl Store for SqliteStore {
         let _ = handle.await;
         self.pool.close().await;
         result
+    }
+
+    async fn close_reads(&self) {
+        self.pool.close().await;
+    }
+
+    async fn stop_writer(&self) {
+        if let Some(handle) = self.writer.lock().await.take() {
+            let (reply, rx) = oneshot::channel();
+            if self.tx.send(writer::Msg::Close(reply)).await.is_ok() {
+                let _ = rx.await;
+            }
+            let _ = handle.await;
+        }
     }
 
     async fn ledger_size(&self) -> StoreResult<u64> {
