@@ -3,10 +3,16 @@
 //! event, one per app with a webhook. This task sends them, signed (see
 //! [`actas_core::webhook`]), and retries failures with exponential back-off, so a product
 //! that is down for a while receives every notification once it is back.
+//!
+//! Every actas instance runs this task. Each round *claims* what is due (in the ledger
+//! writer's transaction, skipping rows another transaction holds) with a lease long
+//! enough to send them all, so one notification is sent by one instance; if that
+//! instance dies before saying how the delivery went, the lease runs out and another
+//! instance sends it (the `actas-webhook-id` header lets the product see a repeat).
 
 use crate::service::Service;
 use actas_core::Timestamp;
-use actas_store::{Change, DueWebhook, Unit};
+use actas_store::{Applied, Change, DueWebhook, Unit};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -34,7 +40,18 @@ impl Default for DeliveryTiming {
     }
 }
 
+/// The most notifications one round claims (and then sends one after another).
+const CLAIM: u32 = 16;
+
 impl DeliveryTiming {
+    /// How long a round's claim hides its notifications from other instances: time to
+    /// send every one of them at the longest, and then some.
+    pub fn lease(&self) -> Duration {
+        self.timeout
+            .saturating_mul(CLAIM)
+            .saturating_add(Duration::from_secs(10))
+    }
+
     /// The wait before the next attempt after `failures` failures (at least 1).
     pub fn backoff(&self, failures: u32) -> Duration {
         let doubled = self.first_retry.saturating_mul(
@@ -76,7 +93,32 @@ async fn deliver_due(
     client: &reqwest::Client,
     timing: DeliveryTiming,
 ) -> Result<(), actas_store::StoreError> {
-    let due = service.store().due_webhooks(Timestamp::now(), 100).await?;
+    let now = Timestamp::now();
+    let claimed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let into = claimed.clone();
+    service
+        .store()
+        .commit(Unit::new(
+            vec![Change::ClaimWebhooks {
+                now,
+                until: now.plus(timing.lease()),
+                limit: CLAIM,
+            }],
+            move |applied| {
+                if let Some(Applied::Webhooks(due)) = applied.first() {
+                    *into
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner) = due.clone();
+                }
+                vec![]
+            },
+        ))
+        .await?;
+    let due: Vec<DueWebhook> = std::mem::take(
+        &mut *claimed
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner),
+    );
     for n in due {
         let change = match send(client, &n).await {
             Ok(()) => Change::WebhookDelivered {

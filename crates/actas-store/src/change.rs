@@ -349,6 +349,19 @@ pub enum Change {
     /// Reads an account as the transaction sees it (`Applied::Account`), so a unit's events
     /// can name it without a read before the commit; `NotFound` if there is none.
     LoadAccount(AccountId),
+    /// Claims up to `limit` notifications due at `now` for this instance to deliver:
+    /// each is hidden from every other instance's outbox until `until` (the lease), so
+    /// one notification is sent by one instance; a lease that runs out (the instance
+    /// died mid-delivery) lets another take it. `Applied::Webhooks` holds what was
+    /// claimed, oldest first.
+    ClaimWebhooks {
+        /// Due at or before this.
+        now: Timestamp,
+        /// Hidden from other claims until then.
+        until: Timestamp,
+        /// At most this many.
+        limit: u32,
+    },
     /// Marks a notification delivered.
     WebhookDelivered {
         /// The outbox row.
@@ -406,6 +419,8 @@ pub enum Applied {
     Kept(bool),
     /// How many copies a `PrunePageCopies` deleted.
     Pruned(u64),
+    /// The notifications a `ClaimWebhooks` claimed.
+    Webhooks(Vec<crate::model::DueWebhook>),
 }
 
 /// Whose sessions [`Change::EndSessionsOf`] ends.

@@ -396,13 +396,6 @@ pub trait Store: Send + Sync {
     /// The request hash recorded for an app's idempotency key, if the key was used.
     async fn idempotency_key(&self, app: i64, key: &str) -> StoreResult<Option<Vec<u8>>>;
 
-    /// Notifications due at `now`, oldest first.
-    async fn due_webhooks(
-        &self,
-        now: actas_core::Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<DueWebhook>>;
-
     /// How the notification outbox stands.
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 

@@ -731,6 +731,25 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
             }
             Ok(Applied::Done)
         }
+        Change::ClaimWebhooks { now, until, limit } => {
+            // Rows another transaction holds are skipped, not waited for: each instance
+            // claims what nobody else is claiming, and the lease hides it until `until`.
+            let ids: Vec<i64> = sqlx::query_scalar(
+                "WITH due AS ( \
+                   SELECT o.id FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id \
+                   WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $2 AND a.revoked_at IS NULL AND a.webhook_url IS NOT NULL AND a.webhook_secret IS NOT NULL \
+                   ORDER BY o.id LIMIT $3 FOR UPDATE OF o SKIP LOCKED) \
+                 UPDATE webhook_outbox w SET next_attempt_at = $1 FROM due WHERE w.id = due.id \
+                 RETURNING w.id",
+            )
+            .bind(until.as_millis())
+            .bind(now.as_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Webhooks(read::webhooks_by_id(conn, &ids).await?))
+        }
         Change::WebhookDelivered { id, at } => {
             sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2 AND delivered_at IS NULL")
                 .bind(at.as_millis())

@@ -504,14 +504,6 @@ impl Store for PgStore {
         self.idempotency_key_(app, key).await
     }
 
-    async fn due_webhooks(
-        &self,
-        now: actas_core::Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::DueWebhook>> {
-        self.due_webhooks_(now, limit).await
-    }
-
     async fn outbox_stats(&self) -> StoreResult<crate::OutboxStats> {
         self.outbox_stats_().await
     }

@@ -537,21 +537,17 @@ pub(super) async fn app_keys(
         .collect()
 }
 
-pub(super) async fn due_webhooks(
-    pool: &PgPool,
-    now: Timestamp,
-    limit: u32,
+pub(super) async fn webhooks_by_id(
+    conn: &mut sqlx::PgConnection,
+    ids: &[i64],
 ) -> StoreResult<Vec<crate::DueWebhook>> {
-    let rows: Vec<(i64, i64, String, String, String, String, i64)> = sqlx::query_as(
+    type Row = (i64, i64, String, String, String, String, i64);
+    let rows: Vec<Row> = sqlx::query_as(
         "SELECT o.id, a.id, a.name, a.webhook_url, a.webhook_secret, o.body, o.attempts \
-         FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id \
-         WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 \
-           AND a.revoked_at IS NULL AND a.webhook_url IS NOT NULL AND a.webhook_secret IS NOT NULL \
-         ORDER BY o.id LIMIT $2",
+         FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id WHERE o.id = ANY($1) ORDER BY o.id",
     )
-    .bind(now.as_millis())
-    .bind(i64::from(limit))
-    .fetch_all(pool)
+    .bind(ids)
+    .fetch_all(&mut *conn)
     .await
     .map_err(StoreError::unexpected)?;
     rows.into_iter()

@@ -225,14 +225,6 @@ impl PgStore {
     }
 
     /// Notifications due at `now`, oldest first.
-    pub(super) async fn due_webhooks_(
-        &self,
-        now: actas_core::Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::DueWebhook>> {
-        read::due_webhooks(&self.pool, now, limit).await
-    }
-
     /// How the notification outbox stands.
     pub(super) async fn outbox_stats_(&self) -> StoreResult<crate::OutboxStats> {
         // SQLite summed boolean expressions (0/1); PostgreSQL counts with FILTER, which is

@@ -708,6 +708,24 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             }
             Ok(Applied::Done)
         }
+        Change::ClaimWebhooks { now, until, limit } => {
+            // One statement: SQLite's write lock, held by this transaction, keeps any
+            // other process from claiming the same rows.
+            let mut ids: Vec<i64> = sqlx::query_scalar(
+                "UPDATE webhook_outbox SET next_attempt_at = ? WHERE id IN ( \
+                   SELECT o.id FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id \
+                   WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? AND a.revoked_at IS NULL AND a.webhook_url IS NOT NULL AND a.webhook_secret IS NOT NULL \
+                   ORDER BY o.id LIMIT ?) RETURNING id",
+            )
+            .bind(until.as_millis())
+            .bind(now.as_millis())
+            .bind(i64::from(limit))
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(db)?;
+            ids.sort_unstable();
+            Ok(Applied::Webhooks(read::webhooks_by_id(conn, &ids).await?))
+        }
         Change::WebhookDelivered { id, at } => {
             sqlx::query("UPDATE webhook_outbox SET delivered_at = ?, attempts = attempts + 1, last_error = NULL WHERE id = ? AND delivered_at IS NULL")
                 .bind(at.as_millis())

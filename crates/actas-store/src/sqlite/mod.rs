@@ -738,14 +738,6 @@ impl Store for SqliteStore {
             .map_err(StoreError::unexpected)
     }
 
-    async fn due_webhooks(
-        &self,
-        now: actas_core::Timestamp,
-        limit: u32,
-    ) -> StoreResult<Vec<crate::DueWebhook>> {
-        read::due_webhooks(&self.pool, now, limit).await
-    }
-
     async fn outbox_stats(&self) -> StoreResult<crate::OutboxStats> {
         let (pending, failing, delivered): (i64, i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(delivered_at IS NULL), 0), COALESCE(SUM(delivered_at IS NULL AND attempts > 0), 0), COALESCE(SUM(delivered_at IS NOT NULL), 0) FROM webhook_outbox",

@@ -519,35 +519,32 @@ pub(super) async fn app_keys(
         .collect()
 }
 
-pub(super) async fn due_webhooks(
-    pool: &SqlitePool,
-    now: Timestamp,
-    limit: u32,
+pub(super) async fn webhooks_by_id(
+    conn: &mut sqlx::SqliteConnection,
+    ids: &[i64],
 ) -> StoreResult<Vec<crate::DueWebhook>> {
-    let rows: Vec<(i64, i64, String, String, String, String, i64)> = sqlx::query_as(
-        "SELECT o.id, a.id, a.name, a.webhook_url, a.webhook_secret, o.body, o.attempts \
-         FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id \
-         WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? \
-           AND a.revoked_at IS NULL AND a.webhook_url IS NOT NULL AND a.webhook_secret IS NOT NULL \
-         ORDER BY o.id LIMIT ?",
-    )
-    .bind(now.as_millis())
-    .bind(limit)
-    .fetch_all(pool)
-    .await
-    .map_err(StoreError::unexpected)?;
-    rows.into_iter()
-        .map(|(id, app, name, url, secret, body, attempts)| {
-            Ok(crate::DueWebhook {
+    let mut out = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let row: Option<(i64, i64, String, String, String, String, i64)> = sqlx::query_as(
+            "SELECT o.id, a.id, a.name, a.webhook_url, a.webhook_secret, o.body, o.attempts \
+             FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id WHERE o.id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await
+        .map_err(StoreError::unexpected)?;
+        if let Some((id, app, name, url, secret, body, attempts)) = row {
+            out.push(crate::DueWebhook {
                 id,
                 app: app_ref(app, &name)?,
                 url,
                 secret,
                 body,
                 attempts: u32::try_from(attempts).unwrap_or(u32::MAX),
-            })
-        })
-        .collect()
+            });
+        }
+    }
+    Ok(out)
 }
 
 /// Ended sessions with their review counts (see [`crate::Store::ended_sessions`]): one
