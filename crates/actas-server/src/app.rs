@@ -66,6 +66,9 @@ pub enum StartError {
     /// The database could not be opened.
     #[error(transparent)]
     Store(#[from] actas_store::StoreError),
+    /// The assertion keys could not be loaded or stored.
+    #[error("the assertion keys can't be used: {0}")]
+    Keys(String),
     /// A listener could not be bound.
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -80,28 +83,31 @@ impl Application {
     /// Opens the data directory and binds the listeners; serving starts at once.
     pub async fn build(data: &DataDir, settings: ServeSettings) -> Result<Self, StartError> {
         let loaded = data.load()?;
+        let seal = crate::service::keys::SealKey::from_ledger_key(&loaded.key.to_bytes());
         let store =
             actas_store::open(&loaded.location, loaded.key, loaded.config.store_options()).await?;
         let issuer = settings
             .console_url
             .clone()
             .unwrap_or_else(|| "actas".to_owned());
+        let mut service =
+            Service::new(store.clone(), Arc::new(loaded.policy.clone())).with_assertion_seal(seal);
+        // Every instance signs with the key the database holds (this data directory's key
+        // files seed it the first time).
+        let (seed, retired) = service
+            .load_assertion_keys(&loaded.assertion_seed.0, &loaded.retired_assertion_keys)
+            .await
+            .map_err(|e| StartError::Keys(e.to_string()))?;
         let assertions = Arc::new(
             crate::assertion::AssertionSigner::with_retired(
-                &loaded.assertion_seed.0,
-                loaded.retired_assertion_keys.clone(),
+                &seed,
+                retired,
                 &issuer,
                 &loaded.config.gateway.audience,
             )
-            .map_err(|e| {
-                StartError::Config(crate::config::ConfigError::Key {
-                    path: data.path().join(crate::config::ASSERTION_KEY_FILE),
-                    why: e.to_string(),
-                })
-            })?,
+            .map_err(|e| StartError::Keys(e.to_string()))?,
         );
         let assertions_for_gateway = assertions.clone();
-        let mut service = Service::new(store.clone(), Arc::new(loaded.policy.clone()));
         if let Some(url) = &loaded.config.tickets.verify_url {
             // https, or plain http only to this machine (a bridge beside actas): an answer
             // anyone on the way could forge would be no check.
@@ -260,6 +266,11 @@ impl Application {
             stopped.clone(),
         )));
         tasks.push(tokio::spawn(flush_pages(service.clone(), stopped.clone())));
+        tasks.push(tokio::spawn(refresh_keys(
+            service.clone(),
+            assertions.clone(),
+            stopped.clone(),
+        )));
         let reaper = tokio::spawn(reap(service.clone(), stopped));
         tasks.push(reaper);
         Ok(Self {
@@ -320,6 +331,25 @@ async fn flush_pages(service: Service, mut stopped: watch::Receiver<bool>) {
             _ = tick.tick() => {
                 if let Err(e) = service.flush_pages().await {
                     tracing::warn!(error = %e, "served pages could not be recorded yet; they wait for the next try");
+                }
+            }
+            _ = stopped.changed() => break,
+        }
+    }
+}
+
+/// Picks up an assertion key another instance put in place.
+async fn refresh_keys(
+    service: Service,
+    signer: Arc<crate::assertion::AssertionSigner>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(crate::service::keys::KEY_REFRESH);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                if let Err(e) = service.refresh_assertion_keys(&signer).await {
+                    tracing::warn!(error = %e, "could not check for a replaced assertion key");
                 }
             }
             _ = stopped.changed() => break,

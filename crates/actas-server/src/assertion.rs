@@ -119,8 +119,24 @@ impl RetiredKey {
     }
 }
 
-fn kid_of(public: &[u8]) -> String {
+/// A key's id: the first 8 bytes of its public key's SHA-256, in hex.
+pub fn kid_of(public: &[u8]) -> String {
     hex::encode(&Sha256::digest(public)[..8])
+}
+
+/// The public key of a 32-byte seed.
+pub fn public_of(seed: &[u8; 32]) -> Result<[u8; 32], AssertionError> {
+    Ok(SigningKey::from_bytes(seed).verifying_key().to_bytes())
+}
+
+/// A public key as a JWK's `x` (base64url).
+pub fn x_of(public: &[u8; 32]) -> String {
+    URL_SAFE_NO_PAD.encode(public)
+}
+
+/// The public key a JWK's `x` holds, if it is one.
+pub fn public_from_x(x: &str) -> Option<[u8; 32]> {
+    URL_SAFE_NO_PAD.decode(x).ok()?.try_into().ok()
 }
 
 fn jwk(x: &str, kid: &str) -> Value {
@@ -240,25 +256,18 @@ impl AssertionSigner {
         Ok(retired)
     }
 
-    /// Replaces the key with a new one kept in `data` (see
-    /// [`DataDir::replace_assertion_key`](crate::config::DataDir::replace_assertion_key)) and
-    /// returns the old and new key ids.
-    pub fn rotate_in(
-        &self,
-        data: &crate::config::DataDir,
-        now: Timestamp,
-    ) -> Result<(String, String), AssertionError> {
-        let old = self.kid();
-        let mut published = self.retired(now);
-        published.push(RetiredKey {
-            x: self.keys().current.x(),
-            retired_at_ms: now.as_millis(),
-        });
-        let seed = data
-            .replace_assertion_key(&published)
-            .map_err(|e| AssertionError::Store(e.to_string()))?;
-        self.rotate(&seed.0, now)?;
-        Ok((old, self.kid()))
+    /// Signs with `seed` from now on and publishes exactly `retired` beside it: the keys
+    /// as the database has them, after another instance replaced the key.
+    pub fn adopt(&self, seed: &[u8], retired: Vec<RetiredKey>) -> Result<(), AssertionError> {
+        let next = Current::new(seed)?;
+        let mut keys = self
+            .keys
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        keys.current = next;
+        keys.retired = retired;
+        self.recent().clear();
+        Ok(())
     }
 
     /// The replaced keys still published at `now`.

@@ -501,37 +501,6 @@ impl DataDir {
         })
     }
 
-    /// Replaces the assertion key with a new random one, recording `retired` (the keys
-    /// still to be published, including the one being replaced) first, so a crash part-way
-    /// never leaves a key unpublished while its assertions are valid. Returns the new seed.
-    pub fn replace_assertion_key(&self, retired: &[RetiredKey]) -> Result<Seed, ConfigError> {
-        let key_path = self.file(ASSERTION_KEY_FILE);
-        let next_path = self.file(format!("{ASSERTION_KEY_FILE}.next"));
-        let mut seed = [0u8; 32];
-        getrandom::getrandom(&mut seed).map_err(|e| ConfigError::Key {
-            path: key_path.clone(),
-            why: format!("no random source: {e}"),
-        })?;
-        // A leftover from an interrupted rotation was never used: start again.
-        if next_path.exists() {
-            fs::remove_file(&next_path).map_err(io(&next_path))?;
-        }
-        write_new(&next_path, &seed, 0o600)?;
-        let list_path = self.file(RETIRED_ASSERTION_KEYS_FILE);
-        let list_next = self.file(format!("{RETIRED_ASSERTION_KEYS_FILE}.next"));
-        if list_next.exists() {
-            fs::remove_file(&list_next).map_err(io(&list_next))?;
-        }
-        let text = serde_json::to_vec_pretty(retired).map_err(|e| ConfigError::Parse {
-            path: list_path.clone(),
-            message: e.to_string(),
-        })?;
-        write_new(&list_next, &text, 0o644)?;
-        fs::rename(&list_next, &list_path).map_err(io(&list_path))?;
-        fs::rename(&next_path, &key_path).map_err(io(&key_path))?;
-        Ok(Seed(seed.to_vec()))
-    }
-
     fn read_key(&self) -> Result<LedgerKey, ConfigError> {
         let path = self.file(KEY_FILE);
         let meta = fs::metadata(&path).map_err(io(&path))?;

@@ -362,6 +362,13 @@ pub enum Change {
         /// At most this many.
         limit: u32,
     },
+    /// Stores the assertion keys an installation starts with (its key file's), only if
+    /// the database has none yet: the first instance to start brings them, the others
+    /// use what it stored.
+    SeedAssertionKeys(Vec<crate::model::AssertionKeyRecord>),
+    /// Starts signing assertions with `key` (it must have no `retired_at`); the key that
+    /// signed until now is retired at `key.created_at`.
+    RotateAssertionKey(crate::model::AssertionKeyRecord),
     /// Marks a notification delivered.
     WebhookDelivered {
         /// The outbox row.

@@ -23,9 +23,9 @@ mod writer;
 
 pub use change::{Applied, Change, SessionsOf, Unit};
 pub use model::{
-    Account, AllowEntry, AppKey, Appended, CodeRecord, DueWebhook, EndedForReview, EndedRecord,
-    EndedSessions, EventFilter, GatewayLogin, Login, OutboxStats, PageCopy, RecordedEvent,
-    SessionReview, StaffRecord, TotpSecret, UnclassifiedField,
+    Account, AllowEntry, AppKey, Appended, AssertionKeyRecord, CodeRecord, DueWebhook,
+    EndedForReview, EndedRecord, EndedSessions, EventFilter, GatewayLogin, Login, OutboxStats,
+    PageCopy, RecordedEvent, SessionReview, StaffRecord, TotpSecret, UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -395,6 +395,9 @@ pub trait Store: Send + Sync {
 
     /// The request hash recorded for an app's idempotency key, if the key was used.
     async fn idempotency_key(&self, app: i64, key: &str) -> StoreResult<Option<Vec<u8>>>;
+
+    /// The assertion keys, oldest first: the one signing now has no `retired_at`.
+    async fn assertion_keys(&self) -> StoreResult<Vec<AssertionKeyRecord>>;
 
     /// How the notification outbox stands.
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;

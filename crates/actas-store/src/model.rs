@@ -321,3 +321,19 @@ pub struct PageCopy {
     /// When it was kept.
     pub kept_at: Timestamp,
 }
+
+/// A key that signs (or signed) the gateway's assertions, as every instance shares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AssertionKeyRecord {
+    /// The key id (as in the JWKS).
+    pub kid: String,
+    /// The Ed25519 public key.
+    pub public: [u8; 32],
+    /// The seed, sealed under the key derived from the ledger key; `None` for a replaced
+    /// key of which only the public half was kept.
+    pub sealed: Option<Vec<u8>>,
+    /// When it was made.
+    pub created_at: actas_core::Timestamp,
+    /// When it stopped signing; `None` for the key that signs now.
+    pub retired_at: Option<actas_core::Timestamp>,
+}

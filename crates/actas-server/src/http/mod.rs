@@ -60,9 +60,17 @@ pub fn console_router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// The public keys that verify `Actas-Assertion` tokens.
+/// The public keys that verify `Actas-Assertion` tokens: checked against the database
+/// first, so a key another instance just put in place is published here too.
 async fn jwks(
     axum::extract::State(state): axum::extract::State<AppState>,
 ) -> axum::Json<serde_json::Value> {
+    if let Err(e) = state
+        .service
+        .refresh_assertion_keys(&state.assertions)
+        .await
+    {
+        tracing::warn!(error = %e, "could not check for a replaced assertion key");
+    }
     axum::Json(state.assertions.jwks())
 }

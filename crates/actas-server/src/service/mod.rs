@@ -10,7 +10,7 @@ pub mod auth;
 pub mod customer;
 pub mod extract;
 pub mod gateway;
-mod keys;
+pub mod keys;
 pub mod live;
 mod notes;
 pub mod queries;
@@ -100,6 +100,8 @@ pub struct Service {
     gateway_cache: Arc<gateway::GatewayCache>,
     app_cache: Arc<std::sync::Mutex<std::collections::HashMap<[u8; 32], actas_core::app::AppRef>>>,
     tickets: Option<Arc<tickets::TicketCheck>>,
+    /// What the shared assertion keys are sealed under in the database.
+    assertion_seal: Option<Arc<keys::SealKey>>,
     pages: Arc<snapshots::PageQueue>,
     /// The overdue-review count `/metrics` last read, and when.
     overdue: Arc<std::sync::Mutex<Option<(std::time::Instant, usize)>>>,
@@ -115,9 +117,17 @@ impl Service {
             gateway_cache: Arc::default(),
             app_cache: Arc::default(),
             tickets: None,
+            assertion_seal: None,
             pages: Arc::default(),
             overdue: Arc::default(),
         }
+    }
+
+    /// Shares the assertion keys through the database, sealed under `seal` (see
+    /// [`keys`]).
+    pub fn with_assertion_seal(mut self, seal: keys::SealKey) -> Self {
+        self.assertion_seal = Some(Arc::new(seal));
+        self
     }
 
     /// Checks every new request's ticket with the helpdesk first.

@@ -750,6 +750,27 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
             .map_err(db)?;
             Ok(Applied::Webhooks(read::webhooks_by_id(conn, &ids).await?))
         }
+        Change::SeedAssertionKeys(keys) => {
+            let any: Option<String> = sqlx::query_scalar("SELECT kid FROM assertion_keys LIMIT 1")
+                .fetch_optional(&mut *conn)
+                .await
+                .map_err(db)?;
+            if any.is_none() {
+                for key in &keys {
+                    insert_assertion_key(conn, key).await?;
+                }
+            }
+            Ok(Applied::Done)
+        }
+        Change::RotateAssertionKey(key) => {
+            sqlx::query("UPDATE assertion_keys SET retired_at = $1 WHERE retired_at IS NULL")
+                .bind(key.created_at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            insert_assertion_key(conn, &key).await?;
+            Ok(Applied::Done)
+        }
         Change::WebhookDelivered { id, at } => {
             sqlx::query("UPDATE webhook_outbox SET delivered_at = $1, attempts = attempts + 1, last_error = NULL WHERE id = $2 AND delivered_at IS NULL")
                 .bind(at.as_millis())
@@ -872,6 +893,24 @@ async fn record_decision(
     .bind(i64::try_from(r.duration.minutes()).unwrap_or(i64::MAX))
     .bind(r.note.as_ref().map(|n| n.as_str().to_owned()))
     .bind(now)
+    .execute(&mut *conn)
+    .await
+    .map_err(db)?;
+    Ok(())
+}
+
+async fn insert_assertion_key(
+    conn: &mut sqlx::PgConnection,
+    key: &crate::model::AssertionKeyRecord,
+) -> StoreResult<()> {
+    sqlx::query(
+        "INSERT INTO assertion_keys (kid, public, sealed, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(&key.kid)
+    .bind(&key.public[..])
+    .bind(key.sealed.as_deref())
+    .bind(key.created_at.as_millis())
+    .bind(key.retired_at.map(|t| t.as_millis()))
     .execute(&mut *conn)
     .await
     .map_err(db)?;

@@ -737,7 +737,7 @@ async fn rotate_assertion_key(
 ) -> ApiResult<Response> {
     let (old_kid, new_kid) = state
         .service
-        .rotate_assertion_key(Some(who.staff()), &state.assertions, &state.data)
+        .rotate_assertion_key(Some(who.staff()), &state.assertions)
         .await?;
     Ok(Json(json!({
         "old_kid": old_kid,

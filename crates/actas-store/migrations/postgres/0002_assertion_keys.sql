@@ -1,0 +1,15 @@
+-- The keys that sign the gateway's assertions, shared by every actas instance on the
+-- database: a rotation made through one is picked up by all within seconds. Each seed is
+-- sealed (ChaCha20-Poly1305, the key id as associated data) under a key derived from the
+-- ledger signing key, which stays in each instance's key file: the database alone never
+-- yields a signing key. Replaced keys keep their row (public half) so they stay
+-- published until their last assertion has expired.
+CREATE TABLE assertion_keys (
+    kid        text    PRIMARY KEY,
+    public     bytea   NOT NULL,
+    sealed     bytea,             -- NULL for a replaced key brought over from a key file
+    created_at bigint  NOT NULL,
+    retired_at bigint
+);
+-- At most one key signs at a time.
+CREATE UNIQUE INDEX assertion_keys_one_current ON assertion_keys((retired_at IS NULL)) WHERE retired_at IS NULL;
