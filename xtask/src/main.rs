@@ -98,7 +98,10 @@ fn test(filters: &[String]) -> Result {
     step("cargo nextest run --workspace");
     let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
     args.extend(filters.iter().map(String::as_str));
-    run("cargo", &args)
+    let outcome = run("cargo", &args);
+    // tests/instances.rs runs on PostgreSQL in this pass too.
+    drop_test_databases()?;
+    outcome
 }
 
 /// The server's tests that go through a data directory or a store, run again with every
