@@ -376,13 +376,7 @@ async fn three_instances_share_one_ledger_and_every_rule() {
     for _ in 0..60 {
         seen.kids.lock().expect("lock").clear();
         assert_eq!(page(&client, &b.gateway, &cookie).await, 200);
-        if seen
-            .kids
-            .lock()
-            .expect("lock")
-            .iter()
-            .any(|k| *k == new_kid)
-        {
+        if seen.kids.lock().expect("lock").contains(&new_kid) {
             signed_with_new = true;
             break;
         }
