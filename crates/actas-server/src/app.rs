@@ -55,6 +55,7 @@ pub struct Application {
     tasks: Vec<tokio::task::JoinHandle<()>>,
     store: Arc<dyn Store>,
     service: Service,
+    assertions: Arc<crate::assertion::AssertionSigner>,
 }
 
 /// Why the server could not start.
@@ -280,6 +281,7 @@ impl Application {
             gateway_addr,
             store,
             service,
+            assertions,
         })
     }
 
@@ -291,6 +293,11 @@ impl Application {
     /// The console listener's bound address.
     pub fn console_addr(&self) -> SocketAddr {
         self.console_addr
+    }
+
+    /// What signs the gateway's assertions (its key id, for tests and operators).
+    pub fn assertions(&self) -> &Arc<crate::assertion::AssertionSigner> {
+        &self.assertions
     }
 
     /// The store, for tests that need to break it on purpose.

@@ -40,6 +40,12 @@ pub enum Command {
     /// Apply the database migrations this version knows and the database lacks, and say
     /// which (needed before `serve` when `[store] migrate_on_start = false`).
     Migrate,
+    /// Move the installation's database (see `actas store copy --help`).
+    Store {
+        /// What to do with the database.
+        #[command(subcommand)]
+        command: StoreCommand,
+    },
     /// Run the server: the console and JSON API, and the gateway.
     Serve {
         /// Console and API address (port 0 picks a free port); default from actas.toml.
@@ -191,6 +197,23 @@ pub enum AllowCommand {
     },
     /// Show the allow-list, with who granted each entry and why.
     List,
+}
+
+/// Database commands.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Copy everything from a SQLite file into an empty PostgreSQL database, verifying the
+    /// ledger on both sides against this data directory's key. Stop every `actas serve`
+    /// using the file first; then point `[store] url` (or ACTAS_DATABASE_URL) at the
+    /// PostgreSQL database.
+    Copy {
+        /// The SQLite file, as `sqlite://path` (relative to the data directory).
+        #[arg(long)]
+        from: String,
+        /// The PostgreSQL database, as `postgres://user:password@host:port/database`.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 /// Audit commands.

@@ -13,6 +13,7 @@
 
 mod change;
 mod checks;
+pub mod copy;
 mod ledger;
 mod model;
 pub mod postgres;
@@ -432,4 +433,32 @@ pub trait Store: Send + Sync {
         account: &AccountId,
         now: actas_core::Timestamp,
     ) -> StoreResult<Vec<CodeRecord>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_location_is_read_from_its_address_and_never_shows_a_password() {
+        let base = std::path::Path::new("/srv/actas");
+        assert_eq!(
+            Location::parse("sqlite://actas.db", base).expect("sqlite"),
+            Location::Sqlite(base.join("actas.db"))
+        );
+        assert_eq!(
+            Location::parse("sqlite:///var/lib/actas.db", base).expect("absolute"),
+            Location::Sqlite("/var/lib/actas.db".into())
+        );
+        let pg = Location::parse("postgres://actas:s3cret@db:5432/actas", base).expect("pg");
+        assert_eq!(
+            pg.to_string(),
+            "the PostgreSQL database postgres://actas:…@db:5432/actas"
+        );
+        assert!(!format!("{pg:?}").contains("s3cret"));
+        let err = Location::parse("mysql://root:hunter2@db/actas", base).expect_err("unknown");
+        assert!(err.to_string().contains("neither sqlite"), "{err}");
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        assert!(Location::parse("sqlite://", base).is_err());
+    }
 }

@@ -7,6 +7,7 @@ mod audit;
 mod demo;
 mod policy;
 mod staff;
+mod store;
 
 use crate::cli::{Cli, Command, Failure};
 use crate::config::{DataDir, Loaded};
@@ -74,6 +75,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Demo { .. } => Ok(()),
         Command::Init => init(&data).await,
         Command::Migrate => migrate(&data).await,
+        Command::Store { command } => store::run(&data, command).await,
         Command::Serve {
             console_addr,
             gateway_addr,

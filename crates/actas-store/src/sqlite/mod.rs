@@ -83,6 +83,30 @@ async fn schema_of(pool: &SqlitePool) -> StoreResult<Schema> {
     Ok(Schema::compare(&MIGRATOR, &applied))
 }
 
+/// The database at `path` for `store copy`, read through a pool: it must exist and be
+/// at this build's schema.
+pub(crate) async fn open_for_copy(path: &Path) -> StoreResult<SqlitePool> {
+    if !path.exists() {
+        return Err(StoreError::NotFound(format!(
+            "the SQLite file {}",
+            path.display()
+        )));
+    }
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options(path).create_if_missing(false))
+        .await
+        .map_err(StoreError::unexpected)?;
+    match schema_of(&pool).await? {
+        Schema::Current => Ok(pool),
+        Schema::Ahead(unknown) => Err(schema::ahead(&unknown)),
+        Schema::Behind(_) => Err(StoreError::Schema(format!(
+            "the SQLite file {} needs migrations first: run `actas migrate` on it, then copy",
+            path.display()
+        ))),
+    }
+}
+
 /// Applies the migrations the database at `path` lacks (creating it if needed), and
 /// says which, in order; refuses a database a newer actas changed.
 pub async fn migrate(path: &Path) -> StoreResult<Vec<String>> {
