@@ -64,7 +64,7 @@ async fn a_sqlite_installation_moves_to_postgres_and_carries_on_there() {
     s.create_app_key(&dana.email, "portal", Some("http://127.0.0.1:9/hooks"))
         .await
         .expect("app key");
-    s.rotate_assertion_key(Some(&dana), &app.assertions())
+    s.rotate_assertion_key(Some(&dana), app.assertions())
         .await
         .expect("rotate");
     let kid = app.assertions().kid();
