@@ -19,10 +19,11 @@ fn main() -> ExitCode {
         Some("bench-gateway") => bench_gateway(),
         Some("bench-gateway-cpu") => bench_gateway_cpu(),
         Some("bench-customer") => bench_customer(),
+        Some("bench-backends") => bench_backends(),
         Some("fuzz") => fuzz(&args[1..]),
         Some("prereqs") => prerequisites(),
         _ => Err(
-            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask bench-gateway-cpu | cargo xtask bench-customer | cargo xtask fuzz [seconds per target] | cargo xtask prereqs"
+            "usage: cargo xtask test [nextest filters…] | cargo xtask bench | cargo xtask bench-gateway | cargo xtask bench-gateway-cpu | cargo xtask bench-customer | cargo xtask bench-backends | cargo xtask fuzz [seconds per target] | cargo xtask prereqs"
                 .into(),
         ),
     };
@@ -370,6 +371,14 @@ fn bench_gateway_cpu() -> Result {
 /// The customer-side benchmark: event ingestion over HTTP at 1, 16 and 256 clients
 /// against one transaction per event, and an extract of 100,000 events out of 1,000,000
 /// (installs wrk with apt when missing).
+/// Ingestion on SQLite, PostgreSQL with one instance and with two, with the time each
+/// batch holds the ledger's lock (installs wrk with apt when missing; needs PostgreSQL).
+fn bench_backends() -> Result {
+    ensure_tools(&[("wrk", "wrk")])?;
+    ensure_postgres()?;
+    run_example("backends benchmark (release)", "backends_bench")
+}
+
 fn bench_customer() -> Result {
     ensure_tools(&[("wrk", "wrk")])?;
     run_example("customer-side benchmark (release)", "customer_bench")

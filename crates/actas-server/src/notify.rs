@@ -94,6 +94,7 @@ async fn deliver_due(
     timing: DeliveryTiming,
 ) -> Result<(), actas_store::StoreError> {
     let now = Timestamp::now();
+    let until = now.plus(timing.lease());
     let claimed = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let into = claimed.clone();
     service
@@ -101,7 +102,7 @@ async fn deliver_due(
         .commit(Unit::new(
             vec![Change::ClaimWebhooks {
                 now,
-                until: now.plus(timing.lease()),
+                until,
                 limit: CLAIM,
             }],
             move |applied| {
@@ -131,6 +132,7 @@ async fn deliver_due(
                     id: n.id,
                     error: why,
                     retry_at: Timestamp::now().plus(timing.backoff(n.attempts + 1)),
+                    claimed_until: until,
                 }
             }
         };

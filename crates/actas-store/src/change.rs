@@ -367,8 +367,14 @@ pub enum Change {
     /// use what it stored.
     SeedAssertionKeys(Vec<crate::model::AssertionKeyRecord>),
     /// Starts signing assertions with `key` (it must have no `retired_at`); the key that
-    /// signed until now is retired at `key.created_at`.
-    RotateAssertionKey(crate::model::AssertionKeyRecord),
+    /// signed until now, which must be `replaces`, is retired at `key.created_at`.
+    /// `Conflict` if another key was put in place meanwhile (two rotations at once).
+    RotateAssertionKey {
+        /// The new key.
+        key: crate::model::AssertionKeyRecord,
+        /// The id of the key it replaces.
+        replaces: String,
+    },
     /// Marks a notification delivered.
     WebhookDelivered {
         /// The outbox row.
@@ -384,6 +390,9 @@ pub enum Change {
         error: String,
         /// When to try again.
         retry_at: Timestamp,
+        /// The lease the delivery was claimed under (`ClaimWebhooks`' `until`): a report
+        /// after the lease ran out, when another instance may hold it, changes nothing.
+        claimed_until: Timestamp,
     },
     /// Adds to the counts of JSON paths no masking rule classified.
     CountUnclassified {

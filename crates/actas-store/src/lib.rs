@@ -136,7 +136,28 @@ impl Location {
 }
 
 /// A database address with any password replaced by `…`, for messages and logs.
-fn redacted(url: &str) -> String {
+pub(crate) fn redacted(url: &str) -> String {
+    let (url, query) = match url.split_once('?') {
+        Some((u, q)) => (u, Some(q)),
+        None => (url, None),
+    };
+    let query = query.map(|q| {
+        q.split('&')
+            .map(|kv| match kv.split_once('=') {
+                Some((k, _)) if k.eq_ignore_ascii_case("password") => format!("{k}=…"),
+                _ => kv.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("&")
+    });
+    let base = redacted_userinfo(url);
+    match query {
+        Some(q) => format!("{base}?{q}"),
+        None => base,
+    }
+}
+
+fn redacted_userinfo(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -460,5 +481,14 @@ mod tests {
         assert!(err.to_string().contains("neither sqlite"), "{err}");
         assert!(!err.to_string().contains("hunter2"), "{err}");
         assert!(Location::parse("sqlite://", base).is_err());
+        let q = Location::parse(
+            "postgres://db/actas?user=a&password=pw1&sslmode=require",
+            base,
+        )
+        .expect("pg");
+        assert_eq!(
+            q.to_string(),
+            "the PostgreSQL database postgres://db/actas?user=a&password=…&sslmode=require"
+        );
     }
 }

@@ -87,6 +87,12 @@ pub(crate) trait WriteTx: Send {
     ) -> StoreResult<()>;
     /// Abandons the open transaction, if any.
     async fn rollback(&mut self);
+
+    /// Whether a failed statement spoils the whole transaction (PostgreSQL's way), so
+    /// every unit that runs one needs its own savepoint; SQLite undoes just the statement.
+    fn failed_statement_aborts(&self) -> bool {
+        false
+    }
 }
 
 /// The group-commit writer over one backend's connection.
@@ -98,6 +104,8 @@ pub(crate) struct Writer<T: WriteTx> {
     schedule: HeadSchedule,
     tip: Option<Tip>,
     last_head_at: Instant,
+    /// When the open transaction was granted the ledger's lock.
+    locked_at: Option<Instant>,
     stats: std::sync::Arc<crate::LedgerStats>,
 }
 
@@ -117,6 +125,7 @@ impl<T: WriteTx> Writer<T> {
             max_batch: max_batch.clamp(1, MAX_BATCH),
             tip: None,
             last_head_at: Instant::now(),
+            locked_at: None,
             stats,
         }
     }
@@ -205,7 +214,12 @@ impl<T: WriteTx> Writer<T> {
         match outcome {
             Ok((tip, appended)) => {
                 self.tip = Some(tip);
-                self.stats.record_batch(n, appended, started.elapsed());
+                let held = self
+                    .locked_at
+                    .take()
+                    .map_or_else(Default::default, |at| at.elapsed());
+                self.stats
+                    .record_batch(n, appended, started.elapsed(), held);
                 for (reply, result) in replies {
                     if let Some(reply) = reply {
                         let _ = reply.send(result);
@@ -282,12 +296,20 @@ impl<T: WriteTx> Writer<T> {
             // idle-clock refresh (one statement) can't fail half-way, so like units without
             // changes they need no savepoint, and they change nothing a precondition reads
             // in a way that matters: a refreshed idle clock only lets a session live longer.
-            let guarded = unit.changes.iter().any(|c| {
+            // (Where a failed statement spoils the transaction, the refresh gets a
+            // savepoint all the same, so it can't sink the rest of the batch.)
+            let changes_state = unit.changes.iter().any(|c| {
                 !matches!(
                     c,
                     Change::ClaimIdempotencyKey { .. } | Change::TouchSession { .. }
                 ) && !is_check(c)
             });
+            let guarded = changes_state
+                || (self.conn.failed_statement_aborts()
+                    && unit
+                        .changes
+                        .iter()
+                        .any(|c| matches!(c, Change::TouchSession { .. })));
             let (unit_checks, batch_wide) = match checks.take() {
                 Some(c) => (c, true),
                 None => {
@@ -304,7 +326,7 @@ impl<T: WriteTx> Writer<T> {
             let outcome = self
                 .apply_unit(unit, &unit_checks, &mut trial, &mut rows)
                 .await;
-            if batch_wide && !guarded {
+            if batch_wide && !changes_state {
                 checks = Some(unit_checks);
             }
             match outcome {
@@ -349,6 +371,7 @@ impl<T: WriteTx> Writer<T> {
         changes: &[&Change],
     ) -> StoreResult<(Tip, HashSet<(i64, String)>, Checks)> {
         let tip = self.conn.begin(self.tip.as_ref()).await?;
+        self.locked_at = Some(Instant::now());
         // Idempotency keys are claimed for the whole batch at once: one read of which are
         // taken (authoritative, as this transaction holds the write lock) and one multi-row
         // insert at the end, instead of a savepoint and an insert per unit.

@@ -240,7 +240,13 @@ impl Service {
             },
         );
         self.store
-            .commit(Unit::change(Change::RotateAssertionKey(key), event))
+            .commit(Unit::change(
+                Change::RotateAssertionKey {
+                    key,
+                    replaces: old_kid.clone(),
+                },
+                event,
+            ))
             .await?;
         signer
             .rotate(&seed, now)

@@ -762,12 +762,20 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
             }
             Ok(Applied::Done)
         }
-        Change::RotateAssertionKey(key) => {
-            sqlx::query("UPDATE assertion_keys SET retired_at = $1 WHERE retired_at IS NULL")
-                .bind(key.created_at.as_millis())
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
+        Change::RotateAssertionKey { key, replaces } => {
+            let r = sqlx::query(
+                "UPDATE assertion_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid = $2",
+            )
+            .bind(key.created_at.as_millis())
+            .bind(&replaces)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "the assertion key was replaced meanwhile (through another instance); nothing was changed: try again".into(),
+                )
+            })?;
             insert_assertion_key(conn, &key).await?;
             Ok(Applied::Done)
         }
@@ -784,11 +792,13 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
             id,
             error,
             retry_at,
+            claimed_until,
         } => {
-            sqlx::query("UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3 AND delivered_at IS NULL")
+            sqlx::query("UPDATE webhook_outbox SET attempts = attempts + 1, last_error = $1, next_attempt_at = $2 WHERE id = $3 AND delivered_at IS NULL AND next_attempt_at = $4")
                 .bind(error)
                 .bind(retry_at.as_millis())
                 .bind(id)
+                .bind(claimed_until.as_millis())
                 .execute(&mut *conn)
                 .await
                 .map_err(db)?;

@@ -80,6 +80,13 @@ fn options(url: &str, config: &PgConfig) -> StoreResult<PgConnectOptions> {
                 "statement_timeout",
                 format!("{}ms", config.statement_timeout.as_millis().max(1)),
             ),
+            // An instance that stalls (paused, cut off) mid-batch must not hold the
+            // ledger's tip for every other instance: the database ends its transaction
+            // after 10 s idle, and notices a dead peer within about a minute.
+            ("idle_in_transaction_session_timeout", "10s".to_owned()),
+            ("tcp_keepalives_idle", "30".to_owned()),
+            ("tcp_keepalives_interval", "10".to_owned()),
+            ("tcp_keepalives_count", "3".to_owned()),
         ])
         .disable_statement_logging())
 }
@@ -155,7 +162,7 @@ impl PgStore {
         let public = key.public();
         let (tx, rx) = mpsc::channel(config.queue.max(1));
         let w = writer::Writer::new(
-            tx::PgTx(conn),
+            tx::PgTx::new(conn, connect),
             key,
             config.heads,
             stats.clone(),

@@ -17,15 +17,46 @@ use crate::{StoreError, StoreResult};
 use actas_core::merkle::{Frontier, Hash};
 use actas_core::tree_head::SignedTreeHead;
 use async_trait::async_trait;
-use sqlx::PgConnection;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgConnection};
 use std::collections::HashSet;
 
 fn unavailable(e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
     StoreError::LedgerUnavailable(Box::new(e))
 }
 
-/// The writer's own connection.
-pub(super) struct PgTx(pub(super) PgConnection);
+/// The writer's own connection, opened again when it was lost (a database restart or
+/// failover, a dropped socket): the next batch reconnects rather than every write
+/// failing until actas restarts.
+pub(super) struct PgTx {
+    conn: Option<PgConnection>,
+    options: PgConnectOptions,
+}
+
+impl PgTx {
+    pub(super) fn new(conn: PgConnection, options: PgConnectOptions) -> Self {
+        Self {
+            conn: Some(conn),
+            options,
+        }
+    }
+
+    /// The open connection (a batch only runs once `begin` made sure there is one).
+    fn c(&mut self) -> StoreResult<&mut PgConnection> {
+        self.conn
+            .as_mut()
+            .ok_or_else(|| StoreError::LedgerUnavailable("the database connection was lost".into()))
+    }
+
+    async fn connected(&mut self) -> StoreResult<&mut PgConnection> {
+        if self.conn.is_none() {
+            let conn = self.options.connect().await.map_err(unavailable)?;
+            tracing::info!("the ledger writer reconnected to the database");
+            self.conn = Some(conn);
+        }
+        self.c()
+    }
+}
 
 /// The stored frontier: its hashes concatenated, 32 bytes each.
 pub(super) fn decode_frontier(size: u64, bytes: &[u8]) -> StoreResult<Frontier> {
@@ -37,17 +68,21 @@ pub(super) fn decode_frontier(size: u64, bytes: &[u8]) -> StoreResult<Frontier> 
 #[async_trait]
 impl WriteTx for PgTx {
     async fn begin(&mut self, _cached: Option<&Tip>) -> StoreResult<Tip> {
-        sqlx::query("BEGIN ISOLATION LEVEL READ COMMITTED")
-            .execute(&mut self.0)
-            .await
-            .map_err(unavailable)?;
+        let begun = sqlx::query("BEGIN ISOLATION LEVEL READ COMMITTED")
+            .execute(self.connected().await?)
+            .await;
+        if let Err(e) = begun {
+            // The connection may be gone: drop it, so the next batch opens a new one.
+            self.conn = None;
+            return Err(unavailable(e));
+        }
         // Another instance may have appended since this writer's last batch: the tip is
         // always read, under the lock, never taken from the cache.
         let (size, last_leaf, last_time, frontier, head_size): (i64, Vec<u8>, i64, Vec<u8>, i64) =
             sqlx::query_as(
                 "SELECT size, last_leaf, last_time, frontier, head_size FROM ledger_tip FOR UPDATE",
             )
-            .fetch_one(&mut self.0)
+            .fetch_one(self.c()?)
             .await
             .map_err(unavailable)?;
         let size =
@@ -76,23 +111,23 @@ impl WriteTx for PgTx {
         )
         .bind(apps)
         .bind(keys)
-        .fetch_all(&mut self.0)
+        .fetch_all(self.c()?)
         .await
         .map_err(unavailable)?;
         Ok(rows.into_iter().collect())
     }
 
     async fn read_checks(&mut self, changes: &[&Change]) -> StoreResult<Checks> {
-        read_checks(&mut self.0, changes).await
+        read_checks(self.c()?, changes).await
     }
 
     async fn apply(&mut self, change: Change) -> StoreResult<Applied> {
-        apply(&mut self.0, change).await
+        apply(self.c()?, change).await
     }
 
     async fn savepoint(&mut self) -> StoreResult<()> {
         sqlx::query("SAVEPOINT unit")
-            .execute(&mut self.0)
+            .execute(self.c()?)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -100,7 +135,7 @@ impl WriteTx for PgTx {
 
     async fn release(&mut self) -> StoreResult<()> {
         sqlx::query("RELEASE SAVEPOINT unit")
-            .execute(&mut self.0)
+            .execute(self.c()?)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -110,11 +145,11 @@ impl WriteTx for PgTx {
         // A failed statement aborts the transaction up to the savepoint in PostgreSQL;
         // rolling back to it makes the transaction usable again.
         sqlx::query("ROLLBACK TO SAVEPOINT unit")
-            .execute(&mut self.0)
+            .execute(self.c()?)
             .await
             .map_err(unavailable)?;
         sqlx::query("RELEASE SAVEPOINT unit")
-            .execute(&mut self.0)
+            .execute(self.c()?)
             .await
             .map_err(unavailable)?;
         Ok(())
@@ -181,17 +216,27 @@ impl WriteTx for PgTx {
         .bind(tip.last_time)
         .bind(frontier)
         .bind(tip.head_size as i64)
-        .execute(&mut self.0)
+        .execute(self.c()?)
         .await
         .map_err(unavailable)?;
         sqlx::query("COMMIT")
-            .execute(&mut self.0)
+            .execute(self.c()?)
             .await
             .map_err(unavailable)?;
         Ok(())
     }
 
+    fn failed_statement_aborts(&self) -> bool {
+        true
+    }
+
     async fn rollback(&mut self) {
-        let _ = sqlx::query("ROLLBACK").execute(&mut self.0).await;
+        let Some(conn) = self.conn.as_mut() else {
+            return;
+        };
+        if sqlx::query("ROLLBACK").execute(conn).await.is_err() {
+            // Not even a rollback goes through: the connection is lost.
+            self.conn = None;
+        }
     }
 }

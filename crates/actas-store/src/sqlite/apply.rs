@@ -738,12 +738,20 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             }
             Ok(Applied::Done)
         }
-        Change::RotateAssertionKey(key) => {
-            sqlx::query("UPDATE assertion_keys SET retired_at = ? WHERE retired_at IS NULL")
-                .bind(key.created_at.as_millis())
-                .execute(&mut *conn)
-                .await
-                .map_err(db)?;
+        Change::RotateAssertionKey { key, replaces } => {
+            let r = sqlx::query(
+                "UPDATE assertion_keys SET retired_at = ? WHERE retired_at IS NULL AND kid = ?",
+            )
+            .bind(key.created_at.as_millis())
+            .bind(&replaces)
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "the assertion key was replaced meanwhile (through another instance); nothing was changed: try again".into(),
+                )
+            })?;
             insert_assertion_key(conn, &key).await?;
             Ok(Applied::Done)
         }
@@ -760,11 +768,13 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             id,
             error,
             retry_at,
+            claimed_until,
         } => {
-            sqlx::query("UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL")
+            sqlx::query("UPDATE webhook_outbox SET attempts = attempts + 1, last_error = ?, next_attempt_at = ? WHERE id = ? AND delivered_at IS NULL AND next_attempt_at = ?")
                 .bind(error)
                 .bind(retry_at.as_millis())
                 .bind(id)
+                .bind(claimed_until.as_millis())
                 .execute(&mut *conn)
                 .await
                 .map_err(db)?;
