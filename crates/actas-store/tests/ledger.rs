@@ -401,6 +401,43 @@ async fn the_ledger_tables_refuse_updates_and_deletes(backend: Backend) {
 }
 on_both!(the_ledger_tables_refuse_updates_and_deletes, 2);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_postgres_writer_reconnects_after_its_connection_is_cut() {
+    let fresh = Fresh::new(Backend::Postgres).await;
+    let store = fresh.open(rare_heads()).await;
+    for i in 0..5 {
+        store.append(event(i)).await.expect("append");
+    }
+    // The database ends every connection actas has (a restart or failover looks so).
+    let name = fresh.name.clone().expect("a PostgreSQL database");
+    fresh
+        .tamper(
+            "",
+            &format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ),
+        )
+        .await;
+    let mut next = None;
+    for _ in 0..3 {
+        // The first write may find the connection gone (and says nothing was changed);
+        // the next opens a new one.
+        if let Ok(a) = store.append(event(99)).await {
+            next = Some(a.seq);
+            break;
+        }
+    }
+    assert_eq!(next, Some(6), "the ledger carries on, gap-free");
+    store.sign_head_now().await.expect("head");
+    let report = store
+        .verify(&public(), &mut |_, _| {})
+        .await
+        .expect("read")
+        .expect("verifies");
+    assert_eq!(report.events, 6);
+    store.close().await.expect("close");
+}
+
 /// The child half of the crash test: appends as fast as it can, printing each sequence
 /// number once `append` has returned (i.e. once it is durable), until it is killed.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

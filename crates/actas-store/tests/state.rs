@@ -660,3 +660,48 @@ async fn a_sessions_page_copies_stay_within_its_limit_across_pages_and_units(bac
     );
 }
 on_both!(a_sessions_page_copies_stay_within_its_limit_across_pages_and_units);
+
+async fn a_locked_sign_in_is_refused_in_the_transaction(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
+    let id = add_staff(&*store, "ola@example.com", Role::Agent).await;
+    let now = Timestamp::now();
+    for _ in 0..5 {
+        store
+            .commit(Unit::change(
+                Change::SignInFailed {
+                    staff: id,
+                    at: now,
+                    lock_after: 5,
+                    lock_for: Duration::from_secs(900),
+                },
+                note_event(),
+            ))
+            .await
+            .expect("counted");
+    }
+    let before = store.ledger_size().await.expect("size");
+    // A right password checked before the lock was set (on another instance, say)
+    // still can't sign in: the lock is decided where it is stored.
+    let err = store
+        .commit(Unit::change(
+            Change::SignIn {
+                token_hash: [7; 32],
+                staff: id,
+                csrf: "csrf".into(),
+                at: now,
+                expires_at: now.plus(Duration::from_secs(3600)),
+            },
+            note_event(),
+        ))
+        .await
+        .expect_err("locked");
+    assert!(
+        matches!(&err, StoreError::Refused(m) if m.contains("locked until")),
+        "{err:?}"
+    );
+    assert_eq!(store.ledger_size().await.expect("size"), before);
+    assert!(store.login(&[7; 32]).await.expect("read").is_none());
+    store.close().await.expect("close");
+}
+on_both!(a_locked_sign_in_is_refused_in_the_transaction);

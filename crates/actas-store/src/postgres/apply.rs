@@ -532,6 +532,21 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
             at,
             expires_at,
         } => {
+            // Decided here, not only by whoever read the staff row before: guesses in
+            // flight at once (on several instances) can't outrun a lock the fifth set.
+            let locked: Option<Option<i64>> =
+                sqlx::query_scalar("SELECT locked_until FROM staff WHERE id = $1")
+                    .bind(staff.get())
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+            if let Some(until) = locked.flatten().filter(|u| *u > at.as_millis()) {
+                let until = Timestamp::from_millis(until).to_rfc3339();
+                return Err(StoreError::Refused(format!(
+                    "signing in to this account is locked until {} UTC after too many wrong passwords",
+                    until.get(11..16).unwrap_or(&until)
+                )));
+            }
             sqlx::query(
                 "INSERT INTO staff_logins (token_hash, staff_id, csrf, created_at, authenticated_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6)",
             )
