@@ -629,3 +629,62 @@ async fn a_director_replaces_the_assertion_key_and_the_old_one_stays_published()
     );
     app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn an_assertion_key_written_behind_actas_back_is_never_used_or_published() {
+    let t = TestApp::start().await;
+    let jwks = || async {
+        let v: Value = reqwest::get(format!("{}/.well-known/jwks.json", t.base))
+            .await
+            .expect("jwks")
+            .json()
+            .await
+            .expect("json");
+        v["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let before = jwks().await;
+    let kid = t.app.assertions().kid();
+    // Someone with the database (not the ledger key) adds a key of their own, made
+    // later than ours so it would look current, and retires ours.
+    use base64::Engine;
+    let forged_seed = [9u8; 32];
+    let public = actas_server::assertion::public_of(&forged_seed).expect("public");
+    let forged_kid = actas_server::assertion::kid_of(&public);
+    let db = common::BackDoor::open(&t._dir.path().join("data")).await;
+    db.execute(
+        "UPDATE assertion_keys SET retired_at = $1",
+        vec![common::Bind::Int(actas_core::Timestamp::now().as_millis())],
+    )
+    .await;
+    db.execute(
+        &format!(
+            "INSERT INTO assertion_keys (kid, public, sealed, mac, created_at, retired_at) VALUES ('{forged_kid}', $1, $2, $3, $4, NULL)"
+        ),
+        vec![
+            common::Bind::Bytes(public.to_vec()),
+            common::Bind::Bytes(vec![0; 60]),
+            common::Bind::Bytes(
+                base64::engine::general_purpose::STANDARD
+                    .decode("AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA")
+                    .expect("b64"),
+            ),
+            common::Bind::Int(actas_core::Timestamp::now().as_millis() + 60_000),
+        ],
+    )
+    .await;
+    db.close().await;
+    let after = jwks().await;
+    assert!(!after.contains(&forged_kid), "{after:?}");
+    assert_eq!(after, before, "the published keys are what actas stored");
+    assert_eq!(
+        t.app.assertions().kid(),
+        kid,
+        "the signing key is unchanged"
+    );
+    t.app.stop().await.expect("stop");
+}

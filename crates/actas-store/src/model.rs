@@ -332,6 +332,9 @@ pub struct AssertionKeyRecord {
     /// The seed, sealed under the key derived from the ledger key; `None` for a replaced
     /// key of which only the public half was kept.
     pub sealed: Option<Vec<u8>>,
+    /// The tag that shows actas stored the row (over kid, public key, `created_at` and
+    /// `sealed`), checked by whoever reads it.
+    pub mac: Vec<u8>,
     /// When it was made.
     pub created_at: actas_core::Timestamp,
     /// When it stopped signing; `None` for the key that signs now.

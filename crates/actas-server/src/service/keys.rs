@@ -65,6 +65,72 @@ impl SealKey {
         Ok([&nonce[..], &sealed].concat())
     }
 
+    /// What a row's tag covers: everything but `retired_at`, which a rotation sets later
+    /// and which is therefore never trusted (see `Service::shared_keys`).
+    fn tagged(
+        kid: &str,
+        public: &[u8; 32],
+        created_at: Timestamp,
+        sealed: Option<&[u8]>,
+    ) -> Vec<u8> {
+        let mut data = Vec::with_capacity(64 + kid.len() + sealed.map_or(0, <[u8]>::len));
+        data.extend_from_slice(b"actas assertion key row v1\0");
+        data.extend_from_slice(&(kid.len() as u64).to_be_bytes());
+        data.extend_from_slice(kid.as_bytes());
+        data.extend_from_slice(public);
+        data.extend_from_slice(&created_at.as_millis().to_be_bytes());
+        if let Some(sealed) = sealed {
+            data.push(1);
+            data.extend_from_slice(sealed);
+        } else {
+            data.push(0);
+        }
+        data
+    }
+
+    /// A tag for a row: ChaCha20-Poly1305 over nothing, with the row as associated data
+    /// (an AEAD with an empty message is a MAC); a random nonce, then the tag.
+    pub fn tag(
+        &self,
+        kid: &str,
+        public: &[u8; 32],
+        created_at: Timestamp,
+        sealed: Option<&[u8]>,
+    ) -> Result<Vec<u8>, String> {
+        let mut nonce = [0u8; 12];
+        getrandom::getrandom(&mut nonce).map_err(|e| format!("no random source: {e}"))?;
+        let data = Self::tagged(kid, public, created_at, sealed);
+        let tag = self
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &[],
+                    aad: &data,
+                },
+            )
+            .map_err(|_| "an assertion key could not be tagged".to_owned())?;
+        Ok([&nonce[..], &tag].concat())
+    }
+
+    /// Whether `row` carries a tag this key made.
+    pub fn stored_by_actas(&self, row: &AssertionKeyRecord) -> bool {
+        if row.mac.len() < 12 || crate::assertion::kid_of(&row.public) != row.kid {
+            return false;
+        }
+        let (nonce, tag) = row.mac.split_at(12);
+        let data = Self::tagged(&row.kid, &row.public, row.created_at, row.sealed.as_deref());
+        self.cipher()
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: tag,
+                    aad: &data,
+                },
+            )
+            .is_ok()
+    }
+
     /// The seed sealed for `kid`, if this key sealed it for that id.
     pub fn unseal(&self, kid: &str, sealed: &[u8]) -> Result<[u8; 32], String> {
         let wrong = || {
@@ -109,8 +175,10 @@ fn record(
 ) -> Result<AssertionKeyRecord, String> {
     let public = crate::assertion::public_of(seed).map_err(|e| e.to_string())?;
     let kid = crate::assertion::kid_of(&public);
+    let sealed = seal.seal(&kid, seed)?;
     Ok(AssertionKeyRecord {
-        sealed: Some(seal.seal(&kid, seed)?),
+        mac: seal.tag(&kid, &public, at, Some(&sealed))?,
+        sealed: Some(sealed),
         kid,
         public,
         created_at: at,
@@ -126,24 +194,42 @@ impl Service {
             .ok_or_else(|| unexpected("no key to seal assertion keys with".into()))
     }
 
+    /// The keys as the database has them, trusting only rows actas tagged: the one
+    /// signing is the newest tagged row with a seed (a row written behind actas's back
+    /// is ignored, and un-retiring an older row changes nothing), and each replaced key
+    /// counts as retired when its successor was made (never later than now).
     async fn shared_keys(&self) -> ServiceResult<Option<Shared>> {
         let seal = self.seal_key()?;
-        let rows = self.store.assertion_keys().await?;
-        let Some(current) = rows.iter().find(|r| r.retired_at.is_none()) else {
+        let mut rows = self.store.assertion_keys().await?;
+        let before = rows.len();
+        rows.retain(|r| seal.stored_by_actas(r));
+        if rows.len() < before {
+            tracing::warn!(
+                ignored = before - rows.len(),
+                "assertion keys in the database that actas did not store are ignored"
+            );
+        }
+        rows.sort_by_key(|r| (r.created_at, r.kid.clone()));
+        let Some(at) = rows.iter().rposition(|r| r.sealed.is_some()) else {
             return Ok(None);
         };
+        let current = &rows[at];
         let sealed = current
             .sealed
             .as_deref()
             .ok_or_else(|| unexpected("the current assertion key has no sealed seed".into()))?;
         let seed = seal.unseal(&current.kid, sealed).map_err(unexpected)?;
+        let now = Timestamp::now();
         let retired = rows
             .iter()
-            .filter_map(|r| {
-                r.retired_at.map(|at| RetiredKey {
+            .enumerate()
+            .filter(|(i, _)| *i != at)
+            .map(|(i, r)| {
+                let successor = rows.get(i + 1).map_or(now, |next| next.created_at).min(now);
+                RetiredKey {
                     x: crate::assertion::x_of(&r.public),
-                    retired_at_ms: at.as_millis(),
-                })
+                    retired_at_ms: successor.as_millis(),
+                }
             })
             .collect();
         Ok(Some(Shared {
@@ -171,12 +257,15 @@ impl Service {
                 .iter()
                 .filter_map(|r| {
                     let public = crate::assertion::public_from_x(&r.x)?;
+                    let kid = crate::assertion::kid_of(&public);
+                    let at = Timestamp::from_millis(r.retired_at_ms);
                     Some(AssertionKeyRecord {
-                        kid: crate::assertion::kid_of(&public),
+                        mac: seal.tag(&kid, &public, at, None).ok()?,
+                        kid,
                         public,
                         sealed: None,
-                        created_at: Timestamp::from_millis(r.retired_at_ms),
-                        retired_at: Some(Timestamp::from_millis(r.retired_at_ms)),
+                        created_at: at,
+                        retired_at: Some(at),
                     })
                 })
                 .collect();

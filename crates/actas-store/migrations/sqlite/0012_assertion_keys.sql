@@ -2,12 +2,16 @@
 -- database: a rotation made through one is picked up by all within seconds. Each seed is
 -- sealed (ChaCha20-Poly1305, the key id as associated data) under a key derived from the
 -- ledger signing key, which stays in each instance's key file: the database alone never
--- yields a signing key. Replaced keys keep their row (public half) so they stay
+-- yields a signing key, nor can a row written behind actas's back put a key in use. Replaced keys keep their row (public half) so they stay
 -- published until their last assertion has expired.
 CREATE TABLE assertion_keys (
     kid        TEXT    PRIMARY KEY,
     public     BLOB    NOT NULL,
     sealed     BLOB,              -- NULL for a replaced key brought over from a key file
+    -- A tag (ChaCha20-Poly1305 over the id, public key, time and sealed seed, under the
+    -- same derived key): a row someone put in the database without that key (a key of
+    -- their own, to be published) is ignored.
+    mac        BLOB    NOT NULL,
     created_at INTEGER NOT NULL,
     retired_at INTEGER
 );

@@ -929,11 +929,12 @@ async fn insert_assertion_key(
     key: &crate::model::AssertionKeyRecord,
 ) -> StoreResult<()> {
     sqlx::query(
-        "INSERT INTO assertion_keys (kid, public, sealed, created_at, retired_at) VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO assertion_keys (kid, public, sealed, mac, created_at, retired_at) VALUES ($1, $2, $3, $4, $5, $6)",
     )
     .bind(&key.kid)
     .bind(&key.public[..])
     .bind(key.sealed.as_deref())
+    .bind(&key.mac)
     .bind(key.created_at.as_millis())
     .bind(key.retired_at.map(|t| t.as_millis()))
     .execute(&mut *conn)

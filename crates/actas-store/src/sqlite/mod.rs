@@ -763,21 +763,22 @@ impl Store for SqliteStore {
     }
 
     async fn assertion_keys(&self) -> StoreResult<Vec<crate::AssertionKeyRecord>> {
-        type Row = (String, Vec<u8>, Option<Vec<u8>>, i64, Option<i64>);
+        type Row = (String, Vec<u8>, Option<Vec<u8>>, Vec<u8>, i64, Option<i64>);
         let rows: Vec<Row> = sqlx::query_as(
-            "SELECT kid, public, sealed, created_at, retired_at FROM assertion_keys ORDER BY created_at, kid",
+            "SELECT kid, public, sealed, mac, created_at, retired_at FROM assertion_keys ORDER BY created_at, kid",
         )
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::unexpected)?;
         rows.into_iter()
-            .map(|(kid, public, sealed, created, retired)| {
+            .map(|(kid, public, sealed, mac, created, retired)| {
                 Ok(crate::AssertionKeyRecord {
                     kid,
                     public: public
                         .try_into()
                         .map_err(|_| StoreError::corrupt("an assertion key is not 32 bytes"))?,
                     sealed,
+                    mac,
                     created_at: actas_core::Timestamp::from_millis(created),
                     retired_at: retired.map(actas_core::Timestamp::from_millis),
                 })
