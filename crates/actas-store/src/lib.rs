@@ -421,6 +421,10 @@ pub trait Store: Send + Sync {
     /// The assertion keys, oldest first: the one signing now has no `retired_at`.
     async fn assertion_keys(&self) -> StoreResult<Vec<AssertionKeyRecord>>;
 
+    /// Whether any notification is due at `now` (a read: the outbox claims through the
+    /// writer only when there is something to claim).
+    async fn webhooks_due(&self, now: actas_core::Timestamp) -> StoreResult<bool>;
+
     /// How the notification outbox stands.
     async fn outbox_stats(&self) -> StoreResult<OutboxStats>;
 

@@ -535,6 +535,18 @@ impl Store for PgStore {
             .collect()
     }
 
+    async fn webhooks_due(&self, now: actas_core::Timestamp) -> StoreResult<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id \
+             WHERE o.delivered_at IS NULL AND o.next_attempt_at <= $1 AND a.revoked_at IS NULL \
+             AND a.webhook_url IS NOT NULL AND a.webhook_secret IS NOT NULL)",
+        )
+        .bind(now.as_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)
+    }
+
     async fn outbox_stats(&self) -> StoreResult<crate::OutboxStats> {
         self.outbox_stats_().await
     }

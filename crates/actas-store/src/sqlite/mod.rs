@@ -786,6 +786,18 @@ impl Store for SqliteStore {
             .collect()
     }
 
+    async fn webhooks_due(&self, now: actas_core::Timestamp) -> StoreResult<bool> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM webhook_outbox o JOIN app_keys a ON a.id = o.app_id \
+             WHERE o.delivered_at IS NULL AND o.next_attempt_at <= ? AND a.revoked_at IS NULL \
+             AND a.webhook_url IS NOT NULL AND a.webhook_secret IS NOT NULL)",
+        )
+        .bind(now.as_millis())
+        .fetch_one(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)
+    }
+
     async fn outbox_stats(&self) -> StoreResult<crate::OutboxStats> {
         let (pending, failing, delivered): (i64, i64, i64) = sqlx::query_as(
             "SELECT COALESCE(SUM(delivered_at IS NULL), 0), COALESCE(SUM(delivered_at IS NULL AND attempts > 0), 0), COALESCE(SUM(delivered_at IS NOT NULL), 0) FROM webhook_outbox",
