@@ -146,7 +146,8 @@ fn postgres_pass() -> Result {
 }
 
 /// Drops every database the tests made (`actas_suite_…` by the server's tests, whose
-/// processes end with each test; `actas_store_…` left by a store test that was killed).
+/// processes end with each test; `actas_store_…` left by a store test that was killed;
+/// `actas_bench_…` left by a benchmark that was).
 fn drop_test_databases() -> Result {
     let psql = |sql: &str| {
         Command::new("psql")
@@ -164,7 +165,7 @@ fn drop_test_databases() -> Result {
             .map_err(|e| format!("could not run psql: {e}"))
     };
     let out = psql(
-        "SELECT datname FROM pg_database WHERE datname LIKE 'actas\\_suite\\_%' OR datname LIKE 'actas\\_store\\_%'",
+        "SELECT datname FROM pg_database WHERE datname LIKE 'actas\\_suite\\_%' OR datname LIKE 'actas\\_store\\_%' OR datname LIKE 'actas\\_bench\\_%'",
     )?;
     if !out.status.success() {
         return Err(format!(

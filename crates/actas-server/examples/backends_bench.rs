@@ -178,9 +178,19 @@ async fn main() -> Result<()> {
         .execute(&mut admin)
         .await?;
     let url = format!("{server}/{name}");
+    // The database goes whatever happens in the run.
+    let outcome = measure(&url, seconds).await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&mut admin)
+        .await?;
+    outcome
+}
+
+/// The measurements, printed as one Markdown table, on the database at `url`.
+async fn measure(url: &str, seconds: u64) -> Result<()> {
     let dir = tempfile::tempdir()?;
     let (lite, lite_key) = installation(&dir.path().join("sqlite"), None).await?;
-    let (pg_a, pg_key) = installation(&dir.path().join("pg-a"), Some(&url)).await?;
+    let (pg_a, pg_key) = installation(&dir.path().join("pg-a"), Some(url)).await?;
     let pg_b = another(&dir.path().join("pg-a"), &dir.path().join("pg-b")).await?;
     println!(
         "| clients | SQLite (events/s) | PostgreSQL, 1 instance | ratio to SQLite | PostgreSQL, 2 instances | ratio to 1 | events per batch (2 inst.) | lock held per batch | ceiling (events/s) |"
@@ -225,8 +235,5 @@ async fn main() -> Result<()> {
     lite.stop().await?;
     pg_a.stop().await?;
     pg_b.stop().await?;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&mut admin)
-        .await?;
     Ok(())
 }
