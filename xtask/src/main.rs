@@ -105,14 +105,16 @@ fn test(filters: &[String]) -> Result {
     outcome
 }
 
-/// The server's tests that go through a data directory or a store, run again with every
-/// data directory on a PostgreSQL database of its own (`ACTAS_TEST_BACKEND=postgres`,
+/// The server's tests that go through a data directory, a store or the demo, run again
+/// with every one on a PostgreSQL database of its own (`ACTAS_TEST_BACKEND=postgres`,
 /// read by `tests/common`). The store's own contract tests run on both backends in the
-/// main pass; the demo, the browser and the CLI tests use the embedded default.
+/// main pass; the CLI tests use the embedded default.
 const POSTGRES_PASS: &[&str] = &[
     "api",
+    "browser",
     "console",
     "customer",
+    "demo",
     "flow",
     "gateway",
     "races",

@@ -65,6 +65,9 @@ pub struct DemoSettings {
     /// The gateway's URL as the console links to it, when not `http://` + its address
     /// (tests use `localhost` to make the hand-off cross-site, as it is in production).
     pub gateway_url: Option<String>,
+    /// The database (`[store] url`) for a fresh demo, when not the data directory's
+    /// SQLite file (the tests run the demo on PostgreSQL too).
+    pub database_url: Option<String>,
 }
 
 impl Default for DemoSettings {
@@ -76,6 +79,7 @@ impl Default for DemoSettings {
             portal_addr: ([127, 0, 0, 1], 8082).into(),
             policy: None,
             gateway_url: None,
+            database_url: None,
         }
     }
 }
@@ -205,6 +209,9 @@ impl Demo {
         let mut config: Config =
             toml::from_str(&text).map_err(|e| DemoError::Seed(e.to_string()))?;
         config.gateway.upstream = format!("http://{portal_addr}");
+        if fresh && settings.database_url.is_some() {
+            config.store.url = settings.database_url.clone();
+        }
         config.gateway.audience = AUDIENCE.to_owned();
         let text = format!(
             "# actas configuration for the demo. Paths are relative to this directory.\n{}",

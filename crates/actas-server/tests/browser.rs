@@ -5,6 +5,8 @@
 //! Each test saves screenshots under `target/e2e/`; a failure names the page and what was
 //! missing.
 
+mod common;
+
 use actas_server::demo::{Demo, DemoSettings, STAFF_PASSWORD};
 use fantoccini::{Client, ClientBuilder, Locator};
 use std::path::PathBuf;
@@ -30,6 +32,7 @@ async fn demo() -> (Demo, String, String, String) {
         gateway_addr: ([127, 0, 0, 1], gateway_port).into(),
         portal_addr: ([127, 0, 0, 1], 0).into(),
         gateway_url: Some(format!("http://localhost:{gateway_port}")),
+        database_url: common::demo_database().await,
         ..DemoSettings::default()
     })
     .await
@@ -737,6 +740,7 @@ async fn a_sensitive_customer_gives_a_code_once_and_a_timed_out_page_says_so() {
         portal_addr: ([127, 0, 0, 1], 0).into(),
         gateway_url: Some(format!("http://localhost:{gateway_port}")),
         policy: Some(policy),
+        database_url: common::demo_database().await,
         ..DemoSettings::default()
     })
     .await
@@ -1297,17 +1301,13 @@ async fn a_director_recertifies_access_and_an_overdue_grant_is_suspended_until_t
     let (d, console, _gateway, _portal) = demo().await;
     // A hundred days pass for Omar's grant: the review policy is 90 days. (The test moves
     // the grant's last review back rather than the clock forward.)
-    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", d.data.join("actas.db").display()))
-        .await
-        .expect("the demo's database");
+    let db = common::BackDoor::open(&d.data).await;
     let long_ago = actas_core::Timestamp::now().as_millis() - 100 * 86_400_000;
-    sqlx::query(
-        "UPDATE allow_list SET reviewed_at = ? WHERE staff_id = (SELECT id FROM staff WHERE email = 'omar@northwind.example')",
+    db.execute(
+        "UPDATE allow_list SET reviewed_at = $1 WHERE staff_id = (SELECT id FROM staff WHERE email = 'omar@northwind.example')",
+        vec![common::Bind::Int(long_ago)],
     )
-    .bind(long_ago)
-    .execute(&db)
-    .await
-    .expect("backdate");
+    .await;
     db.close().await;
 
     // Omar is told why he can't act as the customer.

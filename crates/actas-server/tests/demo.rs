@@ -15,6 +15,7 @@ async fn demo() -> Demo {
         console_addr: ([127, 0, 0, 1], 0).into(),
         gateway_addr: ([127, 0, 0, 1], 0).into(),
         portal_addr: ([127, 0, 0, 1], 0).into(),
+        database_url: common::demo_database().await,
         ..DemoSettings::default()
     })
     .await

@@ -64,6 +64,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             portal_addr,
             policy: None,
             gateway_url: None,
+            database_url: None,
         })
         .await;
     }

@@ -46,6 +46,16 @@ pub async fn fresh_postgres() -> String {
     format!("{server}/{name}")
 }
 
+/// The database a test's demo uses on the suite's backend: `None` is the demo's own
+/// SQLite file.
+pub async fn demo_database() -> Option<String> {
+    if on_postgres() {
+        Some(fresh_postgres().await)
+    } else {
+        None
+    }
+}
+
 /// `actas init` in `root`, on the suite's backend (see [`on_postgres`]).
 pub async fn fresh_data(root: &std::path::Path) -> DataDir {
     let data = DataDir::new(root);
