@@ -30,6 +30,77 @@ use tokio::sync::{mpsc, oneshot};
 /// The most units committed in one transaction.
 pub const MAX_BATCH: usize = 1024;
 
+/// A store's way to its running writer: what every backend's `Store` methods that write
+/// go through.
+pub(crate) struct Handle {
+    tx: mpsc::Sender<Msg>,
+    task: tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    stats: std::sync::Arc<crate::LedgerStats>,
+}
+
+impl Handle {
+    /// Starts `writer` on a queue of `queue` units.
+    pub(crate) fn start<T: WriteTx + 'static>(writer: Writer<T>, queue: usize) -> Self {
+        let stats = writer.stats.clone();
+        let (tx, rx) = mpsc::channel(queue.max(1));
+        let task = tokio::spawn(writer.run(rx));
+        Self {
+            tx,
+            task: tokio::sync::Mutex::new(Some(task)),
+            stats,
+        }
+    }
+
+    /// The writer's counters.
+    pub(crate) fn stats(&self) -> &crate::LedgerStats {
+        &self.stats
+    }
+
+    /// Whether the writer still takes work.
+    pub(crate) fn running(&self) -> bool {
+        !self.tx.is_closed()
+    }
+
+    async fn send(&self, msg: Msg) -> StoreResult<()> {
+        self.tx
+            .send(msg)
+            .await
+            .map_err(|_| StoreError::LedgerUnavailable("the ledger writer has stopped".into()))
+    }
+
+    fn gone(_: oneshot::error::RecvError) -> StoreError {
+        StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
+    }
+
+    /// Commits a unit; durable when this returns.
+    pub(crate) async fn commit(&self, mut unit: Unit) -> StoreResult<Vec<Appended>> {
+        let (reply, rx) = oneshot::channel();
+        unit.reply = Some(reply);
+        self.send(Msg::Unit(unit)).await?;
+        rx.await.map_err(Self::gone)?
+    }
+
+    /// Signs a head now, if the ledger grew since the last.
+    pub(crate) async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::SignHead(reply)).await?;
+        rx.await.map_err(Self::gone)?
+    }
+
+    /// Drains the queue, signs a final head and stops the writer (once; later calls do
+    /// nothing and succeed).
+    pub(crate) async fn close(&self) -> StoreResult<()> {
+        let Some(task) = self.task.lock().await.take() else {
+            return Ok(());
+        };
+        let (reply, rx) = oneshot::channel();
+        self.send(Msg::Close(reply)).await?;
+        let result = rx.await.map_err(Self::gone)?;
+        let _ = task.await;
+        result
+    }
+}
+
 /// What the writer is asked to do.
 pub(crate) enum Msg {
     Unit(Unit),

@@ -30,7 +30,6 @@ use sqlx::{ConnectOptions, PgPool};
 use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// How to open a PostgreSQL store.
 #[derive(Debug, Clone)]
@@ -134,9 +133,7 @@ pub async fn migrate(url: &str) -> StoreResult<Vec<String>> {
 /// The PostgreSQL implementation of [`Store`].
 pub struct PgStore {
     pool: PgPool,
-    tx: mpsc::Sender<writer::Msg>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    stats: Arc<LedgerStats>,
+    writer: writer::Handle,
     public: PublicKey,
 }
 
@@ -158,22 +155,17 @@ impl PgStore {
             .await
             .map_err(StoreError::unexpected)?
             .map_err(StoreError::unexpected)?;
-        let stats = Arc::new(LedgerStats::default());
         let public = key.public();
-        let (tx, rx) = mpsc::channel(config.queue.max(1));
         let w = writer::Writer::new(
             tx::PgTx::new(conn, connect),
             key,
             config.heads,
-            stats.clone(),
+            Arc::new(LedgerStats::default()),
             config.max_batch,
         );
-        let handle = tokio::spawn(w.run(rx));
         Ok(Self {
             pool,
-            tx,
-            writer: Mutex::new(Some(handle)),
-            stats,
+            writer: writer::Handle::start(w, config.queue),
             public,
         })
     }
@@ -181,13 +173,6 @@ impl PgStore {
     /// The read pool, for tests that need to look under the hood.
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    async fn send(&self, msg: writer::Msg) -> StoreResult<()> {
-        self.tx
-            .send(msg)
-            .await
-            .map_err(|_| StoreError::LedgerUnavailable("the ledger writer has stopped".into()))
     }
 }
 
@@ -278,17 +263,12 @@ impl RawLedger for PgStore {
 
 #[async_trait]
 impl Store for PgStore {
-    async fn commit(&self, mut unit: Unit) -> StoreResult<Vec<Appended>> {
-        let (reply, rx) = oneshot::channel();
-        unit.reply = Some(reply);
-        self.send(writer::Msg::Unit(unit)).await?;
-        rx.await.map_err(|_| {
-            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
-        })?
+    async fn commit(&self, unit: Unit) -> StoreResult<Vec<Appended>> {
+        self.writer.commit(unit).await
     }
 
     async fn ready(&self) -> StoreResult<()> {
-        if self.tx.is_closed() {
+        if !self.writer.running() {
             return Err(StoreError::LedgerUnavailable(
                 "the ledger writer has stopped".into(),
             ));
@@ -301,7 +281,7 @@ impl Store for PgStore {
     }
 
     fn ledger_stats(&self) -> &LedgerStats {
-        &self.stats
+        self.writer.stats()
     }
 
     fn public_key(&self) -> PublicKey {
@@ -309,23 +289,11 @@ impl Store for PgStore {
     }
 
     async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>> {
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Msg::SignHead(reply)).await?;
-        rx.await.map_err(|_| {
-            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
-        })?
+        self.writer.sign_head_now().await
     }
 
     async fn close(&self) -> StoreResult<()> {
-        let Some(handle) = self.writer.lock().await.take() else {
-            return Ok(());
-        };
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Msg::Close(reply)).await?;
-        let result = rx.await.map_err(|_| {
-            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
-        })?;
-        let _ = handle.await;
+        let result = self.writer.close().await;
         self.pool.close().await;
         result
     }
@@ -335,13 +303,7 @@ impl Store for PgStore {
     }
 
     async fn stop_writer(&self) {
-        if let Some(handle) = self.writer.lock().await.take() {
-            let (reply, rx) = oneshot::channel();
-            if self.tx.send(writer::Msg::Close(reply)).await.is_ok() {
-                let _ = rx.await;
-            }
-            let _ = handle.await;
-        }
+        let _ = self.writer.close().await;
     }
 
     async fn ledger_size(&self) -> StoreResult<u64> {

@@ -29,7 +29,6 @@ use sqlx::{ConnectOptions, SqlitePool};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc, oneshot};
 
 /// How to open a SQLite store.
 #[derive(Debug, Clone)]
@@ -135,9 +134,7 @@ const DENSE: u64 = 8;
 /// The SQLite implementation of [`Store`].
 pub struct SqliteStore {
     pool: SqlitePool,
-    tx: mpsc::Sender<writer::Msg>,
-    writer: Mutex<Option<tokio::task::JoinHandle<()>>>,
-    stats: Arc<LedgerStats>,
+    writer: writer::Handle,
     public: PublicKey,
     /// Dropping it stops the checkpointer.
     _checkpoints: tokio::sync::watch::Sender<()>,
@@ -200,22 +197,17 @@ impl SqliteStore {
                 }
             }
         });
-        let stats = Arc::new(LedgerStats::default());
         let public = key.public();
-        let (tx, rx) = mpsc::channel(config.queue.max(1));
         let w = writer::Writer::new(
             tx::SqliteTx(conn),
             key,
             config.heads,
-            stats.clone(),
+            Arc::new(LedgerStats::default()),
             config.max_batch,
         );
-        let handle = tokio::spawn(w.run(rx));
         Ok(Self {
             pool,
-            tx,
-            writer: Mutex::new(Some(handle)),
-            stats,
+            writer: writer::Handle::start(w, config.queue),
             public,
             _checkpoints: checkpoints,
         })
@@ -223,7 +215,7 @@ impl SqliteStore {
 
     /// The writer's counters.
     pub fn stats(&self) -> &LedgerStats {
-        &self.stats
+        self.writer.stats()
     }
 
     /// The read pool, for tests that need to look under the hood.
@@ -373,13 +365,6 @@ impl SqliteStore {
         }
         Ok(out)
     }
-
-    async fn send(&self, msg: writer::Msg) -> StoreResult<()> {
-        self.tx
-            .send(msg)
-            .await
-            .map_err(|_| StoreError::LedgerUnavailable("the ledger writer has stopped".into()))
-    }
 }
 
 #[async_trait]
@@ -441,17 +426,12 @@ impl RawLedger for SqliteStore {
 
 #[async_trait]
 impl Store for SqliteStore {
-    async fn commit(&self, mut unit: Unit) -> StoreResult<Vec<Appended>> {
-        let (reply, rx) = oneshot::channel();
-        unit.reply = Some(reply);
-        self.send(writer::Msg::Unit(unit)).await?;
-        rx.await.map_err(|_| {
-            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
-        })?
+    async fn commit(&self, unit: Unit) -> StoreResult<Vec<Appended>> {
+        self.writer.commit(unit).await
     }
 
     async fn ready(&self) -> StoreResult<()> {
-        if self.tx.is_closed() {
+        if !self.writer.running() {
             return Err(StoreError::LedgerUnavailable(
                 "the ledger writer has stopped".into(),
             ));
@@ -464,7 +444,7 @@ impl Store for SqliteStore {
     }
 
     fn ledger_stats(&self) -> &LedgerStats {
-        &self.stats
+        self.writer.stats()
     }
 
     fn public_key(&self) -> PublicKey {
@@ -472,23 +452,11 @@ impl Store for SqliteStore {
     }
 
     async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>> {
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Msg::SignHead(reply)).await?;
-        rx.await.map_err(|_| {
-            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
-        })?
+        self.writer.sign_head_now().await
     }
 
     async fn close(&self) -> StoreResult<()> {
-        let Some(handle) = self.writer.lock().await.take() else {
-            return Ok(());
-        };
-        let (reply, rx) = oneshot::channel();
-        self.send(writer::Msg::Close(reply)).await?;
-        let result = rx.await.map_err(|_| {
-            StoreError::LedgerUnavailable("the ledger writer stopped before answering".into())
-        })?;
-        let _ = handle.await;
+        let result = self.writer.close().await;
         self.pool.close().await;
         result
     }
@@ -498,13 +466,7 @@ impl Store for SqliteStore {
     }
 
     async fn stop_writer(&self) {
-        if let Some(handle) = self.writer.lock().await.take() {
-            let (reply, rx) = oneshot::channel();
-            if self.tx.send(writer::Msg::Close(reply)).await.is_ok() {
-                let _ = rx.await;
-            }
-            let _ = handle.await;
-        }
+        let _ = self.writer.close().await;
     }
 
     async fn ledger_size(&self) -> StoreResult<u64> {
