@@ -57,10 +57,27 @@ async fn a_sqlite_installation_moves_to_postgres_and_carries_on_there() {
         )
         .await
         .expect("request");
-    let _ = s
+    let (session, _) = s
         .start_session(&sarah, r.id, actas_core::Timestamp::now())
         .await
         .expect("start");
+    // A scope change asked for during the session: a request that points back at it
+    // (the one link the copy makes after the sessions are in).
+    let scope_change = s
+        .create_request(
+            &sarah,
+            RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Also correct the billing address".into(),
+                capabilities: vec!["edit_settings".into()],
+                minutes: None,
+                mode: Some("read-only".into()),
+                for_session: Some(session.info().id),
+            },
+        )
+        .await
+        .expect("scope change");
     s.create_app_key(&dana.email, "portal", Some("http://127.0.0.1:9/hooks"))
         .await
         .expect("app key");
@@ -107,6 +124,17 @@ async fn a_sqlite_installation_moves_to_postgres_and_carries_on_there() {
         .await
         .expect("start on PostgreSQL");
     assert_eq!(app.assertions().kid(), kid, "the same assertion key");
+    let moved = app
+        .store()
+        .request(scope_change.id)
+        .await
+        .expect("read")
+        .expect("the scope change was copied");
+    assert_eq!(
+        moved.for_session,
+        Some(session.info().id),
+        "it still points at its session"
+    );
     let s = app.service();
     let sarah = common::staff(s, "sarah@example.com").await;
     assert!(
