@@ -705,3 +705,63 @@ async fn a_locked_sign_in_is_refused_in_the_transaction(backend: Backend) {
     store.close().await.expect("close");
 }
 on_both!(a_locked_sign_in_is_refused_in_the_transaction);
+
+async fn a_rotation_replaces_only_the_assertion_key_it_saw(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
+    let key = |kid: &str, at: i64| actas_store::AssertionKeyRecord {
+        kid: kid.into(),
+        public: [at as u8; 32],
+        sealed: Some(vec![1, 2, 3]),
+        mac: vec![4, 5, 6],
+        created_at: Timestamp::from_millis(at),
+        retired_at: None,
+    };
+    store
+        .commit(Unit::new(
+            vec![Change::SeedAssertionKeys(vec![key("k0", 1)])],
+            |_| vec![],
+        ))
+        .await
+        .expect("seed");
+    // Seeding again (a second instance starting) changes nothing.
+    store
+        .commit(Unit::new(
+            vec![Change::SeedAssertionKeys(vec![key("other", 2)])],
+            |_| vec![],
+        ))
+        .await
+        .expect("seed again");
+    store
+        .commit(Unit::change(
+            Change::RotateAssertionKey {
+                key: key("k1", 3),
+                replaces: "k0".into(),
+            },
+            note_event(),
+        ))
+        .await
+        .expect("rotate");
+    let before = store.ledger_size().await.expect("size");
+    // Another instance, which still thought k0 signed, rotates at the same time.
+    let err = store
+        .commit(Unit::change(
+            Change::RotateAssertionKey {
+                key: key("k2", 4),
+                replaces: "k0".into(),
+            },
+            note_event(),
+        ))
+        .await
+        .expect_err("k0 no longer signs");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    assert_eq!(store.ledger_size().await.expect("size"), before, "no event");
+    let keys = store.assertion_keys().await.expect("keys");
+    let kids: Vec<(&str, bool)> = keys
+        .iter()
+        .map(|k| (k.kid.as_str(), k.retired_at.is_some()))
+        .collect();
+    assert_eq!(kids, vec![("k0", true), ("k1", false)]);
+    store.close().await.expect("close");
+}
+on_both!(a_rotation_replaces_only_the_assertion_key_it_saw);
