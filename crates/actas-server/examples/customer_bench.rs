@@ -17,6 +17,11 @@ use actas_server::config::DataDir;
 use actas_server::password::Password;
 use actas_store::Unit;
 use anyhow::{Context, Result, bail};
+
+// This benchmark posts events only; the page-view run is the backends benchmark's.
+#[allow(dead_code)]
+#[path = "support/load.rs"]
+mod load;
 use std::time::Instant;
 
 /// Starts a server in `dir` with `max_batch`, a director, an app key and an account.
@@ -48,29 +53,8 @@ async fn server(dir: &std::path::Path, max_batch: usize) -> Result<(Application,
     Ok((app, base, key.key.expose().to_owned()))
 }
 
-/// The wrk script: each request is a new event with its own idempotency key (per thread
-/// prefix and counter), so every one is written.
-const SCRIPT: &str = r#"
-local threads = 0
-function setup(thread)
-  threads = threads + 1
-  thread:set("id", threads)
-end
-function init(args)
-  prefix = "t" .. id .. "-"
-  counter = 0
-end
-function request()
-  counter = counter + 1
-  local key = prefix .. counter
-  local body = '{"account":"acme","kind":"document_uploaded","details":{"document":"statement ' .. key .. '"},"idempotency_key":"' .. key .. '"}'
-  return wrk.format("POST", "/api/v1/events", {["Content-Type"] = "application/json", ["Authorization"] = "Bearer APP_KEY"}, body)
-end
-"#;
-
 /// Events per second from `clients` connections posting one event per request for
-/// `seconds`, measured with wrk (a C load generator, so the clients cost the shared
-/// 2 cores as little as possible). Every request must be answered 201.
+/// `seconds`. Every request must be answered 201.
 fn ingest(
     dir: &std::path::Path,
     base: &str,
@@ -78,28 +62,15 @@ fn ingest(
     clients: usize,
     seconds: u64,
 ) -> Result<f64> {
-    let script = dir.join(format!("events-{clients}.lua"));
-    std::fs::write(&script, SCRIPT.replace("APP_KEY", key))?;
     let origin = base.trim_end_matches("/api/v1");
-    let out = std::process::Command::new("wrk")
-        .args([
-            &format!("-t{}", clients.min(2)),
-            &format!("-c{clients}"),
-            &format!("-d{seconds}s"),
-            "-s",
-        ])
-        .arg(&script)
-        .arg(format!("{origin}/"))
-        .output()
-        .context("wrk is not installed (apt-get install wrk)")?;
-    let text = String::from_utf8_lossy(&out.stdout).to_string();
-    if text.contains("Non-2xx") {
-        bail!("some events were refused:\n{text}");
-    }
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .context(format!("wrk printed no throughput:\n{text}"))
+    load::rate(load::ingest(
+        dir,
+        &format!("events-{clients}"),
+        origin,
+        key,
+        clients,
+        seconds,
+    )?)
 }
 
 #[tokio::main]

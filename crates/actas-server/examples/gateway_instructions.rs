@@ -26,9 +26,12 @@ async fn main() -> Result<()> {
     let product_addr = listener.local_addr()?;
     tokio::spawn(async move { axum::serve(listener, product).await });
     let dir = tempfile::tempdir()?;
-    let session =
-        support::gateway_session(&dir.path().join("actas"), &format!("http://{product_addr}"))
-            .await?;
+    let session = support::gateway_session(
+        &dir.path().join("actas"),
+        &format!("http://{product_addr}"),
+        None,
+    )
+    .await?;
     let client = reqwest::Client::new();
     for _ in 0..n {
         let r = client

@@ -213,9 +213,12 @@ http {{ access_log off; client_body_temp_path {p}/b; proxy_temp_path {p}/p; fast
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     // actas, with the gateway pointed at the product, and a live session.
-    let session =
-        support::gateway_session(&dir.path().join("actas"), &format!("http://{product_addr}"))
-            .await?;
+    let session = support::gateway_session(
+        &dir.path().join("actas"),
+        &format!("http://{product_addr}"),
+        None,
+    )
+    .await?;
     let (app, gateway, cookie) = (session.app, session.gateway, session.cookie);
     let ticks_per_second: f64 = String::from_utf8(
         Command::new("getconf")

@@ -242,7 +242,14 @@ impl<T: WriteTx> Writer<T> {
                 }
             }
             if !units.is_empty() {
-                self.commit_batch(units).await;
+                // Once the ledger's lock is granted, the batch also takes what queued while
+                // it waited (unless a control message is already waiting its turn).
+                let top_up = if control.is_empty() {
+                    Some(&mut rx)
+                } else {
+                    None
+                };
+                self.commit_batch(units, top_up, &mut control).await;
             }
             let mut closing = None;
             for msg in control {
@@ -268,7 +275,7 @@ impl<T: WriteTx> Writer<T> {
                         .iter_mut()
                         .map(|u| std::mem::replace(u, Unit::new(vec![], |_| vec![])))
                         .collect();
-                    self.commit_batch(batch).await;
+                    self.commit_batch(batch, None, &mut Vec::new()).await;
                 }
                 let result = self.sign_head_tx().await.map(|_| ());
                 let _ = reply.send(result);
@@ -277,11 +284,20 @@ impl<T: WriteTx> Writer<T> {
         }
     }
 
-    async fn commit_batch(&mut self, units: Vec<Unit>) {
+    /// Commits `units` in one transaction. With `top_up`, units that queued while the
+    /// transaction waited for the ledger's lock (another instance holding the tip) join
+    /// the batch once it is granted, so a contended lock gives bigger batches rather than
+    /// more of them; a control message met on the way is left in `control`.
+    async fn commit_batch(
+        &mut self,
+        units: Vec<Unit>,
+        top_up: Option<&mut mpsc::Receiver<Msg>>,
+        control: &mut Vec<Msg>,
+    ) {
         let started = Instant::now();
-        let n = units.len();
-        let mut replies = Vec::with_capacity(n);
-        let outcome = self.try_batch(units, &mut replies).await;
+        let mut replies = Vec::with_capacity(units.len());
+        let outcome = self.try_batch(units, top_up, control, &mut replies).await;
+        let n = replies.len();
         match outcome {
             Ok((tip, appended)) => {
                 self.tip = Some(tip);
@@ -316,15 +332,34 @@ impl<T: WriteTx> Writer<T> {
     async fn try_batch(
         &mut self,
         units: Vec<Unit>,
+        top_up: Option<&mut mpsc::Receiver<Msg>>,
+        control: &mut Vec<Msg>,
         replies: &mut Vec<(
             Option<oneshot::Sender<StoreResult<Vec<Appended>>>>,
             StoreResult<Vec<Appended>>,
         )>,
     ) -> StoreResult<(Tip, u64)> {
         let mut pending: Vec<Unit> = units;
-        let changes: Vec<&Change> = pending.iter().flat_map(|u| u.changes.iter()).collect();
-        let prepared = self.prepare(&changes).await;
-        drop(changes);
+        let prepared = match self.conn.begin(self.tip.as_ref()).await {
+            Ok(tip) => {
+                self.locked_at = Some(Instant::now());
+                if let Some(rx) = top_up {
+                    while pending.len() < self.max_batch {
+                        match rx.try_recv() {
+                            Ok(Msg::Unit(u)) => pending.push(u),
+                            Ok(other) => {
+                                control.push(other);
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                }
+                let changes: Vec<&Change> = pending.iter().flat_map(|u| u.changes.iter()).collect();
+                self.prepare(&changes).await.map(|(t, c)| (tip, t, c))
+            }
+            Err(e) => Err(e),
+        };
         let (mut tip, taken, checks) = match prepared {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -434,15 +469,13 @@ impl<T: WriteTx> Writer<T> {
         Ok((tip, appended))
     }
 
-    /// Opens the transaction and reads what the whole batch needs before any unit is
-    /// applied: the ledger's tip, which of its idempotency keys are taken, and what its
-    /// preconditions check (see `checks`).
+    /// Reads, in the open transaction, what the whole batch needs before any unit is
+    /// applied: which of its idempotency keys are taken, and what its preconditions check
+    /// (see `checks`).
     async fn prepare(
         &mut self,
         changes: &[&Change],
-    ) -> StoreResult<(Tip, HashSet<(i64, String)>, Checks)> {
-        let tip = self.conn.begin(self.tip.as_ref()).await?;
-        self.locked_at = Some(Instant::now());
+    ) -> StoreResult<(HashSet<(i64, String)>, Checks)> {
         // Idempotency keys are claimed for the whole batch at once: one read of which are
         // taken (authoritative, as this transaction holds the write lock) and one multi-row
         // insert at the end, instead of a savepoint and an insert per unit.
@@ -456,7 +489,7 @@ impl<T: WriteTx> Writer<T> {
         let taken = self.conn.claims_taken(&claims).await?;
         let wanted: Vec<&Change> = changes.iter().copied().filter(|c| is_check(c)).collect();
         let checks = self.conn.read_checks(&wanted).await?;
-        Ok((tip, taken, checks))
+        Ok((taken, checks))
     }
 
     async fn apply_unit(

@@ -22,19 +22,24 @@ pub(crate) struct GatewaySession {
     pub(crate) cookie: String,
 }
 
-/// Starts actas in `data` with the gateway in front of `upstream`, and enters a session.
-pub(crate) async fn gateway_session(data: &Path, upstream: &str) -> Result<GatewaySession> {
+/// Starts actas in `data` with the gateway in front of `upstream`, its store at `store`
+/// (the data directory's SQLite file when `None`), and enters a session.
+pub(crate) async fn gateway_session(
+    data: &Path,
+    upstream: &str,
+    store: Option<&str>,
+) -> Result<GatewaySession> {
     let data = DataDir::new(data.to_path_buf());
     data.init()?;
     let config = data.path().join("actas.toml");
-    let text = std::fs::read_to_string(&config)?;
-    std::fs::write(
-        &config,
-        text.replace(
-            "upstream = \"http://127.0.0.1:8082\"",
-            &format!("upstream = \"{upstream}\""),
-        ),
-    )?;
+    let mut text = std::fs::read_to_string(&config)?.replace(
+        "upstream = \"http://127.0.0.1:8082\"",
+        &format!("upstream = \"{upstream}\""),
+    );
+    if let Some(url) = store {
+        text = text.replacen("[store]\n", &format!("[store]\nurl = \"{url}\"\n"), 1);
+    }
+    std::fs::write(&config, text)?;
     // The load benchmark's diagnostic page is plain text, which the gateway passes only
     // where the policy says it may.
     let policy = data.path().join("policy.toml");
