@@ -83,6 +83,32 @@ pub enum EventData {
     SignedIn {
         /// Who.
         staff: StaffRef,
+        /// The identity provider they signed in through; `None`: actas's own password.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        through: Option<String>,
+    },
+    /// Someone the identity provider signed in was refused by actas.
+    #[serde(rename = "staff.sign_in_refused")]
+    SignInRefused {
+        /// The identity provider's name.
+        through: String,
+        /// Who the provider said they are (their e-mail, or the provider's subject id
+        /// when it gave none); `None` when the refusal came before any token.
+        who: Option<String>,
+        /// Why, in plain words.
+        reason: String,
+    },
+    /// A staff member's role changed to follow their groups at the identity provider.
+    #[serde(rename = "staff.role_changed")]
+    RoleChanged {
+        /// Who.
+        staff: StaffRef,
+        /// The role before.
+        from: Role,
+        /// The role now.
+        to: Role,
+        /// The identity provider whose groups decided it.
+        through: String,
     },
     /// A staff member signed out.
     #[serde(rename = "staff.signed_out")]
@@ -575,6 +601,8 @@ impl EventData {
             EventData::StaffAdded { .. } => "staff.added",
             EventData::StaffDisabled { .. } => "staff.disabled",
             EventData::SignedIn { .. } => "staff.signed_in",
+            EventData::SignInRefused { .. } => "staff.sign_in_refused",
+            EventData::RoleChanged { .. } => "staff.role_changed",
             EventData::SignedOut { .. } => "staff.signed_out",
             EventData::SignInFailed { .. } => "staff.sign_in_failed",
             EventData::ApiTokenCreated { .. } => "staff.api_token_created",
@@ -630,6 +658,8 @@ impl EventData {
             EventData::StaffAdded { .. }
             | EventData::StaffDisabled { .. }
             | EventData::SignedIn { .. }
+            | EventData::SignInRefused { .. }
+            | EventData::RoleChanged { .. }
             | EventData::SignedOut { .. }
             | EventData::SignInFailed { .. }
             | EventData::ApiTokenCreated { .. }

@@ -204,6 +204,9 @@ pub enum Change {
         csrf: String,
         /// When.
         at: Timestamp,
+        /// When they last proved who they are: `at` for a password, the identity
+        /// provider's `auth_time` for a sign-in through it.
+        authenticated_at: Timestamp,
         /// Until when the login is valid.
         expires_at: Timestamp,
     },
@@ -230,6 +233,23 @@ pub enum Change {
     Reauthenticate {
         /// SHA-256 of the cookie value.
         token_hash: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
+    /// Changes a staff member's role (from their groups at the identity provider).
+    SetRole {
+        /// Whose.
+        staff: StaffId,
+        /// The new role.
+        role: Role,
+    },
+    /// Remembers a sign-in sent to the identity provider (and forgets expired ones).
+    BeginSignOn(crate::model::SignOnFlow),
+    /// Takes the sign-in a `state` names, once: refused (`Conflict`) when it was already
+    /// finished, never existed or has expired. Applied: [`Applied::SignOn`].
+    TakeSignOn {
+        /// SHA-256 of the `state` the provider sent back.
+        state_hash: [u8; 32],
         /// When.
         at: Timestamp,
     },
@@ -437,6 +457,8 @@ pub enum Applied {
     Pruned(u64),
     /// The notifications a `ClaimWebhooks` claimed.
     Webhooks(Vec<crate::model::DueWebhook>),
+    /// The sign-in a `TakeSignOn` took.
+    SignOn(crate::model::SignOnFlow),
 }
 
 /// Whose sessions [`Change::EndSessionsOf`] ends.

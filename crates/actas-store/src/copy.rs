@@ -36,6 +36,7 @@ const TABLES: &[&str] = &[
     "confirmation_codes",
     "handoff_tokens",
     "staff_logins",
+    "sign_on_flows",
     "api_tokens",
     "gateway_logins",
     "unclassified_fields",

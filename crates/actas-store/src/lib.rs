@@ -26,7 +26,7 @@ pub use change::{Applied, Change, SessionsOf, Unit};
 pub use model::{
     Account, AllowEntry, AppKey, Appended, AssertionKeyRecord, CodeRecord, DueWebhook,
     EndedForReview, EndedRecord, EndedSessions, EventFilter, GatewayLogin, Login, OutboxStats,
-    PageCopy, RecordedEvent, SessionReview, StaffRecord, TotpSecret, UnclassifiedField,
+    PageCopy, RecordedEvent, SessionReview, SignOnFlow, StaffRecord, TotpSecret, UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 

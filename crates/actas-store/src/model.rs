@@ -340,3 +340,73 @@ pub struct AssertionKeyRecord {
     /// When it stopped signing; `None` for the key that signs now.
     pub retired_at: Option<actas_core::Timestamp>,
 }
+
+/// A sign-in through the identity provider between actas sending the browser there and
+/// the browser coming back: kept in the database so any instance can finish it, and
+/// taken (deleted) by the first that does, so a `state` works once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignOnFlow {
+    /// SHA-256 of the `state` sent to the provider.
+    pub state_hash: [u8; 32],
+    /// SHA-256 of the value in the browser's binding cookie: the flow finishes only in
+    /// the browser that started it (login CSRF).
+    pub binding_hash: [u8; 32],
+    /// The `nonce` the ID token must carry.
+    pub nonce: String,
+    /// The PKCE code verifier.
+    pub verifier: String,
+    /// What the sign-in is for (`sign_in`, or `step_up` before starting a session).
+    pub purpose: String,
+    /// For a step-up: SHA-256 of the console login it refreshes.
+    pub login_hash: Option<[u8; 32]>,
+    /// Where to go afterwards (a console path), or the request a step-up starts.
+    pub then: Option<String>,
+    /// When it began.
+    pub created_at: actas_core::Timestamp,
+    /// When it can no longer be finished.
+    pub expires_at: actas_core::Timestamp,
+}
+
+/// A `sign_on_flows` row as both backends read it: binding hash, nonce, verifier,
+/// purpose, login hash, then, created, expires.
+pub(crate) type SignOnRow = (
+    Vec<u8>,
+    String,
+    String,
+    String,
+    Option<Vec<u8>>,
+    Option<String>,
+    i64,
+    i64,
+);
+
+impl SignOnFlow {
+    /// The flow a taken row holds, if it can still be finished at `at`.
+    pub(crate) fn taken(
+        state_hash: [u8; 32],
+        row: Option<SignOnRow>,
+        at: actas_core::Timestamp,
+    ) -> crate::StoreResult<Self> {
+        let gone = || {
+            crate::StoreError::Conflict(
+                "this sign-in was already finished, has expired, or was started elsewhere; please sign in again".into(),
+            )
+        };
+        let (binding, nonce, verifier, purpose, login, then, created, expires) =
+            row.ok_or_else(gone)?;
+        if expires <= at.as_millis() {
+            return Err(gone());
+        }
+        Ok(Self {
+            state_hash,
+            binding_hash: crate::writer::to_hash(&binding)?,
+            nonce,
+            verifier,
+            purpose,
+            login_hash: login.as_deref().map(crate::writer::to_hash).transpose()?,
+            then,
+            created_at: actas_core::Timestamp::from_millis(created),
+            expires_at: actas_core::Timestamp::from_millis(expires),
+        })
+    }
+}

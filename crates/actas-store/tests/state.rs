@@ -690,6 +690,7 @@ async fn a_locked_sign_in_is_refused_in_the_transaction(backend: Backend) {
                 staff: id,
                 csrf: "csrf".into(),
                 at: now,
+                authenticated_at: now,
                 expires_at: now.plus(Duration::from_secs(3600)),
             },
             note_event(),
@@ -765,3 +766,65 @@ async fn a_rotation_replaces_only_the_assertion_key_it_saw(backend: Backend) {
     store.close().await.expect("close");
 }
 on_both!(a_rotation_replaces_only_the_assertion_key_it_saw);
+
+async fn a_sign_on_flow_is_taken_once_and_not_after_it_expires(backend: Backend) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
+    let now = Timestamp::now();
+    let flow = |state: u8, expires_at: Timestamp| actas_store::SignOnFlow {
+        state_hash: [state; 32],
+        binding_hash: [9; 32],
+        nonce: "n".into(),
+        verifier: "v".into(),
+        purpose: "sign_in".into(),
+        login_hash: Some([3; 32]),
+        then: Some("/queue".into()),
+        created_at: now,
+        expires_at,
+    };
+    let begin = |f| Unit::new(vec![Change::BeginSignOn(f)], |_| vec![]);
+    let take = |state: u8, at: Timestamp| {
+        let seen = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let out = seen.clone();
+        let unit = Unit::new(
+            vec![Change::TakeSignOn {
+                state_hash: [state; 32],
+                at,
+            }],
+            move |applied| {
+                if let Some(actas_store::Applied::SignOn(f)) = applied.first() {
+                    *out.lock().expect("lock") = Some(f.clone());
+                }
+                vec![]
+            },
+        );
+        (unit, seen)
+    };
+    let live = flow(1, now.plus(Duration::from_secs(600)));
+    store.commit(begin(live.clone())).await.expect("begin");
+    store
+        .commit(begin(flow(2, now.plus(Duration::from_secs(1)))))
+        .await
+        .expect("begin another");
+    let (unit, seen) = take(1, now);
+    store.commit(unit).await.expect("take");
+    assert_eq!(seen.lock().expect("lock").clone(), Some(live), "as stored");
+    // A replayed state finds nothing.
+    let (unit, _) = take(1, now);
+    let err = store.commit(unit).await.expect_err("twice");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    // Past its time it can't be finished either, and a later sign-in clears it away.
+    let (unit, _) = take(2, now.plus(Duration::from_secs(2)));
+    let err = store.commit(unit).await.expect_err("expired");
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let mut later = flow(3, now.plus(Duration::from_secs(900)));
+    later.created_at = now.plus(Duration::from_secs(5));
+    store.commit(begin(later)).await.expect("begin later");
+    let (unit, _) = take(2, now);
+    assert!(
+        store.commit(unit).await.is_err(),
+        "the expired flow was deleted"
+    );
+    store.close().await.expect("close");
+}
+on_both!(a_sign_on_flow_is_taken_once_and_not_after_it_expires);

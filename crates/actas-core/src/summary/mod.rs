@@ -70,7 +70,37 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 format!("{who} deactivated {} ({})", staff.name, staff.email)
             }
         }
-        EventData::SignedIn { staff } => format!("{} signed in", staff.name),
+        EventData::SignedIn {
+            staff,
+            through: None,
+        } => format!("{} signed in", staff.name),
+        EventData::SignedIn {
+            staff,
+            through: Some(provider),
+        } => format!("{} signed in through {provider}", staff.name),
+        EventData::SignInRefused {
+            through,
+            who: Some(who),
+            reason,
+        } => format!("{through} signed in {who}, but actas refused them: {reason}"),
+        EventData::SignInRefused {
+            through,
+            who: None,
+            reason,
+        } => format!("A sign-in through {through} was refused: {reason}"),
+        EventData::RoleChanged {
+            staff,
+            from,
+            to,
+            through,
+        } => format!(
+            "{} is now {} {} (was {} {}), following their groups at {through}",
+            staff.name,
+            article(to.as_str()),
+            to.as_str(),
+            article(from.as_str()),
+            from.as_str()
+        ),
         EventData::SignedOut { staff } => format!("{} signed out", staff.name),
         EventData::SignInFailed {
             staff,

@@ -525,8 +525,41 @@ fn account_and_code_sentences() {
 fn sign_in_sentences() {
     let s = |data| say(Actor::Staff(sarah()), data);
     assert_eq!(
-        s(EventData::SignedIn { staff: sarah() }),
+        s(EventData::SignedIn {
+            staff: sarah(),
+            through: None
+        }),
         "Sarah Lee signed in"
+    );
+    assert_eq!(
+        s(EventData::SignedIn {
+            staff: sarah(),
+            through: Some("Okta".into())
+        }),
+        "Sarah Lee signed in through Okta"
+    );
+    assert_eq!(
+        say(
+            Actor::System,
+            EventData::SignInRefused {
+                through: "Okta".into(),
+                who: Some("eve@example.com".into()),
+                reason: "eve@example.com is not a staff member here".into(),
+            }
+        ),
+        "Okta signed in eve@example.com, but actas refused them: eve@example.com is not a staff member here"
+    );
+    assert_eq!(
+        say(
+            Actor::System,
+            EventData::RoleChanged {
+                staff: sarah(),
+                from: Role::Agent,
+                to: Role::Lead,
+                through: "Okta".into(),
+            }
+        ),
+        "Sarah Lee is now a lead (was an agent), following their groups at Okta"
     );
     assert_eq!(
         s(EventData::SignedOut { staff: sarah() }),

@@ -13,6 +13,9 @@ use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod auth;
+pub use auth::{AuthConfig, AuthSettings, OidcConfig, OidcSettings, Provisioning, RoleGroups};
+
 /// The configuration file's name inside the data directory.
 pub const CONFIG_FILE: &str = "actas.toml";
 /// The signing key's file name inside the data directory.
@@ -297,6 +300,9 @@ pub struct Config {
     /// Checking tickets with the helpdesk.
     #[serde(default, skip_serializing_if = "TicketsConfig::is_off")]
     pub tickets: TicketsConfig,
+    /// How staff sign in.
+    #[serde(default, skip_serializing_if = "AuthConfig::is_default")]
+    pub auth: AuthConfig,
 }
 
 /// `[tickets]`: ask the helpdesk whether a ticket exists and is about the account before
@@ -332,6 +338,7 @@ impl Default for Config {
             server: ServerConfig::default(),
             gateway: GatewayConfig::default(),
             tickets: TicketsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -351,6 +358,8 @@ pub struct Loaded {
     pub assertion_seed: Seed,
     /// Replaced assertion keys (public halves), some perhaps still to be published.
     pub retired_assertion_keys: Vec<RetiredKey>,
+    /// How staff sign in (`[auth]` with the environment applied).
+    pub auth: AuthSettings,
 }
 
 pub use crate::assertion::RetiredKey;
@@ -451,7 +460,9 @@ impl DataDir {
             })?,
             None => actas_store::Location::Sqlite(self.file(&config.database)),
         };
+        let auth = config.auth.resolve(&self.0, &config_path)?;
         Ok(Loaded {
+            auth,
             assertion_seed,
             retired_assertion_keys,
             location,

@@ -121,6 +121,9 @@ impl Service {
         password: &str,
         totp: Option<&str>,
     ) -> ServiceResult<SignedIn> {
+        if !self.local_passwords {
+            return Err(self.passwords_off());
+        }
         let unauthorized = || ServiceError::Unauthenticated(WRONG.into());
         let typed = Password::new(password.to_owned());
         let staff = match Email::parse(email) {
@@ -155,6 +158,7 @@ impl Service {
             Actor::Staff(staff.to_ref()),
             EventData::SignedIn {
                 staff: staff.to_ref(),
+                through: None,
             },
         );
         self.store
@@ -164,6 +168,7 @@ impl Service {
                     staff: staff.id,
                     csrf: csrf.clone(),
                     at: now,
+                    authenticated_at: now,
                     expires_at: now.plus(LOGIN_TTL),
                 },
                 event,
@@ -174,6 +179,16 @@ impl Service {
             csrf,
             staff,
         })
+    }
+
+    /// Why a password was refused when actas's own passwords are turned off.
+    fn passwords_off(&self) -> ServiceError {
+        let through = self
+            .sign_on()
+            .map_or("your identity provider", |p| p.name());
+        ServiceError::Forbidden(format!(
+            "passwords are turned off here; sign in with {through} instead"
+        ))
     }
 
     /// Checks a staff member's password: refused while locked, slowed down after repeated
@@ -292,6 +307,9 @@ impl Service {
         who: &Authenticated,
         password: &str,
     ) -> ServiceResult<Timestamp> {
+        if !self.local_passwords {
+            return Err(self.passwords_off());
+        }
         self.check_password(&who.staff, password)
             .await
             .map_err(|e| match e {

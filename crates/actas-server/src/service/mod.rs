@@ -17,6 +17,7 @@ pub mod queries;
 mod requests;
 pub mod reviews;
 mod sessions;
+pub mod sign_on;
 pub mod snapshots;
 mod staff;
 pub mod tickets;
@@ -105,6 +106,10 @@ pub struct Service {
     pages: Arc<snapshots::PageQueue>,
     /// The overdue-review count `/metrics` last read, and when.
     overdue: Arc<std::sync::Mutex<Option<(std::time::Instant, usize)>>>,
+    /// The company's identity provider, when staff sign in through one.
+    sign_on: Option<Arc<sign_on::SignOn>>,
+    /// Whether actas's own passwords are accepted.
+    local_passwords: bool,
 }
 
 impl Service {
@@ -120,7 +125,27 @@ impl Service {
             assertion_seal: None,
             pages: Arc::default(),
             overdue: Arc::default(),
+            sign_on: None,
+            local_passwords: true,
         }
+    }
+
+    /// Lets staff sign in through the identity provider `sign_on`.
+    pub fn with_sign_on(mut self, sign_on: sign_on::SignOn) -> Self {
+        self.sign_on = Some(Arc::new(sign_on));
+        self
+    }
+
+    /// Turns actas's own passwords off (`[auth] local_passwords = false`): the identity
+    /// provider is then the only way in.
+    pub fn without_local_passwords(mut self) -> Self {
+        self.local_passwords = false;
+        self
+    }
+
+    /// Whether staff may sign in with a password kept by actas.
+    pub fn local_passwords(&self) -> bool {
+        self.local_passwords
     }
 
     /// Shares the assertion keys through the database, sealed under `seal` (see

@@ -507,6 +507,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             staff,
             csrf,
             at,
+            authenticated_at,
             expires_at,
         } => {
             // Decided here, not only by whoever read the staff row before: guesses in
@@ -531,7 +532,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             .bind(staff.get())
             .bind(csrf)
             .bind(at.as_millis())
-            .bind(at.as_millis())
+            .bind(authenticated_at.as_millis())
             .bind(expires_at.as_millis())
             .execute(&mut *conn)
             .await
@@ -593,6 +594,51 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 StoreError::Conflict("you are signed out".into())
             })?;
             Ok(Applied::Done)
+        }
+        Change::SetRole { staff, role } => {
+            let r = sqlx::query("UPDATE staff SET role = ? WHERE id = ?")
+                .bind(role.as_str())
+                .bind(staff.get())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::NotFound("that staff member".into())
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::BeginSignOn(flow) => {
+            sqlx::query("DELETE FROM sign_on_flows WHERE expires_at <= ?")
+                .bind(flow.created_at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            sqlx::query(
+                "INSERT INTO sign_on_flows (state_hash, binding_hash, nonce, verifier, purpose, login_hash, then_to, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&flow.state_hash[..])
+            .bind(&flow.binding_hash[..])
+            .bind(flow.nonce)
+            .bind(flow.verifier)
+            .bind(flow.purpose)
+            .bind(flow.login_hash.map(|h| h.to_vec()))
+            .bind(flow.then)
+            .bind(flow.created_at.as_millis())
+            .bind(flow.expires_at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::TakeSignOn { state_hash, at } => {
+            let row: Option<crate::model::SignOnRow> = sqlx::query_as(
+                "DELETE FROM sign_on_flows WHERE state_hash = ? RETURNING binding_hash, nonce, verifier, purpose, login_hash, then_to, created_at, expires_at",
+            )
+            .bind(&state_hash[..])
+            .fetch_optional(&mut *conn)
+            .await
+            .map_err(db)?;
+            crate::model::SignOnFlow::taken(state_hash, row, at).map(Applied::SignOn)
         }
         Change::CreateApiToken {
             id,

@@ -1,0 +1,717 @@
+//! Staff sign-in through the company's identity provider (OpenID Connect): discovery, the
+//! authorization-code flow with PKCE, `state` and `nonce`, and the ID token's checks.
+//!
+//! The protocol is the `openidconnect` crate's (discovery, the token request, the ID
+//! token's signature against the issuer's JWKS, `iss`, `aud`, `exp` and `nonce`); what
+//! it leaves to the client is decided here: `azp`, an `iat` from the future, `auth_time`
+//! (the crate accepts any), `acr`, the e-mail and groups claims, and who may sign in.
+//!
+//! A sign-in in progress lives in the database (`Change::BeginSignOn`), so whichever
+//! instance the browser comes back to can finish it, and is taken once
+//! (`Change::TakeSignOn`): a replayed `state` finds nothing. It finishes only in the
+//! browser that started it (a binding cookie whose hash the flow keeps), so nobody can
+//! sign a colleague's browser in as themselves. Every sign-in and every refusal, with its
+//! reason, is a ledger event.
+
+use super::auth::{LOGIN_TTL, Secret, SignedIn, secret_hash};
+use super::sessions::random_hex;
+use super::{Service, ServiceError, ServiceResult};
+use crate::config::{OidcSettings, Provisioning};
+use actas_core::Timestamp;
+use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::staff::{DisplayName, Email};
+use actas_store::{Applied, Change, SignOnFlow, StaffRecord, Unit};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm,
+    CoreProviderMetadata, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenClaims,
+    IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
+    SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+
+/// How long a sign-in may take at the provider.
+pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
+/// How often the provider's metadata and keys are fetched again at most when a token
+/// names a key actas doesn't have (the provider rotated its keys).
+const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(10);
+/// How long fetched metadata and keys are used before they are fetched again anyway.
+const METADATA_TTL: Duration = Duration::from_secs(60 * 60);
+/// How far a provider's clock may run ahead of this one.
+const CLOCK_SKEW: Duration = Duration::from_secs(60);
+
+/// Every claim the ID token carries beyond the standard ones (groups, custom e-mail
+/// claims), kept so the configured claim names can be read.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct OtherClaims(serde_json::Map<String, serde_json::Value>);
+
+impl AdditionalClaims for OtherClaims {}
+
+type Claims = IdTokenClaims<OtherClaims, CoreGenderClaim>;
+type Tokens = StandardTokenResponse<
+    IdTokenFields<
+        OtherClaims,
+        EmptyExtraTokenFields,
+        CoreGenderClaim,
+        CoreJweContentEncryptionAlgorithm,
+        CoreJwsSigningAlgorithm,
+    >,
+    CoreTokenType,
+>;
+/// The crate's client with [`OtherClaims`]: an authorization endpoint, and the token
+/// and user-info endpoints as discovery found them.
+type Client = openidconnect::Client<
+    OtherClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    Tokens,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What a sign-in through the provider is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Purpose {
+    /// Signing in to the console, then going to this console path.
+    SignIn {
+        /// Where to go afterwards.
+        then: Option<String>,
+    },
+}
+
+impl Purpose {
+    fn column(&self) -> &'static str {
+        match self {
+            Purpose::SignIn { .. } => "sign_in",
+        }
+    }
+}
+
+/// A sign-in sent to the provider: where to send the browser, and the value of the
+/// cookie that binds the sign-in to it.
+pub struct Started {
+    /// The provider's authorization URL.
+    pub url: String,
+    /// The binding cookie's value (secret; 10 minutes).
+    pub binding: Secret,
+}
+
+/// The identity provider as configured, with its metadata once fetched.
+pub struct SignOn {
+    settings: OidcSettings,
+    redirect: RedirectUrl,
+    http: reqwest::Client,
+    discovered: tokio::sync::Mutex<Option<(CoreProviderMetadata, Instant)>>,
+}
+
+/// Why talking to the provider failed, said plainly (the details go to the log).
+fn provider_trouble(what: &str, e: impl std::fmt::Display) -> ServiceError {
+    tracing::warn!(error = %e, "identity provider: {what}");
+    ServiceError::Unauthenticated(format!(
+        "signing in through your identity provider did not work: {what}; please try again, and tell your administrator if it keeps happening"
+    ))
+}
+
+impl SignOn {
+    /// The provider `settings` name, with the browser sent back to `redirect`.
+    pub fn new(settings: OidcSettings, redirect: &str) -> Result<Self, String> {
+        let redirect = RedirectUrl::new(redirect.to_owned())
+            .map_err(|e| format!("the sign-in callback URL {redirect:?} is not valid: {e}"))?;
+        // No redirects (the crate's advice against SSRF), and bounded waits: a provider
+        // that hangs must not hold a sign-in forever.
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(15))
+            .build()
+            .map_err(|e| format!("no HTTP client for the identity provider: {e}"))?;
+        Ok(Self {
+            settings,
+            redirect,
+            http,
+            discovered: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    /// The provider's name, for the sign-in button.
+    pub fn name(&self) -> &str {
+        &self.settings.name
+    }
+
+    /// The provider's metadata and keys: fetched at first use, again after an hour, and
+    /// again (at most every few seconds) when `stale` says a token named an unknown key.
+    async fn metadata(&self, stale: bool) -> ServiceResult<CoreProviderMetadata> {
+        let mut cached = self.discovered.lock().await;
+        if let Some((metadata, at)) = cached.as_ref() {
+            let fresh = at.elapsed() < METADATA_TTL;
+            if fresh && (!stale || at.elapsed() < REFRESH_AT_MOST_EVERY) {
+                return Ok(metadata.clone());
+            }
+        }
+        let issuer = IssuerUrl::new(self.settings.issuer.clone())
+            .map_err(|e| provider_trouble("its issuer URL is not valid", e))?;
+        let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| provider_trouble("actas could not read its settings", e))?;
+        *cached = Some((metadata.clone(), Instant::now()));
+        Ok(metadata)
+    }
+
+    fn client(&self, metadata: CoreProviderMetadata) -> Client {
+        Client::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            Some(ClientSecret::new(self.settings.client_secret.clone())),
+        )
+        .set_redirect_uri(self.redirect.clone())
+    }
+}
+
+/// What the ID token says about who signed in, once every check passed.
+struct Identity {
+    email: Email,
+    name: Option<String>,
+    groups: Vec<String>,
+    auth_time: Option<Timestamp>,
+}
+
+impl Service {
+    /// The identity provider, if one is configured.
+    pub fn sign_on(&self) -> Option<&SignOn> {
+        self.sign_on.as_deref()
+    }
+
+    fn provider(&self) -> ServiceResult<&SignOn> {
+        self.sign_on().ok_or_else(|| {
+            ServiceError::NotFound("signing in through an identity provider is not set up".into())
+        })
+    }
+
+    /// Starts a sign-in through the provider: remembers its `state`, `nonce` and PKCE
+    /// verifier, and says where to send the browser.
+    pub async fn begin_sign_on(&self, purpose: Purpose) -> ServiceResult<Started> {
+        let provider = self.provider()?;
+        let metadata = provider.metadata(false).await?;
+        let client = provider.client(metadata);
+        let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+        let mut request = client
+            .authorize_url(
+                CoreAuthenticationFlow::AuthorizationCode,
+                CsrfToken::new_random,
+                Nonce::new_random,
+            )
+            .set_pkce_challenge(challenge);
+        for scope in provider.settings.scopes.iter().filter(|s| *s != "openid") {
+            request = request.add_scope(Scope::new(scope.clone()));
+        }
+        let (url, state, nonce) = request.url();
+        let binding = random_hex(32)?;
+        let now = Timestamp::now();
+        let then = match &purpose {
+            Purpose::SignIn { then } => then.clone(),
+        };
+        let flow = SignOnFlow {
+            state_hash: secret_hash(state.secret()),
+            binding_hash: secret_hash(&binding),
+            nonce: nonce.secret().clone(),
+            verifier: verifier.secret().clone(),
+            purpose: purpose.column().to_owned(),
+            login_hash: None,
+            then,
+            created_at: now,
+            expires_at: now.plus(FLOW_TTL),
+        };
+        self.store
+            .commit(Unit::new(vec![Change::BeginSignOn(flow)], |_| vec![]))
+            .await?;
+        Ok(Started {
+            url: url.to_string(),
+            binding: Secret::new(binding),
+        })
+    }
+
+    /// Records a refused sign-in and says why.
+    async fn refuse_sign_on(&self, who: Option<String>, reason: String) -> ServiceError {
+        let through = self
+            .sign_on()
+            .map(|p| p.name().to_owned())
+            .unwrap_or_default();
+        let event = NewEvent::new(
+            Actor::System,
+            EventData::SignInRefused {
+                through,
+                who,
+                reason: reason.clone(),
+            },
+        );
+        if let Err(e) = self.store.append(event).await {
+            return e.into();
+        }
+        ServiceError::Forbidden(format!("You were not signed in: {reason}."))
+    }
+
+    /// Finishes a sign-in the provider sent back (`state`, and `code` or its `error`) in
+    /// the browser whose binding cookie is `binding`: checks the ID token and who it
+    /// names, then opens a console login. Where to go next comes with it.
+    pub async fn finish_sign_on(
+        &self,
+        state: &str,
+        code: Result<&str, &str>,
+        binding: Option<&str>,
+    ) -> ServiceResult<(SignedIn, Option<String>)> {
+        let provider = self.provider()?;
+        let flow = self.take_flow(state).await;
+        let flow = match flow {
+            Ok(f) => f,
+            Err(reason) => return Err(self.refuse_sign_on(None, reason).await),
+        };
+        let bound = binding.is_some_and(|b| {
+            subtle::ConstantTimeEq::ct_eq(&secret_hash(b)[..], &flow.binding_hash[..]).into()
+        });
+        if !bound {
+            return Err(self
+                .refuse_sign_on(
+                    None,
+                    "the sign-in was finished in a different browser from the one that started it"
+                        .into(),
+                )
+                .await);
+        }
+        let code = match code {
+            Ok(code) => code,
+            Err(error) => {
+                return Err(self
+                    .refuse_sign_on(
+                        None,
+                        format!(
+                            "the identity provider answered “{error}” instead of signing you in"
+                        ),
+                    )
+                    .await);
+            }
+        };
+        let identity = match self.identify(provider, &flow, code).await {
+            Ok(identity) => identity,
+            Err(Refusal::Plain(reason)) => return Err(self.refuse_sign_on(None, reason).await),
+            Err(Refusal::Of(who, reason)) => {
+                return Err(self.refuse_sign_on(Some(who), reason).await);
+            }
+            Err(Refusal::Trouble(e)) => return Err(e),
+        };
+        let staff = match self.staff_for(provider, &identity).await {
+            Ok(staff) => staff,
+            Err(Refusal::Of(who, reason)) => {
+                return Err(self.refuse_sign_on(Some(who), reason).await);
+            }
+            Err(Refusal::Plain(reason)) => return Err(self.refuse_sign_on(None, reason).await),
+            Err(Refusal::Trouble(e)) => return Err(e),
+        };
+        let signed = self.open_login(provider, staff, &identity).await?;
+        Ok((signed, flow.then))
+    }
+
+    /// Takes the flow `state` names, or says why there is none.
+    async fn take_flow(&self, state: &str) -> Result<SignOnFlow, String> {
+        let taken = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let out = taken.clone();
+        let committed = self
+            .store
+            .commit(Unit::new(
+                vec![Change::TakeSignOn {
+                    state_hash: secret_hash(state),
+                    at: Timestamp::now(),
+                }],
+                move |applied| {
+                    if let Some(Applied::SignOn(flow)) = applied.first()
+                        && let Ok(mut slot) = out.lock()
+                    {
+                        *slot = Some(flow.clone());
+                    }
+                    vec![]
+                },
+            ))
+            .await;
+        match committed {
+            Ok(_) => taken
+                .lock()
+                .ok()
+                .and_then(|mut f| f.take())
+                .ok_or_else(|| "the sign-in could not be read back".to_owned()),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+
+    /// Adds a staff member the provider signed in for the first time (`just_in_time`):
+    /// no password (they sign in through the provider), never on the allow-list.
+    async fn add_provisioned_staff(
+        &self,
+        email: Email,
+        name: DisplayName,
+        role: actas_core::staff::Role,
+    ) -> ServiceResult<StaffRecord> {
+        let (e, n) = (email.clone(), name.clone());
+        let change = Change::AddStaff {
+            email: email.clone(),
+            name,
+            role,
+            // Not a PHC string, so no password ever matches it.
+            password_hash: NO_PASSWORD.to_owned(),
+        };
+        self.store
+            .commit(Unit::new(vec![change], move |applied| {
+                applied
+                    .iter()
+                    .filter_map(|a| match a {
+                        Applied::Staff(id) => Some(*id),
+                        _ => None,
+                    })
+                    .map(|id| {
+                        let staff = actas_core::staff::StaffRef {
+                            id,
+                            email: e.clone(),
+                            name: n.clone(),
+                        };
+                        NewEvent::new(Actor::System, EventData::StaffAdded { staff, role })
+                    })
+                    .collect()
+            }))
+            .await?;
+        self.store
+            .staff_by_email(&email)
+            .await?
+            .ok_or_else(|| ServiceError::Conflict("the staff member was not added".into()))
+    }
+}
+
+/// The password hash of staff who only sign in through the identity provider.
+pub const NO_PASSWORD: &str = "!signs-in-through-the-identity-provider";
+
+/// Why a sign-in is refused: with who the token named, without, or trouble that isn't a
+/// refusal (the ledger or the provider unreachable).
+enum Refusal {
+    Plain(String),
+    Of(String, String),
+    Trouble(ServiceError),
+}
+
+impl From<ServiceError> for Refusal {
+    fn from(e: ServiceError) -> Self {
+        Refusal::Trouble(e)
+    }
+}
+
+/// One claim of the ID token as a string.
+fn claim_text(all: &serde_json::Value, name: &str) -> Option<String> {
+    all.get(name)
+        .and_then(|v| v.as_str())
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+}
+
+/// The groups claim: a list of names, or one name.
+fn claim_list(all: &serde_json::Value, name: &str) -> Vec<String> {
+    match all.get(name) {
+        Some(serde_json::Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str())
+            .map(str::to_owned)
+            .collect(),
+        Some(serde_json::Value::String(one)) => vec![one.clone()],
+        _ => Vec::new(),
+    }
+}
+
+fn to_timestamp(t: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp::from_millis(t.timestamp_millis())
+}
+
+impl Service {
+    /// Exchanges the code and checks the ID token: the crate's checks, then actas's own.
+    async fn identify(
+        &self,
+        provider: &SignOn,
+        flow: &SignOnFlow,
+        code: &str,
+    ) -> Result<Identity, Refusal> {
+        let metadata = provider.metadata(false).await?;
+        let client = provider.client(metadata);
+        let exchange = client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .map_err(|e| provider_trouble("it has no token endpoint", e))?
+            .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier.clone()));
+        let tokens = match exchange.request_async(&provider.http).await {
+            Ok(tokens) => tokens,
+            Err(openidconnect::RequestTokenError::ServerResponse(answer)) => {
+                return Err(Refusal::Plain(format!(
+                    "the identity provider would not exchange the sign-in code (it said “{}”)",
+                    answer.error()
+                )));
+            }
+            Err(e) => {
+                return Err(provider_trouble("actas could not exchange the sign-in code", e).into());
+            }
+        };
+        let Some(id_token) = tokens.id_token() else {
+            return Err(Refusal::Plain(
+                "the identity provider sent no ID token".into(),
+            ));
+        };
+        let nonce = Nonce::new(flow.nonce.clone());
+        let verify = |client: &Client| -> Result<Claims, ClaimsVerificationError> {
+            let now = chrono::Utc::now();
+            let verifier = client
+                .id_token_verifier()
+                .set_issue_time_verifier_fn(move |iat| {
+                    if iat > now + chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default() {
+                        Err("it was issued in the future".to_owned())
+                    } else {
+                        Ok(())
+                    }
+                });
+            id_token.claims(&verifier, &nonce).cloned()
+        };
+        let claims = match verify(&client) {
+            Err(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey,
+            )) => {
+                // The provider may have rotated its keys since actas fetched them.
+                let fresh = provider.client(provider.metadata(true).await?);
+                verify(&fresh)
+            }
+            other => other,
+        };
+        let claims = claims.map_err(|e| Refusal::Plain(id_token_refusal(&e)))?;
+        // `azp` (left to the client by the crate): when present it must be actas; with
+        // several audiences it must be present.
+        let client_id = &provider.settings.client_id;
+        match claims.authorized_party() {
+            Some(azp) if azp.as_str() != client_id => {
+                return Err(Refusal::Plain(format!(
+                    "the ID token was issued to another application ({})",
+                    azp.as_str()
+                )));
+            }
+            None if claims.audiences().len() > 1 => {
+                return Err(Refusal::Plain(
+                    "the ID token names several applications but not which one asked for it".into(),
+                ));
+            }
+            _ => {}
+        }
+        let all = serde_json::to_value(&claims)
+            .map_err(|e| provider_trouble("its ID token could not be read", e))?;
+        let subject = claims.subject().as_str().to_owned();
+        let email_claim = &provider.settings.email_claim;
+        let Some(email_text) = claim_text(&all, email_claim) else {
+            return Err(Refusal::Of(
+                subject,
+                format!("the identity provider gave no e-mail address (claim “{email_claim}”)"),
+            ));
+        };
+        if email_claim == "email"
+            && all.get("email_verified") == Some(&serde_json::Value::Bool(false))
+        {
+            return Err(Refusal::Of(
+                email_text,
+                "the identity provider says this e-mail address is not verified".into(),
+            ));
+        }
+        let email = Email::parse(&email_text).map_err(|e| {
+            Refusal::Of(
+                subject.clone(),
+                format!("the e-mail address the identity provider gave is not valid: {e}"),
+            )
+        })?;
+        let auth_time = claims.auth_time().map(to_timestamp);
+        if let Some(at) = auth_time
+            && at > Timestamp::now().plus(CLOCK_SKEW)
+        {
+            return Err(Refusal::Of(
+                email_text,
+                "the identity provider says you signed in at a time still to come".into(),
+            ));
+        }
+        Ok(Identity {
+            name: claim_text(&all, "name"),
+            groups: claim_list(&all, &provider.settings.groups_claim),
+            email,
+            auth_time,
+        })
+    }
+
+    /// The staff member the identity is, made at first sign-in under `just_in_time`, with
+    /// their role following their groups when groups are mapped.
+    async fn staff_for(
+        &self,
+        provider: &SignOn,
+        identity: &Identity,
+    ) -> Result<StaffRecord, Refusal> {
+        let who = identity.email.as_str().to_owned();
+        let mapped = !provider.settings.groups.is_empty();
+        let role = provider.settings.groups.role(&identity.groups);
+        let existing = self
+            .store
+            .staff_by_email(&identity.email)
+            .await
+            .map_err(ServiceError::from)?;
+        let staff = match existing {
+            Some(staff) if !staff.active => {
+                return Err(Refusal::Of(
+                    who,
+                    "this staff member is deactivated in actas".into(),
+                ));
+            }
+            Some(staff) => staff,
+            None => match provider.settings.provisioning {
+                Provisioning::Pre => {
+                    return Err(Refusal::Of(
+                        who.clone(),
+                        format!(
+                            "{who} is not a staff member in actas; a director can add them with `actas staff add`"
+                        ),
+                    ));
+                }
+                Provisioning::JustInTime => {
+                    let name = identity
+                        .name
+                        .as_deref()
+                        .and_then(|n| DisplayName::parse(n).ok())
+                        .or_else(|| {
+                            DisplayName::parse(
+                                identity.email.as_str().split('@').next().unwrap_or("staff"),
+                            )
+                            .ok()
+                        })
+                        .ok_or_else(|| {
+                            Refusal::Of(
+                                who.clone(),
+                                "the identity provider gave no usable name".into(),
+                            )
+                        })?;
+                    self.add_provisioned_staff(identity.email.clone(), name, role)
+                        .await?
+                }
+            },
+        };
+        if mapped && staff.role != role {
+            let from = staff.role;
+            let event = NewEvent::new(
+                Actor::System,
+                EventData::RoleChanged {
+                    staff: staff.to_ref(),
+                    from,
+                    to: role,
+                    through: provider.name().to_owned(),
+                },
+            );
+            self.store
+                .commit(Unit::change(
+                    Change::SetRole {
+                        staff: staff.id,
+                        role,
+                    },
+                    event,
+                ))
+                .await
+                .map_err(ServiceError::from)?;
+            let mut staff = staff;
+            staff.role = role;
+            return Ok(staff);
+        }
+        Ok(staff)
+    }
+
+    /// Opens the console login for `staff`; its sign-in time is the provider's
+    /// `auth_time` (never, when it gave none: starting a session then asks again).
+    async fn open_login(
+        &self,
+        provider: &SignOn,
+        staff: StaffRecord,
+        identity: &Identity,
+    ) -> ServiceResult<SignedIn> {
+        let now = Timestamp::now();
+        let token = random_hex(32)?;
+        let csrf = random_hex(16)?;
+        let authenticated_at = identity
+            .auth_time
+            .map(|t| if t > now { now } else { t })
+            .unwrap_or(Timestamp::from_millis(0));
+        let event = NewEvent::new(
+            Actor::Staff(staff.to_ref()),
+            EventData::SignedIn {
+                staff: staff.to_ref(),
+                through: Some(provider.name().to_owned()),
+            },
+        );
+        self.store
+            .commit(Unit::change(
+                Change::SignIn {
+                    token_hash: secret_hash(&token),
+                    staff: staff.id,
+                    csrf: csrf.clone(),
+                    at: now,
+                    authenticated_at,
+                    expires_at: now.plus(LOGIN_TTL),
+                },
+                event,
+            ))
+            .await?;
+        Ok(SignedIn {
+            token: Secret::new(token),
+            csrf,
+            staff,
+        })
+    }
+}
+
+/// Why an ID token failed the crate's checks, in plain words.
+fn id_token_refusal(e: &ClaimsVerificationError) -> String {
+    match e {
+        ClaimsVerificationError::Expired(_) => "the ID token has expired".into(),
+        ClaimsVerificationError::InvalidAudience(_) => {
+            "the ID token was issued for another application".into()
+        }
+        ClaimsVerificationError::InvalidIssuer(_) => {
+            "the ID token comes from another issuer".into()
+        }
+        ClaimsVerificationError::InvalidNonce(_) => {
+            "the ID token does not belong to this sign-in (its nonce differs)".into()
+        }
+        ClaimsVerificationError::SignatureVerification(_) => {
+            "the ID token's signature is not one of the identity provider's keys".into()
+        }
+        other => format!("the ID token did not pass its checks ({other})"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_come_as_a_list_or_one_name() {
+        let all = serde_json::json!({"groups": ["a", "b", 3], "one": "c", "email": " x@y.z "});
+        assert_eq!(claim_list(&all, "groups"), vec!["a", "b"]);
+        assert_eq!(claim_list(&all, "one"), vec!["c"]);
+        assert!(claim_list(&all, "none").is_empty());
+        assert_eq!(claim_text(&all, "email").as_deref(), Some("x@y.z"));
+    }
+}
