@@ -398,6 +398,7 @@ fn prerequisites() -> Result {
     ensure_postgres()?;
     ensure_browser()?;
     ensure_verifiers()?;
+    ensure_identity_provider()?;
     eprintln!("prerequisites ready");
     Ok(())
 }
@@ -468,6 +469,28 @@ fn ensure_verifiers() -> Result {
         }
     }
     eprintln!("the assertion verifiers' libraries are installed");
+    Ok(())
+}
+
+/// The identity provider the sign-in tests run against (tests/oidc.rs): the certified
+/// npm package `oidc-provider`, installed with npm from the lock file when missing.
+fn ensure_identity_provider() -> Result {
+    let dir = root().join("crates/actas-server/tests/oidc");
+    if !dir.join("node_modules/oidc-provider").exists() {
+        eprintln!("the test identity provider (oidc-provider) is missing; installing it with npm");
+        let status = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir)
+            .status()
+            .map_err(|e| format!("could not run npm (is Node installed?): {e}"))?;
+        if !status.success() {
+            return Err(format!("npm ci in {} failed", dir.display()));
+        }
+    }
+    if !dir.join("node_modules/oidc-provider").exists() {
+        return Err("oidc-provider is still missing after npm ci".into());
+    }
+    eprintln!("the test identity provider is installed");
     Ok(())
 }
 

@@ -168,6 +168,28 @@ impl Application {
             );
             gateway_listener = Some(listener);
         }
+        // Sign-in through the identity provider sends the browser back to this console:
+        // its public URL when configured, otherwise the address it listens on.
+        if let Some(oidc) = loaded.auth.oidc.clone() {
+            let console = settings
+                .console_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{console_addr}"));
+            let redirect = oidc.redirect_url.clone().unwrap_or_else(|| {
+                format!("{}/sign-in/sso/callback", console.trim_end_matches('/'))
+            });
+            let sign_on =
+                crate::service::sign_on::SignOn::new(oidc, &redirect).map_err(|message| {
+                    StartError::Config(crate::config::ConfigError::Parse {
+                        path: data.path().join("actas.toml"),
+                        message: format!("[auth.oidc]: {message}"),
+                    })
+                })?;
+            service = service.with_sign_on(sign_on);
+        }
+        if !loaded.auth.local_passwords {
+            service = service.without_local_passwords();
+        }
         let (stop, stopped) = watch::channel(false);
         let gateway_metrics = Arc::new(crate::gateway::GatewayMetrics::default());
         let state = AppState {

@@ -12,6 +12,9 @@ use axum::http::{HeaderMap, Method, header};
 
 /// The console cookie's name (HttpOnly, SameSite=Strict; `__Host-` and Secure over https).
 pub const COOKIE: &str = "actas_console";
+/// The cookie that binds a sign-in through the identity provider to the browser that
+/// started it.
+pub const BINDING_COOKIE: &str = "actas_sign_on";
 /// The header carrying the CSRF token on cookie requests that change state.
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
@@ -77,6 +80,27 @@ impl Site {
             "{}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}",
             self.cookie_name()
         )
+    }
+
+    /// The `Set-Cookie` value binding a sign-in through the identity provider to this
+    /// browser (`max_age` 0 clears it). SameSite=Lax, not Strict: the provider sends the
+    /// browser back with a cross-site navigation, which a Strict cookie would not join.
+    pub fn binding_cookie(&self, value: &str, max_age: u64) -> String {
+        let (name, secure) = if self.https() {
+            (format!("__Host-{BINDING_COOKIE}"), "; Secure")
+        } else {
+            (BINDING_COOKIE.to_owned(), "")
+        };
+        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    }
+
+    /// The binding cookie's value from a request, if any.
+    pub fn binding<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        if self.https() {
+            cookie(headers, &format!("__Host-{BINDING_COOKIE}"))
+        } else {
+            cookie(headers, BINDING_COOKIE)
+        }
     }
 
     /// Whether a cookie request that changes state comes from the console's own origin:

@@ -43,6 +43,8 @@ pub const FLOW_TTL: Duration = Duration::from_secs(10 * 60);
 const REFRESH_AT_MOST_EVERY: Duration = Duration::from_secs(10);
 /// How long fetched metadata and keys are used before they are fetched again anyway.
 const METADATA_TTL: Duration = Duration::from_secs(60 * 60);
+/// What the `iat` check says of a token from the future.
+const ISSUED_IN_THE_FUTURE: &str = "it was issued in the future";
 /// How far a provider's clock may run ahead of this one.
 const CLOCK_SKEW: Duration = Duration::from_secs(60);
 
@@ -118,7 +120,15 @@ pub struct SignOn {
     settings: OidcSettings,
     redirect: RedirectUrl,
     http: reqwest::Client,
-    discovered: tokio::sync::Mutex<Option<(CoreProviderMetadata, Instant)>>,
+    discovered: tokio::sync::Mutex<Discovered>,
+}
+
+/// The provider's metadata and keys as last fetched, and when a token naming an unknown
+/// key last made actas fetch them again.
+#[derive(Default)]
+struct Discovered {
+    metadata: Option<(CoreProviderMetadata, Instant)>,
+    refreshed_for_unknown_key: Option<Instant>,
 }
 
 /// Why talking to the provider failed, said plainly (the details go to the log).
@@ -146,7 +156,7 @@ impl SignOn {
             settings,
             redirect,
             http,
-            discovered: tokio::sync::Mutex::new(None),
+            discovered: tokio::sync::Mutex::new(Discovered::default()),
         })
     }
 
@@ -156,21 +166,29 @@ impl SignOn {
     }
 
     /// The provider's metadata and keys: fetched at first use, again after an hour, and
-    /// again (at most every few seconds) when `stale` says a token named an unknown key.
+    /// again when `stale` says a token named a key actas doesn't have (the provider
+    /// rotated), at most every few seconds for that reason.
     async fn metadata(&self, stale: bool) -> ServiceResult<CoreProviderMetadata> {
         let mut cached = self.discovered.lock().await;
-        if let Some((metadata, at)) = cached.as_ref() {
-            let fresh = at.elapsed() < METADATA_TTL;
-            if fresh && (!stale || at.elapsed() < REFRESH_AT_MOST_EVERY) {
-                return Ok(metadata.clone());
-            }
+        let refetch_for_key = stale
+            && cached
+                .refreshed_for_unknown_key
+                .is_none_or(|at| at.elapsed() >= REFRESH_AT_MOST_EVERY);
+        if let Some((metadata, at)) = cached.metadata.as_ref()
+            && at.elapsed() < METADATA_TTL
+            && !refetch_for_key
+        {
+            return Ok(metadata.clone());
+        }
+        if refetch_for_key {
+            cached.refreshed_for_unknown_key = Some(Instant::now());
         }
         let issuer = IssuerUrl::new(self.settings.issuer.clone())
             .map_err(|e| provider_trouble("its issuer URL is not valid", e))?;
         let metadata = CoreProviderMetadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| provider_trouble("actas could not read its settings", e))?;
-        *cached = Some((metadata.clone(), Instant::now()));
+        cached.metadata = Some((metadata.clone(), Instant::now()));
         Ok(metadata)
     }
 
@@ -466,7 +484,9 @@ impl Service {
                 )));
             }
             Err(e) => {
-                return Err(provider_trouble("actas could not exchange the sign-in code", e).into());
+                return Err(
+                    provider_trouble("actas could not exchange the sign-in code", e).into(),
+                );
             }
         };
         let Some(id_token) = tokens.id_token() else {
@@ -481,7 +501,7 @@ impl Service {
                 .id_token_verifier()
                 .set_issue_time_verifier_fn(move |iat| {
                     if iat > now + chrono::Duration::from_std(CLOCK_SKEW).unwrap_or_default() {
-                        Err("it was issued in the future".to_owned())
+                        Err(ISSUED_IN_THE_FUTURE.to_owned())
                     } else {
                         Ok(())
                     }
@@ -685,6 +705,10 @@ impl Service {
 /// Why an ID token failed the crate's checks, in plain words.
 fn id_token_refusal(e: &ClaimsVerificationError) -> String {
     match e {
+        // The crate reports a failed `iat` check as expiry.
+        ClaimsVerificationError::Expired(m) if m == ISSUED_IN_THE_FUTURE => {
+            "the ID token was issued in the future".into()
+        }
         ClaimsVerificationError::Expired(_) => "the ID token has expired".into(),
         ClaimsVerificationError::InvalidAudience(_) => {
             "the ID token was issued for another application".into()

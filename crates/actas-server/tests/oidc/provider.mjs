@@ -12,7 +12,8 @@
 //
 // Environment:
 //   OIDC_CLIENT_ID, OIDC_CLIENT_SECRET  the relying party (actas); required
-//   OIDC_REDIRECT_URI                   its redirect URI(s), comma-separated; required
+//   OIDC_REDIRECT_URI                   its redirect URI(s), comma-separated (or set them later
+//                                       with POST /__test/redirect_uris)
 //   OIDC_TOKEN_ENDPOINT_AUTH_METHOD     optional, default client_secret_basic
 //                                       (client_secret_post is the other sensible value)
 //
@@ -22,6 +23,7 @@
 //   POST /interaction/:uid/login    form submit (application/x-www-form-urlencoded)
 //   POST /__test/tamper             JSON claims to overwrite in the NEXT token response's id_token
 //   POST /__test/rotate             switch to a new signing key (new kid; old key stays in the JWKS)
+//   POST /__test/redirect_uris      JSON array: the clients' redirect URIs from now on
 
 import * as crypto from 'node:crypto';
 import * as http from 'node:http';
@@ -52,7 +54,9 @@ function requiredEnv(name) {
 
 const CLIENT_ID = requiredEnv('OIDC_CLIENT_ID');
 const CLIENT_SECRET = requiredEnv('OIDC_CLIENT_SECRET');
-const REDIRECT_URIS = requiredEnv('OIDC_REDIRECT_URI').split(',').map((s) => s.trim()).filter(Boolean);
+// Optional: a test that starts the provider before actas (whose port it learns only
+// once actas listens) sets them later with POST /__test/redirect_uris.
+let REDIRECT_URIS = (process.env.OIDC_REDIRECT_URI || 'http://127.0.0.1:9/not-set-yet').split(',').map((s) => s.trim()).filter(Boolean);
 const TOKEN_AUTH_METHOD = process.env.OIDC_TOKEN_ENDPOINT_AUTH_METHOD || 'client_secret_basic';
 
 // The second client, so tests can get an ID token issued for another audience.
@@ -391,6 +395,22 @@ async function setTamper(req, res) {
 }
 
 // POST /__test/rotate
+async function setRedirectUris(req, res) {
+  let body;
+  try {
+    body = JSON.parse(await readBody(req));
+  } catch {
+    return send(res, 400, 'body must be JSON\n');
+  }
+  if (!Array.isArray(body) || !body.length || !body.every((u) => typeof u === 'string')) {
+    return send(res, 400, 'body must be a non-empty JSON array of URLs\n');
+  }
+  REDIRECT_URIS = body;
+  // Clients are fixed when a Provider is made: make a new one (same keys, same store).
+  current = makeProvider();
+  send(res, 204);
+}
+
 function rotate(req, res) {
   signingKeys.unshift(newSigningKey(`k${signingKeys.length + 1}`));
   current = makeProvider();
@@ -413,6 +433,7 @@ async function handle(req, res) {
   }
   if (req.method === 'POST' && pathname === '/__test/tamper') return setTamper(req, res);
   if (req.method === 'POST' && pathname === '/__test/rotate') return rotate(req, res);
+  if (req.method === 'POST' && pathname === '/__test/redirect_uris') return setRedirectUris(req, res);
   return current.callback(req, res);
 }
 

@@ -21,6 +21,8 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/", get(pages::home))
         .route("/sign-in", get(pages::sign_in_page).post(pages::sign_in))
+        .route("/sign-in/sso", get(pages::sign_on))
+        .route("/sign-in/sso/callback", get(pages::sign_on_callback))
         .route("/sign-out", post(pages::sign_out))
         .route("/accounts", get(pages::accounts))
         .route("/accounts/{id}", get(pages::account))

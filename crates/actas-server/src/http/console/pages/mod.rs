@@ -24,7 +24,7 @@ pub(super) use sessions::{
     add_note, end_session, page_copy, page_copy_raw, reissue_handoff, session, session_timeline,
 };
 pub(super) use settings::{begin_totp, confirm_totp, create_token, settings};
-pub(super) use sign_in::{sign_in, sign_in_page, sign_out};
+pub(super) use sign_in::{sign_in, sign_in_page, sign_on, sign_on_callback, sign_out};
 
 use super::PageError;
 use crate::service::ServiceError;

@@ -4,10 +4,11 @@ use super::{Empty, Me, Page, ok};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, render};
 use crate::service::ServiceError;
+use crate::service::sign_on::{FLOW_TTL, Purpose};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse, Redirect};
+use axum::response::{AppendHeaders, IntoResponse, Redirect};
 use serde::Deserialize;
 
 #[derive(Template)]
@@ -18,6 +19,33 @@ struct SignInPage {
     email: String,
     error: Option<String>,
     next: Option<String>,
+    /// The identity provider's name, when staff may sign in through it.
+    provider: Option<String>,
+    /// Whether actas's own passwords are accepted.
+    passwords: bool,
+}
+
+impl SignInPage {
+    fn new(state: &AppState, next: Option<String>) -> Self {
+        Self {
+            me: None,
+            flash: None,
+            email: String::new(),
+            error: None,
+            next,
+            provider: state.service.sign_on().map(|p| p.name().to_owned()),
+            passwords: state.service.local_passwords(),
+        }
+    }
+}
+
+/// After signing in through the provider: the console's cookie is SameSite=Strict, and
+/// the browser arrived by a cross-site redirect, so it goes on with a navigation of its
+/// own from this page (which a redirect would not be).
+#[derive(Template)]
+#[template(path = "signed_in.html")]
+struct SignedInPage {
+    to: String,
 }
 
 #[derive(Deserialize)]
@@ -37,14 +65,95 @@ fn local_path(next: Option<&str>) -> Option<String> {
     local.then(|| n.to_owned())
 }
 
-pub(in crate::http::console) async fn sign_in_page(Query(q): Query<NextQuery>) -> Page {
-    ok(render(&SignInPage {
-        me: None,
-        flash: None,
-        email: String::new(),
-        error: None,
-        next: local_path(q.next.as_deref()),
-    })?)
+pub(in crate::http::console) async fn sign_in_page(
+    State(state): State<AppState>,
+    Query(q): Query<NextQuery>,
+) -> Page {
+    ok(render(&SignInPage::new(
+        &state,
+        local_path(q.next.as_deref()),
+    ))?)
+}
+
+/// Sends the browser to the identity provider to sign in.
+pub(in crate::http::console) async fn sign_on(
+    State(state): State<AppState>,
+    Query(q): Query<NextQuery>,
+) -> Page {
+    let started = state
+        .service
+        .begin_sign_on(Purpose::SignIn {
+            then: local_path(q.next.as_deref()),
+        })
+        .await?;
+    let binding = state
+        .site
+        .binding_cookie(started.binding.expose(), FLOW_TTL.as_secs());
+    Ok(([(header::SET_COOKIE, binding)], Redirect::to(&started.url)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(in crate::http::console) struct CallbackQuery {
+    state: Option<String>,
+    code: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Where the identity provider sends the browser back.
+pub(in crate::http::console) async fn sign_on_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<CallbackQuery>,
+) -> Page {
+    let refused = |message: String| -> Page {
+        let mut page = SignInPage::new(&state, None);
+        page.error = Some(message);
+        Ok((StatusCode::FORBIDDEN, render(&page)?).into_response())
+    };
+    let Some(flow_state) = q.state.as_deref().filter(|s| !s.is_empty()) else {
+        return refused(
+            "You were not signed in: the identity provider sent you back without the sign-in's state. Please sign in again.".into(),
+        );
+    };
+    let error = q
+        .error_description
+        .as_deref()
+        .or(q.error.as_deref())
+        .unwrap_or("no sign-in code");
+    let code = q.code.as_deref().filter(|c| !c.is_empty()).ok_or(error);
+    let binding = state.site.binding(&headers);
+    match state
+        .service
+        .finish_sign_on(flow_state, code, binding)
+        .await
+    {
+        Ok((signed, then)) => {
+            let cookie = state.site.cookie(
+                signed.token.expose(),
+                crate::service::auth::LOGIN_TTL.as_secs(),
+            );
+            let page = render(&SignedInPage {
+                to: local_path(then.as_deref()).unwrap_or_else(|| "/".to_owned()),
+            })?;
+            Ok((
+                AppendHeaders([
+                    (header::SET_COOKIE, cookie),
+                    (header::SET_COOKIE, state.site.binding_cookie("", 0)),
+                ]),
+                page,
+            )
+                .into_response())
+        }
+        Err(
+            e @ (ServiceError::Unauthenticated(_)
+            | ServiceError::Forbidden(_)
+            | ServiceError::NotFound(_)
+            | ServiceError::Invalid { .. }
+            | ServiceError::Conflict(_)),
+        ) => refused(e.to_string()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -90,14 +199,15 @@ pub(in crate::http::console) async fn sign_in(
             | ServiceError::Forbidden(_)
             | ServiceError::Invalid { .. }),
         ) => {
-            let page = render(&SignInPage {
-                me: None,
-                flash: None,
-                next: local_path(form.next.as_deref()),
-                email: form.email,
-                error: Some(e.to_string()),
-            })?;
-            Ok((StatusCode::UNAUTHORIZED, page).into_response())
+            let status = if matches!(e, ServiceError::Forbidden(_)) {
+                StatusCode::FORBIDDEN
+            } else {
+                StatusCode::UNAUTHORIZED
+            };
+            let mut page = SignInPage::new(&state, local_path(form.next.as_deref()));
+            page.email = form.email;
+            page.error = Some(e.to_string());
+            Ok((status, render(&page)?).into_response())
         }
         Err(e) => Err(e.into()),
     }

@@ -1,0 +1,527 @@
+//! Staff sign-in through an identity provider, against a real one: the certified
+//! `oidc-provider` package on Node (`tests/oidc/provider.mjs`, installed by `cargo xtask
+//! test`), started on port 0 for each test. Its login form signs in whoever the test
+//! says (subject, e-mail, groups, `acr`, how long ago); its `/__test/` hooks make it
+//! misbehave the ways a token can be wrong (another audience, a wrong nonce, expired, a
+//! key it never published) and rotate its signing key.
+
+mod common;
+
+use actas_core::staff::{Email, Role};
+use actas_server::app::{Application, ServeSettings};
+use actas_store::{EventFilter, Store};
+use common::*;
+use serde_json::{Value, json};
+use std::path::Path;
+
+const CLIENT_SECRET: &str = "a-test-client-secret-for-actas";
+
+/// The identity provider, killed when dropped.
+struct Idp {
+    issuer: String,
+    http: reqwest::Client,
+    child: std::process::Child,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Idp {
+    async fn start() -> Self {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "the test identity provider (npm package oidc-provider) is not installed in {}: run `cargo xtask test`, which installs it",
+            dir.display()
+        );
+        let mut child = std::process::Command::new("node")
+            .arg("provider.mjs")
+            .current_dir(&dir)
+            .env("OIDC_CLIENT_ID", "actas")
+            .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("node runs provider.mjs");
+        let stdout = child.stdout.take().expect("stdout");
+        let first = tokio::task::spawn_blocking(move || {
+            let mut line = String::new();
+            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                .map(|_| line)
+        });
+        let line = tokio::time::timeout(std::time::Duration::from_secs(30), first)
+            .await
+            .expect("the identity provider starts within 30 s")
+            .expect("join")
+            .expect("read");
+        let line = line.trim();
+        let issuer = line
+            .strip_prefix("issuer ")
+            .expect("an `issuer …` line")
+            .to_owned();
+        Self {
+            issuer,
+            http: reqwest::Client::new(),
+            child,
+        }
+    }
+
+    async fn hook(&self, path: &str, body: Value) {
+        let r = self
+            .http
+            .post(format!("{}/__test/{path}", self.issuer))
+            .json(&body)
+            .send()
+            .await
+            .expect("hook");
+        assert_eq!(
+            r.status(),
+            204,
+            "{path}: {}",
+            r.text().await.unwrap_or_default()
+        );
+    }
+
+    /// The next ID token has these claims changed (`null` removes one).
+    async fn tamper(&self, claims: Value) {
+        self.hook("tamper", claims).await;
+    }
+
+    /// The provider signs with a new key from now on.
+    async fn rotate(&self) {
+        self.hook("rotate", json!({})).await;
+    }
+}
+
+/// actas with `[auth]` pointing at a fresh identity provider.
+struct Installation {
+    dir: tempfile::TempDir,
+    app: Application,
+    console: String,
+    idp: Idp,
+}
+
+impl Installation {
+    /// `auth` is added to `[auth.oidc]` (provisioning, groups…); `extra` after it (e.g. an
+    /// `[auth]` table of its own).
+    async fn start(oidc: &str, local_passwords: bool) -> Self {
+        let idp = Idp::start().await;
+        let dir = tempfile::tempdir().expect("tmp");
+        let root = dir.path().join("data");
+        let data = fresh_data(&root).await;
+        std::fs::write(root.join("oidc-client.secret"), CLIENT_SECRET).expect("secret");
+        let config = root.join("actas.toml");
+        let mut text = std::fs::read_to_string(&config).expect("config");
+        text.push_str(&format!(
+            "\n[auth]\nlocal_passwords = {local_passwords}\n\n[auth.oidc]\nname = \"Test IdP\"\nissuer = \"{}\"\nclient_id = \"actas\"\nclient_secret_file = \"oidc-client.secret\"\nscopes = [\"email\", \"profile\", \"groups\"]\n{oidc}\n",
+            idp.issuer
+        ));
+        std::fs::write(&config, text).expect("write config");
+        let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
+            .await
+            .expect("start");
+        let console = format!("http://{}", app.console_addr());
+        idp.hook(
+            "redirect_uris",
+            json!([format!("{console}/sign-in/sso/callback")]),
+        )
+        .await;
+        add_staff(
+            app.service(),
+            &[
+                ("sarah@example.com", "Sarah Lee", Role::Agent),
+                ("dana@example.com", "Dana Park", Role::Director),
+            ],
+        )
+        .await;
+        Self {
+            dir,
+            app,
+            console,
+            idp,
+        }
+    }
+
+    fn store(&self) -> &std::sync::Arc<dyn Store> {
+        self.app.store()
+    }
+
+    async fn summaries(&self) -> Vec<String> {
+        self.store()
+            .events(&EventFilter::default(), 0, 10_000)
+            .await
+            .expect("events")
+            .into_iter()
+            .map(|e| e.body.summary)
+            .collect()
+    }
+
+    async fn role_of(&self, email: &str) -> Option<Role> {
+        self.store()
+            .staff_by_email(&Email::parse(email).expect("email"))
+            .await
+            .expect("read")
+            .map(|s| s.role)
+    }
+}
+
+/// Who the test identity provider signs in.
+#[derive(Clone)]
+struct Login {
+    sub: &'static str,
+    email: &'static str,
+    groups: &'static str,
+    acr: &'static str,
+    age_seconds: u64,
+}
+
+const SARAH: Login = Login {
+    sub: "u-sarah",
+    email: "sarah@example.com",
+    groups: "support",
+    acr: "urn:actas:mfa",
+    age_seconds: 0,
+};
+
+/// A browser: cookies kept, redirects seen one at a time.
+struct Browser {
+    http: reqwest::Client,
+}
+
+impl Browser {
+    fn new() -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .cookie_store(true)
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("client"),
+        }
+    }
+
+    async fn get(&self, url: &str) -> reqwest::Response {
+        self.http.get(url).send().await.expect("get")
+    }
+
+    /// Where a redirect goes, made absolute against `base`.
+    fn location(r: &reqwest::Response, base: &str) -> String {
+        assert!(
+            r.status().is_redirection(),
+            "expected a redirect from {}, got {}",
+            r.url(),
+            r.status()
+        );
+        let to = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .expect("location")
+            .to_owned();
+        url::Url::parse(base)
+            .expect("base")
+            .join(&to)
+            .expect("location")
+            .to_string()
+    }
+
+    /// Starts signing in at actas and signs in at the provider as `login`; the URL the
+    /// provider sends the browser back to (not yet followed).
+    async fn to_provider_and_back(&self, at: &Installation, login: &Login) -> String {
+        let start = self.get(&format!("{}/sign-in/sso", at.console)).await;
+        let authorize = Self::location(&start, &at.console);
+        assert!(
+            authorize.starts_with(&at.idp.issuer),
+            "sent to the provider: {authorize}"
+        );
+        let r = self.get(&authorize).await;
+        let interaction = Self::location(&r, &at.idp.issuer);
+        if interaction.starts_with(&at.console) {
+            // Still signed in at the provider: it sends the browser straight back.
+            return interaction;
+        }
+        let form = [
+            ("sub", login.sub.to_owned()),
+            ("email", login.email.to_owned()),
+            ("groups", login.groups.to_owned()),
+            ("acr", login.acr.to_owned()),
+            ("age", login.age_seconds.to_string()),
+        ];
+        let r = self
+            .http
+            .post(format!("{interaction}/login"))
+            .form(&form)
+            .send()
+            .await
+            .expect("login");
+        let mut next = Self::location(&r, &at.idp.issuer);
+        for _ in 0..5 {
+            if next.starts_with(&at.console) {
+                return next;
+            }
+            let r = self.get(&next).await;
+            next = Self::location(&r, &at.idp.issuer);
+        }
+        panic!("the provider never sent the browser back: {next}");
+    }
+
+    /// A whole sign-in as `login`: the callback's status and page.
+    async fn sign_in(&self, at: &Installation, login: &Login) -> (u16, String) {
+        let back = self.to_provider_and_back(at, login).await;
+        let r = self.get(&back).await;
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+
+    /// The console's start page as this browser sees it.
+    async fn home(&self, at: &Installation) -> (u16, String) {
+        let r = self.get(&format!("{}/", at.console)).await;
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+}
+
+const GROUPS: &str =
+    "[auth.oidc.groups]\nlead = [\"support-leads\"]\ndirector = [\"support-directors\"]\n";
+
+#[tokio::test]
+async fn a_staff_member_signs_in_through_the_provider_with_the_role_their_groups_give() {
+    let at = Installation::start(GROUPS, true).await;
+    let browser = Browser::new();
+    let lead = Login {
+        groups: "support,support-leads",
+        ..SARAH
+    };
+    let (status, page) = browser.sign_in(&at, &lead).await;
+    assert_eq!(status, 200, "{page}");
+    let (status, home) = browser.home(&at).await;
+    assert_eq!(status, 200, "signed in: {home}");
+    assert!(home.contains("Sarah Lee"), "{home}");
+    assert_eq!(at.role_of("sarah@example.com").await, Some(Role::Lead));
+    let said = at.summaries().await;
+    assert!(
+        said.iter()
+            .any(|s| s
+                == "Sarah Lee is now a lead (was an agent), following their groups at Test IdP"),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|s| s == "Sarah Lee signed in through Test IdP"),
+        "{said:#?}"
+    );
+    // Out of the group, back to agent at the next sign-in.
+    let (status, _) = Browser::new().sign_in(&at, &SARAH).await;
+    assert_eq!(status, 200);
+    assert_eq!(at.role_of("sarah@example.com").await, Some(Role::Agent));
+    drop(at.dir);
+}
+
+#[tokio::test]
+async fn a_state_works_once_and_only_in_the_browser_that_started_it() {
+    let at = Installation::start("", true).await;
+    let browser = Browser::new();
+    let back = browser.to_provider_and_back(&at, &SARAH).await;
+    // Someone else's browser with the same link (login CSRF): refused, and the link is
+    // spent.
+    let other = Browser::new();
+    let r = other.get(&back).await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.expect("body");
+    assert!(page.contains("a different browser"), "{page}");
+    let (status, _) = other.home(&at).await;
+    assert_ne!(status, 200, "the other browser is not signed in");
+    let r = browser.get(&back).await;
+    assert_eq!(r.status(), 403, "replayed");
+    let page = r.text().await.expect("body");
+    assert!(page.contains("already finished"), "{page}");
+    // A fresh sign-in works, and its state can't be replayed either.
+    let back = browser.to_provider_and_back(&at, &SARAH).await;
+    assert_eq!(browser.get(&back).await.status(), 200);
+    let r = browser.get(&back).await;
+    assert_eq!(r.status(), 403, "replayed after success");
+    let said = at.summaries().await;
+    assert!(
+        said.iter().any(|s| s.starts_with("A sign-in through Test IdP was refused: the sign-in was finished in a different browser")),
+        "{said:#?}"
+    );
+}
+
+/// Signs in as Sarah with the next ID token changed by `tamper`: the page refusing it.
+async fn refused_with(at: &Installation, tamper: Value) -> String {
+    at.idp.tamper(tamper).await;
+    let browser = Browser::new();
+    let (status, page) = browser.sign_in(at, &SARAH).await;
+    assert_eq!(status, 403, "refused: {page}");
+    let (status, _) = browser.home(at).await;
+    assert_ne!(status, 200, "not signed in");
+    page
+}
+
+#[tokio::test]
+async fn id_tokens_that_fail_a_check_are_refused_and_recorded() {
+    let at = Installation::start("", true).await;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs();
+    let cases = [
+        (
+            json!({"aud": "other-app"}),
+            "issued for another application",
+        ),
+        (
+            json!({"aud": ["actas", "other-app"]}),
+            "issued for another application",
+        ),
+        (
+            json!({"aud": ["actas", "other-app"], "azp": "other-app"}),
+            "issued for another application",
+        ),
+        (json!({"azp": "other-app"}), "issued to another application"),
+        (json!({"nonce": "someone-elses-nonce"}), "nonce differs"),
+        (json!({"nonce": null}), "nonce differs"),
+        (
+            json!({"exp": now - 60, "iat": now - 700}),
+            "the ID token has expired",
+        ),
+        (json!({"iat": now + 3600}), "issued in the future"),
+        (
+            json!({"iss": "https://idp.attacker.example"}),
+            "comes from another issuer",
+        ),
+        (
+            json!({"sign_with_unknown_key": true}),
+            "signature is not one of the identity provider",
+        ),
+        (json!({"email": null}), "gave no e-mail address"),
+        (json!({"email_verified": false}), "not verified"),
+    ];
+    for (tamper, why) in cases {
+        let page = refused_with(&at, tamper.clone()).await;
+        assert!(page.contains(why), "{tamper}: {page}");
+    }
+    let said = at.summaries().await;
+    assert!(
+        said.iter()
+            .any(|s| s
+                .starts_with("A sign-in through Test IdP was refused: the ID token has expired")),
+        "{said:#?}"
+    );
+    assert!(
+        !said.iter().any(|s| s.contains("signed in through")),
+        "nobody got in: {said:#?}"
+    );
+    // And an honest token still works.
+    assert_eq!(Browser::new().sign_in(&at, &SARAH).await.0, 200);
+}
+
+#[tokio::test]
+async fn a_key_the_provider_rotated_to_is_fetched_and_accepted() {
+    let at = Installation::start("", true).await;
+    assert_eq!(Browser::new().sign_in(&at, &SARAH).await.0, 200);
+    at.idp.rotate().await;
+    let (status, page) = Browser::new().sign_in(&at, &SARAH).await;
+    assert_eq!(status, 200, "the new key is fetched: {page}");
+    // A key it never published still isn't.
+    let page = refused_with(&at, json!({"sign_with_unknown_key": true})).await;
+    assert!(page.contains("signature"), "{page}");
+}
+
+#[tokio::test]
+async fn under_pre_provisioning_only_staff_added_to_actas_get_in() {
+    let at = Installation::start("provisioning = \"pre\"\n", true).await;
+    let eve = Login {
+        sub: "u-eve",
+        email: "eve@example.com",
+        ..SARAH
+    };
+    let browser = Browser::new();
+    let (status, page) = browser.sign_in(&at, &eve).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("eve@example.com is not a staff member"),
+        "{page}"
+    );
+    assert_eq!(at.role_of("eve@example.com").await, None, "no record made");
+    let said = at.summaries().await;
+    assert!(
+        said.iter().any(|s| s.starts_with(
+            "Test IdP signed in eve@example.com, but actas refused them: eve@example.com is not a staff member"
+        )),
+        "{said:#?}"
+    );
+    // A deactivated staff member doesn't get in either.
+    let dana = Email::parse("dana@example.com").expect("email");
+    at.app
+        .service()
+        .disable_staff(
+            &Email::parse("sarah@example.com").expect("email"),
+            Some(&dana),
+        )
+        .await
+        .expect("disable");
+    let (status, page) = Browser::new().sign_in(&at, &SARAH).await;
+    assert_eq!(status, 403);
+    assert!(page.contains("deactivated"), "{page}");
+}
+
+#[tokio::test]
+async fn just_in_time_provisioning_makes_an_agent_who_is_not_on_the_allow_list() {
+    let at = Installation::start("provisioning = \"just_in_time\"\n", true).await;
+    let newcomer = Login {
+        sub: "u-nina",
+        email: "nina@example.com",
+        ..SARAH
+    };
+    let browser = Browser::new();
+    let (status, page) = browser.sign_in(&at, &newcomer).await;
+    assert_eq!(status, 200, "{page}");
+    assert_eq!(at.role_of("nina@example.com").await, Some(Role::Agent));
+    let allowed = at
+        .store()
+        .allow_list()
+        .await
+        .expect("allow list")
+        .into_iter()
+        .any(|e| e.staff.email.as_str() == "nina@example.com");
+    assert!(!allowed, "never on the allow-list");
+    // No password opens their record.
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/sign-in", at.console))
+        .json(&json!({"email": "nina@example.com", "password": "!signs-in-through-the-identity-provider"}))
+        .send()
+        .await
+        .expect("post");
+    assert!(r.status().is_client_error(), "{}", r.status());
+}
+
+#[tokio::test]
+async fn with_local_passwords_off_the_provider_is_the_only_way_in() {
+    let at = Installation::start("", false).await;
+    let page = reqwest::get(format!("{}/sign-in", at.console))
+        .await
+        .expect("get")
+        .text()
+        .await
+        .expect("body");
+    assert!(page.contains("Sign in with Test IdP"), "{page}");
+    assert!(
+        !page.contains("type=\"password\""),
+        "no password field: {page}"
+    );
+    let r = reqwest::Client::new()
+        .post(format!("{}/sign-in", at.console))
+        .header("origin", &at.console)
+        .form(&[("email", "sarah@example.com"), ("password", PASSWORD)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.expect("body");
+    assert!(
+        page.contains("passwords are turned off here; sign in with Test IdP instead"),
+        "{page}"
+    );
+    assert_eq!(Browser::new().sign_in(&at, &SARAH).await.0, 200);
+}
