@@ -232,11 +232,17 @@ impl Browser {
     async fn to_provider_and_back(&self, at: &Installation, login: &Login) -> String {
         let start = self.get(&format!("{}/sign-in/sso", at.console)).await;
         let authorize = Self::location(&start, &at.console);
+        self.at_provider(at, &authorize, login).await
+    }
+
+    /// At the provider's authorization URL: signs in as `login` if it asks, and returns
+    /// the URL it sends the browser back to.
+    async fn at_provider(&self, at: &Installation, authorize: &str, login: &Login) -> String {
         assert!(
             authorize.starts_with(&at.idp.issuer),
             "sent to the provider: {authorize}"
         );
-        let r = self.get(&authorize).await;
+        let r = self.get(authorize).await;
         let interaction = Self::location(&r, &at.idp.issuer);
         if interaction.starts_with(&at.console) {
             // Still signed in at the provider: it sends the browser straight back.
@@ -262,9 +268,53 @@ impl Browser {
                 return next;
             }
             let r = self.get(&next).await;
-            next = Self::location(&r, &at.idp.issuer);
+            next = if r.status().is_redirection() {
+                Self::location(&r, &at.idp.issuer)
+            } else {
+                self.submit_self_posting_form(r, &at.idp.issuer).await
+            };
         }
         panic!("the provider never sent the browser back: {next}");
+    }
+
+    /// The provider's page that posts itself with JavaScript ("Submitting Callback",
+    /// e.g. ending the previous user's session when another signs in), posted as a
+    /// browser would; where it redirects to.
+    async fn submit_self_posting_form(&self, r: reqwest::Response, base: &str) -> String {
+        let from = r.url().to_string();
+        let html = r.text().await.expect("page");
+        assert!(
+            html.contains("<title>Submitting Callback</title>"),
+            "expected a redirect or the provider's self-posting form from {from}: {html}"
+        );
+        let action = html
+            .split("<form method=\"post\" action=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("the form's action")
+            .replace("&amp;", "&");
+        let fields: Vec<(String, String)> = html
+            .split("<input type=\"hidden\" name=\"")
+            .skip(1)
+            .filter_map(|rest| {
+                let (name, rest) = rest.split_once('"')?;
+                let value = rest.split("value=\"").nth(1)?.split('"').next()?;
+                Some((name.to_owned(), value.to_owned()))
+            })
+            .collect();
+        let target = url::Url::parse(&from)
+            .expect("url")
+            .join(&action)
+            .expect("action")
+            .to_string();
+        let r = self
+            .http
+            .post(target)
+            .form(&fields)
+            .send()
+            .await
+            .expect("post");
+        Self::location(&r, base)
     }
 
     /// A whole sign-in as `login`: the callback's status and page.
@@ -524,4 +574,199 @@ async fn with_local_passwords_off_the_provider_is_the_only_way_in() {
         "{page}"
     );
     assert_eq!(Browser::new().sign_in(&at, &SARAH).await.0, 200);
+}
+
+/// actas with sign-in only through the provider (`oidc` added to `[auth.oidc]`), Sarah on
+/// the allow-list, the account `acme`, and Sarah signed in `signed_in_ago` seconds ago at
+/// the provider; her browser and an approved request of hers.
+async fn ready_to_start(oidc: &str, signed_in_ago: u64) -> (Installation, Browser, String) {
+    let at = Installation::start(oidc, false).await;
+    allow(
+        at.app.service(),
+        "sarah@example.com",
+        actas_core::scope::Risk::Low,
+    )
+    .await;
+    acme(at.app.service()).await;
+    let browser = Browser::new();
+    let (status, page) = browser
+        .sign_in(
+            &at,
+            &Login {
+                age_seconds: signed_in_ago,
+                ..SARAH
+            },
+        )
+        .await;
+    assert_eq!(status, 200, "{page}");
+    let sarah = staff(at.app.service(), "sarah@example.com").await;
+    let request = at
+        .app
+        .service()
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Check invoice tax rate after plan change".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: None,
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    (at, browser, request.id.to_string())
+}
+
+impl Browser {
+    /// Presses "Start support session" on the request's page: where actas sends the
+    /// browser (the provider, for a step-up).
+    async fn press_start(&self, at: &Installation, request: &str) -> String {
+        let page = self
+            .get(&format!("{}/requests/{request}", at.console))
+            .await
+            .text()
+            .await
+            .expect("page");
+        let csrf = page
+            .split("name=\"csrf\" value=\"")
+            .nth(1)
+            .and_then(|rest| rest.split('"').next())
+            .expect("a CSRF token on the page")
+            .to_owned();
+        let r = self
+            .http
+            .post(format!("{}/requests/{request}/start", at.console))
+            .header("origin", &at.console)
+            .form(&[("csrf", csrf.as_str()), ("confirm", "provider")])
+            .send()
+            .await
+            .expect("start");
+        Self::location(&r, &at.console)
+    }
+
+    /// Follows the provider's answer back to actas: status and page.
+    async fn back(&self, url: &str) -> (u16, String) {
+        let r = self.get(url).await;
+        (r.status().as_u16(), r.text().await.expect("body"))
+    }
+}
+
+async fn active_session(at: &Installation) -> bool {
+    let sarah = staff(at.app.service(), "sarah@example.com").await;
+    at.store()
+        .active_session_of(sarah.id)
+        .await
+        .expect("read")
+        .is_some()
+}
+
+#[tokio::test]
+async fn starting_a_session_asks_the_provider_again_and_refuses_an_old_sign_in() {
+    let (at, browser, request) = ready_to_start("", 0).await;
+    let authorize = browser.press_start(&at, &request).await;
+    let query: std::collections::HashMap<String, String> = url::Url::parse(&authorize)
+        .expect("url")
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(query.get("prompt").map(String::as_str), Some("login"));
+    assert_eq!(query.get("max_age").map(String::as_str), Some("300"));
+    // The provider asks again (prompt=login); signing in there with a sign-in that is
+    // ten minutes old is refused.
+    let stale = Login {
+        age_seconds: 600,
+        ..SARAH
+    };
+    let back = browser.at_provider(&at, &authorize, &stale).await;
+    let (status, page) = browser.back(&back).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("you last signed in at the identity provider 10 minutes ago"),
+        "{page}"
+    );
+    assert!(!active_session(&at).await, "no session");
+    // Signing in there now starts it.
+    let authorize = browser.press_start(&at, &request).await;
+    let back = browser.at_provider(&at, &authorize, &SARAH).await;
+    let (status, page) = browser.back(&back).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("/session?handoff="), "{page}");
+    assert!(active_session(&at).await, "the session started");
+    let said = at.summaries().await;
+    assert!(
+        said.iter().any(|s| s.starts_with(
+            "Test IdP signed in sarah@example.com, but actas refused them: you last signed in at the identity provider 10 minutes ago"
+        )),
+        "{said:#?}"
+    );
+}
+
+#[tokio::test]
+async fn a_client_that_strips_prompt_and_max_age_is_still_refused() {
+    // Signed in at the provider six minutes ago; the browser drops `prompt=login` and
+    // `max_age`, so the provider sends it straight back with that old sign-in.
+    let (at, browser, request) = ready_to_start("", 360).await;
+    let authorize = browser.press_start(&at, &request).await;
+    let mut url = url::Url::parse(&authorize).expect("url");
+    let kept: Vec<(String, String)> = url
+        .query_pairs()
+        .into_owned()
+        .filter(|(k, _)| k != "prompt" && k != "max_age")
+        .collect();
+    url.query_pairs_mut().clear().extend_pairs(kept);
+    let back = browser.at_provider(&at, url.as_str(), &SARAH).await;
+    let (status, page) = browser.back(&back).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("you last signed in at the identity provider 6 minutes ago"),
+        "{page}"
+    );
+    assert!(!active_session(&at).await, "no session");
+}
+
+#[tokio::test]
+async fn a_required_second_factor_is_checked_by_actas() {
+    let (at, browser, request) = ready_to_start("require_acr = [\"urn:actas:mfa\"]\n", 0).await;
+    let authorize = browser.press_start(&at, &request).await;
+    assert!(
+        authorize.contains("acr_values=urn%3Aactas%3Amfa"),
+        "{authorize}"
+    );
+    let password_only = Login {
+        acr: "urn:actas:pwd",
+        ..SARAH
+    };
+    let back = browser.at_provider(&at, &authorize, &password_only).await;
+    let (status, page) = browser.back(&back).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("needs a sign-in with a second factor"),
+        "{page}"
+    );
+    let authorize = browser.press_start(&at, &request).await;
+    let back = browser.at_provider(&at, &authorize, &SARAH).await;
+    assert_eq!(browser.back(&back).await.0, 200);
+    assert!(active_session(&at).await);
+}
+
+#[tokio::test]
+async fn a_step_up_as_someone_else_is_refused() {
+    let (at, browser, request) = ready_to_start("", 0).await;
+    let authorize = browser.press_start(&at, &request).await;
+    let dana = Login {
+        sub: "u-dana",
+        email: "dana@example.com",
+        ..SARAH
+    };
+    let back = browser.at_provider(&at, &authorize, &dana).await;
+    let (status, page) = browser.back(&back).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("you confirmed as dana@example.com at the identity provider, but you are signed in to actas as sarah@example.com"),
+        "{page}"
+    );
+    assert!(!active_session(&at).await);
 }

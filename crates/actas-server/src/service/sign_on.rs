@@ -13,13 +13,16 @@
 //! sign a colleague's browser in as themselves. Every sign-in and every refusal, with its
 //! reason, is a ledger event.
 
+use super::HandoffToken;
 use super::auth::{LOGIN_TTL, Secret, SignedIn, secret_hash};
 use super::sessions::random_hex;
 use super::{Service, ServiceError, ServiceResult};
 use crate::config::{OidcSettings, Provisioning};
 use actas_core::Timestamp;
 use actas_core::event::{Actor, EventData, NewEvent};
+use actas_core::ids::RequestId;
 use actas_core::staff::{DisplayName, Email};
+use actas_core::words;
 use actas_store::{Applied, Change, SignOnFlow, StaffRecord, Unit};
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
@@ -28,10 +31,11 @@ use openidconnect::core::{
     CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, AuthorizationCode, ClaimsVerificationError, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenClaims,
-    IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, Scope,
-    SignatureVerificationError, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    AdditionalClaims, AuthenticationContextClass, AuthorizationCode, ClaimsVerificationError,
+    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdTokenClaims, IdTokenFields, IssuerUrl, Nonce, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, StandardErrorResponse,
+    StandardTokenResponse, TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
@@ -96,14 +100,31 @@ pub enum Purpose {
         /// Where to go afterwards.
         then: Option<String>,
     },
+    /// Confirming who they are at the provider, now (`prompt=login`, `max_age`), before
+    /// starting a session from this request.
+    StepUp {
+        /// The approved request the session is started from.
+        request: RequestId,
+        /// SHA-256 of the console login it is done in.
+        login: [u8; 32],
+    },
 }
 
 impl Purpose {
     fn column(&self) -> &'static str {
         match self {
             Purpose::SignIn { .. } => "sign_in",
+            Purpose::StepUp { .. } => "step_up",
         }
     }
+}
+
+/// What a finished sign-in through the provider led to.
+pub enum Finished {
+    /// A console login, and where to go next.
+    SignedIn(Box<SignedIn>, Option<String>),
+    /// A session started after the step-up, and the single-use way into it.
+    Started(HandoffToken),
 }
 
 /// A sign-in sent to the provider: where to send the browser, and the value of the
@@ -205,6 +226,8 @@ impl SignOn {
 /// What the ID token says about who signed in, once every check passed.
 struct Identity {
     email: Email,
+    /// The authentication context class the provider reports (`acr`).
+    acr: Option<String>,
     name: Option<String>,
     groups: Vec<String>,
     auth_time: Option<Timestamp>,
@@ -239,19 +262,31 @@ impl Service {
         for scope in provider.settings.scopes.iter().filter(|s| *s != "openid") {
             request = request.add_scope(Scope::new(scope.clone()));
         }
+        let (then, login_hash) = match &purpose {
+            Purpose::SignIn { then } => (then.clone(), None),
+            Purpose::StepUp { request: id, login } => {
+                // Ask the provider to sign them in again now; actas checks `auth_time`
+                // and `acr` itself, as the browser can strip these.
+                request = request
+                    .set_max_age(self.policy().session.reauth_within)
+                    .add_prompt(CoreAuthPrompt::Login);
+                for acr in &provider.settings.require_acr {
+                    request = request
+                        .add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+                }
+                (Some(id.to_string()), Some(*login))
+            }
+        };
         let (url, state, nonce) = request.url();
         let binding = random_hex(32)?;
         let now = Timestamp::now();
-        let then = match &purpose {
-            Purpose::SignIn { then } => then.clone(),
-        };
         let flow = SignOnFlow {
             state_hash: secret_hash(state.secret()),
             binding_hash: secret_hash(&binding),
             nonce: nonce.secret().clone(),
             verifier: verifier.secret().clone(),
             purpose: purpose.column().to_owned(),
-            login_hash: None,
+            login_hash,
             then,
             created_at: now,
             expires_at: now.plus(FLOW_TTL),
@@ -287,13 +322,13 @@ impl Service {
 
     /// Finishes a sign-in the provider sent back (`state`, and `code` or its `error`) in
     /// the browser whose binding cookie is `binding`: checks the ID token and who it
-    /// names, then opens a console login. Where to go next comes with it.
+    /// names, then opens a console login, or for a step-up starts the session.
     pub async fn finish_sign_on(
         &self,
         state: &str,
         code: Result<&str, &str>,
         binding: Option<&str>,
-    ) -> ServiceResult<(SignedIn, Option<String>)> {
+    ) -> ServiceResult<Finished> {
         let provider = self.provider()?;
         let flow = self.take_flow(state).await;
         let flow = match flow {
@@ -333,6 +368,14 @@ impl Service {
             }
             Err(Refusal::Trouble(e)) => return Err(e),
         };
+        if flow.purpose == "step_up" {
+            return match self.step_up(provider, &flow, &identity).await {
+                Ok(token) => Ok(Finished::Started(token)),
+                Err(Refusal::Of(who, reason)) => Err(self.refuse_sign_on(Some(who), reason).await),
+                Err(Refusal::Plain(reason)) => Err(self.refuse_sign_on(None, reason).await),
+                Err(Refusal::Trouble(e)) => Err(e),
+            };
+        }
         let staff = match self.staff_for(provider, &identity).await {
             Ok(staff) => staff,
             Err(Refusal::Of(who, reason)) => {
@@ -342,7 +385,106 @@ impl Service {
             Err(Refusal::Trouble(e)) => return Err(e),
         };
         let signed = self.open_login(provider, staff, &identity).await?;
-        Ok((signed, flow.then))
+        Ok(Finished::SignedIn(Box::new(signed), flow.then))
+    }
+
+    /// After the provider confirmed who they are: the same person as the console login
+    /// that asked, signed in at the provider within the policy's window (`auth_time`,
+    /// which the crate doesn't check), with a second factor where `require_acr` says so;
+    /// then the login counts as just authenticated and the session starts.
+    async fn step_up(
+        &self,
+        provider: &SignOn,
+        flow: &SignOnFlow,
+        identity: &Identity,
+    ) -> Result<HandoffToken, Refusal> {
+        let who = identity.email.as_str().to_owned();
+        let now = Timestamp::now();
+        let login_hash = flow
+            .login_hash
+            .ok_or_else(|| Refusal::Plain("the confirmation names no console sign-in".into()))?;
+        let login = self
+            .store
+            .login(&login_hash)
+            .await
+            .map_err(ServiceError::from)?
+            .filter(|l| !l.ended && l.expires_at > now)
+            .ok_or_else(|| {
+                Refusal::Of(
+                    who.clone(),
+                    "you were signed out of the console meanwhile; sign in again".into(),
+                )
+            })?;
+        let staff = self
+            .store
+            .staff(login.staff)
+            .await
+            .map_err(ServiceError::from)?
+            .filter(|s| s.active)
+            .ok_or_else(|| {
+                Refusal::Of(
+                    who.clone(),
+                    "this staff member is deactivated in actas".into(),
+                )
+            })?;
+        if staff.email != identity.email {
+            return Err(Refusal::Of(
+                who.clone(),
+                format!(
+                    "you confirmed as {who} at the identity provider, but you are signed in to actas as {}",
+                    staff.email
+                ),
+            ));
+        }
+        let window = self.policy().session.reauth_within;
+        let Some(at) = identity.auth_time else {
+            return Err(Refusal::Of(
+                who,
+                "the identity provider did not say when you signed in, so actas can't tell it was just now".into(),
+            ));
+        };
+        if now.since(at) > window {
+            return Err(Refusal::Of(
+                who,
+                format!(
+                    "you last signed in at the identity provider {} ago; starting a session needs a sign-in there within the last {}",
+                    words::duration(now.since(at)),
+                    words::duration(window)
+                ),
+            ));
+        }
+        let required = &provider.settings.require_acr;
+        if !required.is_empty() && !identity.acr.as_ref().is_some_and(|a| required.contains(a)) {
+            return Err(Refusal::Of(
+                who,
+                format!(
+                    "starting a session needs a sign-in with a second factor at the identity provider ({}), and this one was {}",
+                    required.join(" or "),
+                    identity
+                        .acr
+                        .as_deref()
+                        .map_or("not said".to_owned(), |a| format!("“{a}”"))
+                ),
+            ));
+        }
+        let request = flow
+            .then
+            .as_deref()
+            .and_then(|r| RequestId::parse(r).ok())
+            .ok_or_else(|| Refusal::Plain("the confirmation names no request".into()))?;
+        let at = if at > now { now } else { at };
+        self.store
+            .commit(Unit::new(
+                vec![Change::Reauthenticate {
+                    token_hash: login_hash,
+                    at,
+                }],
+                |_| vec![],
+            ))
+            .await
+            .map_err(ServiceError::from)?;
+        let (_, token) = self.start_session(&staff, request, at).await?;
+        Ok(token)
     }
 
     /// Takes the flow `state` names, or says why there is none.
@@ -570,6 +712,7 @@ impl Service {
             ));
         }
         Ok(Identity {
+            acr: claims.auth_context_ref().map(|a| a.as_str().to_owned()),
             name: claim_text(&all, "name"),
             groups: claim_list(&all, &provider.settings.groups_claim),
             email,

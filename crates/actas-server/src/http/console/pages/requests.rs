@@ -3,7 +3,8 @@
 use super::{Done, Empty, FieldErrors, Me, Page, csrf_of, me, ok, see_other};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, Signed, render};
-use crate::service::auth::Authenticated;
+use crate::service::auth::{Authenticated, Via};
+use crate::service::sign_on::Purpose;
 use actas_core::ids::RequestId;
 use actas_core::request::{AccessRequest, RequestStatus};
 use actas_core::words;
@@ -29,6 +30,10 @@ struct RequestPage {
     needs_code: bool,
     can_start: bool,
     needs_password: bool,
+    /// The identity provider to confirm at before starting, if staff sign in through one.
+    step_up: Option<String>,
+    /// Whether a password can confirm instead.
+    passwords: bool,
     open: bool,
     errors: FieldErrors,
 }
@@ -64,6 +69,8 @@ async fn request_page(
         needs_code,
         can_start,
         needs_password: view.needs_password,
+        step_up: state.service.sign_on().map(|p| p.name().to_owned()),
+        passwords: state.service.local_passwords(),
         open,
         r,
         errors,
@@ -120,6 +127,9 @@ pub(in crate::http::console) async fn enter_code(
 pub(in crate::http::console) struct StartForm {
     #[serde(default)]
     password: String,
+    /// `provider`: confirm at the identity provider rather than with a password.
+    #[serde(default)]
+    confirm: String,
 }
 
 pub(in crate::http::console) async fn start(
@@ -127,6 +137,21 @@ pub(in crate::http::console) async fn start(
     Path(id): Path<String>,
     Posted(who, f): Posted<StartForm>,
 ) -> Page {
+    // Staff who sign in through the identity provider confirm who they are there, now,
+    // before every session (with passwords off, always).
+    let through_provider = state.service.sign_on().is_some()
+        && f.password.is_empty()
+        && (!state.service.local_passwords() || f.confirm == "provider");
+    if through_provider && let Via::Cookie { token_hash, .. } = who.via() {
+        return super::sign_in::to_provider(
+            &state,
+            Purpose::StepUp {
+                request: request_id(&id)?,
+                login: *token_hash,
+            },
+        )
+        .await;
+    }
     let authenticated_at = if f.password.is_empty() {
         who.authenticated_at()
     } else {

@@ -4,7 +4,7 @@ use super::{Empty, Me, Page, ok};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, render};
 use crate::service::ServiceError;
-use crate::service::sign_on::{FLOW_TTL, Purpose};
+use crate::service::sign_on::{FLOW_TTL, Finished, Purpose};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -75,6 +75,15 @@ pub(in crate::http::console) async fn sign_in_page(
     ))?)
 }
 
+/// Sends the browser to the identity provider for `purpose`, bound to this browser.
+pub(in crate::http::console) async fn to_provider(state: &AppState, purpose: Purpose) -> Page {
+    let started = state.service.begin_sign_on(purpose).await?;
+    let binding = state
+        .site
+        .binding_cookie(started.binding.expose(), FLOW_TTL.as_secs());
+    Ok(([(header::SET_COOKIE, binding)], Redirect::to(&started.url)).into_response())
+}
+
 /// Sends the browser to the identity provider to sign in.
 pub(in crate::http::console) async fn sign_on(
     State(state): State<AppState>,
@@ -128,7 +137,17 @@ pub(in crate::http::console) async fn sign_on_callback(
         .finish_sign_on(flow_state, code, binding)
         .await
     {
-        Ok((signed, then)) => {
+        Ok(Finished::Started(token)) => {
+            let page = render(&SignedInPage {
+                to: format!("/session?handoff={}", token.expose()),
+            })?;
+            Ok((
+                [(header::SET_COOKIE, state.site.binding_cookie("", 0))],
+                page,
+            )
+                .into_response())
+        }
+        Ok(Finished::SignedIn(signed, then)) => {
             let cookie = state.site.cookie(
                 signed.token.expose(),
                 crate::service::auth::LOGIN_TTL.as_secs(),
