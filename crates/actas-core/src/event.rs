@@ -78,6 +78,13 @@ pub enum EventData {
         /// Who.
         staff: StaffRef,
     },
+    /// A deactivated staff member was made active again (by the identity provider's
+    /// directory sync).
+    #[serde(rename = "staff.reactivated")]
+    StaffReactivated {
+        /// Who.
+        staff: StaffRef,
+    },
     /// A staff member signed in to the console.
     #[serde(rename = "staff.signed_in")]
     SignedIn {
@@ -600,6 +607,7 @@ impl EventData {
         match self {
             EventData::StaffAdded { .. } => "staff.added",
             EventData::StaffDisabled { .. } => "staff.disabled",
+            EventData::StaffReactivated { .. } => "staff.reactivated",
             EventData::SignedIn { .. } => "staff.signed_in",
             EventData::SignInRefused { .. } => "staff.sign_in_refused",
             EventData::RoleChanged { .. } => "staff.role_changed",
@@ -657,6 +665,7 @@ impl EventData {
         match self {
             EventData::StaffAdded { .. }
             | EventData::StaffDisabled { .. }
+            | EventData::StaffReactivated { .. }
             | EventData::SignedIn { .. }
             | EventData::SignInRefused { .. }
             | EventData::RoleChanged { .. }

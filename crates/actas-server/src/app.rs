@@ -190,6 +190,9 @@ impl Application {
         if !loaded.auth.local_passwords {
             service = service.without_local_passwords();
         }
+        if let Some(token) = &loaded.auth.scim_token {
+            service = service.with_scim_token(token);
+        }
         let (stop, stopped) = watch::channel(false);
         let gateway_metrics = Arc::new(crate::gateway::GatewayMetrics::default());
         let state = AppState {

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use std::path::Path;
 
 const CLIENT_SECRET: &str = "a-test-client-secret-for-actas";
+const SCIM_TOKEN: &str = "a-scim-token-the-provider-pushes-users-with";
 
 /// The identity provider, killed when dropped.
 struct Idp {
@@ -113,10 +114,11 @@ impl Installation {
         let root = dir.path().join("data");
         let data = fresh_data(&root).await;
         std::fs::write(root.join("oidc-client.secret"), CLIENT_SECRET).expect("secret");
+        std::fs::write(root.join("scim.token"), SCIM_TOKEN).expect("token");
         let config = root.join("actas.toml");
         let mut text = std::fs::read_to_string(&config).expect("config");
         text.push_str(&format!(
-            "\n[auth]\nlocal_passwords = {local_passwords}\n\n[auth.oidc]\nname = \"Test IdP\"\nissuer = \"{}\"\nclient_id = \"actas\"\nclient_secret_file = \"oidc-client.secret\"\nscopes = [\"email\", \"profile\", \"groups\"]\n{oidc}\n",
+            "\n[auth]\nlocal_passwords = {local_passwords}\n\n[auth.oidc]\nname = \"Test IdP\"\nissuer = \"{}\"\nclient_id = \"actas\"\nclient_secret_file = \"oidc-client.secret\"\nscopes = [\"email\", \"profile\", \"groups\"]\n{oidc}\n\n[auth.scim]\ntoken_file = \"scim.token\"\n",
             idp.issuer
         ));
         std::fs::write(&config, text).expect("write config");
@@ -769,4 +771,171 @@ async fn a_step_up_as_someone_else_is_refused() {
         "{page}"
     );
     assert!(!active_session(&at).await);
+}
+
+impl Installation {
+    /// A SCIM request with the provider's token (or `token`).
+    async fn scim(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        token: Option<&str>,
+    ) -> (u16, Value) {
+        let mut req = reqwest::Client::new()
+            .request(method, format!("{}/scim/v2{path}", self.console))
+            .bearer_auth(token.unwrap_or(SCIM_TOKEN));
+        if let Some(b) = body {
+            req = req
+                .header("content-type", "application/scim+json")
+                .body(b.to_string());
+        }
+        let r = req.send().await.expect("scim");
+        let status = r.status().as_u16();
+        if status != 204 {
+            assert_eq!(
+                r.headers()
+                    .get("content-type")
+                    .and_then(|v| v.to_str().ok()),
+                Some("application/scim+json")
+            );
+        }
+        let text = r.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+fn deactivate(value: Value) -> Value {
+    json!({
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "path": "active", "value": value}],
+    })
+}
+
+#[tokio::test]
+async fn a_user_deactivated_by_scim_loses_their_session_and_their_console_at_once() {
+    let (at, browser, request) = ready_to_start("", 0).await;
+    let authorize = browser.press_start(&at, &request).await;
+    let back = browser.at_provider(&at, &authorize, &SARAH).await;
+    assert_eq!(browser.back(&back).await.0, 200);
+    assert!(active_session(&at).await);
+    // The provider finds Sarah, then deactivates her.
+    let (status, found) = at
+        .scim(
+            reqwest::Method::GET,
+            "/Users?filter=userName%20eq%20%22sarah%40example.com%22",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{found}");
+    assert_eq!(found["totalResults"], 1, "{found}");
+    let id = found["Resources"][0]["id"].as_str().expect("id").to_owned();
+    assert_eq!(found["Resources"][0]["active"], true);
+    let (status, user) = at
+        .scim(
+            reqwest::Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(deactivate(json!(false))),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["active"], false);
+    assert!(!active_session(&at).await, "the session ended with her");
+    let (status, _) = browser.home(&at).await;
+    assert_ne!(status, 200, "her console cookie is refused on its next use");
+    let said = at.summaries().await;
+    assert!(
+        said.iter()
+            .any(|s| s == "Sarah Lee (sarah@example.com) was deactivated"),
+        "{said:#?}"
+    );
+    assert!(
+        said.iter()
+            .any(|s| s.contains("Sarah Lee's session on Acme Co ended")),
+        "{said:#?}"
+    );
+    // And she can't sign in again through the provider.
+    let (status, page) = Browser::new().sign_in(&at, &SARAH).await;
+    assert_eq!(status, 403, "{page}");
+    // Made active again (Entra writes booleans as strings).
+    let (status, user) = at
+        .scim(
+            reqwest::Method::PATCH,
+            &format!("/Users/{id}"),
+            Some(deactivate(json!("True"))),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    assert_eq!(user["active"], true);
+    assert_eq!(Browser::new().sign_in(&at, &SARAH).await.0, 200);
+}
+
+#[tokio::test]
+async fn scim_creates_finds_and_deletes_users_behind_its_token() {
+    let at = Installation::start("", true).await;
+    for token in [Some("not-the-token"), Some("")] {
+        let (status, body) = at.scim(reqwest::Method::GET, "/Users", None, token).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    let nina = json!({
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": "nina@example.com",
+        "name": {"givenName": "Nina", "familyName": "Berg"},
+        "emails": [{"value": "nina@example.com", "primary": true}],
+        "active": true,
+    });
+    let (status, made) = at
+        .scim(reqwest::Method::POST, "/Users", Some(nina.clone()), None)
+        .await;
+    assert_eq!(status, 201, "{made}");
+    assert_eq!(made["userName"], "nina@example.com");
+    assert_eq!(made["displayName"], "Nina Berg");
+    assert_eq!(at.role_of("nina@example.com").await, Some(Role::Agent));
+    let (status, again) = at
+        .scim(reqwest::Method::POST, "/Users", Some(nina), None)
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["scimType"], "uniqueness");
+    let id = made["id"].as_str().expect("id");
+    let (status, got) = at
+        .scim(reqwest::Method::GET, &format!("/Users/{id}"), None, None)
+        .await;
+    assert_eq!(
+        (status, got["userName"].clone()),
+        (200, json!("nina@example.com"))
+    );
+    let (status, none) = at
+        .scim(
+            reqwest::Method::GET,
+            "/Users?filter=userName%20eq%20%22nobody%40example.com%22",
+            None,
+            None,
+        )
+        .await;
+    assert_eq!((status, none["totalResults"].clone()), (200, json!(0)));
+    let (status, bad) = at
+        .scim(reqwest::Method::GET, "/Users?filter=title%20pr", None, None)
+        .await;
+    assert_eq!(
+        (status, bad["scimType"].clone()),
+        (400, json!("invalidFilter"))
+    );
+    let (status, _) = at
+        .scim(reqwest::Method::DELETE, &format!("/Users/{id}"), None, None)
+        .await;
+    assert_eq!(status, 204);
+    let (_, got) = at
+        .scim(reqwest::Method::GET, &format!("/Users/{id}"), None, None)
+        .await;
+    assert_eq!(
+        got["active"], false,
+        "deleting deactivates; the ledger still names her"
+    );
+    let (status, _) = at
+        .scim(reqwest::Method::GET, "/Users/999999", None, None)
+        .await;
+    assert_eq!(status, 404);
 }

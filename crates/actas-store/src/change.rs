@@ -28,6 +28,9 @@ pub enum Change {
     },
     /// Deactivates a staff member (must be active).
     DisableStaff(StaffId),
+    /// Makes a deactivated staff member active again (must be inactive); wrong-password
+    /// counts start afresh.
+    ReactivateStaff(StaffId),
     /// Puts a staff member on the allow-list, or changes their level.
     GrantAllow {
         /// Who.

@@ -70,6 +70,9 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 format!("{who} deactivated {} ({})", staff.name, staff.email)
             }
         }
+        EventData::StaffReactivated { staff } => {
+            format!("{} ({}) was made active again", staff.name, staff.email)
+        }
         EventData::SignedIn {
             staff,
             through: None,

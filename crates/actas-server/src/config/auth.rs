@@ -19,6 +19,19 @@ pub struct AuthConfig {
     /// Sign-in through the company's identity provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub oidc: Option<OidcConfig>,
+    /// The identity provider's user sync (SCIM 2.0, `/scim/v2/Users`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scim: Option<ScimConfig>,
+}
+
+/// `[auth.scim]`: the bearer token the identity provider pushes users with.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ScimConfig {
+    /// A file holding the token (relative to the data directory); or set
+    /// `ACTAS_SCIM_TOKEN`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_file: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -30,6 +43,7 @@ impl Default for AuthConfig {
         Self {
             local_passwords: true,
             oidc: None,
+            scim: None,
         }
     }
 }
@@ -138,6 +152,8 @@ pub struct AuthSettings {
     pub local_passwords: bool,
     /// The identity provider, if one is configured.
     pub oidc: Option<OidcSettings>,
+    /// The bearer token of the SCIM endpoint; without one the endpoint is off.
+    pub scim_token: Option<String>,
 }
 
 /// A configured identity provider.
@@ -197,7 +213,47 @@ fn env_list(name: &str) -> Option<Vec<String>> {
     })
 }
 
+/// The shortest SCIM token accepted (it is a password the provider keeps).
+const SCIM_TOKEN_MIN: usize = 32;
+
 impl AuthConfig {
+    /// The SCIM bearer token: `ACTAS_SCIM_TOKEN`, or the file `ACTAS_SCIM_TOKEN_FILE` or
+    /// `[auth.scim] token_file` names.
+    fn scim_token(
+        &self,
+        dir: &Path,
+        bad: &dyn Fn(String) -> ConfigError,
+    ) -> Result<Option<String>, ConfigError> {
+        let token = match env("ACTAS_SCIM_TOKEN") {
+            Some(t) => Some(t),
+            None => {
+                let file = env("ACTAS_SCIM_TOKEN_FILE")
+                    .map(PathBuf::from)
+                    .or_else(|| self.scim.as_ref().and_then(|s| s.token_file.clone()));
+                match file {
+                    Some(path) => {
+                        let path = dir.join(path);
+                        let text = std::fs::read_to_string(&path).map_err(super::io(&path))?;
+                        Some(text.trim().to_owned())
+                    }
+                    None if self.scim.is_some() => {
+                        return Err(bad(
+                            "[auth.scim] needs token_file (or ACTAS_SCIM_TOKEN)".into()
+                        ));
+                    }
+                    None => None,
+                }
+            }
+        };
+        match token {
+            Some(t) if t.len() < SCIM_TOKEN_MIN => Err(bad(format!(
+                "the SCIM token is {} characters; use at least {SCIM_TOKEN_MIN} random ones",
+                t.len()
+            ))),
+            other => Ok(other),
+        }
+    }
+
     /// The settings in force: `actas.toml`'s, with the environment over them, and the
     /// client secret read from its file (relative to `dir`) or the environment.
     pub fn resolve(&self, dir: &Path, config_path: &Path) -> Result<AuthSettings, ConfigError> {
@@ -217,6 +273,7 @@ impl AuthConfig {
             },
             None => self.local_passwords,
         };
+        let scim_token = self.scim_token(dir, &bad)?;
         let file = self.oidc.clone().unwrap_or_default();
         let issuer = env("ACTAS_OIDC_ISSUER").or(file.issuer.clone());
         let Some(issuer) = issuer else {
@@ -233,6 +290,7 @@ impl AuthConfig {
             return Ok(AuthSettings {
                 local_passwords,
                 oidc: None,
+                scim_token,
             });
         };
         let issuer = issuer.trim_end_matches('/').to_owned();
@@ -303,6 +361,7 @@ impl AuthConfig {
         }
         Ok(AuthSettings {
             local_passwords,
+            scim_token,
             oidc: Some(OidcSettings {
                 name: env("ACTAS_OIDC_NAME")
                     .or(file.name.clone())

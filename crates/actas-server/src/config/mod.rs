@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 mod auth;
-pub use auth::{AuthConfig, AuthSettings, OidcConfig, OidcSettings, Provisioning, RoleGroups};
+pub use auth::{
+    AuthConfig, AuthSettings, OidcConfig, OidcSettings, Provisioning, RoleGroups, ScimConfig,
+};
 
 /// The configuration file's name inside the data directory.
 pub const CONFIG_FILE: &str = "actas.toml";

@@ -1,5 +1,6 @@
 //! The console listener's HTTP surface: the staff console's pages, the JSON API (staff
-//! and, with app keys, the product), the JWKS, health, readiness and metrics.
+//! and, with app keys, the product), the identity provider's user sync (SCIM), the JWKS,
+//! health, readiness and metrics.
 
 pub mod api;
 pub mod auth;
@@ -7,6 +8,7 @@ pub mod console;
 pub mod error;
 mod health;
 mod metrics;
+pub mod scim;
 
 pub use metrics::RequestCounter;
 
@@ -51,6 +53,7 @@ pub fn console_router(state: AppState) -> Router {
         .route("/metrics", get(metrics::metrics))
         .route("/.well-known/jwks.json", get(jwks))
         .nest("/api/v1", api::router())
+        .nest("/scim/v2", scim::router(state.clone()))
         .merge(console::router())
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

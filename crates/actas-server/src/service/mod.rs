@@ -8,6 +8,7 @@ mod allow;
 pub mod apps;
 pub mod auth;
 pub mod customer;
+mod directory;
 pub mod extract;
 pub mod gateway;
 pub mod keys;
@@ -110,6 +111,8 @@ pub struct Service {
     sign_on: Option<Arc<sign_on::SignOn>>,
     /// Whether actas's own passwords are accepted.
     local_passwords: bool,
+    /// SHA-256 of the identity provider's SCIM token, when its user sync is on.
+    scim_token: Option<[u8; 32]>,
 }
 
 impl Service {
@@ -127,6 +130,7 @@ impl Service {
             overdue: Arc::default(),
             sign_on: None,
             local_passwords: true,
+            scim_token: None,
         }
     }
 
@@ -140,6 +144,12 @@ impl Service {
     /// provider is then the only way in.
     pub fn without_local_passwords(mut self) -> Self {
         self.local_passwords = false;
+        self
+    }
+
+    /// Takes the identity provider's user sync (SCIM) with this bearer token.
+    pub fn with_scim_token(mut self, token: &str) -> Self {
+        self.scim_token = Some(auth::secret_hash(token));
         self
     }
 

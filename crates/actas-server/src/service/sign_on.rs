@@ -517,51 +517,7 @@ impl Service {
             Err(e) => Err(e.to_string()),
         }
     }
-
-    /// Adds a staff member the provider signed in for the first time (`just_in_time`):
-    /// no password (they sign in through the provider), never on the allow-list.
-    async fn add_provisioned_staff(
-        &self,
-        email: Email,
-        name: DisplayName,
-        role: actas_core::staff::Role,
-    ) -> ServiceResult<StaffRecord> {
-        let (e, n) = (email.clone(), name.clone());
-        let change = Change::AddStaff {
-            email: email.clone(),
-            name,
-            role,
-            // Not a PHC string, so no password ever matches it.
-            password_hash: NO_PASSWORD.to_owned(),
-        };
-        self.store
-            .commit(Unit::new(vec![change], move |applied| {
-                applied
-                    .iter()
-                    .filter_map(|a| match a {
-                        Applied::Staff(id) => Some(*id),
-                        _ => None,
-                    })
-                    .map(|id| {
-                        let staff = actas_core::staff::StaffRef {
-                            id,
-                            email: e.clone(),
-                            name: n.clone(),
-                        };
-                        NewEvent::new(Actor::System, EventData::StaffAdded { staff, role })
-                    })
-                    .collect()
-            }))
-            .await?;
-        self.store
-            .staff_by_email(&email)
-            .await?
-            .ok_or_else(|| ServiceError::Conflict("the staff member was not added".into()))
-    }
 }
-
-/// The password hash of staff who only sign in through the identity provider.
-pub const NO_PASSWORD: &str = "!signs-in-through-the-identity-provider";
 
 /// Why a sign-in is refused: with who the token named, without, or trouble that isn't a
 /// refusal (the ledger or the provider unreachable).
@@ -769,7 +725,7 @@ impl Service {
                                 "the identity provider gave no usable name".into(),
                             )
                         })?;
-                    self.add_provisioned_staff(identity.email.clone(), name, role)
+                    self.provision_staff(identity.email.clone(), name, role)
                         .await?
                 }
             },

@@ -140,3 +140,49 @@ impl Service {
         Ok(staff.to_ref())
     }
 }
+
+/// The password hash of staff who only sign in through the identity provider: not a PHC
+/// string, so no password ever matches it.
+pub(crate) const NO_PASSWORD: &str = "!signs-in-through-the-identity-provider";
+
+impl Service {
+    /// Adds a staff member the identity provider made (a first sign-in under
+    /// `just_in_time`, or its user sync): no password, never on the allow-list.
+    pub(crate) async fn provision_staff(
+        &self,
+        email: Email,
+        name: DisplayName,
+        role: Role,
+    ) -> ServiceResult<StaffRecord> {
+        let (e, n) = (email.clone(), name.clone());
+        let change = Change::AddStaff {
+            email: email.clone(),
+            name,
+            role,
+            password_hash: NO_PASSWORD.to_owned(),
+        };
+        self.store
+            .commit(Unit::new(vec![change], move |applied| {
+                applied
+                    .iter()
+                    .filter_map(|a| match a {
+                        Applied::Staff(id) => Some(*id),
+                        _ => None,
+                    })
+                    .map(|id| {
+                        let staff = StaffRef {
+                            id,
+                            email: e.clone(),
+                            name: n.clone(),
+                        };
+                        NewEvent::new(Actor::System, EventData::StaffAdded { staff, role })
+                    })
+                    .collect()
+            }))
+            .await?;
+        self.store
+            .staff_by_email(&email)
+            .await?
+            .ok_or_else(|| ServiceError::Conflict("the staff member was not added".into()))
+    }
+}

@@ -70,6 +70,19 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             })?;
             Ok(Applied::Done)
         }
+        Change::ReactivateStaff(staff) => {
+            let r = sqlx::query(
+                "UPDATE staff SET active = 1, failed_sign_ins = 0, locked_until = NULL WHERE id = ? AND active = 0",
+            )
+            .bind(staff.get())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict("that staff member is already active".into())
+            })?;
+            Ok(Applied::Done)
+        }
         Change::GrantAllow {
             staff,
             max_risk,
