@@ -344,8 +344,22 @@ async fn a_staff_member_signs_in_through_the_provider_with_the_role_their_groups
         groups: "support,support-leads",
         ..SARAH
     };
-    let (status, page) = browser.sign_in(&at, &lead).await;
-    assert_eq!(status, 200, "{page}");
+    let back = browser.to_provider_and_back(&at, &lead).await;
+    let r = browser.get(&back).await;
+    assert_eq!(r.status(), 200);
+    // A short console sign-in (the policy's 60 minutes), renewed through the provider.
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.starts_with("actas_console="))
+        .expect("the console cookie")
+        .to_owned();
+    assert!(cookie.contains("Max-Age=3600"), "{cookie}");
+    assert!(cookie.contains("SameSite=Strict"), "{cookie}");
+    let page = r.text().await.expect("page");
+    assert!(page.contains("url=/"), "goes on to the console: {page}");
     let (status, home) = browser.home(&at).await;
     assert_eq!(status, 200, "signed in: {home}");
     assert!(home.contains("Sarah Lee"), "{home}");

@@ -84,6 +84,11 @@ pub struct SessionLimits {
     pub reauth_within: Duration,
     /// The duration offered by default.
     pub default_duration: Duration,
+    /// How long a console sign-in through the identity provider lasts before the console
+    /// asks the provider again (which signs them straight back in while the provider
+    /// still knows them): how soon someone removed at the provider, without user sync,
+    /// is out of actas.
+    pub console_sign_in: Duration,
     /// A session that made changes must be ended with a support note ("what I did") when
     /// its staff member ends it from the console.
     pub note_after_changes: bool,
@@ -105,6 +110,7 @@ impl Default for SessionLimits {
             idle_limit: Duration::from_secs(15 * 60),
             reauth_within: Duration::from_secs(5 * 60),
             default_duration: Duration::from_secs(15 * 60),
+            console_sign_in: Duration::from_secs(60 * 60),
             note_after_changes: true,
         }
     }
@@ -313,6 +319,7 @@ struct RawSession {
     idle_limit_minutes: Option<Spanned<u64>>,
     reauth_within_minutes: Option<Spanned<u64>>,
     default_minutes: Option<Spanned<u64>>,
+    console_sign_in_minutes: Option<Spanned<u64>>,
     note_after_changes: Option<bool>,
 }
 
@@ -735,6 +742,11 @@ impl Policy {
                 d.reauth_within,
             )?,
             default_duration: minutes(&raw.default_minutes, "default_minutes", d.default_duration)?,
+            console_sign_in: minutes(
+                &raw.console_sign_in_minutes,
+                "console_sign_in_minutes",
+                d.console_sign_in,
+            )?,
             note_after_changes: raw.note_after_changes.unwrap_or(d.note_after_changes),
         };
         if limits.idle_limit > limits.hard_limit {

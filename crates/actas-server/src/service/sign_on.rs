@@ -14,7 +14,7 @@
 //! reason, is a ledger event.
 
 use super::HandoffToken;
-use super::auth::{LOGIN_TTL, Secret, SignedIn, secret_hash};
+use super::auth::{Secret, SignedIn, secret_hash};
 use super::sessions::random_hex;
 use super::{Service, ServiceError, ServiceResult};
 use crate::config::{OidcSettings, Provisioning};
@@ -788,7 +788,7 @@ impl Service {
                     csrf: csrf.clone(),
                     at: now,
                     authenticated_at,
-                    expires_at: now.plus(LOGIN_TTL),
+                    expires_at: now.plus(self.policy().session.console_sign_in),
                 },
                 event,
             ))

@@ -148,9 +148,10 @@ pub(in crate::http::console) async fn sign_on_callback(
                 .into_response())
         }
         Ok(Finished::SignedIn(signed, then)) => {
+            // Short-lived: renewed by asking the provider again (see `console_sign_in`).
             let cookie = state.site.cookie(
                 signed.token.expose(),
-                crate::service::auth::LOGIN_TTL.as_secs(),
+                state.service.policy().session.console_sign_in.as_secs(),
             );
             let page = render(&SignedInPage {
                 to: local_path(then.as_deref()).unwrap_or_else(|| "/".to_owned()),
