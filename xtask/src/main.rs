@@ -117,6 +117,7 @@ const POSTGRES_PASS: &[&str] = &[
     "demo",
     "flow",
     "gateway",
+    "oidc",
     "races",
     "recertify",
     "reviews",

@@ -1472,3 +1472,120 @@ async fn a_leads_weekly_review_reads_the_session_and_records_a_verdict() {
     lee.close().await;
     d.stop().await.expect("stop");
 }
+
+impl Browser {
+    /// Signs Sarah in on the test identity provider's login page.
+    async fn sign_in_at_test_provider(&self) {
+        self.expect_text("the provider's login page", "Test identity provider")
+            .await;
+        self.fill("#sub", "u-sarah").await;
+        self.fill("#email", "sarah@example.com").await;
+        self.fill("#acr", "urn:actas:mfa").await;
+        self.shot("provider").await;
+        self.click("#sign-in").await;
+    }
+}
+
+/// Sarah signs in through the identity provider's own login page, and starting a session
+/// takes her back there (step-up) before it starts. The console is served as
+/// `localhost` and the provider as `127.0.0.1`: two sites, so the provider's redirects
+/// back are cross-site navigations, as with a real provider (the binding cookie must
+/// come along, the console's Strict cookie must not be needed on the way back).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_signs_in_through_the_identity_provider_and_steps_up_before_a_session() {
+    use actas_core::scope::Risk;
+    use actas_core::staff::Role;
+    let idp = common::idp::Idp::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("data");
+    let data = common::fresh_data(&root).await;
+    idp.configure(&root, false, "");
+    let port = free_port();
+    let console = format!("http://localhost:{port}");
+    let app = actas_server::app::Application::build(
+        &data,
+        actas_server::app::ServeSettings {
+            console_url: Some(console.clone()),
+            ..actas_server::app::ServeSettings::on(([127, 0, 0, 1], port).into())
+        },
+    )
+    .await
+    .expect("start");
+    idp.hook(
+        "redirect_uris",
+        serde_json::json!([format!("{console}/sign-in/sso/callback")]),
+    )
+    .await;
+    let s = app.service();
+    common::add_staff(
+        s,
+        &[
+            ("dana@example.com", "Dana Park", Role::Director),
+            ("sarah@example.com", "Sarah Lee", Role::Agent),
+        ],
+    )
+    .await;
+    common::allow(s, "sarah@example.com", Risk::Low).await;
+    common::acme(s).await;
+    let sarah = common::staff(s, "sarah@example.com").await;
+    let request = s
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Check invoice tax rate after plan change".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: None,
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+
+    let b = Browser::open("oidc", 1280, 900).await;
+    b.go(&format!("{console}/sign-in")).await;
+    b.expect_text("the sign-in page", "Sign in with Test IdP")
+        .await;
+    let html = b.source().await;
+    assert!(!html.contains("type=\"password\""), "passwords are off");
+    b.click("a.button").await;
+    b.sign_in_at_test_provider().await;
+    b.expect_text("the console after signing in", "Sarah Lee")
+        .await;
+    b.shot("signed-in").await;
+
+    b.go(&format!("{console}/requests/{}", request.id)).await;
+    b.expect_text("the request", "confirm it is you at Test IdP")
+        .await;
+    b.click("#start").await;
+    // prompt=login: the provider asks again, however recently she signed in there.
+    b.sign_in_at_test_provider().await;
+    b.expect_text("the session page", "Acting as Acme Co").await;
+    b.shot("session").await;
+    assert!(
+        s.store()
+            .active_session_of(sarah.id)
+            .await
+            .expect("read")
+            .is_some(),
+        "the session started"
+    );
+    let said: Vec<String> = s
+        .store()
+        .events(&actas_store::EventFilter::default(), 0, 10_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.body.summary)
+        .collect();
+    assert!(
+        said.iter()
+            .any(|x| x == "Sarah Lee signed in through Test IdP"),
+        "{said:#?}"
+    );
+    b.close().await;
+    app.stop().await.expect("stop");
+    drop(idp);
+}

@@ -10,92 +10,9 @@ mod common;
 use actas_core::staff::{Email, Role};
 use actas_server::app::{Application, ServeSettings};
 use actas_store::{EventFilter, Store};
+use common::idp::{Idp, SCIM_TOKEN};
 use common::*;
 use serde_json::{Value, json};
-use std::path::Path;
-
-const CLIENT_SECRET: &str = "a-test-client-secret-for-actas";
-const SCIM_TOKEN: &str = "a-scim-token-the-provider-pushes-users-with";
-
-/// The identity provider, killed when dropped.
-struct Idp {
-    issuer: String,
-    http: reqwest::Client,
-    child: std::process::Child,
-}
-
-impl Drop for Idp {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Idp {
-    async fn start() -> Self {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-        assert!(
-            dir.join("node_modules/oidc-provider").exists(),
-            "the test identity provider (npm package oidc-provider) is not installed in {}: run `cargo xtask test`, which installs it",
-            dir.display()
-        );
-        let mut child = std::process::Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(&dir)
-            .env("OIDC_CLIENT_ID", "actas")
-            .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("node runs provider.mjs");
-        let stdout = child.stdout.take().expect("stdout");
-        let first = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-                .map(|_| line)
-        });
-        let line = tokio::time::timeout(std::time::Duration::from_secs(30), first)
-            .await
-            .expect("the identity provider starts within 30 s")
-            .expect("join")
-            .expect("read");
-        let line = line.trim();
-        let issuer = line
-            .strip_prefix("issuer ")
-            .expect("an `issuer …` line")
-            .to_owned();
-        Self {
-            issuer,
-            http: reqwest::Client::new(),
-            child,
-        }
-    }
-
-    async fn hook(&self, path: &str, body: Value) {
-        let r = self
-            .http
-            .post(format!("{}/__test/{path}", self.issuer))
-            .json(&body)
-            .send()
-            .await
-            .expect("hook");
-        assert_eq!(
-            r.status(),
-            204,
-            "{path}: {}",
-            r.text().await.unwrap_or_default()
-        );
-    }
-
-    /// The next ID token has these claims changed (`null` removes one).
-    async fn tamper(&self, claims: Value) {
-        self.hook("tamper", claims).await;
-    }
-
-    /// The provider signs with a new key from now on.
-    async fn rotate(&self) {
-        self.hook("rotate", json!({})).await;
-    }
-}
 
 /// actas with `[auth]` pointing at a fresh identity provider.
 struct Installation {
@@ -113,15 +30,7 @@ impl Installation {
         let dir = tempfile::tempdir().expect("tmp");
         let root = dir.path().join("data");
         let data = fresh_data(&root).await;
-        std::fs::write(root.join("oidc-client.secret"), CLIENT_SECRET).expect("secret");
-        std::fs::write(root.join("scim.token"), SCIM_TOKEN).expect("token");
-        let config = root.join("actas.toml");
-        let mut text = std::fs::read_to_string(&config).expect("config");
-        text.push_str(&format!(
-            "\n[auth]\nlocal_passwords = {local_passwords}\n\n[auth.oidc]\nname = \"Test IdP\"\nissuer = \"{}\"\nclient_id = \"actas\"\nclient_secret_file = \"oidc-client.secret\"\nscopes = [\"email\", \"profile\", \"groups\"]\n{oidc}\n\n[auth.scim]\ntoken_file = \"scim.token\"\n",
-            idp.issuer
-        ));
-        std::fs::write(&config, text).expect("write config");
+        idp.configure(&root, local_passwords, oidc);
         let app = Application::build(&data, ServeSettings::on(([127, 0, 0, 1], 0).into()))
             .await
             .expect("start");

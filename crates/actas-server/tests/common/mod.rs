@@ -2,6 +2,8 @@
 //! through the service layer exactly as an operator would.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod idp;
+
 use actas_core::event::Actor;
 use actas_core::scope::Risk;
 use actas_core::staff::{DisplayName, Email, Role};
