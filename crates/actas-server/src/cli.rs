@@ -107,6 +107,10 @@ pub enum StaffCommand {
         /// agent, lead, director or auditor.
         #[arg(long)]
         role: String,
+        /// They sign in only through the identity provider: no actas password is asked
+        /// for or kept.
+        #[arg(long)]
+        no_password: bool,
         /// The director adding them (omit when setting up actas).
         #[arg(long)]
         by: Option<String>,

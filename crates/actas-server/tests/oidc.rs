@@ -862,3 +862,44 @@ async fn scim_creates_finds_and_deletes_users_behind_its_token() {
         .await;
     assert_eq!(status, 404);
 }
+
+#[tokio::test]
+async fn staff_added_without_a_password_sign_in_only_through_the_provider() {
+    let at = Installation::start("provisioning = \"pre\"\n", true).await;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_actas"))
+        .arg("--data")
+        .arg(at.dir.path().join("data"))
+        .args([
+            "staff",
+            "add",
+            "omar@example.com",
+            "--name",
+            "Omar Haddad",
+            "--role",
+            "agent",
+            "--no-password",
+        ])
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("actas runs");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let omar = Login {
+        sub: "u-omar",
+        email: "omar@example.com",
+        ..SARAH
+    };
+    let (status, page) = Browser::new().sign_in(&at, &omar).await;
+    assert_eq!(status, 200, "{page}");
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/sign-in", at.console))
+        .json(&json!({"email": "omar@example.com", "password": "!signs-in-through-the-identity-provider"}))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), 401, "no password opens the record");
+}

@@ -45,6 +45,7 @@ pub(super) async fn run(data: &DataDir, command: StaffCommand) -> Result<(), Fai
             email: e,
             name,
             role,
+            no_password,
             by,
         } => {
             let email = email(&e, "email")?;
@@ -54,12 +55,26 @@ pub(super) async fn run(data: &DataDir, command: StaffCommand) -> Result<(), Fai
                 .parse()
                 .map_err(|e| Failure::input(format!("role: {e}")))?;
             let by = by.map(|b| email_of(&b)).transpose()?;
-            let password = read_password()?;
+            let password = if no_password {
+                None
+            } else {
+                Some(read_password()?)
+            };
             let opened = Opened::open(data).await?;
-            let result = opened
-                .service
-                .add_staff(email, name, role, password, by.as_ref())
-                .await;
+            let result = match password {
+                Some(password) => {
+                    opened
+                        .service
+                        .add_staff(email, name, role, password, by.as_ref())
+                        .await
+                }
+                None => {
+                    opened
+                        .service
+                        .add_staff_without_password(email, name, role, by.as_ref())
+                        .await
+                }
+            };
             opened.close().await?;
             let staff = result?;
             println!(

@@ -57,19 +57,54 @@ impl Service {
         password: Password,
         by: Option<&Email>,
     ) -> ServiceResult<StaffRef> {
-        let actor = match by {
-            Some(b) => Actor::Staff(self.director(b).await?.to_ref()),
-            None => Actor::System,
-        };
-        if self.store.staff_by_email(&email).await?.is_some() {
+        self.not_taken(&email).await?;
+        let password_hash = password::hash(password)
+            .await
+            .map_err(|e| ServiceError::invalid("password", e))?;
+        self.insert_staff(email, name, role, password_hash, by)
+            .await
+            .map(|s| s.to_ref())
+    }
+
+    /// Adds a staff member who signs in only through the identity provider (no actas
+    /// password): `actas staff add --no-password`, for `provisioning = "pre"`.
+    pub async fn add_staff_without_password(
+        &self,
+        email: Email,
+        name: DisplayName,
+        role: Role,
+        by: Option<&Email>,
+    ) -> ServiceResult<StaffRef> {
+        self.not_taken(&email).await?;
+        self.insert_staff(email, name, role, NO_PASSWORD.to_owned(), by)
+            .await
+            .map(|s| s.to_ref())
+    }
+
+    async fn not_taken(&self, email: &Email) -> ServiceResult<()> {
+        if self.store.staff_by_email(email).await?.is_some() {
             return Err(ServiceError::invalid(
                 "email",
                 format!("a staff member with the email {email} already exists"),
             ));
         }
-        let password_hash = password::hash(password)
-            .await
-            .map_err(|e| ServiceError::invalid("password", e))?;
+        Ok(())
+    }
+
+    /// Stores a new staff member with `password_hash` and records who added them (`by`,
+    /// a director, or `None`: actas itself).
+    async fn insert_staff(
+        &self,
+        email: Email,
+        name: DisplayName,
+        role: Role,
+        password_hash: String,
+        by: Option<&Email>,
+    ) -> ServiceResult<StaffRecord> {
+        let actor = match by {
+            Some(b) => Actor::Staff(self.director(b).await?.to_ref()),
+            None => Actor::System,
+        };
         let (e, n) = (email.clone(), name.clone());
         let change = Change::AddStaff {
             email: email.clone(),
@@ -96,12 +131,10 @@ impl Service {
                     .collect()
             }))
             .await?;
-        let added = self
-            .store
+        self.store
             .staff_by_email(&email)
             .await?
-            .ok_or_else(|| ServiceError::Conflict("the staff member was not added".into()))?;
-        Ok(added.to_ref())
+            .ok_or_else(|| ServiceError::Conflict("the staff member was not added".into()))
     }
 
     /// Deactivates a staff member and, in the same transaction, ends their active session
@@ -154,35 +187,7 @@ impl Service {
         name: DisplayName,
         role: Role,
     ) -> ServiceResult<StaffRecord> {
-        let (e, n) = (email.clone(), name.clone());
-        let change = Change::AddStaff {
-            email: email.clone(),
-            name,
-            role,
-            password_hash: NO_PASSWORD.to_owned(),
-        };
-        self.store
-            .commit(Unit::new(vec![change], move |applied| {
-                applied
-                    .iter()
-                    .filter_map(|a| match a {
-                        Applied::Staff(id) => Some(*id),
-                        _ => None,
-                    })
-                    .map(|id| {
-                        let staff = StaffRef {
-                            id,
-                            email: e.clone(),
-                            name: n.clone(),
-                        };
-                        NewEvent::new(Actor::System, EventData::StaffAdded { staff, role })
-                    })
-                    .collect()
-            }))
-            .await?;
-        self.store
-            .staff_by_email(&email)
-            .await?
-            .ok_or_else(|| ServiceError::Conflict("the staff member was not added".into()))
+        self.insert_staff(email, name, role, NO_PASSWORD.to_owned(), None)
+            .await
     }
 }
