@@ -282,7 +282,8 @@ async fn the_whole_flow_with_a_narrowing_lead_and_a_requester_who_cannot_approve
         .await
         .expect_err("stale sign-in");
     assert!(
-        err.to_string().contains("confirm your password again"),
+        err.to_string()
+            .contains("confirm it is you again with your password"),
         "{err}"
     );
 

@@ -310,6 +310,11 @@ async fn a_state_works_once_and_only_in_the_browser_that_started_it() {
     assert_eq!(r.status(), 403, "replayed");
     let page = r.text().await.expect("body");
     assert!(page.contains("already finished"), "{page}");
+    // Two sign-ins started in the same browser (two tabs) each finish.
+    let first = browser.to_provider_and_back(&at, &SARAH).await;
+    let second = browser.to_provider_and_back(&at, &SARAH).await;
+    assert_eq!(browser.get(&first).await.status(), 200, "the first tab");
+    assert_eq!(browser.get(&second).await.status(), 200, "the second tab");
     // A fresh sign-in works, and its state can't be replayed either.
     let back = browser.to_provider_and_back(&at, &SARAH).await;
     assert_eq!(browser.get(&back).await.status(), 200);
@@ -443,7 +448,11 @@ async fn under_pre_provisioning_only_staff_added_to_actas_get_in() {
 
 #[tokio::test]
 async fn just_in_time_provisioning_makes_an_agent_who_is_not_on_the_allow_list() {
-    let at = Installation::start("provisioning = \"just_in_time\"\n", true).await;
+    let at = Installation::start(
+        "provisioning = \"just_in_time\"\nallowed_domains = [\"example.com\"]\n",
+        true,
+    )
+    .await;
     let newcomer = Login {
         sub: "u-nina",
         email: "nina@example.com",
@@ -461,6 +470,19 @@ async fn just_in_time_provisioning_makes_an_agent_who_is_not_on_the_allow_list()
         .into_iter()
         .any(|e| e.staff.email.as_str() == "nina@example.com");
     assert!(!allowed, "never on the allow-list");
+    // Only people of the allowed domains join by signing in.
+    let outsider = Login {
+        sub: "u-olga",
+        email: "olga@elsewhere.example",
+        ..SARAH
+    };
+    let (status, page) = Browser::new().sign_in(&at, &outsider).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("is not in a domain whose staff may join"),
+        "{page}"
+    );
+    assert_eq!(at.role_of("olga@elsewhere.example").await, None);
     // No password opens their record.
     let r = reqwest::Client::new()
         .post(format!("{}/api/v1/sign-in", at.console))
@@ -793,6 +815,8 @@ async fn a_user_deactivated_by_scim_loses_their_session_and_their_console_at_onc
         .await;
     assert_eq!(status, 200, "{user}");
     assert_eq!(user["active"], true);
+    let (status, _) = browser.home(&at).await;
+    assert_ne!(status, 200, "reactivation brings no old sign-in back");
     assert_eq!(Browser::new().sign_in(&at, &SARAH).await.0, 200);
 }
 
@@ -902,4 +926,119 @@ async fn staff_added_without_a_password_sign_in_only_through_the_provider() {
         .await
         .expect("post");
     assert_eq!(r.status(), 401, "no password opens the record");
+}
+
+#[tokio::test]
+async fn a_colleague_who_takes_an_e_mail_at_the_provider_does_not_become_its_owner() {
+    let at = Installation::start("", true).await;
+    // Sarah's first sign-in links her record to her subject at the provider.
+    assert_eq!(Browser::new().sign_in(&at, &SARAH).await.0, 200);
+    // Someone else there sets their e-mail to Sarah's.
+    let mallory = Login {
+        sub: "u-mallory",
+        ..SARAH
+    };
+    let browser = Browser::new();
+    let (status, page) = browser.sign_in(&at, &mallory).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(page.contains("linked to another identity"), "{page}");
+    assert_ne!(browser.home(&at).await.0, 200);
+    // Nor can a subject already linked to Sarah take Dana's record.
+    let sarah_as_dana = Login {
+        email: "dana@example.com",
+        ..SARAH
+    };
+    let (status, page) = Browser::new().sign_in(&at, &sarah_as_dana).await;
+    assert_eq!(status, 403, "{page}");
+    assert!(
+        page.contains("already belongs to another staff member"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn a_state_nobody_started_is_refused_without_writing_to_the_ledger() {
+    let at = Installation::start("", true).await;
+    let before = at.store().ledger_size().await.expect("size");
+    let r = reqwest::get(format!(
+        "{}/sign-in/sso/callback?state=made-up&code=made-up",
+        at.console
+    ))
+    .await
+    .expect("get");
+    assert_eq!(r.status(), 403);
+    let r = reqwest::get(format!(
+        "{}/sign-in/sso/callback?state=made-up&error=access_denied&error_description=<script>",
+        at.console
+    ))
+    .await
+    .expect("get");
+    assert_eq!(r.status(), 403);
+    assert!(!r.text().await.expect("body").contains("<script>"));
+    assert_eq!(at.store().ledger_size().await.expect("size"), before);
+}
+
+#[tokio::test]
+async fn a_provider_sign_in_alone_never_starts_a_session() {
+    // With passwords on as well, pressing the plain start button (or the API) with a
+    // login made through the provider is refused: only a step-up at the provider, with
+    // its auth_time and acr checked, starts a session.
+    let at = Installation::start("require_acr = [\"urn:actas:mfa\"]\n", true).await;
+    allow(
+        at.app.service(),
+        "sarah@example.com",
+        actas_core::scope::Risk::Low,
+    )
+    .await;
+    acme(at.app.service()).await;
+    let browser = Browser::new();
+    let single_factor = Login {
+        acr: "urn:actas:pwd",
+        ..SARAH
+    };
+    assert_eq!(browser.sign_in(&at, &single_factor).await.0, 200);
+    let sarah = staff(at.app.service(), "sarah@example.com").await;
+    let request = at
+        .app
+        .service()
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Check invoice tax rate after plan change".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: None,
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    let page = browser
+        .get(&format!("{}/requests/{}", at.console, request.id))
+        .await
+        .text()
+        .await
+        .expect("page");
+    let csrf = page
+        .split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("csrf")
+        .to_owned();
+    let r = browser
+        .http
+        .post(format!("{}/requests/{}/start", at.console, request.id))
+        .header("origin", &at.console)
+        .form(&[("csrf", csrf.as_str())])
+        .send()
+        .await
+        .expect("start");
+    let page = r.text().await.expect("page");
+    assert!(
+        page.contains("please confirm it is you again at Test IdP"),
+        "{page}"
+    );
+    assert!(!active_session(&at).await);
 }

@@ -26,8 +26,25 @@ pub enum Change {
         /// argon2id PHC string.
         password_hash: String,
     },
-    /// Deactivates a staff member (must be active).
-    DisableStaff(StaffId),
+    /// Deactivates a staff member (must be active), ending their console sign-ins and
+    /// revoking their API tokens, so reactivating them later brings none of those back.
+    DisableStaff {
+        /// Who.
+        staff: StaffId,
+        /// When.
+        at: Timestamp,
+    },
+    /// Links a staff member to their identity at the identity provider (issuer and
+    /// subject, which never change there, unlike an e-mail). Refused (`Conflict`) when
+    /// they are linked to another subject or the subject to another staff member.
+    LinkSubject {
+        /// Who.
+        staff: StaffId,
+        /// The provider's issuer.
+        issuer: String,
+        /// The provider's `sub` for them.
+        subject: String,
+    },
     /// Makes a deactivated staff member active again (must be inactive); wrong-password
     /// counts start afresh.
     ReactivateStaff(StaffId),

@@ -34,6 +34,9 @@ pub struct StaffRecord {
     pub totp: Option<TotpSecret>,
     /// A secret shown for enrolment and not yet confirmed.
     pub totp_pending: Option<TotpSecret>,
+    /// Who they are at the identity provider (issuer, subject), once they signed in
+    /// through it: later sign-ins must come from the same subject.
+    pub subject: Option<(String, String)>,
 }
 
 /// A TOTP secret. Never printed.

@@ -124,8 +124,10 @@ async fn one_refused_unit_does_not_sink_the_others_in_its_batch(backend: Backend
     for i in 0..50 {
         let store = store.clone();
         tasks.push(tokio::spawn(async move {
-            let change =
-                actas_store::Change::DisableStaff(actas_core::ids::StaffId::new(999).expect("id"));
+            let change = actas_store::Change::DisableStaff {
+                staff: actas_core::ids::StaffId::new(999).expect("id"),
+                at: actas_core::Timestamp::now(),
+            };
             if i % 5 == 0 {
                 store
                     .commit(Unit::change(change, staff_added(i + 1)))

@@ -265,7 +265,10 @@ async fn requests_sessions_and_accounts_round_trip_and_keep_their_rules(backend:
 
     store
         .commit(Unit::new(
-            vec![Change::DisableStaff(lead)],
+            vec![Change::DisableStaff {
+                staff: lead,
+                at: Timestamp::now(),
+            }],
             |a: &[Applied]| {
                 assert_eq!(a, [Applied::Done]);
                 vec![note_event()]

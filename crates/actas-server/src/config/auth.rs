@@ -136,6 +136,10 @@ pub struct OidcConfig {
     /// second factor, as the provider names it); empty: not checked.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub require_acr: Vec<String>,
+    /// The e-mail domains whose people may join at their first sign-in
+    /// (`just_in_time`, where it is required); e.g. `["example.com"]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub allowed_domains: Vec<String>,
     /// Where the provider sends the browser back (default: the console's URL +
     /// `/sign-in/sso/callback`). Register exactly this at the provider.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -179,6 +183,8 @@ pub struct OidcSettings {
     pub require_acr: Vec<String>,
     /// The callback URL, when configured (otherwise the console's own).
     pub redirect_url: Option<String>,
+    /// The e-mail domains whose people may join at first sign-in (`just_in_time`).
+    pub allowed_domains: Vec<String>,
     /// Groups → roles.
     pub groups: RoleGroups,
 }
@@ -293,7 +299,8 @@ impl AuthConfig {
                 scim_token,
             });
         };
-        let issuer = issuer.trim_end_matches('/').to_owned();
+        // Exactly as written: the ID token's `iss` must match it to the character
+        // (some providers' issuers end in `/`).
         let parsed = url::Url::parse(&issuer)
             .map_err(|e| bad(format!("[auth.oidc] issuer {issuer:?} is not a URL: {e}")))?;
         let loopback = parsed
@@ -340,6 +347,13 @@ impl AuthConfig {
             },
             None => file.provisioning.unwrap_or_default(),
         };
+        let allowed_domains =
+            env_list("ACTAS_OIDC_ALLOWED_DOMAINS").unwrap_or_else(|| file.allowed_domains.clone());
+        if provisioning == Provisioning::JustInTime && allowed_domains.is_empty() {
+            return Err(bad(
+                "[auth.oidc] provisioning = \"just_in_time\" needs allowed_domains (or ACTAS_OIDC_ALLOWED_DOMAINS): the e-mail domains whose people may join by signing in".into(),
+            ));
+        }
         let mut scopes = vec!["openid".to_owned()];
         let asked = env_list("ACTAS_OIDC_SCOPES").unwrap_or_else(|| {
             if file.scopes.is_empty() {
@@ -379,6 +393,7 @@ impl AuthConfig {
                 provisioning,
                 require_acr: env_list("ACTAS_OIDC_REQUIRE_ACR").unwrap_or(file.require_acr),
                 redirect_url: env("ACTAS_OIDC_REDIRECT_URL").or(file.redirect_url),
+                allowed_domains,
                 groups,
             }),
         })

@@ -82,25 +82,29 @@ impl Site {
         )
     }
 
-    /// The `Set-Cookie` value binding a sign-in through the identity provider to this
-    /// browser (`max_age` 0 clears it). SameSite=Lax, not Strict: the provider sends the
-    /// browser back with a cross-site navigation, which a Strict cookie would not join.
-    pub fn binding_cookie(&self, value: &str, max_age: u64) -> String {
-        let (name, secure) = if self.https() {
-            (format!("__Host-{BINDING_COOKIE}"), "; Secure")
+    fn binding_name(&self, key: &str) -> String {
+        if self.https() {
+            format!("__Host-{BINDING_COOKIE}_{key}")
         } else {
-            (BINDING_COOKIE.to_owned(), "")
-        };
-        format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+            format!("{BINDING_COOKIE}_{key}")
+        }
     }
 
-    /// The binding cookie's value from a request, if any.
-    pub fn binding<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
-        if self.https() {
-            cookie(headers, &format!("__Host-{BINDING_COOKIE}"))
-        } else {
-            cookie(headers, BINDING_COOKIE)
-        }
+    /// The `Set-Cookie` value binding one sign-in through the identity provider (named by
+    /// `key`, so sign-ins in two tabs don't spoil each other) to this browser (`max_age`
+    /// 0 clears it). SameSite=Lax, not Strict: the provider sends the browser back with a
+    /// cross-site navigation, which a Strict cookie would not join.
+    pub fn binding_cookie(&self, key: &str, value: &str, max_age: u64) -> String {
+        let secure = if self.https() { "; Secure" } else { "" };
+        format!(
+            "{}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}",
+            self.binding_name(key)
+        )
+    }
+
+    /// The value of the binding cookie named by `key`, if the request has it.
+    pub fn binding<'a>(&self, headers: &'a HeaderMap, key: &str) -> Option<&'a str> {
+        cookie(headers, &self.binding_name(key))
     }
 
     /// Whether a cookie request that changes state comes from the console's own origin:

@@ -89,9 +89,18 @@ fn from_service(e: ServiceError) -> ScimError {
             Some("invalidValue"),
             format!("{field}: {message}"),
         ),
+        ServiceError::Forbidden(m) => error(StatusCode::FORBIDDEN, None, m),
+        e @ ServiceError::Unavailable(_) => {
+            tracing::error!(error = %e, "SCIM request failed");
+            error(StatusCode::SERVICE_UNAVAILABLE, None, e)
+        }
         other => {
             tracing::error!(error = %other, "SCIM request failed");
-            error(StatusCode::SERVICE_UNAVAILABLE, None, other)
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                None,
+                "something went wrong in actas; nothing was changed",
+            )
         }
     }
 }
@@ -114,16 +123,20 @@ async fn bearer(
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim());
     match token {
         Some(t) if state.service.directory_allows(t) => next.run(req).await,
-        _ => error(
-            StatusCode::UNAUTHORIZED,
-            None,
-            "a valid bearer token is needed for user sync",
-        )
-        .into_response(),
+        _ => {
+            tracing::warn!("a SCIM request without the right bearer token was refused");
+            error(
+                StatusCode::UNAUTHORIZED,
+                None,
+                "a valid bearer token is needed for user sync",
+            )
+            .into_response()
+        }
     }
 }
 

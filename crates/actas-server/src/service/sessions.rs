@@ -83,8 +83,12 @@ impl Service {
         let now = Timestamp::now();
         let policy = self.policy();
         if now.since(authenticated_at) > policy.session.reauth_within {
+            let how = match self.sign_on() {
+                Some(p) => format!("at {} (start it from the console)", p.name()),
+                None => "with your password".to_owned(),
+            };
             return Err(ServiceError::Forbidden(format!(
-                "please confirm your password again: starting a session needs a sign-in within the last {} minutes",
+                "please confirm it is you again {how}: starting a session needs a sign-in within the last {} minutes",
                 policy.session.reauth_within.as_secs() / 60
             )));
         }

@@ -134,6 +134,8 @@ pub struct Started {
     pub url: String,
     /// The binding cookie's value (secret; 10 minutes).
     pub binding: Secret,
+    /// What names the binding cookie of this sign-in ([`binding_key`] of its state).
+    pub key: String,
 }
 
 /// The identity provider as configured, with its metadata once fetched.
@@ -150,6 +152,13 @@ pub struct SignOn {
 struct Discovered {
     metadata: Option<(CoreProviderMetadata, Instant)>,
     refreshed_for_unknown_key: Option<Instant>,
+}
+
+/// What names a sign-in's binding cookie: the start of its `state`'s hash (the state
+/// comes back with the browser, so the callback finds its own cookie however many
+/// sign-ins the browser has going).
+pub fn binding_key(state: &str) -> String {
+    hex::encode(&secret_hash(state)[..8])
 }
 
 /// Why talking to the provider failed, said plainly (the details go to the log).
@@ -225,11 +234,16 @@ impl SignOn {
 
 /// What the ID token says about who signed in, once every check passed.
 struct Identity {
+    /// The provider's `sub`: who they are there, for good.
+    subject: String,
     email: Email,
     /// The authentication context class the provider reports (`acr`).
     acr: Option<String>,
     name: Option<String>,
     groups: Vec<String>,
+    /// Whether the token carried the groups claim itself (not absent, nor only
+    /// referred to elsewhere, as Entra ID does past 200 groups): only then do roles follow.
+    groups_given: bool,
     auth_time: Option<Timestamp>,
 }
 
@@ -297,6 +311,7 @@ impl Service {
         Ok(Started {
             url: url.to_string(),
             binding: Secret::new(binding),
+            key: binding_key(state.secret()),
         })
     }
 
@@ -333,7 +348,14 @@ impl Service {
         let flow = self.take_flow(state).await;
         let flow = match flow {
             Ok(f) => f,
-            Err(reason) => return Err(self.refuse_sign_on(None, reason).await),
+            // Nothing of this request is known (anyone can send one): logged, not
+            // written to the ledger.
+            Err(reason) => {
+                tracing::info!(%reason, "a sign-in came back with an unknown state");
+                return Err(ServiceError::Forbidden(format!(
+                    "You were not signed in: {reason}."
+                )));
+            }
         };
         let bound = binding.is_some_and(|b| {
             subtle::ConstantTimeEq::ct_eq(&secret_hash(b)[..], &flow.binding_hash[..]).into()
@@ -384,8 +406,14 @@ impl Service {
             Err(Refusal::Plain(reason)) => return Err(self.refuse_sign_on(None, reason).await),
             Err(Refusal::Trouble(e)) => return Err(e),
         };
-        let signed = self.open_login(provider, staff, &identity).await?;
-        Ok(Finished::SignedIn(Box::new(signed), flow.then))
+        let who = staff.email.as_str().to_owned();
+        match self.open_login(provider, staff).await {
+            Ok(signed) => Ok(Finished::SignedIn(Box::new(signed), flow.then)),
+            Err(ServiceError::Forbidden(reason) | ServiceError::Conflict(reason)) => {
+                Err(self.refuse_sign_on(Some(who), reason).await)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// After the provider confirmed who they are: the same person as the console login
@@ -427,7 +455,11 @@ impl Service {
                     "this staff member is deactivated in actas".into(),
                 )
             })?;
-        if staff.email != identity.email {
+        let same = staff
+            .subject
+            .as_ref()
+            .is_some_and(|(iss, sub)| *iss == provider.settings.issuer && *sub == identity.subject);
+        if staff.email != identity.email || !same {
             return Err(Refusal::Of(
                 who.clone(),
                 format!(
@@ -644,9 +676,18 @@ impl Service {
                 format!("the identity provider gave no e-mail address (claim “{email_claim}”)"),
             ));
         };
-        if email_claim == "email"
-            && all.get("email_verified") == Some(&serde_json::Value::Bool(false))
-        {
+        let unverified = match all.get("email_verified") {
+            Some(serde_json::Value::Bool(b)) => !b,
+            Some(serde_json::Value::String(v)) => !v.eq_ignore_ascii_case("true"),
+            _ => false,
+        };
+        if !email_text.is_ascii() {
+            return Err(Refusal::Of(
+                subject,
+                "the e-mail address the identity provider gave has characters other than plain letters, digits and punctuation".into(),
+            ));
+        }
+        if email_claim == "email" && unverified {
             return Err(Refusal::Of(
                 email_text,
                 "the identity provider says this e-mail address is not verified".into(),
@@ -668,9 +709,15 @@ impl Service {
             ));
         }
         Ok(Identity {
+            subject: claims.subject().as_str().to_owned(),
             acr: claims.auth_context_ref().map(|a| a.as_str().to_owned()),
             name: claim_text(&all, "name"),
             groups: claim_list(&all, &provider.settings.groups_claim),
+            groups_given: all.get(&provider.settings.groups_claim).is_some()
+                && all
+                    .get("_claim_names")
+                    .and_then(|n| n.get(&provider.settings.groups_claim))
+                    .is_none(),
             email,
             auth_time,
         })
@@ -685,6 +732,13 @@ impl Service {
     ) -> Result<StaffRecord, Refusal> {
         let who = identity.email.as_str().to_owned();
         let mapped = !provider.settings.groups.is_empty();
+        if mapped && !identity.groups_given {
+            tracing::warn!(
+                claim = %provider.settings.groups_claim,
+                "the ID token carries no groups claim; roles are left as they are"
+            );
+        }
+        let mapped = mapped && identity.groups_given;
         let role = provider.settings.groups.role(&identity.groups);
         let existing = self
             .store
@@ -709,6 +763,21 @@ impl Service {
                     ));
                 }
                 Provisioning::JustInTime => {
+                    let domain = identity.email.as_str().rsplit('@').next().unwrap_or("");
+                    if !provider
+                        .settings
+                        .allowed_domains
+                        .iter()
+                        .any(|d| d.eq_ignore_ascii_case(domain))
+                    {
+                        return Err(Refusal::Of(
+                            who.clone(),
+                            format!(
+                                "{who} is not in a domain whose staff may join actas by signing in ({})",
+                                provider.settings.allowed_domains.join(", ")
+                            ),
+                        ));
+                    }
                     let name = identity
                         .name
                         .as_deref()
@@ -730,6 +799,39 @@ impl Service {
                 }
             },
         };
+        // Linked to one identity at the provider for good: someone who changes their
+        // e-mail there to a colleague's is refused, not let in as the colleague.
+        let issuer = provider.settings.issuer.clone();
+        match &staff.subject {
+            Some((iss, sub)) if *iss == issuer && *sub == identity.subject => {}
+            Some(_) => {
+                return Err(Refusal::Of(
+                    who,
+                    "this staff member is linked to another identity at the identity provider"
+                        .into(),
+                ));
+            }
+            None => {
+                let linked = self
+                    .store
+                    .commit(Unit::new(
+                        vec![Change::LinkSubject {
+                            staff: staff.id,
+                            issuer,
+                            subject: identity.subject.clone(),
+                        }],
+                        |_| vec![],
+                    ))
+                    .await;
+                match linked {
+                    Ok(_) => {}
+                    Err(actas_store::StoreError::Conflict(reason)) => {
+                        return Err(Refusal::Of(who, reason));
+                    }
+                    Err(e) => return Err(ServiceError::from(e).into()),
+                }
+            }
+        }
         if mapped && staff.role != role {
             let from = staff.role;
             let event = NewEvent::new(
@@ -760,19 +862,13 @@ impl Service {
 
     /// Opens the console login for `staff`; its sign-in time is the provider's
     /// `auth_time` (never, when it gave none: starting a session then asks again).
-    async fn open_login(
-        &self,
-        provider: &SignOn,
-        staff: StaffRecord,
-        identity: &Identity,
-    ) -> ServiceResult<SignedIn> {
+    async fn open_login(&self, provider: &SignOn, staff: StaffRecord) -> ServiceResult<SignedIn> {
         let now = Timestamp::now();
         let token = random_hex(32)?;
         let csrf = random_hex(16)?;
-        let authenticated_at = identity
-            .auth_time
-            .map(|t| if t > now { now } else { t })
-            .unwrap_or(Timestamp::from_millis(0));
+        // Never a recent check: starting a session through this login needs a step-up at
+        // the provider (its `auth_time` and `acr` checked then), whatever path asks.
+        let authenticated_at = Timestamp::from_millis(0);
         let event = NewEvent::new(
             Actor::Staff(staff.to_ref()),
             EventData::SignedIn {

@@ -152,7 +152,10 @@ impl Service {
         // Their session, if any, is found and ended by the writer in the same transaction,
         // so one starting at this moment can't be missed.
         let changes = vec![
-            Change::DisableStaff(staff.id),
+            Change::DisableStaff {
+                staff: staff.id,
+                at: Timestamp::now(),
+            },
             Change::EndSessionsOf {
                 whose: SessionsOf::Staff(staff.id),
                 reason: EndReason::StaffDisabled,

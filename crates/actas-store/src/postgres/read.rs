@@ -65,6 +65,8 @@ fn staff_record(row: &PgRow) -> StoreResult<StaffRecord> {
         locked_until: col::<Option<i64>>(row, "locked_until")?.map(Timestamp::from_millis),
         totp: col::<Option<Vec<u8>>>(row, "totp_secret")?.map(crate::model::TotpSecret),
         totp_pending: col::<Option<Vec<u8>>>(row, "totp_pending")?.map(crate::model::TotpSecret),
+        subject: col::<Option<String>>(row, "oidc_issuer")?
+            .zip(col::<Option<String>>(row, "oidc_subject")?),
     })
 }
 
@@ -78,7 +80,7 @@ where
     T: for<'q> sqlx::Encode<'q, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send,
 {
     let sql = format!(
-        "SELECT id, email, name, role, password_hash, active, created_at, failed_sign_ins, locked_until, totp_secret, totp_pending FROM staff WHERE {clause}"
+        "SELECT id, email, name, role, password_hash, active, created_at, failed_sign_ins, locked_until, totp_secret, totp_pending, oidc_issuer, oidc_subject FROM staff WHERE {clause}"
     );
     let row = sqlx::query(&sql)
         .bind(value)
@@ -90,7 +92,7 @@ where
 
 pub(super) async fn list_staff(pool: &PgPool) -> StoreResult<Vec<StaffRecord>> {
     let rows = sqlx::query(
-        "SELECT id, email, name, role, password_hash, active, created_at, failed_sign_ins, locked_until, totp_secret, totp_pending FROM staff ORDER BY name COLLATE \"C\", email COLLATE \"C\"",
+        "SELECT id, email, name, role, password_hash, active, created_at, failed_sign_ins, locked_until, totp_secret, totp_pending, oidc_issuer, oidc_subject FROM staff ORDER BY name COLLATE \"C\", email COLLATE \"C\"",
     )
     .fetch_all(pool)
     .await

@@ -59,7 +59,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             let id = actas_core::ids::StaffId::new(id).map_err(StoreError::unexpected)?;
             Ok(Applied::Staff(id))
         }
-        Change::DisableStaff(staff) => {
+        Change::DisableStaff { staff, at } => {
             let r = sqlx::query("UPDATE staff SET active = 0 WHERE id = ? AND active = 1")
                 .bind(staff.get())
                 .execute(&mut *conn)
@@ -67,6 +67,60 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
                 .map_err(db)?;
             expect_one(r.rows_affected(), || {
                 StoreError::Conflict("that staff member is already deactivated".into())
+            })?;
+            sqlx::query(
+                "UPDATE staff_logins SET ended_at = ? WHERE staff_id = ? AND ended_at IS NULL",
+            )
+            .bind(at.as_millis())
+            .bind(staff.get())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            sqlx::query(
+                "UPDATE api_tokens SET revoked_at = ? WHERE staff_id = ? AND revoked_at IS NULL",
+            )
+            .bind(at.as_millis())
+            .bind(staff.get())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::LinkSubject {
+            staff,
+            issuer,
+            subject,
+        } => {
+            let linked: Option<(i64,)> =
+                sqlx::query_as("SELECT id FROM staff WHERE oidc_issuer = ? AND oidc_subject = ?")
+                    .bind(&issuer)
+                    .bind(&subject)
+                    .fetch_optional(&mut *conn)
+                    .await
+                    .map_err(db)?;
+            match linked {
+                Some((id,)) if id == staff.get() => return Ok(Applied::Done),
+                Some(_) => {
+                    return Err(StoreError::Conflict(
+                        "this identity at the provider already belongs to another staff member"
+                            .into(),
+                    ));
+                }
+                None => {}
+            }
+            let r = sqlx::query(
+                "UPDATE staff SET oidc_issuer = ?, oidc_subject = ? WHERE id = ? AND oidc_subject IS NULL",
+            )
+            .bind(&issuer)
+            .bind(&subject)
+            .bind(staff.get())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "this staff member is linked to another identity at the provider".into(),
+                )
             })?;
             Ok(Applied::Done)
         }

@@ -95,8 +95,11 @@ async fn session_page(
         csrf,
         session,
         handoff,
-        needs_password: Timestamp::now().since(who.authenticated_at())
-            > state.service.policy().session.reauth_within,
+        // A password field only where passwords are kept: otherwise a new link works
+        // within the minutes after a confirmation at the identity provider.
+        needs_password: state.service.local_passwords()
+            && Timestamp::now().since(who.authenticated_at())
+                > state.service.policy().session.reauth_within,
         error,
         ended: None,
         note: String::new(),

@@ -4,7 +4,7 @@ use super::{Empty, Me, Page, ok};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, render};
 use crate::service::ServiceError;
-use crate::service::sign_on::{FLOW_TTL, Finished, Purpose};
+use crate::service::sign_on::{FLOW_TTL, Finished, Purpose, binding_key};
 use askama::Template;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -78,9 +78,10 @@ pub(in crate::http::console) async fn sign_in_page(
 /// Sends the browser to the identity provider for `purpose`, bound to this browser.
 pub(in crate::http::console) async fn to_provider(state: &AppState, purpose: Purpose) -> Page {
     let started = state.service.begin_sign_on(purpose).await?;
-    let binding = state
-        .site
-        .binding_cookie(started.binding.expose(), FLOW_TTL.as_secs());
+    let binding =
+        state
+            .site
+            .binding_cookie(&started.key, started.binding.expose(), FLOW_TTL.as_secs());
     Ok(([(header::SET_COOKIE, binding)], Redirect::to(&started.url)).into_response())
 }
 
@@ -89,16 +90,13 @@ pub(in crate::http::console) async fn sign_on(
     State(state): State<AppState>,
     Query(q): Query<NextQuery>,
 ) -> Page {
-    let started = state
-        .service
-        .begin_sign_on(Purpose::SignIn {
+    to_provider(
+        &state,
+        Purpose::SignIn {
             then: local_path(q.next.as_deref()),
-        })
-        .await?;
-    let binding = state
-        .site
-        .binding_cookie(started.binding.expose(), FLOW_TTL.as_secs());
-    Ok(([(header::SET_COOKIE, binding)], Redirect::to(&started.url)).into_response())
+        },
+    )
+    .await
 }
 
 #[derive(Deserialize)]
@@ -125,13 +123,22 @@ pub(in crate::http::console) async fn sign_on_callback(
             "You were not signed in: the identity provider sent you back without the sign-in's state. Please sign in again.".into(),
         );
     };
+    // Only the error's code, as RFC 6749 spells them: the description is free text
+    // anyone could send, and this goes into the ledger.
     let error = q
-        .error_description
+        .error
         .as_deref()
-        .or(q.error.as_deref())
+        .filter(|e| {
+            !e.is_empty()
+                && e.len() <= 64
+                && e.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        })
         .unwrap_or("no sign-in code");
+    let _ = &q.error_description;
     let code = q.code.as_deref().filter(|c| !c.is_empty()).ok_or(error);
-    let binding = state.site.binding(&headers);
+    let key = binding_key(flow_state);
+    let binding = state.site.binding(&headers, &key);
     match state
         .service
         .finish_sign_on(flow_state, code, binding)
@@ -142,7 +149,7 @@ pub(in crate::http::console) async fn sign_on_callback(
                 to: format!("/session?handoff={}", token.expose()),
             })?;
             Ok((
-                [(header::SET_COOKIE, state.site.binding_cookie("", 0))],
+                [(header::SET_COOKIE, state.site.binding_cookie(&key, "", 0))],
                 page,
             )
                 .into_response())
@@ -159,7 +166,7 @@ pub(in crate::http::console) async fn sign_on_callback(
             Ok((
                 AppendHeaders([
                     (header::SET_COOKIE, cookie),
-                    (header::SET_COOKIE, state.site.binding_cookie("", 0)),
+                    (header::SET_COOKIE, state.site.binding_cookie(&key, "", 0)),
                 ]),
                 page,
             )
