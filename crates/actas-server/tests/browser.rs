@@ -1528,21 +1528,7 @@ async fn an_agent_signs_in_through_the_identity_provider_and_steps_up_before_a_s
     common::allow(s, "sarah@example.com", Risk::Low).await;
     common::acme(s).await;
     let sarah = common::staff(s, "sarah@example.com").await;
-    let request = s
-        .create_request(
-            &sarah,
-            actas_server::service::RequestInput {
-                account: "acme".into(),
-                ticket: "#4821".into(),
-                reason: "Check invoice tax rate after plan change".into(),
-                capabilities: vec![],
-                minutes: None,
-                mode: None,
-                for_session: None,
-            },
-        )
-        .await
-        .expect("request");
+    let request = common::view_request(s, &sarah).await;
 
     let b = Browser::open("oidc", 1280, 900).await;
     b.go(&format!("{console}/sign-in")).await;

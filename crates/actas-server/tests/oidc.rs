@@ -547,23 +547,7 @@ async fn ready_to_start(oidc: &str, signed_in_ago: u64) -> (Installation, Browse
         .await;
     assert_eq!(status, 200, "{page}");
     let sarah = staff(at.app.service(), "sarah@example.com").await;
-    let request = at
-        .app
-        .service()
-        .create_request(
-            &sarah,
-            actas_server::service::RequestInput {
-                account: "acme".into(),
-                ticket: "#4821".into(),
-                reason: "Check invoice tax rate after plan change".into(),
-                capabilities: vec![],
-                minutes: None,
-                mode: None,
-                for_session: None,
-            },
-        )
-        .await
-        .expect("request");
+    let request = view_request(at.app.service(), &sarah).await;
     (at, browser, request.id.to_string())
 }
 
@@ -577,12 +561,7 @@ impl Browser {
             .text()
             .await
             .expect("page");
-        let csrf = page
-            .split("name=\"csrf\" value=\"")
-            .nth(1)
-            .and_then(|rest| rest.split('"').next())
-            .expect("a CSRF token on the page")
-            .to_owned();
+        let csrf = csrf_on(&page);
         let r = self
             .http
             .post(format!("{}/requests/{request}/start", at.console))
@@ -998,35 +977,14 @@ async fn a_provider_sign_in_alone_never_starts_a_session() {
     };
     assert_eq!(browser.sign_in(&at, &single_factor).await.0, 200);
     let sarah = staff(at.app.service(), "sarah@example.com").await;
-    let request = at
-        .app
-        .service()
-        .create_request(
-            &sarah,
-            actas_server::service::RequestInput {
-                account: "acme".into(),
-                ticket: "#4821".into(),
-                reason: "Check invoice tax rate after plan change".into(),
-                capabilities: vec![],
-                minutes: None,
-                mode: None,
-                for_session: None,
-            },
-        )
-        .await
-        .expect("request");
+    let request = view_request(at.app.service(), &sarah).await;
     let page = browser
         .get(&format!("{}/requests/{}", at.console, request.id))
         .await
         .text()
         .await
         .expect("page");
-    let csrf = page
-        .split("name=\"csrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("csrf")
-        .to_owned();
+    let csrf = csrf_on(&page);
     let r = browser
         .http
         .post(format!("{}/requests/{}/start", at.console, request.id))

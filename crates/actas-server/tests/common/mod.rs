@@ -336,3 +336,35 @@ impl Person {
         (status, r.json().await.expect("json"))
     }
 }
+
+/// A request by `staff` to view Acme Co for ticket #4821 (view only, so no approval is
+/// needed).
+pub async fn view_request(
+    service: &Service,
+    staff: &actas_store::StaffRecord,
+) -> actas_core::request::AccessRequest {
+    service
+        .create_request(
+            staff,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Check invoice tax rate after plan change".into(),
+                capabilities: vec![],
+                minutes: None,
+                mode: None,
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request")
+}
+
+/// The CSRF token a console page's forms carry.
+pub fn csrf_on(page: &str) -> String {
+    page.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a CSRF token on the page")
+        .to_owned()
+}
