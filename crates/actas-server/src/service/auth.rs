@@ -152,13 +152,27 @@ impl Service {
             }
         }
         let now = Timestamp::now();
+        self.open_login(staff, now, LOGIN_TTL, None).await
+    }
+
+    /// Opens a console login for `staff` lasting `ttl`, counting as authenticated at
+    /// `authenticated_at`, recorded as a sign-in (`through` the identity provider, or
+    /// with a password when `None`).
+    pub(super) async fn open_login(
+        &self,
+        staff: StaffRecord,
+        authenticated_at: Timestamp,
+        ttl: Duration,
+        through: Option<String>,
+    ) -> ServiceResult<SignedIn> {
+        let now = Timestamp::now();
         let token = random_hex(32)?;
         let csrf = random_hex(16)?;
         let event = NewEvent::new(
             Actor::Staff(staff.to_ref()),
             EventData::SignedIn {
                 staff: staff.to_ref(),
-                through: None,
+                through,
             },
         );
         self.store
@@ -168,8 +182,8 @@ impl Service {
                     staff: staff.id,
                     csrf: csrf.clone(),
                     at: now,
-                    authenticated_at: now,
-                    expires_at: now.plus(LOGIN_TTL),
+                    authenticated_at,
+                    expires_at: now.plus(ttl),
                 },
                 event,
             ))

@@ -407,7 +407,7 @@ impl Service {
             Err(Refusal::Trouble(e)) => return Err(e),
         };
         let who = staff.email.as_str().to_owned();
-        match self.open_login(provider, staff).await {
+        match self.login_through(provider, staff).await {
             Ok(signed) => Ok(Finished::SignedIn(Box::new(signed), flow.then)),
             Err(ServiceError::Forbidden(reason) | ServiceError::Conflict(reason)) => {
                 Err(self.refuse_sign_on(Some(who), reason).await)
@@ -860,40 +860,21 @@ impl Service {
         Ok(staff)
     }
 
-    /// Opens the console login for `staff`; its sign-in time is the provider's
-    /// `auth_time` (never, when it gave none: starting a session then asks again).
-    async fn open_login(&self, provider: &SignOn, staff: StaffRecord) -> ServiceResult<SignedIn> {
-        let now = Timestamp::now();
-        let token = random_hex(32)?;
-        let csrf = random_hex(16)?;
-        // Never a recent check: starting a session through this login needs a step-up at
-        // the provider (its `auth_time` and `acr` checked then), whatever path asks.
-        let authenticated_at = Timestamp::from_millis(0);
-        let event = NewEvent::new(
-            Actor::Staff(staff.to_ref()),
-            EventData::SignedIn {
-                staff: staff.to_ref(),
-                through: Some(provider.name().to_owned()),
-            },
-        );
-        self.store
-            .commit(Unit::change(
-                Change::SignIn {
-                    token_hash: secret_hash(&token),
-                    staff: staff.id,
-                    csrf: csrf.clone(),
-                    at: now,
-                    authenticated_at,
-                    expires_at: now.plus(self.policy().session.console_sign_in),
-                },
-                event,
-            ))
-            .await?;
-        Ok(SignedIn {
-            token: Secret::new(token),
-            csrf,
+    /// Opens the console login for `staff`: for the policy's `console_sign_in`, and
+    /// never a recent check (starting a session through it needs a step-up at the
+    /// provider, its `auth_time` and `acr` checked then, whatever path asks).
+    async fn login_through(
+        &self,
+        provider: &SignOn,
+        staff: StaffRecord,
+    ) -> ServiceResult<SignedIn> {
+        self.open_login(
             staff,
-        })
+            Timestamp::from_millis(0),
+            self.policy().session.console_sign_in,
+            Some(provider.name().to_owned()),
+        )
+        .await
     }
 }
 
