@@ -860,7 +860,29 @@ impl NewEvent {
         )
     }
 
-    /// Builds the body the ledger stores for this event at `seq`, `time`, after `prev`.
+    /// The account whose history this event belongs to (the `account` column).
+    pub fn account(&self) -> Option<AccountId> {
+        self.data.context().account
+    }
+
+    /// Builds the body the ledger stores today (version 2) for this event at `seq`,
+    /// `time`, after `prev`: with a fresh random `salt`, and its place in its account's
+    /// history when it has an account.
+    pub fn into_private_body(
+        self,
+        seq: u64,
+        time: Timestamp,
+        prev: &Hash,
+        salt: [u8; 16],
+        link: Option<AccountLink>,
+    ) -> EventBody {
+        let mut body = self.into_body(seq, time, prev);
+        body.private = Some(Private { salt, link });
+        body
+    }
+
+    /// Builds a version 1 body (no salt, no account link), as actas wrote before version 2:
+    /// for tests that check old ledgers still verify.
     pub fn into_body(self, seq: u64, time: Timestamp, prev: &Hash) -> EventBody {
         let ctx = self.data.context();
         let summary = summary::summarize(&self.actor, &self.data);
@@ -875,9 +897,33 @@ impl NewEvent {
             summary,
             data: self.data,
             prev: hex::encode(prev),
+            private: None,
         }
     }
 }
+
+/// An event's place in its account's history: what makes an account's extract provably
+/// complete.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AccountLink {
+    /// How many events of the account came before this one.
+    pub index: u64,
+    /// The leaf hash of the account's previous event (zeros for its first).
+    pub prev: Hash,
+}
+
+/// What a version 2 body adds: a random salt (so a leaf hash reveals nothing about the
+/// event, even when the rest of the body can be guessed) and the account link.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Private {
+    /// 128 random bits, drawn when the event is recorded.
+    pub salt: [u8; 16],
+    /// Its place in its account's history, when it has an account.
+    pub link: Option<AccountLink>,
+}
+
+/// The body version that carries [`Private`].
+pub const BODY_VERSION: u32 = 2;
 
 /// An event as the ledger records it. Serialized with [`EventBody::encode`] into one line
 /// of JSON, in this field order:
@@ -909,6 +955,8 @@ pub struct EventBody {
     /// The leaf hash of the previous event (hex), all zeros for the first: a hash chain
     /// beside the Merkle tree, so verification names the exact event that was changed.
     pub prev: String,
+    /// Version 2's salt and account link; `None` for a version 1 body.
+    pub private: Option<Private>,
 }
 
 /// The body's wire form (field order is the format; see `docs`).
@@ -920,6 +968,14 @@ struct Wire<K, D> {
     account: Option<AccountId>,
     session: Option<SessionId>,
     prev: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    version: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    salt: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_index: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    account_prev: Option<String>,
     on_behalf_of: Option<AccountId>,
     ticket: Option<TicketRef>,
     actor: Actor,
@@ -935,8 +991,20 @@ struct Tagged<K, D> {
 
 /// Why an event body could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("event body is not valid: {0}")]
-pub struct BodyError(#[from] serde_json::Error);
+pub enum BodyError {
+    /// Not the JSON a body is.
+    #[error("event body is not valid: {0}")]
+    Json(#[from] serde_json::Error),
+    /// JSON, but its version fields don't hold together.
+    #[error("event body is not valid: {0}")]
+    Version(&'static str),
+}
+
+fn hex_array<const N: usize>(text: &str, what: &'static str) -> Result<[u8; N], BodyError> {
+    let mut out = [0u8; N];
+    hex::decode_to_slice(text, &mut out).map_err(|_| BodyError::Version(what))?;
+    Ok(out)
+}
 
 impl EventBody {
     /// The body's JSON text: the exact bytes that are hashed.
@@ -955,6 +1023,13 @@ impl EventBody {
             account: self.account.clone(),
             session: self.session,
             prev: self.prev.clone(),
+            version: self.private.map(|_| BODY_VERSION),
+            salt: self.private.map(|p| hex::encode(p.salt)),
+            account_index: self.private.and_then(|p| p.link).map(|l| l.index),
+            account_prev: self
+                .private
+                .and_then(|p| p.link)
+                .map(|l| hex::encode(l.prev)),
             on_behalf_of: self.on_behalf_of.clone(),
             ticket: self.ticket.clone(),
             actor: self.actor.clone(),
@@ -967,6 +1042,41 @@ impl EventBody {
     /// Reads a stored body.
     pub fn decode(text: &str) -> Result<Self, BodyError> {
         let w: Wire<String, serde_json::Value> = serde_json::from_str(text)?;
+        let private = match (w.version, w.salt, w.account_index, w.account_prev) {
+            (None, None, None, None) => None,
+            (Some(BODY_VERSION), Some(salt), index, prev) => {
+                let link = match (index, prev) {
+                    (Some(index), Some(prev)) => Some(AccountLink {
+                        index,
+                        prev: hex_array(&prev, "its account_prev is not a hash")?,
+                    }),
+                    (None, None) => None,
+                    _ => {
+                        return Err(BodyError::Version(
+                            "account_index and account_prev go together",
+                        ));
+                    }
+                };
+                if link.is_some() != w.account.is_some() {
+                    return Err(BodyError::Version(
+                        "a version 2 body links exactly the events that have an account",
+                    ));
+                }
+                Some(Private {
+                    salt: hex_array(&salt, "its salt is not 32 hex digits")?,
+                    link,
+                })
+            }
+            (Some(BODY_VERSION), None, _, _) => {
+                return Err(BodyError::Version("a version 2 body has a salt"));
+            }
+            (Some(_), _, _, _) => return Err(BodyError::Version("an unknown body version")),
+            (None, _, _, _) => {
+                return Err(BodyError::Version(
+                    "salt and account link fields come with a version",
+                ));
+            }
+        };
         let data: EventData = serde_json::from_value(serde_json::to_value(Tagged {
             kind: w.kind,
             details: w.details,
@@ -982,6 +1092,7 @@ impl EventBody {
             ticket: w.ticket,
             summary: w.summary,
             prev: w.prev,
+            private,
         })
     }
 
@@ -1019,6 +1130,16 @@ pub fn write_index_prefix(
     json_str(out, session);
     out.push_str(",\"prev\":");
     json_str(out, Some(prev_hex));
+}
+
+/// The `account_index` a version 2 body states, if it has one (read without decoding
+/// the rest of the event).
+pub fn account_index_of(body: &str) -> Option<u64> {
+    #[derive(Deserialize)]
+    struct Index {
+        account_index: Option<u64>,
+    }
+    serde_json::from_str::<Index>(body).ok()?.account_index
 }
 
 /// The index fields of a body, read by a full parse: used to explain a mismatch found by

@@ -11,6 +11,7 @@
 pub mod account;
 pub mod activity;
 pub mod app;
+pub mod checkpoint;
 pub mod clock;
 pub mod code;
 pub mod event;

@@ -357,6 +357,92 @@ pub fn verify_consistency(
     }
 }
 
+/// The ranges whose hashes make up one multi-leaf proof for the (sorted, distinct) leaf
+/// `indices` of a tree of `size`: every maximal subtree holding none of them, in the
+/// order a depth-first, left-to-right walk of the RFC 9162 tree meets them. Nodes shared
+/// between the leaves' paths are in it once. Both sides walk the same tree, so the proof
+/// needs no positions: see [`root_from_multi`].
+pub fn multi_proof_ranges(indices: &[u64], size: u64) -> Vec<LeafRange> {
+    fn walk(start: u64, n: u64, idx: &[u64], out: &mut Vec<LeafRange>) {
+        if idx.is_empty() {
+            out.push(LeafRange { start, len: n });
+            return;
+        }
+        if n == 1 {
+            return;
+        }
+        let k = split(n);
+        let cut = idx.partition_point(|&i| i < start + k);
+        walk(start, k, &idx[..cut], out);
+        walk(start + k, n - k, &idx[cut..], out);
+    }
+    let mut out = Vec::new();
+    if size > 0 && !indices.is_empty() {
+        walk(0, size, indices, &mut out);
+    }
+    out
+}
+
+/// Why a multi-leaf proof did not give a root.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MultiProofError {
+    /// The leaves are not in increasing order, or one is outside the tree.
+    #[error("leaf {index} is out of order or not in a tree of {size} leaves")]
+    Leaves {
+        /// The offending leaf index.
+        index: u64,
+        /// The tree size.
+        size: u64,
+    },
+    /// The proof ran out of hashes, or has some left over.
+    #[error("the proof has the wrong number of hashes for these leaves")]
+    WrongLength,
+}
+
+/// The root a multi-leaf proof leads to: `leaves` are `(index, leaf hash)` in increasing
+/// index order, `proof` the hashes of [`multi_proof_ranges`] in that order. The caller
+/// compares the result with the signed root.
+pub fn root_from_multi(
+    size: u64,
+    leaves: &[(u64, Hash)],
+    proof: &[Hash],
+) -> Result<Hash, MultiProofError> {
+    fn walk(
+        start: u64,
+        n: u64,
+        leaves: &[(u64, Hash)],
+        proof: &mut std::slice::Iter<'_, Hash>,
+    ) -> Result<Hash, MultiProofError> {
+        if leaves.is_empty() {
+            return proof.next().copied().ok_or(MultiProofError::WrongLength);
+        }
+        if n == 1 {
+            return Ok(leaves[0].1);
+        }
+        let k = split(n);
+        let cut = leaves.partition_point(|&(i, _)| i < start + k);
+        let left = walk(start, k, &leaves[..cut], proof)?;
+        let right = walk(start + k, n - k, &leaves[cut..], proof)?;
+        Ok(node_hash(&left, &right))
+    }
+    let mut last = None;
+    for &(index, _) in leaves {
+        if index >= size || last.is_some_and(|l| index <= l) {
+            return Err(MultiProofError::Leaves { index, size });
+        }
+        last = Some(index);
+    }
+    if leaves.is_empty() {
+        return Err(MultiProofError::WrongLength);
+    }
+    let mut it = proof.iter();
+    let root = walk(0, size, leaves, &mut it)?;
+    if it.next().is_some() {
+        return Err(MultiProofError::WrongLength);
+    }
+    Ok(root)
+}
+
 /// The right edge of a tree: the hashes of the perfect subtrees that make up `[0, size)`,
 /// largest first. Enough to append leaves and compute the root without reading anything.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -474,6 +560,11 @@ impl MemoryTree {
         assemble(&inclusion_ranges(index, size), &self.nodes)
     }
 
+    /// The multi-leaf proof of `indices` in the tree of the first `size` leaves.
+    pub fn multi_proof(&self, indices: &[u64], size: u64) -> Result<Vec<Hash>, MissingNode> {
+        assemble(&multi_proof_ranges(indices, size), &self.nodes)
+    }
+
     /// Consistency proof from the first `old` leaves to the first `new`.
     pub fn consistency_proof(&self, old: u64, new: u64) -> Result<Vec<Hash>, MissingNode> {
         assemble(&consistency_ranges(old, new), &self.nodes)
@@ -531,7 +622,48 @@ mod tests {
         assert!(nodes.len() <= 3 * 21, "{} nodes", nodes.len());
     }
 
+    #[test]
+    fn a_multi_leaf_proof_sends_shared_nodes_once() {
+        let size = 1_000_000u64;
+        let indices: Vec<u64> = (0..size).step_by(10).collect();
+        let ranges = multi_proof_ranges(&indices, size);
+        // A fifth of one full proof (20 hashes) per leaf, or less.
+        assert!(ranges.len() <= 4 * indices.len(), "{}", ranges.len());
+        // A single leaf's multi-leaf proof holds the same hashes as its inclusion proof.
+        let t = tree(37);
+        let single = t.multi_proof(&[11], 37).expect("nodes");
+        let mut path = t.inclusion_proof(11, 37).expect("nodes");
+        let mut sorted = single.clone();
+        sorted.sort();
+        path.sort();
+        assert_eq!(sorted, path);
+    }
+
     proptest! {
+        #[test]
+        fn every_multi_leaf_proof_verifies_and_any_change_fails(size in 1u64..200, picks in proptest::collection::vec(0u64..200, 1..20)) {
+            let t = tree(size);
+            let mut indices: Vec<u64> = picks.iter().map(|p| p % size).collect();
+            indices.sort_unstable();
+            indices.dedup();
+            let proof = t.multi_proof(&indices, size).expect("nodes");
+            let leaves: Vec<(u64, Hash)> = indices.iter().map(|&i| (i, leaf_hash(&i.to_be_bytes()))).collect();
+            prop_assert_eq!(root_from_multi(size, &leaves, &proof), Ok(t.root()));
+            // A changed leaf, a missing or extra hash, or a leaf moved: another root or an error.
+            let mut changed = leaves.clone();
+            changed[0].1[0] ^= 1;
+            prop_assert_ne!(root_from_multi(size, &changed, &proof), Ok(t.root()));
+            if !proof.is_empty() {
+                prop_assert!(root_from_multi(size, &leaves, &proof[1..]).is_err());
+            }
+            let mut extra = proof.clone();
+            extra.push([0; 32]);
+            prop_assert!(root_from_multi(size, &leaves, &extra).is_err());
+            if leaves.len() > 1 {
+                prop_assert!(root_from_multi(size, &leaves[1..], &proof) != Ok(t.root()));
+            }
+        }
+
         #[test]
         fn every_inclusion_and_consistency_proof_verifies(size in 1u64..300, a in 0u64..300, b in 0u64..300) {
             let t = tree(size);

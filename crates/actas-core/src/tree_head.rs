@@ -100,6 +100,7 @@ pub enum KeyError {
 }
 
 /// The instance's signing key. Never printed.
+#[derive(Clone)]
 pub struct LedgerKey(SigningKey);
 
 impl fmt::Debug for LedgerKey {
@@ -123,6 +124,12 @@ impl LedgerKey {
     /// The public half.
     pub fn public(&self) -> PublicKey {
         PublicKey(self.0.verifying_key())
+    }
+
+    /// Signs one of the ledger's typed statements (each with its own prefix, so no
+    /// message of one kind can be taken for another).
+    pub(crate) fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
     }
 
     /// Signs a tree head.
@@ -167,6 +174,17 @@ impl PublicKey {
         KeyId(hex::encode(&Sha256::digest(self.0.as_bytes())[..8]))
     }
 
+    /// Checks a signature over one of the ledger's typed statements (strict Ed25519).
+    pub(crate) fn verify_bytes(
+        &self,
+        message: &[u8],
+        signature: &[u8; 64],
+    ) -> Result<(), KeyError> {
+        self.0
+            .verify_strict(message, &Signature::from_bytes(signature))
+            .map_err(|_| KeyError::BadSignature)
+    }
+
     /// Checks a signed tree head.
     pub fn verify(&self, sth: &SignedTreeHead) -> Result<(), KeyError> {
         let own = self.key_id();
@@ -183,14 +201,14 @@ impl PublicKey {
     }
 }
 
-mod hex_hash {
+pub(crate) mod hex_hash {
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&hex::encode(h))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
         let text = String::deserialize(d)?;
         let mut out = [0u8; 32];
         hex::decode_to_slice(&text, &mut out).map_err(serde::de::Error::custom)?;
@@ -198,16 +216,16 @@ mod hex_hash {
     }
 }
 
-mod b64_sig {
+pub(crate) mod b64_sig {
     use base64::Engine;
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use serde::{Deserialize, Deserializer, Serializer};
 
-    pub(super) fn serialize<S: Serializer>(sig: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
+    pub(crate) fn serialize<S: Serializer>(sig: &[u8; 64], s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&URL_SAFE_NO_PAD.encode(sig))
     }
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<[u8; 64], D::Error> {
         let text = String::deserialize(d)?;
         let bytes = URL_SAFE_NO_PAD
             .decode(text)

@@ -71,6 +71,16 @@ pub enum Problem {
         /// The event whose link broke.
         next: u64,
     },
+    /// An event does not follow on from its account's previous event.
+    #[error(
+        "event #{seq} does not follow on from the previous event of account {account}: one of that account's events was changed, removed or moved"
+    )]
+    AccountUnlinked {
+        /// The event whose account link broke.
+        seq: u64,
+        /// Its account.
+        account: String,
+    },
     /// The body can't be read.
     #[error("event #{seq} can't be read: {why}")]
     Unreadable {
@@ -127,6 +137,7 @@ impl Problem {
             | Problem::Changed { seq }
             | Problem::Index { seq, .. }
             | Problem::Unlinked { seq, .. }
+            | Problem::AccountUnlinked { seq, .. }
             | Problem::Unreadable { seq, .. } => Some(*seq),
             Problem::HeadMismatch { from, .. } => Some(*from),
             Problem::Truncated { first_missing, .. } => Some(*first_missing),
@@ -176,6 +187,8 @@ pub struct Verifier {
     prev_hex: [u8; 64],
     last_good_head: u64,
     prefix: String,
+    /// Each account's history so far: its number of events and its last leaf hash.
+    accounts: std::collections::HashMap<String, (u64, Hash)>,
 }
 
 impl Verifier {
@@ -200,6 +213,7 @@ impl Verifier {
             prev_hex,
             last_good_head: 0,
             prefix: String::with_capacity(256),
+            accounts: std::collections::HashMap::new(),
         };
         v.check_heads()?;
         Ok(v)
@@ -263,10 +277,61 @@ impl Verifier {
         if !ev.body.starts_with(self.prefix.as_str()) {
             return Err(self.explain(&ev));
         }
+        self.check_account_link(&ev, computed)?;
         self.frontier.push(computed, |_, _| {});
         self.prev = computed;
         let _ = hex::encode_to_slice(computed, &mut self.prev_hex);
         self.check_heads()
+    }
+
+    /// What follows the index prefix: nothing more for a version 1 body; for version 2,
+    /// the salt and, for an event with an account, its place in the account's history,
+    /// which must follow on from the account's previous event.
+    fn check_account_link(&mut self, ev: &StoredEvent<'_>, leaf: Hash) -> Result<(), Problem> {
+        const NEXT: &str = ",\"on_behalf_of\":";
+        const SALT: &str = ",\"version\":2,\"salt\":\"";
+        let rest = &ev.body[self.prefix.len()..];
+        let layout = || Problem::Index {
+            seq: ev.seq,
+            field: "layout",
+        };
+        let link = if rest.starts_with(NEXT) {
+            None
+        } else {
+            let salted = rest.strip_prefix(SALT).ok_or_else(layout)?;
+            let after = salted
+                .get(32..)
+                .filter(|_| salted.as_bytes()[..32].iter().all(u8::is_ascii_hexdigit))
+                .and_then(|a| a.strip_prefix('"'))
+                .ok_or_else(layout)?;
+            Some(after)
+        };
+        let Some(account) = ev.account else {
+            return match link {
+                Some(after) if !after.starts_with(NEXT) => Err(layout()),
+                _ => Ok(()),
+            };
+        };
+        let (count, last) = self.accounts.get(account).copied().unwrap_or((0, [0; 32]));
+        if let Some(after) = link {
+            let expected = format!(
+                ",\"account_index\":{count},\"account_prev\":\"{}\"{NEXT}",
+                crate::merkle::hash_hex(&last)
+            );
+            if !after.starts_with(&expected) {
+                return Err(Problem::AccountUnlinked {
+                    seq: ev.seq,
+                    account: account.to_owned(),
+                });
+            }
+        }
+        match self.accounts.get_mut(account) {
+            Some(entry) => *entry = (count + 1, leaf),
+            None => {
+                self.accounts.insert(account.to_owned(), (count + 1, leaf));
+            }
+        }
+        Ok(())
     }
 
     /// Slow path: parse the body to say which index column or link is wrong.
@@ -432,6 +497,79 @@ mod tests {
             Err(Problem::Index {
                 seq: 1,
                 field: "kind"
+            })
+        );
+    }
+
+    /// Version 1 events of an account, then version 2 ones: the first linked event
+    /// counts the earlier ones, and a link that does not follow on is named.
+    #[test]
+    fn account_links_are_checked_across_the_version_change() {
+        use crate::account::{AccountRef, Consent};
+        use crate::event::AccountLink;
+        let key = LedgerKey::from_bytes(&[1; 32]).expect("key");
+        let acme = AccountRef {
+            id: crate::ids::AccountId::parse("acme").expect("id"),
+            name: DisplayName::parse("Acme").expect("name"),
+        };
+        let build = |wrong_index: bool| {
+            let mut prev = [0u8; 32];
+            let mut tip = AccountLink {
+                index: 0,
+                prev: [0; 32],
+            };
+            let mut rows = Vec::new();
+            for seq in 1..=6u64 {
+                let e = NewEvent::new(
+                    Actor::Customer(acme.clone()),
+                    EventData::ConsentChanged {
+                        account: acme.clone(),
+                        consent: Consent::Allowed,
+                        via: None,
+                    },
+                );
+                let time = Timestamp::from_millis(seq as i64);
+                let mut link = tip;
+                if wrong_index && seq == 5 {
+                    link.index += 1;
+                }
+                let body = if seq <= 3 {
+                    e.into_body(seq, time, &prev)
+                } else {
+                    e.into_private_body(seq, time, &prev, [seq as u8; 16], Some(link))
+                }
+                .encode();
+                let leaf = leaf_hash(body.as_bytes());
+                tip = AccountLink {
+                    index: tip.index + 1,
+                    prev: leaf,
+                };
+                prev = leaf;
+                rows.push(Row { seq, body, leaf });
+            }
+            rows
+        };
+        let run = |rows: &[Row]| {
+            let mut v = Verifier::new(&key.public(), vec![])?;
+            for r in rows {
+                v.push(StoredEvent {
+                    seq: r.seq,
+                    time: r.seq as i64,
+                    kind: "consent.changed",
+                    account: Some("acme"),
+                    session: None,
+                    body: &r.body,
+                    leaf_hash: r.leaf,
+                })?;
+            }
+            v.finish()
+        };
+        assert_eq!(run(&build(false)).map(|r| r.events), Ok(6));
+        assert_eq!(
+            run(&build(true)).map(|r| r.events),
+            Err(Problem::AccountUnlinked {
+                seq: 5,
+                account: "acme".into()
             })
         );
     }

@@ -161,10 +161,10 @@ async fn main() -> Result<()> {
     let read = t.elapsed();
     let t = Instant::now();
     let size = s.store().ledger_size().await?;
-    s.store().inclusion_proofs(&seqs, size).await?;
+    s.store().multi_proof(&seqs, size).await?;
     let proved = t.elapsed();
     let t = Instant::now();
-    let extract = s.audit_extract("big").await?;
+    let extract = s.audit_extract("big", None).await?;
     let built = t.elapsed();
     let t = Instant::now();
     let json = serde_json::to_string(&extract)?;

@@ -250,17 +250,24 @@ pub enum AuditCommand {
         #[arg(long)]
         key: Option<String>,
     },
-    /// Check an account's audit extract offline: each event against its proof and the
-    /// signed tree head. Needs nothing but the file (and, to know who made it, the key).
+    /// Check an account's audit extract offline: its events against the proof, the
+    /// signed tree head and the signed account checkpoint, so that every event is exactly
+    /// as recorded and none is missing. Needs nothing but the file (and, to know who made
+    /// it, the key).
     #[command(name = "verify-extract")]
     VerifyExtract {
         /// The extract (JSON, as downloaded).
         file: PathBuf,
-        /// The instance's public key (base64url), as its operator publishes it. Without it
-        /// the key inside the extract is used, which shows the extract is consistent but
-        /// not who made it.
+        /// The instance's public key (base64url), as its operator publishes it at
+        /// `/.well-known/actas-ledger-keys`. Without it the key inside the extract is
+        /// used, which shows the extract is consistent but not who made it.
         #[arg(long)]
         key: Option<String>,
+        /// An older extract of the same account: check that this one extends it (its
+        /// events unchanged, the ledger grown from it). Download the newer one with
+        /// `?since=` the older one's tree size.
+        #[arg(long)]
+        since: Option<PathBuf>,
     },
 }
 

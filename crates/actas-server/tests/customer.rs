@@ -621,7 +621,10 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
     };
     let (code, said) = verify(&file, Some(&key));
     assert_eq!(code, Some(0), "{said}");
-    assert!(said.contains("The extract holds"), "{said}");
+    assert!(
+        said.contains("Complete: all 3 events of account acme are exactly as recorded, and there are no others"),
+        "{said}"
+    );
 
     // One byte changed in an event's text: refused, naming the event.
     // The account's events: it being added, then LA-77, then DD-9 (the third).
@@ -643,6 +646,82 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
     assert_eq!(code, Some(1), "{said}");
     assert!(said.contains("not by the key you gave"), "{said}");
 
+    // A newer extract, fetched with ?since= the older one's tree size, extends it.
+    let size = extract["tree_head"]["size"].as_u64().expect("size");
+    let (status, _) = w
+        .call(
+            reqwest::Method::POST,
+            "/events",
+            Some(json!({ "account": "acme", "kind": "agreement_signed", "details": { "document": "the new terms NT-1" } })),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED);
+    let newer = reqwest::Client::new()
+        .get(format!(
+            "{}/accounts/acme/audit-extract?since={size}",
+            w.base
+        ))
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("extract")
+        .text()
+        .await
+        .expect("text");
+    let newer_file = w.dir.path().join("newer.json");
+    std::fs::write(&newer_file, &newer).expect("write");
+    let since = |old: &std::path::Path, new: &std::path::Path| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_actas"))
+            .args(["--data", "/nonexistent/actas", "audit", "verify-extract"])
+            .arg(new)
+            .args(["--key", &key, "--since"])
+            .arg(old)
+            .output()
+            .expect("run actas");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, said) = since(&file, &newer_file);
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("It extends the older extract"), "{said}");
+    // The same newer extract with an old event left out: it no longer extends the older
+    // one (and on its own no longer matches its checkpoint).
+    let mut cut: Value = serde_json::from_str(&newer).expect("json");
+    cut["events"].as_array_mut().expect("events").remove(1);
+    let cut_file = w.dir.path().join("cut.json");
+    std::fs::write(&cut_file, cut.to_string()).expect("write");
+    let (code, said) = since(&file, &cut_file);
+    assert_eq!(code, Some(1), "{said}");
+    let (code, said) = verify(&cut_file, Some(&key));
+    assert_eq!(code, Some(1), "{said}");
+    assert!(said.contains("missing before it"), "{said}");
+    // Bad `since` is refused with the field named.
+    let r = reqwest::Client::new()
+        .get(format!("{}/accounts/acme/audit-extract?since=0", w.base))
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("extract");
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let why: Value = r.json().await.expect("json");
+    assert_eq!(why["error"]["field"], "since", "{why}");
+
+    // Its output piped into a reader that stops at once: no panic.
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_actas"))
+        .args(["--data", "/nonexistent/actas", "audit", "verify-extract"])
+        .arg(&file)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run actas");
+    drop(child.stdout.take());
+    let out = child.wait_with_output().expect("wait");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+
     // And the CSV is for people.
     let r = reqwest::Client::new()
         .get(format!("{}/accounts/acme/audit-extract?format=csv", w.base))
@@ -657,7 +736,14 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
             .starts_with("text/csv")
     );
     let csv = r.text().await.expect("text");
-    assert!(csv.starts_with("seq,time,kind,summary\n"), "{csv}");
+    assert!(
+        csv.starts_with("\"seq\",\"time\",\"kind\",\"summary\"\n"),
+        "{csv}"
+    );
+    // Every cell quoted, the sequence number too.
+    for line in csv.lines() {
+        assert!(line.starts_with('"') && line.ends_with('"'), "{line}");
+    }
     assert!(
         csv.contains("\"Acme Co signed the loan agreement LA-77\""),
         "{csv}"

@@ -7,7 +7,6 @@ use actas_core::tree_head::{PublicKey, SignedTreeHead};
 use actas_core::verify::{Problem, Report, StoredEvent, Verifier};
 use async_trait::async_trait;
 use std::collections::HashMap;
-use std::sync::Arc;
 
 /// Stored Merkle nodes by position, hashed with FxHash: an extract looks up millions.
 pub(crate) type NodeMap = HashMap<NodeId, Hash, rustc_hash::FxBuildHasher>;
@@ -73,44 +72,32 @@ pub(crate) async fn consistency_proof(
     proof(r, merkle::consistency_ranges(old, new)).await
 }
 
-/// Inclusion proofs for many events against one tree size, built together: one fetch of
-/// every node they need, then assembled on two blocking threads.
-pub(crate) async fn inclusion_proofs(
+/// One multi-leaf proof for the events `seqs` (increasing) in the tree of the first
+/// `size` events: one fetch of every node it needs, then assembled off the runtime.
+pub(crate) async fn multi_proof(
     r: &impl RawLedger,
     seqs: &[u64],
     size: u64,
-) -> StoreResult<Vec<Vec<Hash>>> {
+) -> StoreResult<Vec<Hash>> {
     if size > r.size().await? {
         return Err(StoreError::NotFound(format!("a ledger of {size} events")));
     }
-    let mut plans = Vec::with_capacity(seqs.len());
+    let mut indices = Vec::with_capacity(seqs.len());
     for &seq in seqs {
-        if seq == 0 || seq > size {
+        if seq == 0 || seq > size || indices.last().is_some_and(|&l| seq - 1 <= l) {
             return Err(StoreError::NotFound(format!(
-                "event #{seq} in a ledger of {size} events"
+                "event #{seq} in order in a ledger of {size} events"
             )));
         }
-        plans.push(merkle::inclusion_ranges(seq - 1, size));
+        indices.push(seq - 1);
     }
-    let all: Vec<LeafRange> = plans.iter().flatten().copied().collect();
-    let nodes = Arc::new(r.many_nodes(&merkle::nodes_needed(&all)).await?);
-    // Assembling is pure computation: two halves on blocking threads, not the runtime.
-    let second = plans.split_off(plans.len() / 2);
-    let assemble = |plans: Vec<Vec<LeafRange>>, nodes: Arc<NodeMap>| {
-        tokio::task::spawn_blocking(move || {
-            plans
-                .iter()
-                .map(|ranges| merkle::assemble(ranges, &nodes).map_err(StoreError::unexpected))
-                .collect::<StoreResult<Vec<_>>>()
-        })
-    };
-    let (first, second) =
-        futures_util::future::try_join(assemble(plans, nodes.clone()), assemble(second, nodes))
-            .await
-            .map_err(StoreError::unexpected)?;
-    let mut proofs = first?;
-    proofs.extend(second?);
-    Ok(proofs)
+    let ranges = merkle::multi_proof_ranges(&indices, size);
+    let nodes = r.many_nodes(&merkle::nodes_needed(&ranges)).await?;
+    tokio::task::spawn_blocking(move || {
+        merkle::assemble(&ranges, &nodes).map_err(StoreError::unexpected)
+    })
+    .await
+    .map_err(StoreError::unexpected)?
 }
 
 /// Checks the whole ledger against its signed heads; `progress(done, total)` is called

@@ -286,6 +286,9 @@ pub trait Store: Send + Sync {
     /// The public half of the key that signs tree heads.
     fn public_key(&self) -> PublicKey;
 
+    /// The ledger key, which also signs account checkpoints and checkpoint notes.
+    fn ledger_key(&self) -> &actas_core::tree_head::LedgerKey;
+
     /// Signs a tree head over the whole ledger now, if it grew since the last one.
     async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>>;
 
@@ -339,9 +342,9 @@ pub trait Store: Send + Sync {
     /// index alone: enough to start building their proofs while the texts are read.
     async fn account_event_seqs(&self, account: &AccountId, up_to: u64) -> StoreResult<Vec<u64>>;
 
-    /// Inclusion proofs for many events against one tree size, built together (one
-    /// fetch of every node they need, rather than a few queries per proof).
-    async fn inclusion_proofs(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Vec<Hash>>>;
+    /// One multi-leaf proof that the events `seqs` (in increasing order) are in the tree
+    /// of the first `size` events: every node the proof needs, fetched at once.
+    async fn multi_proof(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Hash>>;
 
     /// The consistency proof from the first `old` events to the first `new`.
     async fn consistency_proof(&self, old: u64, new: u64) -> StoreResult<Vec<Hash>>;

@@ -20,6 +20,7 @@ use crate::checks::{Checks, is_check};
 use crate::model::Appended;
 use crate::{HeadSchedule, StoreError, StoreResult};
 use actas_core::Timestamp;
+use actas_core::event::AccountLink;
 use actas_core::merkle::{Frontier, Hash};
 use actas_core::tree_head::{LedgerKey, SignedTreeHead, TreeHead};
 use async_trait::async_trait;
@@ -158,6 +159,11 @@ pub(crate) trait WriteTx: Send {
     ) -> StoreResult<()>;
     /// Abandons the open transaction, if any.
     async fn rollback(&mut self);
+    /// The leaf hash and body of `account`'s newest event, if it has one.
+    async fn last_account_event(&mut self, account: &str) -> StoreResult<Option<(Hash, String)>>;
+    /// How many events `account` has (read only when its newest one predates account
+    /// links, so its place in the history is not written in it).
+    async fn count_account_events(&mut self, account: &str) -> StoreResult<u64>;
 
     /// Whether a failed statement spoils the whole transaction (PostgreSQL's way), so
     /// every unit that runs one needs its own savepoint; SQLite undoes just the statement.
@@ -178,7 +184,17 @@ pub(crate) struct Writer<T: WriteTx> {
     /// When the open transaction was granted the ledger's lock.
     locked_at: Option<Instant>,
     stats: std::sync::Arc<crate::LedgerStats>,
+    /// Accounts' places in their histories, as of ledger size `accounts_at`: valid while
+    /// nobody else appends (a batch that finds another size starts afresh).
+    accounts: AccountTips,
+    accounts_at: u64,
 }
+
+/// Each account's place in its history: how many events it has, and its newest leaf.
+type AccountTips = rustc_hash::FxHashMap<String, AccountLink>;
+
+/// The most accounts remembered between batches; past it the memory starts afresh.
+const ACCOUNTS_REMEMBERED: usize = 100_000;
 
 impl<T: WriteTx> Writer<T> {
     /// A writer over `conn` that signs heads with `key` on `schedule`.
@@ -198,6 +214,8 @@ impl<T: WriteTx> Writer<T> {
             last_head_at: Instant::now(),
             locked_at: None,
             stats,
+            accounts: AccountTips::default(),
+            accounts_at: 0,
         }
     }
 
@@ -376,6 +394,10 @@ impl<T: WriteTx> Writer<T> {
         let mut checks = Some(checks);
         let mut claimed: HashSet<(i64, String)> = HashSet::new();
         let mut rows = Rows::default();
+        if tip.size != self.accounts_at || self.accounts.len() > ACCOUNTS_REMEMBERED {
+            self.accounts.clear();
+        }
+        let mut batch_accounts = AccountTips::default();
         for mut unit in pending.drain(..) {
             let reply = unit.reply.take();
             let claims: Vec<(i64, String)> = unit
@@ -429,8 +451,15 @@ impl<T: WriteTx> Writer<T> {
             }
             let mut trial = tip.clone();
             let mark = rows.mark();
+            let mut unit_accounts = AccountTips::default();
             let outcome = self
-                .apply_unit(unit, &unit_checks, &mut trial, &mut rows)
+                .apply_unit(
+                    unit,
+                    &unit_checks,
+                    &mut trial,
+                    &mut rows,
+                    (&batch_accounts, &mut unit_accounts),
+                )
                 .await;
             if batch_wide && !changes_state {
                 checks = Some(unit_checks);
@@ -441,6 +470,7 @@ impl<T: WriteTx> Writer<T> {
                         self.conn.release().await?;
                     }
                     tip = trial;
+                    batch_accounts.extend(unit_accounts);
                     claimed.extend(claims);
                     replies.push((reply, Ok(appended)));
                 }
@@ -466,6 +496,8 @@ impl<T: WriteTx> Writer<T> {
         if head.is_some() {
             self.last_head_at = Instant::now();
         }
+        self.accounts.extend(batch_accounts);
+        self.accounts_at = tip.size;
         Ok((tip, appended))
     }
 
@@ -492,12 +524,42 @@ impl<T: WriteTx> Writer<T> {
         Ok((taken, checks))
     }
 
+    /// Where `account`'s next event goes in its history: from this unit, the batch, the
+    /// writer's memory, or (the first time) the ledger itself.
+    async fn account_tip(
+        &mut self,
+        account: &str,
+        (batch, unit): (&AccountTips, &AccountTips),
+    ) -> StoreResult<AccountLink> {
+        if let Some(t) = unit.get(account).or_else(|| batch.get(account)) {
+            return Ok(*t);
+        }
+        if let Some(t) = self.accounts.get(account) {
+            return Ok(*t);
+        }
+        let Some((leaf, body)) = self.conn.last_account_event(account).await? else {
+            return Ok(AccountLink {
+                index: 0,
+                prev: [0; 32],
+            });
+        };
+        let count = match actas_core::event::account_index_of(&body) {
+            Some(index) => index + 1,
+            None => self.conn.count_account_events(account).await?,
+        };
+        Ok(AccountLink {
+            index: count,
+            prev: leaf,
+        })
+    }
+
     async fn apply_unit(
         &mut self,
         unit: Unit,
         checks: &Checks,
         tip: &mut Tip,
         rows: &mut Rows,
+        (batch_accounts, unit_accounts): (&AccountTips, &mut AccountTips),
     ) -> StoreResult<Vec<Appended>> {
         // Preconditions first, so a failed one leaves nothing of the unit behind.
         let mut outcomes = Vec::new();
@@ -534,12 +596,38 @@ impl<T: WriteTx> Writer<T> {
             let notify = event.data.notifies_product();
             let seq = tip.size + 1;
             let time = Timestamp::now().as_millis().max(tip.last_time);
-            let record = event.into_body(seq, Timestamp::from_millis(time), &tip.last_leaf);
+            let account = event.account();
+            let link = match &account {
+                Some(a) => Some(
+                    self.account_tip(a.as_str(), (batch_accounts, unit_accounts))
+                        .await?,
+                ),
+                None => None,
+            };
+            let mut salt = [0u8; 16];
+            getrandom::getrandom(&mut salt)
+                .map_err(|e| StoreError::corrupt(format!("no random source for a salt: {e}")))?;
+            let record = event.into_private_body(
+                seq,
+                Timestamp::from_millis(time),
+                &tip.last_leaf,
+                salt,
+                link,
+            );
             let body = record.encode();
             if body.is_empty() {
                 return Err(StoreError::corrupt("an event could not be encoded"));
             }
             let leaf = actas_core::merkle::leaf_hash(body.as_bytes());
+            if let (Some(a), Some(link)) = (account, link) {
+                unit_accounts.insert(
+                    a.as_str().to_owned(),
+                    AccountLink {
+                        index: link.index + 1,
+                        prev: leaf,
+                    },
+                );
+            }
             rows.events.push(EventRow {
                 seq: seq as i64,
                 time,

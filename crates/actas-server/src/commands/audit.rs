@@ -21,7 +21,9 @@ fn time_arg(text: Option<String>, field: &str) -> Result<Option<Timestamp>, Fail
 
 pub(super) async fn run(data: &DataDir, command: AuditCommand) -> Result<(), Failure> {
     match command {
-        AuditCommand::VerifyExtract { file, key } => verify_extract(&file, key.as_deref()),
+        AuditCommand::VerifyExtract { file, key, since } => {
+            verify_extract(&file, key.as_deref(), since.as_deref())
+        }
         AuditCommand::Log {
             account,
             session,
@@ -134,42 +136,77 @@ fn hex_short(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// `actas audit verify-extract FILE [--key PUB]`: offline, from the file alone.
-fn verify_extract(file: &std::path::Path, key: Option<&str>) -> Result<(), Failure> {
-    let name = file.display();
-    let text = std::fs::read_to_string(file).map_err(|e| Failure::input(format!("{name}: {e}")))?;
+/// `actas audit verify-extract FILE [--key PUB] [--since OLD]`: offline, from the files
+/// alone.
+fn verify_extract(
+    file: &std::path::Path,
+    key: Option<&str>,
+    since: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let read = |file: &std::path::Path| {
+        std::fs::read_to_string(file)
+            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))
+    };
+    let text = read(file)?;
     let key = key
         .map(|k| PublicKey::parse(k).map_err(|e| Failure::input(format!("key: {e}"))))
         .transpose()?;
-    match actas_core::extract::verify_extract(&text, key.as_ref()) {
-        Ok(r) => {
-            let head = &r.tree_head.head;
-            println!(
-                "The extract holds: all {} events of account {} are exactly as recorded in the ledger.",
-                r.events, r.account
-            );
-            println!(
-                "Each is proven part of the ledger's first {} events, whose tree head was signed at {} by key {}.",
-                head.size,
-                head.time.to_rfc3339(),
-                r.key_id
-            );
-            if let Some((first, last)) = r.span {
-                println!(
-                    "The events run from {} to {}.",
-                    first.to_rfc3339(),
-                    last.to_rfc3339()
-                );
-            }
-            if key.is_none() {
-                println!(
-                    "Checked with the key inside the extract. To know it comes from your provider, run again with --key and the public key they publish."
-                );
-            }
-            Ok(())
-        }
-        Err(problem) => Err(Failure::check(format!(
-            "The extract does not hold: {problem}."
-        ))),
+    let checked = match since {
+        Some(old) => actas_core::extract::verify_extends(&read(old)?, &text, key.as_ref()),
+        None => actas_core::extract::verify_extract(&text, key.as_ref()),
+    };
+    let r = checked
+        .map_err(|problem| Failure::check(format!("The extract does not hold: {problem}.")))?;
+    let head = &r.tree_head.head;
+    match &r.checkpoint {
+        Some(cp) => println!(
+            "Complete: all {} events of account {} are exactly as recorded, and there are no others, up to its checkpoint of {}, in the ledger's first {} events.",
+            grouped(r.events as u64),
+            r.account,
+            cp.checkpoint.time.to_rfc3339(),
+            grouped(head.size)
+        ),
+        None => println!(
+            "Genuine: each of the {} events of account {} is exactly as recorded in the ledger's first {} events. This is a format 1 extract, which can't show that none is missing: download a new one for that.",
+            grouped(r.events as u64),
+            r.account,
+            grouped(head.size)
+        ),
     }
+    println!(
+        "The tree head was signed at {} by key {}.",
+        head.time.to_rfc3339(),
+        r.key_id
+    );
+    if since.is_some() {
+        println!(
+            "It extends the older extract: that one's events are the first here, unchanged, and this ledger contains the older one."
+        );
+    }
+    if let Some((first, last)) = r.span {
+        println!(
+            "The events run from {} to {}.",
+            first.to_rfc3339(),
+            last.to_rfc3339()
+        );
+    }
+    if key.is_none() {
+        println!(
+            "Checked with the key inside the extract. To know it comes from your provider, run again with --key and the key they publish at /.well-known/actas-ledger-keys."
+        );
+    }
+    Ok(())
+}
+
+/// A count with thousands separated by commas: 1,204.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }

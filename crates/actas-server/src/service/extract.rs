@@ -1,19 +1,21 @@
-//! An account's verifiable audit extract: every event of the account, each with its
-//! inclusion proof against one signed tree head, and the public key (the format is in
-//! `docs/extract-format.md`; `actas audit verify-extract` checks one offline).
+//! An account's verifiable audit extract: every event of the account, one multi-leaf
+//! proof against a signed tree head, and a signed account checkpoint that makes it
+//! provably complete (the format is in `docs/extract-format.md`; `actas audit
+//! verify-extract` and the `/verify` page check one offline).
 
 use super::{Service, ServiceError, ServiceResult};
 use actas_core::Timestamp;
-use actas_core::extract::{EXTRACT_FORMAT, Extract, ExtractEvent};
+use actas_core::checkpoint::AccountCheckpoint;
+use actas_core::extract::{ConsistencyProof, EXTRACT_FORMAT, Extract, ExtractEvent};
 use actas_core::ids::AccountId;
+use actas_core::merkle::leaf_hash;
+use actas_core::tree_head::SignedTreeHead;
 use actas_store::StoreError;
 
 impl Service {
-    /// Builds the extract of account `id`. If no signed head covers the newest events yet,
-    /// one is signed now, so the extract is complete up to this moment.
-    pub async fn audit_extract(&self, id: &str) -> ServiceResult<Extract> {
-        let id = AccountId::parse(id).map_err(|e| ServiceError::invalid("id", e))?;
-        let account = self.account(&id).await?;
+    /// The newest signed tree head, signing one now if the newest events are not yet
+    /// covered (so what is built on it is complete up to this moment).
+    pub async fn current_head(&self) -> ServiceResult<SignedTreeHead> {
         let size = self.store.ledger_size().await?;
         let latest = self
             .store
@@ -21,22 +23,36 @@ impl Service {
             .await?
             .into_iter()
             .max_by_key(|h| h.head.size);
-        let head = match latest {
-            Some(h) if h.head.size >= size && size > 0 => h,
+        match latest {
+            Some(h) if h.head.size >= size && size > 0 => Ok(h),
             _ => self.store.sign_head_now().await?.ok_or_else(|| {
                 ServiceError::Unexpected(StoreError::Unexpected(
-                    "no tree head could be signed for the extract".into(),
+                    "no tree head could be signed".into(),
                 ))
-            })?,
-        };
-        // The texts and the proofs are read at the same time, on different connections.
-        let seqs = self
-            .store
-            .account_event_seqs(&account.id, head.head.size)
-            .await?;
-        let (events, proofs) = futures_util::future::try_join(
-            self.store.account_event_texts(&account.id, head.head.size),
-            self.store.inclusion_proofs(&seqs, head.head.size),
+            }),
+        }
+    }
+
+    /// Builds the extract of account `id`; with `since` (an earlier extract's tree size),
+    /// it also carries the consistency proof from that size, so the two can be compared.
+    pub async fn audit_extract(&self, id: &str, since: Option<u64>) -> ServiceResult<Extract> {
+        let id = AccountId::parse(id).map_err(|e| ServiceError::invalid("id", e))?;
+        let account = self.account(&id).await?;
+        let head = self.current_head().await?;
+        let size = head.head.size;
+        if let Some(from) = since
+            && (from == 0 || from > size)
+        {
+            return Err(ServiceError::invalid(
+                "since",
+                format!("give the tree size of an earlier extract, from 1 to {size}"),
+            ));
+        }
+        // The texts and the proof are read at the same time, on different connections.
+        let seqs = self.store.account_event_seqs(&account.id, size).await?;
+        let (events, proof) = futures_util::future::try_join(
+            self.store.account_event_texts(&account.id, size),
+            self.store.multi_proof(&seqs, size),
         )
         .await?;
         if events.len() != seqs.len() || events.iter().zip(&seqs).any(|((a, _), b)| a != b) {
@@ -44,17 +60,37 @@ impl Service {
                 "the account's events changed while the extract was built".into(),
             )));
         }
+        let consistency = match since {
+            Some(from) => Some(ConsistencyProof {
+                from,
+                to: size,
+                proof: self.store.consistency_proof(from, size).await?,
+            }),
+            None => None,
+        };
+        let key = self.store.ledger_key();
+        let checkpoint = key.sign_checkpoint(AccountCheckpoint {
+            account: account.id.clone(),
+            events: events.len() as u64,
+            last_leaf: events
+                .last()
+                .map_or([0; 32], |(_, body)| leaf_hash(body.as_bytes())),
+            tree_size: size,
+            root: head.head.root,
+            time: Timestamp::now(),
+        });
         Ok(Extract {
             format: EXTRACT_FORMAT.to_owned(),
             account: account.id,
-            generated_at: Timestamp::now(),
-            public_key: self.store.public_key().to_base64(),
+            public_key: key.public().to_base64(),
             tree_head: head,
+            checkpoint,
             events: events
                 .into_iter()
-                .zip(proofs)
-                .map(|((seq, body), proof)| ExtractEvent::new(seq, body, &proof))
+                .map(|(seq, body)| ExtractEvent { seq, body })
                 .collect(),
+            proof,
+            consistency,
         })
     }
 }
@@ -75,15 +111,22 @@ pub fn csv_cell(s: &str) -> String {
 /// The extract as CSV for people: one row per event (sequence number, time, kind, who,
 /// summary). It carries no proofs; the JSON form is the one to verify.
 pub fn extract_csv(extract: &Extract) -> String {
-    let mut out = String::from("seq,time,kind,summary\n");
+    let mut out = String::from("\"seq\",\"time\",\"kind\",\"summary\"\n");
     for e in &extract.events {
+        let cell = csv_cell;
         let Ok(body) = actas_core::event::EventBody::decode(&e.body) else {
+            out.push_str(&format!(
+                "{},\"\",\"\",{}\n",
+                cell(&e.seq.to_string()),
+                cell(
+                    "This event's text could not be read here; the JSON extract holds it exactly."
+                )
+            ));
             continue;
         };
-        let cell = csv_cell;
         out.push_str(&format!(
             "{},{},{},{}\n",
-            body.seq,
+            cell(&body.seq.to_string()),
             cell(&body.time.to_rfc3339()),
             cell(body.kind()),
             cell(&body.summary)

@@ -134,7 +134,8 @@ pub async fn migrate(url: &str) -> StoreResult<Vec<String>> {
 pub struct PgStore {
     pool: PgPool,
     writer: writer::Handle,
-    public: PublicKey,
+    /// The ledger key, for the statements signed outside the writer (checkpoints).
+    key: LedgerKey,
 }
 
 impl PgStore {
@@ -155,7 +156,7 @@ impl PgStore {
             .await
             .map_err(StoreError::unexpected)?
             .map_err(StoreError::unexpected)?;
-        let public = key.public();
+        let signer = key.clone();
         let w = writer::Writer::new(
             tx::PgTx::new(conn, connect),
             key,
@@ -166,7 +167,7 @@ impl PgStore {
         Ok(Self {
             pool,
             writer: writer::Handle::start(w, config.queue),
-            public,
+            key: signer,
         })
     }
 
@@ -285,7 +286,11 @@ impl Store for PgStore {
     }
 
     fn public_key(&self) -> PublicKey {
-        self.public
+        self.key.public()
+    }
+
+    fn ledger_key(&self) -> &LedgerKey {
+        &self.key
     }
 
     async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>> {
@@ -370,8 +375,8 @@ impl Store for PgStore {
             .collect())
     }
 
-    async fn inclusion_proofs(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Vec<Hash>>> {
-        ledger::inclusion_proofs(self, seqs, size).await
+    async fn multi_proof(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Hash>> {
+        ledger::multi_proof(self, seqs, size).await
     }
 
     async fn consistency_proof(&self, old: u64, new: u64) -> StoreResult<Vec<Hash>> {

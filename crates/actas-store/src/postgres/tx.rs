@@ -230,6 +230,27 @@ impl WriteTx for PgTx {
         true
     }
 
+    async fn last_account_event(&mut self, account: &str) -> StoreResult<Option<(Hash, String)>> {
+        let row: Option<(Vec<u8>, String)> = sqlx::query_as(
+            "SELECT leaf_hash, body FROM ledger_events WHERE account = $1 ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(account)
+        .fetch_optional(self.c()?)
+        .await
+        .map_err(unavailable)?;
+        row.map(|(leaf, body)| Ok((to_hash(&leaf)?, body)))
+            .transpose()
+    }
+
+    async fn count_account_events(&mut self, account: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_events WHERE account = $1")
+            .bind(account)
+            .fetch_one(self.c()?)
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     async fn rollback(&mut self) {
         let Some(conn) = self.conn.as_mut() else {
             return;

@@ -135,7 +135,8 @@ const DENSE: u64 = 8;
 pub struct SqliteStore {
     pool: SqlitePool,
     writer: writer::Handle,
-    public: PublicKey,
+    /// The ledger key, for the statements signed outside the writer (checkpoints).
+    key: LedgerKey,
     /// Dropping it stops the checkpointer.
     _checkpoints: tokio::sync::watch::Sender<()>,
 }
@@ -197,7 +198,7 @@ impl SqliteStore {
                 }
             }
         });
-        let public = key.public();
+        let signer = key.clone();
         let w = writer::Writer::new(
             tx::SqliteTx(conn),
             key,
@@ -208,7 +209,7 @@ impl SqliteStore {
         Ok(Self {
             pool,
             writer: writer::Handle::start(w, config.queue),
-            public,
+            key: signer,
             _checkpoints: checkpoints,
         })
     }
@@ -448,7 +449,11 @@ impl Store for SqliteStore {
     }
 
     fn public_key(&self) -> PublicKey {
-        self.public
+        self.key.public()
+    }
+
+    fn ledger_key(&self) -> &LedgerKey {
+        &self.key
     }
 
     async fn sign_head_now(&self) -> StoreResult<Option<SignedTreeHead>> {
@@ -533,8 +538,8 @@ impl Store for SqliteStore {
             .collect())
     }
 
-    async fn inclusion_proofs(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Vec<Hash>>> {
-        ledger::inclusion_proofs(self, seqs, size).await
+    async fn multi_proof(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Hash>> {
+        ledger::multi_proof(self, seqs, size).await
     }
 
     async fn consistency_proof(&self, old: u64, new: u64) -> StoreResult<Vec<Hash>> {

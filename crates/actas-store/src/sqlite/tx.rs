@@ -12,7 +12,7 @@ use crate::change::{Applied, Change};
 use crate::checks::Checks;
 use crate::writer::{Rows, Tip, WriteTx, to_hash};
 use crate::{StoreError, StoreResult};
-use actas_core::merkle::Frontier;
+use actas_core::merkle::{Frontier, Hash};
 use actas_core::tree_head::SignedTreeHead;
 use async_trait::async_trait;
 use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
@@ -163,6 +163,27 @@ impl WriteTx for SqliteTx {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn last_account_event(&mut self, account: &str) -> StoreResult<Option<(Hash, String)>> {
+        let row: Option<(Vec<u8>, String)> = sqlx::query_as(
+            "SELECT leaf_hash, body FROM ledger_events WHERE account = ? ORDER BY seq DESC LIMIT 1",
+        )
+        .bind(account)
+        .fetch_optional(&mut self.0)
+        .await
+        .map_err(unavailable)?;
+        row.map(|(leaf, body)| Ok((to_hash(&leaf)?, body)))
+            .transpose()
+    }
+
+    async fn count_account_events(&mut self, account: &str) -> StoreResult<u64> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM ledger_events WHERE account = ?")
+            .bind(account)
+            .fetch_one(&mut self.0)
+            .await
+            .map_err(unavailable)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 
     async fn rollback(&mut self) {

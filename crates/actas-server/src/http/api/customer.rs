@@ -169,11 +169,14 @@ pub(super) async fn staff_who_acted(
     Ok(Json(json!({ "account": id, "staff": staff })))
 }
 
-/// `?format=csv` for people; JSON (the verifiable form) otherwise.
+/// `?format=csv` for people; JSON (the verifiable form) otherwise. `?since=` an earlier
+/// extract's tree size, for a consistency proof from it.
 #[derive(Debug, Deserialize)]
 pub(super) struct ExtractQuery {
     #[serde(default)]
     format: Option<String>,
+    #[serde(default)]
+    since: Option<u64>,
 }
 
 pub(super) async fn audit_extract(
@@ -182,7 +185,7 @@ pub(super) async fn audit_extract(
     Path(id): Path<String>,
     Query(q): Query<ExtractQuery>,
 ) -> ApiResult<Response> {
-    let extract = state.service.audit_extract(&id).await?;
+    let extract = state.service.audit_extract(&id, q.since).await?;
     let (kind, ext, body) = match q.format.as_deref() {
         Some("csv") => (
             "text/csv; charset=utf-8",
