@@ -70,6 +70,9 @@ pub enum StartError {
     /// The assertion keys could not be loaded or stored.
     #[error("the assertion keys can't be used: {0}")]
     Keys(String),
+    /// `[ledger] origin` is not a valid log name.
+    #[error("[ledger] origin: {0}")]
+    Origin(String),
     /// A listener could not be bound.
     #[error("could not listen on {addr}: {source}")]
     Bind {
@@ -84,6 +87,11 @@ impl Application {
     /// Opens the data directory and binds the listeners; serving starts at once.
     pub async fn build(data: &DataDir, settings: ServeSettings) -> Result<Self, StartError> {
         let loaded = data.load()?;
+        let ledger_origin = loaded
+            .config
+            .ledger
+            .origin(settings.console_url.as_deref())
+            .map_err(StartError::Origin)?;
         let seal = crate::service::keys::SealKey::from_ledger_key(&loaded.key.to_bytes());
         let store =
             actas_store::open(&loaded.location, loaded.key, loaded.config.store_options()).await?;
@@ -204,6 +212,7 @@ impl Application {
             service: service.clone(),
             requests: Arc::new(RequestCounter::default()),
             site: crate::http::auth::Site::new(settings.console_url.as_deref()),
+            ledger_origin,
             assertions: assertions.clone(),
             data: data.clone(),
             stopping: stopped.clone(),

@@ -628,7 +628,27 @@ async fn a_support_session_from_request_to_end_as_people_see_it() {
         "the downloaded extract does not verify: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("The extract holds"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Complete: all"));
+    // The portal names the ledger key and links to actas's verifier page.
+    let key_id = d.app.service().ledger_key_id();
+    agent
+        .expect_text("the customer's account access page", &key_id)
+        .await;
+    agent.click("#verify").await;
+    agent
+        .expect_text("the verifier page", "Check your audit extract")
+        .await;
+    agent
+        .client
+        .find(Locator::Css("#file"))
+        .await
+        .expect("file input")
+        .send_keys(&file.display().to_string())
+        .await
+        .expect("choose the file");
+    agent
+        .expect_text("the verifier page", "Complete: all")
+        .await;
     agent.close().await;
     d.stop().await.expect("stop");
 }
@@ -1574,4 +1594,212 @@ async fn an_agent_signs_in_through_the_identity_provider_and_steps_up_before_a_s
     b.close().await;
     app.stop().await.expect("stop");
     drop(idp);
+}
+
+/// Puts `text` in a file and drops it on the verifier page's file input; returns what
+/// the page says.
+async fn verify_in_page(b: &Browser, dir: &std::path::Path, name: &str, text: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write");
+    b.client
+        .execute(
+            "document.getElementById('result').textContent = ''; document.getElementById('file').value = '';",
+            vec![],
+        )
+        .await
+        .expect("reset");
+    b.client
+        .find(Locator::Css("#file"))
+        .await
+        .expect("file input")
+        .send_keys(&path.display().to_string())
+        .await
+        .expect("choose the file");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let said = b
+            .client
+            .find(Locator::Css("#result"))
+            .await
+            .expect("result")
+            .text()
+            .await
+            .unwrap_or_default();
+        if said.starts_with("Complete")
+            || said.starts_with("Genuine")
+            || said.contains("does not hold")
+            || said.contains("could not be checked")
+        {
+            return said;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{name}: the verifier page said nothing in time: {said:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_verifier_page_proves_a_true_extract_and_refuses_every_tampered_one() {
+    use serde_json::Value;
+    let (d, console, _gateway, _portal) = demo().await;
+    let s = d.app.service();
+    // Acme's history, with another account's events around it.
+    for (account, doc) in [
+        ("acme", "LA-77"),
+        ("globex", "the merger plan"),
+        ("acme", "DD-9"),
+        ("globex", "the board minutes"),
+        ("acme", "NT-1"),
+    ] {
+        let who = s.account_ref(account).await.expect("account");
+        s.store()
+            .append(actas_core::event::NewEvent::new(
+                actas_core::event::Actor::Customer(who.clone()),
+                actas_core::event::EventData::SupportNote {
+                    session: actas_core::ids::SessionId::random(),
+                    account: who,
+                    ticket: actas_core::text::TicketRef::try_from("#1".to_owned()).expect("ticket"),
+                    note: actas_core::text::Note::parse(doc).expect("note"),
+                },
+            ))
+            .await
+            .expect("append");
+    }
+    let extract = |account: &'static str| async move {
+        serde_json::to_value(s.audit_extract(account, None).await.expect("extract")).expect("json")
+    };
+    let good = extract("acme").await;
+    let other = extract("globex").await;
+    let b = Browser::open("verify-page", 1200, 900).await;
+    let page = format!("{console}/verify");
+    b.go(&page).await;
+    let r = reqwest::get(&page).await.expect("page");
+    let csp = r.headers()["content-security-policy"]
+        .to_str()
+        .expect("ascii")
+        .to_owned();
+    assert!(
+        csp.contains("connect-src 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    let dir = tempfile::tempdir().expect("dir");
+    let n = good["events"].as_array().expect("events").len();
+    assert!(n >= 4, "{n}");
+
+    let said = verify_in_page(&b, dir.path(), "good.json", &good.to_string()).await;
+    assert!(
+        said.starts_with(&format!("Complete: all {n} events of account acme are exactly as recorded, and there are no others")),
+        "{said}"
+    );
+    b.shot("verified").await;
+
+    let mut cases: Vec<(&str, Value, &str)> = Vec::new();
+    // Edit: one word of an event's text.
+    let mut e = good.clone();
+    let body = e["events"][1]["body"].as_str().expect("body").to_owned();
+    let at = e["events"].as_array().expect("events").len() - 3;
+    let body_at = e["events"][at]["body"]
+        .as_str()
+        .expect("body")
+        .replacen("LA-77", "LA-78", 1);
+    assert_ne!(
+        body_at,
+        e["events"][at]["body"].as_str().expect("body"),
+        "{body}"
+    );
+    let body = body_at;
+    e["events"][at]["body"] = Value::String(body);
+    cases.push(("edited", e, "does not follow on from the event before it"));
+    // Delete in the middle, and at the tail.
+    let mut e = good.clone();
+    e["events"].as_array_mut().expect("events").remove(2);
+    cases.push((
+        "deleted-middle",
+        e,
+        "events of the account are missing before it",
+    ));
+    let mut e = good.clone();
+    e["events"].as_array_mut().expect("events").pop();
+    cases.push(("deleted-tail", e, "the signed checkpoint counts"));
+    // Reorder.
+    let mut e = good.clone();
+    e["events"].as_array_mut().expect("events").swap(1, 2);
+    cases.push(("reordered", e, "(number 2 in the file)"));
+    // Another account's event, put in its place in ledger order.
+    let mut e = good.clone();
+    let stranger = other["events"]
+        .as_array()
+        .expect("events")
+        .last()
+        .expect("one")
+        .clone();
+    let events = e["events"].as_array_mut().expect("events");
+    events.push(stranger);
+    events.sort_by_key(|x| x["seq"].as_u64());
+    cases.push(("inserted", e, "is not an event of account acme"));
+    // The checkpoint forged to match a shortened history.
+    let mut e = good.clone();
+    e["events"].as_array_mut().expect("events").pop();
+    e["checkpoint"]["events"] = Value::from(n as u64 - 1);
+    cases.push((
+        "forged-checkpoint",
+        e,
+        "its account checkpoint is not validly signed",
+    ));
+    // Everything re-signed with another key.
+    let forger = actas_core::tree_head::LedgerKey::from_bytes(&[7; 32]).expect("key");
+    let mut e = good.clone();
+    e["public_key"] = Value::String(forger.public().to_base64());
+    cases.push(("other-key", e, "which this actas instance does not publish"));
+    // A proof hash changed.
+    let mut e = good.clone();
+    let proof = e["proof"].as_str().expect("proof").to_owned();
+    let flipped = match proof.strip_prefix('A') {
+        Some(rest) => format!("B{rest}"),
+        None => format!("A{}", proof.get(1..).unwrap_or("")),
+    };
+    e["proof"] = Value::String(flipped);
+    cases.push(("proof", e, "one of them, or the proof, was changed"));
+    for (name, tampered, wanted) in cases {
+        let said = verify_in_page(
+            &b,
+            dir.path(),
+            &format!("{name}.json"),
+            &tampered.to_string(),
+        )
+        .await;
+        assert!(
+            said.starts_with("This extract does not hold") && said.contains(wanted),
+            "{name}: {said}"
+        );
+        // The command line refuses it too.
+        let path = dir.path().join(format!("{name}.json"));
+        let out = Command::new(env!("CARGO_BIN_EXE_actas"))
+            .args(["--data", "/nonexistent/actas", "audit", "verify-extract"])
+            .arg(&path)
+            .args([
+                "--key",
+                &s.ledger_keys(&actas_core::checkpoint::Origin::parse("x").expect("origin"))
+                    .await
+                    .expect("keys")[0]
+                    .key,
+            ])
+            .output()
+            .expect("run actas");
+        assert!(!out.status.success(), "{name}: the command accepted it");
+    }
+    // Nothing was fetched after the page loaded.
+    let fetched = b
+        .client
+        .execute(
+            "return performance.getEntriesByType('resource').length",
+            vec![],
+        )
+        .await
+        .expect("script");
+    assert_eq!(fetched, serde_json::json!(0));
+    b.close().await;
+    d.stop().await.expect("stop");
 }

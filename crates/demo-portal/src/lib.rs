@@ -840,6 +840,10 @@ struct AccessPage {
     code: Option<String>,
     sessions: Vec<SessionView>,
     staff: Vec<String>,
+    /// actas's verifier page, for the downloaded extract.
+    verify_url: String,
+    /// The fingerprint of the key actas signs the ledger with, as actas publishes it.
+    ledger_key_id: Option<String>,
 }
 
 async fn access_page(
@@ -918,6 +922,26 @@ async fn access_page(
         .get(id)
         .map(|c| consent_label(&c.consent).to_owned())
         .unwrap_or_default();
+    let base = p.0.config.actas_url.trim_end_matches('/').to_owned();
+    let ledger_key_id = match p
+        .0
+        .client
+        .get(format!("{base}/.well-known/actas-ledger-keys"))
+        .send()
+        .await
+    {
+        Ok(r) if r.status().is_success() => {
+            let keys: Value = r.json().await.unwrap_or(Value::Null);
+            keys["keys"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|k| k["current"] == true)
+                .and_then(|k| k["key_id"].as_str())
+                .map(str::to_owned)
+        }
+        _ => None,
+    };
     render(AccessPage {
         who: name,
         message: message_text,
@@ -925,6 +949,8 @@ async fn access_page(
         code,
         sessions,
         staff,
+        verify_url: format!("{base}/verify"),
+        ledger_key_id,
     })
 }
 

@@ -140,6 +140,33 @@ pub struct LedgerConfig {
     /// transaction per event, which is slower; benchmarks use it as their baseline.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// The log's name in its C2SP checkpoint notes (`host/ledger`). When absent, the
+    /// console's public host and `/ledger`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+}
+
+impl LedgerConfig {
+    /// The checkpoint origin: the one configured, or the console's host and `/ledger`
+    /// (`actas/ledger` with no public address).
+    pub fn origin(
+        &self,
+        console_url: Option<&str>,
+    ) -> Result<actas_core::checkpoint::Origin, String> {
+        if let Some(o) = &self.origin {
+            return actas_core::checkpoint::Origin::parse(o);
+        }
+        let host = console_url
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| {
+                u.host_str().map(|h| match u.port() {
+                    Some(p) => format!("{h}:{p}"),
+                    None => h.to_owned(),
+                })
+            })
+            .unwrap_or_else(|| "actas".to_owned());
+        actas_core::checkpoint::Origin::parse(&format!("{host}/ledger"))
+    }
 }
 
 fn default_max_batch() -> usize {
@@ -152,6 +179,7 @@ impl Default for LedgerConfig {
             head_every_events: 1000,
             head_every_seconds: 10,
             max_batch: default_max_batch(),
+            origin: None,
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 mod health;
+pub mod ledger;
 mod metrics;
 pub mod scim;
 
@@ -26,6 +27,8 @@ pub struct AppState {
     pub requests: Arc<RequestCounter>,
     /// Where the console is served from (cookie flags, origin checks).
     pub site: auth::Site,
+    /// The ledger's name in its checkpoint notes.
+    pub ledger_origin: actas_core::checkpoint::Origin,
     /// Signs the gateway's assertions; its public keys are served as JWKS.
     pub assertions: Arc<crate::assertion::AssertionSigner>,
     /// The data directory (where a replaced assertion key is kept).
@@ -52,6 +55,8 @@ pub fn console_router(state: AppState) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
         .route("/.well-known/jwks.json", get(jwks))
+        .route("/.well-known/actas-ledger-keys", get(ledger::keys))
+        .route("/verify", get(ledger::verify_page))
         .nest("/api/v1", api::router())
         .nest("/scim/v2", scim::router(state.clone()))
         .merge(console::router())

@@ -9,30 +9,9 @@ use actas_core::checkpoint::AccountCheckpoint;
 use actas_core::extract::{ConsistencyProof, EXTRACT_FORMAT, Extract, ExtractEvent};
 use actas_core::ids::AccountId;
 use actas_core::merkle::leaf_hash;
-use actas_core::tree_head::SignedTreeHead;
 use actas_store::StoreError;
 
 impl Service {
-    /// The newest signed tree head, signing one now if the newest events are not yet
-    /// covered (so what is built on it is complete up to this moment).
-    pub async fn current_head(&self) -> ServiceResult<SignedTreeHead> {
-        let size = self.store.ledger_size().await?;
-        let latest = self
-            .store
-            .tree_heads()
-            .await?
-            .into_iter()
-            .max_by_key(|h| h.head.size);
-        match latest {
-            Some(h) if h.head.size >= size && size > 0 => Ok(h),
-            _ => self.store.sign_head_now().await?.ok_or_else(|| {
-                ServiceError::Unexpected(StoreError::Unexpected(
-                    "no tree head could be signed".into(),
-                ))
-            }),
-        }
-    }
-
     /// Builds the extract of account `id`; with `since` (an earlier extract's tree size),
     /// it also carries the consistency proof from that size, so the two can be compared.
     pub async fn audit_extract(&self, id: &str, since: Option<u64>) -> ServiceResult<Extract> {

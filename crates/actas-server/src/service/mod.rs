@@ -12,6 +12,7 @@ mod directory;
 pub mod extract;
 pub mod gateway;
 pub mod keys;
+pub mod ledger;
 pub mod live;
 mod notes;
 pub mod queries;

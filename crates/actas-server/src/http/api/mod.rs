@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use views::{account_view, event_view, request_view, session_view};
 
-type ApiResult<T = Json<Value>> = Result<T, ApiError>;
+pub(crate) type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
 /// The `/api/v1` routes.
 pub fn router() -> Router<AppState> {
@@ -64,6 +64,8 @@ pub fn router() -> Router<AppState> {
             get(customer::activity_stream),
         )
         .route("/events", post(customer::post_events))
+        .route("/ledger/checkpoint", get(crate::http::ledger::checkpoint))
+        .route("/ledger/consistency", get(crate::http::ledger::consistency))
         .route("/requests", get(list_requests).post(create_request))
         .route("/requests/{id}", get(get_request))
         .route("/requests/{id}/approve", post(approve))

@@ -76,6 +76,8 @@ struct LogPage {
     newest: Option<String>,
     /// The CSV of everything the filter matches.
     csv: String,
+    /// The ledger key's fingerprint, which customers check their extracts against.
+    ledger_key_id: String,
 }
 
 /// The filter parsed into a query; `error` names a field that could not be read.
@@ -179,6 +181,7 @@ async fn log_page(
         older,
         newest,
         csv,
+        ledger_key_id: state.service.ledger_key_id(),
     })?)
 }
 
