@@ -281,6 +281,13 @@ async fn a_reason_with_a_script_tag_is_shown_as_text_everywhere() {
             "{path}: {page}"
         );
     }
+    // The audit pages name the ledger key customers check their extracts against.
+    let (_, page) = lee.get("/accounts/acme/audit").await;
+    let key_id = t.app.service().ledger_key_id();
+    assert!(
+        page.contains(&format!("<code>{key_id}</code>")) && page.contains("/verify"),
+        "{page}"
+    );
     t.app.stop().await.expect("stop");
 }
 

@@ -1003,3 +1003,157 @@ async fn the_activity_stream_sends_an_accounts_events_as_they_commit_and_resumes
     assert_eq!(r.status(), StatusCode::NOT_FOUND);
     w.app.stop().await.expect("stop");
 }
+
+/// The ledger's published checkpoint is a C2SP signed note that an implementation
+/// nobody on the team wrote (Cloudflare's `signed_note`, ported from Go's
+/// `sumdb/note`) accepts with the verifier key actas publishes; its size and root are
+/// the newest signed tree head's. Consistency proofs are served between sizes, to the
+/// product and to staff only, and the ledger keys are public.
+#[tokio::test]
+async fn the_checkpoint_is_a_standard_signed_note_and_consistency_proofs_hold() {
+    use base64::Engine;
+    use signed_note::{Note, StandardVerifier, VerifierList};
+    let w = world().await;
+    let console = w.base.trim_end_matches("/api/v1").to_owned();
+    let http = reqwest::Client::new();
+
+    // The crate agrees with the signed-note specification's own example.
+    let example = "If you think cryptography is the answer to your problem,\nthen you don't know what your problem is.\n\n\u{2014} PeterNeumann x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM=\n";
+    let peter =
+        StandardVerifier::new("PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW")
+            .expect("verifier key");
+    let (verified, _) = Note::from_bytes(example.as_bytes())
+        .expect("note")
+        .verify(&VerifierList::new(vec![Box::new(peter)]))
+        .expect("the example verifies");
+    assert_eq!(verified.len(), 1);
+
+    let keys: Value = http
+        .get(format!("{console}/.well-known/actas-ledger-keys"))
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    let current = keys["keys"]
+        .as_array()
+        .expect("keys")
+        .iter()
+        .find(|k| k["current"] == true)
+        .expect("a current key")
+        .clone();
+    assert_eq!(current["key_id"], w.app.service().ledger_key_id().as_str());
+    let origin = keys["origin"].as_str().expect("origin").to_owned();
+
+    let r = http
+        .get(format!("{}/ledger/checkpoint", w.base))
+        .send()
+        .await
+        .expect("checkpoint");
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/plain")
+    );
+    let note = r.text().await.expect("text");
+    let verifier = StandardVerifier::new(current["note_verifier_key"].as_str().expect("vkey"))
+        .expect("the published verifier key parses");
+    let parsed = Note::from_bytes(note.as_bytes()).expect("a well-formed note");
+    let (verified, unverified) = parsed
+        .verify(&VerifierList::new(vec![Box::new(verifier)]))
+        .expect("the checkpoint verifies");
+    assert_eq!((verified.len(), unverified.len()), (1, 0));
+    // The tlog-checkpoint body: origin, decimal size, base64 root.
+    let text = std::str::from_utf8(parsed.text())
+        .expect("utf-8")
+        .to_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], origin);
+    let size: u64 = lines[1].parse().expect("a decimal size");
+    let root = base64::engine::general_purpose::STANDARD
+        .decode(lines[2])
+        .expect("a base64 root");
+    let heads = w.app.service().store().tree_heads().await.expect("heads");
+    let head = heads
+        .iter()
+        .find(|h| h.head.size == size)
+        .expect("a signed head of that size");
+    assert_eq!(root, head.head.root.to_vec());
+    // One changed byte and it no longer verifies.
+    let forged = note.replacen(&format!("\n{size}\n"), &format!("\n{}\n", size + 1), 1);
+    let verifier =
+        StandardVerifier::new(current["note_verifier_key"].as_str().expect("vkey")).expect("vkey");
+    assert!(
+        Note::from_bytes(forged.as_bytes())
+            .expect("still well-formed")
+            .verify(&VerifierList::new(vec![Box::new(verifier)]))
+            .is_err()
+    );
+
+    // Consistency: grow the ledger, then prove the new head extends the old one.
+    for doc in ["A-1", "A-2", "A-3"] {
+        let (status, _) = w
+            .call(
+                reqwest::Method::POST,
+                "/events",
+                Some(json!({ "account": "acme", "kind": "agreement_signed", "details": { "document": doc } })),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+    }
+    let newer = w.app.service().current_head().await.expect("head");
+    let url = format!(
+        "{}/ledger/consistency?from={size}&to={}",
+        w.base, newer.head.size
+    );
+    assert_eq!(
+        http.get(&url).send().await.expect("send").status(),
+        StatusCode::UNAUTHORIZED,
+        "not for anyone"
+    );
+    let sarah = common::Person::sign_in(&console, "sarah@example.com").await;
+    let as_staff = sarah
+        .http
+        .get(&url)
+        .header("cookie", &sarah.cookie)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(as_staff.status(), StatusCode::OK);
+    let proof: actas_core::extract::ConsistencyProof = http
+        .get(&url)
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    actas_core::merkle::verify_consistency(
+        size,
+        newer.head.size,
+        &head.head.root,
+        &newer.head.root,
+        &proof.proof,
+    )
+    .expect("the newer head extends the older one");
+    for (query, field) in [
+        (format!("from=0&to={size}"), "from"),
+        (format!("from={size}&to=999999"), "to"),
+        (format!("from={}&to={size}", size + 1), "from"),
+    ] {
+        let r = http
+            .get(format!("{}/ledger/consistency?{query}", w.base))
+            .bearer_auth(&w.key)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{query}");
+        let why: Value = r.json().await.expect("json");
+        assert_eq!(why["error"]["field"], field, "{query}: {why}");
+    }
+    w.app.stop().await.expect("stop");
+}
