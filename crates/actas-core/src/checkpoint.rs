@@ -115,6 +115,130 @@ impl PublicKey {
     }
 }
 
+/// The prefix of a key rotation's endorsement.
+pub const ROTATION_CONTEXT: &[u8] = b"actas-ledger-key-rotation-v1\n";
+
+/// What the new key signs when it takes over: the prefix, the old key, the new key.
+pub fn rotation_message(old: &PublicKey, new: &PublicKey) -> Vec<u8> {
+    [ROTATION_CONTEXT, old.as_bytes(), new.as_bytes()].concat()
+}
+
+/// A replacement of the ledger key as the ledger records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rotation {
+    /// The rotation event's position: the old key signs heads up to here.
+    pub seq: u64,
+    /// The key replaced.
+    pub old: PublicKey,
+    /// The key that took over.
+    pub new: PublicKey,
+    /// The new key's signature over [`rotation_message`].
+    pub endorsement: [u8; 64],
+}
+
+impl Rotation {
+    /// The replacement an event records, if it is one (`None` for any other event);
+    /// an error says what is damaged in it.
+    pub fn from_event(seq: u64, data: &crate::event::EventData) -> Option<Result<Self, String>> {
+        let crate::event::EventData::LedgerKeyRotated {
+            old_key,
+            new_key,
+            endorsement,
+        } = data
+        else {
+            return None;
+        };
+        let read = || {
+            let key = |k: &str| PublicKey::parse(k).map_err(|e| e.to_string());
+            let endorsement = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(endorsement.as_bytes())
+                .ok()
+                .and_then(|b| <[u8; 64]>::try_from(b.as_slice()).ok())
+                .ok_or_else(|| "its endorsement is not a signature".to_owned())?;
+            Ok(Self {
+                seq,
+                old: key(old_key)?,
+                new: key(new_key)?,
+                endorsement,
+            })
+        };
+        Some(read())
+    }
+}
+
+/// A ledger key a verifier trusts, and the largest tree size it may sign a head for
+/// (`None`: the current key, no limit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TrustedKey {
+    /// The key.
+    pub key: PublicKey,
+    /// Heads it signed cover at most this many events.
+    pub up_to: Option<u64>,
+}
+
+/// Why the ledger's key history can't be trusted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum HistoryError {
+    /// A rotation doesn't hand over to the key after it (or to the trusted key).
+    #[error(
+        "the key replacement at event #{seq} does not lead to key {expected}: the ledger's key history was tampered with"
+    )]
+    Broken {
+        /// The rotation event.
+        seq: u64,
+        /// The key it should have handed over to.
+        expected: KeyId,
+    },
+    /// The new key's endorsement does not verify.
+    #[error(
+        "the key replacement at event #{seq} is not endorsed by the key it names: it was forged"
+    )]
+    Unendorsed {
+        /// The rotation event.
+        seq: u64,
+    },
+}
+
+/// Every key a verifier that trusts `current` should accept, walking the ledger's
+/// rotations (oldest first) back from it: each rotation must hand over to the key after
+/// it and carry that key's endorsement, so trust flows only from the key the reader
+/// already trusts. Each earlier key may sign heads only up to its rotation.
+pub fn key_history(
+    current: PublicKey,
+    rotations: &[Rotation],
+) -> Result<Vec<TrustedKey>, HistoryError> {
+    let mut trusted = vec![TrustedKey {
+        key: current,
+        up_to: None,
+    }];
+    let mut next = current;
+    for r in rotations.iter().rev() {
+        if r.new != next {
+            return Err(HistoryError::Broken {
+                seq: r.seq,
+                expected: next.key_id(),
+            });
+        }
+        r.new
+            .verify_bytes(&rotation_message(&r.old, &r.new), &r.endorsement)
+            .map_err(|_| HistoryError::Unendorsed { seq: r.seq })?;
+        trusted.push(TrustedKey {
+            key: r.old,
+            up_to: Some(r.seq),
+        });
+        next = r.old;
+    }
+    trusted.reverse();
+    Ok(trusted)
+}
+
+impl LedgerKey {
+    /// This (new) key's endorsement of taking over from `old`.
+    pub fn endorse_takeover(&self, old: &PublicKey) -> [u8; 64] {
+        self.sign_bytes(&rotation_message(old, &self.public()))
+    }
+}
+
 /// A log's origin line, which names it (and its key, in notes): non-empty, printable,
 /// no spaces and no `+` (the signed-note rules for a key name).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -215,6 +339,38 @@ mod tests {
         assert_eq!(
             STANDARD.encode(sig),
             "x08go/ZJkuBS9UG/SffcvIAQxVBtiFupLLr8pAcElZInNIuGUgYN1FFYC2pZSNXgKvqfqdngotpRZb6KE6RyyBwJnAM="
+        );
+    }
+
+    #[test]
+    fn trust_flows_back_only_through_endorsed_rotations() {
+        let k = |b: u8| LedgerKey::from_bytes(&[b; 32]).expect("key");
+        let rotation = |seq, old: &LedgerKey, new: &LedgerKey| Rotation {
+            seq,
+            old: old.public(),
+            new: new.public(),
+            endorsement: new.endorse_takeover(&old.public()),
+        };
+        let chain = [rotation(10, &k(1), &k(2)), rotation(20, &k(2), &k(3))];
+        let keys = key_history(k(3).public(), &chain).expect("chain");
+        assert_eq!(
+            keys.iter().map(|t| (t.key, t.up_to)).collect::<Vec<_>>(),
+            vec![
+                (k(1).public(), Some(10)),
+                (k(2).public(), Some(20)),
+                (k(3).public(), None)
+            ]
+        );
+        // A rotation naming a key the reader doesn't trust, or endorsed by another key.
+        assert!(matches!(
+            key_history(k(4).public(), &chain),
+            Err(HistoryError::Broken { seq: 20, .. })
+        ));
+        let mut forged = chain.clone();
+        forged[0].endorsement = k(9).endorse_takeover(&k(1).public());
+        assert_eq!(
+            key_history(k(3).public(), &forged),
+            Err(HistoryError::Unendorsed { seq: 10 })
         );
     }
 

@@ -148,6 +148,19 @@ pub enum EventData {
         /// The new key's id.
         new_kid: String,
     },
+    /// The ledger's signing key was replaced. Heads up to this event are signed with the
+    /// old key, later ones with the new; the new key's endorsement (its signature over
+    /// both keys, see [`crate::checkpoint::rotation_message`]) shows the hand-over was
+    /// made by whoever holds it.
+    #[serde(rename = "keys.ledger_rotated")]
+    LedgerKeyRotated {
+        /// The old public key, base64url.
+        old_key: String,
+        /// The new public key, base64url.
+        new_key: String,
+        /// The new key's signature over the rotation message, base64url.
+        endorsement: String,
+    },
     /// A staff member created a personal API token.
     #[serde(rename = "staff.api_token_created")]
     ApiTokenCreated {
@@ -616,6 +629,7 @@ impl EventData {
             EventData::ApiTokenCreated { .. } => "staff.api_token_created",
             EventData::TotpEnabled { .. } => "staff.totp_enabled",
             EventData::AssertionKeyRotated { .. } => "keys.assertion_rotated",
+            EventData::LedgerKeyRotated { .. } => "keys.ledger_rotated",
             EventData::AllowGranted { .. } => "allow.granted",
             EventData::AllowRevoked { .. } => "allow.revoked",
             EventData::AllowConfirmed { .. } => "allow.confirmed",
@@ -674,6 +688,7 @@ impl EventData {
             | EventData::ApiTokenCreated { .. }
             | EventData::TotpEnabled { .. }
             | EventData::AssertionKeyRotated { .. }
+            | EventData::LedgerKeyRotated { .. }
             | EventData::AppKeyCreated { .. }
             | EventData::AppKeyRevoked { .. }
             | EventData::AllowGranted { .. }

@@ -81,6 +81,9 @@ pub enum Problem {
         /// Its account.
         account: String,
     },
+    /// The ledger's key replacements don't lead back from the trusted key.
+    #[error("{0}")]
+    KeyHistory(crate::checkpoint::HistoryError),
     /// The body can't be read.
     #[error("event #{seq} can't be read: {why}")]
     Unreadable {
@@ -142,6 +145,10 @@ impl Problem {
             Problem::HeadMismatch { from, .. } => Some(*from),
             Problem::Truncated { first_missing, .. } => Some(*first_missing),
             Problem::HeadSignature { .. } => None,
+            Problem::KeyHistory(crate::checkpoint::HistoryError::Broken { seq, .. })
+            | Problem::KeyHistory(crate::checkpoint::HistoryError::Unendorsed { seq }) => {
+                Some(*seq)
+            }
         }
     }
 }
@@ -178,6 +185,18 @@ impl fmt::Display for Report {
     }
 }
 
+/// The kind of a ledger key replacement.
+const ROTATION_KIND: &str = "keys.ledger_rotated";
+
+/// A ledger key replacement, read from its event.
+fn read_rotation(ev: &StoredEvent<'_>) -> Result<crate::checkpoint::Rotation, Problem> {
+    let unreadable = |why: String| Problem::Unreadable { seq: ev.seq, why };
+    let body = crate::event::EventBody::decode(ev.body).map_err(|e| unreadable(e.to_string()))?;
+    crate::checkpoint::Rotation::from_event(ev.seq, &body.data)
+        .unwrap_or_else(|| Err("it is not a key replacement".into()))
+        .map_err(unreadable)
+}
+
 /// Checks a ledger fed to it event by event, in sequence order.
 pub struct Verifier {
     heads: Vec<SignedTreeHead>,
@@ -189,13 +208,20 @@ pub struct Verifier {
     prefix: String,
     /// Each account's history so far: its number of events and its last leaf hash.
     accounts: std::collections::HashMap<String, (u64, Hash)>,
+    /// The key the reader trusts.
+    key: PublicKey,
+    /// The ledger key replacements met so far.
+    rotations: Vec<crate::checkpoint::Rotation>,
 }
 
 impl Verifier {
-    /// Starts a verification. Every head's signature is checked first; heads are then
-    /// compared with the tree as the events arrive.
+    /// Starts a verification by a reader who trusts `key`, the ledger's current key.
+    /// Heads it signed are checked now; heads signed by earlier keys are checked at the
+    /// end, against the key history the ledger's own rotation events give (each endorsed
+    /// by the key after it, back from `key`; see [`crate::checkpoint::key_history`]).
+    /// Heads are compared with the tree as the events arrive.
     pub fn new(key: &PublicKey, mut heads: Vec<SignedTreeHead>) -> Result<Self, Problem> {
-        for h in &heads {
+        for h in heads.iter().filter(|h| h.key_id == key.key_id()) {
             key.verify(h).map_err(|why| Problem::HeadSignature {
                 size: h.head.size,
                 time: h.head.time.to_rfc3339(),
@@ -214,6 +240,8 @@ impl Verifier {
             last_good_head: 0,
             prefix: String::with_capacity(256),
             accounts: std::collections::HashMap::new(),
+            key: *key,
+            rotations: Vec::new(),
         };
         v.check_heads()?;
         Ok(v)
@@ -278,6 +306,9 @@ impl Verifier {
             return Err(self.explain(&ev));
         }
         self.check_account_link(&ev, computed)?;
+        if ev.kind == ROTATION_KIND {
+            self.rotations.push(read_rotation(&ev)?);
+        }
         self.frontier.push(computed, |_, _| {});
         self.prev = computed;
         let _ = hex::encode_to_slice(computed, &mut self.prev_hex);
@@ -366,9 +397,34 @@ impl Verifier {
         Problem::Index { seq: ev.seq, field }
     }
 
-    /// Finishes: every head must have been reached.
+    /// Finishes: every head must have been reached, and every head signed by an earlier
+    /// key must be signed by the key in force at its size.
     pub fn finish(self) -> Result<Report, Problem> {
         let have = self.frontier.size();
+        let own = self.key.key_id();
+        if self.heads.iter().any(|h| h.key_id != own) {
+            let keys = crate::checkpoint::key_history(self.key, &self.rotations)
+                .map_err(Problem::KeyHistory)?;
+            for h in self.heads.iter().filter(|h| h.key_id != own) {
+                let bad = |why| Problem::HeadSignature {
+                    size: h.head.size,
+                    time: h.head.time.to_rfc3339(),
+                    why,
+                };
+                let key = keys
+                    .iter()
+                    .find(|k| {
+                        k.key.key_id() == h.key_id && k.up_to.is_none_or(|n| h.head.size <= n)
+                    })
+                    .ok_or_else(|| {
+                        bad(KeyError::OtherKey {
+                            expected: own.clone(),
+                            found: h.key_id.clone(),
+                        })
+                    })?;
+                key.key.verify(h).map_err(bad)?;
+            }
+        }
         // Name the newest head when one was not reached: it shows how much is gone.
         if let Some(h) = self
             .heads

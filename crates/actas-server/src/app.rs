@@ -101,6 +101,11 @@ impl Application {
             .unwrap_or_else(|| "actas".to_owned());
         let mut service =
             Service::new(store.clone(), Arc::new(loaded.policy.clone())).with_assertion_seal(seal);
+        // A replaced ledger key would sign heads nobody can verify: refuse to start.
+        service
+            .check_ledger_key_current()
+            .await
+            .map_err(|e| StartError::Keys(e.to_string()))?;
         // Every instance signs with the key the database holds (this data directory's key
         // files seed it the first time).
         let (seed, retired) = service

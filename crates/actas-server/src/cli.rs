@@ -250,6 +250,12 @@ pub enum AuditCommand {
         #[arg(long)]
         key: Option<String>,
     },
+    /// Replace the key that signs the ledger. Stop every actas instance first; then copy
+    /// the new `ledger.key` to each of them. The replacement is recorded in the ledger,
+    /// endorsed by the new key, and the old key signs a last head over it: extracts and
+    /// heads signed with either key keep verifying.
+    #[command(name = "rotate-key")]
+    RotateKey,
     /// Check an account's audit extract offline: its events against the proof, the
     /// signed tree head and the signed account checkpoint, so that every event is exactly
     /// as recorded and none is missing. Needs nothing but the file (and, to know who made

@@ -1157,3 +1157,112 @@ async fn the_checkpoint_is_a_standard_signed_note_and_consistency_proofs_hold() 
     }
     w.app.stop().await.expect("stop");
 }
+
+/// The operator replaces the ledger key: the replacement is in the ledger, endorsed by
+/// the new key; both keys are published with the heads each signed; the whole ledger
+/// and an extract made before still verify; an instance left with the old key refuses
+/// to start.
+#[tokio::test]
+async fn a_rotated_ledger_key_keeps_old_heads_and_extracts_verifying() {
+    let w = world().await;
+    let data_path = w.dir.path().join("data");
+    let data = actas_server::config::DataDir::new(&data_path);
+    let before = w
+        .app
+        .service()
+        .audit_extract("acme", None)
+        .await
+        .expect("extract");
+    let before = serde_json::to_string(&before).expect("json");
+    let old_secret = std::fs::read(data_path.join("ledger.key")).expect("old key");
+    let old = w.app.service().store().public_key();
+    w.app.stop().await.expect("stop");
+
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_actas"))
+        .arg("--data")
+        .arg(&data_path)
+        .args(["audit", "rotate-key"])
+        .output()
+        .expect("run actas");
+    let said =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "Key {} signed the ledger up to event #",
+            old.key_id()
+        )),
+        "{said}"
+    );
+    assert!(!data_path.join("ledger.key.new").exists());
+
+    // An instance still holding the old key is refused.
+    let copy = tempfile::tempdir().expect("tmp");
+    let stale = copy.path().join("data");
+    std::fs::create_dir(&stale).expect("dir");
+    for f in ["actas.toml", "policy.toml", "actas.db", "assertion.key"] {
+        if data_path.join(f).exists() {
+            std::fs::copy(data_path.join(f), stale.join(f)).expect("copy");
+        }
+    }
+    std::fs::write(stale.join("ledger.key"), &old_secret).expect("old key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(
+        stale.join("ledger.key"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("mode");
+    let refused = actas_server::app::Application::build(
+        &actas_server::config::DataDir::new(&stale),
+        actas_server::app::ServeSettings::on(([127, 0, 0, 1], 0).into()),
+    )
+    .await;
+    let why = refused.err().expect("refused").to_string();
+    assert!(why.contains("was replaced by key"), "{why}");
+
+    let app = actas_server::app::Application::build(
+        &data,
+        actas_server::app::ServeSettings::on(([127, 0, 0, 1], 0).into()),
+    )
+    .await
+    .expect("starts with the new key");
+    let s = app.service();
+    let new = s.store().public_key();
+    assert_ne!(new, old);
+    s.put_account("globex", "Globex", &[], actas_core::event::Actor::System)
+        .await
+        .expect("a new event");
+    s.current_head().await.expect("a head by the new key");
+    // Both keys published, each with the heads it signed.
+    let keys: Value = reqwest::get(format!(
+        "http://{}/.well-known/actas-ledger-keys",
+        app.console_addr()
+    ))
+    .await
+    .expect("keys")
+    .json()
+    .await
+    .expect("json");
+    let keys = keys["keys"].as_array().expect("keys").clone();
+    assert_eq!(keys.len(), 2, "{keys:?}");
+    assert_eq!(keys[0]["key_id"], old.key_id().as_str());
+    assert_eq!(keys[0]["current"], false);
+    assert_eq!(keys[1]["key_id"], new.key_id().as_str());
+    assert!(
+        keys[0]["signed_heads"]["to_size"].as_u64() < keys[1]["signed_heads"]["from_size"].as_u64()
+    );
+    // The whole ledger verifies against the new key, old heads included.
+    let report = s
+        .store()
+        .verify(&new, &mut |_, _| {})
+        .await
+        .expect("read")
+        .expect("verifies across the rotation");
+    assert!(report.heads >= 2);
+    // The extract made before still verifies with the old key; a new one with the new.
+    assert!(actas_core::extract::verify_extract(&before, Some(&old)).is_ok());
+    let after = serde_json::to_string(&s.audit_extract("acme", None).await.expect("extract"))
+        .expect("json");
+    assert!(actas_core::extract::verify_extract(&after, Some(&new)).is_ok());
+    app.stop().await.expect("stop");
+}

@@ -406,6 +406,9 @@ pub enum Change {
     /// the database has none yet: the first instance to start brings them, the others
     /// use what it stored.
     SeedAssertionKeys(Vec<crate::model::AssertionKeyRecord>),
+    /// Rewrites each stored assertion key's seal and tag (by `kid`), as a ledger key
+    /// rotation re-seals them under the new ledger key. `Conflict` unless each row exists.
+    ResealAssertionKeys(Vec<crate::model::AssertionKeyRecord>),
     /// Starts signing assertions with `key` (it must have no `retired_at`); the key that
     /// signed until now, which must be `replaces`, is retired at `key.created_at`.
     /// `Conflict` if another key was put in place meanwhile (two rotations at once).

@@ -128,6 +128,20 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
         EventData::AssertionKeyRotated { old_kid, new_kid } => format!(
             "{who} replaced the key that signs the gateway's assertions (key {old_kid} is now {new_kid}); the old key stays published until its last assertion expires"
         ),
+        EventData::LedgerKeyRotated {
+            old_key, new_key, ..
+        } => {
+            let id = |k: &str| {
+                crate::tree_head::PublicKey::parse(k)
+                    .map(|k| k.key_id().to_string())
+                    .unwrap_or_else(|_| "(unreadable)".into())
+            };
+            format!(
+                "{who} replaced the key that signs the ledger: key {} signed it up to here, key {} signs it from now on; both stay published, and extracts signed with either still verify",
+                id(old_key),
+                id(new_key)
+            )
+        }
         EventData::ApiTokenCreated { staff, name } => {
             format!("{} created a personal API token named “{name}”", staff.name)
         }

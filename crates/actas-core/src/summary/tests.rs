@@ -598,6 +598,20 @@ fn sign_in_sentences() {
         "Dana Park replaced the key that signs the gateway's assertions (key 0a1b is now 2c3d); the old key stays published until its last assertion expires"
     );
     assert_eq!(
+        say(
+            Actor::System,
+            EventData::LedgerKeyRotated {
+                old_key: crate::tree_head::LedgerKey::from_bytes(&[9; 32])
+                    .expect("key")
+                    .public()
+                    .to_base64(),
+                new_key: "not a key".into(),
+                endorsement: String::new(),
+            }
+        ),
+        "actas replaced the key that signs the ledger: key dbc298251c51321b signed it up to here, key (unreadable) signs it from now on; both stay published, and extracts signed with either still verify"
+    );
+    assert_eq!(
         s(EventData::TotpEnabled { staff: sarah() }),
         "Sarah Lee turned on two-step sign-in with an authenticator app"
     );

@@ -21,6 +21,7 @@ fn time_arg(text: Option<String>, field: &str) -> Result<Option<Timestamp>, Fail
 
 pub(super) async fn run(data: &DataDir, command: AuditCommand) -> Result<(), Failure> {
     match command {
+        AuditCommand::RotateKey => rotate_key(data).await,
         AuditCommand::VerifyExtract { file, key, since } => {
             verify_extract(&file, key.as_deref(), since.as_deref())
         }
@@ -195,6 +196,49 @@ fn verify_extract(
             "Checked with the key inside the extract. To know it comes from your provider, run again with --key and the key they publish at /.well-known/actas-ledger-keys."
         );
     }
+    Ok(())
+}
+
+/// `actas audit rotate-key`: stage a new key, record the replacement (the old key signs
+/// a head over it), then put the new key in place.
+async fn rotate_key(data: &DataDir) -> Result<(), Failure> {
+    let new = data.staged_ledger_key()?;
+    let opened = Opened::open(data).await?;
+    let old = opened.store.public_key();
+    let rotations = opened.service.ledger_rotations().await?;
+    let head = if rotations
+        .iter()
+        .any(|r| r.old == old && r.new == new.public())
+    {
+        // A rotation cut short after it was recorded: only the key is left to put in place.
+        opened.finish_reading().await;
+        None
+    } else {
+        opened.service.check_ledger_key_current().await?;
+        let seal = crate::service::keys::SealKey::from_ledger_key(&opened.loaded.key.to_bytes());
+        let head = opened
+            .service
+            .clone()
+            .with_assertion_seal(seal)
+            .rotate_ledger_key(&new)
+            .await?;
+        opened.close().await?;
+        Some(head)
+    };
+    data.install_staged_ledger_key()?;
+    if let Some(h) = head {
+        println!(
+            "Key {} signed the ledger up to event #{} (its last head, {}); key {} signs it from now on.",
+            old.key_id(),
+            h.head.size,
+            h.head.time.to_rfc3339(),
+            new.public().key_id()
+        );
+    }
+    println!(
+        "The new ledger.key is in {}. Copy it to every other actas instance before starting them; both keys are published at /.well-known/actas-ledger-keys.",
+        data.path().display()
+    );
     Ok(())
 }
 

@@ -22,6 +22,8 @@ pub use auth::{
 pub const CONFIG_FILE: &str = "actas.toml";
 /// The signing key's file name inside the data directory.
 pub const KEY_FILE: &str = "ledger.key";
+/// The next ledger key while a rotation is under way (`actas audit rotate-key`).
+pub const NEW_KEY_FILE: &str = "ledger.key.new";
 /// The gateway's assertion key, inside the data directory.
 pub const ASSERTION_KEY_FILE: &str = "assertion.key";
 
@@ -458,6 +460,36 @@ impl DataDir {
         // Written last: its presence means the directory is complete.
         write_new(&config_path, text.as_bytes(), 0o644)?;
         Ok(key)
+    }
+
+    /// The next ledger key, written beside the current one as `ledger.key.new` (0600)
+    /// before the ledger records the replacement, so a rotation cut short can be finished
+    /// with the same key. Made once; a later call reads the one already there.
+    pub fn staged_ledger_key(&self) -> Result<LedgerKey, ConfigError> {
+        let path = self.file(NEW_KEY_FILE);
+        if !path.exists() {
+            let mut secret = [0u8; 32];
+            getrandom::getrandom(&mut secret).map_err(|e| ConfigError::Key {
+                path: path.clone(),
+                why: format!("no random source: {e}"),
+            })?;
+            write_new(&path, &secret, 0o600)?;
+        }
+        let bytes = fs::read(&path).map_err(io(&path))?;
+        LedgerKey::from_bytes(&bytes).map_err(|e| ConfigError::Key {
+            path,
+            why: e.to_string(),
+        })
+    }
+
+    /// Puts the staged ledger key in place of the current one (an atomic rename; the old
+    /// secret is gone, its public half stays in the ledger).
+    pub fn install_staged_ledger_key(&self) -> Result<(), ConfigError> {
+        let from = self.file(NEW_KEY_FILE);
+        fs::rename(&from, self.file(KEY_FILE)).map_err(io(&from))?;
+        fs::File::open(&self.0)
+            .and_then(|d| d.sync_all())
+            .map_err(io(&self.0))
     }
 
     /// Reads the configuration, the policy and the key.

@@ -281,6 +281,37 @@ impl Service {
         Ok((shared.seed, shared.retired))
     }
 
+    /// Every assertion key row actas stored, sealed and tagged again under `new` (the
+    /// seal key of the ledger key about to take over), for
+    /// [`actas_store::Change::ResealAssertionKeys`].
+    pub(crate) async fn resealed_assertion_keys(
+        &self,
+        new: &SealKey,
+    ) -> ServiceResult<Vec<AssertionKeyRecord>> {
+        let old = self.seal_key()?;
+        let mut out = Vec::new();
+        for row in self.store.assertion_keys().await? {
+            if !old.stored_by_actas(&row) {
+                continue;
+            }
+            let sealed = match &row.sealed {
+                Some(s) => {
+                    let seed = old.unseal(&row.kid, s).map_err(unexpected)?;
+                    Some(new.seal(&row.kid, &seed).map_err(unexpected)?)
+                }
+                None => None,
+            };
+            out.push(AssertionKeyRecord {
+                mac: new
+                    .tag(&row.kid, &row.public, row.created_at, sealed.as_deref())
+                    .map_err(unexpected)?,
+                sealed,
+                ..row
+            });
+        }
+        Ok(out)
+    }
+
     /// Makes `signer` use the key the database has, if another instance replaced it.
     pub async fn refresh_assertion_keys(&self, signer: &AssertionSigner) -> ServiceResult<()> {
         if let Some(shared) = self.shared_keys().await?

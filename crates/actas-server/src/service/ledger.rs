@@ -4,11 +4,18 @@
 //! file they were given.
 
 use super::{Service, ServiceError, ServiceResult};
-use actas_core::checkpoint::Origin;
+use actas_core::checkpoint::{Origin, Rotation, key_history};
+use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::extract::ConsistencyProof;
+use actas_core::tree_head::LedgerKey;
 use actas_core::tree_head::{PublicKey, SignedTreeHead};
 use actas_store::StoreError;
+use actas_store::{Change, EventFilter, Unit};
+use base64::Engine;
 use serde::Serialize;
+
+/// The kind of a ledger key replacement event.
+const ROTATION_KIND: &str = "keys.ledger_rotated";
 
 /// One ledger key as `/.well-known/actas-ledger-keys` lists it.
 #[derive(Debug, Clone, Serialize)]
@@ -120,8 +127,100 @@ impl Service {
             .collect())
     }
 
-    /// The ledger keys used before the current one, oldest first (none until a rotation).
+    /// The ledger keys used before the current one, oldest first, as the ledger's own
+    /// endorsed rotations lead back to them from the current key.
     pub async fn retired_ledger_keys(&self) -> ServiceResult<Vec<PublicKey>> {
-        Ok(Vec::new())
+        let rotations = self.ledger_rotations().await?;
+        let mut keys = key_history(self.store.public_key(), &rotations)
+            .map_err(|e| ServiceError::Unexpected(StoreError::Unexpected(e.to_string().into())))?;
+        keys.pop();
+        Ok(keys.into_iter().map(|k| k.key).collect())
+    }
+
+    /// Every replacement of the ledger key, oldest first.
+    pub async fn ledger_rotations(&self) -> ServiceResult<Vec<Rotation>> {
+        let filter = EventFilter {
+            kind: Some(ROTATION_KIND.to_owned()),
+            ..EventFilter::default()
+        };
+        let mut out = Vec::new();
+        let mut after = 0;
+        loop {
+            let events = self.store.events(&filter, after, 1_000).await?;
+            let Some(last) = events.last() else { break };
+            after = last.body.seq;
+            for e in &events {
+                if let Some(r) = Rotation::from_event(e.body.seq, &e.body.data) {
+                    out.push(r.map_err(|why| {
+                        ServiceError::Unexpected(StoreError::Unexpected(
+                            format!(
+                                "the key replacement at event #{} is damaged: {why}",
+                                e.body.seq
+                            )
+                            .into(),
+                        ))
+                    })?);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Replaces the ledger key with `new` (the operator's act, with every instance
+    /// stopped): records the replacement, endorsed by the new key, and signs a last head
+    /// with the old key over it. The caller then puts the new key in place.
+    pub async fn rotate_ledger_key(&self, new: &LedgerKey) -> ServiceResult<SignedTreeHead> {
+        let old = self.store.public_key();
+        if new.public() == old {
+            return Err(ServiceError::invalid(
+                "key",
+                "the new ledger key is the current one",
+            ));
+        }
+        let endorsement = new.endorse_takeover(&old);
+        // The assertion keys in the database are sealed under the ledger key: sealed
+        // again under the new one, in the same transaction as the replacement.
+        let resealed = self
+            .resealed_assertion_keys(&super::keys::SealKey::from_ledger_key(&new.to_bytes()))
+            .await?;
+        self.store
+            .commit(Unit::change(
+                Change::ResealAssertionKeys(resealed),
+                NewEvent::new(
+                    Actor::System,
+                    EventData::LedgerKeyRotated {
+                        old_key: old.to_base64(),
+                        new_key: new.public().to_base64(),
+                        endorsement: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(endorsement),
+                    },
+                ),
+            ))
+            .await?;
+        self.store.sign_head_now().await?.ok_or_else(|| {
+            ServiceError::Unexpected(StoreError::Unexpected(
+                "no head could be signed over the key replacement".into(),
+            ))
+        })
+    }
+
+    /// Refuses to run with a ledger key the ledger says was replaced: heads it signed
+    /// now would not verify.
+    pub async fn check_ledger_key_current(&self) -> ServiceResult<()> {
+        let current = self.store.public_key();
+        if let Some(r) = self
+            .ledger_rotations()
+            .await?
+            .iter()
+            .find(|r| r.old == current)
+        {
+            return Err(ServiceError::Conflict(format!(
+                "this instance's ledger key {} was replaced by key {} at event #{}; copy the new ledger.key (made by `actas audit rotate-key`) into this data directory",
+                current.key_id(),
+                r.new.key_id(),
+                r.seq
+            )));
+        }
+        Ok(())
     }
 }

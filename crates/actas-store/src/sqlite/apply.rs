@@ -866,6 +866,24 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             }
             Ok(Applied::Done)
         }
+        Change::ResealAssertionKeys(keys) => {
+            for key in &keys {
+                let r = sqlx::query("UPDATE assertion_keys SET sealed = ?, mac = ? WHERE kid = ?")
+                    .bind(key.sealed.as_deref())
+                    .bind(&key.mac)
+                    .bind(&key.kid)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(db)?;
+                expect_one(r.rows_affected(), || {
+                    StoreError::Conflict(format!(
+                        "the assertion key {} changed meanwhile; nothing was changed: try again",
+                        key.kid
+                    ))
+                })?;
+            }
+            Ok(Applied::Done)
+        }
         Change::RotateAssertionKey { key, replaces } => {
             let r = sqlx::query(
                 "UPDATE assertion_keys SET retired_at = ? WHERE retired_at IS NULL AND kid = ?",
