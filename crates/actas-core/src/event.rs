@@ -161,6 +161,12 @@ pub enum EventData {
         /// The new key's signature over the rotation message, base64url.
         endorsement: String,
     },
+    /// A new ledger key signed its first head, right after it replaced the old one.
+    #[serde(rename = "keys.ledger_started")]
+    LedgerKeyStarted {
+        /// The new public key, base64url.
+        key: String,
+    },
     /// A staff member created a personal API token.
     #[serde(rename = "staff.api_token_created")]
     ApiTokenCreated {
@@ -630,6 +636,7 @@ impl EventData {
             EventData::TotpEnabled { .. } => "staff.totp_enabled",
             EventData::AssertionKeyRotated { .. } => "keys.assertion_rotated",
             EventData::LedgerKeyRotated { .. } => "keys.ledger_rotated",
+            EventData::LedgerKeyStarted { .. } => "keys.ledger_started",
             EventData::AllowGranted { .. } => "allow.granted",
             EventData::AllowRevoked { .. } => "allow.revoked",
             EventData::AllowConfirmed { .. } => "allow.confirmed",
@@ -689,6 +696,7 @@ impl EventData {
             | EventData::TotpEnabled { .. }
             | EventData::AssertionKeyRotated { .. }
             | EventData::LedgerKeyRotated { .. }
+            | EventData::LedgerKeyStarted { .. }
             | EventData::AppKeyCreated { .. }
             | EventData::AppKeyRevoked { .. }
             | EventData::AllowGranted { .. }

@@ -79,12 +79,16 @@ struct ExtractEventV1 {
     proof: Vec<String>,
 }
 
-/// The fields of a body an extract's check reads (the rest is only hashed).
+/// The fields of a body an extract's check reads (the rest is only hashed). A field
+/// given twice is refused by the parse.
 #[derive(Deserialize)]
 struct BodyFields {
     seq: u64,
     time: Timestamp,
+    kind: String,
     account: Option<AccountId>,
+    session: Option<String>,
+    prev: String,
     #[serde(default)]
     version: Option<u32>,
     #[serde(default)]
@@ -93,6 +97,43 @@ struct BodyFields {
     account_index: Option<u64>,
     #[serde(default)]
     account_prev: Option<String>,
+}
+
+impl BodyFields {
+    /// Reads a body and checks it is laid out exactly as actas writes one: the index
+    /// fields first, then (version 2) the salt and account link, then `on_behalf_of`. So
+    /// the fields read here are the only ones of their name, in their one place, and
+    /// every verifier reads the same history from the same bytes.
+    fn read(body: &str) -> Result<Self, String> {
+        let f: Self = serde_json::from_str(body)
+            .map_err(|e| format!("its recorded text is damaged ({e})"))?;
+        let mut expected = String::with_capacity(320);
+        crate::event::write_index_prefix(
+            &mut expected,
+            f.seq,
+            f.time.as_millis(),
+            &f.kind,
+            f.account.as_ref().map(AccountId::as_str),
+            f.session.as_deref(),
+            &f.prev,
+        );
+        match (f.version, &f.salt, f.account_index, &f.account_prev) {
+            (None, None, None, None) => {}
+            (Some(2), Some(salt), Some(index), Some(link)) => {
+                expected.push_str(&format!(
+                    ",\"version\":2,\"salt\":{},\"account_index\":{index},\"account_prev\":{}",
+                    serde_json::Value::from(salt.as_str()),
+                    serde_json::Value::from(link.as_str())
+                ));
+            }
+            _ => return Err("its version fields are damaged".into()),
+        }
+        expected.push_str(",\"on_behalf_of\":");
+        if !body.starts_with(&expected) {
+            return Err("it is not laid out as actas records events: it was changed".into());
+        }
+        Ok(f)
+    }
 }
 
 /// Why an extract does not hold, saying where.
@@ -235,6 +276,15 @@ pub fn verify_extends(
         }
     }
     let (o, n) = (&old.tree_head.head, &new.tree_head.head);
+    // The older checkpoint counted the account's events in the older tree: the newer
+    // extract must hold exactly as many up to that size, or the older one left some out.
+    let within = new_x.events.iter().filter(|e| e.seq <= o.size).count() as u64;
+    if within != old_x.checkpoint.checkpoint.events {
+        return Err(not(format!(
+            "the older extract's signed checkpoint counts {} events of the account in the ledger's first {} events, but the newer one holds {within} there: the instance signed an incomplete checkpoint",
+            old_x.checkpoint.checkpoint.events, o.size
+        )));
+    }
     if o.size > n.size {
         return Err(not(format!(
             "the newer extract's ledger has {} events, fewer than the older one's {}",
@@ -319,6 +369,7 @@ fn verify_v2(
     let mut times = None;
     let mut prev: Hash = [0; 32];
     let mut last_seq = 0;
+    let mut linked = false;
     for (i, e) in extract.events.iter().enumerate() {
         let bad = |why: String| ExtractProblem::Event {
             seq: e.seq,
@@ -355,8 +406,14 @@ fn verify_v2(
             body.account_index,
             &body.account_prev,
         ) {
+            (None, None, None, None) if linked => {
+                return Err(bad(
+                    "it is a version 1 event after version 2 ones, which actas never writes: it was changed".into(),
+                ));
+            }
             (None, None, None, None) => {}
             (Some(2), Some(_), Some(index), Some(link)) => {
+                linked = true;
                 if index != i as u64 {
                     return Err(bad(format!(
                         "it says it is the account's event number {}, but it is number {} here: {} event(s) of the account are missing before it",
@@ -467,8 +524,7 @@ fn verify_v1(
                 head.size
             )));
         }
-        let body: BodyFields = serde_json::from_str(&e.body)
-            .map_err(|err| bad(format!("its recorded text is damaged ({err})")))?;
+        let body = BodyFields::read(&e.body).map_err(bad)?;
         if body.seq != e.seq {
             return Err(bad(format!(
                 "its text says it is event #{}, not #{}",
@@ -480,6 +536,13 @@ fn verify_v1(
                 "it is not an event of account {}",
                 extract.account
             )));
+        }
+        if body.version.is_some() {
+            // Format 1 predates version 2 bodies: this is a newer extract relabelled, so
+            // its completeness check would be skipped.
+            return Err(bad(
+                "it is a version 2 event in a format 1 extract, which actas never made: the file was relabelled".into(),
+            ));
         }
         let mut proof = Vec::with_capacity(e.proof.len());
         for p in &e.proof {
@@ -784,6 +847,19 @@ mod tests {
             verify_extends(&text(&old), &text(&forked), key.as_ref()),
             Err(ExtractProblem::NotExtending(_))
         ));
+        // The instance itself signed an older checkpoint that left the account's last
+        // event out: that extract holds on its own, but the newer one shows the lie.
+        let mut lying = old.clone();
+        lying.events.pop();
+        let mut cp = lying.checkpoint.checkpoint.clone();
+        cp.events -= 1;
+        cp.last_leaf = leaf_hash(lying.events.last().expect("event").body.as_bytes());
+        lying.checkpoint = l.key.sign_checkpoint(cp);
+        let indices: Vec<u64> = lying.events.iter().map(|e| e.seq - 1).collect();
+        lying.proof = l.tree.multi_proof(&indices, 12).expect("proof");
+        assert!(verify_extract(&text(&lying), key.as_ref()).is_ok());
+        let p = verify_extends(&text(&lying), &text(&new), key.as_ref()).expect_err("caught");
+        assert!(p.to_string().contains("incomplete checkpoint"), "{p}");
         // The older extract's last event removed from the newer one.
         let mut cut = new.clone();
         cut.events.remove(3);
@@ -849,37 +925,49 @@ mod tests {
 
     #[test]
     fn a_format_1_extract_still_verifies() {
-        let l = ledger();
-        let head = l.head(12);
-        let events: Vec<serde_json::Value> = l
-            .events
-            .iter()
-            .enumerate()
-            .filter(|(_, (w, _))| w == "acme")
-            .map(|(i, (_, body))| {
-                let proof: Vec<String> = l
-                    .tree
-                    .inclusion_proof(i as u64, 12)
-                    .expect("proof")
-                    .iter()
-                    .map(crate::merkle::hash_hex)
-                    .collect();
-                serde_json::json!({"seq": i + 1, "body": body, "proof": proof})
+        let format_1 = |l: &Ledger| {
+            let head = l.head(12);
+            let events: Vec<serde_json::Value> = l
+                .events
+                .iter()
+                .enumerate()
+                .filter(|(_, (w, _))| w == "acme")
+                .map(|(i, (_, body))| {
+                    let proof: Vec<String> = l
+                        .tree
+                        .inclusion_proof(i as u64, 12)
+                        .expect("proof")
+                        .iter()
+                        .map(crate::merkle::hash_hex)
+                        .collect();
+                    serde_json::json!({"seq": i + 1, "body": body, "proof": proof})
+                })
+                .collect();
+            serde_json::json!({
+                "format": EXTRACT_FORMAT_V1,
+                "account": "acme",
+                "generated_at": 100_000,
+                "public_key": l.key.public().to_base64(),
+                "tree_head": head,
+                "events": events,
             })
-            .collect();
-        let v1 = serde_json::json!({
-            "format": EXTRACT_FORMAT_V1,
-            "account": "acme",
-            "generated_at": 100_000,
-            "public_key": l.key.public().to_base64(),
-            "tree_head": head,
-            "events": events,
-        })
-        .to_string();
+            .to_string()
+        };
+        let mut old = Ledger::new();
+        for seq in 1..=12u8 {
+            old.push(if seq % 3 == 0 { "acme" } else { "globex" }, false, seq);
+        }
+        let l = old;
+        let v1 = format_1(&l);
         let report = verify_extract(&v1, Some(&l.key.public())).expect("holds");
         assert_eq!(report.events, 4);
         assert!(report.checkpoint.is_none());
         let edited = v1.replacen("allowed", "allowes", 1);
         assert!(verify_extract(&edited, Some(&l.key.public())).is_err());
+        // A newer ledger's events relabelled as format 1 (to skip the completeness check).
+        let newer = ledger();
+        let relabelled = format_1(&newer);
+        let p = verify_extract(&relabelled, Some(&newer.key.public())).expect_err("refused");
+        assert!(p.to_string().contains("relabelled"), "{p}");
     }
 }

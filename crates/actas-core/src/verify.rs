@@ -212,6 +212,8 @@ pub struct Verifier {
     key: PublicKey,
     /// The ledger key replacements met so far.
     rotations: Vec<crate::checkpoint::Rotation>,
+    /// Whether a version 2 body was met: after one, every body is version 2.
+    seen_v2: bool,
 }
 
 impl Verifier {
@@ -242,6 +244,7 @@ impl Verifier {
             accounts: std::collections::HashMap::new(),
             key: *key,
             rotations: Vec::new(),
+            seen_v2: false,
         };
         v.check_heads()?;
         Ok(v)
@@ -327,8 +330,29 @@ impl Verifier {
             field: "layout",
         };
         let link = if rest.starts_with(NEXT) {
+            // Version 1: no salt, no link, anywhere in it; and never after version 2.
+            #[derive(serde::Deserialize)]
+            struct Later {
+                version: Option<serde::de::IgnoredAny>,
+                salt: Option<serde::de::IgnoredAny>,
+                account_index: Option<serde::de::IgnoredAny>,
+                account_prev: Option<serde::de::IgnoredAny>,
+            }
+            let later: Later = serde_json::from_str(ev.body).map_err(|_| layout())?;
+            if self.seen_v2
+                || later.version.is_some()
+                || later.salt.is_some()
+                || later.account_index.is_some()
+                || later.account_prev.is_some()
+            {
+                return Err(Problem::Index {
+                    seq: ev.seq,
+                    field: "version",
+                });
+            }
             None
         } else {
+            self.seen_v2 = true;
             let salted = rest.strip_prefix(SALT).ok_or_else(layout)?;
             let after = salted
                 .get(32..)

@@ -142,6 +142,12 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 id(new_key)
             )
         }
+        EventData::LedgerKeyStarted { key } => format!(
+            "Key {} started signing the ledger",
+            crate::tree_head::PublicKey::parse(key)
+                .map(|k| k.key_id().to_string())
+                .unwrap_or_else(|_| "(unreadable)".into())
+        ),
         EventData::ApiTokenCreated { staff, name } => {
             format!("{} created a personal API token named “{name}”", staff.name)
         }

@@ -612,6 +612,15 @@ fn sign_in_sentences() {
         "actas replaced the key that signs the ledger: key dbc298251c51321b signed it up to here, key (unreadable) signs it from now on; both stay published, and extracts signed with either still verify"
     );
     assert_eq!(
+        s(EventData::LedgerKeyStarted {
+            key: crate::tree_head::LedgerKey::from_bytes(&[9; 32])
+                .expect("key")
+                .public()
+                .to_base64(),
+        }),
+        "Key dbc298251c51321b started signing the ledger"
+    );
+    assert_eq!(
         s(EventData::TotpEnabled { staff: sarah() }),
         "Sarah Lee turned on two-step sign-in with an authenticator app"
     );

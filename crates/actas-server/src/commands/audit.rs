@@ -226,6 +226,19 @@ async fn rotate_key(data: &DataDir) -> Result<(), Failure> {
         Some(head)
     };
     data.install_staged_ledger_key()?;
+    // The new key signs its first head at once, so what is built on the newest head (an
+    // extract, a checkpoint) is signed by the key in force.
+    let opened = Opened::open(data).await?;
+    opened
+        .store
+        .append(actas_core::event::NewEvent::new(
+            actas_core::event::Actor::System,
+            actas_core::event::EventData::LedgerKeyStarted {
+                key: new.public().to_base64(),
+            },
+        ))
+        .await?;
+    opened.close().await?;
     if let Some(h) = head {
         println!(
             "Key {} signed the ledger up to event #{} (its last head, {}); key {} signs it from now on.",

@@ -4,11 +4,11 @@
 //! file they were given.
 
 use super::{Service, ServiceError, ServiceResult};
-use actas_core::checkpoint::{Origin, Rotation, key_history};
+use actas_core::checkpoint::{Origin, Rotation, TrustedKey, key_history};
 use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::extract::ConsistencyProof;
 use actas_core::tree_head::LedgerKey;
-use actas_core::tree_head::{PublicKey, SignedTreeHead};
+use actas_core::tree_head::SignedTreeHead;
 use actas_store::StoreError;
 use actas_store::{Change, EventFilter, Unit};
 use base64::Engine;
@@ -30,6 +30,9 @@ pub struct LedgerKeyInfo {
     pub current: bool,
     /// The smallest and largest tree size it signed a head for, if any.
     pub signed_heads: Option<SignedRange>,
+    /// For a replaced key: the event that replaced it, the largest tree size it may
+    /// sign a head for. A head it signed beyond that was forged with the old key.
+    pub signs_up_to: Option<u64>,
 }
 
 /// The tree sizes a key signed heads for.
@@ -54,8 +57,9 @@ impl Service {
             .await?
             .into_iter()
             .max_by_key(|h| h.head.size);
+        let current = self.store.public_key().key_id();
         match latest {
-            Some(h) if h.head.size >= size && size > 0 => Ok(h),
+            Some(h) if h.head.size >= size && size > 0 && h.key_id == current => Ok(h),
             _ => self.store.sign_head_now().await?.ok_or_else(|| {
                 ServiceError::Unexpected(StoreError::Unexpected(
                     "no tree head could be signed".into(),
@@ -64,9 +68,17 @@ impl Service {
         }
     }
 
-    /// The newest tree head as a C2SP `tlog-checkpoint` signed note from `origin`.
+    /// The newest signed tree head as a C2SP `tlog-checkpoint` signed note from
+    /// `origin`. Only heads the writer signed on its schedule: asking signs nothing new
+    /// (the endpoint is public).
     pub async fn checkpoint_note(&self, origin: &Origin) -> ServiceResult<String> {
-        let head = self.current_head().await?;
+        let head = self
+            .store
+            .tree_heads()
+            .await?
+            .into_iter()
+            .max_by_key(|h| h.head.size)
+            .ok_or_else(|| ServiceError::NotFound("no tree head has been signed yet".into()))?;
         Ok(self.store.ledger_key().sign_note(origin, &head.head))
     }
 
@@ -101,11 +113,10 @@ impl Service {
     pub async fn ledger_keys(&self, origin: &Origin) -> ServiceResult<Vec<LedgerKeyInfo>> {
         let heads = self.store.tree_heads().await?;
         let current = self.store.public_key();
-        let mut keys: Vec<PublicKey> = self.retired_ledger_keys().await?;
-        keys.push(current);
+        let keys = self.ledger_key_history().await?;
         Ok(keys
             .iter()
-            .map(|k| {
+            .map(|&TrustedKey { key: k, up_to }| {
                 let id = k.key_id();
                 let signed: Vec<u64> = heads
                     .iter()
@@ -116,7 +127,8 @@ impl Service {
                     key: k.to_base64(),
                     key_id: id.to_string(),
                     note_verifier_key: k.note_verifier_key(origin),
-                    current: *k == current,
+                    current: k == current,
+                    signs_up_to: up_to,
                     signed_heads: signed.first().zip(signed.last()).map(|(a, b)| SignedRange {
                         from_size: *a,
                         to_size: *b,
@@ -127,14 +139,12 @@ impl Service {
             .collect())
     }
 
-    /// The ledger keys used before the current one, oldest first, as the ledger's own
-    /// endorsed rotations lead back to them from the current key.
-    pub async fn retired_ledger_keys(&self) -> ServiceResult<Vec<PublicKey>> {
+    /// Every ledger key, oldest first, as the ledger's own endorsed rotations lead back
+    /// to them from the current key, each with the last tree size it may sign.
+    pub async fn ledger_key_history(&self) -> ServiceResult<Vec<TrustedKey>> {
         let rotations = self.ledger_rotations().await?;
-        let mut keys = key_history(self.store.public_key(), &rotations)
-            .map_err(|e| ServiceError::Unexpected(StoreError::Unexpected(e.to_string().into())))?;
-        keys.pop();
-        Ok(keys.into_iter().map(|k| k.key).collect())
+        key_history(self.store.public_key(), &rotations)
+            .map_err(|e| ServiceError::Unexpected(StoreError::Unexpected(e.to_string().into())))
     }
 
     /// Every replacement of the ledger key, oldest first.
