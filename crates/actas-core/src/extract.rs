@@ -342,6 +342,37 @@ fn verify_extract_text(
     Ok((report, Some(extract)))
 }
 
+/// The checks every event of an extract gets, in either format: in ledger order after the
+/// event before (`last_seq`), inside the tree head of `size` events, its text laid out
+/// exactly as actas writes events, saying its own `seq`, and of the extract's `account`.
+fn read_event(
+    seq: u64,
+    body: &str,
+    last_seq: u64,
+    size: u64,
+    account: &AccountId,
+) -> Result<BodyFields, String> {
+    if seq <= last_seq {
+        return Err("events must be in ledger order, each once".into());
+    }
+    if seq == 0 || seq > size {
+        return Err(format!(
+            "it is not inside the signed tree head, which covers events 1 to {size}"
+        ));
+    }
+    let body = BodyFields::read(body)?;
+    if body.seq != seq {
+        return Err(format!(
+            "its text says it is event #{}, not #{seq}",
+            body.seq
+        ));
+    }
+    if body.account.as_ref() != Some(account) {
+        return Err(format!("it is not an event of account {account}"));
+    }
+    Ok(body)
+}
+
 fn verify_v2(
     extract: &Extract,
     trusted: Option<&PublicKey>,
@@ -376,30 +407,9 @@ fn verify_v2(
             position: i + 1,
             why,
         };
-        if e.seq <= last_seq {
-            return Err(bad("events must be in ledger order, each once".into()));
-        }
+        let body =
+            read_event(e.seq, &e.body, last_seq, head.size, &extract.account).map_err(bad)?;
         last_seq = e.seq;
-        if e.seq == 0 || e.seq > head.size {
-            return Err(bad(format!(
-                "it is not inside the signed tree head, which covers events 1 to {}",
-                head.size
-            )));
-        }
-        let body: BodyFields = serde_json::from_str(&e.body)
-            .map_err(|err| bad(format!("its recorded text is damaged ({err})")))?;
-        if body.seq != e.seq {
-            return Err(bad(format!(
-                "its text says it is event #{}, not #{}",
-                body.seq, e.seq
-            )));
-        }
-        if body.account.as_ref() != Some(&extract.account) {
-            return Err(bad(format!(
-                "it is not an event of account {}",
-                extract.account
-            )));
-        }
         match (
             body.version,
             &body.salt,
@@ -514,29 +524,9 @@ fn verify_v1(
             position: i + 1,
             why,
         };
-        if e.seq <= last_seq {
-            return Err(bad("events must be in ledger order, each once".into()));
-        }
+        let body =
+            read_event(e.seq, &e.body, last_seq, head.size, &extract.account).map_err(bad)?;
         last_seq = e.seq;
-        if e.seq == 0 || e.seq > head.size {
-            return Err(bad(format!(
-                "it is not inside the signed tree head, which covers events 1 to {}",
-                head.size
-            )));
-        }
-        let body = BodyFields::read(&e.body).map_err(bad)?;
-        if body.seq != e.seq {
-            return Err(bad(format!(
-                "its text says it is event #{}, not #{}",
-                body.seq, e.seq
-            )));
-        }
-        if body.account.as_ref() != Some(&extract.account) {
-            return Err(bad(format!(
-                "it is not an event of account {}",
-                extract.account
-            )));
-        }
         if body.version.is_some() {
             // Format 1 predates version 2 bodies: this is a newer extract relabelled, so
             // its completeness check would be skipped.
@@ -817,6 +807,25 @@ mod tests {
         let mut e = good.clone();
         e.proof[0][0] ^= 1;
         assert_eq!(check(&e, key), Err(ExtractProblem::Proof));
+        // Link fields out of their place, or given twice: refused before anything is
+        // read from them.
+        let mut e = good.clone();
+        let last = e.events.len() - 1;
+        let body = e.events[last].body.clone();
+        let from = body.find(",\"version\":2").expect("version 2");
+        let to = body.find(",\"on_behalf_of\":").expect("on_behalf_of");
+        e.events[last].body = format!(
+            "{}{}{}}}",
+            &body[..from],
+            &body[to..body.len() - 1],
+            &body[from..to]
+        );
+        let p = check(&e, key).expect_err("refused");
+        assert!(p.to_string().contains("laid out"), "{p}");
+        let mut e = good.clone();
+        let body = &e.events[last].body;
+        e.events[last].body = format!("{},\"account\":\"acme\"}}", &body[..body.len() - 1]);
+        assert!(check(&e, key).is_err());
     }
 
     #[test]

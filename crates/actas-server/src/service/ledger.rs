@@ -69,16 +69,19 @@ impl Service {
     }
 
     /// The newest signed tree head as a C2SP `tlog-checkpoint` signed note from
-    /// `origin`. Only heads the writer signed on its schedule: asking signs nothing new
-    /// (the endpoint is public).
+    /// `origin`. The heads the writer signed on its schedule: asking signs nothing new
+    /// (the endpoint is public), except the very first head of a ledger that has none.
     pub async fn checkpoint_note(&self, origin: &Origin) -> ServiceResult<String> {
-        let head = self
+        let newest = self
             .store
             .tree_heads()
             .await?
             .into_iter()
-            .max_by_key(|h| h.head.size)
-            .ok_or_else(|| ServiceError::NotFound("no tree head has been signed yet".into()))?;
+            .max_by_key(|h| h.head.size);
+        let head = match newest {
+            Some(h) => h,
+            None => self.current_head().await?,
+        };
         Ok(self.store.ledger_key().sign_note(origin, &head.head))
     }
 
