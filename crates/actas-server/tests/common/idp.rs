@@ -32,25 +32,39 @@ impl Idp {
             "the test identity provider (npm package oidc-provider) is not installed in {}: run `cargo xtask test`, which installs it",
             dir.display()
         );
-        let mut child = std::process::Command::new("node")
-            .arg("provider.mjs")
-            .current_dir(&dir)
-            .env("OIDC_CLIENT_ID", "actas")
-            .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("node runs provider.mjs");
-        let stdout = child.stdout.take().expect("stdout");
-        let first = tokio::task::spawn_blocking(move || {
-            let mut line = String::new();
-            std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
-                .map(|_| line)
-        });
-        let line = tokio::time::timeout(std::time::Duration::from_secs(30), first)
-            .await
-            .expect("the identity provider starts within 30 s")
-            .expect("join")
-            .expect("read");
+        // Node now and then stalls before it listens on a loaded machine: a start that
+        // says nothing within 20 s is killed (which also ends the read waiting on it) and
+        // tried again, so a stall can neither hang the test nor fail it.
+        let mut attempt = 0;
+        let (child, line) = loop {
+            attempt += 1;
+            let mut child = std::process::Command::new("node")
+                .arg("provider.mjs")
+                .current_dir(&dir)
+                .env("OIDC_CLIENT_ID", "actas")
+                .env("OIDC_CLIENT_SECRET", CLIENT_SECRET)
+                .stdin(std::process::Stdio::null())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("node runs provider.mjs");
+            let stdout = child.stdout.take().expect("stdout");
+            let first = tokio::task::spawn_blocking(move || {
+                let mut line = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+                    .map(|_| line)
+            });
+            match tokio::time::timeout(std::time::Duration::from_secs(20), first).await {
+                Ok(line) => break (child, line.expect("join").expect("read")),
+                Err(_) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    assert!(
+                        attempt < 3,
+                        "the identity provider did not start in 3 tries of 20 s"
+                    );
+                }
+            }
+        };
         let line = line.trim();
         let issuer = line
             .strip_prefix("issuer ")
