@@ -26,17 +26,27 @@ fn free_port() -> u16 {
 /// The demo, with the console on 127.0.0.1 and the gateway linked as `localhost`: two
 /// different sites, so the hand-off is cross-site as it is in production.
 async fn demo() -> (Demo, String, String, String) {
-    let gateway_port = free_port();
-    let d = Demo::start(DemoSettings {
-        console_addr: ([127, 0, 0, 1], 0).into(),
-        gateway_addr: ([127, 0, 0, 1], gateway_port).into(),
-        portal_addr: ([127, 0, 0, 1], 0).into(),
-        gateway_url: Some(format!("http://localhost:{gateway_port}")),
-        database_url: common::demo_database().await,
-        ..DemoSettings::default()
-    })
-    .await
-    .expect("the demo starts");
+    // The gateway's port is chosen before it is bound (its URL names it), so another test
+    // can take it in between: then try another.
+    let mut attempt = 0;
+    let (d, gateway_port) = loop {
+        attempt += 1;
+        let gateway_port = free_port();
+        let started = Demo::start(DemoSettings {
+            console_addr: ([127, 0, 0, 1], 0).into(),
+            gateway_addr: ([127, 0, 0, 1], gateway_port).into(),
+            portal_addr: ([127, 0, 0, 1], 0).into(),
+            gateway_url: Some(format!("http://localhost:{gateway_port}")),
+            database_url: common::demo_database().await,
+            ..DemoSettings::default()
+        })
+        .await;
+        match started {
+            Ok(d) => break (d, gateway_port),
+            Err(e) if attempt < 5 && e.to_string().contains("could not listen") => continue,
+            Err(e) => panic!("the demo starts: {e:?}"),
+        }
+    };
     let console = format!("http://{}", d.app.console_addr());
     let gateway = format!("http://localhost:{gateway_port}");
     let portal = format!("http://{}", d.portal_addr);
