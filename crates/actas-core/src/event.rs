@@ -412,6 +412,53 @@ pub enum EventData {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         path: Option<String>,
     },
+    /// A change on a route the policy makes a signed action was held, not sent: the agent
+    /// must confirm it, proving again who they are, before it goes to the product.
+    #[serde(rename = "session.action_held")]
+    ActionHeld {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The held action's id, which its confirmation names.
+        action: String,
+        /// The route's description.
+        description: String,
+        /// What it would change, from the values the product showed to those sent, masked.
+        changes: Vec<FieldChange>,
+        /// The canonical path it was sent to.
+        path: String,
+    },
+    /// A held signed action, confirmed by the agent after proving again who they are,
+    /// was sent to the product with this event, signed by the ledger key, as its
+    /// `Actas-Receipt`.
+    #[serde(rename = "session.signed_action")]
+    SignedAction {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The held action's id.
+        action: String,
+        /// The route's description.
+        description: String,
+        /// What it changes, masked (as confirmed).
+        changes: Vec<FieldChange>,
+        /// The method it was sent with.
+        method: String,
+        /// The canonical path it was sent to, with its query.
+        path: String,
+        /// SHA-256 (hex) of the exact body the product receives, so the product can tie
+        /// the receipt to the request it got.
+        body_sha256: String,
+        /// How the agent proved who they are to confirm it ("their password", or the
+        /// identity provider's name).
+        confirmed_with: String,
+    },
     /// Data was read inside a session: anything but a page the agent navigated to (a
     /// page's own fetches, a script's API calls, a frame's content, a client's GET).
     #[serde(rename = "session.data_read")]
@@ -653,6 +700,8 @@ impl EventData {
             EventData::PagesKept { .. } => "session.pages_kept",
             EventData::PageCopyOpened { .. } => "session.page_copy_opened",
             EventData::ActionTaken { .. } => "session.action",
+            EventData::ActionHeld { .. } => "session.action_held",
+            EventData::SignedAction { .. } => "session.signed_action",
             EventData::ActionBlocked { .. } => "session.blocked",
             EventData::DataRead { .. } => "session.data_read",
             EventData::LiveMessage { .. } => "session.live_message",
@@ -775,6 +824,18 @@ impl EventData {
                 ..
             }
             | EventData::ActionTaken {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::ActionHeld {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::SignedAction {
                 session,
                 account,
                 ticket,

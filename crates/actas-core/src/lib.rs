@@ -21,6 +21,7 @@ pub mod ids;
 pub mod mask;
 pub mod merkle;
 pub mod policy;
+pub mod receipt;
 pub mod request;
 pub mod review;
 pub mod scope;

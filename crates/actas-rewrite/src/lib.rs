@@ -9,6 +9,7 @@
 
 #![deny(missing_docs)]
 
+pub mod controls;
 mod edges;
 mod forms;
 #[doc(hidden)]

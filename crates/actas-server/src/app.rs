@@ -283,6 +283,10 @@ impl Application {
                     &gateway_public,
                 )),
                 public_url: gateway_public.clone(),
+                console_url: settings
+                    .console_url
+                    .clone()
+                    .unwrap_or_else(|| format!("http://{console_addr}")),
                 revealing: Arc::default(),
             };
             let mut on_stop = stopped.clone();

@@ -275,6 +275,21 @@ pub enum AuditCommand {
         #[arg(long)]
         since: Option<PathBuf>,
     },
+    /// Check a signed action's receipt offline (the `Actas-Receipt` a product got with a
+    /// change support made and confirmed): that the ledger key signed it, and what it
+    /// records.
+    #[command(name = "verify-receipt")]
+    VerifyReceipt {
+        /// The receipt, as text (a file holding the header's value).
+        file: PathBuf,
+        /// A ledger public key (base64url) to check it with; give it more than once for
+        /// several.
+        #[arg(long)]
+        key: Vec<String>,
+        /// The ledger's keys as published at `/.well-known/actas-ledger-keys` (JSON).
+        #[arg(long)]
+        keys: Option<PathBuf>,
+    },
 }
 
 /// Policy commands.

@@ -1223,7 +1223,15 @@ async fn a_rotated_ledger_key_keeps_old_heads_and_extracts_verifying() {
     let copy = tempfile::tempdir().expect("tmp");
     let stale = copy.path().join("data");
     std::fs::create_dir(&stale).expect("dir");
-    for f in ["actas.toml", "policy.toml", "actas.db", "assertion.key"] {
+    // The database with its write-ahead log: the rotation may not be checkpointed yet.
+    for f in [
+        "actas.toml",
+        "policy.toml",
+        "actas.db",
+        "actas.db-wal",
+        "actas.db-shm",
+        "assertion.key",
+    ] {
         if data_path.join(f).exists() {
             std::fs::copy(data_path.join(f), stale.join(f)).expect("copy");
         }

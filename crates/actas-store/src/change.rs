@@ -207,6 +207,31 @@ pub enum Change {
         /// Valid until.
         expires_at: Timestamp,
     },
+    /// Holds a signed action for its agent's confirmation.
+    HoldAction(Box<crate::model::HeldAction>),
+    /// Confirms a held action once, by its agent, while it is unexpired at `at`: keeps
+    /// the SHA-256 of the token that sends it and how they proved who they are.
+    ConfirmAction {
+        /// The action.
+        id: String,
+        /// Who confirms it (only its agent can).
+        staff: StaffId,
+        /// SHA-256 of the send token.
+        token_hash: [u8; 32],
+        /// How they proved who they are.
+        confirmed_with: String,
+        /// When.
+        at: Timestamp,
+    },
+    /// Marks a confirmed action sent, once, with its send token, while unexpired at `at`.
+    SendAction {
+        /// The action.
+        id: String,
+        /// SHA-256 of the send token.
+        token_hash: [u8; 32],
+        /// When.
+        at: Timestamp,
+    },
     /// Uses a hand-off token once, if it is unused and unexpired at `at`.
     RedeemHandoff {
         /// SHA-256 of the token.

@@ -46,6 +46,7 @@ const TABLES: &[&str] = &[
     "session_reviews",
     "page_copies",
     "page_copy_use",
+    "held_actions",
     "assertion_keys",
     "ledger_events",
     "merkle_nodes",

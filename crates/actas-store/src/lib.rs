@@ -25,8 +25,9 @@ mod writer;
 pub use change::{Applied, Change, SessionsOf, Unit};
 pub use model::{
     Account, AllowEntry, AppKey, Appended, AssertionKeyRecord, CodeRecord, DueWebhook,
-    EndedForReview, EndedRecord, EndedSessions, EventFilter, GatewayLogin, Login, OutboxStats,
-    PageCopy, RecordedEvent, SessionReview, SignOnFlow, StaffRecord, TotpSecret, UnclassifiedField,
+    EndedForReview, EndedRecord, EndedSessions, EventFilter, GatewayLogin, HeldAction, Login,
+    OutboxStats, PageCopy, RecordedEvent, SessionReview, SignOnFlow, StaffRecord, TotpSecret,
+    UnclassifiedField,
 };
 pub use stats::{BATCH_BUCKETS, LedgerStats};
 
@@ -411,6 +412,9 @@ pub trait Store: Send + Sync {
 
     /// The session a hand-off token (by its SHA-256) was issued for, used or not.
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>>;
+
+    /// A held signed action, by its id.
+    async fn held_action(&self, id: &str) -> StoreResult<Option<HeldAction>>;
 
     /// An app key that is not revoked, by the SHA-256 of the key.
     async fn app_key_by_hash(&self, hash: &[u8; 32]) -> StoreResult<Option<AppKey>>;

@@ -413,3 +413,98 @@ impl SignOnFlow {
         })
     }
 }
+
+/// A signed action held for its agent's confirmation (see `actas_core::gateway::Decision::Confirm`):
+/// the exact request the gateway sends once it is confirmed, and what it changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldAction {
+    /// Its id (random, unguessable), which the console's confirmation page names.
+    pub id: String,
+    /// The session it was held in.
+    pub session: SessionId,
+    /// The agent who sent it, the only one who can confirm it.
+    pub staff: StaffId,
+    /// The method the product receives.
+    pub method: String,
+    /// The canonical path.
+    pub path: String,
+    /// The query, as it will be sent.
+    pub query: Option<String>,
+    /// The body's `Content-Type`.
+    pub content_type: Option<String>,
+    /// The body, exactly as it will be sent.
+    pub body: Vec<u8>,
+    /// The route's description.
+    pub description: String,
+    /// What it changes, masked.
+    pub changes: Vec<actas_core::event::FieldChange>,
+    /// When it was held.
+    pub held_at: Timestamp,
+    /// Until when it can be confirmed and sent.
+    pub expires_at: Timestamp,
+    /// How the agent proved who they are, once they confirmed it.
+    pub confirmed_with: Option<String>,
+    /// When it was sent, if it was.
+    pub sent_at: Option<Timestamp>,
+}
+
+/// The columns of `held_actions` a backend reads, in [`HELD_ACTION_COLUMNS`] order.
+pub(crate) type HeldActionRow = (
+    String,
+    String,
+    i64,
+    String,
+    String,
+    Option<String>,
+    Option<String>,
+    Vec<u8>,
+    String,
+    String,
+    i64,
+    i64,
+    Option<String>,
+    Option<i64>,
+);
+
+/// The columns [`HeldActionRow`] holds.
+pub(crate) const HELD_ACTION_COLUMNS: &str = "id, session_id, staff_id, method, path, query, content_type, body, description, changes, held_at, expires_at, confirmed_with, sent_at";
+
+impl HeldAction {
+    /// Reads a row of `held_actions`.
+    pub(crate) fn from_row(row: HeldActionRow) -> crate::StoreResult<Self> {
+        let (
+            id,
+            session,
+            staff,
+            method,
+            path,
+            query,
+            content_type,
+            body,
+            description,
+            changes,
+            held_at,
+            expires_at,
+            confirmed_with,
+            sent_at,
+        ) = row;
+        Ok(Self {
+            id,
+            session: SessionId::parse(&session).map_err(crate::StoreError::unexpected)?,
+            staff: StaffId::new(staff)
+                .map_err(|_| crate::StoreError::corrupt("a held action's staff id is not valid"))?,
+            method,
+            path,
+            query,
+            content_type,
+            body,
+            description,
+            changes: serde_json::from_str(&changes)
+                .map_err(|_| crate::StoreError::corrupt("a held action's changes are not valid"))?,
+            held_at: Timestamp::from_millis(held_at),
+            expires_at: Timestamp::from_millis(expires_at),
+            confirmed_with,
+            sent_at: sent_at.map(Timestamp::from_millis),
+        })
+    }
+}

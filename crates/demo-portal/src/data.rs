@@ -72,6 +72,9 @@ pub struct Customer {
     pub activity: Vec<String>,
     /// The customer's consent to support access: allowed, code_required or revoked.
     pub consent: String,
+    /// Receipts of signed changes support made (`Actas-Receipt`), newest last: what
+    /// changed, and the receipt the customer can check.
+    pub receipts: Vec<(String, String)>,
 }
 
 /// Every customer, by id.
@@ -134,6 +137,7 @@ fn customer(id: &str, name: &str, email: &str, seed: u32) -> Customer {
         agreement_signed: None,
         activity: vec![],
         consent: "allowed".into(),
+        receipts: vec![],
     }
 }
 

@@ -507,6 +507,7 @@ fn form(body: &[u8]) -> HashMap<String, String> {
 async fn save_profile(
     State(p): State<Portal>,
     viewer: Viewer,
+    headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
     let f = form(&body);
@@ -542,6 +543,17 @@ async fn save_profile(
                 audit.push(json!({ "field": field, "from": old, "to": new }));
                 changes.push(json!({ "field": field, "from": old, "to": new }));
             }
+        }
+        // A change support made and confirmed comes with actas's signed receipt of it:
+        // kept to show the customer, who can check it.
+        if let Some(receipt) = headers.get("actas-receipt").and_then(|v| v.to_str().ok()) {
+            c.receipts.push((
+                format!(
+                    "{} changed your contact details",
+                    viewer.actor.describe(&c.name)
+                ),
+                receipt.to_owned(),
+            ));
         }
         let mut r = Redirect::to("/profile?saved=1").into_response();
         if let Ok(v) = HeaderValue::from_str(&Value::Array(audit).to_string()) {
@@ -844,6 +856,8 @@ struct AccessPage {
     verify_url: String,
     /// The fingerprint of the key actas signs the ledger with, as actas publishes it.
     ledger_key_id: Option<String>,
+    /// Signed changes support made: what changed, and its receipt.
+    receipts: Vec<(String, String)>,
 }
 
 async fn access_page(
@@ -917,10 +931,10 @@ async fn access_page(
             )
         })
         .collect();
-    let consent = p
+    let (consent, receipts) = p
         .customers()
         .get(id)
-        .map(|c| consent_label(&c.consent).to_owned())
+        .map(|c| (consent_label(&c.consent).to_owned(), c.receipts.clone()))
         .unwrap_or_default();
     let base = p.0.config.actas_url.trim_end_matches('/').to_owned();
     let ledger_key_id = match p
@@ -951,6 +965,7 @@ async fn access_page(
         staff,
         verify_url: format!("{base}/verify"),
         ledger_key_id,
+        receipts,
     })
 }
 

@@ -80,6 +80,11 @@ pub enum BlockReason {
     Export,
     /// A message on a live connection, and the policy names no capability for them.
     LiveMessages,
+    /// A signed action sent in a form the gateway can't show as a change (not a form
+    /// or JSON, or over a live connection), so it can't be confirmed.
+    Unconfirmable,
+    /// A signed action whose current values the product would not show.
+    NoCurrentValues(String),
 }
 
 impl fmt::Display for BlockReason {
@@ -101,6 +106,13 @@ impl fmt::Display for BlockReason {
             BlockReason::LiveMessages => {
                 f.write_str("the policy names no capability for messages sent on a live connection")
             }
+            BlockReason::Unconfirmable => f.write_str(
+                "this change must be confirmed and signed, and only a form or JSON can be shown as a change to confirm",
+            ),
+            BlockReason::NoCurrentValues(why) => write!(
+                f,
+                "this change must be confirmed from the values it replaces, and {why}"
+            ),
         }
     }
 }
@@ -118,6 +130,19 @@ pub enum Decision {
         description: String,
         /// What its route allows beyond the defaults (nothing, where no route names it).
         allows: RouteAllows,
+    },
+    /// Hold it: the route is a signed action, so the change goes on only once the agent
+    /// has seen it (from the values `current` shows to the ones sent), confirmed it and
+    /// proved again who they are; it is then recorded with a signed receipt.
+    Confirm {
+        /// The capability that allows it.
+        capability: CapabilityName,
+        /// What it does, as for [`Decision::Forward`].
+        description: String,
+        /// What its route allows beyond the defaults.
+        allows: RouteAllows,
+        /// The page that shows the values it changes.
+        current: String,
     },
     /// Refuse it.
     Block {
@@ -160,6 +185,7 @@ pub fn decide(session: &SessionInfo, policy: &Policy, request: &Request<'_>) -> 
         };
     }
     let allows = matched.as_ref().map(|m| m.allows).unwrap_or_default();
+    let signed = matched.as_ref().and_then(|m| m.signed.clone());
     let (capability, description) = match matched {
         Some(m) => (Some(m.capability), m.description),
         None => match request.kind {
@@ -208,6 +234,14 @@ pub fn decide(session: &SessionInfo, policy: &Policy, request: &Request<'_>) -> 
     if export && !policy.allows_export(&session.scope) {
         return block(BlockReason::Export);
     }
+    if let Some(current) = signed {
+        return Decision::Confirm {
+            capability: cap.clone(),
+            description,
+            allows,
+            current,
+        };
+    }
     let kind = match request.kind {
         RequestKind::LiveMessage => ForwardKind::LiveMessage,
         RequestKind::LiveOpen => ForwardKind::LiveOpen,
@@ -227,7 +261,8 @@ pub fn decide(session: &SessionInfo, policy: &Policy, request: &Request<'_>) -> 
 /// act on that method, and those that don't act on the POST, so both must be allowed.
 /// A POST is always a change, whatever method it names (a `_method=GET` can't make it a
 /// read, or an asset); the record names the route `overridden` matched if it is a
-/// change, the POST's otherwise.
+/// change, the POST's otherwise. Where either is a signed action, the request is held
+/// for confirmation as that one.
 pub fn decide_override(
     session: &SessionInfo,
     policy: &Policy,
@@ -252,6 +287,9 @@ pub fn decide_override(
     );
     match (post, named) {
         (block @ Decision::Block { .. }, _) | (_, block @ Decision::Block { .. }) => block,
+        (confirm @ Decision::Confirm { .. }, _) | (_, confirm @ Decision::Confirm { .. }) => {
+            confirm
+        }
         (
             Decision::Forward {
                 capability: post_capability,

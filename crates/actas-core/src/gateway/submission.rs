@@ -9,6 +9,7 @@
 //! unchanged (`partial_forms`), in which case those fields are left out before it is sent
 //! on.
 
+use crate::event::FieldChange;
 use crate::policy::masking::{MASK_MARK, carries_placeholder};
 
 /// Where a submitted field came from.
@@ -74,6 +75,53 @@ pub fn field_words(name: &str) -> String {
     } else {
         name.replace(['_', '.'], " ")
     }
+}
+
+/// The change a signed action makes, for the agent to confirm: every submitted field
+/// whose value differs from what `current` shows (values of one name joined by ", "),
+/// from the value shown (`None` where the page shows none) to the one sent. Where
+/// `current` is a whole form (`form`), a field it holds that the submission leaves out is
+/// a change too, to nothing: a product reads an unticked box as "off". The values sent
+/// are not masked here; the caller masks them as it masks any change it records.
+pub fn changes(current: &[Field], submitted: &[Field], form: bool) -> Vec<FieldChange> {
+    fn joined(fields: &[Field]) -> Vec<(&str, String)> {
+        let mut out: Vec<(&str, String)> = Vec::new();
+        for f in fields.iter().filter(|f| f.name != "_method") {
+            match out.iter_mut().find(|(name, _)| *name == f.name) {
+                Some((_, value)) => {
+                    value.push_str(", ");
+                    value.push_str(&f.value);
+                }
+                None => out.push((&f.name, f.value.clone())),
+            }
+        }
+        out
+    }
+    let shown = joined(current);
+    let sent = joined(submitted);
+    let mut out: Vec<FieldChange> = Vec::new();
+    for (name, to) in &sent {
+        let from = shown.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+        if from != Some(to) {
+            out.push(FieldChange {
+                field: (*name).to_owned(),
+                from: from.cloned(),
+                to: Some(to.clone()),
+            });
+        }
+    }
+    if form {
+        for (name, from) in &shown {
+            if !sent.iter().any(|(n, _)| n == name) {
+                out.push(FieldChange {
+                    field: (*name).to_owned(),
+                    from: Some(from.clone()),
+                    to: None,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Every string in a JSON document as a field named by its path (`$` left out; array
@@ -170,6 +218,44 @@ mod tests {
         );
         assert_eq!(field_words("••• hidden"), "a masked field");
         assert_eq!(field_words("address.post_code"), "address post code");
+    }
+
+    #[test]
+    fn a_signed_change_lists_what_differs_and_what_a_form_leaves_out() {
+        let current = [
+            field("email", "s•••@acme.com"),
+            field("phone", "+44 20 7946 0000"),
+            field("tags", "a"),
+            field("tags", "b"),
+            field("newsletter", "on"),
+        ];
+        let sent = [
+            field("phone", "+44 20 7946 0000"),
+            field("email", "new@acme.com"),
+            field("tags", "a"),
+            field("tags", "b"),
+            field("city", "Leeds"),
+            field("_method", "PUT"),
+        ];
+        let change = |f: &str, from: Option<&str>, to: Option<&str>| FieldChange {
+            field: f.into(),
+            from: from.map(Into::into),
+            to: to.map(Into::into),
+        };
+        assert_eq!(
+            changes(&current, &sent, true),
+            [
+                change("email", Some("s•••@acme.com"), Some("new@acme.com")),
+                change("city", None, Some("Leeds")),
+                change("newsletter", Some("on"), None),
+            ]
+        );
+        assert_eq!(
+            changes(&current, &sent, false).len(),
+            2,
+            "a JSON document's members left out are left as they are"
+        );
+        assert!(changes(&current[1..2], &sent[..1], true).is_empty());
     }
 
     #[test]

@@ -45,6 +45,19 @@ route = "GET /loans/{id}"
 capability = "view"
 description = "viewed loan {id}"
 
+[[routes]]
+route = "POST /loans/{id}/terms"
+capability = "edit_settings"
+description = "changed the terms of loan {id}"
+signed_action = true
+current = "GET /loans/{id}"
+
+[[routes]]
+route = "POST /settings/contact"
+capability = "edit_settings"
+description = "changed the contact details"
+signed_action = true
+
 [gateway]
 static_assets = [".css", "/static/", "/favicon.ico"]
 trusted_assets = ["/build/"]
@@ -94,6 +107,7 @@ fn outcome(d: &Decision) -> String {
     match d {
         Decision::Forward { kind, .. } => format!("{kind:?}"),
         Decision::Block { why, .. } => format!("Block({why})"),
+        Decision::Confirm { current, .. } => format!("Confirm({current})"),
     }
 }
 
@@ -104,6 +118,7 @@ fn each_kind_of_request_is_decided_as_the_table_says() {
     let live = session(&["edit_settings", "chat"], Mode::Live);
     let read_only = session(&["edit_settings", "chat"], Mode::ReadOnly);
     let export = session(&["export"], Mode::ReadOnly);
+    let chat = session(&["chat"], Mode::Live);
     let cases: &[(&SessionInfo, Method, &str, RequestKind, &str)] = &[
         (&live, Get, "/", Navigation, "PageView"),
         (&live, Get, "/", Fetch, "DataRead"),
@@ -112,6 +127,41 @@ fn each_kind_of_request_is_decided_as_the_table_says() {
         (&live, Get, "/loans/LA-7", Navigation, "PageView"),
         (&live, Post, "/settings/tax", Fetch, "Change"),
         (&live, Post, "/settings/tax", Navigation, "Change"),
+        (
+            &live,
+            Post,
+            "/loans/LA-7/terms",
+            Navigation,
+            "Confirm(/loans/LA-7)",
+        ),
+        (
+            &live,
+            Post,
+            "/settings/contact",
+            Fetch,
+            "Confirm(/settings/contact)",
+        ),
+        (
+            &live,
+            Post,
+            "/Settings/Contact.json",
+            Fetch,
+            "Confirm(/settings/contact)",
+        ),
+        (
+            &read_only,
+            Post,
+            "/settings/contact",
+            Fetch,
+            "Block(this session is read-only, so nothing can be changed)",
+        ),
+        (
+            &chat,
+            Post,
+            "/settings/contact",
+            Fetch,
+            "Block(this session's scope does not include edit_settings)",
+        ),
         (
             &read_only,
             Post,
@@ -333,6 +383,7 @@ proptest! {
             Decision::Forward { capability, .. } | Decision::Block { capability, .. } => {
                 capability.as_ref().map(|c| c.as_str().to_owned())
             }
+            Decision::Confirm { capability, .. } => Some(capability.as_str().to_owned()),
         };
         let want = capability.unwrap_or("view");
         prop_assert_eq!(decided.as_deref(), Some(want), "{} decided as {:?}", raw, d);
@@ -368,4 +419,53 @@ fn assets_match_in_the_routes_case_rule() {
     );
     assert_eq!(p.gateway.asset(&canonical("/static-reports/x")), None);
     assert_eq!(p.gateway.asset(&canonical("/x.csv")), None);
+}
+
+#[test]
+fn a_signed_action_is_held_whatever_method_override_names_it() {
+    let live = session(&["edit_settings"], Mode::Live);
+    let path = canonical("/settings/contact");
+    let asked = Request {
+        method: Method::Post,
+        path: &path,
+        kind: RequestKind::Navigation,
+    };
+    for overridden in [Method::Get, Method::Put, Method::Delete] {
+        let d = decide_override(&live, &policy(), &asked, overridden);
+        assert!(
+            matches!(&d, Decision::Confirm { current, .. } if current == "/settings/contact")
+                || matches!(&d, Decision::Block { .. }),
+            "POST with _method={overridden} was {d:?}"
+        );
+        assert!(!matches!(d, Decision::Forward { .. }));
+    }
+}
+
+#[test]
+fn a_signed_action_must_be_a_change_and_current_a_page() {
+    let base = "[capabilities.edit]\nrisk = \"low\"\ndescription = \"Edit\"\n[[routes]]\ncapability = \"edit\"\ndescription = \"d\"\n";
+    let refused = |extra: &str| {
+        Policy::from_toml(&format!("{base}{extra}"), "policy.toml")
+            .expect_err("refused")
+            .to_string()
+    };
+    assert!(
+        refused("route = \"GET /x\"\nsigned_action = true\n")
+            .contains("a signed action is a change"),
+    );
+    assert!(
+        refused("route = \"POST /x\"\ncurrent = \"GET /x\"\n").contains("only a signed action"),
+    );
+    assert!(
+        refused("route = \"POST /x\"\nsigned_action = true\ncurrent = \"POST /y\"\n")
+            .contains("GET /profile"),
+    );
+    assert!(
+        refused("route = \"POST /x/{id}\"\nsigned_action = true\ncurrent = \"GET /y/{other}\"\n")
+            .contains("other"),
+    );
+    assert!(
+        refused("route = \"POST /x\"\nsigned_action = true\ncurrent = \"GET /a/../b\"\n")
+            .contains("/b"),
+    );
 }

@@ -343,6 +343,9 @@ struct RawRoute {
     partial_forms: bool,
     #[serde(default)]
     inline_scripts: bool,
+    #[serde(default)]
+    signed_action: bool,
+    current: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -491,6 +494,37 @@ impl Policy {
                     "describe in plain words what the route does",
                 ));
             }
+            let signed = match (r.signed_action, &r.current) {
+                (false, None) => None,
+                (false, Some(current)) => {
+                    return Err(lines.err(
+                        current,
+                        format!("{field}.current"),
+                        "only a signed action reads its current values: add signed_action = true, or remove current",
+                    ));
+                }
+                (true, _) if method.is_safe() => {
+                    return Err(lines.err(
+                        &r.route,
+                        format!("{field}.signed_action"),
+                        "a signed action is a change: write it for POST, PUT, PATCH or DELETE",
+                    ));
+                }
+                (true, None) => Some(path.clone()),
+                (true, Some(current)) => {
+                    let (_, p) = parse_route_key(current.get_ref())
+                        .ok()
+                        .filter(|(m, _)| *m == Method::Get)
+                        .ok_or_else(|| {
+                            lines.err(
+                                current,
+                                format!("{field}.current"),
+                                "write the page that shows the values it changes, such as \"GET /profile\"",
+                            )
+                        })?;
+                    Some(p)
+                }
+            };
             routes
                 .insert(Route {
                     method,
@@ -501,6 +535,7 @@ impl Policy {
                         partial_forms: r.partial_forms,
                         inline_scripts: r.inline_scripts,
                     },
+                    signed,
                 })
                 .map_err(|e| lines.err(&r.route, format!("{field}.route"), e))?;
         }

@@ -114,6 +114,11 @@ pub struct Route {
     pub description: String,
     /// What the route's answers and submissions may carry beyond the defaults.
     pub allows: RouteAllows,
+    /// For a signed action (`signed_action = true`), the page whose form or JSON holds
+    /// the values it changes (`current`, by default the route's own path), as a pattern
+    /// that may use the route's parameters: the agent confirms the change from those
+    /// values to the new ones.
+    pub signed: Option<String>,
 }
 
 /// What a route allows beyond the gateway's defaults (each is a risk the policy takes
@@ -138,6 +143,9 @@ pub struct RouteMatch {
     pub description: String,
     /// What the route allows beyond the defaults.
     pub allows: RouteAllows,
+    /// For a signed action, the path to read its current values from (parameters
+    /// filled in).
+    pub signed: Option<String>,
 }
 
 /// All route rules, compiled.
@@ -260,7 +268,26 @@ impl RouteTable {
             });
         }
         let params = placeholders(&route.path);
-        for used in placeholders(&route.description) {
+        if let Some(current) = &route.signed {
+            let literal = without_params(current);
+            let canonical = CanonicalPath::parse(&literal, TrailingSlash::Remove).map_err(|e| {
+                RouteError::Path {
+                    path: current.clone(),
+                    why: e.to_string(),
+                }
+            })?;
+            if canonical.changed {
+                return Err(RouteError::NotCanonical {
+                    path: current.clone(),
+                    canonical: canonical.path.as_str().to_owned(),
+                });
+            }
+        }
+        let templates = route
+            .signed
+            .iter()
+            .chain(std::iter::once(&route.description));
+        for used in templates.flat_map(|t| placeholders(t)) {
             if !params.contains(&used) {
                 return Err(RouteError::Placeholder(used));
             }
@@ -334,17 +361,22 @@ impl RouteTable {
         let matched = routers.get(&method)?.at(candidate).ok()?;
         let route = self.routes.get(*matched.value)?;
         let mut description = route.description.clone();
+        let mut signed = route.signed.clone();
         for (name, value) in matched.params.iter() {
             // `candidate` is a prefix of `key`, so places in it are places in `path`.
             let start = (value.as_ptr() as usize).checked_sub(key.as_ptr() as usize)?;
             let value = path.get(start..start + value.len())?;
-            description = description.replace(&format!("{{{name}}}"), value);
-            description = description.replace(&format!("{{*{name}}}"), value);
+            for template in std::iter::once(&mut description).chain(signed.as_mut()) {
+                *template = template
+                    .replace(&format!("{{{name}}}"), value)
+                    .replace(&format!("{{*{name}}}"), value);
+            }
         }
         Some(RouteMatch {
             capability: route.capability.clone(),
             description,
             allows: route.allows,
+            signed,
         })
     }
 
@@ -366,6 +398,7 @@ mod tests {
             capability: CapabilityName::parse(cap).expect("cap"),
             description: desc.to_owned(),
             allows: RouteAllows::default(),
+            signed: None,
         }
     }
 

@@ -366,6 +366,37 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 Some(_) => format!("{who}, acting as {}, {what}", account.name),
             }
         }
+        EventData::ActionHeld {
+            account,
+            description,
+            changes,
+            ..
+        } => {
+            let what = match changes.is_empty() {
+                true => "nothing the page showed".to_owned(),
+                false => changes_text(changes),
+            };
+            format!(
+                "{who}, acting as {}, asked to make a change that must be confirmed and signed ({description}), setting {what}; it was held, not sent, until they confirm it",
+                account.name
+            )
+        }
+        EventData::SignedAction {
+            account,
+            description,
+            changes,
+            confirmed_with,
+            ..
+        } => {
+            let what = match changes.is_empty() {
+                true => String::new(),
+                false => format!(" setting {}", changes_text(changes)),
+            };
+            format!(
+                "{who}, acting as {}, confirmed a change after proving who they are with {confirmed_with}, and it was sent with a signed receipt ({description}){what}",
+                account.name
+            )
+        }
         EventData::ActionBlocked {
             account,
             method,

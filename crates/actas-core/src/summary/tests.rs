@@ -58,6 +58,48 @@ fn ended(reason: EndReason, limit: Option<u64>, actor: Actor) -> String {
 }
 
 #[test]
+fn signed_action_sentences() {
+    let city = || FieldChange {
+        field: "city".into(),
+        from: Some("York".into()),
+        to: Some("Leeds".into()),
+    };
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::ActionHeld {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                action: "a1".into(),
+                description: "changed the postal address".into(),
+                changes: vec![city()],
+                path: "/address".into(),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, asked to make a change that must be confirmed and signed (changed the postal address), setting the city from York to Leeds; it was held, not sent, until they confirm it"
+    );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::SignedAction {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                action: "a1".into(),
+                description: "changed the postal address".into(),
+                changes: vec![city()],
+                method: "POST".into(),
+                path: "/address".into(),
+                body_sha256: String::new(),
+                confirmed_with: "their password".into(),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, confirmed a change after proving who they are with their password, and it was sent with a signed receipt (changed the postal address) setting the city from York to Leeds"
+    );
+}
+
+#[test]
 fn session_sentences() {
     let scope = Policy::starter().scope(["edit_settings"]).expect("scope");
     assert_eq!(

@@ -25,6 +25,9 @@ pub(super) async fn run(data: &DataDir, command: AuditCommand) -> Result<(), Fai
         AuditCommand::VerifyExtract { file, key, since } => {
             verify_extract(&file, key.as_deref(), since.as_deref())
         }
+        AuditCommand::VerifyReceipt { file, key, keys } => {
+            verify_receipt(&file, &key, keys.as_deref())
+        }
         AuditCommand::Log {
             account,
             session,
@@ -135,6 +138,75 @@ pub(super) async fn run(data: &DataDir, command: AuditCommand) -> Result<(), Fai
 
 fn hex_short(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// `actas audit verify-receipt FILE (--key PUB… | --keys KEYS.json)`: offline.
+fn verify_receipt(
+    file: &std::path::Path,
+    key: &[String],
+    keys: Option<&std::path::Path>,
+) -> Result<(), Failure> {
+    let read = |file: &std::path::Path| {
+        std::fs::read_to_string(file)
+            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))
+    };
+    let mut trusted = Vec::new();
+    for k in key {
+        trusted.push(PublicKey::parse(k).map_err(|e| Failure::input(format!("key: {e}")))?);
+    }
+    if let Some(path) = keys {
+        #[derive(serde::Deserialize)]
+        struct Published {
+            keys: Vec<Entry>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Entry {
+            key: String,
+        }
+        let published: Published = serde_json::from_str(&read(path)?).map_err(|e| {
+            Failure::input(format!(
+                "{}: not the ledger keys as /.well-known/actas-ledger-keys publishes them ({e})",
+                path.display()
+            ))
+        })?;
+        for entry in published.keys {
+            trusted.push(
+                PublicKey::parse(&entry.key)
+                    .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?,
+            );
+        }
+    }
+    if trusted.is_empty() {
+        return Err(Failure::input(
+            "give the ledger's key with --key, or its published keys with --keys: a receipt only proves something against the key of the ledger that signed it",
+        ));
+    }
+    let receipt = actas_core::receipt::verify_receipt(&read(file)?, &trusted)
+        .map_err(|problem| Failure::check(format!("The receipt does not hold: {problem}.")))?;
+    let body = &receipt.body;
+    println!(
+        "Genuine: the ledger key {} signed this receipt for event {} of the ledger, recorded at {}.",
+        receipt.key_id,
+        grouped(body.seq),
+        body.time.to_rfc3339()
+    );
+    println!("{}.", body.summary);
+    if let actas_core::event::EventData::SignedAction {
+        method,
+        path,
+        body_sha256,
+        ..
+    } = &body.data
+    {
+        println!(
+            "The product received {method} {path} with a body whose SHA-256 is {body_sha256}."
+        );
+    }
+    println!(
+        "Its leaf hash is {}: the account's audit extract holds the same event.",
+        hex::encode(receipt.leaf_hash)
+    );
+    Ok(())
 }
 
 /// `actas audit verify-extract FILE [--key PUB] [--since OLD]`: offline, from the files

@@ -45,6 +45,10 @@ pub(super) struct ProxyCtx {
     /// The request's ledger event, when it wrote one (a page view, a data read, a
     /// change): an HTML answer's copy is kept under that number.
     pub(super) page_seq: Option<u64>,
+    /// The capability a held signed action needs, for the record of a refusal.
+    pub(super) capability: Option<actas_core::scope::CapabilityName>,
+    /// A signed action's receipt, sent to the product as `Actas-Receipt`.
+    pub(super) receipt: Option<String>,
 }
 
 impl ProxyCtx {
@@ -64,6 +68,8 @@ impl ProxyCtx {
             base: String::new(),
             allows: RouteAllows::default(),
             page_seq: None,
+            capability: None,
+            receipt: None,
         }
     }
 

@@ -36,6 +36,7 @@ mod record;
 mod request_filter;
 mod reserved;
 mod response_filter;
+mod signed;
 mod snapshot;
 /// The HTML rewriter (its own crate, `actas-rewrite`, so it can be fuzzed alone).
 pub use actas_rewrite as rewrite;
@@ -90,6 +91,8 @@ pub struct GatewayState {
     pub public_url: String,
     /// Counts and timings for `/metrics`.
     pub metrics: Arc<GatewayMetrics>,
+    /// The console's public URL, where an agent confirms a signed action.
+    pub console_url: String,
     /// The product's origins, for links and redirects to stay on the gateway.
     pub origins: Arc<rewrite::Origins>,
     /// Maskers for sessions whose scope reveals masked fields, by the capabilities that
@@ -162,7 +165,23 @@ async fn phases(
     request: Request,
 ) -> Result<Response, GatewayError> {
     let mut request = request_filter::request_filter(state, ctx, request).await?;
-    record::record(state, ctx, &mut request).await?;
+    if let record::Recorded::Confirm {
+        description,
+        current,
+    } = record::record(state, ctx, &mut request).await?
+    {
+        return signed::hold(state, ctx, request, peer, description, &current).await;
+    }
+    forward(state, ctx, request, peer).await
+}
+
+/// Phases 3 to 5 for a recorded request.
+async fn forward(
+    state: &GatewayState,
+    ctx: &mut ProxyCtx,
+    request: request_filter::Filtered,
+    peer: SocketAddr,
+) -> Result<Response, GatewayError> {
     match upstream::upstream(state, ctx, request, peer).await? {
         upstream::Forwarded::Live(response) => Ok(response),
         upstream::Forwarded::Http(answer) => {

@@ -15,11 +15,25 @@ use actas_core::gateway::submission::{WriteBack, write_back};
 use actas_core::gateway::{Decision, ForwardKind, Request, decide, decide_override};
 use actas_core::policy::masking::carries_placeholder;
 
+/// What `record` decided for a request that may go on.
+pub(super) enum Recorded {
+    /// Its event is durable: send it on.
+    Forward,
+    /// A signed action: hold it for confirmation (see `signed`), from the values this
+    /// page shows.
+    Confirm {
+        /// The route's description.
+        description: String,
+        /// The page that shows the values it changes.
+        current: String,
+    },
+}
+
 pub(super) async fn record(
     state: &GatewayState,
     ctx: &mut ProxyCtx,
     request: &mut Filtered,
-) -> Result<(), GatewayError> {
+) -> Result<Recorded, GatewayError> {
     let (Some(session), Some(path)) = (&ctx.session, &ctx.path) else {
         return Err(GatewayError::Internal(
             "the request was not read before it was decided",
@@ -35,7 +49,7 @@ pub(super) async fn record(
         Some(m) => decide_override(session.session.info(), policy, &asked, m),
         None => decide(session.session.info(), policy, &asked),
     };
-    let (kind, description, allows) = match decision {
+    let (kind, description, allows, current) = match decision {
         Decision::Block { capability, why } => {
             return Err(GatewayError::Blocked { capability, why });
         }
@@ -44,7 +58,17 @@ pub(super) async fn record(
             description,
             allows,
             ..
-        } => (kind, description, allows),
+        } => (kind, description, allows, None),
+        Decision::Confirm {
+            description,
+            allows,
+            current,
+            capability,
+        } => {
+            ctx.capability = Some(capability);
+            ctx.allows = allows;
+            (ForwardKind::Change, description, allows, Some(current))
+        }
     };
     // No masked value is ever written back (invariant 16): a placeholder the gateway
     // served refuses the submission, or is left out where the route takes partial forms.
@@ -64,6 +88,12 @@ pub(super) async fn record(
             request.query = query;
             request.body = body;
         }
+    }
+    if let Some(current) = current {
+        return Ok(Recorded::Confirm {
+            description,
+            current,
+        });
     }
     let fields = if kind == ForwardKind::Change {
         let doc = serde_json::Value::Object(
@@ -98,7 +128,7 @@ pub(super) async fn record(
     ctx.forwarded = Some(kind);
     ctx.description = description;
     ctx.allows = allows;
-    Ok(())
+    Ok(Recorded::Forward)
 }
 
 /// A JSON object's fields masked by the policy, as the record of what was sent: for a

@@ -21,6 +21,7 @@ pub(super) fn routes() -> Router<GatewayState> {
         .route("/__actas/enter", get(enter))
         .route("/__actas/status", get(status))
         .route("/__actas/end", post(end))
+        .route("/__actas/send/{id}", get(super::signed::send))
         .route(
             "/__actas/banner.js",
             get(|| async { asset("text/javascript", include_str!("../../static/banner.js")) }),

@@ -160,6 +160,12 @@ impl Submission {
             .filter(|f| f.source == Source::Body && f.name != "_method")
     }
 
+    /// Whether the gateway read its fields (no body, a form or JSON), so it can show
+    /// what it changes.
+    pub(super) fn is_structured(&self) -> bool {
+        self.encoding != Encoding::Opaque
+    }
+
     /// Whether an opaque body holds the placeholder mark: it can't be left out, so such a
     /// request is refused.
     pub(super) fn opaque_placeholder(&self) -> bool {

@@ -39,11 +39,7 @@ pub(super) async fn upstream(
         ));
     };
     let info = session.session.info();
-    ctx.base = match (info.mode, &state.mirror) {
-        (Mode::Mirror, Some(m)) => m.clone(),
-        (Mode::Mirror, None) => return Err(GatewayError::NoMirror),
-        _ => state.upstream.clone(),
-    };
+    ctx.base = base_for(state, info.mode)?;
     // The canonical path, which is the one the request spelled (others were redirected),
     // and the query as `record` left it.
     let query = request
@@ -64,7 +60,12 @@ pub(super) async fn upstream(
         .assertions
         .sign(&subject, Timestamp::now())
         .map_err(|_| GatewayError::Unvouched)?;
-    let headers = upstream_headers(state, &request.parts.headers, peer, &assertion);
+    let mut headers = upstream_headers(state, &request.parts.headers, peer, &assertion);
+    if let Some(receipt) = ctx.receipt.as_deref()
+        && let Ok(v) = HeaderValue::from_str(receipt)
+    {
+        headers.insert(HeaderName::from_static("actas-receipt"), v);
+    }
     if let Some(ws) = request.websocket {
         return websocket::bridge(state, ws, &url, headers, ctx, path)
             .await
@@ -100,6 +101,15 @@ pub(super) async fn upstream(
             })?;
     }
     Ok(Forwarded::Http(answer))
+}
+
+/// The product's base URL for a session in `mode`: the mirror for mirror sessions.
+pub(super) fn base_for(state: &GatewayState, mode: Mode) -> Result<String, GatewayError> {
+    match (mode, &state.mirror) {
+        (Mode::Mirror, Some(m)) => Ok(m.clone()),
+        (Mode::Mirror, None) => Err(GatewayError::NoMirror),
+        _ => Ok(state.upstream.clone()),
+    }
 }
 
 /// `Host` and `X-Forwarded-*` for the product, as configured. They name the gateway's

@@ -95,8 +95,20 @@ impl Live {
                 kind: RequestKind::LiveMessage,
             },
         );
-        let recorded = match decision {
-            Decision::Block { capability, why } => {
+        let decided = match decision {
+            // No route names a message, so none is a signed action; were one, it could
+            // not be shown as a change to confirm.
+            Decision::Confirm { capability, .. } => Err((
+                Some(capability),
+                actas_core::gateway::BlockReason::Unconfirmable,
+            )),
+            Decision::Block { capability, why } => Err((capability, why)),
+            Decision::Forward {
+                kind, description, ..
+            } => Ok((kind, description)),
+        };
+        let recorded = match decided {
+            Err((capability, why)) => {
                 return match self
                     .state
                     .service
@@ -113,9 +125,7 @@ impl Live {
                     Err(e) => Err(e.to_string()),
                 };
             }
-            Decision::Forward {
-                kind, description, ..
-            } => {
+            Ok((kind, description)) => {
                 let fields = text
                     .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
                     .map(|v| super::record::masked_fields(&self.state, v))

@@ -4,6 +4,7 @@
 
 pub mod access;
 mod accounts;
+pub mod actions;
 mod allow;
 pub mod apps;
 pub mod auth;

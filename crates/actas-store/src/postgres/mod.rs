@@ -462,6 +462,18 @@ impl Store for PgStore {
         self.gateway_login_(token_hash).await
     }
 
+    async fn held_action(&self, id: &str) -> StoreResult<Option<crate::model::HeldAction>> {
+        let row: Option<crate::model::HeldActionRow> = sqlx::query_as(&format!(
+            "SELECT {} FROM held_actions WHERE id = $1",
+            crate::model::HELD_ACTION_COLUMNS
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(StoreError::unexpected)?;
+        row.map(crate::model::HeldAction::from_row).transpose()
+    }
+
     async fn handoff_session(&self, hash: &[u8; 32]) -> StoreResult<Option<SessionId>> {
         self.handoff_session_(hash).await
     }

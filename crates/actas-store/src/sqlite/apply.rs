@@ -554,6 +554,69 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             .map_err(db)?;
             Ok(Applied::Done)
         }
+        Change::HoldAction(held) => {
+            let changes = serde_json::to_string(&held.changes)
+                .map_err(|e| StoreError::Unexpected(e.into()))?;
+            sqlx::query(
+                "INSERT INTO held_actions (id, session_id, staff_id, method, path, query, content_type, body, description, changes, held_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&held.id)
+            .bind(held.session.to_string())
+            .bind(held.staff.get())
+            .bind(&held.method)
+            .bind(&held.path)
+            .bind(&held.query)
+            .bind(&held.content_type)
+            .bind(&held.body)
+            .bind(&held.description)
+            .bind(changes)
+            .bind(held.held_at.as_millis())
+            .bind(held.expires_at.as_millis())
+            .execute(&mut *conn)
+            .await
+            .map_err(db)?;
+            Ok(Applied::Done)
+        }
+        Change::ConfirmAction {
+            id,
+            staff,
+            token_hash,
+            confirmed_with,
+            at,
+        } => {
+            let r = sqlx::query("UPDATE held_actions SET token_hash = ?, confirmed_with = ? WHERE id = ? AND staff_id = ? AND token_hash IS NULL AND sent_at IS NULL AND expires_at > ?")
+                .bind(&token_hash[..])
+                .bind(confirmed_with)
+                .bind(id)
+                .bind(staff.get())
+                .bind(at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "that change has already been confirmed, or the time to confirm it has passed"
+                        .into(),
+                )
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::SendAction { id, token_hash, at } => {
+            let r = sqlx::query("UPDATE held_actions SET sent_at = ? WHERE id = ? AND token_hash = ? AND sent_at IS NULL AND expires_at > ?")
+                .bind(at.as_millis())
+                .bind(id)
+                .bind(&token_hash[..])
+                .bind(at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "that confirmed change has already been sent, or the time to send it has passed".into(),
+                )
+            })?;
+            Ok(Applied::Done)
+        }
         Change::RedeemHandoff { hash, at } => {
             let r = sqlx::query("UPDATE handoff_tokens SET used_at = ? WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?")
                 .bind(at.as_millis())

@@ -25,6 +25,8 @@ pub fn router() -> Router<AppState> {
         .route("/sign-in/sso/callback", get(pages::sign_on_callback))
         .route("/sign-out", post(pages::sign_out))
         .route("/accounts", get(pages::accounts))
+        .route("/actions/{id}", get(pages::action))
+        .route("/actions/{id}/confirm", post(pages::confirm_action))
         .route("/accounts/{id}", get(pages::account))
         .route("/accounts/{id}/requests", post(pages::create_request))
         .route("/accounts/{id}/audit", get(pages::account_audit))

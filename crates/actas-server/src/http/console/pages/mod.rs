@@ -3,6 +3,7 @@
 //! the view model it gets back; the templates only display.
 
 mod accounts;
+mod actions;
 mod allow_list;
 mod approvals;
 mod home;
@@ -14,6 +15,7 @@ mod settings;
 mod sign_in;
 
 pub(super) use accounts::{account, accounts, create_request, start_from_ticket};
+pub(super) use actions::{action, confirm_action};
 pub(super) use allow_list::{allow_list, confirm, grant, revoke};
 pub(super) use approvals::{approve, deny, queue};
 pub(super) use home::home;

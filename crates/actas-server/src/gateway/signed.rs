@@ -1,0 +1,411 @@
+//! Signed actions at the gateway (`signed_action = true` routes). A change on such a
+//! route is never sent as it arrives: [`hold`] reads the values it replaces from the
+//! product (the route's `current` page, itself a recorded read), shows the agent the
+//! exact change — field, from, to, masked as usual — and keeps the request as it would be
+//! sent, with a link to confirm it on the console. There the agent proves again who they
+//! are; the console then sends the browser to [`send`] with a single-use token, which
+//! records the `session.signed_action` event (the token used in the same unit) and sends
+//! the held request with that event, signed by the ledger key, as `Actas-Receipt`.
+
+use super::context::ProxyCtx;
+use super::error::GatewayError;
+use super::request_filter::{Filtered, session_refused};
+use super::reserved::cookie_value;
+use super::submission::Submission;
+use super::{GatewayState, forward, logging, notice::banner, upstream};
+use crate::assertion::Subject;
+use crate::service::actions::Hold;
+use crate::service::gateway::ForwardRecord;
+use actas_core::Timestamp;
+use actas_core::event::FieldChange;
+use actas_core::gateway::path::CanonicalPath;
+use actas_core::gateway::submission::{Field, Source, changes, json_fields};
+use actas_core::gateway::{BlockReason, ForwardKind, RequestKind};
+use actas_core::policy::masking::carries_placeholder;
+use actas_core::policy::routes::Method;
+use askama::Template;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use tracing::Instrument;
+
+/// The most a signed action's change may weigh, as JSON: its receipt travels as one
+/// header, which products' servers cap at 8 to 16 KiB.
+const MAX_CHANGES: usize = 4 * 1024;
+
+#[derive(Template)]
+#[template(path = "gateway_held.html")]
+struct HeldPage<'a> {
+    banner: &'a str,
+    description: &'a str,
+    changes: &'a [FieldChange],
+    confirm: &'a str,
+    minutes: u64,
+}
+
+/// Holds a signed action: reads what it replaces, records it held, and answers with the
+/// change and where to confirm it (428: nothing was sent, so no client takes it as done).
+pub(super) async fn hold(
+    state: &GatewayState,
+    ctx: &mut ProxyCtx,
+    request: Filtered,
+    peer: SocketAddr,
+    description: String,
+    current: &str,
+) -> Result<Response, GatewayError> {
+    let refuse = |why| GatewayError::Blocked {
+        capability: ctx.capability.clone(),
+        why,
+    };
+    if !request.submission.is_structured() || request.websocket.is_some() {
+        return Err(refuse(BlockReason::Unconfirmable));
+    }
+    let (Some(session), Some(path)) = (ctx.session.clone(), ctx.path.clone()) else {
+        return Err(GatewayError::Internal(
+            "the request was not read before it was held",
+        ));
+    };
+    let method = ctx.method.unwrap_or(request.sent);
+    let (shown, form) = current_values(state, ctx, &request, peer, current, &path, method)
+        .await
+        .map_err(|why| match why {
+            Fetched::Refused(why) => refuse(BlockReason::NoCurrentValues(why)),
+            Fetched::Failed(e) => e,
+        })?;
+    let sent: Vec<Field> = request
+        .submission
+        .fields
+        .iter()
+        .filter(|f| !carries_placeholder(&f.name) && !carries_placeholder(&f.value))
+        .cloned()
+        .collect();
+    // Where the product keeps a field left out as it is, leaving one out changes nothing.
+    let form = form && !ctx.allows.partial_forms;
+    let changes = masked(state, changes(&shown, &sent, form));
+    if serde_json::to_string(&changes).map_or(usize::MAX, |t| t.len()) > MAX_CHANGES {
+        return Err(refuse(BlockReason::NoCurrentValues(
+            "the change is too large to be signed as a receipt".into(),
+        )));
+    }
+    let content_type = request
+        .parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let id = state
+        .service
+        .hold_action(
+            &session,
+            Hold {
+                method: request.parts.method.as_str().to_owned(),
+                path: path.as_str().to_owned(),
+                query: request.query.clone(),
+                content_type,
+                body: request.body.to_vec(),
+                description: description.clone(),
+                changes: changes.clone(),
+            },
+        )
+        .await
+        .map_err(session_refused)?;
+    let confirm = format!("{}/actions/{id}", state.console_url.trim_end_matches('/'));
+    let page = HeldPage {
+        banner: &ctx.banner,
+        description: &description,
+        changes: &changes,
+        confirm: &confirm,
+        minutes: crate::service::actions::HOLD_FOR.as_secs() / 60,
+    }
+    .render()
+    .map_err(|_| GatewayError::Internal("the held change could not be shown"))?;
+    let mut response = (StatusCode::PRECONDITION_REQUIRED, Html(page)).into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(link) = HeaderValue::from_str(&format!("<{confirm}>; rel=\"confirm\"")) {
+        headers.insert(header::LINK, link);
+    }
+    Ok(response)
+}
+
+/// Why the current values could not be read.
+enum Fetched {
+    /// In words that finish "… and ".
+    Refused(String),
+    /// The gateway or the ledger failed.
+    Failed(GatewayError),
+}
+
+/// The values `current` shows, masked as the agent would see them, and whether they are a
+/// whole form (where a field left out of the submission is a change too).
+async fn current_values(
+    state: &GatewayState,
+    ctx: &ProxyCtx,
+    request: &Filtered,
+    peer: SocketAddr,
+    current: &str,
+    path: &CanonicalPath,
+    method: Method,
+) -> Result<(Vec<Field>, bool), Fetched> {
+    let Some(session) = &ctx.session else {
+        return Err(Fetched::Failed(GatewayError::Internal("no session")));
+    };
+    let trailing = state.service.policy().gateway.trailing_slash;
+    let page = CanonicalPath::parse(current, trailing)
+        .map_err(|_| Fetched::Refused(format!("its page {current} can't be read")))?
+        .path;
+    // A read like any other: recorded before it is sent.
+    state
+        .service
+        .record_forward(
+            session,
+            ForwardRecord {
+                kind: ForwardKind::DataRead,
+                method: Method::Get,
+                path: &page,
+                description: &format!("read {page} to show the change it confirms"),
+                fields: Vec::new(),
+                bytes: 0,
+            },
+        )
+        .await
+        .map_err(|e| Fetched::Failed(session_refused(e)))?;
+    let info = session.session.info();
+    let base = upstream::base_for(state, info.mode).map_err(Fetched::Failed)?;
+    let assertion = state
+        .assertions
+        .sign(
+            &Subject {
+                session: info.id,
+                account: &info.account,
+                staff: &session.staff,
+                scope: &info.scope,
+                mode: info.mode,
+                ticket: &session.ticket,
+            },
+            Timestamp::now(),
+        )
+        .map_err(|_| Fetched::Failed(GatewayError::Unvouched))?;
+    let mut headers = upstream::upstream_headers(state, &request.parts.headers, peer, &assertion);
+    headers.remove(header::CONTENT_TYPE);
+    headers.remove(header::CONTENT_LENGTH);
+    headers.insert(
+        header::ACCEPT,
+        HeaderValue::from_static("text/html, application/json"),
+    );
+    let answer = state
+        .client
+        .get(format!("{}{page}", base.trim_end_matches('/')))
+        .headers(headers)
+        .send()
+        .await
+        .map_err(|_| Fetched::Failed(GatewayError::Upstream))?;
+    let status = answer.status();
+    if !status.is_success() {
+        return Err(Fetched::Refused(format!(
+            "the product answered {page} with status {}",
+            status.as_u16()
+        )));
+    }
+    let kind = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    let too_large = || Fetched::Refused(format!("{page} is too large to be read"));
+    if answer
+        .content_length()
+        .is_some_and(|n| n > state.max_body as u64)
+    {
+        return Err(too_large());
+    }
+    let body = answer
+        .bytes()
+        .await
+        .map_err(|_| Fetched::Failed(GatewayError::Upstream))?;
+    if body.len() > state.max_body {
+        return Err(too_large());
+    }
+    let policy = state.service.policy();
+    if kind.starts_with("text/html") {
+        let masked = state
+            .masker_for(&info.scope)
+            .rewrite(&body, "")
+            .map_err(|_| Fetched::Refused(format!("{page} could not be read to mask it")))?;
+        let html = String::from_utf8_lossy(&masked);
+        let fields = super::rewrite::controls::form_values(
+            &html,
+            page.as_str(),
+            path.as_str(),
+            request.parts.method.as_str(),
+        )
+        .ok_or_else(|| {
+            Fetched::Refused(format!(
+                "{page} has no form that sends {method} {path}, so the values it replaces are unknown"
+            ))
+        })?;
+        let fields = fields
+            .into_iter()
+            .map(|(name, value)| Field {
+                name,
+                value,
+                source: Source::Body,
+            })
+            .collect();
+        Ok((fields, true))
+    } else if kind.starts_with("application/json") || kind.contains("+json") {
+        let mut doc: serde_json::Value = serde_json::from_slice(&body)
+            .map_err(|_| Fetched::Refused(format!("{page} said it was JSON but was not")))?;
+        actas_core::mask::mask_json(
+            &mut doc,
+            &policy.masking_for(&info.scope),
+            policy.unclassified,
+        );
+        Ok((json_fields(&doc), false))
+    } else {
+        Err(Fetched::Refused(format!(
+            "{page} is neither a page nor JSON, so the values it replaces are unknown"
+        )))
+    }
+}
+
+/// The values sent, masked by the policy as any change's are (the values shown were
+/// masked as the page was).
+fn masked(state: &GatewayState, changes: Vec<FieldChange>) -> Vec<FieldChange> {
+    let doc = serde_json::Value::Object(
+        changes
+            .iter()
+            .filter_map(|c| Some((c.field.clone(), serde_json::Value::String(c.to.clone()?))))
+            .collect(),
+    );
+    let shown = super::record::masked_fields(state, doc);
+    changes
+        .into_iter()
+        .map(|c| {
+            let words = c.field.replace('_', " ");
+            let to =
+                c.to.as_ref()
+                    .and_then(|_| shown.iter().find(|s| s.field == words))
+                    .and_then(|s| s.to.clone());
+            FieldChange {
+                field: words,
+                from: c.from,
+                to,
+            }
+        })
+        .collect()
+}
+
+#[derive(Deserialize)]
+pub(super) struct SendQuery {
+    token: String,
+}
+
+/// Sends a confirmed signed action: `GET /__actas/send/{id}?token=…`, where the console
+/// sends the browser once the agent confirmed it. Runs the proxy's later phases on the
+/// held request, and `logging` whatever ends it.
+pub(super) async fn send(
+    State(state): State<GatewayState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    Query(q): Query<SendQuery>,
+    request: Request,
+) -> Response {
+    let mut ctx = ProxyCtx::new(&request);
+    let span = tracing::info_span!(
+        "gateway_request",
+        id = ctx.id,
+        method = "SEND",
+        path = %ctx.path_sent,
+        outcome = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    async {
+        let ended = send_phases(&state, &mut ctx, peer, &id, &q.token, request).await;
+        logging::logging(&state, &ctx, ended).await
+    }
+    .instrument(span)
+    .await
+}
+
+async fn send_phases(
+    state: &GatewayState,
+    ctx: &mut ProxyCtx,
+    peer: SocketAddr,
+    id: &str,
+    token: &str,
+    request: Request,
+) -> Result<Response, GatewayError> {
+    let (parts, _) = request.into_parts();
+    ctx.cookie = cookie_value(&parts.headers).ok_or(GatewayError::NoSession)?;
+    let (session, login) = state
+        .service
+        .gateway_context(&ctx.cookie)
+        .await
+        .map_err(session_refused)?;
+    ctx.banner = banner(&session, state.service.policy(), &login.csrf);
+    ctx.session = Some(session.clone());
+    let sending = state
+        .service
+        .send_action(&session, id, token)
+        .await
+        .map_err(|e| match e {
+            crate::service::ServiceError::Unavailable(_) => GatewayError::LedgerDown,
+            other => GatewayError::SessionOver(other.to_string()),
+        })?;
+    let held = sending.action;
+    let trailing = state.service.policy().gateway.trailing_slash;
+    let path = CanonicalPath::parse(&held.path, trailing)
+        .map_err(GatewayError::Path)?
+        .path;
+    let method =
+        Method::parse(&held.method).map_err(|_| GatewayError::Method(held.method.clone()))?;
+    ctx.method = Some(method);
+    ctx.path = Some(path.clone());
+    ctx.forwarded = Some(ForwardKind::Change);
+    ctx.description = held.description.clone();
+    ctx.page_seq = Some(sending.seq);
+    ctx.receipt = Some(sending.receipt);
+    let uri = match &held.query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    };
+    let mut builder = axum::http::Request::builder()
+        .method(held.method.as_str())
+        .uri(uri);
+    for (name, value) in &parts.headers {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            builder = builder.header(name, value);
+        }
+    }
+    if let Some(kind) = &held.content_type {
+        builder = builder.header(header::CONTENT_TYPE, kind);
+    }
+    let (held_parts, ()) = builder
+        .body(())
+        .map_err(|_| GatewayError::Internal("the held change could not be rebuilt"))?
+        .into_parts();
+    let body = Bytes::from(held.body);
+    let submission: Submission = super::submission::read(&held_parts, &body).await?;
+    let query = held.query;
+    forward(
+        state,
+        ctx,
+        Filtered {
+            parts: held_parts,
+            body,
+            query,
+            submission,
+            sent: method,
+            overridden: None,
+            websocket: None,
+            kind: RequestKind::Navigation,
+        },
+        peer,
+    )
+    .await
+}
