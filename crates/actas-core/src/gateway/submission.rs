@@ -11,6 +11,7 @@
 
 use crate::event::FieldChange;
 use crate::policy::masking::{MASK_MARK, carries_placeholder};
+use std::collections::HashMap;
 
 /// Where a submitted field came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,38 +85,41 @@ pub fn field_words(name: &str) -> String {
 /// a change too, to nothing: a product reads an unticked box as "off". The values sent
 /// are not masked here; the caller masks them as it masks any change it records.
 pub fn changes(current: &[Field], submitted: &[Field], form: bool) -> Vec<FieldChange> {
-    fn joined(fields: &[Field]) -> Vec<(&str, String)> {
-        let mut out: Vec<(&str, String)> = Vec::new();
+    /// Values by name, names in first-seen order (a map, so a huge form stays linear).
+    fn grouped(fields: &[Field]) -> (Vec<&str>, HashMap<&str, Vec<&str>>) {
+        let mut order = Vec::new();
+        let mut values: HashMap<&str, Vec<&str>> = HashMap::new();
         for f in fields.iter().filter(|f| f.name != "_method") {
-            match out.iter_mut().find(|(name, _)| *name == f.name) {
-                Some((_, value)) => {
-                    value.push_str(", ");
-                    value.push_str(&f.value);
-                }
-                None => out.push((&f.name, f.value.clone())),
+            let entry = values.entry(f.name.as_str()).or_default();
+            if entry.is_empty() {
+                order.push(f.name.as_str());
             }
+            entry.push(f.value.as_str());
         }
-        out
+        (order, values)
     }
-    let shown = joined(current);
-    let sent = joined(submitted);
+    let (shown_order, shown_values) = grouped(current);
+    let (sent_order, sent_values) = grouped(submitted);
     let mut out: Vec<FieldChange> = Vec::new();
-    for (name, to) in &sent {
-        let from = shown.iter().find(|(n, _)| n == name).map(|(_, v)| v);
+    for name in &sent_order {
+        let to = &sent_values[name];
+        // Lists compared as lists: one "a, b" is not the two values a and b.
+        let from = shown_values.get(name);
         if from != Some(to) {
             out.push(FieldChange {
                 field: (*name).to_owned(),
-                from: from.cloned(),
-                to: Some(to.clone()),
+                from: from.map(|v| v.join(", ")),
+                to: Some(to.join(", ")),
             });
         }
     }
     if form {
-        for (name, from) in &shown {
-            if !sent.iter().any(|(n, _)| n == name) {
+        for name in &shown_order {
+            let from = shown_values[name].join(", ");
+            if !sent_values.contains_key(name) {
                 out.push(FieldChange {
                     field: (*name).to_owned(),
-                    from: Some(from.clone()),
+                    from: Some(from),
                     to: None,
                 });
             }
@@ -256,6 +260,11 @@ mod tests {
             "a JSON document's members left out are left as they are"
         );
         assert!(changes(&current[1..2], &sent[..1], true).is_empty());
+        assert_eq!(
+            changes(&current[2..4], &[field("tags", "a, b")], false).len(),
+            1,
+            "one value \"a, b\" is not the two values a and b"
+        );
     }
 
     #[test]

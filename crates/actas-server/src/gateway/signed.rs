@@ -157,7 +157,22 @@ async fn current_values(
     let page = CanonicalPath::parse(current, trailing)
         .map_err(|_| Fetched::Refused(format!("its page {current} can't be read")))?
         .path;
-    // A read like any other: recorded before it is sent.
+    // A read like any other: decided (the scope must allow it) and recorded before it
+    // is sent.
+    let read = actas_core::gateway::decide(
+        session.session.info(),
+        state.service.policy(),
+        &actas_core::gateway::Request {
+            method: Method::Get,
+            path: &page,
+            kind: RequestKind::Fetch,
+        },
+    );
+    if let actas_core::gateway::Decision::Block { why, .. } = read {
+        return Err(Fetched::Refused(format!(
+            "reading {page} is refused: {why}"
+        )));
+    }
     state
         .service
         .record_forward(
@@ -232,8 +247,10 @@ async fn current_values(
     }
     let policy = state.service.policy();
     if kind.starts_with("text/html") {
+        // The policy's own masking, never what the scope reveals: the values shown go
+        // into the ledger and the receipt.
         let masked = state
-            .masker_for(&info.scope)
+            .masker
             .rewrite(&body, "")
             .map_err(|_| Fetched::Refused(format!("{page} could not be read to mask it")))?;
         let html = String::from_utf8_lossy(&masked);
@@ -260,11 +277,7 @@ async fn current_values(
     } else if kind.starts_with("application/json") || kind.contains("+json") {
         let mut doc: serde_json::Value = serde_json::from_slice(&body)
             .map_err(|_| Fetched::Refused(format!("{page} said it was JSON but was not")))?;
-        actas_core::mask::mask_json(
-            &mut doc,
-            &policy.masking_for(&info.scope),
-            policy.unclassified,
-        );
+        actas_core::mask::mask_json(&mut doc, policy.masking(), policy.unclassified);
         Ok((json_fields(&doc), false))
     } else {
         Err(Fetched::Refused(format!(
@@ -274,28 +287,23 @@ async fn current_values(
 }
 
 /// The values sent, masked by the policy as any change's are (the values shown were
-/// masked as the page was).
+/// masked as the page was), each on its own under its real name, so no two fields can be
+/// taken for one; a value the policy removes entirely is shown as hidden, never as absent.
 fn masked(state: &GatewayState, changes: Vec<FieldChange>) -> Vec<FieldChange> {
-    let doc = serde_json::Value::Object(
-        changes
-            .iter()
-            .filter_map(|c| Some((c.field.clone(), serde_json::Value::String(c.to.clone()?))))
-            .collect(),
-    );
-    let shown = super::record::masked_fields(state, doc);
+    let policy = state.service.policy();
     changes
         .into_iter()
         .map(|c| {
-            let words = c.field.replace('_', " ");
-            let to =
-                c.to.as_ref()
-                    .and_then(|_| shown.iter().find(|s| s.field == words))
-                    .and_then(|s| s.to.clone());
-            FieldChange {
-                field: words,
-                from: c.from,
-                to,
-            }
+            let to = c.to.map(|value| {
+                let mut doc = serde_json::json!({ c.field.as_str(): value });
+                actas_core::mask::mask_json(&mut doc, policy.masking(), policy.unclassified);
+                match doc.as_object().and_then(|m| m.values().next()) {
+                    Some(serde_json::Value::String(s)) => s.clone(),
+                    Some(other) => other.to_string(),
+                    None => actas_core::policy::masking::HIDDEN.to_owned(),
+                }
+            });
+            FieldChange { to, ..c }
         })
         .collect()
 }
