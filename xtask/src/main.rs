@@ -123,6 +123,7 @@ const POSTGRES_PASS: &[&str] = &[
     "reviews",
     "roles",
     "service",
+    "signed",
     "tickets",
 ];
 
