@@ -79,6 +79,21 @@ impl Installation {
     }
 }
 
+/// Where the console and the provider are.
+trait Sites {
+    fn console(&self) -> &str;
+    fn issuer(&self) -> &str;
+}
+
+impl Sites for Installation {
+    fn console(&self) -> &str {
+        &self.console
+    }
+    fn issuer(&self) -> &str {
+        &self.idp.issuer
+    }
+}
+
 /// Who the test identity provider signs in.
 #[derive(Clone)]
 struct Login {
@@ -140,22 +155,22 @@ impl Browser {
 
     /// Starts signing in at actas and signs in at the provider as `login`; the URL the
     /// provider sends the browser back to (not yet followed).
-    async fn to_provider_and_back(&self, at: &Installation, login: &Login) -> String {
-        let start = self.get(&format!("{}/sign-in/sso", at.console)).await;
-        let authorize = Self::location(&start, &at.console);
+    async fn to_provider_and_back(&self, at: &impl Sites, login: &Login) -> String {
+        let start = self.get(&format!("{}/sign-in/sso", at.console())).await;
+        let authorize = Self::location(&start, at.console());
         self.at_provider(at, &authorize, login).await
     }
 
     /// At the provider's authorization URL: signs in as `login` if it asks, and returns
     /// the URL it sends the browser back to.
-    async fn at_provider(&self, at: &Installation, authorize: &str, login: &Login) -> String {
+    async fn at_provider(&self, at: &impl Sites, authorize: &str, login: &Login) -> String {
         assert!(
-            authorize.starts_with(&at.idp.issuer),
+            authorize.starts_with(at.issuer()),
             "sent to the provider: {authorize}"
         );
         let r = self.get(authorize).await;
-        let interaction = Self::location(&r, &at.idp.issuer);
-        if interaction.starts_with(&at.console) {
+        let interaction = Self::location(&r, at.issuer());
+        if interaction.starts_with(at.console()) {
             // Still signed in at the provider: it sends the browser straight back.
             return interaction;
         }
@@ -173,16 +188,16 @@ impl Browser {
             .send()
             .await
             .expect("login");
-        let mut next = Self::location(&r, &at.idp.issuer);
+        let mut next = Self::location(&r, at.issuer());
         for _ in 0..5 {
-            if next.starts_with(&at.console) {
+            if next.starts_with(at.console()) {
                 return next;
             }
             let r = self.get(&next).await;
             next = if r.status().is_redirection() {
-                Self::location(&r, &at.idp.issuer)
+                Self::location(&r, at.issuer())
             } else {
-                self.submit_self_posting_form(r, &at.idp.issuer).await
+                self.submit_self_posting_form(r, at.issuer()).await
             };
         }
         panic!("the provider never sent the browser back: {next}");
@@ -999,4 +1014,259 @@ async fn a_provider_sign_in_alone_never_starts_a_session() {
         "{page}"
     );
     assert!(!active_session(&at).await);
+}
+
+/// The demo (whose `POST /profile` is a signed action) with sign-in only through the
+/// provider: Sarah, signed in to the console there, has a change held at the gateway.
+/// The demo, the provider, Sarah's browser, the held change's id, and a client with the
+/// gateway's cookie.
+async fn demo_with_a_held_change() -> (
+    tempfile::TempDir,
+    actas_server::demo::Demo,
+    Idp,
+    Browser,
+    String,
+    (String, String),
+) {
+    use actas_server::demo::{Demo, DemoSettings};
+    let idp = Idp::start().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let root = dir.path().join("data");
+    let settings = |database_url| DemoSettings {
+        data: Some(root.clone()),
+        console_addr: ([127, 0, 0, 1], 0).into(),
+        gateway_addr: ([127, 0, 0, 1], 0).into(),
+        portal_addr: ([127, 0, 0, 1], 0).into(),
+        database_url,
+        ..DemoSettings::default()
+    };
+    // Set up once, then started again with passwords off and the provider on.
+    let first = Demo::start(settings(demo_database().await))
+        .await
+        .expect("demo starts");
+    first.stop().await.expect("stops");
+    idp.configure(&root, false, "");
+    let d = Demo::start(settings(None))
+        .await
+        .expect("demo starts again");
+    let console = format!("http://{}", d.app.console_addr());
+    let gateway = format!("http://{}", d.app.gateway_addr().expect("gateway"));
+    idp.hook(
+        "redirect_uris",
+        json!([format!("{console}/sign-in/sso/callback")]),
+    )
+    .await;
+    let at = ProviderAt {
+        console: console.clone(),
+        issuer: idp.issuer.clone(),
+    };
+    let browser = Browser::new();
+    let back = browser.to_provider_and_back(&at, &NW_SARAH).await;
+    assert_eq!(browser.get(&back).await.status(), 200, "Sarah signs in");
+
+    let s = d.app.service();
+    let sarah = staff(s, "sarah@northwind.example").await;
+    let lee = staff(s, "lee@northwind.example").await;
+    let request = s
+        .create_request(
+            &sarah,
+            actas_server::service::RequestInput {
+                account: "acme".into(),
+                ticket: "#4821".into(),
+                reason: "Customer renamed their business and asked us to update it".into(),
+                capabilities: vec!["edit_profile".into()],
+                minutes: Some(15),
+                mode: Some("live".into()),
+                for_session: None,
+            },
+        )
+        .await
+        .expect("request");
+    s.approve_request(&lee, request.id, actas_server::service::Approval::default())
+        .await
+        .expect("approved");
+    let (_, token) = s
+        .start_session(&sarah, request.id, actas_core::Timestamp::now())
+        .await
+        .expect("start");
+    let plain = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let entered = plain
+        .get(format!("{gateway}/__actas/enter?token={}", token.expose()))
+        .send()
+        .await
+        .expect("enter");
+    let gw = entered.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("cookie")
+        .to_owned();
+    let held = plain
+        .post(format!("{gateway}/profile"))
+        .header("cookie", &gw)
+        .header("sec-fetch-mode", "navigate")
+        .form(&[("name", "Acme Trading Ltd")])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(held.status(), 428, "held");
+    let link = held.headers()["link"].to_str().expect("ascii").to_owned();
+    let action = link
+        .split(&format!("<{console}/actions/"))
+        .nth(1)
+        .and_then(|rest| rest.split('>').next())
+        .expect("the confirm link")
+        .to_owned();
+    (dir, d, idp, browser, action, (gateway, gw))
+}
+
+/// Where the provider and the console are, for a [`Browser`] outside an [`Installation`].
+struct ProviderAt {
+    console: String,
+    issuer: String,
+}
+
+impl Sites for ProviderAt {
+    fn console(&self) -> &str {
+        &self.console
+    }
+    fn issuer(&self) -> &str {
+        &self.issuer
+    }
+}
+
+const NW_SARAH: Login = Login {
+    sub: "u-sarah-nw",
+    email: "sarah@northwind.example",
+    groups: "support",
+    acr: "urn:actas:mfa",
+    age_seconds: 0,
+};
+
+impl Browser {
+    /// Presses "Confirm by signing in again" on a held change's page: where actas sends
+    /// the browser (the provider), and the page it showed.
+    async fn press_confirm(&self, at: &ProviderAt, action: &str) -> (String, String) {
+        let page = self
+            .get(&format!("{}/actions/{action}", at.console))
+            .await
+            .text()
+            .await
+            .expect("page");
+        let r = self
+            .http
+            .post(format!("{}/actions/{action}/confirm", at.console))
+            .header("origin", &at.console)
+            .form(&[("csrf", csrf_on(&page).as_str()), ("confirm", "provider")])
+            .send()
+            .await
+            .expect("confirm");
+        (Self::location(&r, &at.console), page)
+    }
+}
+
+#[tokio::test]
+async fn with_passwords_off_a_signed_change_is_confirmed_by_signing_in_again_at_the_provider() {
+    let (_dir, d, idp, browser, action, (gateway, gw)) = demo_with_a_held_change().await;
+    let at = ProviderAt {
+        console: format!("http://{}", d.app.console_addr()),
+        issuer: idp.issuer.clone(),
+    };
+    let held = || async {
+        d.app
+            .store()
+            .held_action(&action)
+            .await
+            .expect("read")
+            .expect("held")
+    };
+    // The page offers the provider, not a password.
+    let (authorize, page) = browser.press_confirm(&at, &action).await;
+    assert!(
+        page.contains("Confirm by signing in again at Test IdP")
+            && !page.contains("type=\"password\""),
+        "{page}"
+    );
+    let query: std::collections::HashMap<String, String> = url::Url::parse(&authorize)
+        .expect("url")
+        .query_pairs()
+        .into_owned()
+        .collect();
+    assert_eq!(query.get("prompt").map(String::as_str), Some("login"));
+    // A sign-in there ten minutes old confirms nothing.
+    let stale = Login {
+        age_seconds: 600,
+        ..NW_SARAH
+    };
+    let back = browser.at_provider(&at, &authorize, &stale).await;
+    let r = browser.get(&back).await;
+    assert_eq!(r.status(), 403);
+    let page = r.text().await.expect("page");
+    assert!(
+        page.contains("confirming a signed change needs a sign-in there within the last"),
+        "{page}"
+    );
+    assert!(held().await.confirmed_with.is_none(), "not confirmed");
+    // Someone else signing in there confirms nothing either.
+    let (authorize, _) = browser.press_confirm(&at, &action).await;
+    let other = Login {
+        sub: "u-ola",
+        email: "ola@northwind.example",
+        ..NW_SARAH
+    };
+    let back = browser.at_provider(&at, &authorize, &other).await;
+    assert_eq!(browser.get(&back).await.status(), 403);
+    assert!(held().await.confirmed_with.is_none(), "not confirmed");
+    // Signing in again now confirms it, and the browser goes on to the gateway to send it.
+    let (authorize, _) = browser.press_confirm(&at, &action).await;
+    let back = browser.at_provider(&at, &authorize, &NW_SARAH).await;
+    let r = browser.get(&back).await;
+    let status = r.status();
+    let page = r.text().await.expect("page");
+    assert_eq!(status, 200, "{page}");
+    let send = page
+        .split("url=")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the page sends the browser on")
+        .replace("&amp;", "&");
+    assert!(
+        send.starts_with(&format!("{gateway}/__actas/send/{action}?token=")),
+        "{send}"
+    );
+    assert_eq!(
+        held().await.confirmed_with.as_deref(),
+        Some("a new sign-in at Test IdP")
+    );
+    let sent = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(&send)
+        .header("cookie", &gw)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(sent.status(), 303, "the product's answer");
+    assert!(held().await.sent_at.is_some(), "sent");
+    let summaries: Vec<String> = d
+        .app
+        .store()
+        .events(&EventFilter::default(), 0, 10_000)
+        .await
+        .expect("events")
+        .into_iter()
+        .map(|e| e.body.summary)
+        .collect();
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("a new sign-in at Test IdP")),
+        "{summaries:#?}"
+    );
+    d.stop().await.expect("stops");
 }

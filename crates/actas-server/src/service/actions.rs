@@ -146,10 +146,13 @@ impl Service {
         authenticated_at: Timestamp,
     ) -> ServiceResult<Secret> {
         let view = self.held_action(staff, id).await?;
-        if authenticated_at < view.action.held_at {
+        // Identity providers give `auth_time` in whole seconds: a sign-in in the second
+        // the change was held counts as after it.
+        let held_second = Timestamp::from_millis(view.action.held_at.as_millis() / 1000 * 1000);
+        if authenticated_at < held_second {
             return Err(ServiceError::invalid(
                 "password",
-                "prove who you are again to confirm this change",
+                "prove who you are again, after the change was held, to confirm it",
             ));
         }
         if !view.open {

@@ -108,13 +108,26 @@ pub enum Purpose {
         /// SHA-256 of the console login it is done in.
         login: [u8; 32],
     },
+    /// Confirming who they are at the provider, now, as [`Purpose::StepUp`] does, to
+    /// confirm a signed action held at the gateway.
+    ConfirmAction {
+        /// The held action's id.
+        action: String,
+        /// SHA-256 of the console login it is done in.
+        login: [u8; 32],
+    },
 }
+
+/// How a confirming flow names the held action it confirms, in its `then` (a step-up's
+/// `then` is otherwise a request id, which never starts with this).
+const ACTION_PREFIX: &str = "action:";
 
 impl Purpose {
     fn column(&self) -> &'static str {
         match self {
             Purpose::SignIn { .. } => "sign_in",
-            Purpose::StepUp { .. } => "step_up",
+            // Both are step-ups; `then` tells them apart.
+            Purpose::StepUp { .. } | Purpose::ConfirmAction { .. } => "step_up",
         }
     }
 }
@@ -125,6 +138,9 @@ pub enum Finished {
     SignedIn(Box<SignedIn>, Option<String>),
     /// A session started after the step-up, and the single-use way into it.
     Started(HandoffToken),
+    /// A held action confirmed after the step-up: its id and the single-use token the
+    /// gateway sends it with.
+    Confirmed(String, Secret),
 }
 
 /// A sign-in sent to the provider: where to send the browser, and the value of the
@@ -278,19 +294,22 @@ impl Service {
         }
         let (then, login_hash) = match &purpose {
             Purpose::SignIn { then } => (then.clone(), None),
-            Purpose::StepUp { request: id, login } => {
-                // Ask the provider to sign them in again now; actas checks `auth_time`
-                // and `acr` itself, as the browser can strip these.
-                request = request
-                    .set_max_age(self.policy().session.reauth_within)
-                    .add_prompt(CoreAuthPrompt::Login);
-                for acr in &provider.settings.require_acr {
-                    request = request
-                        .add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
-                }
-                (Some(id.to_string()), Some(*login))
+            Purpose::StepUp { request: id, login } => (Some(id.to_string()), Some(*login)),
+            Purpose::ConfirmAction { action, login } => {
+                (Some(format!("{ACTION_PREFIX}{action}")), Some(*login))
             }
         };
+        if login_hash.is_some() {
+            // A step-up: ask the provider to sign them in again now; actas checks
+            // `auth_time` and `acr` itself, as the browser can strip these.
+            request = request
+                .set_max_age(self.policy().session.reauth_within)
+                .add_prompt(CoreAuthPrompt::Login);
+            for acr in &provider.settings.require_acr {
+                request =
+                    request.add_auth_context_value(AuthenticationContextClass::new(acr.clone()));
+            }
+        }
         let (url, state, nonce) = request.url();
         let binding = random_hex(32)?;
         let now = Timestamp::now();
@@ -392,7 +411,7 @@ impl Service {
         };
         if flow.purpose == "step_up" {
             return match self.step_up(provider, &flow, &identity).await {
-                Ok(token) => Ok(Finished::Started(token)),
+                Ok(finished) => Ok(finished),
                 Err(Refusal::Of(who, reason)) => Err(self.refuse_sign_on(Some(who), reason).await),
                 Err(Refusal::Plain(reason)) => Err(self.refuse_sign_on(None, reason).await),
                 Err(Refusal::Trouble(e)) => Err(e),
@@ -419,14 +438,24 @@ impl Service {
     /// After the provider confirmed who they are: the same person as the console login
     /// that asked, signed in at the provider within the policy's window (`auth_time`,
     /// which the crate doesn't check), with a second factor where `require_acr` says so;
-    /// then the login counts as just authenticated and the session starts.
+    /// then the login counts as just authenticated, and the session starts or the held
+    /// action is confirmed.
     async fn step_up(
         &self,
         provider: &SignOn,
         flow: &SignOnFlow,
         identity: &Identity,
-    ) -> Result<HandoffToken, Refusal> {
+    ) -> Result<Finished, Refusal> {
         let who = identity.email.as_str().to_owned();
+        let action = flow
+            .then
+            .as_deref()
+            .and_then(|t| t.strip_prefix(ACTION_PREFIX));
+        let doing = if action.is_some() {
+            "confirming a signed change"
+        } else {
+            "starting a session"
+        };
         let now = Timestamp::now();
         let login_hash = flow
             .login_hash
@@ -479,7 +508,7 @@ impl Service {
             return Err(Refusal::Of(
                 who,
                 format!(
-                    "you last signed in at the identity provider {} ago; starting a session needs a sign-in there within the last {}",
+                    "you last signed in at the identity provider {} ago; {doing} needs a sign-in there within the last {}",
                     words::duration(now.since(at)),
                     words::duration(window)
                 ),
@@ -490,7 +519,7 @@ impl Service {
             return Err(Refusal::Of(
                 who,
                 format!(
-                    "starting a session needs a sign-in with a second factor at the identity provider ({}), and this one was {}",
+                    "{doing} needs a sign-in with a second factor at the identity provider ({}), and this one was {}",
                     required.join(" or "),
                     identity
                         .acr
@@ -499,11 +528,14 @@ impl Service {
                 ),
             ));
         }
-        let request = flow
-            .then
-            .as_deref()
-            .and_then(|r| RequestId::parse(r).ok())
-            .ok_or_else(|| Refusal::Plain("the confirmation names no request".into()))?;
+        let request = match action {
+            Some(action) => Err(action),
+            None => Ok(flow
+                .then
+                .as_deref()
+                .and_then(|r| RequestId::parse(r).ok())
+                .ok_or_else(|| Refusal::Plain("the confirmation names no request".into()))?),
+        };
         let at = if at > now { now } else { at };
         self.store
             .commit(Unit::new(
@@ -515,8 +547,28 @@ impl Service {
             ))
             .await
             .map_err(ServiceError::from)?;
-        let (_, token) = self.start_session(&staff, request, at).await?;
-        Ok(token)
+        match request {
+            Ok(request) => {
+                let (_, token) = self.start_session(&staff, request, at).await?;
+                Ok(Finished::Started(token))
+            }
+            Err(action) => {
+                let confirmed_with = format!("a new sign-in at {}", provider.name());
+                match self
+                    .confirm_action(staff.id, action, &confirmed_with, at)
+                    .await
+                {
+                    Ok(token) => Ok(Finished::Confirmed(action.to_owned(), token)),
+                    // Refused for a reason they can act on: said and recorded.
+                    Err(
+                        ServiceError::Invalid { message, .. }
+                        | ServiceError::Conflict(message)
+                        | ServiceError::NotFound(message),
+                    ) => Err(Refusal::Of(who, message)),
+                    Err(e) => Err(Refusal::Trouble(e)),
+                }
+            }
+        }
     }
 
     /// Takes the flow `state` names, or says why there is none.

@@ -48,6 +48,15 @@ struct SignedInPage {
     to: String,
 }
 
+/// The page that sends the browser on after a step-up, its binding cookie cleared.
+fn after_step_up(state: &AppState, key: &str, to: String) -> Page {
+    Ok((
+        [(header::SET_COOKIE, state.site.binding_cookie(key, "", 0))],
+        render(&SignedInPage { to })?,
+    )
+        .into_response())
+}
+
 #[derive(Deserialize)]
 pub(in crate::http::console) struct NextQuery {
     next: Option<String>,
@@ -144,16 +153,15 @@ pub(in crate::http::console) async fn sign_on_callback(
         .finish_sign_on(flow_state, code, binding)
         .await
     {
+        // A step-up: on to the session, or to the gateway to send the confirmed change.
         Ok(Finished::Started(token)) => {
-            let page = render(&SignedInPage {
-                to: format!("/session?handoff={}", token.expose()),
-            })?;
-            Ok((
-                [(header::SET_COOKIE, state.site.binding_cookie(&key, "", 0))],
-                page,
-            )
-                .into_response())
+            after_step_up(&state, &key, format!("/session?handoff={}", token.expose()))
         }
+        Ok(Finished::Confirmed(action, token)) => after_step_up(
+            &state,
+            &key,
+            super::actions::send_url(&state, &action, &token),
+        ),
         Ok(Finished::SignedIn(signed, then)) => {
             // Short-lived: renewed by asking the provider again (see `console_sign_in`).
             let cookie = state.site.cookie(
