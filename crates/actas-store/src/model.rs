@@ -432,8 +432,11 @@ pub struct HeldAction {
     pub query: Option<String>,
     /// The body's `Content-Type`.
     pub content_type: Option<String>,
-    /// The body, exactly as it will be sent.
+    /// The body, exactly as it will be sent (emptied once sent or expired).
     pub body: Vec<u8>,
+    /// The request headers it is sent with, as the browser sent them (those the
+    /// policy lets pass; emptied once sent or expired).
+    pub headers: Vec<(String, String)>,
     /// The route's description.
     pub description: String,
     /// What it changes, masked.
@@ -460,6 +463,7 @@ pub(crate) type HeldActionRow = (
     Vec<u8>,
     String,
     String,
+    String,
     i64,
     i64,
     Option<String>,
@@ -467,7 +471,7 @@ pub(crate) type HeldActionRow = (
 );
 
 /// The columns [`HeldActionRow`] holds.
-pub(crate) const HELD_ACTION_COLUMNS: &str = "id, session_id, staff_id, method, path, query, content_type, body, description, changes, held_at, expires_at, confirmed_with, sent_at";
+pub(crate) const HELD_ACTION_COLUMNS: &str = "id, session_id, staff_id, method, path, query, content_type, body, headers, description, changes, held_at, expires_at, confirmed_with, sent_at";
 
 impl HeldAction {
     /// Reads a row of `held_actions`.
@@ -481,6 +485,7 @@ impl HeldAction {
             query,
             content_type,
             body,
+            headers,
             description,
             changes,
             held_at,
@@ -498,6 +503,8 @@ impl HeldAction {
             query,
             content_type,
             body,
+            headers: serde_json::from_str(&headers)
+                .map_err(|_| crate::StoreError::corrupt("a held action's headers are not valid"))?,
             description,
             changes: serde_json::from_str(&changes)
                 .map_err(|_| crate::StoreError::corrupt("a held action's changes are not valid"))?,

@@ -831,3 +831,134 @@ async fn a_sign_on_flow_is_taken_once_and_not_after_it_expires(backend: Backend)
     store.close().await.expect("close");
 }
 on_both!(a_sign_on_flow_is_taken_once_and_not_after_it_expires);
+
+async fn a_held_action_is_confirmed_once_sent_once_and_then_kept_without_its_body(
+    backend: Backend,
+) {
+    let fresh = Fresh::new(backend).await;
+    let store = fresh.open(HeadSchedule::default()).await;
+    let session = live_session(&*store).await;
+    let staff = session.info().staff;
+    let now = Timestamp::now();
+    let held = |id: &str, at: Timestamp| actas_store::HeldAction {
+        id: id.into(),
+        session: session.info().id,
+        staff,
+        method: "POST".into(),
+        path: "/profile".into(),
+        query: None,
+        content_type: Some("application/x-www-form-urlencoded".into()),
+        body: b"name=Acme+Trading".to_vec(),
+        headers: vec![
+            ("x-csrf-token".into(), "t0k3n".into()),
+            ("origin".into(), "https://gw.example".into()),
+        ],
+        description: "changed the contact details".into(),
+        changes: vec![actas_core::event::FieldChange {
+            field: "name".into(),
+            from: Some("Acme Co".into()),
+            to: Some("Acme Trading".into()),
+        }],
+        held_at: at,
+        expires_at: at.plus(Duration::from_secs(600)),
+        confirmed_with: None,
+        sent_at: None,
+    };
+    let hold =
+        |h: actas_store::HeldAction| Unit::new(vec![Change::HoldAction(Box::new(h))], |_| vec![]);
+    let confirm = |id: &str, token: u8| {
+        Unit::new(
+            vec![Change::ConfirmAction {
+                id: id.into(),
+                staff,
+                token_hash: [token; 32],
+                confirmed_with: "their password".into(),
+                at: Timestamp::now(),
+            }],
+            |_| vec![],
+        )
+    };
+    let send = |id: &str, token: u8| {
+        Unit::new(
+            vec![Change::SendAction {
+                id: id.into(),
+                token_hash: [token; 32],
+                at: Timestamp::now(),
+            }],
+            |_| vec![],
+        )
+    };
+    let a = held("a", now);
+    store.commit(hold(a.clone())).await.expect("hold");
+    assert_eq!(
+        store.held_action("a").await.expect("read"),
+        Some(a.clone()),
+        "read back as held, headers and all"
+    );
+    // Another staff member can't confirm it; its own agent can, once.
+    let other = store
+        .commit(Unit::new(
+            vec![Change::ConfirmAction {
+                id: "a".into(),
+                staff: StaffId::new(staff.get() + 1000).expect("id"),
+                token_hash: [9; 32],
+                confirmed_with: "their password".into(),
+                at: now,
+            }],
+            |_| vec![],
+        ))
+        .await;
+    assert!(matches!(other, Err(StoreError::Conflict(_))), "{other:?}");
+    store.commit(confirm("a", 1)).await.expect("confirm");
+    assert!(matches!(
+        store.commit(confirm("a", 2)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    // Sent only with its token, once; then its body and headers are gone.
+    assert!(matches!(
+        store.commit(send("a", 2)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    store.commit(send("a", 1)).await.expect("send");
+    assert!(matches!(
+        store.commit(send("a", 1)).await,
+        Err(StoreError::Conflict(_))
+    ));
+    let sent = store.held_action("a").await.expect("read").expect("kept");
+    assert!(sent.sent_at.is_some());
+    assert!(sent.body.is_empty() && sent.headers.is_empty(), "{sent:?}");
+    assert_eq!(sent.changes, a.changes, "what it changed is kept");
+    // One whose time passed unsent loses its body at the next hold.
+    let old = held("b", now.plus(Duration::from_secs(0)));
+    let old = actas_store::HeldAction {
+        held_at: Timestamp::from_millis(now.as_millis() - 700_000),
+        expires_at: Timestamp::from_millis(now.as_millis() - 100_000),
+        ..old
+    };
+    store.commit(hold(old)).await.expect("hold");
+    assert!(
+        !store
+            .held_action("b")
+            .await
+            .expect("read")
+            .expect("kept")
+            .body
+            .is_empty(),
+        "not purged by its own hold: it was already past"
+    );
+    store.commit(hold(held("c", now))).await.expect("hold");
+    let purged = store.held_action("b").await.expect("read").expect("kept");
+    assert!(purged.body.is_empty() && purged.headers.is_empty());
+    assert!(
+        !store
+            .held_action("c")
+            .await
+            .expect("read")
+            .expect("kept")
+            .body
+            .is_empty(),
+        "a live one keeps its body"
+    );
+    store.close().await.expect("close");
+}
+on_both!(a_held_action_is_confirmed_once_sent_once_and_then_kept_without_its_body);

@@ -81,10 +81,15 @@ pub enum BlockReason {
     /// A message on a live connection, and the policy names no capability for them.
     LiveMessages,
     /// A signed action sent in a form the gateway can't show as a change (not a form
-    /// or JSON, or over a live connection), so it can't be confirmed.
+    /// or JSON, a file upload, or over a live connection), so it can't be confirmed.
     Unconfirmable,
     /// A signed action whose current values the product would not show.
     NoCurrentValues(String),
+    /// A signed action whose body can be read more than one way (in words that finish
+    /// "… and "), so what it changes can't be shown for certain.
+    Ambiguous(String),
+    /// A confirmed signed action that could not be sent (in words: why).
+    NotSent(String),
 }
 
 impl fmt::Display for BlockReason {
@@ -107,12 +112,17 @@ impl fmt::Display for BlockReason {
                 f.write_str("the policy names no capability for messages sent on a live connection")
             }
             BlockReason::Unconfirmable => f.write_str(
-                "this change must be confirmed and signed, and only a form or JSON can be shown as a change to confirm",
+                "this change must be confirmed and signed, and only a form or JSON (not a file upload) can be shown as a change to confirm",
             ),
             BlockReason::NoCurrentValues(why) => write!(
                 f,
                 "this change must be confirmed from the values it replaces, and {why}"
             ),
+            BlockReason::Ambiguous(why) => write!(
+                f,
+                "this change must be confirmed and signed, and {why}, so what it changes can't be shown for certain"
+            ),
+            BlockReason::NotSent(why) => write!(f, "this confirmed change was not sent: {why}"),
         }
     }
 }

@@ -128,6 +128,125 @@ pub fn changes(current: &[Field], submitted: &[Field], form: bool) -> Vec<FieldC
     out
 }
 
+/// The change a JSON signed action makes: each top-level member sent, compared whole
+/// with the member `current` shows, so an emptied object or a shortened list is a change
+/// like any other (flattened to leaves, `{"address": {}}` would show nothing). `shown` is
+/// `sent` as it may be shown (masked by the caller); a member it no longer has was
+/// removed by masking and shows as hidden. A body that isn't an object is one change,
+/// of the whole document. Members `current` has that `sent` leaves out are not changes:
+/// a JSON change names what it changes.
+pub fn json_changes(
+    current: &serde_json::Value,
+    sent: &serde_json::Value,
+    shown: &serde_json::Value,
+) -> Vec<FieldChange> {
+    /// A member as the change shows it: a string as itself, anything else as JSON.
+    fn text(v: &serde_json::Value) -> String {
+        match v {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+    let hidden = || crate::policy::masking::HIDDEN.to_owned();
+    let Some(members) = sent.as_object() else {
+        if current == sent {
+            return Vec::new();
+        }
+        return vec![FieldChange {
+            field: "the whole document".into(),
+            from: Some(text(current)),
+            to: Some(if shown.is_null() && !sent.is_null() {
+                hidden()
+            } else {
+                text(shown)
+            }),
+        }];
+    };
+    members
+        .iter()
+        .filter(|(name, value)| current.get(name.as_str()) != Some(*value))
+        .map(|(name, _)| FieldChange {
+            field: name.clone(),
+            from: current.get(name.as_str()).map(text),
+            to: Some(shown.get(name.as_str()).map_or_else(hidden, text)),
+        })
+        .collect()
+}
+
+/// Parses JSON, refusing an object that names a member twice: products differ on which
+/// of the two they take, so what such a body changes can't be shown for certain.
+/// (`serde_json` keeps the last silently and no crate offers the check, hence this
+/// visitor.) The error says which member.
+pub fn strict_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
+    use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+    struct Strict(serde_json::Value);
+    impl<'de> Deserialize<'de> for Strict {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(StrictVisitor).map(Strict)
+        }
+    }
+    struct StrictVisitor;
+    impl<'de> Visitor<'de> for StrictVisitor {
+        type Value = serde_json::Value;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+            Ok(serde_json::Number::from_f64(v).map_or(serde_json::Value::Null, Into::into))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+            Ok(v.into())
+        }
+        fn visit_unit<E>(self) -> Result<Self::Value, E> {
+            Ok(serde_json::Value::Null)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(Strict(v)) = seq.next_element()? {
+                out.push(v);
+            }
+            Ok(out.into())
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = serde_json::Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let Strict(v) = map.next_value()?;
+                if out.insert(key.clone(), v).is_some() {
+                    return Err(de::Error::custom(format!(
+                        "it names the member “{key}” twice"
+                    )));
+                }
+            }
+            Ok(out.into())
+        }
+    }
+    let mut d = serde_json::Deserializer::from_slice(bytes);
+    let Strict(v) = Strict::deserialize(&mut d).map_err(|e| strip_position(&e))?;
+    d.end().map_err(|e| strip_position(&e))?;
+    Ok(v)
+}
+
+/// A `serde_json` error in words, without its "at line 1 column 9".
+fn strip_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
 /// Every string in a JSON document as a field named by its path (`$` left out; array
 /// positions as `[n]`), keys included, so a placeholder anywhere is found.
 pub fn json_fields(value: &serde_json::Value) -> Vec<Field> {
@@ -188,6 +307,76 @@ pub fn drop_json_placeholders(value: &mut serde_json::Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn json_members_are_compared_whole_so_emptied_and_shortened_values_are_changes() {
+        let current = json!({
+            "name": "Acme Co",
+            "tags": ["a", "b"],
+            "address": { "city": "Lyon", "zip": "69001" },
+            "active": true
+        });
+        let sent = json!({
+            "name": "Acme Co",
+            "tags": ["a"],
+            "address": {},
+            "active": false,
+            "note": "new"
+        });
+        let mut shown = sent.clone();
+        shown["note"] = json!("n•••");
+        let changes = json_changes(&current, &sent, &shown);
+        let by: Vec<(&str, Option<&str>, Option<&str>)> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.from.as_deref(), c.to.as_deref()))
+            .collect();
+        // In the order serde_json keeps members: by name.
+        assert_eq!(
+            by,
+            vec![
+                ("active", Some("true"), Some("false")),
+                (
+                    "address",
+                    Some(r#"{"city":"Lyon","zip":"69001"}"#),
+                    Some("{}")
+                ),
+                ("note", None, Some("n•••")),
+                ("tags", Some(r#"["a","b"]"#), Some(r#"["a"]"#)),
+            ]
+        );
+        // A member masking removed is shown as hidden, never as absent.
+        let shown = json!({ "name": "Acme Co" });
+        let changes = json_changes(&json!({}), &json!({ "card": "4111" }), &shown);
+        assert_eq!(
+            changes[0].to.as_deref(),
+            Some(crate::policy::masking::HIDDEN)
+        );
+        // A body that is not an object is one change.
+        let changes = json_changes(&json!([1, 2]), &json!([1]), &json!([1]));
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].field, "the whole document");
+        assert!(json_changes(&json!([1]), &json!([1]), &json!([1])).is_empty());
+    }
+
+    #[test]
+    fn json_naming_a_member_twice_is_refused_at_any_depth() {
+        assert_eq!(
+            strict_json(br#"{"a":{"b":1,"c":[{"x":1}]},"d":null}"#),
+            Ok(json!({"a":{"b":1,"c":[{"x":1}]},"d":null}))
+        );
+        assert_eq!(
+            strict_json(br#"{"name":"Acme","name":"Evil"}"#),
+            Err("it names the member “name” twice".into())
+        );
+        assert!(strict_json(br#"{"a":[{"k":1,"k":2}]}"#).is_err());
+        assert!(strict_json(br#"{"a":1} trailing"#).is_err());
+        assert!(strict_json(b"{").is_err());
+        // Numbers as serde_json reads them.
+        assert_eq!(
+            strict_json(b"[1, -2, 3.5, 18446744073709551615]"),
+            Ok(json!([1, -2, 3.5, 18446744073709551615u64]))
+        );
+    }
 
     fn field(name: &str, value: &str) -> Field {
         Field {

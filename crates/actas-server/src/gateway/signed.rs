@@ -19,7 +19,9 @@ use crate::service::gateway::ForwardRecord;
 use actas_core::Timestamp;
 use actas_core::event::FieldChange;
 use actas_core::gateway::path::CanonicalPath;
-use actas_core::gateway::submission::{Field, Source, changes, json_fields};
+use actas_core::gateway::submission::{
+    Field, Source, changes, json_changes, json_fields, strict_json,
+};
 use actas_core::gateway::{BlockReason, ForwardKind, RequestKind};
 use actas_core::policy::masking::carries_placeholder;
 use actas_core::policy::routes::Method;
@@ -32,9 +34,9 @@ use serde::Deserialize;
 use std::net::SocketAddr;
 use tracing::Instrument;
 
-/// The most a signed action's change may weigh, as JSON: its receipt travels as one
-/// header, which products' servers cap at 8 to 16 KiB.
-const MAX_CHANGES: usize = 4 * 1024;
+/// The most a signed action's receipt may weigh: it travels as one header, which
+/// products' servers cap at 8 to 16 KiB.
+const MAX_RECEIPT: usize = 7 * 1024;
 
 #[derive(Template)]
 #[template(path = "gateway_held.html")]
@@ -60,63 +62,105 @@ pub(super) async fn hold(
         capability: ctx.capability.clone(),
         why,
     };
-    if !request.submission.is_structured() || request.websocket.is_some() {
+    // A file upload can't be shown as a change, nor a message on a live connection.
+    if !request.submission.is_structured()
+        || request.submission.is_multipart()
+        || request.websocket.is_some()
+    {
         return Err(refuse(BlockReason::Unconfirmable));
     }
+    // JSON that names a member twice reads differently to different products.
+    let sent_json = if request.submission.is_json() {
+        Some(strict_json(&request.body).map_err(|why| refuse(BlockReason::Ambiguous(why)))?)
+    } else {
+        None
+    };
+    let headers = held_headers(state, &request.parts.headers).map_err(|name| {
+        refuse(BlockReason::Ambiguous(format!(
+            "its header {name} is not plain text"
+        )))
+    })?;
     let (Some(session), Some(path)) = (ctx.session.clone(), ctx.path.clone()) else {
         return Err(GatewayError::Internal(
             "the request was not read before it was held",
         ));
     };
     let method = ctx.method.unwrap_or(request.sent);
-    let (shown, form) = current_values(state, ctx, &request, peer, current, &path, method)
+    let shown = current_values(state, ctx, &request, peer, current, &path, method)
         .await
         .map_err(|why| match why {
             Fetched::Refused(why) => refuse(BlockReason::NoCurrentValues(why)),
             Fetched::Failed(e) => e,
         })?;
-    let sent: Vec<Field> = request
-        .submission
-        .fields
-        .iter()
-        .filter(|f| !carries_placeholder(&f.name) && !carries_placeholder(&f.value))
-        .cloned()
-        .collect();
-    // Where the product keeps a field left out as it is, leaving one out changes nothing.
-    let form = form && !ctx.allows.partial_forms;
-    let changes = masked(state, changes(&shown, &sent, form));
-    if serde_json::to_string(&changes).map_or(usize::MAX, |t| t.len()) > MAX_CHANGES {
-        return Err(refuse(BlockReason::NoCurrentValues(
-            "the change is too large to be signed as a receipt".into(),
-        )));
-    }
+    let unmarked = |f: &&Field| !carries_placeholder(&f.name) && !carries_placeholder(&f.value);
+    let changes = match (shown, sent_json) {
+        (Current::Json(current), Some(sent)) => {
+            let policy = state.service.policy();
+            let mut shown = sent.clone();
+            actas_core::mask::mask_json(&mut shown, policy.masking(), policy.unclassified);
+            let query: Vec<Field> = request
+                .submission
+                .fields
+                .iter()
+                .filter(|f| f.source == Source::Query)
+                .filter(unmarked)
+                .cloned()
+                .collect();
+            let mut all = json_changes(&current, &sent, &shown);
+            all.extend(masked(state, changes(&[], &query, false)));
+            all
+        }
+        (current, _) => {
+            let (shown, form) = match current {
+                Current::Form(fields) => (fields, true),
+                Current::Json(doc) => (json_fields(&doc), false),
+            };
+            let sent: Vec<Field> = request
+                .submission
+                .fields
+                .iter()
+                .filter(unmarked)
+                .cloned()
+                .collect();
+            // Where the product keeps a field left out as it is, leaving one out changes
+            // nothing.
+            let form = form && !ctx.allows.partial_forms;
+            masked(state, changes(&shown, &sent, form))
+        }
+    };
     let content_type = request
         .parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let hold = Hold {
+        method: request.parts.method.as_str().to_owned(),
+        path: path.as_str().to_owned(),
+        query: request.query.clone(),
+        content_type,
+        body: request.body.to_vec(),
+        headers,
+        description: description.clone(),
+        changes,
+    };
+    // The receipt travels as one header, which products' servers cap at 8 to 16 KiB.
+    if hold.receipt_estimate() > MAX_RECEIPT {
+        return Err(refuse(BlockReason::NoCurrentValues(
+            "the change is too large to be signed as a receipt".into(),
+        )));
+    }
+    let held_changes = hold.changes.clone();
     let id = state
         .service
-        .hold_action(
-            &session,
-            Hold {
-                method: request.parts.method.as_str().to_owned(),
-                path: path.as_str().to_owned(),
-                query: request.query.clone(),
-                content_type,
-                body: request.body.to_vec(),
-                description: description.clone(),
-                changes: changes.clone(),
-            },
-        )
+        .hold_action(&session, hold)
         .await
         .map_err(session_refused)?;
     let confirm = format!("{}/actions/{id}", state.console_url.trim_end_matches('/'));
     let page = HeldPage {
         banner: &ctx.banner,
         description: &description,
-        changes: &changes,
+        changes: &held_changes,
         confirm: &confirm,
         minutes: crate::service::actions::HOLD_FOR.as_secs() / 60,
     }
@@ -131,6 +175,39 @@ pub(super) async fn hold(
     Ok(response)
 }
 
+/// The request's headers the held change is sent with: those the policy lets pass, as
+/// the browser sent them (not its cookies: the send's own, fresher, go instead). The
+/// error names one that isn't text.
+fn held_headers(
+    state: &GatewayState,
+    headers: &axum::http::HeaderMap,
+) -> Result<Vec<(String, String)>, String> {
+    let rules = &state.service.policy().gateway;
+    headers
+        .iter()
+        .filter(|(name, _)| {
+            *name != header::CONTENT_TYPE
+                && *name != header::CONTENT_LENGTH
+                && rules.passes_request_header(name.as_str())
+        })
+        .map(|(name, value)| {
+            value
+                .to_str()
+                .map(|v| (name.as_str().to_owned(), v.to_owned()))
+                .map_err(|_| name.as_str().to_owned())
+        })
+        .collect()
+}
+
+/// What the route's `current` page shows, masked.
+enum Current {
+    /// The form that sends the route, as a browser would send it: a whole form, where a
+    /// field left out of the submission is a change too.
+    Form(Vec<Field>),
+    /// A JSON document.
+    Json(serde_json::Value),
+}
+
 /// Why the current values could not be read.
 enum Fetched {
     /// In words that finish "… and ".
@@ -139,8 +216,7 @@ enum Fetched {
     Failed(GatewayError),
 }
 
-/// The values `current` shows, masked as the agent would see them, and whether they are a
-/// whole form (where a field left out of the submission is a change too).
+/// The values `current` shows, masked as the agent would see them.
 async fn current_values(
     state: &GatewayState,
     ctx: &ProxyCtx,
@@ -149,7 +225,7 @@ async fn current_values(
     current: &str,
     path: &CanonicalPath,
     method: Method,
-) -> Result<(Vec<Field>, bool), Fetched> {
+) -> Result<Current, Fetched> {
     let Some(session) = &ctx.session else {
         return Err(Fetched::Failed(GatewayError::Internal("no session")));
     };
@@ -273,12 +349,12 @@ async fn current_values(
                 source: Source::Body,
             })
             .collect();
-        Ok((fields, true))
+        Ok(Current::Form(fields))
     } else if kind.starts_with("application/json") || kind.contains("+json") {
-        let mut doc: serde_json::Value = serde_json::from_slice(&body)
-            .map_err(|_| Fetched::Refused(format!("{page} said it was JSON but was not")))?;
+        let mut doc = strict_json(&body)
+            .map_err(|why| Fetched::Refused(format!("{page} can't be read as JSON: {why}")))?;
         actas_core::mask::mask_json(&mut doc, policy.masking(), policy.unclassified);
-        Ok((json_fields(&doc), false))
+        Ok(Current::Json(doc))
     } else {
         Err(Fetched::Refused(format!(
             "{page} is neither a page nor JSON, so the values it replaces are unknown"
@@ -363,7 +439,11 @@ async fn send_phases(
         .await
         .map_err(|e| match e {
             crate::service::ServiceError::Unavailable(_) => GatewayError::LedgerDown,
-            other => GatewayError::SessionOver(other.to_string()),
+            // A wrong, used or late link: refused and recorded as such.
+            other => GatewayError::Blocked {
+                capability: None,
+                why: BlockReason::NotSent(sentence_end(&other.to_string())),
+            },
         })?;
     let held = sending.action;
     let trailing = state.service.policy().gateway.trailing_slash;
@@ -385,10 +465,13 @@ async fn send_phases(
     let mut builder = axum::http::Request::builder()
         .method(held.method.as_str())
         .uri(uri);
-    for (name, value) in &parts.headers {
-        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
-            builder = builder.header(name, value);
-        }
+    // As the browser sent the change (a product may check its Origin or CSRF header),
+    // with the cookies it has now.
+    for (name, value) in &held.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    for value in parts.headers.get_all(header::COOKIE) {
+        builder = builder.header(header::COOKIE, value);
     }
     if let Some(kind) = &held.content_type {
         builder = builder.header(header::CONTENT_TYPE, kind);
@@ -416,4 +499,14 @@ async fn send_phases(
         peer,
     )
     .await
+}
+
+/// A service error's message as the end of a sentence (no capital, no full stop).
+fn sentence_end(message: &str) -> String {
+    let trimmed = message.trim_end_matches('.');
+    let mut chars = trimmed.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
 }

@@ -166,6 +166,16 @@ impl Submission {
         self.encoding != Encoding::Opaque
     }
 
+    /// Whether the body is a multipart form (which may carry files).
+    pub(super) fn is_multipart(&self) -> bool {
+        matches!(self.encoding, Encoding::Multipart(_))
+    }
+
+    /// Whether the body is JSON.
+    pub(super) fn is_json(&self) -> bool {
+        self.encoding == Encoding::Json
+    }
+
     /// Whether an opaque body holds the placeholder mark: it can't be left out, so such a
     /// request is refused.
     pub(super) fn opaque_placeholder(&self) -> bool {

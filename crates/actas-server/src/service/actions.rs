@@ -33,10 +33,26 @@ pub struct Hold {
     pub content_type: Option<String>,
     /// The body, exactly as it will be sent.
     pub body: Vec<u8>,
+    /// The request headers it will be sent with.
+    pub headers: Vec<(String, String)>,
     /// The route's description.
     pub description: String,
     /// What it changes, masked.
     pub changes: Vec<FieldChange>,
+}
+
+impl Hold {
+    /// An upper estimate of its receipt's size in bytes, before the event exists: the
+    /// event's fixed fields (ids, salt, links, times, names: well under 1.5 KiB), the
+    /// description and path in its data and in its summary, the changes as JSON and in
+    /// words (quotes as three UTF-8 bytes each), all base64url-encoded, with the
+    /// header and signature.
+    pub fn receipt_estimate(&self) -> usize {
+        let changes = serde_json::to_string(&self.changes).map_or(usize::MAX / 8, |t| t.len());
+        let path = self.path.len() + self.query.as_ref().map_or(0, String::len);
+        let body = 1536 + 2 * (self.description.len() + path) + 3 * changes;
+        body * 4 / 3 + 256
+    }
 }
 
 /// A held action as its agent sees it on the console.
@@ -87,6 +103,7 @@ impl Service {
             query: hold.query,
             content_type: hold.content_type,
             body: hold.body,
+            headers: hold.headers,
             description: hold.description,
             changes: hold.changes,
             held_at: now,

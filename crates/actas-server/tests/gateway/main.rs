@@ -8,4 +8,5 @@ mod common;
 mod adversary;
 mod copies;
 mod pages;
+mod signed;
 mod world;

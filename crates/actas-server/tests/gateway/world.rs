@@ -490,6 +490,10 @@ async fn product(seen: Arc<Seen>) -> String {
         .route("/cookies", get(cookies))
         .route("/away", get(away))
         .route("/tagged", get(tagged))
+        // Signed actions: a contact form and its JSON twin.
+        .route("/contact", get(|| async { Html(r#"<html><body><form method="post" action="/contact"><input name="name" value="Acme Co"><input name="city" value="Lyon"></form></body></html>"#) }).post(|| async { (axum::http::StatusCode::SEE_OTHER, [("location", "/contact")]) }))
+        .route("/api/contact", get(|| async { axum::Json(serde_json::json!({ "name": "Acme Co", "tags": ["vip", "eu"], "address": { "city": "Lyon" } })) }).put(|| async { axum::Json(serde_json::json!({ "saved": true })) }))
+        .route("/access/contact", post(|| async { "saved" }))
         .route("/identity", get(|| async { Html(r#"<html><body><div id="passport">P123456789</div></body></html>"#) }))
         .route("/api/identity", get(|| async { axum::Json(serde_json::json!({ "passport": "P123456789" })) }))
         .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "not found") })
@@ -551,6 +555,48 @@ rule = "show"
 [[gateway.pass_through]]
 route = "GET /reports/{id}"
 content_types = ["application/pdf"]
+
+[[routes]]
+route = "GET /contact"
+capability = "view"
+description = "viewed the contact details"
+
+[[routes]]
+route = "POST /contact"
+capability = "edit_settings"
+description = "changed the contact details"
+signed_action = true
+
+[[routes]]
+route = "GET /api/contact"
+capability = "view"
+description = "read the contact details"
+
+[[routes]]
+route = "PUT /api/contact"
+capability = "edit_settings"
+description = "changed the contact details by API"
+signed_action = true
+current = "GET /api/contact"
+
+[[masking]]
+field = "city"
+rule = "show"
+
+[[masking]]
+json = "$.tags[*]"
+rule = "show"
+
+[[masking]]
+json = "$.address.city"
+rule = "show"
+
+[[routes]]
+route = "POST /access/contact"
+capability = "edit_settings"
+description = "changed the access contact"
+signed_action = true
+current = "GET /access"
 
 [capabilities.reveal_id]
 risk = "medium"
@@ -836,6 +882,11 @@ impl World {
                     path: Some(path),
                     ..
                 } => ("CHANGE".to_owned(), path),
+                // A signed action is recorded, with its query, before it is sent.
+                EventData::SignedAction { path, .. } => (
+                    "CHANGE".to_owned(),
+                    path.split('?').next().unwrap_or_default().to_owned(),
+                ),
                 EventData::LiveMessage { path, .. } => ("MESSAGE".to_owned(), path),
                 _ => continue,
             };

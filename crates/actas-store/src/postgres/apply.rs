@@ -580,8 +580,17 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
         Change::HoldAction(held) => {
             let changes = serde_json::to_string(&held.changes)
                 .map_err(|e| StoreError::Unexpected(e.into()))?;
+            let headers = serde_json::to_string(&held.headers)
+                .map_err(|e| StoreError::Unexpected(e.into()))?;
+            // What earlier held actions would have sent is kept no longer than they
+            // could be sent.
+            sqlx::query("UPDATE held_actions SET body = ''::bytea, headers = '[]' WHERE expires_at <= $1 AND sent_at IS NULL AND length(body) > 0")
+                .bind(held.held_at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
             sqlx::query(
-                "INSERT INTO held_actions (id, session_id, staff_id, method, path, query, content_type, body, description, changes, held_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO held_actions (id, session_id, staff_id, method, path, query, content_type, body, headers, description, changes, held_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(&held.id)
             .bind(held.session.to_string())
@@ -591,6 +600,7 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
             .bind(&held.query)
             .bind(&held.content_type)
             .bind(&held.body)
+            .bind(headers)
             .bind(&held.description)
             .bind(changes)
             .bind(held.held_at.as_millis())
@@ -625,7 +635,7 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
             Ok(Applied::Done)
         }
         Change::SendAction { id, token_hash, at } => {
-            let r = sqlx::query("UPDATE held_actions SET sent_at = $1 WHERE id = $2 AND token_hash = $3 AND sent_at IS NULL AND expires_at > $4")
+            let r = sqlx::query("UPDATE held_actions SET sent_at = $1, body = ''::bytea, headers = '[]' WHERE id = $2 AND token_hash = $3 AND sent_at IS NULL AND expires_at > $4")
                 .bind(at.as_millis())
                 .bind(id)
                 .bind(&token_hash[..])

@@ -557,8 +557,17 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
         Change::HoldAction(held) => {
             let changes = serde_json::to_string(&held.changes)
                 .map_err(|e| StoreError::Unexpected(e.into()))?;
+            let headers = serde_json::to_string(&held.headers)
+                .map_err(|e| StoreError::Unexpected(e.into()))?;
+            // What earlier held actions would have sent is kept no longer than they
+            // could be sent.
+            sqlx::query("UPDATE held_actions SET body = x'', headers = '[]' WHERE expires_at <= ? AND sent_at IS NULL AND length(body) > 0")
+                .bind(held.held_at.as_millis())
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
             sqlx::query(
-                "INSERT INTO held_actions (id, session_id, staff_id, method, path, query, content_type, body, description, changes, held_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO held_actions (id, session_id, staff_id, method, path, query, content_type, body, headers, description, changes, held_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(&held.id)
             .bind(held.session.to_string())
@@ -568,6 +577,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             .bind(&held.query)
             .bind(&held.content_type)
             .bind(&held.body)
+            .bind(headers)
             .bind(&held.description)
             .bind(changes)
             .bind(held.held_at.as_millis())
@@ -602,7 +612,7 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             Ok(Applied::Done)
         }
         Change::SendAction { id, token_hash, at } => {
-            let r = sqlx::query("UPDATE held_actions SET sent_at = ? WHERE id = ? AND token_hash = ? AND sent_at IS NULL AND expires_at > ?")
+            let r = sqlx::query("UPDATE held_actions SET sent_at = ?, body = x'', headers = '[]' WHERE id = ? AND token_hash = ? AND sent_at IS NULL AND expires_at > ?")
                 .bind(at.as_millis())
                 .bind(id)
                 .bind(&token_hash[..])
