@@ -70,8 +70,15 @@ fn on_end(f: impl FnOnce() -> HandlerResult + 'static) -> lol_html::EndTagHandle
     Box::new(move |_| f())
 }
 
+/// An attribute's value as the browser reads it: lol_html gives it as written, with its
+/// character references (`&amp;`) still in (cloudflare/lol-html#131).
+fn attribute(el: &Element<'_, '_>, name: &str) -> Option<String> {
+    el.get_attribute(name)
+        .map(|v| html_escape::decode_html_entities(&v).into_owned())
+}
+
 fn named(el: &Element<'_, '_>) -> Option<String> {
-    let name = el.get_attribute("name")?;
+    let name = attribute(el, "name")?;
     (!name.is_empty() && !el.has_attribute("disabled")).then_some(name)
 }
 
@@ -100,7 +107,7 @@ pub fn form_values(
     );
     let handlers = vec![
         element!("form", move |el| -> HandlerResult {
-            let action = el.get_attribute("action").unwrap_or_default();
+            let action = attribute(&el, "action").unwrap_or_default();
             let target = base
                 .join(&action)
                 .ok()
@@ -131,11 +138,10 @@ pub fn form_values(
             let Some(name) = named(el) else {
                 return Ok(());
             };
-            let kind = el
-                .get_attribute("type")
+            let kind = attribute(&el, "type")
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            let value = el.get_attribute("value");
+            let value = attribute(&el, "value");
             let value = match kind.as_str() {
                 "submit" | "button" | "reset" | "image" | "file" => return Ok(()),
                 "checkbox" | "radio" if !el.has_attribute("checked") => return Ok(()),
@@ -208,7 +214,7 @@ pub fn form_values(
             // An option's end tag may be left out: the next one ends it.
             r.end_option();
             r.option = Some((
-                el.get_attribute("value"),
+                attribute(&el, "value"),
                 String::new(),
                 el.has_attribute("selected"),
             ));
@@ -240,8 +246,8 @@ mod tests {
     #[test]
     fn the_form_that_submits_to_a_path_is_read_as_a_browser_would_send_it() {
         let page = r#"<form action="/search"><input name="q" value="x"></form>
-<form method="post" action="address?x=1">
-  <input name="line1" value="1 High St">
+<form method="post" action="address?x=1&amp;y=2">
+  <input name="line1" value="1 High St &amp; Sons &quot;Ltd&quot; &#x27;">
   <input name="city" value="York" disabled>
   <input name="post_code" value="•••• 1AA" readonly>
   <input type="checkbox" name="primary" checked>
@@ -255,7 +261,7 @@ Ring twice &amp; wait</textarea>
 </form>"#;
         let got = form_values(page, "/address", "/address", "POST").expect("the form");
         let want: Vec<(String, String)> = [
-            ("line1", "1 High St"),
+            ("line1", "1 High St & Sons \"Ltd\" '"),
             ("post_code", "•••• 1AA"),
             ("primary", "on"),
             ("kind", "work"),
