@@ -107,7 +107,7 @@ pub fn form_values(
     );
     let handlers = vec![
         element!("form", move |el| -> HandlerResult {
-            let action = attribute(&el, "action").unwrap_or_default();
+            let action = attribute(el, "action").unwrap_or_default();
             let target = base
                 .join(&action)
                 .ok()
@@ -138,10 +138,10 @@ pub fn form_values(
             let Some(name) = named(el) else {
                 return Ok(());
             };
-            let kind = attribute(&el, "type")
+            let kind = attribute(el, "type")
                 .unwrap_or_default()
                 .to_ascii_lowercase();
-            let value = attribute(&el, "value");
+            let value = attribute(el, "value");
             let value = match kind.as_str() {
                 "submit" | "button" | "reset" | "image" | "file" => return Ok(()),
                 "checkbox" | "radio" if !el.has_attribute("checked") => return Ok(()),
@@ -214,7 +214,7 @@ pub fn form_values(
             // An option's end tag may be left out: the next one ends it.
             r.end_option();
             r.option = Some((
-                attribute(&el, "value"),
+                attribute(el, "value"),
                 String::new(),
                 el.has_attribute("selected"),
             ));

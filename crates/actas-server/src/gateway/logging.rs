@@ -18,6 +18,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tracing::Instrument;
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -102,6 +103,30 @@ impl GatewayMetrics {
         );
         let _ = writeln!(out, "actas_gateway_request_duration_seconds_count {count}");
     }
+}
+
+/// Runs one gateway request's phases in its span (named by `method`, or the method it
+/// was sent with), then [`logging`] whatever ended them.
+pub(super) async fn logged(
+    state: &GatewayState,
+    mut ctx: ProxyCtx,
+    method: Option<&'static str>,
+    phases: impl AsyncFnOnce(&mut ProxyCtx) -> Result<Response, GatewayError>,
+) -> Response {
+    let span = tracing::info_span!(
+        "gateway_request",
+        id = ctx.id,
+        method = %method.unwrap_or(&ctx.method_sent),
+        path = %ctx.path_sent,
+        outcome = tracing::field::Empty,
+        status = tracing::field::Empty,
+    );
+    async {
+        let ended = phases(&mut ctx).await;
+        logging(state, &ctx, ended).await
+    }
+    .instrument(span)
+    .await
 }
 
 pub(super) async fn logging(

@@ -55,7 +55,6 @@ use error::GatewayError;
 use rewrite::HtmlMasker;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tracing::Instrument;
 
 pub use logging::GatewayMetrics;
 
@@ -141,20 +140,10 @@ async fn proxy(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     request: Request,
 ) -> Response {
-    let mut ctx = ProxyCtx::new(&request);
-    let span = tracing::info_span!(
-        "gateway_request",
-        id = ctx.id,
-        method = %ctx.method_sent,
-        path = %ctx.path_sent,
-        outcome = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
-    async {
-        let ended = phases(&state, &mut ctx, peer, request).await;
-        logging::logging(&state, &ctx, ended).await
-    }
-    .instrument(span)
+    let ctx = ProxyCtx::new(&request);
+    logging::logged(&state, ctx, None, async |ctx| {
+        phases(&state, ctx, peer, request).await
+    })
     .await
 }
 

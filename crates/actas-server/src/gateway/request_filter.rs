@@ -63,17 +63,7 @@ pub(super) async fn request_filter(
     } else {
         None
     };
-    ctx.cookie = cookie_value(&parts.headers).ok_or(GatewayError::NoSession)?;
-    let (session, login) = state
-        .service
-        .gateway_context(&ctx.cookie)
-        .await
-        .map_err(session_refused)?;
-    ctx.banner = banner(&session, state.service.policy(), &login.csrf);
-    ctx.session = Some(session);
-    if ctx.banner.is_empty() {
-        return Err(GatewayError::Internal("the banner could not be shown"));
-    }
+    enter_session(state, ctx, &parts.headers).await?;
     let sent = Method::parse(parts.method.as_str())
         .map_err(|_| GatewayError::Method(parts.method.as_str().to_owned()))?;
     let policy = state.service.policy();
@@ -181,4 +171,25 @@ fn is_navigation(headers: &HeaderMap) -> bool {
         (Some(_), None) => false,
         (None, None) => get("accept").is_some_and(|a| a.contains("text/html")),
     }
+}
+
+/// The session the request's gateway cookie names, still live, into `ctx` with the
+/// banner every answer carries: what any request inside a session starts with.
+pub(super) async fn enter_session(
+    state: &GatewayState,
+    ctx: &mut ProxyCtx,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), GatewayError> {
+    ctx.cookie = cookie_value(headers).ok_or(GatewayError::NoSession)?;
+    let (session, login) = state
+        .service
+        .gateway_context(&ctx.cookie)
+        .await
+        .map_err(session_refused)?;
+    ctx.banner = banner(&session, state.service.policy(), &login.csrf);
+    ctx.session = Some(session);
+    if ctx.banner.is_empty() {
+        return Err(GatewayError::Internal("the banner could not be shown"));
+    }
+    Ok(())
 }

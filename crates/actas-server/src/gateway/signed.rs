@@ -9,14 +9,11 @@
 
 use super::context::ProxyCtx;
 use super::error::GatewayError;
-use super::request_filter::{Filtered, session_refused};
-use super::reserved::cookie_value;
+use super::request_filter::{Filtered, enter_session, session_refused};
 use super::submission::Submission;
-use super::{GatewayState, forward, logging, notice::banner, upstream};
-use crate::assertion::Subject;
+use super::{GatewayState, forward, logging, upstream};
 use crate::service::actions::Hold;
 use crate::service::gateway::ForwardRecord;
-use actas_core::Timestamp;
 use actas_core::event::FieldChange;
 use actas_core::gateway::path::CanonicalPath;
 use actas_core::gateway::submission::{
@@ -32,7 +29,6 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde::Deserialize;
 use std::net::SocketAddr;
-use tracing::Instrument;
 
 /// The most a signed action's receipt may weigh: it travels as one header, which
 /// products' servers cap at 8 to 16 KiB.
@@ -266,20 +262,7 @@ async fn current_values(
         .map_err(|e| Fetched::Failed(session_refused(e)))?;
     let info = session.session.info();
     let base = upstream::base_for(state, info.mode).map_err(Fetched::Failed)?;
-    let assertion = state
-        .assertions
-        .sign(
-            &Subject {
-                session: info.id,
-                account: &info.account,
-                staff: &session.staff,
-                scope: &info.scope,
-                mode: info.mode,
-                ticket: &session.ticket,
-            },
-            Timestamp::now(),
-        )
-        .map_err(|_| Fetched::Failed(GatewayError::Unvouched))?;
+    let assertion = upstream::assertion_for(state, session).map_err(Fetched::Failed)?;
     let mut headers = upstream::upstream_headers(state, &request.parts.headers, peer, &assertion);
     headers.remove(header::CONTENT_TYPE);
     headers.remove(header::CONTENT_LENGTH);
@@ -399,20 +382,10 @@ pub(super) async fn send(
     Query(q): Query<SendQuery>,
     request: Request,
 ) -> Response {
-    let mut ctx = ProxyCtx::new(&request);
-    let span = tracing::info_span!(
-        "gateway_request",
-        id = ctx.id,
-        method = "SEND",
-        path = %ctx.path_sent,
-        outcome = tracing::field::Empty,
-        status = tracing::field::Empty,
-    );
-    async {
-        let ended = send_phases(&state, &mut ctx, peer, &id, &q.token, request).await;
-        logging::logging(&state, &ctx, ended).await
-    }
-    .instrument(span)
+    let ctx = ProxyCtx::new(&request);
+    logging::logged(&state, ctx, Some("SEND"), async |ctx| {
+        send_phases(&state, ctx, peer, &id, &q.token, request).await
+    })
     .await
 }
 
@@ -425,14 +398,10 @@ async fn send_phases(
     request: Request,
 ) -> Result<Response, GatewayError> {
     let (parts, _) = request.into_parts();
-    ctx.cookie = cookie_value(&parts.headers).ok_or(GatewayError::NoSession)?;
-    let (session, login) = state
-        .service
-        .gateway_context(&ctx.cookie)
-        .await
-        .map_err(session_refused)?;
-    ctx.banner = banner(&session, state.service.policy(), &login.csrf);
-    ctx.session = Some(session.clone());
+    enter_session(state, ctx, &parts.headers).await?;
+    let Some(session) = ctx.session.clone() else {
+        return Err(GatewayError::NoSession);
+    };
     let sending = state
         .service
         .send_action(&session, id, token)

@@ -48,18 +48,7 @@ pub(super) async fn upstream(
         .map(|q| format!("?{q}"))
         .unwrap_or_default();
     let url = format!("{}{path}{query}", ctx.base.trim_end_matches('/'));
-    let subject = Subject {
-        session: info.id,
-        account: &info.account,
-        staff: &session.staff,
-        scope: &info.scope,
-        mode: info.mode,
-        ticket: &session.ticket,
-    };
-    let assertion = state
-        .assertions
-        .sign(&subject, Timestamp::now())
-        .map_err(|_| GatewayError::Unvouched)?;
+    let assertion = assertion_for(state, &session)?;
     let mut headers = upstream_headers(state, &request.parts.headers, peer, &assertion);
     if let Some(receipt) = ctx.receipt.as_deref()
         && let Ok(v) = HeaderValue::from_str(receipt)
@@ -139,6 +128,27 @@ fn forwarding_headers(state: &GatewayState, peer: SocketAddr, out: &mut HeaderMa
     if let Some(h) = host {
         out.insert(HeaderName::from_static("x-forwarded-host"), h);
     }
+}
+
+/// The signed assertion of who is acting for whom, now, in this session: what every
+/// request the gateway sends the product carries.
+pub(super) fn assertion_for(
+    state: &GatewayState,
+    session: &crate::service::gateway::GatewayContext,
+) -> Result<String, GatewayError> {
+    let info = session.session.info();
+    let subject = Subject {
+        session: info.id,
+        account: &info.account,
+        staff: &session.staff,
+        scope: &info.scope,
+        mode: info.mode,
+        ticket: &session.ticket,
+    };
+    state
+        .assertions
+        .sign(&subject, Timestamp::now())
+        .map_err(|_| GatewayError::Unvouched)
 }
 
 /// The headers the product receives: the browser's that the policy lets pass, its
