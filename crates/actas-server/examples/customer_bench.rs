@@ -170,6 +170,9 @@ async fn main() -> Result<()> {
     let json = serde_json::to_string(&extract)?;
     let serialized = t.elapsed();
     let t = Instant::now();
+    let packed = actas_server::service::extract::compress(json.as_bytes())?;
+    let compressed = t.elapsed();
+    let t = Instant::now();
     let report = actas_core::extract::verify_extract(&json, None)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .context("the extract must verify")?;
@@ -201,6 +204,11 @@ async fn main() -> Result<()> {
         "| JSON ({:.1} MB; target at most 40 MB) | {:.2} s |",
         json.len() as f64 / 1e6,
         serialized.as_secs_f64()
+    );
+    println!(
+        "| the same JSON gzip-compressed, as `?format=json.gz` sends it ({:.1} MB; target at most 40 MB) | {:.2} s |",
+        packed.len() as f64 / 1e6,
+        compressed.as_secs_f64()
     );
     println!("| total | {:.2} s |", (built + serialized).as_secs_f64());
     println!(

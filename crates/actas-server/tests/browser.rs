@@ -1615,7 +1615,12 @@ async fn an_agent_signs_in_through_the_identity_provider_and_steps_up_before_a_s
 
 /// Puts `text` in a file and drops it on the verifier page's file input; returns what
 /// the page says.
-async fn verify_in_page(b: &Browser, dir: &std::path::Path, name: &str, text: &str) -> String {
+async fn verify_in_page(
+    b: &Browser,
+    dir: &std::path::Path,
+    name: &str,
+    text: impl AsRef<[u8]>,
+) -> String {
     let path = dir.join(name);
     std::fs::write(&path, text).expect("write");
     b.client
@@ -1711,6 +1716,26 @@ async fn the_verifier_page_proves_a_true_extract_and_refuses_every_tampered_one(
         "{said}"
     );
     b.shot("verified").await;
+    // The compressed form (`?format=json.gz`) is opened in the page too.
+    let gzip = |text: &str| {
+        use std::io::Write;
+        let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(text.as_bytes()).expect("gzip");
+        z.finish().expect("gzip")
+    };
+    let said = verify_in_page(&b, dir.path(), "good.json.gz", gzip(&good.to_string())).await;
+    assert!(
+        said.starts_with(&format!("Complete: all {n} events")),
+        "{said}"
+    );
+    let said = verify_in_page(
+        &b,
+        dir.path(),
+        "edited.json.gz",
+        gzip(&good.to_string().replacen("LA-77", "LA-78", 1)),
+    )
+    .await;
+    assert!(said.contains("does not hold"), "{said}");
 
     let mut cases: Vec<(&str, Value, &str)> = Vec::new();
     // Edit: one word of an event's text.

@@ -626,6 +626,42 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
         "{said}"
     );
 
+    // The compressed form is the same JSON, gzip'd, and verifies as it is.
+    let packed = reqwest::Client::new()
+        .get(format!(
+            "{}/accounts/acme/audit-extract?format=json.gz",
+            w.base
+        ))
+        .bearer_auth(&w.key)
+        .send()
+        .await
+        .expect("extract");
+    assert_eq!(packed.status(), StatusCode::OK);
+    assert_eq!(packed.headers()["content-type"], "application/gzip");
+    assert!(
+        packed.headers()["content-disposition"]
+            .to_str()
+            .expect("ascii")
+            .contains("audit-extract-acme.json.gz")
+    );
+    let packed = packed.bytes().await.expect("bytes");
+    let mut opened = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&packed[..]), &mut opened)
+        .expect("gzip");
+    let reopened: Value = serde_json::from_str(&opened).expect("json");
+    assert_eq!(reopened["events"], extract["events"], "the same events");
+    let gz = w.dir.path().join("acme.json.gz");
+    std::fs::write(&gz, &packed).expect("write");
+    let (code, said) = verify(&gz, Some(&key));
+    assert_eq!(code, Some(0), "{said}");
+    assert!(said.contains("Complete: all 3 events"), "{said}");
+    let mut broken = packed.to_vec();
+    let middle = broken.len() / 2;
+    broken[middle] ^= 0x55;
+    std::fs::write(&gz, &broken).expect("write");
+    let (code, said) = verify(&gz, Some(&key));
+    assert_ne!(code, Some(0), "{said}");
+
     // One byte changed in an event's text: refused, naming the event.
     // The account's events: it being added, then LA-77, then DD-9 (the third).
     let seq = extract["events"][2]["seq"].as_u64().expect("seq");

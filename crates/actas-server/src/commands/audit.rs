@@ -209,6 +209,20 @@ fn verify_receipt(
     Ok(())
 }
 
+/// An extract file's text: as it is, or opened if it is the compressed form
+/// (`?format=json.gz`, gzip).
+fn extract_text(bytes: Vec<u8>) -> Result<String, String> {
+    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+            .map_err(|e| format!("it is compressed, but could not be opened: {e}"))?;
+        out
+    } else {
+        bytes
+    };
+    String::from_utf8(bytes).map_err(|_| "it is not UTF-8 text".to_owned())
+}
+
 /// `actas audit verify-extract FILE [--key PUB] [--since OLD]`: offline, from the files
 /// alone.
 fn verify_extract(
@@ -217,8 +231,9 @@ fn verify_extract(
     since: Option<&std::path::Path>,
 ) -> Result<(), Failure> {
     let read = |file: &std::path::Path| {
-        std::fs::read_to_string(file)
-            .map_err(|e| Failure::input(format!("{}: {e}", file.display())))
+        let bytes =
+            std::fs::read(file).map_err(|e| Failure::input(format!("{}: {e}", file.display())))?;
+        extract_text(bytes).map_err(|e| Failure::input(format!("{}: {e}", file.display())))
     };
     let text = read(file)?;
     let key = key
