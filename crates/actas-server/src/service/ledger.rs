@@ -17,6 +17,18 @@ use serde::Serialize;
 /// The kind of a ledger key replacement event.
 const ROTATION_KIND: &str = "keys.ledger_rotated";
 
+/// How long the published ledger keys are served as last read: a key another instance
+/// rotated to shows within this, and at once where the instance itself signs with a new
+/// key.
+pub const KEYS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The published ledger keys as last read.
+pub(super) struct Published {
+    read_at: std::time::Instant,
+    origin: String,
+    keys: Vec<LedgerKeyInfo>,
+}
+
 /// One ledger key as `/.well-known/actas-ledger-keys` lists it.
 #[derive(Debug, Clone, Serialize)]
 pub struct LedgerKeyInfo {
@@ -114,6 +126,29 @@ impl Service {
 
     /// Every ledger key: the current one and earlier ones, each with the heads it signed.
     pub async fn ledger_keys(&self, origin: &Origin) -> ServiceResult<Vec<LedgerKeyInfo>> {
+        let current = self.store.public_key().key_id().to_string();
+        let fresh = |p: &Published| {
+            p.read_at.elapsed() < KEYS_FRESH_FOR
+                && p.origin == origin.as_str()
+                && p.keys.iter().any(|k| k.current && k.key_id == current)
+        };
+        if let Ok(cached) = self.published_keys.lock()
+            && let Some(p) = cached.as_ref().filter(|p| fresh(p))
+        {
+            return Ok(p.keys.clone());
+        }
+        let keys = self.read_ledger_keys(origin).await?;
+        if let Ok(mut cached) = self.published_keys.lock() {
+            *cached = Some(Published {
+                read_at: std::time::Instant::now(),
+                origin: origin.as_str().to_owned(),
+                keys: keys.clone(),
+            });
+        }
+        Ok(keys)
+    }
+
+    async fn read_ledger_keys(&self, origin: &Origin) -> ServiceResult<Vec<LedgerKeyInfo>> {
         let heads = self.store.tree_heads().await?;
         let current = self.store.public_key();
         let keys = self.ledger_key_history().await?;

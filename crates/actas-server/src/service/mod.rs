@@ -109,6 +109,9 @@ pub struct Service {
     pages: Arc<snapshots::PageQueue>,
     /// The overdue-review count `/metrics` last read, and when.
     overdue: Arc<std::sync::Mutex<Option<(std::time::Instant, usize)>>>,
+    /// The published ledger keys as last read (anyone may ask for them, and reading
+    /// them goes through every signed tree head), for [`ledger::KEYS_FRESH_FOR`].
+    published_keys: Arc<std::sync::Mutex<Option<ledger::Published>>>,
     /// The company's identity provider, when staff sign in through one.
     sign_on: Option<Arc<sign_on::SignOn>>,
     /// Whether actas's own passwords are accepted.
@@ -130,6 +133,7 @@ impl Service {
             assertion_seal: None,
             pages: Arc::default(),
             overdue: Arc::default(),
+            published_keys: Arc::default(),
             sign_on: None,
             local_passwords: true,
             scim_token: None,
