@@ -477,11 +477,9 @@ async fn two_step_sign_in_with_an_authenticator_app() {
         (s, e["error"]["field"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("code"))
     );
+    let enrolled = app.generate_current().expect("code");
     let (s, _) = sarah
-        .post(
-            "/api/v1/totp/confirm",
-            json!({ "code": app.generate_current().expect("code") }),
-        )
+        .post("/api/v1/totp/confirm", json!({ "code": enrolled }))
         .await;
     assert_eq!(s, StatusCode::OK);
 
@@ -500,12 +498,35 @@ async fn two_step_sign_in_with_an_authenticator_app() {
         .err()
         .expect("wrong code");
     assert_eq!(s, StatusCode::UNAUTHORIZED);
-    let code = app.generate_current().expect("code");
+    // Each code works once: the one that turned it on, then the next one, once.
+    let (s, e) = t
+        .sign_in_full("sarah@example.com", "a-long-password", Some(&enrolled))
+        .await
+        .err()
+        .expect("the code that turned it on is used");
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
     assert!(
-        t.sign_in_full("sarah@example.com", "a-long-password", Some(&code))
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has been used already")),
+        "{e}"
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_secs();
+    let next = app.generate(now + 30);
+    assert!(
+        t.sign_in_full("sarah@example.com", "a-long-password", Some(&next))
             .await
             .is_ok()
     );
+    let (s, _) = t
+        .sign_in_full("sarah@example.com", "a-long-password", Some(&next))
+        .await
+        .err()
+        .expect("replayed");
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "a code works once");
     let lee = t.sign_in("lee@example.com").await;
     let (_, log) = lee.get("/api/v1/audit?kind=staff.totp_enabled").await;
     assert_eq!(

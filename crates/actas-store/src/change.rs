@@ -318,10 +318,20 @@ pub enum Change {
         /// The secret.
         secret: Vec<u8>,
     },
-    /// Turns two-step sign-in on with the pending secret.
+    /// Turns two-step sign-in on with the pending secret, its code for `step` used.
     EnableTotp {
         /// Whose.
         staff: StaffId,
+        /// The time step of the code that confirmed it.
+        step: u64,
+    },
+    /// Uses an authenticator code: refused (`Conflict`) unless its time step is later
+    /// than the last one used, so each code works once.
+    UseTotpCode {
+        /// Whose.
+        staff: StaffId,
+        /// Its time step (Unix time / 30 s).
+        step: u64,
     },
     /// Stores the gateway cookie issued for a session.
     InsertGatewayLogin {

@@ -10,7 +10,6 @@ use actas_core::event::{Actor, EventData, NewEvent};
 use actas_core::staff::Email;
 use actas_store::{Applied, Change, StaffRecord, StoreError, Unit};
 use sha2::{Digest, Sha256};
-use std::sync::OnceLock;
 use std::time::Duration;
 
 /// How long a console sign-in lasts.
@@ -99,19 +98,6 @@ pub fn secret_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
-/// A hash to check unknown emails against, so they take as long as known ones.
-async fn dummy_hash() -> String {
-    static DUMMY: OnceLock<String> = OnceLock::new();
-    if let Some(h) = DUMMY.get() {
-        return h.clone();
-    }
-    let made = match Password::new("not-a-real-password-for-timing".into()) {
-        Ok(p) => password::hash(p).await.unwrap_or_default(),
-        Err(_) => String::new(),
-    };
-    DUMMY.get_or_init(|| made).clone()
-}
-
 impl Service {
     /// Checks an email, password and (when two-step sign-in is on) the authenticator
     /// code; on success opens a console login.
@@ -132,7 +118,8 @@ impl Service {
         };
         let Some(staff) = staff.filter(|s| s.active) else {
             if let Ok(p) = typed {
-                let _ = password::verify(p, dummy_hash().await).await;
+                // Checked against nothing, as long as a real check takes.
+                let _ = password::verify(p, String::new()).await;
             }
             return Err(unauthorized());
         };
@@ -144,26 +131,44 @@ impl Service {
                     "enter the 6-digit code from your authenticator app",
                 ));
             };
-            if !totp_matches(&secret.0, &staff.email, code) {
+            let Some(step) = totp_step(&secret.0, &staff.email, code) else {
                 self.count_failure(&staff).await?;
                 return Err(ServiceError::Unauthenticated(
                     "that authenticator code is not right".into(),
                 ));
-            }
+            };
+            // Each code works once: the login opens only with its step used, together.
+            let used = Change::UseTotpCode {
+                staff: staff.id,
+                step,
+            };
+            let now = Timestamp::now();
+            return match self
+                .open_login(staff.clone(), now, LOGIN_TTL, None, Some(used))
+                .await
+            {
+                Err(ServiceError::Conflict(reason)) => {
+                    self.count_failure(&staff).await?;
+                    Err(ServiceError::Unauthenticated(reason))
+                }
+                other => other,
+            };
         }
         let now = Timestamp::now();
-        self.open_login(staff, now, LOGIN_TTL, None).await
+        self.open_login(staff, now, LOGIN_TTL, None, None).await
     }
 
     /// Opens a console login for `staff` lasting `ttl`, counting as authenticated at
     /// `authenticated_at`, recorded as a sign-in (`through` the identity provider, or
-    /// with a password when `None`).
+    /// with a password when `None`), with `also` in the same unit (an authenticator
+    /// code used).
     pub(super) async fn open_login(
         &self,
         staff: StaffRecord,
         authenticated_at: Timestamp,
         ttl: Duration,
         through: Option<String>,
+        also: Option<Change>,
     ) -> ServiceResult<SignedIn> {
         let now = Timestamp::now();
         let token = random_hex(32)?;
@@ -175,17 +180,18 @@ impl Service {
                 through,
             },
         );
+        let sign_in = Change::SignIn {
+            token_hash: secret_hash(&token),
+            staff: staff.id,
+            csrf: csrf.clone(),
+            at: now,
+            authenticated_at,
+            expires_at: now.plus(ttl),
+        };
         self.store
-            .commit(Unit::change(
-                Change::SignIn {
-                    token_hash: secret_hash(&token),
-                    staff: staff.id,
-                    csrf: csrf.clone(),
-                    at: now,
-                    authenticated_at,
-                    expires_at: now.plus(ttl),
-                },
-                event,
+            .commit(Unit::new(
+                also.into_iter().chain([sign_in]).collect(),
+                move |_| vec![event],
             ))
             .await?;
         Ok(SignedIn {
@@ -419,8 +425,25 @@ fn totp_for(secret: &[u8], email: &Email) -> Option<totp_rs::TOTP> {
     .ok()
 }
 
-fn totp_matches(secret: &[u8], email: &Email, code: &str) -> bool {
-    totp_for(secret, email).is_some_and(|t| t.check_current(code).unwrap_or(false))
+/// The time step (Unix time / 30 s) a code is good for, if it is one of the current step
+/// or the one on either side (clocks drift), compared in constant time.
+fn totp_step(secret: &[u8], email: &Email, code: &str) -> Option<u64> {
+    let totp = totp_for(secret, email)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?
+        .as_secs()
+        / totp.step;
+    let mut found = None;
+    // Every candidate is computed and compared, so the answer takes as long either way.
+    for step in [now.saturating_sub(1), now, now + 1] {
+        let expected = totp.generate(step * totp.step);
+        let same: bool = subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), code.as_bytes()).into();
+        if same && found.is_none() {
+            found = Some(step);
+        }
+    }
+    found
 }
 
 impl Service {
@@ -462,12 +485,12 @@ impl Service {
         let pending = staff.totp_pending.clone().ok_or_else(|| {
             ServiceError::Conflict("start setting up the authenticator app first".into())
         })?;
-        if !totp_matches(&pending.0, &staff.email, code.trim()) {
+        let Some(step) = totp_step(&pending.0, &staff.email, code.trim()) else {
             return Err(ServiceError::invalid(
                 "code",
                 "that code doesn't match; check the app's clock and try the newest code",
             ));
-        }
+        };
         let event = NewEvent::new(
             Actor::Staff(staff.to_ref()),
             EventData::TotpEnabled {
@@ -475,7 +498,13 @@ impl Service {
             },
         );
         self.store
-            .commit(Unit::change(Change::EnableTotp { staff: staff.id }, event))
+            .commit(Unit::change(
+                Change::EnableTotp {
+                    staff: staff.id,
+                    step,
+                },
+                event,
+            ))
             .await?;
         Ok(())
     }

@@ -925,6 +925,7 @@ impl Service {
             Timestamp::from_millis(0),
             self.policy().session.console_sign_in,
             Some(provider.name().to_owned()),
+            None,
         )
         .await
     }

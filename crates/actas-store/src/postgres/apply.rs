@@ -830,8 +830,24 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
                 .map_err(db)?;
             Ok(Applied::Done)
         }
-        Change::EnableTotp { staff } => {
-            let r = sqlx::query("UPDATE staff SET totp_secret = totp_pending, totp_pending = NULL WHERE id = $1 AND totp_pending IS NOT NULL")
+        Change::UseTotpCode { staff, step } => {
+            let r = sqlx::query("UPDATE staff SET totp_last_step = $1 WHERE id = $2 AND (totp_last_step IS NULL OR totp_last_step < $3)")
+                .bind(step as i64)
+                .bind(staff.get())
+                .bind(step as i64)
+                .execute(&mut *conn)
+                .await
+                .map_err(db)?;
+            expect_one(r.rows_affected(), || {
+                StoreError::Conflict(
+                    "that authenticator code has been used already; wait for the next one".into(),
+                )
+            })?;
+            Ok(Applied::Done)
+        }
+        Change::EnableTotp { staff, step } => {
+            let r = sqlx::query("UPDATE staff SET totp_secret = totp_pending, totp_pending = NULL, totp_last_step = $1 WHERE id = $2 AND totp_pending IS NOT NULL")
+                .bind(step as i64)
                 .bind(staff.get())
                 .execute(&mut *conn)
                 .await
