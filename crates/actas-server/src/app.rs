@@ -247,8 +247,14 @@ impl Application {
                         message: e.to_string(),
                     })
                 })?;
+            let connect_timeout =
+                Duration::from_secs(loaded.config.gateway.connect_timeout_seconds.max(1));
             let client = reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
+                .connect_timeout(connect_timeout)
+                .timeout(Duration::from_secs(
+                    loaded.config.gateway.answer_timeout_seconds.max(1),
+                ))
                 .build()
                 .map_err(|e| {
                     StartError::Config(crate::config::ConfigError::Parse {
@@ -263,6 +269,7 @@ impl Application {
                 upstream: loaded.config.gateway.upstream.clone(),
                 mirror: loaded.config.gateway.mirror.clone(),
                 client,
+                connect_timeout,
                 max_body: usize::try_from(loaded.config.gateway.max_body_mib)
                     .unwrap_or(usize::MAX)
                     .saturating_mul(1024 * 1024),

@@ -67,6 +67,7 @@ pub async fn deliver(service: Service, timing: DeliveryTiming, mut stopped: watc
     let client = match reqwest::Client::builder()
         .timeout(timing.timeout)
         .redirect(reqwest::redirect::Policy::none())
+        .connect_timeout(std::time::Duration::from_secs(5).min(timing.timeout))
         .build()
     {
         Ok(c) => c,

@@ -270,6 +270,22 @@ pub struct GatewayConfig {
     /// browser sent, which are never trusted).
     #[serde(default = "yes")]
     pub forwarded_headers: bool,
+    /// How long (seconds) the gateway waits to connect to the product, live connections
+    /// included.
+    #[serde(default = "default_gateway_connect_timeout")]
+    pub connect_timeout_seconds: u64,
+    /// The longest (seconds) the product may take over one answer, from the request sent
+    /// to its last byte: one cut off at this is refused or broken off, and recorded.
+    #[serde(default = "default_answer_timeout")]
+    pub answer_timeout_seconds: u64,
+}
+
+fn default_gateway_connect_timeout() -> u64 {
+    5
+}
+
+fn default_answer_timeout() -> u64 {
+    120
 }
 
 /// Which `Host` header the product receives.
@@ -304,6 +320,8 @@ impl Default for GatewayConfig {
             max_body_mib: default_max_body_mib(),
             host: HostHeader::default(),
             forwarded_headers: true,
+            connect_timeout_seconds: default_gateway_connect_timeout(),
+            answer_timeout_seconds: default_answer_timeout(),
         }
     }
 }

@@ -75,8 +75,10 @@ pub struct GatewayState {
     pub upstream: String,
     /// A separate copy of the product for `mirror` sessions, if any.
     pub mirror: Option<String>,
-    /// The HTTP client to the product.
+    /// The HTTP client to the product (with its connect and answer timeouts).
     pub client: reqwest::Client,
+    /// How long connecting to the product may take, live connections included.
+    pub connect_timeout: std::time::Duration,
     /// The largest body the gateway reads whole: a request's, and a JSON answer's to mask
     /// (HTML is streamed).
     pub max_body: usize,

@@ -59,12 +59,19 @@ pub(super) async fn bridge(
             request.headers_mut().append(name.clone(), value.clone());
         }
     }
-    let (upstream, _) = tokio_tungstenite::connect_async(request)
-        .await
-        .map_err(|e| {
-            tracing::warn!(error = %e, "the product refused a live connection");
-            GatewayError::Upstream
-        })?;
+    let (upstream, _) = tokio::time::timeout(
+        state.connect_timeout,
+        tokio_tungstenite::connect_async(request),
+    )
+    .await
+    .map_err(|_| {
+        tracing::warn!("the product did not take a live connection in time");
+        GatewayError::Upstream
+    })?
+    .map_err(|e| {
+        tracing::warn!(error = %e, "the product refused a live connection");
+        GatewayError::Upstream
+    })?;
     let live = Live {
         state: state.clone(),
         cookie: ctx.cookie.clone(),

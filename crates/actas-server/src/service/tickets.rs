@@ -19,6 +19,7 @@ impl TicketCheck {
     pub fn new(url: String, secret: String, timeout: Duration) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .connect_timeout(Duration::from_secs(5).min(timeout))
             .redirect(reqwest::redirect::Policy::none())
             .build()?;
         Ok(Self {

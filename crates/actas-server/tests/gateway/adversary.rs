@@ -876,3 +876,35 @@ async fn a_masked_field_is_revealed_only_to_an_approved_scope_and_each_reveal_is
     );
     w.stop().await;
 }
+
+#[tokio::test]
+async fn a_product_that_does_not_answer_in_time_is_cut_off_and_recorded() {
+    let w = world_with(|config| {
+        let edited = config.replacen(
+            "answer_timeout_seconds = 120",
+            "answer_timeout_seconds = 1",
+            1,
+        );
+        assert_ne!(edited, config, "actas init writes the answer timeout");
+        edited
+    })
+    .await;
+    let agent = enter(&w, &[], "read-only").await;
+    // The product answers after 10 s; the gateway waits 1 s.
+    let r = agent.get("/stall").send().await.expect("stall");
+    assert_eq!(r.status(), StatusCode::BAD_GATEWAY);
+    assert!(
+        r.text()
+            .await
+            .expect("page")
+            .contains("The product did not answer")
+    );
+    let refused = said(&w, "session.answer_refused").await;
+    assert!(
+        refused
+            .iter()
+            .any(|s| s.contains("GET /stall") && s.contains("did not answer")),
+        "{refused:#?}"
+    );
+    w.stop().await;
+}

@@ -474,6 +474,10 @@ async fn product(seen: Arc<Seen>) -> String {
         .route("/build/app.js", get(unmarked_script))
         .route("/static/moved.png", get(moved))
         .route("/slow", get(slow))
+        .route("/stall", get(|| async {
+            tokio::time::sleep(std::time::Duration::from_secs(10)).await;
+            Html("<html><body>late</body></html>")
+        }))
         .route("/broken", get(broken))
         .route("/echo", post(echo))
         .route("/users/{who}", get(page))
@@ -615,6 +619,11 @@ reveal = "reveal_id"
 
 /// Starts the product and actas with the test policy.
 pub(crate) async fn world() -> World {
+    world_with(|config| config).await
+}
+
+/// [`world`], with actas's configuration edited by `edit` first.
+pub(crate) async fn world_with(edit: impl FnOnce(String) -> String) -> World {
     let seen = Arc::new(Seen::default());
     let upstream = product(seen.clone()).await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -631,7 +640,7 @@ pub(crate) async fn world() -> World {
         &format!("max_body_mib = {MAX_BODY_MIB}"),
     );
     assert_ne!(limited, pointed, "actas init writes the body limit");
-    std::fs::write(&config, limited).expect("write");
+    std::fs::write(&config, edit(limited)).expect("write");
     let policy_file = data.path().join("policy.toml");
     let policy = std::fs::read_to_string(&policy_file).expect("policy");
     let gateway = policy.replacen(
