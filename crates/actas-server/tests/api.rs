@@ -709,3 +709,26 @@ async fn an_assertion_key_written_behind_actas_back_is_never_used_or_published()
     );
     t.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn a_sign_in_from_another_site_is_refused() {
+    let t = TestApp::start().await;
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1/sign-in", t.base))
+        .header("origin", "https://evil.example")
+        .json(&json!({ "email": "sarah@example.com", "password": "a-long-password" }))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    assert!(r.headers().get("set-cookie").is_none(), "no cookie");
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "cross_site");
+    // Without Origin (a script, not a browser) it works as before.
+    assert!(
+        t.sign_in_full("sarah@example.com", "a-long-password", None)
+            .await
+            .is_ok()
+    );
+    t.app.stop().await.expect("stop");
+}

@@ -41,10 +41,16 @@ impl Browser {
             .redirect(Policy::none())
             .build()
             .expect("client");
+        let (token, form_cookie) = common::sign_in_form(&t.base).await;
         let r = http
             .post(format!("{}/sign-in", t.base))
             .header("origin", &t.base)
-            .form(&[("email", email), ("password", "a-long-password")])
+            .header("cookie", &form_cookie)
+            .form(&[
+                ("email", email),
+                ("password", "a-long-password"),
+                ("csrf", token.as_str()),
+            ])
             .send()
             .await
             .expect("send");
@@ -470,13 +476,16 @@ async fn over_https_the_cookie_is_host_prefixed_and_secure_and_only_the_public_o
         .redirect(Policy::none())
         .build()
         .expect("client");
+    let (token, form_cookie) = common::sign_in_form(&base).await;
     let form = [
         ("email", "sarah@example.com"),
         ("password", "a-long-password"),
+        ("csrf", token.as_str()),
     ];
     let r = http
         .post(format!("{base}/sign-in"))
         .header("origin", &base)
+        .header("cookie", &form_cookie)
         .form(&form)
         .send()
         .await
@@ -489,6 +498,7 @@ async fn over_https_the_cookie_is_host_prefixed_and_secure_and_only_the_public_o
     let r = http
         .post(format!("{base}/sign-in"))
         .header("origin", "https://support.example.com")
+        .header("cookie", &form_cookie)
         .form(&form)
         .send()
         .await
@@ -544,13 +554,16 @@ async fn a_helpdesk_link_opens_the_request_form_with_the_ticket_after_signing_in
         ("/\\evil.example", "/"),
         ("https://evil.example/", "/"),
     ] {
+        let (token, form_cookie) = common::sign_in_form(&t.base).await;
         let r = http
             .post(format!("{}/sign-in", t.base))
             .header("origin", &t.base)
+            .header("cookie", &form_cookie)
             .form(&[
                 ("email", "sarah@example.com"),
                 ("password", "a-long-password"),
                 ("next", next),
+                ("csrf", token.as_str()),
             ])
             .send()
             .await
@@ -702,4 +715,54 @@ async fn the_activity_log_pages_newest_first_keeps_its_filters_and_downloads_saf
     let sarah = Browser::sign_in(&t, "sarah@example.com").await;
     let (s, _) = sarah.get("/activity.csv").await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_sign_in_form_posted_without_its_own_token_is_refused() {
+    let t = start().await;
+    let http = reqwest::Client::builder()
+        .redirect(Policy::none())
+        .build()
+        .expect("client");
+    let post = |token: Option<String>, cookie: Option<String>| {
+        let mut form = vec![
+            ("email", "sarah@example.com".to_owned()),
+            ("password", "a-long-password".to_owned()),
+        ];
+        if let Some(t) = token {
+            form.push(("csrf", t));
+        }
+        let mut r = http
+            .post(format!("{}/sign-in", t.base))
+            .header("origin", &t.base)
+            .form(&form);
+        if let Some(c) = cookie {
+            r = r.header("cookie", c);
+        }
+        r.send()
+    };
+    let (mine, my_cookie) = common::sign_in_form(&t.base).await;
+    let (theirs, their_cookie) = common::sign_in_form(&t.base).await;
+    // A page elsewhere that posts the form (login CSRF) has neither this browser's
+    // cookie nor its token; one that brings its own token lacks the cookie, and the
+    // other way round.
+    for (token, cookie) in [
+        (None, None),
+        (Some(theirs.clone()), None),
+        (None, Some(my_cookie.clone())),
+        (Some(theirs), Some(my_cookie.clone())),
+        (
+            Some(String::new()),
+            Some(format!("{}=", my_cookie.split('=').next().expect("name"))),
+        ),
+    ] {
+        let r = post(token.clone(), cookie.clone()).await.expect("post");
+        assert_eq!(r.status(), StatusCode::FORBIDDEN, "{token:?} {cookie:?}");
+        let page = r.text().await.expect("page");
+        assert!(page.contains("This sign-in form had expired"), "{page}");
+    }
+    let r = post(Some(mine), Some(my_cookie)).await.expect("post");
+    assert_eq!(r.status(), StatusCode::SEE_OTHER, "its own token signs in");
+    let _ = their_cookie;
+    t.app.stop().await.expect("stop");
 }

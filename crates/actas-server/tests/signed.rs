@@ -37,10 +37,16 @@ fn between<'a>(text: &'a str, start: &str, end: &str) -> Option<&'a str> {
 /// Sarah signed in to the console: her cookie and CSRF token.
 async fn console_sign_in(console: &str, email: &str) -> (String, String) {
     let http = client();
+    let (token, form_cookie) = common::sign_in_form(console).await;
     let r = http
         .post(format!("{console}/sign-in"))
         .header("origin", console)
-        .form(&[("email", email), ("password", STAFF_PASSWORD)])
+        .header("cookie", &form_cookie)
+        .form(&[
+            ("email", email),
+            ("password", STAFF_PASSWORD),
+            ("csrf", token.as_str()),
+        ])
         .send()
         .await
         .expect("sign in");

@@ -368,3 +368,22 @@ pub fn csrf_on(page: &str) -> String {
         .expect("a CSRF token on the page")
         .to_owned()
 }
+
+/// The console's password sign-in form as a browser gets it: the form's token, and the
+/// cookie (`name=value`) it is checked against.
+pub async fn sign_in_form(console: &str) -> (String, String) {
+    let r = reqwest::get(format!("{console}/sign-in"))
+        .await
+        .expect("the sign-in page");
+    let cookie = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|c| c.contains("_form="))
+        .and_then(|c| c.split(';').next())
+        .expect("the sign-in form's cookie")
+        .to_owned();
+    let page = r.text().await.expect("page");
+    (csrf_on(&page), cookie)
+}

@@ -109,7 +109,19 @@ struct SignIn {
     totp: Option<String>,
 }
 
-async fn sign_in(State(state): State<AppState>, Body(body): Body<SignIn>) -> ApiResult<Response> {
+async fn sign_in(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Body(body): Body<SignIn>,
+) -> ApiResult<Response> {
+    // It sets the console's cookie: a page on another site must not sign a browser in.
+    if !state.site.same_origin(&headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site",
+            "a sign-in sent from another site is refused",
+        ));
+    }
     let signed = state
         .service
         .sign_in(&body.email, &body.password, body.totp.as_deref())

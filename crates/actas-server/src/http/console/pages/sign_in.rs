@@ -1,6 +1,6 @@
 //! Signing in and out.
 
-use super::{Empty, Me, Page, ok};
+use super::{Empty, Me, Page};
 use crate::http::AppState;
 use crate::http::console::{PageError, Posted, render};
 use crate::service::ServiceError;
@@ -23,10 +23,22 @@ struct SignInPage {
     provider: Option<String>,
     /// Whether actas's own passwords are accepted.
     passwords: bool,
+    /// The sign-in form's own token, also set as a cookie (see [`FORM_COOKIE`]).
+    csrf: String,
 }
+
+/// What names the cookie that carries the sign-in form's token: nobody is signed in
+/// yet, so the form's token is checked against this cookie, which another site can
+/// neither read nor set; a sign-in form posted from elsewhere (login CSRF) is refused.
+const FORM_COOKIE: &str = "form";
 
 impl SignInPage {
     fn new(state: &AppState, next: Option<String>) -> Self {
+        let mut token = [0u8; 16];
+        // Without randomness the form can't be sent at all: it fails closed.
+        let csrf = getrandom::getrandom(&mut token)
+            .map(|()| hex::encode(token))
+            .unwrap_or_default();
         Self {
             me: None,
             flash: None,
@@ -35,7 +47,14 @@ impl SignInPage {
             next,
             provider: state.service.sign_on().map(|p| p.name().to_owned()),
             passwords: state.service.local_passwords(),
+            csrf,
         }
+    }
+
+    /// The page with `status`, and the cookie its form's token is checked against.
+    fn answer(&self, state: &AppState, status: StatusCode) -> Page {
+        let cookie = state.site.binding_cookie(FORM_COOKIE, &self.csrf, 3600);
+        Ok((status, [(header::SET_COOKIE, cookie)], render(self)?).into_response())
     }
 }
 
@@ -78,10 +97,7 @@ pub(in crate::http::console) async fn sign_in_page(
     State(state): State<AppState>,
     Query(q): Query<NextQuery>,
 ) -> Page {
-    ok(render(&SignInPage::new(
-        &state,
-        local_path(q.next.as_deref()),
-    ))?)
+    SignInPage::new(&state, local_path(q.next.as_deref())).answer(&state, StatusCode::OK)
 }
 
 /// Sends the browser to the identity provider for `purpose`, bound to this browser.
@@ -125,7 +141,7 @@ pub(in crate::http::console) async fn sign_on_callback(
     let refused = |message: String| -> Page {
         let mut page = SignInPage::new(&state, None);
         page.error = Some(message);
-        Ok((StatusCode::FORBIDDEN, render(&page)?).into_response())
+        page.answer(&state, StatusCode::FORBIDDEN)
     };
     let Some(flow_state) = q.state.as_deref().filter(|s| !s.is_empty()) else {
         return refused(
@@ -195,6 +211,9 @@ pub(in crate::http::console) async fn sign_on_callback(
 pub(in crate::http::console) struct SignInForm {
     email: String,
     password: String,
+    /// The form's token ([`FORM_COOKIE`]).
+    #[serde(default)]
+    csrf: String,
     #[serde(default)]
     totp: String,
     #[serde(default)]
@@ -216,6 +235,21 @@ pub(in crate::http::console) async fn sign_in(
     let form: SignInForm = serde_html_form::from_bytes(&body).map_err(|_| {
         PageError::status(StatusCode::BAD_REQUEST, "Enter your email and password.")
     })?;
+    // The form's token must be the one this browser was given with it (with passwords
+    // off there is no form, and the service says so).
+    let given = state
+        .site
+        .binding(&headers, FORM_COOKIE)
+        .unwrap_or_default();
+    let same: bool = subtle::ConstantTimeEq::ct_eq(given.as_bytes(), form.csrf.as_bytes()).into();
+    if state.service.local_passwords() && (!same || given.is_empty()) {
+        let mut page = SignInPage::new(&state, local_path(form.next.as_deref()));
+        page.email = form.email;
+        page.error = Some(
+            "This sign-in form had expired or was sent from another page, so nothing was checked. Please sign in again here.".into(),
+        );
+        return page.answer(&state, StatusCode::FORBIDDEN);
+    }
     match state
         .service
         .sign_in(&form.email, &form.password, Some(form.totp.as_str()))
@@ -242,7 +276,7 @@ pub(in crate::http::console) async fn sign_in(
             let mut page = SignInPage::new(&state, local_path(form.next.as_deref()));
             page.email = form.email;
             page.error = Some(e.to_string());
-            Ok((status, render(&page)?).into_response())
+            page.answer(&state, status)
         }
         Err(e) => Err(e.into()),
     }
