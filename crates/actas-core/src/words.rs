@@ -70,6 +70,17 @@ pub fn sentence(text: &str) -> String {
     out
 }
 
+/// A message as a clause inside a sentence: no capital first letter, no full stop (the
+/// opposite of [`sentence`]).
+pub fn clause(text: &str) -> String {
+    let trimmed = text.trim().trim_end_matches('.');
+    let mut chars = trimmed.chars();
+    match chars.next() {
+        Some(first) => first.to_lowercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
 /// Why a session ended, as a sentence that reads alone, in the third person.
 pub fn end_reason(reason: EndReason) -> &'static str {
     match reason {

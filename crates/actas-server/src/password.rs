@@ -44,18 +44,29 @@ impl Password {
 /// How many Argon2 computations run at once: one per core. Each takes a core and about
 /// 19 MiB for tens of milliseconds, so a burst of sign-ins waits its turn instead of
 /// filling the blocking pool and the memory.
-fn argon2_slots() -> &'static tokio::sync::Semaphore {
-    static SLOTS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+fn argon2_slots() -> &'static std::sync::Arc<tokio::sync::Semaphore> {
+    static SLOTS: std::sync::OnceLock<std::sync::Arc<tokio::sync::Semaphore>> =
+        std::sync::OnceLock::new();
     SLOTS.get_or_init(|| {
-        tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get()))
+        std::sync::Arc::new(tokio::sync::Semaphore::new(
+            std::thread::available_parallelism().map_or(2, |n| n.get()),
+        ))
     })
 }
 
 /// Runs `work` on a blocking thread once an Argon2 slot is free (the hash is
-/// deliberately slow and must not stall the executor); `None` if it could not run.
+/// deliberately slow and must not stall the executor); `None` if it could not run. The
+/// slot goes with the work, so a request given up on (its client gone) holds it until
+/// the hash it started is done.
 async fn in_slot<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-    let _slot = argon2_slots().acquire().await.ok()?;
-    tokio::task::spawn_blocking(work).await.ok()
+    let slot = argon2_slots().clone().acquire_owned().await.ok()?;
+    tokio::task::spawn_blocking(move || {
+        let done = work();
+        drop(slot);
+        done
+    })
+    .await
+    .ok()
 }
 
 /// How many Argon2 computations have run, for the tests that show a refusal costs the

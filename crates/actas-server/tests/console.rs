@@ -761,6 +761,17 @@ async fn a_sign_in_form_posted_without_its_own_token_is_refused() {
         let page = r.text().await.expect("page");
         assert!(page.contains("This sign-in form had expired"), "{page}");
     }
+    // A second tab in the same browser gets the same token, so either tab signs in.
+    let again = http
+        .get(format!("{}/sign-in", t.base))
+        .header("cookie", &my_cookie)
+        .send()
+        .await
+        .expect("page")
+        .text()
+        .await
+        .expect("page");
+    assert_eq!(common::csrf_on(&again), mine, "the same form token");
     let r = post(Some(mine), Some(my_cookie)).await.expect("post");
     assert_eq!(r.status(), StatusCode::SEE_OTHER, "its own token signs in");
     let _ = their_cookie;

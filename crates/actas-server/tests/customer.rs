@@ -655,6 +655,16 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
     let (code, said) = verify(&gz, Some(&key));
     assert_eq!(code, Some(0), "{said}");
     assert!(said.contains("Complete: all 3 events"), "{said}");
+    // Another compressed file after it: refused, as the browser's verifier refuses it.
+    let mut two = packed.to_vec();
+    two.extend_from_slice(&packed);
+    std::fs::write(&gz, &two).expect("write");
+    let (code, said) = verify(&gz, Some(&key));
+    assert_ne!(code, Some(0), "{said}");
+    assert!(
+        said.contains("holds more after its compressed extract"),
+        "{said}"
+    );
     let mut broken = packed.to_vec();
     let middle = broken.len() / 2;
     broken[middle] ^= 0x55;

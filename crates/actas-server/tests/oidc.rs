@@ -1207,7 +1207,7 @@ async fn with_passwords_off_a_signed_change_is_confirmed_by_signing_in_again_at_
     assert_eq!(r.status(), 403);
     let page = r.text().await.expect("page");
     assert!(
-        page.contains("confirming a signed change needs a sign-in there within the last"),
+        page.contains("The change was not confirmed: you last signed in at the identity provider 10 minutes ago; confirming a signed change needs a sign-in there within the last"),
         "{page}"
     );
     assert!(held().await.confirmed_with.is_none(), "not confirmed");

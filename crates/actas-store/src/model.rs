@@ -451,6 +451,10 @@ pub struct HeldAction {
     pub sent_at: Option<Timestamp>,
 }
 
+/// How long past its time a held action keeps its body and headers before they are
+/// emptied: a margin for clocks that differ between instances.
+pub(crate) const HELD_PURGE_MARGIN_MS: i64 = 60 * 60 * 1000;
+
 /// The columns of `held_actions` a backend reads, in [`HELD_ACTION_COLUMNS`] order.
 pub(crate) type HeldActionRow = (
     String,

@@ -133,12 +133,14 @@ pub fn changes(current: &[Field], submitted: &[Field], form: bool) -> Vec<FieldC
 /// like any other (flattened to leaves, `{"address": {}}` would show nothing). `shown` is
 /// `sent` as it may be shown (masked by the caller); a member it no longer has was
 /// removed by masking and shows as hidden. A body that isn't an object is one change,
-/// of the whole document. Members `current` has that `sent` leaves out are not changes:
-/// a JSON change names what it changes.
+/// of the whole document. Where the body is the whole resource (`whole`: a route that
+/// doesn't take partial forms, as a `PUT` replaces it), a member `current` has and the
+/// body leaves out is a change too, to nothing.
 pub fn json_changes(
     current: &serde_json::Value,
     sent: &serde_json::Value,
     shown: &serde_json::Value,
+    whole: bool,
 ) -> Vec<FieldChange> {
     /// A member as the change shows it: a string as itself, anything else as JSON.
     fn text(v: &serde_json::Value) -> String {
@@ -162,7 +164,7 @@ pub fn json_changes(
             }),
         }];
     };
-    members
+    let mut out: Vec<FieldChange> = members
         .iter()
         .filter(|(name, value)| current.get(name.as_str()) != Some(*value))
         .map(|(name, _)| FieldChange {
@@ -170,7 +172,20 @@ pub fn json_changes(
             from: current.get(name.as_str()).map(text),
             to: Some(shown.get(name.as_str()).map_or_else(hidden, text)),
         })
-        .collect()
+        .collect();
+    if whole && let Some(shown_now) = current.as_object() {
+        out.extend(
+            shown_now
+                .iter()
+                .filter(|(name, _)| !members.contains_key(name.as_str()))
+                .map(|(name, value)| FieldChange {
+                    field: name.clone(),
+                    from: Some(text(value)),
+                    to: None,
+                }),
+        );
+    }
+    out
 }
 
 /// Parses JSON, refusing an object that names a member twice: products differ on which
@@ -325,7 +340,7 @@ mod tests {
         });
         let mut shown = sent.clone();
         shown["note"] = json!("n•••");
-        let changes = json_changes(&current, &sent, &shown);
+        let changes = json_changes(&current, &sent, &shown, false);
         let by: Vec<(&str, Option<&str>, Option<&str>)> = changes
             .iter()
             .map(|c| (c.field.as_str(), c.from.as_deref(), c.to.as_deref()))
@@ -346,16 +361,28 @@ mod tests {
         );
         // A member masking removed is shown as hidden, never as absent.
         let shown = json!({ "name": "Acme Co" });
-        let changes = json_changes(&json!({}), &json!({ "card": "4111" }), &shown);
+        let changes = json_changes(&json!({}), &json!({ "card": "4111" }), &shown, false);
         assert_eq!(
             changes[0].to.as_deref(),
             Some(crate::policy::masking::HIDDEN)
         );
         // A body that is not an object is one change.
-        let changes = json_changes(&json!([1, 2]), &json!([1]), &json!([1]));
+        let changes = json_changes(&json!([1, 2]), &json!([1]), &json!([1]), true);
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].field, "the whole document");
-        assert!(json_changes(&json!([1]), &json!([1]), &json!([1])).is_empty());
+        assert!(json_changes(&json!([1]), &json!([1]), &json!([1]), true).is_empty());
+        // Where the body is the whole resource, a member left out is removed.
+        let sent = json!({ "name": "Acme Co" });
+        let changes = json_changes(&current, &sent, &sent, true);
+        let removed: Vec<(&str, Option<&str>)> = changes
+            .iter()
+            .map(|c| (c.field.as_str(), c.to.as_deref()))
+            .collect();
+        assert_eq!(
+            removed,
+            vec![("active", None), ("address", None), ("tags", None)]
+        );
+        assert!(json_changes(&current, &sent, &sent, false).is_empty());
     }
 
     #[test]

@@ -212,10 +212,24 @@ fn verify_receipt(
 /// An extract file's text: as it is, or opened if it is the compressed form
 /// (`?format=json.gz`, gzip).
 fn extract_text(bytes: Vec<u8>) -> Result<String, String> {
+    /// The most an opened extract may weigh (a million events come to under 1 GB): a
+    /// small file that opens to more is not an extract.
+    const LIMIT: u64 = 2 << 30;
     let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+        use std::io::Read;
         let mut out = Vec::new();
-        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut out)
+        let mut opened = flate2::bufread::GzDecoder::new(&bytes[..]);
+        (&mut opened)
+            .take(LIMIT + 1)
+            .read_to_end(&mut out)
             .map_err(|e| format!("it is compressed, but could not be opened: {e}"))?;
+        if out.len() as u64 > LIMIT {
+            return Err("it opens to more than 2 GiB, which no extract is".into());
+        }
+        // One compressed file, as actas writes it (and as the browser's verifier reads).
+        if !opened.into_inner().is_empty() {
+            return Err("it holds more after its compressed extract".into());
+        }
         out
     } else {
         bytes

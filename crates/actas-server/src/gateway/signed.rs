@@ -12,6 +12,7 @@ use super::error::GatewayError;
 use super::request_filter::{Filtered, enter_session, session_refused};
 use super::submission::Submission;
 use super::{GatewayState, forward, logging, upstream};
+use crate::service::ServiceError;
 use crate::service::actions::Hold;
 use crate::service::gateway::ForwardRecord;
 use actas_core::event::FieldChange;
@@ -102,7 +103,8 @@ pub(super) async fn hold(
                 .filter(unmarked)
                 .cloned()
                 .collect();
-            let mut all = json_changes(&current, &sent, &shown);
+            let whole = !ctx.allows.partial_forms;
+            let mut all = json_changes(&current, &sent, &shown, whole);
             all.extend(masked(state, changes(&[], &query, false)));
             all
         }
@@ -141,7 +143,7 @@ pub(super) async fn hold(
         changes,
     };
     // The receipt travels as one header, which products' servers cap at 8 to 16 KiB.
-    if hold.receipt_estimate() > MAX_RECEIPT {
+    if hold.receipt_estimate(&session) > MAX_RECEIPT {
         return Err(refuse(BlockReason::NoCurrentValues(
             "the change is too large to be signed as a receipt".into(),
         )));
@@ -407,12 +409,14 @@ async fn send_phases(
         .send_action(&session, id, token)
         .await
         .map_err(|e| match e {
-            crate::service::ServiceError::Unavailable(_) => GatewayError::LedgerDown,
             // A wrong, used or late link: refused and recorded as such.
-            other => GatewayError::Blocked {
+            e @ (ServiceError::NotFound(_)
+            | ServiceError::Conflict(_)
+            | ServiceError::Invalid { .. }) => GatewayError::Blocked {
                 capability: None,
-                why: BlockReason::NotSent(sentence_end(&other.to_string())),
+                why: BlockReason::NotSent(actas_core::words::clause(&e.to_string())),
             },
+            other => session_refused(other),
         })?;
     let held = sending.action;
     let trailing = state.service.policy().gateway.trailing_slash;
@@ -468,14 +472,4 @@ async fn send_phases(
         peer,
     )
     .await
-}
-
-/// A service error's message as the end of a sentence (no capital, no full stop).
-fn sentence_end(message: &str) -> String {
-    let trimmed = message.trim_end_matches('.');
-    let mut chars = trimmed.chars();
-    match chars.next() {
-        Some(first) => first.to_lowercase().chain(chars).collect(),
-        None => String::new(),
-    }
 }

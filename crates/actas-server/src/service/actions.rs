@@ -42,15 +42,21 @@ pub struct Hold {
 }
 
 impl Hold {
-    /// An upper estimate of its receipt's size in bytes, before the event exists: the
-    /// event's fixed fields (ids, salt, links, times, names: well under 1.5 KiB), the
-    /// description and path in its data and in its summary, the changes as JSON and in
-    /// words (quotes as three UTF-8 bytes each), all base64url-encoded, with the
-    /// header and signature.
-    pub fn receipt_estimate(&self) -> usize {
+    /// An upper estimate of its receipt's size in bytes, before the event exists, for the
+    /// session `ctx`: the event's fixed fields (ids, salt, links, times: well under
+    /// 1 KiB), who acted as whom for which ticket, the description and path, each in its
+    /// data and in its summary, the changes as JSON and in words (quotes as three UTF-8
+    /// bytes each), the way they confirm (a provider's name), all base64url-encoded,
+    /// with the header and signature.
+    pub fn receipt_estimate(&self, ctx: &GatewayContext) -> usize {
         let changes = serde_json::to_string(&self.changes).map_or(usize::MAX / 8, |t| t.len());
         let path = self.path.len() + self.query.as_ref().map_or(0, String::len);
-        let body = 1536 + 2 * (self.description.len() + path) + 3 * changes;
+        let who = ctx.staff.email.as_str().len()
+            + ctx.staff.name.as_str().len()
+            + ctx.account.id.as_str().len()
+            + ctx.account.name.as_str().len()
+            + ctx.ticket.as_str().len();
+        let body = 1024 + 256 + 2 * (who + self.description.len() + path) + 3 * changes;
         body * 4 / 3 + 256
     }
 }

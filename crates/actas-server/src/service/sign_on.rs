@@ -336,6 +336,12 @@ impl Service {
 
     /// Records a refused sign-in and says why.
     async fn refuse_sign_on(&self, who: Option<String>, reason: String) -> ServiceError {
+        self.refuse_as(who, reason, "You were not signed in").await
+    }
+
+    /// Records a refused sign-in at the provider and says why, after `lead` (what did
+    /// not happen: a sign-in, a confirmation).
+    async fn refuse_as(&self, who: Option<String>, reason: String, lead: &str) -> ServiceError {
         let through = self
             .sign_on()
             .map(|p| p.name().to_owned())
@@ -351,7 +357,7 @@ impl Service {
         if let Err(e) = self.store.append(event).await {
             return e.into();
         }
-        ServiceError::Forbidden(format!("You were not signed in: {reason}."))
+        ServiceError::Forbidden(format!("{lead}: {reason}."))
     }
 
     /// Finishes a sign-in the provider sent back (`state`, and `code` or its `error`) in
@@ -410,10 +416,14 @@ impl Service {
             Err(Refusal::Trouble(e)) => return Err(e),
         };
         if flow.purpose == "step_up" {
+            let lead = match flow.then.as_deref() {
+                Some(t) if t.starts_with(ACTION_PREFIX) => "The change was not confirmed",
+                _ => "You were not signed in",
+            };
             return match self.step_up(provider, &flow, &identity).await {
                 Ok(finished) => Ok(finished),
-                Err(Refusal::Of(who, reason)) => Err(self.refuse_sign_on(Some(who), reason).await),
-                Err(Refusal::Plain(reason)) => Err(self.refuse_sign_on(None, reason).await),
+                Err(Refusal::Of(who, reason)) => Err(self.refuse_as(Some(who), reason, lead).await),
+                Err(Refusal::Plain(reason)) => Err(self.refuse_as(None, reason, lead).await),
                 Err(Refusal::Trouble(e)) => Err(e),
             };
         }

@@ -136,6 +136,29 @@ async fn a_json_change_shows_every_member_it_replaces_emptied_and_shortened_too(
         ],
         "the name is unchanged; the emptied address and the shortened list are changes"
     );
+    // A PUT is the whole resource: a member it leaves out is removed, and shown so.
+    let held = agent
+        .client
+        .put(format!("{}/api/contact", w.gateway))
+        .header("cookie", &agent.cookie)
+        .json(&serde_json::json!({ "name": "Acme Co", "tags": ["vip", "eu"] }))
+        .send()
+        .await
+        .expect("put");
+    let id = held_id(&held);
+    let action = w
+        .app
+        .store()
+        .held_action(&id)
+        .await
+        .expect("read")
+        .expect("held");
+    let by: Vec<(&str, Option<&str>, Option<&str>)> = action
+        .changes
+        .iter()
+        .map(|c| (c.field.as_str(), c.from.as_deref(), c.to.as_deref()))
+        .collect();
+    assert_eq!(by, vec![("address", Some(r#"{"city":"Lyon"}"#), None)]);
     w.stop().await;
 }
 

@@ -560,9 +560,10 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
             let headers = serde_json::to_string(&held.headers)
                 .map_err(|e| StoreError::Unexpected(e.into()))?;
             // What earlier held actions would have sent is kept no longer than they
-            // could be sent.
-            sqlx::query("UPDATE held_actions SET body = x'', headers = '[]' WHERE expires_at <= ? AND sent_at IS NULL AND length(body) > 0")
-                .bind(held.held_at.as_millis())
+            // could be sent (and a margin, so an instance whose clock runs ahead never
+            // empties one another may still send).
+            sqlx::query("UPDATE held_actions SET body = x'', headers = '[]' WHERE expires_at <= ? AND sent_at IS NULL AND (length(body) > 0 OR headers <> '[]')")
+                .bind(held.held_at.as_millis() - crate::model::HELD_PURGE_MARGIN_MS)
                 .execute(&mut *conn)
                 .await
                 .map_err(db)?;

@@ -34,11 +34,21 @@ const FORM_COOKIE: &str = "form";
 
 impl SignInPage {
     fn new(state: &AppState, next: Option<String>) -> Self {
+        Self::with_token(state, next, None)
+    }
+
+    /// The page for a browser that may already hold a form token (another tab's): it
+    /// keeps that one, so signing in from either tab works.
+    fn with_token(state: &AppState, next: Option<String>, held: Option<&str>) -> Self {
         let mut token = [0u8; 16];
         // Without randomness the form can't be sent at all: it fails closed.
-        let csrf = getrandom::getrandom(&mut token)
-            .map(|()| hex::encode(token))
-            .unwrap_or_default();
+        let csrf = match held.filter(|t| t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()))
+        {
+            Some(t) => t.to_owned(),
+            None => getrandom::getrandom(&mut token)
+                .map(|()| hex::encode(token))
+                .unwrap_or_default(),
+        };
         Self {
             me: None,
             flash: None,
@@ -95,9 +105,12 @@ fn local_path(next: Option<&str>) -> Option<String> {
 
 pub(in crate::http::console) async fn sign_in_page(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(q): Query<NextQuery>,
 ) -> Page {
-    SignInPage::new(&state, local_path(q.next.as_deref())).answer(&state, StatusCode::OK)
+    let held = state.site.binding(&headers, FORM_COOKIE);
+    SignInPage::with_token(&state, local_path(q.next.as_deref()), held)
+        .answer(&state, StatusCode::OK)
 }
 
 /// Sends the browser to the identity provider for `purpose`, bound to this browser.
