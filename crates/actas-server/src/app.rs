@@ -225,10 +225,13 @@ impl Application {
         };
         let mut on_stop = stopped.clone();
         let console = tokio::spawn(async move {
-            let serve = axum::serve(no_delay(listener), console_router(state))
-                .with_graceful_shutdown(async move {
-                    let _ = on_stop.wait_for(|s| *s).await;
-                });
+            let serve = axum::serve(
+                no_delay(listener),
+                console_router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move {
+                let _ = on_stop.wait_for(|s| *s).await;
+            });
             if let Err(e) = serve.await {
                 tracing::error!(error = %e, "the console listener failed");
             }

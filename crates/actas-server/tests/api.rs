@@ -732,3 +732,59 @@ async fn a_sign_in_from_another_site_is_refused() {
     );
     t.app.stop().await.expect("stop");
 }
+
+#[tokio::test]
+async fn sign_ins_are_limited_per_account_and_per_address_before_any_password_is_checked() {
+    let t = TestApp::start().await;
+    let attempt = |email: String| {
+        reqwest::Client::new()
+            .post(format!("{}/api/v1/sign-in", t.base))
+            .json(&json!({ "email": email, "password": "not-the-password" }))
+            .send()
+    };
+    // One account: ten in a minute, then refused in words, whoever tries.
+    for _ in 0..10 {
+        let r = attempt("nobody@example.com".into()).await.expect("post");
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    }
+    let r = attempt("Nobody@Example.com".into()).await.expect("post");
+    assert_eq!(
+        r.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same account"
+    );
+    let body: Value = r.json().await.expect("json");
+    assert_eq!(body["error"]["code"], "too_many");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too many sign-ins to this account")),
+        "{body}"
+    );
+    // Another account from the same address still gets its answer.
+    let r = attempt("someone@example.com".into()).await.expect("post");
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    // One address: sixty in a minute, whichever accounts (the allowance refills by one
+    // a second meanwhile, so a few more get through while these run).
+    let mut answered = 12;
+    let refused = loop {
+        let r = attempt(format!("guess{answered}@example.com"))
+            .await
+            .expect("post");
+        if r.status() == StatusCode::TOO_MANY_REQUESTS {
+            break r;
+        }
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+        answered += 1;
+        assert!(answered < 120, "never limited");
+    };
+    assert!(answered >= 60, "sixty are answered first, not {answered}");
+    let body: Value = refused.json().await.expect("json");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("too many sign-ins from this address")),
+        "{body}"
+    );
+    t.app.stop().await.expect("stop");
+}

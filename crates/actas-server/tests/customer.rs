@@ -116,7 +116,12 @@ async fn app_keys_open_only_the_customer_side_and_stop_working_when_revoked() {
     // And a staff token is not an app key.
     let s = w.app.service();
     let signed_in = s
-        .sign_in("dana@example.com", common::PASSWORD, None)
+        .sign_in(
+            "dana@example.com",
+            common::PASSWORD,
+            None,
+            std::net::Ipv4Addr::LOCALHOST.into(),
+        )
         .await
         .expect("sign in");
     let who = s

@@ -56,6 +56,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound(m) => ApiError::new(StatusCode::NOT_FOUND, "not_found", m),
             ServiceError::Forbidden(m) => ApiError::forbidden(m),
             ServiceError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+            ServiceError::TooMany(m) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many", m),
             ServiceError::Unavailable(cause) => {
                 tracing::error!(error = %cause, "ledger unavailable");
                 ApiError::new(

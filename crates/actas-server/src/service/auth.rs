@@ -98,6 +98,64 @@ pub fn secret_hash(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
+/// How many sign-ins are tried, on top of the lockout (which counts wrong passwords for
+/// each account across instances): from one address, and for one account, in this
+/// instance. Past these, nothing is checked (no Argon2 work) until the bucket refills.
+#[derive(Debug)]
+pub(super) struct SignInLimits {
+    by_address: governor::DefaultKeyedRateLimiter<std::net::IpAddr>,
+    by_account: governor::DefaultKeyedRateLimiter<String>,
+}
+
+/// Sign-ins per minute from one address (a whole office behind one proxy shares it).
+const PER_ADDRESS_PER_MINUTE: u32 = 60;
+
+/// Sign-ins per minute for one account, whoever tries.
+const PER_ACCOUNT_PER_MINUTE: u32 = 10;
+
+impl Default for SignInLimits {
+    fn default() -> Self {
+        let per_minute = |n: u32| {
+            governor::Quota::per_minute(
+                std::num::NonZeroU32::new(n).unwrap_or(std::num::NonZeroU32::MIN),
+            )
+        };
+        Self {
+            by_address: governor::RateLimiter::keyed(per_minute(PER_ADDRESS_PER_MINUTE)),
+            by_account: governor::RateLimiter::keyed(per_minute(PER_ACCOUNT_PER_MINUTE)),
+        }
+    }
+}
+
+impl SignInLimits {
+    /// Counts a sign-in from `from` for `email`, or says to wait.
+    fn check(&self, from: std::net::IpAddr, email: &str) -> ServiceResult<()> {
+        // Keys that have refilled are forgotten, so a flood of addresses can't grow it.
+        if self.by_address.len() > 10_000 {
+            self.by_address.retain_recent();
+        }
+        if self.by_account.len() > 10_000 {
+            self.by_account.retain_recent();
+        }
+        if self.by_address.check_key(&from).is_err() {
+            return Err(ServiceError::TooMany(
+                "too many sign-ins from this address in the last minute; wait a minute and try again".into(),
+            ));
+        }
+        if self
+            .by_account
+            .check_key(&email.trim().to_lowercase())
+            .is_err()
+        {
+            return Err(ServiceError::TooMany(
+                "too many sign-ins to this account in the last minute; wait a minute and try again"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
 impl Service {
     /// Checks an email, password and (when two-step sign-in is on) the authenticator
     /// code; on success opens a console login.
@@ -106,10 +164,12 @@ impl Service {
         email: &str,
         password: &str,
         totp: Option<&str>,
+        from: std::net::IpAddr,
     ) -> ServiceResult<SignedIn> {
         if !self.local_passwords {
             return Err(self.passwords_off());
         }
+        self.sign_in_limits.check(from, email)?;
         let unauthorized = || ServiceError::Unauthenticated(WRONG.into());
         let typed = Password::new(password.to_owned());
         let staff = match Email::parse(email) {

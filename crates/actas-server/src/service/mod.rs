@@ -57,6 +57,9 @@ pub enum ServiceError {
     /// The state does not allow it (already done, changed meanwhile).
     #[error("{0}")]
     Conflict(String),
+    /// Too many attempts in a short time: nothing was tried.
+    #[error("{0}")]
+    TooMany(String),
     /// The ledger can't be written: nothing was done.
     #[error("the audit ledger can't be written right now, so nothing was done")]
     Unavailable(#[source] StoreError),
@@ -109,6 +112,8 @@ pub struct Service {
     pages: Arc<snapshots::PageQueue>,
     /// The overdue-review count `/metrics` last read, and when.
     overdue: Arc<std::sync::Mutex<Option<(std::time::Instant, usize)>>>,
+    /// Sign-in attempts allowed per address and per account, on top of the lockout.
+    sign_in_limits: Arc<auth::SignInLimits>,
     /// The published ledger keys as last read (anyone may ask for them, and reading
     /// them goes through every signed tree head), for [`ledger::KEYS_FRESH_FOR`].
     published_keys: Arc<std::sync::Mutex<Option<ledger::Published>>>,
@@ -133,6 +138,7 @@ impl Service {
             assertion_seal: None,
             pages: Arc::default(),
             overdue: Arc::default(),
+            sign_in_limits: Arc::default(),
             published_keys: Arc::default(),
             sign_on: None,
             local_passwords: true,

@@ -16,6 +16,7 @@ use actas_core::ids::{AccountId, RequestId, SessionId};
 use actas_core::scope::Risk;
 use actas_core::staff::Email;
 use actas_store::EventFilter;
+use axum::extract::ConnectInfo;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -111,6 +112,7 @@ struct SignIn {
 
 async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Body(body): Body<SignIn>,
 ) -> ApiResult<Response> {
@@ -124,7 +126,7 @@ async fn sign_in(
     }
     let signed = state
         .service
-        .sign_in(&body.email, &body.password, body.totp.as_deref())
+        .sign_in(&body.email, &body.password, body.totp.as_deref(), peer.ip())
         .await?;
     let cookie = state.site.cookie(
         signed.token.expose(),

@@ -6,7 +6,7 @@ use crate::http::console::{PageError, Posted, render};
 use crate::service::ServiceError;
 use crate::service::sign_on::{FLOW_TTL, Finished, Purpose, binding_key};
 use askama::Template;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Redirect};
 use serde::Deserialize;
@@ -235,6 +235,7 @@ pub(in crate::http::console) struct SignInForm {
 
 pub(in crate::http::console) async fn sign_in(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     body: axum::body::Bytes,
 ) -> Page {
@@ -265,7 +266,12 @@ pub(in crate::http::console) async fn sign_in(
     }
     match state
         .service
-        .sign_in(&form.email, &form.password, Some(form.totp.as_str()))
+        .sign_in(
+            &form.email,
+            &form.password,
+            Some(form.totp.as_str()),
+            peer.ip(),
+        )
         .await
     {
         Ok(signed) => {
@@ -279,12 +285,13 @@ pub(in crate::http::console) async fn sign_in(
         Err(
             e @ (ServiceError::Unauthenticated(_)
             | ServiceError::Forbidden(_)
+            | ServiceError::TooMany(_)
             | ServiceError::Invalid { .. }),
         ) => {
-            let status = if matches!(e, ServiceError::Forbidden(_)) {
-                StatusCode::FORBIDDEN
-            } else {
-                StatusCode::UNAUTHORIZED
+            let status = match e {
+                ServiceError::Forbidden(_) => StatusCode::FORBIDDEN,
+                ServiceError::TooMany(_) => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::UNAUTHORIZED,
             };
             let mut page = SignInPage::new(&state, local_path(form.next.as_deref()));
             page.email = form.email;
