@@ -246,8 +246,9 @@ pub enum AuditCommand {
     },
     /// Check every event against the hash chain, the Merkle tree and the signed heads.
     Verify {
-        /// Check against this public key (base64url) instead of the one in the data directory.
-        #[arg(long)]
+        /// Check against this public key (base64url, which may start with `-`) instead of
+        /// the one in the data directory.
+        #[arg(long, allow_hyphen_values = true)]
         key: Option<String>,
     },
     /// Replace the key that signs the ledger. Stop every actas instance first; then copy
@@ -267,7 +268,7 @@ pub enum AuditCommand {
         /// The instance's public key (base64url), as its operator publishes it at
         /// `/.well-known/actas-ledger-keys`. Without it the key inside the extract is
         /// used, which shows the extract is consistent but not who made it.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         key: Option<String>,
         /// An older extract of the same account: check that this one extends it (its
         /// events unchanged, the ledger grown from it). Download the newer one with
@@ -284,7 +285,7 @@ pub enum AuditCommand {
         file: PathBuf,
         /// A ledger public key (base64url) to check it with; give it more than once for
         /// several.
-        #[arg(long)]
+        #[arg(long, allow_hyphen_values = true)]
         key: Vec<String>,
         /// The ledger's keys as published at `/.well-known/actas-ledger-keys` (JSON).
         #[arg(long)]
@@ -393,6 +394,40 @@ pub fn run(cli: Cli) -> ExitCode {
         Err(f) => {
             eprintln!("error: {}", f.message);
             ExitCode::from(f.code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::Parser;
+
+    #[test]
+    fn a_key_that_starts_with_a_hyphen_is_a_value_not_a_flag() {
+        // A base64url Ed25519 key starts with `-` one time in 64.
+        let cases: [&[&str]; 3] = [
+            &[
+                "actas",
+                "audit",
+                "verify-extract",
+                "x.json",
+                "--key",
+                "-3abc",
+            ],
+            &[
+                "actas",
+                "audit",
+                "verify-receipt",
+                "x.jws",
+                "--key",
+                "-3abc",
+            ],
+            &["actas", "audit", "verify", "--key", "-3abc"],
+        ];
+        for args in cases {
+            let parsed = Cli::try_parse_from(args);
+            assert!(parsed.is_ok(), "{args:?}: {:?}", parsed.err());
         }
     }
 }
