@@ -35,6 +35,35 @@ async fn confirmed(w: &World, id: &str) -> String {
     format!("/__actas/send/{id}?token={}", token.expose())
 }
 
+/// What the held action `id` changes, as (field, from, to).
+async fn changes_of(w: &World, id: &str) -> Vec<(String, Option<String>, Option<String>)> {
+    w.app
+        .store()
+        .held_action(id)
+        .await
+        .expect("read")
+        .expect("held")
+        .changes
+        .into_iter()
+        .map(|c| (c.field, c.from, c.to))
+        .collect()
+}
+
+/// (field, from, to) as [`changes_of`] gives them.
+fn triples(
+    want: &[(&str, Option<&str>, Option<&str>)],
+) -> Vec<(String, Option<String>, Option<String>)> {
+    want.iter()
+        .map(|(f, from, to)| {
+            (
+                (*f).to_owned(),
+                from.map(str::to_owned),
+                to.map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
 /// The product's requests of `method path`.
 fn served(w: &World, method: &str, path: &str) -> Vec<Served> {
     w.seen
@@ -116,24 +145,13 @@ async fn a_json_change_shows_every_member_it_replaces_emptied_and_shortened_too(
         .await
         .expect("put");
     let id = held_id(&held);
-    let action = w
-        .app
-        .store()
-        .held_action(&id)
-        .await
-        .expect("read")
-        .expect("held");
-    let by: Vec<(&str, Option<&str>, Option<&str>)> = action
-        .changes
-        .iter()
-        .map(|c| (c.field.as_str(), c.from.as_deref(), c.to.as_deref()))
-        .collect();
+    let by = changes_of(&w, &id).await;
     assert_eq!(
         by,
-        vec![
+        triples(&[
             ("address", Some(r#"{"city":"Lyon"}"#), Some("{}")),
             ("tags", Some(r#"["vip","eu"]"#), Some(r#"["vip"]"#)),
-        ],
+        ]),
         "the name is unchanged; the emptied address and the shortened list are changes"
     );
     // A PUT is the whole resource: a member it leaves out is removed, and shown so.
@@ -146,19 +164,11 @@ async fn a_json_change_shows_every_member_it_replaces_emptied_and_shortened_too(
         .await
         .expect("put");
     let id = held_id(&held);
-    let action = w
-        .app
-        .store()
-        .held_action(&id)
-        .await
-        .expect("read")
-        .expect("held");
-    let by: Vec<(&str, Option<&str>, Option<&str>)> = action
-        .changes
-        .iter()
-        .map(|c| (c.field.as_str(), c.from.as_deref(), c.to.as_deref()))
-        .collect();
-    assert_eq!(by, vec![("address", Some(r#"{"city":"Lyon"}"#), None)]);
+    let by = changes_of(&w, &id).await;
+    assert_eq!(
+        by,
+        triples(&[("address", Some(r#"{"city":"Lyon"}"#), None)])
+    );
     w.stop().await;
 }
 
