@@ -704,6 +704,13 @@ impl Agent {
             .header("cookie", &self.cookie)
     }
 
+    /// A PUT to `path` on the gateway, with the session cookie.
+    pub(crate) fn put(&self, path: &str) -> reqwest::RequestBuilder {
+        self.client
+            .put(format!("{}{path}", self.gateway))
+            .header("cookie", &self.cookie)
+    }
+
     /// A POST to `path` on the gateway, with the session cookie.
     pub(crate) fn post(&self, path: &str) -> reqwest::RequestBuilder {
         self.client
