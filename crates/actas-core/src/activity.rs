@@ -25,7 +25,16 @@ pub enum ActivityError {
     /// A value the template names is missing or is not text or a number.
     #[error("this kind of activity needs {0:?} (text or a number) to describe it")]
     Missing(String),
+    /// A value the template names is too long to go into a sentence.
+    #[error(
+        "{0:?} is too long: a value in an activity's description is at most {MAX_DETAIL_CHARS} characters"
+    )]
+    TooLong(String),
 }
+
+/// The longest value (in characters) that fills a template's placeholder: a document's
+/// name or an amount, never a document itself. It bounds the event the ledger keeps.
+pub const MAX_DETAIL_CHARS: usize = 200;
 
 /// The name of a kind of customer activity, e.g. `agreement_signed`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -134,6 +143,9 @@ impl ActivityTemplate {
             match p {
                 Piece::Text(t) => out.push_str(t),
                 Piece::Value(name) => match details.get(name) {
+                    Some(Value::String(s)) if s.trim().chars().count() > MAX_DETAIL_CHARS => {
+                        return Err(ActivityError::TooLong(name.clone()));
+                    }
                     Some(Value::String(s)) if !s.trim().is_empty() => out.push_str(s.trim()),
                     Some(Value::Number(n)) => out.push_str(&n.to_string()),
                     _ => return Err(ActivityError::Missing(name.clone())),
@@ -188,6 +200,21 @@ mod tests {
         assert_eq!(
             t.fill(&details(json!({ "amount": {"x": 1}, "payee": "p" }))),
             Err(ActivityError::Missing("amount".into()))
+        );
+    }
+
+    #[test]
+    fn a_value_longer_than_the_limit_is_refused_not_recorded() {
+        let t = ActivityTemplate::parse("signed {document}").expect("template");
+        let at_limit = "d".repeat(MAX_DETAIL_CHARS);
+        assert!(t.fill(&details(json!({ "document": at_limit }))).is_ok());
+        // Counted in characters, not bytes: 200 of "é" is 400 bytes and still fits.
+        let wide = "é".repeat(MAX_DETAIL_CHARS);
+        assert!(t.fill(&details(json!({ "document": wide }))).is_ok());
+        let over = "d".repeat(MAX_DETAIL_CHARS + 1);
+        assert_eq!(
+            t.fill(&details(json!({ "document": over }))),
+            Err(ActivityError::TooLong("document".into()))
         );
     }
 

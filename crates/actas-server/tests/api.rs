@@ -788,3 +788,251 @@ async fn sign_ins_are_limited_per_account_and_per_address_before_any_password_is
     );
     t.app.stop().await.expect("stop");
 }
+
+/// Checks one refusal: the status, a JSON body in the error shape, the field named, and
+/// a message in words (no parser's text).
+async fn refused_as(r: reqwest::Response, status: StatusCode, field: &str, what: &str) -> Value {
+    assert_eq!(r.status(), status, "{what}");
+    let kind = r
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    assert!(kind.starts_with("application/json"), "{what}: {kind}");
+    let body: Value = r.json().await.expect("json");
+    let e = &body["error"];
+    assert!(
+        e["code"].as_str().is_some_and(|c| !c.is_empty()),
+        "{what}: {body}"
+    );
+    assert_eq!(e["field"], field, "{what}: {body}");
+    let message = e["message"].as_str().unwrap_or_default();
+    assert!(!message.is_empty(), "{what}: {body}");
+    for internal in [
+        "Failed to",
+        "invalid digit",
+        "deserialize",
+        "expected value",
+        "at line",
+        "target type",
+        "invalid type",
+    ] {
+        assert!(!message.contains(internal), "{what}: {message}");
+    }
+    body
+}
+
+#[tokio::test]
+async fn every_operation_refuses_malformed_input_in_the_one_error_shape_naming_the_field() {
+    let t = TestApp::start().await;
+    let dana = t.sign_in("dana@example.com").await;
+    let (_, made) = dana
+        .post("/api/v1/tokens", json!({ "name": "table" }))
+        .await;
+    let token = made["token"].as_str().expect("token").to_owned();
+    let director = actas_core::staff::Email::parse("dana@example.com").expect("email");
+    let key = t
+        .app
+        .service()
+        .create_app_key(&director, "portal", None)
+        .await
+        .expect("app key")
+        .key
+        .expose()
+        .to_owned();
+    let http = reqwest::Client::new();
+    let doc: Value = http
+        .get(format!("{}/api/v1/openapi.json", t.base))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    let id = "12345678-1234-4234-8234-123456789012";
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in ops.as_object().expect("ops") {
+            let method: reqwest::Method = method.to_uppercase().parse().expect("method");
+            let app = op["security"]
+                .as_array()
+                .is_some_and(|s| s.first().is_some_and(|f| f.get("appKey").is_some()));
+            let credential = if app { &key } else { &token };
+            let params: Vec<&Value> = op["parameters"]
+                .as_array()
+                .map(|p| p.iter().collect())
+                .unwrap_or_default();
+            let segments: Vec<&str> = params
+                .iter()
+                .filter(|p| p["in"] == "path")
+                .filter_map(|p| p["name"].as_str())
+                .collect();
+            let url_with = |bad: Option<(&str, &str)>, query: &str| {
+                let mut p = path.clone();
+                for s in &segments {
+                    let value = match bad {
+                        Some((name, v)) if name == *s => v,
+                        _ if *s == "seq" => "1",
+                        _ => id,
+                    };
+                    p = p.replace(&format!("{{{s}}}"), value);
+                }
+                format!("{}/api/v1{p}{query}", t.base)
+            };
+            let send = |url: String, body: Option<(&'static str, Vec<u8>)>| {
+                let mut rb = http.request(method.clone(), url).bearer_auth(credential);
+                if let Some((kind, bytes)) = body {
+                    rb = rb.header("content-type", kind).body(bytes);
+                }
+                rb.send()
+            };
+            let what = |case: &str| format!("{method} {path}: {case}");
+            // A parameter the operation doesn't have.
+            let r = send(url_with(None, "?zz_unknown=1"), None)
+                .await
+                .expect("send");
+            refused_as(
+                r,
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "zz_unknown",
+                &what("unknown parameter"),
+            )
+            .await;
+            checked += 1;
+            // A whole-number parameter that isn't one.
+            for p in &params {
+                let name = p["name"].as_str().expect("name");
+                if p["in"] == "query" && p["schema"]["type"] == "integer" {
+                    let r = send(url_with(None, &format!("?{name}=-1")), None)
+                        .await
+                        .expect("send");
+                    refused_as(
+                        r,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        name,
+                        &what(&format!("{name}=-1")),
+                    )
+                    .await;
+                    checked += 1;
+                }
+            }
+            // A path segment that isn't text once decoded, or isn't a number.
+            for s in &segments {
+                let bad = if *s == "seq" { "x" } else { "%FF" };
+                let r = send(url_with(Some((s, bad)), ""), None)
+                    .await
+                    .expect("send");
+                refused_as(
+                    r,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    s,
+                    &what(&format!("{s}={bad}")),
+                )
+                .await;
+                checked += 1;
+            }
+            if op.get("requestBody").is_some() {
+                let cases: [(&'static str, &[u8], StatusCode, &str); 5] = [
+                    (
+                        "application/json",
+                        b"{",
+                        StatusCode::BAD_REQUEST,
+                        "body",
+                    ),
+                    ("application/json", b"{]", StatusCode::BAD_REQUEST, "body"),
+                    (
+                        "text/plain",
+                        b"{}",
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        "body",
+                    ),
+                    (
+                        "application/json",
+                        b"{\"zz_unknown\": 1}",
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "zz_unknown",
+                    ),
+                    (
+                        "application/json",
+                        b"[1, 2]",
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "body",
+                    ),
+                ];
+                for (kind, bytes, status, field) in cases {
+                    let case = format!("{kind} {}", String::from_utf8_lossy(bytes));
+                    let r = send(url_with(None, ""), Some((kind, bytes.to_vec())))
+                        .await
+                        .expect("send");
+                    refused_as(r, status, field, &what(&case)).await;
+                    checked += 1;
+                }
+                let big = vec![b' '; 3 * 1024 * 1024];
+                let r = send(url_with(None, ""), Some(("application/json", big)))
+                    .await
+                    .expect("send");
+                let body =
+                    refused_as(r, StatusCode::PAYLOAD_TOO_LARGE, "body", &what("3 MiB")).await;
+                assert_eq!(body["error"]["code"], "too_large");
+            }
+            // A method the path doesn't take.
+            let r = http
+                .request(reqwest::Method::DELETE, url_with(None, ""))
+                .bearer_auth(credential)
+                .send()
+                .await
+                .expect("send");
+            assert!(r.headers().get("allow").is_some(), "{}", what("DELETE"));
+            refused_as(r, StatusCode::METHOD_NOT_ALLOWED, "method", &what("DELETE")).await;
+        }
+    }
+    assert!(checked > 100, "{checked} cases");
+    // A path the API doesn't have.
+    let r = http
+        .get(format!("{}/api/v1/no-such-thing", t.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    refused_as(r, StatusCode::NOT_FOUND, "path", "an unknown route").await;
+    t.app.stop().await.expect("stop");
+}
+
+#[tokio::test]
+async fn the_role_is_checked_before_the_input_and_limits_are_refused_not_clamped() {
+    let t = TestApp::start().await;
+    let sarah = t.sign_in("sarah@example.com").await;
+    for path in [
+        "/api/v1/audit?limit=-1",
+        "/api/v1/requests?status=everything",
+        "/api/v1/reviews/weekly?week=soon",
+    ] {
+        let (s, e) = sarah.get(path).await;
+        assert_eq!(
+            s,
+            StatusCode::FORBIDDEN,
+            "{path}: an agent learns nothing from a 422: {e}"
+        );
+    }
+    let (s, e) = sarah
+        .post("/api/v1/allow-list", json!({ "email": 5 }))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{e}");
+    let audrey = t.sign_in("audrey@example.com").await;
+    for (q, field) in [
+        ("limit=0", "limit"),
+        ("limit=1001", "limit"),
+        ("limit=-1", "limit"),
+    ] {
+        let (s, e) = audrey.get(&format!("/api/v1/audit?{q}")).await;
+        assert_eq!(
+            (s, e["error"]["field"].as_str()),
+            (StatusCode::UNPROCESSABLE_ENTITY, Some(field)),
+            "{q}: {e}"
+        );
+    }
+    let (s, _) = audrey.get("/api/v1/audit?limit=1000").await;
+    assert_eq!(s, StatusCode::OK);
+    t.app.stop().await.expect("stop");
+}

@@ -5,6 +5,7 @@
 
 use super::AppState;
 use super::error::ApiError;
+use crate::service::access::{Auditor, Director, Lead};
 use crate::service::auth::{Authenticated, Via};
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
@@ -228,4 +229,39 @@ fn app_key(parts: &Parts) -> Result<&str, ApiError> {
         .ok_or_else(|| {
             ApiError::unauthenticated("send the app key as `Authorization: Bearer <app key>`")
         })
+}
+
+/// The signed-in caller in a role, or 403: taken before the rest of the request (its
+/// query, its body) is read, so a caller without the role learns nothing from a 422.
+async fn in_role<R>(
+    parts: &mut Parts,
+    state: &AppState,
+    of: fn(&Authenticated) -> crate::service::ServiceResult<R>,
+) -> Result<R, ApiError> {
+    let Staff(who) = Staff::from_request_parts(parts, state).await?;
+    Ok(of(&who)?)
+}
+
+impl FromRequestParts<AppState> for Lead {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        in_role(parts, state, Lead::of).await
+    }
+}
+
+impl FromRequestParts<AppState> for Director {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        in_role(parts, state, Director::of).await
+    }
+}
+
+impl FromRequestParts<AppState> for Auditor {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        in_role(parts, state, Auditor::of).await
+    }
 }

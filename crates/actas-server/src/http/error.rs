@@ -4,7 +4,6 @@
 
 use crate::service::ServiceError;
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -37,6 +36,19 @@ impl ApiError {
     /// Signed in but not allowed.
     pub fn forbidden(message: impl Into<String>) -> Self {
         Self::new(StatusCode::FORBIDDEN, "forbidden", message)
+    }
+
+    /// The same error, about `field`.
+    pub fn on(self, field: impl Into<String>) -> Self {
+        Self {
+            field: Some(field.into()),
+            ..self
+        }
+    }
+
+    /// Its status, code, message and field.
+    pub fn parts(&self) -> (StatusCode, &'static str, &str, Option<&str>) {
+        (self.status, self.code, &self.message, self.field.as_deref())
     }
 
     /// Bad input in a field.
@@ -78,38 +90,6 @@ impl From<ServiceError> for ApiError {
     }
 }
 
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        let status = r.status();
-        let code = if status == StatusCode::UNSUPPORTED_MEDIA_TYPE {
-            "unsupported_media_type"
-        } else {
-            "bad_json"
-        };
-        let text = r.body_text();
-        // serde names the field in backticks: "missing field `reason`", "unknown field `x`".
-        // and axum puts the path of a wrongly typed value first: "…target type: minutes: …".
-        let field = text
-            .split_once("field `")
-            .and_then(|(_, rest)| rest.split_once('`'))
-            .map(|(name, _)| name.to_owned())
-            .or_else(|| {
-                text.split_once("target type: ")
-                    .and_then(|(_, rest)| rest.split_once(": "))
-                    .map(|(path, _)| path.to_owned())
-                    .filter(|p| !p.contains(' '))
-            });
-        ApiError {
-            field,
-            ..ApiError::new(
-                status,
-                code,
-                format!("the request body could not be read: {text}"),
-            )
-        }
-    }
-}
-
 fn correlation_id() -> String {
     let mut b = [0u8; 6];
     let _ = getrandom::getrandom(&mut b);
@@ -123,8 +103,3 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
-
-/// JSON bodies whose parse errors come back in the API's error format.
-#[derive(axum::extract::FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
-pub struct Body<T>(pub T);

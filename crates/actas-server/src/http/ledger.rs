@@ -6,8 +6,9 @@ use crate::http::AppState;
 use crate::http::api::ApiResult;
 use crate::http::auth::{App, Staff};
 use crate::http::error::ApiError;
+use crate::http::input::{NoParams, Params};
 use axum::Json;
-use axum::extract::{FromRequestParts, Query, State};
+use axum::extract::{FromRequestParts, State};
 use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -30,7 +31,7 @@ pub(crate) async fn keys(State(state): State<AppState>) -> ApiResult<Response> {
 
 /// `GET /api/v1/ledger/checkpoint`: the newest tree head as a signed note. Public, as
 /// transparency-log checkpoints are: it is a root hash and a size.
-pub(crate) async fn checkpoint(State(state): State<AppState>) -> ApiResult<Response> {
+pub(crate) async fn checkpoint(State(state): State<AppState>, _: NoParams) -> ApiResult<Response> {
     let note = state.service.checkpoint_note(&state.ledger_origin).await?;
     Ok((
         [
@@ -69,6 +70,7 @@ impl FromRequestParts<AppState> for AppOrStaff {
 
 /// `?from=&to=`: two tree sizes.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(crate) struct ConsistencyQuery {
     from: u64,
     to: u64,
@@ -79,7 +81,7 @@ pub(crate) struct ConsistencyQuery {
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     _: AppOrStaff,
-    Query(q): Query<ConsistencyQuery>,
+    Params(q): Params<ConsistencyQuery>,
 ) -> ApiResult<Response> {
     let proof = state.service.consistency(q.from, q.to).await?;
     Ok((StatusCode::OK, Json(proof)).into_response())

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod console;
 pub mod error;
 mod health;
+pub mod input;
 pub mod ledger;
 mod metrics;
 pub mod scim;

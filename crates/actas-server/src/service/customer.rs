@@ -93,6 +93,16 @@ impl Checked {
 /// The longest idempotency key accepted.
 const MAX_IDEMPOTENCY_KEY: usize = 200;
 
+/// The most sessions one page of an account's access history holds.
+pub const MAX_PER_PAGE: u32 = 100;
+
+/// The most changed fields one reported activity may carry.
+pub const MAX_CHANGES: usize = 50;
+
+/// The longest value before or after a change, in characters (JSON other than text
+/// counts as written): an address or a phone number, never a document.
+pub const MAX_CHANGE_VALUE: usize = 1000;
+
 impl Service {
     /// Creates or updates an account for the product, recorded as the app's doing.
     pub async fn sync_account(
@@ -184,11 +194,18 @@ impl Service {
             )
         })?;
         let description = template.fill(&input.details).map_err(|e| match e {
-            actas_core::activity::ActivityError::Missing(ref name) => {
+            actas_core::activity::ActivityError::Missing(ref name)
+            | actas_core::activity::ActivityError::TooLong(ref name) => {
                 ServiceError::invalid(field(&format!("details.{name}")), &e)
             }
             other => ServiceError::invalid(field("details"), other),
         })?;
+        if input.changes.len() > MAX_CHANGES {
+            return Err(ServiceError::invalid(
+                field("changes"),
+                format!("one activity reports at most {MAX_CHANGES} changed fields"),
+            ));
+        }
         let mut changes = Vec::with_capacity(input.changes.len());
         for (i, c) in input.changes.iter().enumerate() {
             let name = c.field.trim();
@@ -197,6 +214,21 @@ impl Service {
                     field(&format!("changes[{i}].field")),
                     "name the field in 1 to 80 characters",
                 ));
+            }
+            for (side, value) in [("from", &c.from), ("to", &c.to)] {
+                let length = match value {
+                    Some(Value::String(s)) => s.chars().count(),
+                    Some(other) => other.to_string().chars().count(),
+                    None => 0,
+                };
+                if length > MAX_CHANGE_VALUE {
+                    return Err(ServiceError::invalid(
+                        field(&format!("changes[{i}].{side}")),
+                        format!(
+                            "a value before or after a change is at most {MAX_CHANGE_VALUE} characters"
+                        ),
+                    ));
+                }
             }
             changes.push(FieldChange {
                 field: name.replace('_', " "),
@@ -418,8 +450,13 @@ impl Service {
         per_page: u32,
     ) -> ServiceResult<Vec<AccessRecord>> {
         let id = AccountId::parse(id).map_err(|e| ServiceError::invalid("id", e))?;
+        if !(1..=MAX_PER_PAGE).contains(&per_page) {
+            return Err(ServiceError::invalid(
+                "per_page",
+                format!("per_page is 1 to {MAX_PER_PAGE} sessions a page"),
+            ));
+        }
         let account = self.account(&id).await?;
-        let per_page = per_page.clamp(1, 100);
         let sessions = self
             .store
             .account_sessions(&account.id, page.saturating_mul(per_page), per_page)

@@ -5,11 +5,12 @@
 use super::ApiResult;
 use crate::http::AppState;
 use crate::http::auth::{App, ReportingApp};
-use crate::http::error::{ApiError, Body};
+use crate::http::error::ApiError;
+use crate::http::input::{Body, NoParams, Params, PathParts, from_value};
 use crate::service::customer::ActivityInput;
 use actas_core::event::Actor;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -27,7 +28,8 @@ pub(super) struct AccountBody {
 pub(super) async fn put_account(
     State(state): State<AppState>,
     App(app): App,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
     Body(b): Body<AccountBody>,
 ) -> ApiResult<Response> {
     let account = state
@@ -53,7 +55,8 @@ pub(super) struct ConsentBody {
 pub(super) async fn put_consent(
     State(state): State<AppState>,
     App(app): App,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
     Body(b): Body<ConsentBody>,
 ) -> ApiResult {
     let account = state.service.set_consent(&app, &id, &b.consent).await?;
@@ -65,7 +68,8 @@ pub(super) async fn put_consent(
 pub(super) async fn create_code(
     State(state): State<AppState>,
     App(app): App,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
 ) -> ApiResult<Response> {
     let account = state.service.account_ref(&id).await?;
     let (code, expires_at) = state
@@ -87,31 +91,32 @@ pub(super) async fn create_code(
 pub(super) async fn post_events(
     State(state): State<AppState>,
     ReportingApp(app): ReportingApp,
+    _: NoParams,
     Body(b): Body<Value>,
 ) -> ApiResult<Response> {
     // Parsed by hand from a Value so an error can name the item and field.
+    // A batch is `{"events": [...]}` and nothing else beside it.
     let (inputs, batch) = match b {
-        Value::Object(ref m) if m.contains_key("events") => {
-            let items = m
-                .get("events")
-                .and_then(Value::as_array)
-                .ok_or_else(|| ApiError::invalid("events", "give a list of events"))?;
+        Value::Object(mut m) if m.contains_key("events") => {
+            if let Some(other) = m.keys().find(|k| *k != "events") {
+                return Err(ApiError::invalid(
+                    other.clone(),
+                    format!("there is no field {other} beside events in a batch"),
+                ));
+            }
+            let Some(Value::Array(items)) = m.remove("events") else {
+                return Err(ApiError::invalid(
+                    "events",
+                    "events should be a list of events",
+                ));
+            };
             let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                out.push(
-                    serde_json::from_value::<ActivityInput>(item.clone())
-                        .map_err(|e| ApiError::invalid(format!("events[{i}]"), e.to_string()))?,
-                );
+            for (i, item) in items.into_iter().enumerate() {
+                out.push(from_value::<ActivityInput>(item, &format!("events[{i}]"))?);
             }
             (out, true)
         }
-        other => (
-            vec![
-                serde_json::from_value::<ActivityInput>(other)
-                    .map_err(|e| ApiError::invalid("event", e.to_string()))?,
-            ],
-            false,
-        ),
+        other => (vec![from_value::<ActivityInput>(other, "")?], false),
     };
     let recorded = state
         .service
@@ -133,6 +138,7 @@ pub(super) async fn post_events(
 
 /// Paging for the access history.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct PageQuery {
     #[serde(default)]
     page: u32,
@@ -147,14 +153,14 @@ fn per_page() -> u32 {
 pub(super) async fn access_history(
     State(state): State<AppState>,
     App(_): App,
-    Path(id): Path<String>,
-    Query(q): Query<PageQuery>,
+    PathParts(id): PathParts<String>,
+    Params(q): Params<PageQuery>,
 ) -> ApiResult {
     let sessions = state
         .service
         .access_history(&id, q.page, q.per_page)
         .await?;
-    let next = (sessions.len() as u32 >= q.per_page.clamp(1, 100)).then_some(q.page + 1);
+    let next = (sessions.len() as u32 >= q.per_page).then_some(q.page.saturating_add(1));
     Ok(Json(
         json!({ "sessions": sessions, "page": q.page, "next_page": next }),
     ))
@@ -163,7 +169,8 @@ pub(super) async fn access_history(
 pub(super) async fn staff_who_acted(
     State(state): State<AppState>,
     App(_): App,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
 ) -> ApiResult {
     let staff = state.service.staff_who_acted(&id).await?;
     Ok(Json(json!({ "account": id, "staff": staff })))
@@ -173,6 +180,7 @@ pub(super) async fn staff_who_acted(
 /// compressed. `?since=` an earlier
 /// extract's tree size, for a consistency proof from it.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct ExtractQuery {
     #[serde(default)]
     format: Option<String>,
@@ -183,8 +191,8 @@ pub(super) struct ExtractQuery {
 pub(super) async fn audit_extract(
     State(state): State<AppState>,
     App(_): App,
-    Path(id): Path<String>,
-    Query(q): Query<ExtractQuery>,
+    PathParts(id): PathParts<String>,
+    Params(q): Params<ExtractQuery>,
 ) -> ApiResult<Response> {
     let extract = state.service.audit_extract(&id, q.since).await?;
     let json = || {
@@ -241,6 +249,7 @@ pub(super) async fn audit_extract(
 
 /// `?after=` for `GET /accounts/{id}/activity/stream`.
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub(super) struct StreamQuery {
     after: Option<u64>,
 }
@@ -261,8 +270,8 @@ const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300)
 pub(super) async fn activity_stream(
     State(state): State<AppState>,
     App(_): App,
-    Path(id): Path<String>,
-    Query(q): Query<StreamQuery>,
+    PathParts(id): PathParts<String>,
+    Params(q): Params<StreamQuery>,
     headers: axum::http::HeaderMap,
 ) -> ApiResult<Response> {
     use axum::response::sse::{Event, KeepAlive, Sse};

@@ -6,7 +6,8 @@ mod views;
 
 use super::AppState;
 use super::auth::Staff;
-use super::error::{ApiError, Body};
+use super::error::ApiError;
+use super::input::{Body, NoParams, OptionalBody, Params, PathParts};
 use crate::service::access::{Auditor, Director, Lead};
 use crate::service::auth::Via;
 use crate::service::queries::LogQuery;
@@ -17,8 +18,8 @@ use actas_core::scope::Risk;
 use actas_core::staff::Email;
 use actas_store::EventFilter;
 use axum::extract::ConnectInfo;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{OriginalUri, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -88,13 +89,47 @@ pub fn router() -> Router<AppState> {
         .route("/audit", get(audit))
         .route("/keys/assertion/rotate", post(rotate_assertion_key))
         .route("/openapi.json", get(openapi))
+        .layer(axum::extract::DefaultBodyLimit::max(
+            super::input::BODY_LIMIT,
+        ))
+        // Last: it applies to the routes above.
+        .method_not_allowed_fallback(wrong_method)
+        .fallback(no_such_operation)
+}
+
+/// A path the API doesn't have, answered in its error shape.
+async fn no_such_operation(OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "no_such_operation",
+        format!(
+            "there is no operation at {}; /api/v1/openapi.json lists them",
+            uri.path()
+        ),
+    )
+    .on("path")
+}
+
+/// A path the API has, with a method it doesn't take there (the Allow header, which the
+/// router adds, lists those it does).
+async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} {} is not an operation; the Allow header lists the methods it takes",
+            method,
+            uri.path()
+        ),
+    )
+    .on("method")
 }
 
 /// The OpenAPI 3.1 description of this API, kept beside the routes; a test checks that
 /// every documented path is served and every served path is documented.
 pub const OPENAPI: &str = include_str!("openapi.json");
 
-async fn openapi() -> Response {
+async fn openapi(_: NoParams) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
 }
 
@@ -103,6 +138,7 @@ fn request_id(text: &str) -> ApiResult<RequestId> {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct SignIn {
     email: String,
     password: String,
@@ -112,6 +148,7 @@ struct SignIn {
 
 async fn sign_in(
     State(state): State<AppState>,
+    _: NoParams,
     ConnectInfo(peer): ConnectInfo<std::net::SocketAddr>,
     headers: HeaderMap,
     Body(body): Body<SignIn>,
@@ -139,13 +176,22 @@ async fn sign_in(
     Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
 }
 
-async fn sign_out(State(state): State<AppState>, Staff(who): Staff) -> ApiResult<Response> {
+async fn sign_out(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    _: NoParams,
+) -> ApiResult<Response> {
     state.service.sign_out(&who).await?;
     let cookie = state.site.cookie("", 0);
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 
-async fn me(State(state): State<AppState>, Staff(who): Staff, headers: HeaderMap) -> ApiResult {
+async fn me(
+    State(state): State<AppState>,
+    Staff(who): Staff,
+    _: NoParams,
+    headers: HeaderMap,
+) -> ApiResult {
     let mine = state.service.me(&who).await?;
     let csrf = match who.via() {
         Via::Cookie { csrf, .. } if state.site.session_cookie(&headers).is_some() => {
@@ -164,6 +210,7 @@ async fn me(State(state): State<AppState>, Staff(who): Staff, headers: HeaderMap
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
 }
@@ -171,6 +218,7 @@ struct NewToken {
 async fn create_token(
     State(state): State<AppState>,
     Staff(who): Staff,
+    _: NoParams,
     Body(body): Body<NewToken>,
 ) -> ApiResult<Response> {
     if matches!(who.via(), Via::ApiToken) {
@@ -186,7 +234,7 @@ async fn create_token(
         .into_response())
 }
 
-async fn begin_totp(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+async fn begin_totp(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
     let uri = state.service.begin_totp(&who).await?;
     Ok(Json(
         json!({ "otpauth_uri": uri, "next": "add it to your authenticator app, then confirm with a code" }),
@@ -196,6 +244,7 @@ async fn begin_totp(State(state): State<AppState>, Staff(who): Staff) -> ApiResu
 async fn confirm_totp(
     State(state): State<AppState>,
     Staff(who): Staff,
+    _: NoParams,
     Body(b): Body<CodeBody>,
 ) -> ApiResult {
     state.service.confirm_totp(&who, &b.code).await?;
@@ -203,6 +252,7 @@ async fn confirm_totp(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct Search {
     q: Option<String>,
 }
@@ -210,7 +260,7 @@ struct Search {
 async fn list_accounts(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Query(search): Query<Search>,
+    Params(search): Params<Search>,
 ) -> ApiResult {
     let found = state
         .service
@@ -226,7 +276,8 @@ async fn list_accounts(
 async fn get_account(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
 ) -> ApiResult {
     let id = AccountId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
     let view = state.service.account_view(&who, &id).await?;
@@ -242,6 +293,7 @@ async fn get_account(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NewRequestBody {
     account: String,
     ticket: String,
@@ -257,6 +309,7 @@ struct NewRequestBody {
 async fn create_request(
     State(state): State<AppState>,
     Staff(who): Staff,
+    _: NoParams,
     Body(b): Body<NewRequestBody>,
 ) -> ApiResult<Response> {
     let for_session = b
@@ -283,14 +336,15 @@ async fn create_request(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RequestList {
     status: Option<String>,
 }
 
 async fn list_requests(
     State(state): State<AppState>,
-    Staff(who): Staff,
-    Query(q): Query<RequestList>,
+    lead: Lead,
+    Params(q): Params<RequestList>,
 ) -> ApiResult {
     match q.status.as_deref() {
         Some("pending") | None => {}
@@ -301,7 +355,6 @@ async fn list_requests(
             ));
         }
     }
-    let lead = Lead::of(&who)?;
     let queue = state.service.queue(&lead).await?;
     let list: Vec<Value> = queue
         .iter()
@@ -318,7 +371,8 @@ async fn list_requests(
 async fn get_request(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
 ) -> ApiResult {
     let view = state.service.request_view(&who, request_id(&id)?).await?;
     let mut out = request_view(&view.request);
@@ -328,6 +382,7 @@ async fn get_request(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ApproveBody {
     capabilities: Option<Vec<String>>,
     minutes: Option<u64>,
@@ -337,7 +392,8 @@ struct ApproveBody {
 async fn approve(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
     Body(b): Body<ApproveBody>,
 ) -> ApiResult {
     let r = state
@@ -356,6 +412,7 @@ async fn approve(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct NoteBody {
     note: String,
 }
@@ -363,7 +420,8 @@ struct NoteBody {
 async fn deny(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
     Body(b): Body<NoteBody>,
 ) -> ApiResult {
     let r = state
@@ -376,7 +434,8 @@ async fn deny(
 async fn cancel(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
 ) -> ApiResult {
     let r = state
         .service
@@ -386,6 +445,7 @@ async fn cancel(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct CodeBody {
     code: String,
 }
@@ -393,7 +453,8 @@ struct CodeBody {
 async fn enter_code(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
     Body(b): Body<CodeBody>,
 ) -> ApiResult {
     let r = state
@@ -404,6 +465,7 @@ async fn enter_code(
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct StartBody {
     request: String,
     /// Needed when the last password check is older than the policy allows.
@@ -413,6 +475,7 @@ struct StartBody {
 async fn start_session(
     State(state): State<AppState>,
     Staff(who): Staff,
+    _: NoParams,
     Body(b): Body<StartBody>,
 ) -> ApiResult<Response> {
     let id =
@@ -452,7 +515,7 @@ async fn password_checked_at(
     })
 }
 
-async fn my_session(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+async fn my_session(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
     let mine = state.service.my_session(&who).await?;
     Ok(Json(
         json!({ "session": mine.map(|m| session_view(&actas_core::session::Session::Active(m.session))) }),
@@ -460,6 +523,7 @@ async fn my_session(State(state): State<AppState>, Staff(who): Staff) -> ApiResu
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReissueBody {
     /// Needed when the last password check is older than the policy allows.
     password: Option<String>,
@@ -469,6 +533,7 @@ struct ReissueBody {
 async fn reissue_handoff(
     State(state): State<AppState>,
     Staff(who): Staff,
+    _: NoParams,
     Body(b): Body<ReissueBody>,
 ) -> ApiResult<Response> {
     let authenticated_at = password_checked_at(&state, &who, b.password.as_deref()).await?;
@@ -481,7 +546,7 @@ async fn reissue_handoff(
 
 /// The caller's start page, as data: their requests and session, and what their role
 /// has waiting (absent sections are not for their role).
-async fn home(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
+async fn home(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
     let h = state.service.home(&who).await?;
     let queue = |items: &Vec<crate::service::queries::QueueItem>| -> Vec<Value> {
         items
@@ -519,7 +584,8 @@ async fn home(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
 async fn get_session(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
 ) -> ApiResult {
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
     let view = state.service.session_view(&who, id).await?;
@@ -541,16 +607,12 @@ struct EndBody {
 async fn end_session(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
-    body: axum::body::Bytes,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
+    OptionalBody(b): OptionalBody<EndBody>,
 ) -> ApiResult {
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
     // The body is optional: `{}`, `{"note": "…"}` or nothing at all.
-    let b: EndBody = if body.iter().all(u8::is_ascii_whitespace) {
-        EndBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::invalid("body", e.to_string()))?
-    };
     let ended = state
         .service
         .end_session_with_note(who.staff(), id, &b.note)
@@ -561,7 +623,8 @@ async fn end_session(
 async fn add_note(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path(id): Path<String>,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
     Body(b): Body<NoteBody>,
 ) -> ApiResult<Response> {
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
@@ -601,7 +664,8 @@ fn review_item(i: &crate::service::reviews::ReviewItem) -> Value {
 async fn page_copy(
     State(state): State<AppState>,
     Staff(who): Staff,
-    Path((id, seq)): Path<(String, String)>,
+    _: NoParams,
+    PathParts((id, seq)): PathParts<(String, String)>,
 ) -> ApiResult {
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
     let seq: u64 = seq
@@ -636,8 +700,7 @@ async fn page_copy(
     })))
 }
 
-async fn reviews(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
-    let lead = Lead::of(&who)?;
+async fn reviews(State(state): State<AppState>, lead: Lead, _: NoParams) -> ApiResult {
     let q = state.service.review_queue(&lead).await?;
     Ok(Json(json!({
         "waiting": q.waiting.iter().map(review_item).collect::<Vec<_>>(),
@@ -657,11 +720,11 @@ struct ReviewBody {
 
 async fn review_session(
     State(state): State<AppState>,
-    Staff(who): Staff,
-    Path(id): Path<String>,
+    lead: Lead,
+    _: NoParams,
+    PathParts(id): PathParts<String>,
     Body(b): Body<ReviewBody>,
 ) -> ApiResult<Response> {
-    let lead = Lead::of(&who)?;
     let id = SessionId::parse(&id).map_err(|e| ApiError::invalid("id", e.to_string()))?;
     state
         .service
@@ -683,10 +746,9 @@ struct WeekQuery {
 
 async fn weekly_summary(
     State(state): State<AppState>,
-    Staff(who): Staff,
-    Query(q): Query<WeekQuery>,
+    lead: Lead,
+    Params(q): Params<WeekQuery>,
 ) -> ApiResult {
-    let lead = Lead::of(&who)?;
     let day = match q.week.trim() {
         "" => Timestamp::now(),
         text => Timestamp::parse(text)
@@ -714,8 +776,7 @@ async fn weekly_summary(
     })))
 }
 
-async fn allow_list(State(state): State<AppState>, Staff(who): Staff) -> ApiResult {
-    let director = Director::of(&who)?;
+async fn allow_list(State(state): State<AppState>, director: Director, _: NoParams) -> ApiResult {
     let view = state.service.allow_list_view(&director).await?;
     let review = state.service.policy().grant_review;
     let now = Timestamp::now();
@@ -741,6 +802,7 @@ async fn allow_list(State(state): State<AppState>, Staff(who): Staff) -> ApiResu
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GrantBody {
     email: String,
     max_risk: String,
@@ -750,6 +812,7 @@ struct GrantBody {
 async fn rotate_assertion_key(
     State(state): State<AppState>,
     Staff(who): Staff,
+    _: NoParams,
 ) -> ApiResult<Response> {
     let (old_kid, new_kid) = state
         .service
@@ -765,7 +828,8 @@ async fn rotate_assertion_key(
 
 async fn grant(
     State(state): State<AppState>,
-    Staff(who): Staff,
+    director: Director,
+    _: NoParams,
     Body(b): Body<GrantBody>,
 ) -> ApiResult<Response> {
     let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
@@ -778,7 +842,7 @@ async fn grant(
         .change_allow_list(
             &email,
             AllowChange::Grant(risk),
-            &who.staff().email,
+            &director.staff().email,
             &b.reason,
         )
         .await?;
@@ -791,6 +855,7 @@ async fn grant(
 
 /// A director's request about one grant: whose, and why.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct GrantReasonBody {
     email: String,
     reason: String,
@@ -799,38 +864,44 @@ struct GrantReasonBody {
 /// Revokes or confirms one grant as the calling director; the email it was about.
 async fn change_one(
     state: &AppState,
-    who: &crate::service::auth::Authenticated,
+    director: &Director,
     b: &GrantReasonBody,
     change: AllowChange,
 ) -> ApiResult<Email> {
     let email = Email::parse(&b.email).map_err(|e| ApiError::invalid("email", e.to_string()))?;
     state
         .service
-        .change_allow_list(&email, change, &who.staff().email, &b.reason)
+        .change_allow_list(&email, change, &director.staff().email, &b.reason)
         .await?;
     Ok(email)
 }
 
 async fn revoke(
     State(state): State<AppState>,
-    Staff(who): Staff,
+    director: Director,
+    _: NoParams,
     Body(b): Body<GrantReasonBody>,
 ) -> ApiResult {
-    let email = change_one(&state, &who, &b, AllowChange::Revoke).await?;
+    let email = change_one(&state, &director, &b, AllowChange::Revoke).await?;
     Ok(Json(json!({ "email": email, "revoked": true })))
 }
 
 /// A director reviews a grant and keeps it as it is.
 async fn confirm_grant(
     State(state): State<AppState>,
-    Staff(who): Staff,
+    director: Director,
+    _: NoParams,
     Body(b): Body<GrantReasonBody>,
 ) -> ApiResult {
-    let email = change_one(&state, &who, &b, AllowChange::Confirm).await?;
+    let email = change_one(&state, &director, &b, AllowChange::Confirm).await?;
     Ok(Json(json!({ "email": email, "confirmed": true })))
 }
 
+/// The most events one page of `GET /audit` holds.
+const MAX_LOG_PAGE: u32 = 1000;
+
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct AuditQuery {
     account: Option<String>,
     session: Option<String>,
@@ -844,10 +915,9 @@ struct AuditQuery {
 
 async fn audit(
     State(state): State<AppState>,
-    Staff(who): Staff,
-    Query(q): Query<AuditQuery>,
+    reader: Auditor,
+    Params(q): Params<AuditQuery>,
 ) -> ApiResult {
-    let reader = Auditor::of(&who)?;
     let time = |v: Option<String>, field: &'static str| -> ApiResult<Option<Timestamp>> {
         v.filter(|s| !s.trim().is_empty())
             .map(|t| {
@@ -880,7 +950,13 @@ async fn audit(
         since: time(q.since, "since")?,
         until: time(q.until, "until")?,
     };
-    let limit = q.limit.unwrap_or(100).clamp(1, 1000);
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=MAX_LOG_PAGE).contains(&limit) {
+        return Err(ApiError::invalid(
+            "limit",
+            format!("limit is 1 to {MAX_LOG_PAGE} events"),
+        ));
+    }
     let query = LogQuery {
         filter,
         staff,
