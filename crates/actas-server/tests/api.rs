@@ -934,12 +934,7 @@ async fn every_operation_refuses_malformed_input_in_the_one_error_shape_naming_t
             }
             if op.get("requestBody").is_some() {
                 let cases: [(&'static str, &[u8], StatusCode, &str); 5] = [
-                    (
-                        "application/json",
-                        b"{",
-                        StatusCode::BAD_REQUEST,
-                        "body",
-                    ),
+                    ("application/json", b"{", StatusCode::BAD_REQUEST, "body"),
                     ("application/json", b"{]", StatusCode::BAD_REQUEST, "body"),
                     (
                         "text/plain",

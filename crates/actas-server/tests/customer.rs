@@ -331,6 +331,32 @@ async fn customer_activity_is_recorded_once_per_idempotency_key_with_plain_sente
             "events[1].account",
             Some("there is no account nobody"),
         ),
+        // A value is bounded, so a body at the size limit can't become a ledger event
+        // twice its size.
+        (
+            json!({ "account": "acme", "kind": "agreement_signed",
+                    "details": { "document": "d".repeat(201) } }),
+            "details.document",
+            Some("at most 200 characters"),
+        ),
+        (
+            json!({ "account": "acme", "kind": "profile_edited",
+                    "changes": [{ "field": "bio", "from": "", "to": "b".repeat(1001) }] }),
+            "changes[0].to",
+            Some("at most 1000 characters"),
+        ),
+        (
+            json!({ "account": "acme", "kind": "profile_edited",
+                    "changes": (0..51).map(|i| json!({ "field": format!("f{i}"), "to": "x" })).collect::<Vec<_>>() }),
+            "changes",
+            Some("at most 50 changed fields"),
+        ),
+        (json!({ "events": [], "extra": true }), "extra", None),
+        (
+            json!({ "events": [{ "account": "acme", "kind": "signed_in", "colour": "red" }] }),
+            "events[0].colour",
+            None,
+        ),
     ] {
         let (status, err) = w.call(reqwest::Method::POST, "/events", Some(body)).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{err}");
