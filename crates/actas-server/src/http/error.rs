@@ -6,7 +6,6 @@ use crate::service::ServiceError;
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 /// An error answer.
 #[derive(Debug)]
@@ -96,10 +95,34 @@ fn correlation_id() -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Every error answer's body, as the API document describes it.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong, in words and as a code to branch on.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// A short code that stays the same: `invalid`, `not_found`, `bad_json`, …
+    pub code: &'static str,
+    /// What went wrong and what to do, for a person.
+    pub message: String,
+    /// The body field, query parameter or path segment at fault (`limit`,
+    /// `events[3].kind`), or `body`, `path`, `method`; null when no one input is.
+    pub field: Option<String>,
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body =
-            json!({ "error": { "code": self.code, "message": self.message, "field": self.field } });
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code,
+                message: self.message,
+                field: self.field,
+            },
+        };
         (self.status, Json(body)).into_response()
     }
 }

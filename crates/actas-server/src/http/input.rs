@@ -312,6 +312,14 @@ fn described(path: &str, message: &str, input: Input) -> ApiError {
         let field = under(&name);
         return ApiError::invalid(&field, format!("{field} is given more than once"));
     }
+    if let Some((name, tail)) = message.strip_prefix("unknown variant ").and_then(named) {
+        let field = at.unwrap_or("body").to_owned();
+        let known: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+        return ApiError::invalid(
+            &field,
+            format!("{field} is one of {}, not {name:?}", known.join(", ")),
+        );
+    }
     let field = at.unwrap_or(match input {
         Input::Body => "body",
         Input::Query => "query",
@@ -511,6 +519,16 @@ mod tests {
         limit: Option<u32>,
         after: Option<u64>,
         q: Option<String>,
+        format: Option<Format>,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[allow(dead_code)]
+    enum Format {
+        #[serde(rename = "json")]
+        Json,
+        #[serde(rename = "csv")]
+        Csv,
     }
 
     #[test]
@@ -530,9 +548,14 @@ mod tests {
             (
                 "limt=5",
                 "limt",
-                "there is no parameter limt; the parameters here are limit, after, q",
+                "there is no parameter limt; the parameters here are limit, after, q, format",
             ),
             ("limit=1&limit=2", "limit", "limit is given more than once"),
+            (
+                "format=xml",
+                "format",
+                "format is one of json, csv, not \"xml\"",
+            ),
         ];
         for (q, field, words) in cases {
             let (status, f, m) = refused(query::<Page>(q));

@@ -5,7 +5,7 @@
 use crate::http::AppState;
 use crate::http::api::ApiResult;
 use crate::http::auth::{App, Staff};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::input::{NoParams, Params};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -31,6 +31,17 @@ pub(crate) async fn keys(State(state): State<AppState>) -> ApiResult<Response> {
 
 /// `GET /api/v1/ledger/checkpoint`: the newest tree head as a signed note. Public, as
 /// transparency-log checkpoints are: it is a root hash and a size.
+#[utoipa::path(
+    get,
+    path = "/ledger/checkpoint",
+    summary = "The newest signed tree head as a C2SP tlog-checkpoint signed note (Ed25519). Public",
+    security(()),
+    responses(
+        (status = 200, description = "The note", content_type = "text/plain", body = String),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn checkpoint(State(state): State<AppState>, _: NoParams) -> ApiResult<Response> {
     let note = state.service.checkpoint_note(&state.ledger_origin).await?;
     Ok((
@@ -69,7 +80,8 @@ impl FromRequestParts<AppState> for AppOrStaff {
 }
 
 /// `?from=&to=`: two tree sizes.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ConsistencyQuery {
     from: u64,
@@ -78,6 +90,19 @@ pub(crate) struct ConsistencyQuery {
 
 /// `GET /api/v1/ledger/consistency?from=&to=`: the RFC 9162 consistency proof between
 /// two tree sizes, as an extract's `consistency` field carries it.
+#[utoipa::path(
+    get,
+    path = "/ledger/consistency",
+    summary = "The RFC 9162 consistency proof between two tree sizes (app key or staff): {from, to, proof (base64 of the concatenated hashes)}",
+    security(("appKey" = []), ("cookie" = []), ("token" = [])),
+    params(ConsistencyQuery),
+    responses(
+        (status = 200, description = "The proof", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 pub(crate) async fn consistency(
     State(state): State<AppState>,
     _: AppOrStaff,

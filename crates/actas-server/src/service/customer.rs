@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 pub const MAX_BATCH: usize = 1000;
 
 /// One thing the customer did, as the product reports it (`POST /api/v1/events`).
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ActivityInput {
     /// The account.
@@ -31,6 +31,7 @@ pub struct ActivityInput {
     pub kind: String,
     /// Values the kind's sentence names, e.g. `{"document": "the loan agreement LA-77"}`.
     #[serde(default)]
+    #[schema(value_type = Object)]
     pub details: Map<String, Value>,
     /// What changed: `[{field, from, to}]`; values are masked by policy before recording.
     #[serde(default)]
@@ -40,17 +41,37 @@ pub struct ActivityInput {
     pub idempotency_key: Option<String>,
 }
 
+/// What `POST /api/v1/events` takes: one activity, or `{"events": [...]}`.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(untagged)]
+pub enum Reported {
+    /// A batch, recorded all or nothing.
+    Batch(Batch),
+    /// One activity.
+    One(ActivityInput),
+}
+
+/// Up to [`MAX_BATCH`] activities, recorded all or nothing.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Batch {
+    /// The activities, in order.
+    pub events: Vec<ActivityInput>,
+}
+
 /// One changed field as the product reports it.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeInput {
     /// The field, e.g. `email`.
     pub field: String,
     /// Before.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub from: Option<Value>,
     /// After.
     #[serde(default)]
+    #[schema(value_type = Option<Object>)]
     pub to: Option<Value>,
 }
 

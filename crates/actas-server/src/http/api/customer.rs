@@ -5,9 +5,9 @@
 use super::ApiResult;
 use crate::http::AppState;
 use crate::http::auth::{App, ReportingApp};
-use crate::http::error::ApiError;
+use crate::http::error::{ApiError, ErrorBody};
 use crate::http::input::{Body, NoParams, Params, PathParts, from_value};
-use crate::service::customer::ActivityInput;
+use crate::service::customer::{ActivityInput, Batch, Reported};
 use actas_core::event::Actor;
 use axum::Json;
 use axum::extract::State;
@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 /// `PUT /accounts/{id}`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AccountBody {
     name: String,
@@ -25,6 +25,25 @@ pub(super) struct AccountBody {
     flags: Vec<String>,
 }
 
+#[utoipa::path(
+    put,
+    path = "/accounts/{id}",
+    summary = "Create or update an account (app key): name and flags; recorded as the app's doing, removed flags named",
+    security(("appKey" = [])),
+    params(("id" = String, Path, description = "the account's id")),
+    request_body(content = AccountBody, example = json!({"name": "Acme Co", "flags": []})),
+    responses(
+        (status = 200, description = "The account", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 pub(super) async fn put_account(
     State(state): State<AppState>,
     App(app): App,
@@ -46,12 +65,32 @@ pub(super) async fn put_account(
 }
 
 /// `PUT /accounts/{id}/consent`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConsentBody {
     consent: String,
 }
 
+#[utoipa::path(
+    put,
+    path = "/accounts/{id}/consent",
+    summary = "Set the customer's consent (app key): allowed, code_required or revoked. Revoking ends the account's active sessions at once",
+    security(("appKey" = [])),
+    params(("id" = String, Path, description = "the account's id")),
+    request_body(content = ConsentBody, example = json!({"consent": "code_required"})),
+    responses(
+        (status = 200, description = "The account's consent", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 pub(super) async fn put_consent(
     State(state): State<AppState>,
     App(app): App,
@@ -65,6 +104,21 @@ pub(super) async fn put_consent(
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/accounts/{id}/confirmation-codes",
+    summary = "Make a one-time confirmation code the customer reads to the agent (app key): single use, 10 minutes",
+    security(("appKey" = [])),
+    params(("id" = String, Path, description = "the account's id")),
+    responses(
+        (status = 201, description = "The code, shown once", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 pub(super) async fn create_code(
     State(state): State<AppState>,
     App(app): App,
@@ -88,6 +142,24 @@ pub(super) async fn create_code(
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/events",
+    summary = "Report what the customer did (app key): one event, or {\"events\": [...]} (up to 1,000, all or nothing). A retry with the same idempotency_key writes nothing new",
+    security(("appKey" = [])),
+    request_body(content = crate::service::customer::Reported, example = json!({"account": "acme", "kind": "agreement_signed", "details": {"document": "the loan agreement LA-77"}, "idempotency_key": "sign-LA-77"})),
+    responses(
+        (status = 201, description = "Recorded; in a batch, at least one event was new", body = Object),
+        (status = 200, description = "Already recorded: every idempotency_key was seen before, nothing new was written (`duplicate: true`)", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 pub(super) async fn post_events(
     State(state): State<AppState>,
     ReportingApp(app): ReportingApp,
@@ -95,28 +167,17 @@ pub(super) async fn post_events(
     Body(b): Body<Value>,
 ) -> ApiResult<Response> {
     // Parsed by hand from a Value so an error can name the item and field.
-    // A batch is `{"events": [...]}` and nothing else beside it.
-    let (inputs, batch) = match b {
-        Value::Object(mut m) if m.contains_key("events") => {
-            if let Some(other) = m.keys().find(|k| *k != "events") {
-                return Err(ApiError::invalid(
-                    other.clone(),
-                    format!("there is no field {other} beside events in a batch"),
-                ));
-            }
-            let Some(Value::Array(items)) = m.remove("events") else {
-                return Err(ApiError::invalid(
-                    "events",
-                    "events should be a list of events",
-                ));
-            };
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.into_iter().enumerate() {
-                out.push(from_value::<ActivityInput>(item, &format!("events[{i}]"))?);
-            }
-            (out, true)
+    // Told apart by hand, so an error names the field (`events[3].kind`) rather than
+    // saying that neither form fits.
+    let reported = match b {
+        Value::Object(m) if m.contains_key("events") => {
+            Reported::Batch(from_value::<Batch>(Value::Object(m), "")?)
         }
-        other => (vec![from_value::<ActivityInput>(other, "")?], false),
+        other => Reported::One(from_value::<ActivityInput>(other, "")?),
+    };
+    let (inputs, batch) = match reported {
+        Reported::Batch(b) => (b.events, true),
+        Reported::One(one) => (vec![one], false),
     };
     let recorded = state
         .service
@@ -137,12 +198,16 @@ pub(super) async fn post_events(
 }
 
 /// Paging for the access history.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct PageQuery {
+    /// The page, from 0.
     #[serde(default)]
     page: u32,
+    /// Sessions a page, 1 to 100 (20 when left out).
     #[serde(default = "per_page")]
+    #[param(minimum = 1, maximum = 100)]
     per_page: u32,
 }
 
@@ -150,9 +215,23 @@ fn per_page() -> u32 {
     20
 }
 
+#[utoipa::path(
+    get,
+    path = "/accounts/{id}/access-history",
+    summary = "Support sessions on the account, newest first, with staff, times, end reason, ticket, reason, scope, approver and what was done (app key)",
+    security(("appKey" = [])),
+    params(("id" = String, Path, description = "the account's id"), PageQuery),
+    responses(
+        (status = 200, description = "A page of sessions", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 pub(super) async fn access_history(
     State(state): State<AppState>,
-    App(_): App,
+    App(_app): App,
     PathParts(id): PathParts<String>,
     Params(q): Params<PageQuery>,
 ) -> ApiResult {
@@ -166,9 +245,23 @@ pub(super) async fn access_history(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/accounts/{id}/staff-who-acted",
+    summary = "The names and roles of everyone who acted as the customer, with dates (app key)",
+    security(("appKey" = [])),
+    params(("id" = String, Path, description = "the account's id")),
+    responses(
+        (status = 200, description = "The staff", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 pub(super) async fn staff_who_acted(
     State(state): State<AppState>,
-    App(_): App,
+    App(_app): App,
     _: NoParams,
     PathParts(id): PathParts<String>,
 ) -> ApiResult {
@@ -179,18 +272,52 @@ pub(super) async fn staff_who_acted(
 /// `?format=csv` for people; JSON (the verifiable form) otherwise, or `json.gz` for it
 /// compressed. `?since=` an earlier
 /// extract's tree size, for a consistency proof from it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ExtractQuery {
+    /// `json` (the verifiable form, when left out), `json.gz` (the same, compressed) or
+    /// `csv` (for people).
     #[serde(default)]
-    format: Option<String>,
+    #[param(inline)]
+    format: Option<ExtractFormat>,
+    /// An earlier extract's tree size, for a consistency proof from it.
     #[serde(default)]
+    #[param(minimum = 1)]
     since: Option<u64>,
 }
 
+/// The forms an audit extract comes in.
+#[derive(Debug, Clone, Copy, Deserialize, utoipa::ToSchema)]
+pub(super) enum ExtractFormat {
+    /// The verifiable JSON.
+    #[serde(rename = "json")]
+    Json,
+    /// The same JSON, gzip-compressed.
+    #[serde(rename = "json.gz")]
+    JsonGz,
+    /// A CSV table for people.
+    #[serde(rename = "csv")]
+    Csv,
+}
+
+#[utoipa::path(
+    get,
+    path = "/accounts/{id}/audit-extract",
+    summary = "The account's verifiable audit extract (app key): every event of the account, one multi-leaf proof against a signed tree head, and a signed account checkpoint that shows none is missing. ?format=csv gives a table for people (no proofs); ?since= an earlier extract's tree size adds the consistency proof from it. Format: docs/extract-format.md",
+    security(("appKey" = [])),
+    params(("id" = String, Path, description = "the account's id"), ExtractQuery),
+    responses(
+        (status = 200, description = "The extract, as a download", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 pub(super) async fn audit_extract(
     State(state): State<AppState>,
-    App(_): App,
+    App(_app): App,
     PathParts(id): PathParts<String>,
     Params(q): Params<ExtractQuery>,
 ) -> ApiResult<Response> {
@@ -200,16 +327,16 @@ pub(super) async fn audit_extract(
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
         })
     };
-    let (kind, ext, body): (&str, &str, Vec<u8>) = match q.format.as_deref() {
-        Some("csv") => (
+    let (kind, ext, body): (&str, &str, Vec<u8>) = match q.format.unwrap_or(ExtractFormat::Json) {
+        ExtractFormat::Csv => (
             "text/csv; charset=utf-8",
             "csv",
             crate::service::extract::extract_csv(&extract).into_bytes(),
         ),
-        None | Some("json") => ("application/json", "json", json()?.into_bytes()),
+        ExtractFormat::Json => ("application/json", "json", json()?.into_bytes()),
         // The same JSON, compressed: a fifth of the size or less (its bodies repeat
         // their field names), which both verifiers open as they are.
-        Some("json.gz") => {
+        ExtractFormat::JsonGz => {
             let text = json()?;
             let packed = tokio::task::spawn_blocking(move || {
                 crate::service::extract::compress(text.as_bytes())
@@ -222,12 +349,6 @@ pub(super) async fn audit_extract(
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string())
             })?;
             ("application/gzip", "json.gz", packed)
-        }
-        Some(other) => {
-            return Err(ApiError::invalid(
-                "format",
-                format!("give json, json.gz or csv, not {other:?}"),
-            ));
         }
     };
     Ok((
@@ -248,7 +369,8 @@ pub(super) async fn audit_extract(
 }
 
 /// `?after=` for `GET /accounts/{id}/activity/stream`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(super) struct StreamQuery {
     after: Option<u64>,
@@ -267,9 +389,23 @@ const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300)
 /// JSON). It starts with the newest event (so a watcher knows at once whether support is
 /// in the account), or after `Last-Event-ID` / `?after=` when resuming, and ends when the
 /// server stops.
+#[utoipa::path(
+    get,
+    path = "/accounts/{id}/activity/stream",
+    summary = "The account's events as they commit, as server-sent events (app key): event 'activity', id the sequence number, data the event as JSON; starts with the newest event, or after Last-Event-ID / ?after= when resuming",
+    security(("appKey" = [])),
+    params(("id" = String, Path, description = "the account's id"), StreamQuery),
+    responses(
+        (status = 200, description = "A stream of events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 pub(super) async fn activity_stream(
     State(state): State<AppState>,
-    App(_): App,
+    App(_app): App,
     PathParts(id): PathParts<String>,
     Params(q): Params<StreamQuery>,
     headers: axum::http::HeaderMap,

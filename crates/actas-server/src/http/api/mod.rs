@@ -6,7 +6,7 @@ mod views;
 
 use super::AppState;
 use super::auth::Staff;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::input::{Body, NoParams, OptionalBody, Params, PathParts};
 use crate::service::access::{Auditor, Director, Lead};
 use crate::service::auth::Via;
@@ -21,80 +21,139 @@ use axum::extract::ConnectInfo;
 use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::{Value, json};
+use utoipa_axum::{router::OpenApiRouter, routes};
 use views::{account_view, event_view, request_view, session_view};
 
 pub(crate) type ApiResult<T = Json<Value>> = Result<T, ApiError>;
 
 /// The `/api/v1` routes.
 pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/sign-in", post(sign_in))
-        .route("/sign-out", post(sign_out))
-        .route("/me", get(me))
-        .route("/home", get(home))
-        .route("/tokens", post(create_token))
-        .route("/totp", post(begin_totp))
-        .route("/totp/confirm", post(confirm_totp))
-        .route("/accounts", get(list_accounts))
-        .route(
-            "/accounts/{id}",
-            get(get_account).put(customer::put_account),
-        )
-        .route(
-            "/accounts/{id}/consent",
-            axum::routing::put(customer::put_consent),
-        )
-        .route(
-            "/accounts/{id}/confirmation-codes",
-            post(customer::create_code),
-        )
-        .route(
-            "/accounts/{id}/access-history",
-            get(customer::access_history),
-        )
-        .route(
-            "/accounts/{id}/staff-who-acted",
-            get(customer::staff_who_acted),
-        )
-        .route("/accounts/{id}/audit-extract", get(customer::audit_extract))
-        .route(
-            "/accounts/{id}/activity/stream",
-            get(customer::activity_stream),
-        )
-        .route("/events", post(customer::post_events))
-        .route("/ledger/checkpoint", get(crate::http::ledger::checkpoint))
-        .route("/ledger/consistency", get(crate::http::ledger::consistency))
-        .route("/requests", get(list_requests).post(create_request))
-        .route("/requests/{id}", get(get_request))
-        .route("/requests/{id}/approve", post(approve))
-        .route("/requests/{id}/deny", post(deny))
-        .route("/requests/{id}/cancel", post(cancel))
-        .route("/requests/{id}/code", post(enter_code))
-        .route("/sessions", get(my_session).post(start_session))
-        .route("/sessions/handoff", post(reissue_handoff))
-        .route("/sessions/{id}", get(get_session))
-        .route("/sessions/{id}/end", post(end_session))
-        .route("/sessions/{id}/note", post(add_note))
-        .route("/sessions/{id}/review", post(review_session))
-        .route("/sessions/{id}/pages/{seq}", get(page_copy))
-        .route("/reviews", get(reviews))
-        .route("/reviews/weekly", get(weekly_summary))
-        .route("/allow-list", get(allow_list).post(grant))
-        .route("/allow-list/revoke", post(revoke))
-        .route("/allow-list/confirm", post(confirm_grant))
-        .route("/audit", get(audit))
-        .route("/keys/assertion/rotate", post(rotate_assertion_key))
-        .route("/openapi.json", get(openapi))
+    let (router, _) = operations().split_for_parts();
+    router
         .layer(axum::extract::DefaultBodyLimit::max(
             super::input::BODY_LIMIT,
         ))
-        // Last: it applies to the routes above.
+        // Last: they apply to the routes above.
         .method_not_allowed_fallback(wrong_method)
         .fallback(no_such_operation)
+}
+
+/// The OpenAPI 3.1 document of this API, generated from the handlers' annotations and
+/// the types they parse (so a parameter, a body or a status can't change without it).
+pub fn document() -> utoipa::openapi::OpenApi {
+    operations().into_openapi()
+}
+
+/// The document as served at `/api/v1/openapi.json`, made once.
+fn served_document() -> &'static str {
+    static TEXT: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        document()
+            .to_pretty_json()
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    });
+    &TEXT
+}
+
+/// Each operation with its handler and its description.
+fn operations() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .routes(routes!(sign_in))
+        .routes(routes!(sign_out))
+        .routes(routes!(me))
+        .routes(routes!(home))
+        .routes(routes!(create_token))
+        .routes(routes!(begin_totp))
+        .routes(routes!(confirm_totp))
+        .routes(routes!(list_accounts))
+        .routes(routes!(get_account, customer::put_account))
+        .routes(routes!(customer::put_consent))
+        .routes(routes!(customer::create_code))
+        .routes(routes!(customer::access_history))
+        .routes(routes!(customer::staff_who_acted))
+        .routes(routes!(customer::audit_extract))
+        .routes(routes!(customer::activity_stream))
+        .routes(routes!(customer::post_events))
+        .routes(routes!(crate::http::ledger::checkpoint))
+        .routes(routes!(crate::http::ledger::consistency))
+        .routes(routes!(list_requests, create_request))
+        .routes(routes!(get_request))
+        .routes(routes!(approve))
+        .routes(routes!(deny))
+        .routes(routes!(cancel))
+        .routes(routes!(enter_code))
+        .routes(routes!(my_session, start_session))
+        .routes(routes!(reissue_handoff))
+        .routes(routes!(get_session))
+        .routes(routes!(end_session))
+        .routes(routes!(add_note))
+        .routes(routes!(review_session))
+        .routes(routes!(page_copy))
+        .routes(routes!(reviews))
+        .routes(routes!(weekly_summary))
+        .routes(routes!(allow_list, grant))
+        .routes(routes!(revoke))
+        .routes(routes!(confirm_grant))
+        .routes(routes!(audit))
+        .routes(routes!(rotate_assertion_key))
+        .routes(routes!(openapi))
+}
+
+/// What the document says besides its operations: who it is for, how to authenticate,
+/// and the error shape.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(
+        title = "actas staff API",
+        version = "1",
+        description = API_DESCRIPTION,
+    ),
+    servers((url = "/api/v1")),
+    security(("cookie" = []), ("token" = [])),
+    modifiers(&SecuritySchemes),
+)]
+struct ApiDoc;
+
+/// The document's opening words: credentials, the error shape, limits.
+const API_DESCRIPTION: &str = include_str!("description.md");
+
+/// The three ways to authenticate, as the document's security schemes.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "cookie",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                super::auth::COOKIE,
+                "The console's cookie, set by POST /sign-in. A request that changes something also sends X-CSRF-Token (from the sign-in's answer or GET /me) and the console's own Origin.",
+            ))),
+        );
+        components.add_security_scheme(
+            "token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("A personal API token (POST /tokens). When a request carries both a token and the cookie, the token is used and the cookie is ignored."))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "appKey",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("An app key (`actas_app_…`) made with `actas app-key create`. Opens only the customer-side operations; staff operations refuse it."))
+                    .build(),
+            ),
+        );
+    }
 }
 
 /// A path the API doesn't have, answered in its error shape.
@@ -125,19 +184,30 @@ async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError
     .on("method")
 }
 
-/// The OpenAPI 3.1 description of this API, kept beside the routes; a test checks that
-/// every documented path is served and every served path is documented.
-pub const OPENAPI: &str = include_str!("openapi.json");
-
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    summary = "This document",
+    security(()),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn openapi(_: NoParams) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], OPENAPI).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        served_document(),
+    )
+        .into_response()
 }
 
 fn request_id(text: &str) -> ApiResult<RequestId> {
     RequestId::parse(text).map_err(|e| ApiError::invalid("id", e.to_string()))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct SignIn {
     email: String,
@@ -146,6 +216,25 @@ struct SignIn {
     totp: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/sign-in",
+    summary = "Sign in with email, password and (if on) an authenticator code; sets the console cookie and returns the CSRF token",
+    security(()),
+    request_body(content = SignIn, example = json!({"email": "sarah@example.com", "password": "a-long-password"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 429, description = "Too many sign-ins from this address or for this account; wait a minute", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn sign_in(
     State(state): State<AppState>,
     _: NoParams,
@@ -176,6 +265,19 @@ async fn sign_in(
     Ok(([(header::SET_COOKIE, cookie)], Json(view)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/sign-out",
+    summary = "End this console sign-in",
+    responses(
+        (status = 204, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn sign_out(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -186,6 +288,17 @@ async fn sign_out(
     Ok(([(header::SET_COOKIE, cookie)], StatusCode::NO_CONTENT).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    summary = "Who is signed in, their allow-list level and CSRF token",
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn me(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -209,12 +322,29 @@ async fn me(
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
     name: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/tokens",
+    summary = "Create a personal API token, shown once (console sign-in only)",
+    request_body(content = NewToken, example = json!({"name": "laptop"})),
+    responses(
+        (status = 201, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn create_token(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -234,6 +364,19 @@ async fn create_token(
         .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/totp",
+    summary = "Start two-step sign-in: returns an otpauth:// URI for the authenticator app",
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn begin_totp(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
     let uri = state.service.begin_totp(&who).await?;
     Ok(Json(
@@ -241,6 +384,24 @@ async fn begin_totp(State(state): State<AppState>, Staff(who): Staff, _: NoParam
     ))
 }
 
+#[utoipa::path(
+    post,
+    path = "/totp/confirm",
+    summary = "Turn two-step sign-in on with a current code",
+    request_body(content = CodeBody, example = json!({"code": "123456"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn confirm_totp(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -251,12 +412,26 @@ async fn confirm_totp(
     Ok(Json(json!({ "totp": "on" })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct Search {
+    /// Part of an account's name or id; empty lists the first accounts.
     q: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/accounts",
+    summary = "Search customer accounts (with can_act_as for the caller)",
+    params(Search),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn list_accounts(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -273,6 +448,19 @@ async fn list_accounts(
     Ok(Json(json!({ "accounts": list })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/accounts/{id}",
+    summary = "One account, with can_act_as for the caller",
+    params(("id" = String, Path, description = "the account's id")),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 404, description = "There is no such account", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn get_account(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -292,7 +480,7 @@ async fn get_account(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRequestBody {
     account: String,
@@ -306,6 +494,24 @@ struct NewRequestBody {
     for_session: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/requests",
+    summary = "Ask to act as a customer",
+    request_body(content = NewRequestBody, example = json!({"account": "acme", "ticket": "#4821", "reason": "Check invoice tax rate after plan change", "capabilities": [], "minutes": 30})),
+    responses(
+        (status = 201, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn create_request(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -335,12 +541,28 @@ async fn create_request(
     Ok((StatusCode::CREATED, Json(request_view(&r))).into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct RequestList {
+    /// Only `pending` can be listed (the approval queue); leave it out for the same.
+    #[param(pattern = "^pending$")]
     status: Option<String>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/requests",
+    summary = "The approval queue (leads and directors)",
+    params(RequestList),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn list_requests(
     State(state): State<AppState>,
     lead: Lead,
@@ -368,6 +590,20 @@ async fn list_requests(
     Ok(Json(json!({ "requests": list })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/requests/{id}",
+    summary = "One request",
+    params(("id" = String, Path, description = "the request's id")),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such request", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn get_request(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -381,7 +617,7 @@ async fn get_request(
     Ok(Json(out))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
     capabilities: Option<Vec<String>>,
@@ -389,6 +625,26 @@ struct ApproveBody {
     note: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/approve",
+    summary = "Approve, optionally narrowing the scope or shortening the time (never your own request)",
+    params(("id" = String, Path, description = "the request's id")),
+    request_body(content = ApproveBody, example = json!({"minutes": 30, "note": "Fine for this ticket"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such request", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn approve(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -411,12 +667,32 @@ async fn approve(
     Ok(Json(request_view(&r)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/deny",
+    summary = "Deny with a note",
+    params(("id" = String, Path, description = "the request's id")),
+    request_body(content = NoteBody, example = json!({"note": "The ticket doesn't need access to the account"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such request", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn deny(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -431,6 +707,22 @@ async fn deny(
     Ok(Json(request_view(&r)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/cancel",
+    summary = "Withdraw your request",
+    params(("id" = String, Path, description = "the request's id")),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such request", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn cancel(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -444,12 +736,32 @@ async fn cancel(
     Ok(Json(request_view(&r)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CodeBody {
     code: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/requests/{id}/code",
+    summary = "Enter the customer's one-time confirmation code",
+    params(("id" = String, Path, description = "the request's id")),
+    request_body(content = CodeBody, example = json!({"code": "ABCDE-FGHJK"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such request", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn enter_code(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -464,7 +776,7 @@ async fn enter_code(
     Ok(Json(request_view(&r)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
     request: String,
@@ -472,6 +784,24 @@ struct StartBody {
     password: Option<String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/sessions",
+    summary = "Start a support session from an approved request; returns a single-use hand-off token",
+    request_body(content = StartBody, example = json!({"request": "12345678-1234-4234-8234-123456789012"})),
+    responses(
+        (status = 201, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn start_session(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -515,6 +845,17 @@ async fn password_checked_at(
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/sessions",
+    summary = "Your active session, if any",
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn my_session(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
     let mine = state.service.my_session(&who).await?;
     Ok(Json(
@@ -522,7 +863,7 @@ async fn my_session(State(state): State<AppState>, Staff(who): Staff, _: NoParam
     ))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReissueBody {
     /// Needed when the last password check is older than the policy allows.
@@ -530,6 +871,24 @@ struct ReissueBody {
 }
 
 /// A new single-use hand-off into the caller's running session.
+#[utoipa::path(
+    post,
+    path = "/sessions/handoff",
+    summary = "A new single-use hand-off into your running session (the password too if your last check is older than the policy allows); never a second session",
+    request_body(content = ReissueBody, example = json!({})),
+    responses(
+        (status = 201, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn reissue_handoff(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -546,6 +905,18 @@ async fn reissue_handoff(
 
 /// The caller's start page, as data: their requests and session, and what their role
 /// has waiting (absent sections are not for their role).
+#[utoipa::path(
+    get,
+    path = "/home",
+    summary = "Your start page as data: your requests and session, and what your role has waiting",
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn home(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
     let h = state.service.home(&who).await?;
     let queue = |items: &Vec<crate::service::queries::QueueItem>| -> Vec<Value> {
@@ -581,6 +952,20 @@ async fn home(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> 
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}",
+    summary = "A session with its timeline in plain language (your own, or any as a lead, director or auditor)",
+    params(("id" = String, Path, description = "the session's id")),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such session", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn get_session(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -596,7 +981,7 @@ async fn get_session(
     Ok(Json(out))
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct EndBody {
     /// What was done and why (needed, by policy, when the session made changes).
@@ -604,6 +989,26 @@ struct EndBody {
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/end",
+    summary = "End a session (yours, or any as a director), optionally with a note of what you did: policy may require one when the session changed something",
+    params(("id" = String, Path, description = "the session's id")),
+    request_body(content = EndBody, example = json!({"note": "Corrected the invoice address as the ticket asked"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such session", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn end_session(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -620,6 +1025,25 @@ async fn end_session(
     Ok(Json(session_view(&ended)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/note",
+    summary = "Add a note of what you did and why to one of your own sessions, running or ended (shown on its timeline and to the customer)",
+    params(("id" = String, Path, description = "the session's id")),
+    request_body(content = NoteBody, example = json!({"note": "Checked the tax rate; it was right"})),
+    responses(
+        (status = 201, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such session", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn add_note(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -661,6 +1085,20 @@ fn review_item(i: &crate::service::reviews::ReviewItem) -> Value {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/sessions/{id}/pages/{seq}",
+    summary = "A page of a session as the agent saw it: the masked HTML the gateway served for the request `seq` (a page view, a page fetched by a script or client, a change's answer; banner included), with its SHA-256 now and as the ledger recorded it (`session.pages_kept`) and its `content_type`; when they match, the page in `html` (UTF-8) or `html_base64` (any other encoding), and the opening is recorded in the ledger (`session.page_copy_opened`, in the customer's history). For the session's own staff member, leads, directors and auditors",
+    params(("id" = String, Path, description = "the session's id"), ("seq" = u64, Path, description = "The page view's ledger event number")),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such session", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn page_copy(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -700,6 +1138,18 @@ async fn page_copy(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/reviews",
+    summary = "Leads: the review queue. `waiting`: ended sessions to review, overdue first, then flagged (changes, changes with no note, blocked attempts, scope changes, consent revoked, sensitive accounts), then a policy sample of quiet ones drawn at random when each session was written, each with its due date and whether it is overdue (policy `[review] within_days`, default 7); `follow_ups`: sessions whose newest review asks for a follow-up, open until a later review finds them fine; `reviewed`: sessions reviewed that ended in the last review period",
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn reviews(State(state): State<AppState>, lead: Lead, _: NoParams) -> ApiResult {
     let q = state.service.review_queue(&lead).await?;
     Ok(Json(json!({
@@ -710,7 +1160,7 @@ async fn reviews(State(state): State<AppState>, lead: Lead, _: NoParams) -> ApiR
     })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewBody {
     outcome: String,
@@ -718,6 +1168,26 @@ struct ReviewBody {
     note: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/sessions/{id}/review",
+    summary = "Leads: record your review of an ended session that is not your own: fine, or needs follow-up with a note (a ledger event on the session's timeline)",
+    params(("id" = String, Path, description = "the session's id")),
+    request_body(content = ReviewBody, example = json!({"outcome": "fine", "note": ""})),
+    responses(
+        (status = 201, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 404, description = "There is no such session", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn review_session(
     State(state): State<AppState>,
     lead: Lead,
@@ -737,13 +1207,29 @@ async fn review_session(
         .into_response())
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct WeekQuery {
+    /// A day of the week to sum up, as 2026-11-30; this week when left out.
     #[serde(default)]
+    #[param(format = Date)]
     week: String,
 }
 
+#[utoipa::path(
+    get,
+    path = "/reviews/weekly",
+    summary = "Leads: the weekly summary, Monday to Monday UTC, for the team and each person: sessions ended, changes, blocked attempts, denied requests, wrong passwords and wrong codes, and the failures that repeated (three or more)",
+    params(WeekQuery),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn weekly_summary(
     State(state): State<AppState>,
     lead: Lead,
@@ -776,6 +1262,18 @@ async fn weekly_summary(
     })))
 }
 
+#[utoipa::path(
+    get,
+    path = "/allow-list",
+    summary = "Who may act as customers (directors)",
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn allow_list(State(state): State<AppState>, director: Director, _: NoParams) -> ApiResult {
     let view = state.service.allow_list_view(&director).await?;
     let review = state.service.policy().grant_review;
@@ -801,7 +1299,7 @@ async fn allow_list(State(state): State<AppState>, director: Director, _: NoPara
     Ok(Json(json!({ "allow_list": list })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantBody {
     email: String,
@@ -809,6 +1307,19 @@ struct GrantBody {
     reason: String,
 }
 
+#[utoipa::path(
+    post,
+    path = "/keys/assertion/rotate",
+    summary = "Replace the key that signs the gateway's assertions (directors). The old key stays in the JWKS until its last assertion has expired.",
+    responses(
+        (status = 200, description = "The old and new key ids, and the key set now published", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn rotate_assertion_key(
     State(state): State<AppState>,
     Staff(who): Staff,
@@ -826,6 +1337,24 @@ async fn rotate_assertion_key(
     .into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/allow-list",
+    summary = "Allow a staff member up to a risk level (directors)",
+    request_body(content = GrantBody, example = json!({"email": "sarah@example.com", "max_risk": "medium", "reason": "Handles billing tickets"})),
+    responses(
+        (status = 201, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn grant(
     State(state): State<AppState>,
     director: Director,
@@ -854,7 +1383,7 @@ async fn grant(
 }
 
 /// A director's request about one grant: whose, and why.
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct GrantReasonBody {
     email: String,
@@ -876,6 +1405,24 @@ async fn change_one(
     Ok(email)
 }
 
+#[utoipa::path(
+    post,
+    path = "/allow-list/revoke",
+    summary = "Take a staff member off the allow-list (directors)",
+    request_body(content = GrantReasonBody, example = json!({"email": "sarah@example.com", "reason": "Moved to another team"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn revoke(
     State(state): State<AppState>,
     director: Director,
@@ -887,6 +1434,24 @@ async fn revoke(
 }
 
 /// A director reviews a grant and keeps it as it is.
+#[utoipa::path(
+    post,
+    path = "/allow-list/confirm",
+    summary = "Directors: confirm a grant after its review, with a reason (its next review counts from now; an overdue, suspended grant works again)",
+    request_body(content = GrantReasonBody, example = json!({"email": "sarah@example.com", "reason": "Still handles billing tickets"})),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
+        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
+        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+    ),
+)]
 async fn confirm_grant(
     State(state): State<AppState>,
     director: Director,
@@ -900,19 +1465,43 @@ async fn confirm_grant(
 /// The most events one page of `GET /audit` holds.
 const MAX_LOG_PAGE: u32 = 1000;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
+    /// Only this account's events (its id).
     account: Option<String>,
+    /// Only this session's events (its id).
     session: Option<String>,
+    /// Only events of this kind, e.g. `session.started`.
     kind: Option<String>,
+    /// From this time on: 2026-11-23 or an RFC 3339 time.
     since: Option<String>,
+    /// Up to this time: 2026-11-23 or an RFC 3339 time.
     until: Option<String>,
+    /// Only what this staff member did (their e-mail address).
+    #[param(format = Email)]
     staff: Option<String>,
+    /// Events after this sequence number (the last page's `next_after`).
     after: Option<u64>,
+    /// How many events, 1 to 1000 (100 when left out).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<u32>,
 }
 
+#[utoipa::path(
+    get,
+    path = "/audit",
+    summary = "The activity log in plain language (leads, directors, auditors)",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Done", body = Object),
+        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
+        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
+        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
+        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+    ),
+)]
 async fn audit(
     State(state): State<AppState>,
     reader: Auditor,
