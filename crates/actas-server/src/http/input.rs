@@ -141,6 +141,26 @@ pub fn from_value<T: DeserializeOwned>(value: serde_json::Value, at: &str) -> Re
     })
 }
 
+/// A whole number that JSON may write as `30` or `30.0` (one number to JSON Schema),
+/// for `#[serde(deserialize_with)]` on an `Option<u64>` body field.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else {
+        return Ok(None);
+    };
+    if let Some(whole) = n.as_u64() {
+        return Ok(Some(whole));
+    }
+    match n.as_f64() {
+        // Below 2^53 every whole f64 is exact.
+        Some(f) if f >= 0.0 && f.fract() == 0.0 && f < 9_007_199_254_740_992.0 => {
+            Ok(Some(f as u64))
+        }
+        _ => Err(serde::de::Error::custom(format!(
+            "should be a whole number (0, 1, 2, …), not {n}"
+        ))),
+    }
+}
+
 /// The query string's parameters.
 pub struct Params<T>(pub T);
 
@@ -350,6 +370,8 @@ fn described(path: &str, message: &str, input: Input) -> ApiError {
                 .and_then(|r| r.split_once(", expected "))
             {
                 format!("{field} should be {}, not {n} items", expected(want))
+            } else if m.starts_with("should be ") {
+                format!("{field} {m}")
             } else {
                 // A message of our own (a domain type's parse error), already in words.
                 format!("{field}: {m}")
@@ -364,7 +386,7 @@ fn expected(want: &str) -> String {
     match want.trim() {
         "u8" | "u16" | "u32" | "u64" | "u128" | "usize" => "a whole number (0, 1, 2, …)".into(),
         "i8" | "i16" | "i32" | "i64" | "i128" | "isize" => "a whole number".into(),
-        "f32" | "f64" => "a number".into(),
+        "f32" | "f64" | "a JSON number" => "a number".into(),
         "a string" | "a borrowed string" | "string" | "String" => "text".into(),
         "a boolean" | "bool" => "true or false".into(),
         "a sequence" => "a list".into(),
@@ -483,6 +505,51 @@ mod tests {
             let (status, f, m) = refused(json::<Ask>(body.as_bytes()));
             assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
             assert_eq!((f.as_str(), m.as_str()), (*field, *words), "{body}");
+        }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Minutes {
+        #[serde(default, deserialize_with = "whole_number")]
+        minutes: Option<u64>,
+    }
+
+    #[test]
+    fn a_whole_number_may_be_written_as_json_writes_it() {
+        for (body, want) in [
+            (r#"{"minutes": 30}"#, Some(30)),
+            (r#"{"minutes": 30.0}"#, Some(30)),
+            (r#"{"minutes": 3e1}"#, Some(30)),
+            (r#"{"minutes": null}"#, None),
+            (r#"{}"#, None),
+        ] {
+            assert_eq!(
+                json::<Minutes>(body.as_bytes()).expect(body).minutes,
+                want,
+                "{body}"
+            );
+        }
+        for (body, words) in [
+            (
+                r#"{"minutes": 1.5}"#,
+                "minutes should be a whole number (0, 1, 2, …), not 1.5",
+            ),
+            (
+                r#"{"minutes": -1}"#,
+                "minutes should be a whole number (0, 1, 2, …), not -1",
+            ),
+            (
+                r#"{"minutes": 1e300}"#,
+                "minutes should be a whole number (0, 1, 2, …), not 1e+300",
+            ),
+            (
+                r#"{"minutes": "30"}"#,
+                "minutes should be a number, not \"30\"",
+            ),
+        ] {
+            let (status, f, m) = refused(json::<Minutes>(body.as_bytes()));
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!((f.as_str(), m.as_str()), ("minutes", words), "{body}");
         }
     }
 

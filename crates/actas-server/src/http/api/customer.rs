@@ -30,7 +30,7 @@ pub(super) struct AccountBody {
     path = "/accounts/{id}",
     summary = "Create or update an account (app key): name and flags; recorded as the app's doing, removed flags named",
     security(("appKey" = [])),
-    params(("id" = String, Path, description = "the account's id")),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     request_body(content = AccountBody, example = json!({"name": "Acme Co", "flags": []})),
     responses(
         (status = 200, description = "The account", body = Object),
@@ -76,7 +76,7 @@ pub(super) struct ConsentBody {
     path = "/accounts/{id}/consent",
     summary = "Set the customer's consent (app key): allowed, code_required or revoked. Revoking ends the account's active sessions at once",
     security(("appKey" = [])),
-    params(("id" = String, Path, description = "the account's id")),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     request_body(content = ConsentBody, example = json!({"consent": "code_required"})),
     responses(
         (status = 200, description = "The account's consent", body = Object),
@@ -109,7 +109,7 @@ pub(super) async fn put_consent(
     path = "/accounts/{id}/confirmation-codes",
     summary = "Make a one-time confirmation code the customer reads to the agent (app key): single use, 10 minutes",
     security(("appKey" = [])),
-    params(("id" = String, Path, description = "the account's id")),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     responses(
         (status = 201, description = "The code, shown once", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -220,7 +220,7 @@ fn per_page() -> u32 {
     path = "/accounts/{id}/access-history",
     summary = "Support sessions on the account, newest first, with staff, times, end reason, ticket, reason, scope, approver and what was done (app key)",
     security(("appKey" = [])),
-    params(("id" = String, Path, description = "the account's id"), PageQuery),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id"), PageQuery),
     responses(
         (status = 200, description = "A page of sessions", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -250,7 +250,7 @@ pub(super) async fn access_history(
     path = "/accounts/{id}/staff-who-acted",
     summary = "The names and roles of everyone who acted as the customer, with dates (app key)",
     security(("appKey" = [])),
-    params(("id" = String, Path, description = "the account's id")),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     responses(
         (status = 200, description = "The staff", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -306,7 +306,7 @@ pub(super) enum ExtractFormat {
     path = "/accounts/{id}/audit-extract",
     summary = "The account's verifiable audit extract (app key): every event of the account, one multi-leaf proof against a signed tree head, and a signed account checkpoint that shows none is missing. ?format=csv gives a table for people (no proofs); ?since= an earlier extract's tree size adds the consistency proof from it. Format: docs/extract-format.md",
     security(("appKey" = [])),
-    params(("id" = String, Path, description = "the account's id"), ExtractQuery),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id"), ExtractQuery),
     responses(
         (status = 200, description = "The extract, as a download", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -394,7 +394,7 @@ const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300)
     path = "/accounts/{id}/activity/stream",
     summary = "The account's events as they commit, as server-sent events (app key): event 'activity', id the sequence number, data the event as JSON; starts with the newest event, or after Last-Event-ID / ?after= when resuming",
     security(("appKey" = [])),
-    params(("id" = String, Path, description = "the account's id"), StreamQuery),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id"), StreamQuery),
     responses(
         (status = 200, description = "A stream of events", content_type = "text/event-stream", body = String),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),

@@ -452,7 +452,7 @@ async fn list_accounts(
     get,
     path = "/accounts/{id}",
     summary = "One account, with can_act_as for the caller",
-    params(("id" = String, Path, description = "the account's id")),
+    params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     responses(
         (status = 200, description = "Done", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -483,14 +483,26 @@ async fn get_account(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewRequestBody {
+    /// The customer's account (its id).
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
     account: String,
+    /// The support ticket this is for, in the form the policy names (e.g. `#4821`).
+    #[schema(min_length = 1)]
     ticket: String,
+    /// Why, in words the customer will read; the policy sets the shortest.
+    #[schema(min_length = 1)]
     reason: String,
+    /// What to do in the account, beyond reading (the policy's capability names).
     #[serde(default)]
     capabilities: Vec<String>,
+    /// For how long; the policy sets the longest.
+    #[serde(default, deserialize_with = "super::input::whole_number")]
+    #[schema(minimum = 1)]
     minutes: Option<u64>,
+    /// `read-only`, `live` or `mirror`, as the policy allows.
     mode: Option<String>,
     /// Your running session, when this request changes its scope.
+    #[schema(format = Uuid)]
     for_session: Option<String>,
 }
 
@@ -594,7 +606,7 @@ async fn list_requests(
     get,
     path = "/requests/{id}",
     summary = "One request",
-    params(("id" = String, Path, description = "the request's id")),
+    params(("id" = String, Path, format = Uuid, description = "the request's id")),
     responses(
         (status = 200, description = "Done", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -620,7 +632,11 @@ async fn get_request(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ApproveBody {
+    /// Fewer capabilities than asked for; all of them when left out.
     capabilities: Option<Vec<String>>,
+    /// Fewer minutes than asked for; as asked when left out.
+    #[serde(default, deserialize_with = "super::input::whole_number")]
+    #[schema(minimum = 1)]
     minutes: Option<u64>,
     note: Option<String>,
 }
@@ -629,7 +645,7 @@ struct ApproveBody {
     post,
     path = "/requests/{id}/approve",
     summary = "Approve, optionally narrowing the scope or shortening the time (never your own request)",
-    params(("id" = String, Path, description = "the request's id")),
+    params(("id" = String, Path, format = Uuid, description = "the request's id")),
     request_body(content = ApproveBody, example = json!({"minutes": 30, "note": "Fine for this ticket"})),
     responses(
         (status = 200, description = "Done", body = Object),
@@ -670,6 +686,8 @@ async fn approve(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NoteBody {
+    /// In words the customer and the auditors will read.
+    #[schema(min_length = 1, pattern = "[^\\s]")]
     note: String,
 }
 
@@ -677,7 +695,7 @@ struct NoteBody {
     post,
     path = "/requests/{id}/deny",
     summary = "Deny with a note",
-    params(("id" = String, Path, description = "the request's id")),
+    params(("id" = String, Path, format = Uuid, description = "the request's id")),
     request_body(content = NoteBody, example = json!({"note": "The ticket doesn't need access to the account"})),
     responses(
         (status = 200, description = "Done", body = Object),
@@ -711,7 +729,7 @@ async fn deny(
     post,
     path = "/requests/{id}/cancel",
     summary = "Withdraw your request",
-    params(("id" = String, Path, description = "the request's id")),
+    params(("id" = String, Path, format = Uuid, description = "the request's id")),
     responses(
         (status = 200, description = "Done", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -746,7 +764,7 @@ struct CodeBody {
     post,
     path = "/requests/{id}/code",
     summary = "Enter the customer's one-time confirmation code",
-    params(("id" = String, Path, description = "the request's id")),
+    params(("id" = String, Path, format = Uuid, description = "the request's id")),
     request_body(content = CodeBody, example = json!({"code": "ABCDE-FGHJK"})),
     responses(
         (status = 200, description = "Done", body = Object),
@@ -779,6 +797,8 @@ async fn enter_code(
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct StartBody {
+    /// The approved request to start.
+    #[schema(format = Uuid)]
     request: String,
     /// Needed when the last password check is older than the policy allows.
     password: Option<String>,
@@ -956,7 +976,7 @@ async fn home(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> 
     get,
     path = "/sessions/{id}",
     summary = "A session with its timeline in plain language (your own, or any as a lead, director or auditor)",
-    params(("id" = String, Path, description = "the session's id")),
+    params(("id" = String, Path, format = Uuid, description = "the session's id")),
     responses(
         (status = 200, description = "Done", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -993,7 +1013,7 @@ struct EndBody {
     post,
     path = "/sessions/{id}/end",
     summary = "End a session (yours, or any as a director), optionally with a note of what you did: policy may require one when the session changed something",
-    params(("id" = String, Path, description = "the session's id")),
+    params(("id" = String, Path, format = Uuid, description = "the session's id")),
     request_body(content = EndBody, example = json!({"note": "Corrected the invoice address as the ticket asked"})),
     responses(
         (status = 200, description = "Done", body = Object),
@@ -1029,7 +1049,7 @@ async fn end_session(
     post,
     path = "/sessions/{id}/note",
     summary = "Add a note of what you did and why to one of your own sessions, running or ended (shown on its timeline and to the customer)",
-    params(("id" = String, Path, description = "the session's id")),
+    params(("id" = String, Path, format = Uuid, description = "the session's id")),
     request_body(content = NoteBody, example = json!({"note": "Checked the tax rate; it was right"})),
     responses(
         (status = 201, description = "Done", body = Object),
@@ -1089,7 +1109,7 @@ fn review_item(i: &crate::service::reviews::ReviewItem) -> Value {
     get,
     path = "/sessions/{id}/pages/{seq}",
     summary = "A page of a session as the agent saw it: the masked HTML the gateway served for the request `seq` (a page view, a page fetched by a script or client, a change's answer; banner included), with its SHA-256 now and as the ledger recorded it (`session.pages_kept`) and its `content_type`; when they match, the page in `html` (UTF-8) or `html_base64` (any other encoding), and the opening is recorded in the ledger (`session.page_copy_opened`, in the customer's history). For the session's own staff member, leads, directors and auditors",
-    params(("id" = String, Path, description = "the session's id"), ("seq" = u64, Path, description = "The page view's ledger event number")),
+    params(("id" = String, Path, format = Uuid, description = "the session's id"), ("seq" = u64, Path, description = "The page view's ledger event number")),
     responses(
         (status = 200, description = "Done", body = Object),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
@@ -1163,7 +1183,10 @@ async fn reviews(State(state): State<AppState>, lead: Lead, _: NoParams) -> ApiR
 #[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ReviewBody {
+    /// `fine`, or `follow_up` (which needs a note).
+    #[schema(pattern = "^\\s*(fine|follow_up)\\s*$")]
     outcome: String,
+    /// What was seen; needed for a follow-up.
     #[serde(default)]
     note: String,
 }
@@ -1172,7 +1195,7 @@ struct ReviewBody {
     post,
     path = "/sessions/{id}/review",
     summary = "Leads: record your review of an ended session that is not your own: fine, or needs follow-up with a note (a ledger event on the session's timeline)",
-    params(("id" = String, Path, description = "the session's id")),
+    params(("id" = String, Path, format = Uuid, description = "the session's id")),
     request_body(content = ReviewBody, example = json!({"outcome": "fine", "note": ""})),
     responses(
         (status = 201, description = "Done", body = Object),
@@ -1470,14 +1493,18 @@ const MAX_LOG_PAGE: u32 = 1000;
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     /// Only this account's events (its id).
+    #[param(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
     account: Option<String>,
     /// Only this session's events (its id).
+    #[param(format = Uuid)]
     session: Option<String>,
     /// Only events of this kind, e.g. `session.started`.
     kind: Option<String>,
     /// From this time on: 2026-11-23 or an RFC 3339 time.
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     since: Option<String>,
     /// Up to this time: 2026-11-23 or an RFC 3339 time.
+    #[param(pattern = "^[0-9]{4}-[0-9]{2}-[0-9]{2}")]
     until: Option<String>,
     /// Only what this staff member did (their e-mail address).
     #[param(format = Email)]
