@@ -580,6 +580,42 @@ async fn the_openapi_document_matches_the_routes_that_are_served() {
         "a route registered without routes! would be served but not documented"
     );
     assert!(paths.len() > 30, "{}", paths.len());
+    // Every link between operations names one that exists, by a parameter it has.
+    let mut by_id = std::collections::HashMap::new();
+    for ops in paths.values() {
+        for op in ops.as_object().expect("ops").values() {
+            if let Some(id) = op["operationId"].as_str() {
+                by_id.insert(id.to_owned(), op.clone());
+            }
+        }
+    }
+    let mut links = 0;
+    for ops in paths.values() {
+        for op in ops.as_object().expect("ops").values() {
+            for response in op["responses"].as_object().expect("responses").values() {
+                let Some(found) = response.get("links").and_then(Value::as_object) else {
+                    continue;
+                };
+                for (name, link) in found {
+                    let target = link["operationId"].as_str().expect("operationId");
+                    let to = by_id
+                        .get(target)
+                        .unwrap_or_else(|| panic!("{name}: no {target}"));
+                    for (param, expr) in link["parameters"].as_object().expect("parameters") {
+                        assert!(
+                            to["parameters"]
+                                .as_array()
+                                .is_some_and(|ps| ps.iter().any(|p| p["name"] == param.as_str())),
+                            "{name}: {target} has no parameter {param}"
+                        );
+                        assert_eq!(expr, "$response.body#/id", "{name}");
+                        links += 1;
+                    }
+                }
+            }
+        }
+    }
+    assert!(links >= 13, "{links} links");
     // What is served is what the code generates.
     let generated = serde_json::to_value(actas_server::http::api::document()).expect("document");
     assert_eq!(doc, generated, "the served document is the generated one");

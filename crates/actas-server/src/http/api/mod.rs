@@ -512,7 +512,14 @@ struct NewRequestBody {
     summary = "Ask to act as a customer",
     request_body(content = NewRequestBody, example = json!({"account": "acme", "ticket": "#4821", "reason": "Check invoice tax rate after plan change", "capabilities": [], "minutes": 30})),
     responses(
-        (status = 201, description = "Done", body = Object),
+        (status = 201, description = "The request, waiting for a decision (its `id` names it from then on)", body = Object,
+        links(
+            ("GetRequest" = (operation_id = "get_request", parameters(("id" = "$response.body#/id")), description = "The request just made")),
+            ("Approve" = (operation_id = "approve", parameters(("id" = "$response.body#/id")), description = "The request just made")),
+            ("Deny" = (operation_id = "deny", parameters(("id" = "$response.body#/id")), description = "The request just made")),
+            ("Cancel" = (operation_id = "cancel", parameters(("id" = "$response.body#/id")), description = "The request just made")),
+            ("EnterCode" = (operation_id = "enter_code", parameters(("id" = "$response.body#/id")), description = "The request just made")),
+        )),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
         (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
@@ -810,7 +817,13 @@ struct StartBody {
     summary = "Start a support session from an approved request; returns a single-use hand-off token",
     request_body(content = StartBody, example = json!({"request": "12345678-1234-4234-8234-123456789012"})),
     responses(
-        (status = 201, description = "Done", body = Object),
+        (status = 201, description = "The session, started, with its single-use hand-off", body = Object,
+        links(
+            ("GetSession" = (operation_id = "get_session", parameters(("id" = "$response.body#/id")), description = "The session just started")),
+            ("EndSession" = (operation_id = "end_session", parameters(("id" = "$response.body#/id")), description = "The session just started")),
+            ("AddNote" = (operation_id = "add_note", parameters(("id" = "$response.body#/id")), description = "The session just started")),
+            ("Review" = (operation_id = "review_session", parameters(("id" = "$response.body#/id")), description = "The session just started")),
+        )),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
         (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
@@ -897,7 +910,13 @@ struct ReissueBody {
     summary = "A new single-use hand-off into your running session (the password too if your last check is older than the policy allows); never a second session",
     request_body(content = ReissueBody, example = json!({})),
     responses(
-        (status = 201, description = "Done", body = Object),
+        (status = 201, description = "The running session, with a new single-use hand-off", body = Object,
+        links(
+            ("GetSession" = (operation_id = "get_session", parameters(("id" = "$response.body#/id")), description = "The running session")),
+            ("EndSession" = (operation_id = "end_session", parameters(("id" = "$response.body#/id")), description = "The running session")),
+            ("AddNote" = (operation_id = "add_note", parameters(("id" = "$response.body#/id")), description = "The running session")),
+            ("Review" = (operation_id = "review_session", parameters(("id" = "$response.body#/id")), description = "The running session")),
+        )),
         (status = 400, description = "The body is not JSON", body = ErrorBody),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
         (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
