@@ -416,6 +416,7 @@ fn prerequisites() -> Result {
     ensure_browser()?;
     ensure_verifiers()?;
     ensure_identity_provider()?;
+    ensure_schemathesis()?;
     eprintln!("prerequisites ready");
     Ok(())
 }
@@ -486,6 +487,46 @@ fn ensure_verifiers() -> Result {
         }
     }
     eprintln!("the assertion verifiers' libraries are installed");
+    Ok(())
+}
+
+/// The schemathesis version the API's contract test (tests/api.rs) runs; pinned, so a
+/// new release's new checks arrive as a change here, not as a failure out of nowhere.
+const SCHEMATHESIS: &str = "schemathesis==4.32.5";
+
+/// schemathesis in a venv of its own under `target/schemathesis` (from PyPI), made when
+/// missing or of another version.
+fn ensure_schemathesis() -> Result {
+    let venv = root().join("target/schemathesis");
+    let bin = venv.join("bin/schemathesis");
+    let want = SCHEMATHESIS.trim_start_matches("schemathesis==");
+    let version_ok = || {
+        Command::new(&bin)
+            .arg("--version")
+            .output()
+            .map(|o| o.status.success() && String::from_utf8_lossy(&o.stdout).contains(want))
+            .unwrap_or(false)
+    };
+    if !version_ok() {
+        eprintln!(
+            "schemathesis {want} is missing; installing it with pip into {}",
+            venv.display()
+        );
+        let _ = std::fs::remove_dir_all(&venv);
+        let venv_text = venv.to_string_lossy().into_owned();
+        run("python3", &["-m", "venv", &venv_text]).map_err(|e| {
+            format!("could not make a venv for schemathesis (is python3-venv installed?): {e}")
+        })?;
+        let pip = venv.join("bin/pip").to_string_lossy().into_owned();
+        run(&pip, &["install", "--quiet", SCHEMATHESIS])
+            .map_err(|e| format!("schemathesis could not be installed: {e}"))?;
+        if !version_ok() {
+            return Err(format!(
+                "schemathesis {want} is still missing after installing it"
+            ));
+        }
+    }
+    eprintln!("schemathesis {want} is installed");
     Ok(())
 }
 

@@ -1066,3 +1066,67 @@ async fn the_role_is_checked_before_the_input_and_limits_are_refused_not_clamped
     assert_eq!(s, StatusCode::OK);
     t.app.stop().await.expect("stop");
 }
+
+/// schemathesis, installed by `cargo xtask prereqs` (and `cargo xtask test`) into a venv
+/// under `target/`.
+const SCHEMATHESIS: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../target/schemathesis/bin/schemathesis"
+);
+
+#[tokio::test]
+async fn schemathesis_finds_nothing_the_document_and_the_code_disagree_on() {
+    assert!(
+        std::path::Path::new(SCHEMATHESIS).exists(),
+        "schemathesis is missing at {SCHEMATHESIS}: run `cargo xtask prereqs`"
+    );
+    let t = TestApp::start().await;
+    common::acme(t.app.service()).await;
+    let mut tokens = Vec::new();
+    for (who, email) in [
+        ("a director", "dana@example.com"),
+        ("an agent", "sarah@example.com"),
+    ] {
+        let c = t.sign_in(email).await;
+        let (s, made) = c
+            .post("/api/v1/tokens", json!({ "name": "schemathesis" }))
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{made}");
+        tokens.push((who, made["token"].as_str().expect("token").to_owned()));
+    }
+    let director = actas_core::staff::Email::parse("dana@example.com").expect("email");
+    let key = t
+        .app
+        .service()
+        .create_app_key(&director, "portal", None)
+        .await
+        .expect("app key")
+        .key
+        .expose()
+        .to_owned();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/schemathesis.toml");
+    for (who, token) in tokens {
+        let mut run = std::process::Command::new(SCHEMATHESIS);
+        run.args(["--no-color", "--config-file", config, "run"])
+            .arg(format!("{}/api/v1/openapi.json", t.base))
+            .args(["--url", &format!("{}/api/v1", t.base)])
+            .args(["--checks", "all", "--phases", "examples,fuzzing,stateful"])
+            // Bounded, and the same cases each run: a failure here reproduces.
+            .args(["--max-examples", "10", "--seed", "1"])
+            .env("ACTAS_ST_TOKEN", &token)
+            .env("ACTAS_ST_APP_KEY", &key);
+        // On a blocking thread: the server answers on this one meanwhile.
+        let out = tokio::task::spawn_blocking(move || run.output())
+            .await
+            .expect("join")
+            .expect("run schemathesis");
+        let report = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "schemathesis as {who} found disagreements:\n{report}\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(report.contains("Tested: 42"), "as {who}:\n{report}");
+    }
+    t.app.stop().await.expect("stop");
+}

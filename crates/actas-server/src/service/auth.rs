@@ -416,9 +416,8 @@ impl Service {
     /// Ends a console login.
     pub async fn sign_out(&self, who: &Authenticated) -> ServiceResult<()> {
         let Via::Cookie { token_hash, .. } = &who.via else {
-            return Err(ServiceError::invalid(
-                "token",
-                "API tokens don't sign out; revoke them instead",
+            return Err(ServiceError::Forbidden(
+                "an API token doesn't sign out; revoke it instead".into(),
             ));
         };
         let event = NewEvent::new(

@@ -25,9 +25,11 @@ pub const MAX_BATCH: usize = 1000;
 pub struct ActivityInput {
     /// The account.
     #[serde(default)]
+    #[schema(pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$")]
     pub account: String,
-    /// The kind, e.g. `agreement_signed`.
+    /// The kind, e.g. `agreement_signed`: one the policy knows.
     #[serde(default)]
+    #[schema(pattern = "^[a-z][a-z0-9_]{0,39}$")]
     pub kind: String,
     /// Values the kind's sentence names, e.g. `{"document": "the loan agreement LA-77"}`.
     #[serde(default)]
@@ -56,6 +58,7 @@ pub enum Reported {
 #[serde(deny_unknown_fields)]
 pub struct Batch {
     /// The activities, in order.
+    #[schema(min_items = 1, max_items = 1000)]
     pub events: Vec<ActivityInput>,
 }
 

@@ -20,10 +20,26 @@ use serde_json::{Value, json};
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct AccountBody {
+    /// The account's name as staff and the ledger show it.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\x00-\\x1f\\x7f-\\x9f]*[^\\s\\x00-\\x1f\\x7f-\\x9f][^\\x00-\\x1f\\x7f-\\x9f]*$"
+    )]
     name: String,
+    /// Flags the policy reads, e.g. `sensitive`: a lower-case letter, then up to 39
+    /// lower-case letters, digits or `_`.
     #[serde(default)]
+    #[schema(inline, value_type = Vec<Flag>)]
     flags: Vec<String>,
 }
+
+/// One account flag, as the document describes it (the service parses it as an
+/// `AccountFlag`).
+#[derive(utoipa::ToSchema)]
+#[schema(pattern = "^[a-z][a-z0-9_]{0,39}$")]
+#[allow(dead_code)]
+struct Flag(String);
 
 #[utoipa::path(
     put,
@@ -68,6 +84,9 @@ pub(super) async fn put_account(
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(super) struct ConsentBody {
+    /// `allowed`, `code_required` (every session needs a code from the customer) or
+    /// `revoked` (no session may start; running ones end).
+    #[schema(pattern = "^(allowed|code_required|revoked)$")]
     consent: String,
 }
 
@@ -308,7 +327,11 @@ pub(super) enum ExtractFormat {
     security(("appKey" = [])),
     params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id"), ExtractQuery),
     responses(
-        (status = 200, description = "The extract, as a download", body = Object),
+        (status = 200, description = "The extract, as a download: JSON, the same JSON gzip-compressed (`format=json.gz`) or a CSV table (`format=csv`)", content(
+            (Object = "application/json"),
+            (String = "application/gzip"),
+            (String = "text/csv"),
+        )),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
         (status = 404, description = "There is no such account", body = ErrorBody),
         (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
@@ -396,7 +419,7 @@ const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300)
     security(("appKey" = [])),
     params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id"), StreamQuery),
     responses(
-        (status = 200, description = "A stream of events", content_type = "text/event-stream", body = String),
+        (status = 200, description = "A stream of server-sent events: `event: activity`, `id:` the sequence number, `data:` the event as JSON", content_type = "text/event-stream"),
         (status = 401, description = "No valid credential came with the request", body = ErrorBody),
         (status = 404, description = "There is no such account", body = ErrorBody),
         (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),

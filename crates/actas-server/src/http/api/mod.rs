@@ -1253,9 +1253,10 @@ async fn review_session(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 struct WeekQuery {
-    /// A day of the week to sum up, as 2026-11-30; this week when left out.
+    /// A day of the week to sum up, as 2026-11-30 (or an RFC 3339 time); this week when
+    /// left out or empty.
     #[serde(default)]
-    #[param(format = Date)]
+    #[param(pattern = "^([0-9]{4}-[0-9]{2}-[0-9]{2}.*)?$")]
     week: String,
 }
 
