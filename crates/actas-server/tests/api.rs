@@ -616,6 +616,29 @@ async fn the_openapi_document_matches_the_routes_that_are_served() {
         }
     }
     assert!(links >= 13, "{links} links");
+    // Every reference in the document resolves.
+    fn refs<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+        match v {
+            Value::Object(m) => {
+                if let Some(Value::String(r)) = m.get("$ref") {
+                    out.push(r);
+                }
+                m.values().for_each(|x| refs(x, out));
+            }
+            Value::Array(a) => a.iter().for_each(|x| refs(x, out)),
+            _ => {}
+        }
+    }
+    let mut found = Vec::new();
+    refs(&doc, &mut found);
+    assert!(found.len() > 100, "{}", found.len());
+    for r in found {
+        let pointer = r.strip_prefix('#').expect("a local reference");
+        assert!(
+            doc.pointer(pointer).is_some(),
+            "{r} names nothing in the document"
+        );
+    }
     // What is served is what the code generates.
     let generated = serde_json::to_value(actas_server::http::api::document()).expect("document");
     assert_eq!(doc, generated, "the served document is the generated one");

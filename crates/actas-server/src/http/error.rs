@@ -126,3 +126,66 @@ impl IntoResponse for ApiError {
         (self.status, Json(body)).into_response()
     }
 }
+
+/// The API document's error answers, one per status, each described once (they all carry
+/// an [`ErrorBody`]).
+pub mod responses {
+    use super::ErrorBody;
+
+    /// The body is not JSON.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct NotJson(ErrorBody);
+
+    /// No valid credential came with the request.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct Unauthenticated(ErrorBody);
+
+    /// The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct Forbidden(ErrorBody);
+
+    /// There is no such request, session, account or tree size.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct NotFound(ErrorBody);
+
+    /// It can't be done in its present state.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct Conflict(ErrorBody);
+
+    /// The body is over 2 MiB.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct TooLarge(ErrorBody);
+
+    /// The body is not sent as application/json.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct NotSentAsJson(ErrorBody);
+
+    /// A value, parameter or path segment can't be used; `field` names it.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct Invalid(ErrorBody);
+
+    /// Too many sign-ins from this address or for this account; wait a minute.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct TooMany(ErrorBody);
+
+    /// Something went wrong on our side.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct Internal(ErrorBody);
+
+    /// The ledger can't be written right now, so nothing was done.
+    #[derive(utoipa::ToResponse)]
+    #[allow(dead_code)]
+    pub struct LedgerUnavailable(ErrorBody);
+}
+
+pub use responses::*;

@@ -5,7 +5,7 @@
 use crate::http::AppState;
 use crate::http::api::ApiResult;
 use crate::http::auth::{App, Staff};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{self, ApiError};
 use crate::http::input::{NoParams, Params};
 use axum::Json;
 use axum::extract::{FromRequestParts, State};
@@ -38,8 +38,8 @@ pub(crate) async fn keys(State(state): State<AppState>) -> ApiResult<Response> {
     security(()),
     responses(
         (status = 200, description = "The note", content_type = "text/plain", body = String),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 pub(crate) async fn checkpoint(State(state): State<AppState>, _: NoParams) -> ApiResult<Response> {
@@ -98,9 +98,9 @@ pub(crate) struct ConsistencyQuery {
     params(ConsistencyQuery),
     responses(
         (status = 200, description = "The proof", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 pub(crate) async fn consistency(

@@ -5,7 +5,7 @@
 use super::ApiResult;
 use crate::http::AppState;
 use crate::http::auth::{App, ReportingApp};
-use crate::http::error::{ApiError, ErrorBody};
+use crate::http::error::{self, ApiError};
 use crate::http::input::{Body, NoParams, Params, PathParts, from_value};
 use crate::service::customer::{ActivityInput, Batch, Reported};
 use actas_core::event::Actor;
@@ -50,14 +50,14 @@ struct Flag(String);
     request_body(content = AccountBody, example = json!({"name": "Acme Co", "flags": []})),
     responses(
         (status = 200, description = "The account", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 pub(super) async fn put_account(
@@ -99,15 +99,15 @@ pub(super) struct ConsentBody {
     request_body(content = ConsentBody, example = json!({"consent": "code_required"})),
     responses(
         (status = 200, description = "The account's consent", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 pub(super) async fn put_consent(
@@ -131,11 +131,11 @@ pub(super) async fn put_consent(
     params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     responses(
         (status = 201, description = "The code, shown once", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 pub(super) async fn create_code(
@@ -170,13 +170,13 @@ pub(super) async fn create_code(
     responses(
         (status = 201, description = "Recorded; in a batch, at least one event was new", body = Object),
         (status = 200, description = "Already recorded: every idempotency_key was seen before, nothing new was written (`duplicate: true`)", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 pub(super) async fn post_events(
@@ -242,10 +242,10 @@ fn per_page() -> u32 {
     params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id"), PageQuery),
     responses(
         (status = 200, description = "A page of sessions", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 pub(super) async fn access_history(
@@ -272,10 +272,10 @@ pub(super) async fn access_history(
     params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     responses(
         (status = 200, description = "The staff", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 pub(super) async fn staff_who_acted(
@@ -332,10 +332,10 @@ pub(super) enum ExtractFormat {
             (String = "application/gzip"),
             (String = "text/csv"),
         )),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 pub(super) async fn audit_extract(
@@ -420,10 +420,10 @@ const STREAM_LIFETIME: std::time::Duration = std::time::Duration::from_secs(300)
     params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id"), StreamQuery),
     responses(
         (status = 200, description = "A stream of server-sent events: `event: activity`, `id:` the sequence number, `data:` the event as JSON", content_type = "text/event-stream"),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 pub(super) async fn activity_stream(

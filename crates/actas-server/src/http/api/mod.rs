@@ -6,7 +6,7 @@ mod views;
 
 use super::AppState;
 use super::auth::Staff;
-use super::error::{ApiError, ErrorBody};
+use super::error::{self, ApiError};
 use super::input::{Body, NoParams, OptionalBody, Params, PathParts};
 use crate::service::access::{Auditor, Director, Lead};
 use crate::service::auth::Via;
@@ -113,6 +113,11 @@ fn operations() -> OpenApiRouter<AppState> {
     servers((url = "/api/v1")),
     security(("cookie" = []), ("token" = [])),
     modifiers(&SecuritySchemes),
+    components(schemas(error::ErrorBody, error::ErrorDetail), responses(
+        error::NotJson, error::Unauthenticated, error::Forbidden, error::NotFound,
+        error::Conflict, error::TooLarge, error::NotSentAsJson, error::Invalid,
+        error::TooMany, error::Internal, error::LedgerUnavailable,
+    )),
 )]
 struct ApiDoc;
 
@@ -191,8 +196,8 @@ async fn wrong_method(method: Method, OriginalUri(uri): OriginalUri) -> ApiError
     security(()),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn openapi(_: NoParams) -> Response {
@@ -224,15 +229,15 @@ struct SignIn {
     request_body(content = SignIn, example = json!({"email": "sarah@example.com", "password": "a-long-password"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 429, description = "Too many sign-ins from this address or for this account; wait a minute", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 429, response = error::TooMany),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn sign_in(
@@ -271,11 +276,11 @@ async fn sign_in(
     summary = "End this console sign-in",
     responses(
         (status = 204, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn sign_out(
@@ -294,9 +299,9 @@ async fn sign_out(
     summary = "Who is signed in, their allow-list level and CSRF token",
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn me(
@@ -335,14 +340,14 @@ struct NewToken {
     request_body(content = NewToken, example = json!({"name": "laptop"})),
     responses(
         (status = 201, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn create_token(
@@ -370,11 +375,11 @@ async fn create_token(
     summary = "Start two-step sign-in: returns an otpauth:// URI for the authenticator app",
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn begin_totp(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
@@ -391,15 +396,15 @@ async fn begin_totp(State(state): State<AppState>, Staff(who): Staff, _: NoParam
     request_body(content = CodeBody, example = json!({"code": "123456"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn confirm_totp(
@@ -427,9 +432,9 @@ struct Search {
     params(Search),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn list_accounts(
@@ -455,10 +460,10 @@ async fn list_accounts(
     params(("id" = String, Path, pattern = "^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$", description = "the account's id")),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 404, description = "There is no such account", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn get_account(
@@ -520,15 +525,15 @@ struct NewRequestBody {
             ("Cancel" = (operation_id = "cancel", parameters(("id" = "$response.body#/id")), description = "The request just made")),
             ("EnterCode" = (operation_id = "enter_code", parameters(("id" = "$response.body#/id")), description = "The request just made")),
         )),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn create_request(
@@ -576,10 +581,10 @@ struct RequestList {
     params(RequestList),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn list_requests(
@@ -616,11 +621,11 @@ async fn list_requests(
     params(("id" = String, Path, format = Uuid, description = "the request's id")),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such request", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn get_request(
@@ -656,16 +661,16 @@ struct ApproveBody {
     request_body(content = ApproveBody, example = json!({"minutes": 30, "note": "Fine for this ticket"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such request", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn approve(
@@ -706,16 +711,16 @@ struct NoteBody {
     request_body(content = NoteBody, example = json!({"note": "The ticket doesn't need access to the account"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such request", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn deny(
@@ -739,13 +744,13 @@ async fn deny(
     params(("id" = String, Path, format = Uuid, description = "the request's id")),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such request", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn cancel(
@@ -775,16 +780,16 @@ struct CodeBody {
     request_body(content = CodeBody, example = json!({"code": "ABCDE-FGHJK"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such request", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn enter_code(
@@ -824,15 +829,15 @@ struct StartBody {
             ("AddNote" = (operation_id = "add_note", parameters(("id" = "$response.body#/id")), description = "The session just started")),
             ("Review" = (operation_id = "review_session", parameters(("id" = "$response.body#/id")), description = "The session just started")),
         )),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn start_session(
@@ -884,9 +889,9 @@ async fn password_checked_at(
     summary = "Your active session, if any",
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn my_session(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
@@ -917,15 +922,15 @@ struct ReissueBody {
             ("AddNote" = (operation_id = "add_note", parameters(("id" = "$response.body#/id")), description = "The running session")),
             ("Review" = (operation_id = "review_session", parameters(("id" = "$response.body#/id")), description = "The running session")),
         )),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn reissue_handoff(
@@ -950,10 +955,10 @@ async fn reissue_handoff(
     summary = "Your start page as data: your requests and session, and what your role has waiting",
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn home(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> ApiResult {
@@ -998,11 +1003,11 @@ async fn home(State(state): State<AppState>, Staff(who): Staff, _: NoParams) -> 
     params(("id" = String, Path, format = Uuid, description = "the session's id")),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such session", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn get_session(
@@ -1036,16 +1041,16 @@ struct EndBody {
     request_body(content = EndBody, example = json!({"note": "Corrected the invoice address as the ticket asked"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such session", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn end_session(
@@ -1072,15 +1077,15 @@ async fn end_session(
     request_body(content = NoteBody, example = json!({"note": "Checked the tax rate; it was right"})),
     responses(
         (status = 201, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such session", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn add_note(
@@ -1131,11 +1136,11 @@ fn review_item(i: &crate::service::reviews::ReviewItem) -> Value {
     params(("id" = String, Path, format = Uuid, description = "the session's id"), ("seq" = u64, Path, description = "The page view's ledger event number")),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such session", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn page_copy(
@@ -1183,10 +1188,10 @@ async fn page_copy(
     summary = "Leads: the review queue. `waiting`: ended sessions to review, overdue first, then flagged (changes, changes with no note, blocked attempts, scope changes, consent revoked, sensitive accounts), then a policy sample of quiet ones drawn at random when each session was written, each with its due date and whether it is overdue (policy `[review] within_days`, default 7); `follow_ups`: sessions whose newest review asks for a follow-up, open until a later review finds them fine; `reviewed`: sessions reviewed that ended in the last review period",
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn reviews(State(state): State<AppState>, lead: Lead, _: NoParams) -> ApiResult {
@@ -1218,16 +1223,16 @@ struct ReviewBody {
     request_body(content = ReviewBody, example = json!({"outcome": "fine", "note": ""})),
     responses(
         (status = 201, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 404, description = "There is no such session", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 404, response = error::NotFound),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn review_session(
@@ -1267,10 +1272,10 @@ struct WeekQuery {
     params(WeekQuery),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn weekly_summary(
@@ -1311,10 +1316,10 @@ async fn weekly_summary(
     summary = "Who may act as customers (directors)",
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn allow_list(State(state): State<AppState>, director: Director, _: NoParams) -> ApiResult {
@@ -1356,11 +1361,11 @@ struct GrantBody {
     summary = "Replace the key that signs the gateway's assertions (directors). The old key stays in the JWKS until its last assertion has expired.",
     responses(
         (status = 200, description = "The old and new key ids, and the key set now published", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn rotate_assertion_key(
@@ -1387,15 +1392,15 @@ async fn rotate_assertion_key(
     request_body(content = GrantBody, example = json!({"email": "sarah@example.com", "max_risk": "medium", "reason": "Handles billing tickets"})),
     responses(
         (status = 201, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn grant(
@@ -1455,15 +1460,15 @@ async fn change_one(
     request_body(content = GrantReasonBody, example = json!({"email": "sarah@example.com", "reason": "Moved to another team"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn revoke(
@@ -1484,15 +1489,15 @@ async fn revoke(
     request_body(content = GrantReasonBody, example = json!({"email": "sarah@example.com", "reason": "Still handles billing tickets"})),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 400, description = "The body is not JSON", body = ErrorBody),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 409, description = "It can't be done in its present state", body = ErrorBody),
-        (status = 413, description = "The body is over 2 MiB", body = ErrorBody),
-        (status = 415, description = "The body is not sent as application/json", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
-        (status = 503, description = "The ledger can't be written right now, so nothing was done", body = ErrorBody),
+        (status = 400, response = error::NotJson),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 409, response = error::Conflict),
+        (status = 413, response = error::TooLarge),
+        (status = 415, response = error::NotSentAsJson),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
+        (status = 503, response = error::LedgerUnavailable),
     ),
 )]
 async fn confirm_grant(
@@ -1543,10 +1548,10 @@ struct AuditQuery {
     params(AuditQuery),
     responses(
         (status = 200, description = "Done", body = Object),
-        (status = 401, description = "No valid credential came with the request", body = ErrorBody),
-        (status = 403, description = "The caller's role may not do this, or a cookie request lacks its CSRF token or the console's Origin", body = ErrorBody),
-        (status = 422, description = "A value, parameter or path segment can't be used; `field` names it", body = ErrorBody),
-        (status = 500, description = "Something went wrong on our side", body = ErrorBody),
+        (status = 401, response = error::Unauthenticated),
+        (status = 403, response = error::Forbidden),
+        (status = 422, response = error::Invalid),
+        (status = 500, response = error::Internal),
     ),
 )]
 async fn audit(
