@@ -219,9 +219,15 @@ async fn a_lead_reviews_flagged_sessions_first_and_nobody_reviews_their_own() {
         "{timeline}"
     );
     // ... not in the customer's history: it is staff oversight.
+    let acme = "acme".parse().expect("id");
+    let seqs = s
+        .store()
+        .account_event_seqs(&acme, u64::MAX)
+        .await
+        .expect("events");
     let audit = s
         .store()
-        .account_event_texts(&"acme".parse().expect("id"), u64::MAX)
+        .account_event_texts(&acme, &seqs)
         .await
         .expect("events");
     assert!(audit.iter().all(|(_, t)| !t.contains("session.reviewed")));

@@ -331,12 +331,13 @@ pub trait Store: Send + Sync {
     /// The inclusion proof of event `seq` in the tree of the first `size` events.
     async fn inclusion_proof(&self, seq: u64, size: u64) -> StoreResult<Vec<Hash>>;
 
-    /// An account's events up to `up_to` (by sequence number), as `(seq, exact text)`,
-    /// read through the account index without parsing: what an audit extract carries.
+    /// The account's events `seqs` (increasing, as [`Store::account_event_seqs`] gave
+    /// them), as `(seq, exact text)`, read through the account index without parsing:
+    /// what an audit extract carries. Any of them not the account's is an error.
     async fn account_event_texts(
         &self,
         account: &AccountId,
-        up_to: u64,
+        seqs: &[u64],
     ) -> StoreResult<Vec<(u64, String)>>;
 
     /// The sequence numbers of an account's events up to `up_to`, read from the account

@@ -678,6 +678,50 @@ async fn account_histories_link_and_every_pair_of_heads_is_consistent(backend: B
             assert_eq!((link.index, link.prev), (i as u64, prev), "{id} event {i}");
             prev = e.leaf_hash;
         }
+        // What an extract reads: the account's numbers, then their exact texts (read in
+        // lots, which 3,000 events cross), refused for any number not the account's.
+        let account = actas_core::ids::AccountId::parse(id).expect("id");
+        let seqs = store
+            .account_event_seqs(&account, u64::MAX)
+            .await
+            .expect("seqs");
+        let want: Vec<(u64, String)> = events.iter().map(|e| (e.body.seq, e.raw.clone())).collect();
+        assert_eq!(
+            seqs,
+            want.iter().map(|(s, _)| *s).collect::<Vec<_>>(),
+            "{id}"
+        );
+        let texts = store
+            .account_event_texts(&account, &seqs)
+            .await
+            .expect("texts");
+        assert!(
+            texts == want,
+            "{id}: the texts are the events' own, in order"
+        );
+        let early = store
+            .account_event_seqs(&account, 5_000)
+            .await
+            .expect("seqs");
+        assert_eq!(
+            early,
+            seqs.iter()
+                .copied()
+                .filter(|&s| s <= 5_000)
+                .collect::<Vec<_>>()
+        );
+        let mut gap = seqs.clone();
+        gap.remove(2_500);
+        assert!(
+            store.account_event_texts(&account, &gap).await.is_err(),
+            "{id}: a gap"
+        );
+        let mut foreign = seqs.clone();
+        foreign[2_500] += 1;
+        assert!(
+            store.account_event_texts(&account, &foreign).await.is_err(),
+            "{id}: another account's event"
+        );
     }
     let salts: HashSet<[u8; 16]> = store
         .events(&EventFilter::default(), 0, 10_000)

@@ -9,7 +9,6 @@ use actas_core::checkpoint::AccountCheckpoint;
 use actas_core::extract::{ConsistencyProof, EXTRACT_FORMAT, Extract, ExtractEvent};
 use actas_core::ids::AccountId;
 use actas_core::merkle::leaf_hash;
-use actas_store::StoreError;
 
 impl Service {
     /// Builds the extract of account `id`; with `since` (an earlier extract's tree size),
@@ -30,15 +29,10 @@ impl Service {
         // The texts and the proof are read at the same time, on different connections.
         let seqs = self.store.account_event_seqs(&account.id, size).await?;
         let (events, proof) = futures_util::future::try_join(
-            self.store.account_event_texts(&account.id, size),
+            self.store.account_event_texts(&account.id, &seqs),
             self.store.multi_proof(&seqs, size),
         )
         .await?;
-        if events.len() != seqs.len() || events.iter().zip(&seqs).any(|((a, _), b)| a != b) {
-            return Err(ServiceError::Unexpected(StoreError::Unexpected(
-                "the account's events changed while the extract was built".into(),
-            )));
-        }
         let consistency = match since {
             Some(from) => Some(ConsistencyProof {
                 from,

@@ -344,20 +344,30 @@ impl Store for PgStore {
     async fn account_event_texts(
         &self,
         account: &AccountId,
-        up_to: u64,
+        seqs: &[u64],
     ) -> StoreResult<Vec<(u64, String)>> {
+        let (Some(&first), Some(&last)) = (seqs.first(), seqs.last()) else {
+            return Ok(Vec::new());
+        };
         let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, body FROM ledger_events WHERE account = $1 AND seq <= $2 ORDER BY seq",
+            "SELECT seq, body FROM ledger_events WHERE account = $1 AND seq BETWEEN $2 AND $3 ORDER BY seq",
         )
         .bind(account.as_str())
-        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
+        .bind(first as i64)
+        .bind(last as i64)
         .fetch_all(&self.pool)
         .await
         .map_err(StoreError::unexpected)?;
-        Ok(rows
+        let texts: Vec<(u64, String)> = rows
             .into_iter()
             .map(|(seq, body)| (u64::try_from(seq).unwrap_or(0), body))
-            .collect())
+            .collect();
+        if texts.len() != seqs.len() || texts.iter().zip(seqs).any(|((a, _), b)| a != b) {
+            return Err(StoreError::corrupt(format!(
+                "the events of account {account} from #{first} to #{last} are not the ones asked for"
+            )));
+        }
+        Ok(texts)
     }
 
     async fn account_event_seqs(&self, account: &AccountId, up_to: u64) -> StoreResult<Vec<u64>> {

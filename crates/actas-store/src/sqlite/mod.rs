@@ -283,6 +283,16 @@ impl SqliteStore {
     }
 
     /// The wanted nodes of some levels, read on one connection.
+    ///
+    /// An extract wants hundreds of thousands, and the driver's cost per row would be
+    /// most of the time, so each statement answers one row: the indexes it found
+    /// (`group_concat(idx)`) and their hashes concatenated (`group_concat(hash, '')`).
+    /// Both aggregates see the same rows in the same order, whatever that order is, so
+    /// the n-th index names the n-th hash (an `ORDER BY` inside them would sort, and
+    /// cost more than the read). Dense needs (an extract touching much of a level) read
+    /// the level's run of nodes in one ordered scan and keep the wanted ones; sparse
+    /// ones look each node up by key (a scanned node costs about a tenth of a
+    /// looked-up one).
     async fn levels(&self, levels: Vec<(u8, Vec<u64>)>) -> StoreResult<NodeMap> {
         let mut out = NodeMap::with_capacity_and_hasher(
             levels.iter().map(|(_, i)| i.len()).sum(),
@@ -293,26 +303,17 @@ impl SqliteStore {
         }
         let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
         for (level, indexes) in levels {
-            let (Some(&lo), Some(&hi)) = (indexes.iter().min(), indexes.iter().max()) else {
+            let (Some(&lo), Some(&hi)) = (indexes.first(), indexes.last()) else {
                 continue;
             };
-            // Dense needs (an extract touching much of the ledger) read the level's run of
-            // nodes in one ordered scan; sparse ones look each node up by key (a scanned
-            // node costs about a tenth of a looked-up one).
+            let before = out.len();
             if (hi - lo + 1) <= (indexes.len() as u64).saturating_mul(DENSE) {
-                // Each stored run comes back as one blob of concatenated hashes (not one
-                // row per node): the driver's per-row cost would otherwise dominate.
-                // `group_concat` copies each value's bytes as they are, NULs included,
-                // and the length check below catches anything else.
                 const RUN: u64 = 65_536;
-                let mut wanted = indexes.iter().copied().peekable();
                 let mut start = lo;
                 while start <= hi {
                     let end = (start + RUN - 1).min(hi);
-                    let (count, run): (i64, Option<Vec<u8>>) = sqlx::query_as(
-                        // The ORDER BY inside the aggregate (SQLite 3.44+, bundled) is what
-                        // guarantees the order; a sorted subquery would not.
-                        "SELECT count(*), CAST(group_concat(hash, '' ORDER BY idx) AS BLOB) \
+                    let found: (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
+                        "SELECT group_concat(idx), CAST(group_concat(hash, '') AS BLOB) \
                          FROM merkle_nodes WHERE level = ? AND idx BETWEEN ? AND ?",
                     )
                     .bind(i64::from(level))
@@ -321,51 +322,71 @@ impl SqliteStore {
                     .fetch_one(&mut *conn)
                     .await
                     .map_err(StoreError::unexpected)?;
-                    let run = run.unwrap_or_default();
-                    if count as u64 != end - start + 1 || run.len() as u64 != (end - start + 1) * 32
-                    {
-                        return Err(StoreError::corrupt(format!(
-                            "merkle nodes {start}..={end} at level {level} are incomplete"
-                        )));
-                    }
-                    // The wanted indexes are sorted, so they are picked out of the run in
-                    // one walk.
-                    while let Some(index) = wanted.next_if(|&i| i <= end) {
-                        let at = ((index - start) * 32) as usize;
-                        out.insert(NodeId { level, index }, writer::to_hash(&run[at..at + 32])?);
-                    }
+                    pair(level, found, &mut out, |i| {
+                        indexes.binary_search(&i).is_ok()
+                    })?;
                     start = end + 1;
                 }
-                continue;
-            }
-            for chunk in indexes.chunks(500) {
-                let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                    "SELECT idx, hash FROM merkle_nodes WHERE level = ",
-                );
-                q.push_bind(i64::from(level)).push(" AND idx IN (");
-                let mut list = q.separated(", ");
-                for i in chunk {
-                    list.push_bind(*i as i64);
-                }
-                q.push(")");
-                let rows: Vec<(i64, Vec<u8>)> = q
-                    .build_query_as()
-                    .fetch_all(&mut *conn)
-                    .await
-                    .map_err(StoreError::unexpected)?;
-                for (idx, hash) in rows {
-                    out.insert(
-                        NodeId {
-                            level,
-                            index: idx as u64,
-                        },
-                        writer::to_hash(&hash)?,
+            } else {
+                for chunk in indexes.chunks(500) {
+                    let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                        "SELECT group_concat(idx), CAST(group_concat(hash, '') AS BLOB) \
+                         FROM merkle_nodes WHERE level = ",
                     );
+                    q.push_bind(i64::from(level)).push(" AND idx IN (");
+                    let mut list = q.separated(", ");
+                    for i in chunk {
+                        list.push_bind(*i as i64);
+                    }
+                    q.push(")");
+                    let found = q
+                        .build_query_as()
+                        .fetch_one(&mut *conn)
+                        .await
+                        .map_err(StoreError::unexpected)?;
+                    pair(level, found, &mut out, |_| true)?;
                 }
+            }
+            // The indexes are distinct, so each one wanted was found exactly when the
+            // count is right.
+            if out.len() - before != indexes.len() {
+                return Err(StoreError::corrupt(format!(
+                    "some of {} merkle nodes at level {level} are missing",
+                    indexes.len()
+                )));
             }
         }
         Ok(out)
     }
+}
+
+/// Adds to `out` the nodes of one `(group_concat(idx), group_concat(hash, ''))` answer
+/// that `keep` wants, the n-th index naming the n-th hash.
+fn pair(
+    level: u8,
+    (indexes, hashes): (Option<String>, Option<Vec<u8>>),
+    out: &mut NodeMap,
+    keep: impl Fn(u64) -> bool,
+) -> StoreResult<()> {
+    let (indexes, hashes) = (indexes.unwrap_or_default(), hashes.unwrap_or_default());
+    let mut hashes = hashes.chunks_exact(32);
+    for index in indexes.split(',').filter(|i| !i.is_empty()) {
+        let index: u64 = index
+            .parse()
+            .map_err(|_| StoreError::corrupt(format!("a merkle node index reads “{index}”")))?;
+        let hash = hashes.next().ok_or_else(|| {
+            StoreError::corrupt(format!("merkle node {level}/{index} has no hash"))
+        })?;
+        if keep(index) {
+            out.insert(NodeId { level, index }, writer::to_hash(hash)?);
+        }
+    }
+    if hashes.next().is_some() || !hashes.remainder().is_empty() {
+        return Err(StoreError::corrupt(format!(
+            "the merkle nodes at level {level} hold a hash that is not 32 bytes"
+        )));
+    }
+    Ok(())
 }
 
 #[async_trait]
@@ -507,35 +528,67 @@ impl Store for SqliteStore {
     async fn account_event_texts(
         &self,
         account: &AccountId,
-        up_to: u64,
+        seqs: &[u64],
     ) -> StoreResult<Vec<(u64, String)>> {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, body FROM ledger_events WHERE account = ? AND seq <= ? ORDER BY seq",
-        )
-        .bind(account.as_str())
-        .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(StoreError::unexpected)?;
-        Ok(rows
-            .into_iter()
-            .map(|(seq, body)| (u64::try_from(seq).unwrap_or(0), body))
-            .collect())
+        // An account's whole history can be 100,000 bodies, and the driver's cost per
+        // row would be most of the time: the bodies come a few thousand at a time, each
+        // lot one value, NUL-separated. A body is JSON, which can't hold a raw NUL, and
+        // each lot's count is checked.
+        let mut conn = self.pool.acquire().await.map_err(StoreError::unexpected)?;
+        let mut out = Vec::with_capacity(seqs.len());
+        for lot in seqs.chunks(2048) {
+            let (Some(&first), Some(&last)) = (lot.first(), lot.last()) else {
+                continue;
+            };
+            // As with the nodes, both aggregates see the rows in the same order.
+            let (found, texts): (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
+                "SELECT group_concat(seq), CAST(group_concat(body, char(0)) AS BLOB) \
+                 FROM ledger_events WHERE account = ? AND seq BETWEEN ? AND ?",
+            )
+            .bind(account.as_str())
+            .bind(first as i64)
+            .bind(last as i64)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(StoreError::unexpected)?;
+            let (found, texts) = (found.unwrap_or_default(), texts.unwrap_or_default());
+            let bodies: Vec<&[u8]> = texts.split(|&b| b == 0).collect();
+            let found: Vec<u64> = found.split(',').filter_map(|s| s.parse().ok()).collect();
+            if found != lot || bodies.len() != lot.len() {
+                return Err(StoreError::corrupt(format!(
+                    "the events of account {account} from #{first} to #{last} are not the ones asked for"
+                )));
+            }
+            for (&seq, body) in lot.iter().zip(bodies) {
+                let body = String::from_utf8(body.to_vec())
+                    .map_err(|_| StoreError::corrupt(format!("event #{seq} is not UTF-8")))?;
+                out.push((seq, body));
+            }
+        }
+        Ok(out)
     }
 
     async fn account_event_seqs(&self, account: &AccountId, up_to: u64) -> StoreResult<Vec<u64>> {
-        let rows: Vec<i64> = sqlx::query_scalar(
-            "SELECT seq FROM ledger_events WHERE account = ? AND seq <= ? ORDER BY seq",
+        // One value, not a row per event (an account can have 100,000), sorted here.
+        let list: Option<String> = sqlx::query_scalar(
+            "SELECT group_concat(seq) FROM ledger_events WHERE account = ? AND seq <= ?",
         )
         .bind(account.as_str())
         .bind(i64::try_from(up_to).unwrap_or(i64::MAX))
-        .fetch_all(&self.pool)
+        .fetch_one(&self.pool)
         .await
         .map_err(StoreError::unexpected)?;
-        Ok(rows
-            .into_iter()
-            .map(|seq| u64::try_from(seq).unwrap_or(0))
-            .collect())
+        let mut seqs = list
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                s.parse::<u64>()
+                    .map_err(|_| StoreError::corrupt(format!("an event number reads “{s}”")))
+            })
+            .collect::<StoreResult<Vec<u64>>>()?;
+        seqs.sort_unstable();
+        Ok(seqs)
     }
 
     async fn multi_proof(&self, seqs: &[u64], size: u64) -> StoreResult<Vec<Hash>> {
