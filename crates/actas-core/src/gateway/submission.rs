@@ -250,7 +250,107 @@ pub fn strict_json(bytes: &[u8]) -> Result<serde_json::Value, String> {
     let mut d = serde_json::Deserializer::from_slice(bytes);
     let Strict(v) = Strict::deserialize(&mut d).map_err(|e| strip_position(&e))?;
     d.end().map_err(|e| strip_position(&e))?;
+    if let Some(n) = number_texts(bytes).find(|n| !held_exactly(n)) {
+        let n: String = if n.chars().count() > 40 {
+            n.chars().take(40).chain(['…']).collect()
+        } else {
+            n.to_owned()
+        };
+        return Err(format!(
+            "it holds the number {n}, written with more digits than can be shown for certain \
+             (it would read as {}); send it with fewer digits, or as a string",
+            n.parse::<f64>()
+                .ok()
+                .and_then(serde_json::Number::from_f64)
+                .map_or_else(|| "nothing".to_owned(), |v| v.to_string())
+        ));
+    }
     Ok(v)
+}
+
+/// The numbers of a valid JSON document, as written, in document order. Hand-written
+/// because `serde_json` keeps only a number's value, and its exact text needs the
+/// `arbitrary_precision` feature, which would change how every other parse in the
+/// program reads numbers (features are shared by the whole build).
+fn number_texts(json: &[u8]) -> impl Iterator<Item = &str> {
+    let mut at = 0;
+    let mut in_string = false;
+    std::iter::from_fn(move || {
+        while let Some(&b) = json.get(at) {
+            if in_string {
+                match b {
+                    b'\\' => at += 2,
+                    b'"' => {
+                        in_string = false;
+                        at += 1;
+                    }
+                    _ => at += 1,
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'-' | b'0'..=b'9' => {
+                    let start = at;
+                    while json.get(at).is_some_and(|c| {
+                        matches!(c, b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                    }) {
+                        at += 1;
+                    }
+                    // Only ASCII was taken, so this is text.
+                    return std::str::from_utf8(&json[start..at]).ok();
+                }
+                _ => {}
+            }
+            at += 1;
+        }
+        None
+    })
+}
+
+/// Whether `serde_json` holds the JSON number `text` exactly: as a whole number of 64
+/// bits, or as a double whose shortest form has the very value written. Otherwise the
+/// change shown (and the comparison with the current value) would be of another number
+/// than the product receives: `0.30000000000000001` reads as `0.3`, and two different
+/// 25-digit account numbers as the same one.
+pub fn held_exactly(text: &str) -> bool {
+    if !text.contains(['.', 'e', 'E'])
+        && (text.parse::<u64>().is_ok() || text.parse::<i64>().is_ok())
+    {
+        return true;
+    }
+    match text.parse::<f64>() {
+        Ok(v) if v.is_finite() => {
+            decimal(text).is_some() && decimal(text) == decimal(&format!("{v:e}"))
+        }
+        _ => false,
+    }
+}
+
+/// A decimal number's value, written `0.DIGITS × 10^exponent` with no leading or
+/// trailing zero in DIGITS (and zero as no digits), so that equal values compare equal
+/// however they are written (`1.50`, `15e-1`).
+fn decimal(text: &str) -> Option<(bool, String, i64)> {
+    let (negative, rest) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    let (mantissa, exponent) = match rest.find(['e', 'E']) {
+        Some(i) => (&rest[..i], rest[i + 1..].parse::<i64>().ok()?),
+        None => (rest, 0),
+    };
+    let (whole, fraction) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let all = format!("{whole}{fraction}");
+    let leading = all.len() - all.trim_start_matches('0').len();
+    let digits = all.trim_matches('0');
+    if digits.is_empty() {
+        return Some((false, String::new(), 0));
+    }
+    let exponent = i64::try_from(whole.len())
+        .ok()?
+        .checked_add(exponent)?
+        .checked_sub(i64::try_from(leading).ok()?)?;
+    Some((negative, digits.to_owned(), exponent))
 }
 
 /// A `serde_json` error in words, without its "at line 1 column 9".
@@ -322,6 +422,64 @@ pub fn drop_json_placeholders(value: &mut serde_json::Value) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_number_serde_json_would_round_is_refused_so_the_change_shown_is_the_one_sent() {
+        for held in [
+            "0",
+            "-0",
+            "7",
+            "-7",
+            "1.50",
+            "15e-1",
+            "1E+2",
+            "0.1",
+            "0.3",
+            "1e22",
+            "5e-324",
+            "18446744073709551615",
+            "-9223372036854775808",
+            "123456.789",
+            "1.7976931348623157e308",
+        ] {
+            assert!(held_exactly(held), "{held}");
+            let doc = format!(r#"{{"amount": {held}, "list": [{held}]}}"#);
+            assert!(strict_json(doc.as_bytes()).is_ok(), "{doc}");
+        }
+        for rounded in [
+            "0.30000000000000001",
+            "12345678901234567890123",
+            "18446744073709551616",
+            "-9223372036854775809",
+            "1.00000000000000000001",
+            "9007199254740993.0",
+        ] {
+            assert!(!held_exactly(rounded), "{rounded}");
+            let doc = format!(r#"{{"a": "x\\", "b": "\"1\"", "amount": [1, {rounded}]}}"#);
+            let err = strict_json(doc.as_bytes()).expect_err("refused");
+            assert!(err.contains(&format!("the number {rounded}")), "{err}");
+            assert!(err.contains("as a string"), "{err}");
+        }
+        // Inside strings, digits are text.
+        assert!(
+            strict_json(br#"{"n": "0.30000000000000001", "m": "\"0.30000000000000001"}"#).is_ok()
+        );
+        // A very long one is named in part.
+        let long = format!("[0.{}]", "1".repeat(400));
+        let err = strict_json(long.as_bytes()).expect_err("refused");
+        assert!(err.contains('…') && err.len() < 300, "{err}");
+    }
+
+    proptest::proptest! {
+        /// Whatever a double is, written as serde_json or JavaScript writes it, it is held.
+        #[test]
+        fn every_double_as_written_is_held_exactly(v in proptest::num::f64::NORMAL | proptest::num::f64::SUBNORMAL | proptest::num::f64::ZERO) {
+            let text = serde_json::to_string(&v).expect("a finite double");
+            proptest::prop_assert!(held_exactly(&text), "{}", text);
+            let exp = format!("{v:e}");
+            proptest::prop_assert!(held_exactly(&exp), "{}", exp);
+        }
+    }
 
     #[test]
     fn json_members_are_compared_whole_so_emptied_and_shortened_values_are_changes() {
