@@ -51,7 +51,7 @@ impl Reading {
             return;
         };
         let value = value.unwrap_or_else(|| {
-            let text = html_escape::decode_html_entities(&text);
+            let text = htmlize::unescape(text.as_str());
             text.split_whitespace().collect::<Vec<_>>().join(" ")
         });
         if select.first.is_none() {
@@ -71,10 +71,12 @@ fn on_end(f: impl FnOnce() -> HandlerResult + 'static) -> lol_html::EndTagHandle
 }
 
 /// An attribute's value as the browser reads it: lol_html gives it as written, with its
-/// character references (`&amp;`) still in (cloudflare/lol-html#131).
+/// character references (`&amp;`) still in (cloudflare/lol-html#131). htmlize decodes
+/// them by the HTML standard's rules for attributes, where `&copy=1` stays as written
+/// (as in a query string) but `&copy 1` is `© 1`, and `&#x80;` is `€`.
 fn attribute(el: &Element<'_, '_>, name: &str) -> Option<String> {
     el.get_attribute(name)
-        .map(|v| html_escape::decode_html_entities(&v).into_owned())
+        .map(|v| htmlize::unescape_attribute(v).into_owned())
 }
 
 fn named(el: &Element<'_, '_>) -> Option<String> {
@@ -162,7 +164,7 @@ pub fn form_values(
                     let mut r = end.borrow_mut();
                     if let Some((name, text)) = r.textarea.take() {
                         // A browser drops the newline right after the start tag.
-                        let text = html_escape::decode_html_entities(&text);
+                        let text = htmlize::unescape(text.as_str());
                         let text = text.strip_prefix('\n').unwrap_or(&text).to_owned();
                         r.push(name, text);
                     }
@@ -242,6 +244,28 @@ pub fn form_values(
 #[cfg(test)]
 mod tests {
     use super::form_values;
+
+    #[test]
+    fn character_references_are_read_by_the_standards_rules_for_attributes_and_text() {
+        let page = "<form method=post action=\"address?x=1&para=2\">\
+            <input name=\"query\" value=\"a=1&copy=2&amp;notit=3\">\
+            <input name=\"sign\" value=\"&copy 2026 &notit; &#x80;&#0;&#x110000;\">\
+            <input name=\"prefix&para\" value=\"&ampx &amp;x\">\
+            <textarea name=\"t\">&notit; &copy2026</textarea></form>";
+        let got = form_values(page, "/address", "/address", "POST").expect("the form");
+        let want: Vec<(String, String)> = [
+            // Followed by `=` or a letter, a reference without `;` stays as written.
+            ("query", "a=1&copy=2&notit=3"),
+            ("sign", "© 2026 &notit; €\u{FFFD}\u{FFFD}"),
+            ("prefix¶", "&ampx &x"),
+            // In text, the longest known prefix is decoded.
+            ("t", "¬it; ©2026"),
+        ]
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect();
+        assert_eq!(got, want);
+    }
 
     #[test]
     fn the_form_that_submits_to_a_path_is_read_as_a_browser_would_send_it() {

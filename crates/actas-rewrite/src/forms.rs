@@ -53,9 +53,7 @@ fn twin(name: &str) -> String {
 
 /// `text` safe inside a double-quoted attribute.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('"', "&quot;")
-        .replace('<', "&lt;")
+    htmlize::escape_attribute(text).into_owned()
 }
 
 /// The handlers: one on every form (twins for what was masked out of it), one on every

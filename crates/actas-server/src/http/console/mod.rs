@@ -118,7 +118,7 @@ impl PageError {
         };
         let body = format!(
             "<!doctype html><meta charset=utf-8><meta name=viewport content=\"width=device-width, initial-scale=1\"><title>{heading} · actas</title><link rel=stylesheet href=/static/console.css><main><h1>{heading}</h1><p>{}</p><p><a href=\"/\">Back to your start page</a></p></main>",
-            html_escape(message)
+            htmlize::escape_text(message)
         );
         PageError(Box::new((status, Html(body)).into_response()))
     }
@@ -146,13 +146,6 @@ impl From<crate::service::ServiceError> for PageError {
                 .unwrap_or("That can't be done right now. Go back and try again in a moment."),
         )
     }
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 /// Renders a template into a page.
