@@ -23,10 +23,41 @@ const ROTATION_KIND: &str = "keys.ledger_rotated";
 pub const KEYS_FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// The published ledger keys as last read.
+#[derive(Clone)]
 pub(super) struct Published {
     read_at: std::time::Instant,
     origin: String,
     keys: Vec<LedgerKeyInfo>,
+}
+
+/// A value kept while it is fresh, read again by one caller at a time: when it goes
+/// stale, the first to ask reads it while the others wait and then take that reading,
+/// so a burst of requests costs one read, not one each. (The lock is held across the
+/// read on purpose. A crate such as moka does this and much more; one value doesn't
+/// need it.)
+pub(super) struct ReadOnce<T>(tokio::sync::Mutex<Option<T>>);
+
+impl<T> Default for ReadOnce<T> {
+    fn default() -> Self {
+        Self(tokio::sync::Mutex::new(None))
+    }
+}
+
+impl<T: Clone> ReadOnce<T> {
+    /// The kept value if `fresh` says it still is, or else what `read` gives, kept.
+    async fn get<E, F: Future<Output = Result<T, E>>>(
+        &self,
+        fresh: impl Fn(&T) -> bool,
+        read: impl FnOnce() -> F,
+    ) -> Result<T, E> {
+        let mut kept = self.0.lock().await;
+        if let Some(value) = kept.as_ref().filter(|v| fresh(v)) {
+            return Ok(value.clone());
+        }
+        let value = read().await?;
+        *kept = Some(value.clone());
+        Ok(value)
+    }
 }
 
 /// One ledger key as `/.well-known/actas-ledger-keys` lists it.
@@ -132,20 +163,17 @@ impl Service {
                 && p.origin == origin.as_str()
                 && p.keys.iter().any(|k| k.current && k.key_id == current)
         };
-        if let Ok(cached) = self.published_keys.lock()
-            && let Some(p) = cached.as_ref().filter(|p| fresh(p))
-        {
-            return Ok(p.keys.clone());
-        }
-        let keys = self.read_ledger_keys(origin).await?;
-        if let Ok(mut cached) = self.published_keys.lock() {
-            *cached = Some(Published {
-                read_at: std::time::Instant::now(),
-                origin: origin.as_str().to_owned(),
-                keys: keys.clone(),
-            });
-        }
-        Ok(keys)
+        let published = self
+            .published_keys
+            .get(fresh, || async {
+                Ok::<_, ServiceError>(Published {
+                    keys: self.read_ledger_keys(origin).await?,
+                    read_at: std::time::Instant::now(),
+                    origin: origin.as_str().to_owned(),
+                })
+            })
+            .await?;
+        Ok(published.keys)
     }
 
     async fn read_ledger_keys(&self, origin: &Origin) -> ServiceResult<Vec<LedgerKeyInfo>> {
@@ -270,5 +298,62 @@ impl Service {
             )));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ReadOnce;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_burst_of_callers_costs_one_read_and_a_stale_value_is_read_again() {
+        let kept = Arc::new(ReadOnce::<(u32, usize)>::default());
+        let reads = Arc::new(AtomicUsize::new(0));
+        let generation = Arc::new(AtomicUsize::new(0));
+        let ask = |kept: Arc<ReadOnce<(u32, usize)>>,
+                   reads: Arc<AtomicUsize>,
+                   generation: Arc<AtomicUsize>| async move {
+            let now = generation.load(Ordering::SeqCst);
+            kept.get(
+                |&(_, g)| g == now,
+                || async {
+                    reads.fetch_add(1, Ordering::SeqCst);
+                    // A slow read (every signed head), during which the others arrive.
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    Ok::<_, ()>((7, now))
+                },
+            )
+            .await
+        };
+        let burst: Vec<_> = (0..50)
+            .map(|_| tokio::spawn(ask(kept.clone(), reads.clone(), generation.clone())))
+            .collect();
+        for b in burst {
+            assert_eq!(b.await.expect("task"), Ok((7, 0)));
+        }
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "fifty callers, one read");
+        generation.store(1, Ordering::SeqCst);
+        assert_eq!(
+            ask(kept.clone(), reads.clone(), generation.clone()).await,
+            Ok((7, 1))
+        );
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            2,
+            "a stale value is read again"
+        );
+        // A failed read keeps nothing, and the next caller tries again.
+        generation.store(2, Ordering::SeqCst);
+        let failed = kept
+            .get(
+                |&(_, g)| g == 2,
+                || async { Err::<(u32, usize), _>("down") },
+            )
+            .await;
+        assert_eq!(failed, Err("down"));
+        assert_eq!(ask(kept, reads.clone(), generation).await, Ok((7, 2)));
+        assert_eq!(reads.load(Ordering::SeqCst), 3);
     }
 }

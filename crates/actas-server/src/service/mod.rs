@@ -116,7 +116,7 @@ pub struct Service {
     sign_in_limits: Arc<auth::SignInLimits>,
     /// The published ledger keys as last read (anyone may ask for them, and reading
     /// them goes through every signed tree head), for [`ledger::KEYS_FRESH_FOR`].
-    published_keys: Arc<std::sync::Mutex<Option<ledger::Published>>>,
+    published_keys: Arc<ledger::ReadOnce<ledger::Published>>,
     /// The company's identity provider, when staff sign in through one.
     sign_on: Option<Arc<sign_on::SignOn>>,
     /// Whether actas's own passwords are accepted.
