@@ -459,6 +459,26 @@ pub enum EventData {
         /// identity provider's name).
         confirmed_with: String,
     },
+    /// An agent tried to confirm a held signed action and could not prove who they are
+    /// (a wrong password, or the identity provider refused or did not sign them in), so
+    /// it stays held, unsent.
+    #[serde(rename = "session.action_not_confirmed")]
+    ActionNotConfirmed {
+        /// The session.
+        session: SessionId,
+        /// On which account.
+        account: AccountRef,
+        /// For which ticket.
+        ticket: TicketRef,
+        /// The held action's id.
+        action: String,
+        /// The route's description.
+        description: String,
+        /// How they tried ("their password", or the identity provider's name).
+        tried_with: String,
+        /// Why it was not confirmed, in words.
+        reason: String,
+    },
     /// Data was read inside a session: anything but a page the agent navigated to (a
     /// page's own fetches, a script's API calls, a frame's content, a client's GET).
     #[serde(rename = "session.data_read")]
@@ -702,6 +722,7 @@ impl EventData {
             EventData::ActionTaken { .. } => "session.action",
             EventData::ActionHeld { .. } => "session.action_held",
             EventData::SignedAction { .. } => "session.signed_action",
+            EventData::ActionNotConfirmed { .. } => "session.action_not_confirmed",
             EventData::ActionBlocked { .. } => "session.blocked",
             EventData::DataRead { .. } => "session.data_read",
             EventData::LiveMessage { .. } => "session.live_message",
@@ -836,6 +857,12 @@ impl EventData {
                 ..
             }
             | EventData::SignedAction {
+                session,
+                account,
+                ticket,
+                ..
+            }
+            | EventData::ActionNotConfirmed {
                 session,
                 account,
                 ticket,

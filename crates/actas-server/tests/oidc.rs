@@ -1253,20 +1253,37 @@ async fn with_passwords_off_a_signed_change_is_confirmed_by_signing_in_again_at_
         .expect("send");
     assert_eq!(sent.status(), 303, "the product's answer");
     assert!(held().await.sent_at.is_some(), "sent");
-    let summaries: Vec<String> = d
+    let events = d
         .app
         .store()
         .events(&EventFilter::default(), 0, 10_000)
         .await
-        .expect("events")
-        .into_iter()
-        .map(|e| e.body.summary)
-        .collect();
+        .expect("events");
+    let summaries: Vec<String> = events.iter().map(|e| e.body.summary.clone()).collect();
     assert!(
         summaries
             .iter()
             .any(|s| s.contains("a new sign-in at Test IdP")),
         "{summaries:#?}"
+    );
+    // Both refusals are on the account's history, next to the held change, in words.
+    let refused: Vec<&str> = events
+        .iter()
+        .filter(|e| e.body.kind() == "session.action_not_confirmed")
+        .inspect(|e| assert!(e.body.account.is_some(), "on the account"))
+        .map(|e| e.body.summary.as_str())
+        .collect();
+    assert_eq!(refused.len(), 2, "{summaries:#?}");
+    assert!(
+        refused[0].contains("tried to confirm a held change")
+            && refused[0].contains("with a new sign-in at Test IdP, but it was not confirmed: you last signed in at the identity provider 10 minutes ago"),
+        "{}",
+        refused[0]
+    );
+    assert!(
+        refused[1].contains("you confirmed as ola@northwind.example at the identity provider"),
+        "{}",
+        refused[1]
     );
     d.stop().await.expect("stops");
 }

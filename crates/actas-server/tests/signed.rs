@@ -331,7 +331,7 @@ async fn a_signed_action_is_held_shown_confirmed_and_sent_with_a_receipt_that_ve
         .await
         .expect("event");
     assert_eq!(recorded[0].raw, checked.body.encode());
-    let kinds: Vec<String> = s
+    let in_session = s
         .store()
         .events(
             &EventFilter {
@@ -342,17 +342,33 @@ async fn a_signed_action_is_held_shown_confirmed_and_sent_with_a_receipt_that_ve
             1000,
         )
         .await
-        .expect("events")
+        .expect("events");
+    let kinds: Vec<String> = in_session
         .iter()
         .map(|e| e.body.kind().to_owned())
         .collect();
     for kind in [
         "session.action_held",
+        "session.action_not_confirmed",
         "session.signed_action",
         "session.action",
     ] {
         assert!(kinds.iter().any(|k| k == kind), "{kind} in {kinds:?}");
     }
+    // The wrong password is on the account's history, in words, before the confirmation.
+    let refused = in_session
+        .iter()
+        .find(|e| e.body.kind() == "session.action_not_confirmed")
+        .expect("recorded");
+    assert_eq!(
+        refused.body.account.as_ref().map(|a| a.as_str().to_owned()),
+        Some("acme".to_owned())
+    );
+    assert!(
+        refused.body.summary.contains("with their password, but it was not confirmed: that password is not right; it stays held, not sent"),
+        "{}",
+        refused.body.summary
+    );
 
     // Checked by a JOSE implementation nobody here wrote.
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::EdDSA);

@@ -397,6 +397,16 @@ pub fn summarize(actor: &Actor, data: &EventData) -> String {
                 account.name
             )
         }
+        EventData::ActionNotConfirmed {
+            account,
+            description,
+            tried_with,
+            reason,
+            ..
+        } => format!(
+            "{who}, acting as {}, tried to confirm a held change ({description}) with {tried_with}, but it was not confirmed: {reason}; it stays held, not sent",
+            account.name
+        ),
         EventData::ActionBlocked {
             account,
             method,

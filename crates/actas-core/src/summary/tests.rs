@@ -97,6 +97,21 @@ fn signed_action_sentences() {
         ),
         "Sarah Lee, acting as Acme Co, confirmed a change after proving who they are with their password, and it was sent with a signed receipt (changed the postal address) setting the city from York to Leeds"
     );
+    assert_eq!(
+        say(
+            Actor::Staff(sarah()),
+            EventData::ActionNotConfirmed {
+                session: SessionId::random(),
+                account: acme(),
+                ticket: ticket(),
+                action: "a1".into(),
+                description: "changed the postal address".into(),
+                tried_with: "a new sign-in at Okta".into(),
+                reason: "Okta answered “access_denied” instead of signing them in".into(),
+            }
+        ),
+        "Sarah Lee, acting as Acme Co, tried to confirm a held change (changed the postal address) with a new sign-in at Okta, but it was not confirmed: Okta answered “access_denied” instead of signing them in; it stays held, not sent"
+    );
 }
 
 #[test]

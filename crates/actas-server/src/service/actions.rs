@@ -158,6 +158,43 @@ impl Service {
         })
     }
 
+    /// Records, on the account's history, that `staff` tried to confirm their held
+    /// action `id` with `tried_with` and could not prove who they are (`reason`); it
+    /// stays held. The answer is the refusal to give them.
+    pub async fn action_not_confirmed(
+        &self,
+        staff: StaffId,
+        id: &str,
+        tried_with: &str,
+        reason: &str,
+    ) -> ServiceResult<ServiceError> {
+        let view = self.held_action(staff, id).await?;
+        let session = self
+            .store
+            .session(view.action.session)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound("that held change was not found".into()))?;
+        let info = session.info();
+        let account = self.account(&info.account).await?.to_ref();
+        let ticket = self.request(info.request).await?.ticket;
+        let event = NewEvent::new(
+            Actor::Staff(self.staff_ref(staff).await?),
+            EventData::ActionNotConfirmed {
+                session: info.id,
+                account,
+                ticket,
+                action: id.to_owned(),
+                description: view.action.description.clone(),
+                tried_with: tried_with.to_owned(),
+                reason: reason.to_owned(),
+            },
+        );
+        self.store.append(event).await?;
+        Ok(ServiceError::Forbidden(format!(
+            "The change was not confirmed: {reason}."
+        )))
+    }
+
     /// Confirms a held action for the agent who sent it, once they proved again who they
     /// are (`confirmed_with` says how, `authenticated_at` when): the answer is the
     /// single-use token the gateway sends it with.

@@ -334,9 +334,42 @@ impl Service {
         })
     }
 
-    /// Records a refused sign-in and says why.
-    async fn refuse_sign_on(&self, who: Option<String>, reason: String) -> ServiceError {
-        self.refuse_as(who, reason, "You were not signed in").await
+    /// Records a refusal of `flow` and says why. The confirmation of a held action is
+    /// refused on that action's account, as the held change was recorded
+    /// (`session.action_not_confirmed`); anything else is a refused sign-in.
+    async fn refuse_flow(
+        &self,
+        flow: &SignOnFlow,
+        who: Option<String>,
+        reason: String,
+    ) -> ServiceError {
+        let action = flow
+            .then
+            .as_deref()
+            .and_then(|t| t.strip_prefix(ACTION_PREFIX))
+            .filter(|_| flow.purpose == "step_up");
+        let Some(action) = action else {
+            return self.refuse_as(who, reason, "You were not signed in").await;
+        };
+        if let Some(hash) = flow.login_hash
+            && let Ok(Some(login)) = self.store.login(&hash).await
+        {
+            let tried = format!(
+                "a new sign-in at {}",
+                self.sign_on().map_or("the identity provider", |p| p.name())
+            );
+            match self
+                .action_not_confirmed(login.staff, action, &tried, &reason)
+                .await
+            {
+                Ok(refusal) => return refusal,
+                // The action is gone (or not theirs): a refused sign-in, as before.
+                Err(ServiceError::NotFound(_)) => {}
+                Err(e) => return e,
+            }
+        }
+        self.refuse_as(who, reason, "The change was not confirmed")
+            .await
     }
 
     /// Records a refused sign-in at the provider and says why, after `lead` (what did
@@ -387,7 +420,8 @@ impl Service {
         });
         if !bound {
             return Err(self
-                .refuse_sign_on(
+                .refuse_flow(
+                    &flow,
                     None,
                     "the sign-in was finished in a different browser from the one that started it"
                         .into(),
@@ -398,7 +432,8 @@ impl Service {
             Ok(code) => code,
             Err(error) => {
                 return Err(self
-                    .refuse_sign_on(
+                    .refuse_flow(
+                        &flow,
                         None,
                         format!(
                             "the identity provider answered “{error}” instead of signing you in"
@@ -409,37 +444,35 @@ impl Service {
         };
         let identity = match self.identify(provider, &flow, code).await {
             Ok(identity) => identity,
-            Err(Refusal::Plain(reason)) => return Err(self.refuse_sign_on(None, reason).await),
+            Err(Refusal::Plain(reason)) => return Err(self.refuse_flow(&flow, None, reason).await),
             Err(Refusal::Of(who, reason)) => {
-                return Err(self.refuse_sign_on(Some(who), reason).await);
+                return Err(self.refuse_flow(&flow, Some(who), reason).await);
             }
             Err(Refusal::Trouble(e)) => return Err(e),
         };
         if flow.purpose == "step_up" {
-            let lead = match flow.then.as_deref() {
-                Some(t) if t.starts_with(ACTION_PREFIX) => "The change was not confirmed",
-                _ => "You were not signed in",
-            };
             return match self.step_up(provider, &flow, &identity).await {
                 Ok(finished) => Ok(finished),
-                Err(Refusal::Of(who, reason)) => Err(self.refuse_as(Some(who), reason, lead).await),
-                Err(Refusal::Plain(reason)) => Err(self.refuse_as(None, reason, lead).await),
+                Err(Refusal::Of(who, reason)) => {
+                    Err(self.refuse_flow(&flow, Some(who), reason).await)
+                }
+                Err(Refusal::Plain(reason)) => Err(self.refuse_flow(&flow, None, reason).await),
                 Err(Refusal::Trouble(e)) => Err(e),
             };
         }
         let staff = match self.staff_for(provider, &identity).await {
             Ok(staff) => staff,
             Err(Refusal::Of(who, reason)) => {
-                return Err(self.refuse_sign_on(Some(who), reason).await);
+                return Err(self.refuse_flow(&flow, Some(who), reason).await);
             }
-            Err(Refusal::Plain(reason)) => return Err(self.refuse_sign_on(None, reason).await),
+            Err(Refusal::Plain(reason)) => return Err(self.refuse_flow(&flow, None, reason).await),
             Err(Refusal::Trouble(e)) => return Err(e),
         };
         let who = staff.email.as_str().to_owned();
         match self.login_through(provider, staff).await {
             Ok(signed) => Ok(Finished::SignedIn(Box::new(signed), flow.then)),
             Err(ServiceError::Forbidden(reason) | ServiceError::Conflict(reason)) => {
-                Err(self.refuse_sign_on(Some(who), reason).await)
+                Err(self.refuse_flow(&flow, Some(who), reason).await)
             }
             Err(e) => Err(e),
         }

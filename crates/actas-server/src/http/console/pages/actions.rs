@@ -113,7 +113,18 @@ pub(in crate::http::console) async fn confirm_action(
         .await;
     }
     let result = async {
-        let at = state.service.reauthenticate(&who, &f.password).await?;
+        let at = match state.service.reauthenticate(&who, &f.password).await {
+            Ok(at) => at,
+            // A wrong password is on the account's history too, as the held change is.
+            Err(ServiceError::Invalid { field, message }) if field == "password" => {
+                state
+                    .service
+                    .action_not_confirmed(who.staff().id, &id, "their password", &message)
+                    .await?;
+                return Err(ServiceError::invalid("password", message));
+            }
+            Err(e) => return Err(e),
+        };
         state
             .service
             .confirm_action(who.staff().id, &id, "their password", at)
