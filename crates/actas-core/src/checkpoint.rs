@@ -232,6 +232,28 @@ pub fn key_history(
     Ok(trusted)
 }
 
+/// Where the ledger replaced `key`: the first of `rotations` (each an event's number
+/// and exact text, of kind [`crate::event::LEDGER_KEY_ROTATED`]) that names it as the
+/// old key. Such a key may sign heads only up to that event, as [`key_history`] trusts
+/// it; a text that doesn't read as a replacement replaces nothing (verification reports
+/// it).
+pub fn replaced_at<'a>(
+    key: &PublicKey,
+    rotations: impl IntoIterator<Item = (u64, &'a str)>,
+) -> Option<u64> {
+    rotations.into_iter().find_map(|(seq, text)| {
+        let body = crate::event::EventBody::decode(text).ok()?;
+        let rotation = Rotation::from_event(seq, &body.data)?.ok()?;
+        (rotation.old == *key).then_some(seq)
+    })
+}
+
+/// Whether a key the ledger replaced at event `replaced_at` (if it did) may sign a head
+/// over the first `size` events: only up to its replacement.
+pub fn may_sign(size: u64, replaced_at: Option<u64>) -> bool {
+    replaced_at.is_none_or(|at| size <= at)
+}
+
 impl LedgerKey {
     /// This (new) key's endorsement of taking over from `old`.
     pub fn endorse_takeover(&self, old: &PublicKey) -> [u8; 64] {
@@ -372,6 +394,40 @@ mod tests {
             key_history(k(3).public(), &forged),
             Err(HistoryError::Unendorsed { seq: 10 })
         );
+    }
+
+    #[test]
+    fn a_key_is_replaced_where_a_rotation_names_it_old_and_signs_only_up_to_there() {
+        use crate::event::{Actor, EventData, NewEvent};
+        let (old, new, other) = (
+            LedgerKey::from_bytes(&[1; 32]).expect("key"),
+            LedgerKey::from_bytes(&[2; 32]).expect("key"),
+            LedgerKey::from_bytes(&[3; 32]).expect("key"),
+        );
+        let text = |seq: u64, from: &LedgerKey, to: &LedgerKey| {
+            NewEvent::new(
+                Actor::System,
+                EventData::LedgerKeyRotated {
+                    old_key: from.public().to_base64(),
+                    new_key: to.public().to_base64(),
+                    endorsement: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                        .encode(to.endorse_takeover(&from.public())),
+                },
+            )
+            .into_body(seq, Timestamp::from_millis(1), &[0; 32])
+            .encode()
+        };
+        let (first, second) = (text(7, &other, &old), text(40, &old, &new));
+        let rotations = [
+            (3, "not an event"),
+            (7, first.as_str()),
+            (40, second.as_str()),
+        ];
+        assert_eq!(replaced_at(&old.public(), rotations), Some(40));
+        assert_eq!(replaced_at(&other.public(), rotations), Some(7));
+        assert_eq!(replaced_at(&new.public(), rotations), None);
+        assert!(may_sign(40, Some(40)) && may_sign(41, None));
+        assert!(!may_sign(41, Some(40)));
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct KeptPage {
     pub cut_short: bool,
 }
 
+/// The kind of a ledger key replacement ([`EventData::LedgerKeyRotated`]), which
+/// readers of the ledger look for by name.
+pub const LEDGER_KEY_ROTATED: &str = "keys.ledger_rotated";
+
 /// What happened, with everything needed to describe it. The variant names the event's
 /// kind (e.g. `session.started`); its fields are the event's structured details.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -186,7 +186,7 @@ impl fmt::Display for Report {
 }
 
 /// The kind of a ledger key replacement.
-const ROTATION_KIND: &str = "keys.ledger_rotated";
+use crate::event::LEDGER_KEY_ROTATED as ROTATION_KIND;
 
 /// A ledger key replacement, read from its event.
 fn read_rotation(ev: &StoredEvent<'_>) -> Result<crate::checkpoint::Rotation, Problem> {

@@ -164,6 +164,14 @@ pub(crate) trait WriteTx: Send {
     /// How many events `account` has (read only when its newest one predates account
     /// links, so its place in the history is not written in it).
     async fn count_account_events(&mut self, account: &str) -> StoreResult<u64>;
+    /// The ledger key replacements among the events after `after`, up to `up_to` (or
+    /// all of them), as `(seq, exact text)`, and the number of the last event the read
+    /// covers. Run in the open transaction, or outside any.
+    async fn rotations_after(
+        &mut self,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> StoreResult<(u64, Vec<(u64, String)>)>;
 
     /// Whether a failed statement spoils the whole transaction (PostgreSQL's way), so
     /// every unit that runs one needs its own savepoint; SQLite undoes just the statement.
@@ -188,6 +196,11 @@ pub(crate) struct Writer<T: WriteTx> {
     /// nobody else appends (a batch that finds another size starts afresh).
     accounts: AccountTips,
     accounts_at: u64,
+    /// The events read for ledger key replacements so far (`None`: none yet).
+    rotations_seen: Option<u64>,
+    /// Where the ledger replaced this writer's key, once a replacement was read: it
+    /// signs no head past it.
+    replaced_at: Option<u64>,
 }
 
 /// Each account's place in its history: how many events it has, and its newest leaf.
@@ -216,7 +229,59 @@ impl<T: WriteTx> Writer<T> {
             stats,
             accounts: AccountTips::default(),
             accounts_at: 0,
+            rotations_seen: None,
+            replaced_at: None,
         }
+    }
+
+    /// Reads the key replacements after those already read. The first read covers the
+    /// whole ledger and runs before any transaction (it must not hold the lock); later
+    /// ones, under the lock, cover only the events since, up to `up_to`.
+    async fn read_rotations(&mut self, up_to: Option<u64>) -> StoreResult<()> {
+        if self.replaced_at.is_some() {
+            return Ok(());
+        }
+        let after = self.rotations_seen.unwrap_or(0);
+        if up_to.is_some_and(|n| n <= after) {
+            return Ok(());
+        }
+        let (covered, found) = self.conn.rotations_after(after, up_to).await?;
+        self.replaced_at = actas_core::checkpoint::replaced_at(
+            &self.key.public(),
+            found.iter().map(|(seq, text)| (*seq, text.as_str())),
+        );
+        self.rotations_seen = Some(covered.max(after));
+        Ok(())
+    }
+
+    /// The head due over `tip`, signed, if this writer's key may still sign it: the
+    /// replacements are read under the append lock, so one another instance committed is
+    /// seen, and the batch's own `pending` events count too. A replaced key signs heads
+    /// only up to its replacement; past it, nothing is signed, and the error says why.
+    async fn sign_checked(
+        &mut self,
+        tip: &Tip,
+        pending: &[EventRow],
+    ) -> StoreResult<Result<Option<SignedTreeHead>, StoreError>> {
+        let stored = tip.size.saturating_sub(pending.len() as u64);
+        self.read_rotations(Some(stored)).await?;
+        let in_batch = actas_core::checkpoint::replaced_at(
+            &self.key.public(),
+            pending
+                .iter()
+                .filter(|r| r.kind == actas_core::event::LEDGER_KEY_ROTATED)
+                .map(|r| (r.seq as u64, r.body.as_str())),
+        );
+        let at = self.replaced_at.or(in_batch);
+        if let Some(at) = at
+            && !actas_core::checkpoint::may_sign(tip.size, Some(at))
+        {
+            return Ok(Err(StoreError::Conflict(format!(
+                "this instance's ledger key {} was replaced at event #{at}, so it signs no more tree heads; put the new ledger.key in its data directory and restart it",
+                self.key.public().key_id()
+            ))));
+        }
+        Ok(Ok(self.sign(tip)))
     }
 
     /// Serves `rx` until it closes or is told to close.
@@ -358,6 +423,9 @@ impl<T: WriteTx> Writer<T> {
         )>,
     ) -> StoreResult<(Tip, u64)> {
         let mut pending: Vec<Unit> = units;
+        if self.rotations_seen.is_none() {
+            self.read_rotations(None).await?;
+        }
         let prepared = match self.conn.begin(self.tip.as_ref()).await {
             Ok(tip) => {
                 self.locked_at = Some(Instant::now());
@@ -485,7 +553,13 @@ impl<T: WriteTx> Writer<T> {
         }
         let appended = rows.events.len() as u64;
         let head = if tip.size >= tip.head_size + self.schedule.every_events {
-            self.sign(&tip)
+            // The events are kept even so: heads by the current key will cover them.
+            self.sign_checked(&tip, &rows.events)
+                .await?
+                .unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "a tree head was due and not signed");
+                    None
+                })
         } else {
             None
         };
@@ -685,8 +759,11 @@ impl<T: WriteTx> Writer<T> {
 
 impl<T: WriteTx> Writer<T> {
     async fn head_transaction(&mut self) -> StoreResult<(Tip, Option<SignedTreeHead>)> {
+        if self.rotations_seen.is_none() {
+            self.read_rotations(None).await?;
+        }
         let mut tip = self.conn.begin(self.tip.as_ref()).await?;
-        let sth = self.sign(&tip);
+        let sth = self.sign_checked(&tip, &[]).await??;
         if sth.is_some() {
             tip.head_size = tip.size;
         }

@@ -755,3 +755,64 @@ on_both!(
     account_histories_link_and_every_pair_of_heads_is_consistent,
     4
 );
+
+/// Two instances on one ledger, and the operator replaces the key through one of them
+/// while the other keeps running: that one may still append, but it signs no head past
+/// the replacement (it reads replacements under the append lock, so it sees another
+/// instance's), and the ledger still verifies under the new key.
+async fn an_instance_whose_key_was_replaced_elsewhere_signs_no_more_heads(backend: Backend) {
+    use actas_core::event::{Actor, EventData, NewEvent};
+    use base64::Engine;
+    let fresh = Fresh::new(backend).await;
+    let first = fresh.open(rare_heads()).await;
+    for n in 0..5 {
+        first.append(event(n)).await.expect("append");
+    }
+    first.sign_head_now().await.expect("head").expect("grew");
+    // The other instance replaces the key and signs the last head of the old one.
+    let second = fresh.open(rare_heads()).await;
+    let new = actas_core::tree_head::LedgerKey::from_bytes(&[9; 32]).expect("key");
+    let rotated = second
+        .append(NewEvent::new(
+            Actor::System,
+            EventData::LedgerKeyRotated {
+                old_key: public().to_base64(),
+                new_key: new.public().to_base64(),
+                endorsement: base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .encode(new.endorse_takeover(&public())),
+            },
+        ))
+        .await
+        .expect("rotation")
+        .seq;
+    let last = second.sign_head_now().await.expect("head").expect("grew");
+    assert_eq!(
+        last.head.size, rotated,
+        "the old key signs up to its replacement"
+    );
+    second.close().await.expect("close");
+    // The first instance, still on the old key, appends, and is refused a head.
+    first.append(event(6)).await.expect("still appends");
+    let refused = first.sign_head_now().await.expect_err("no head");
+    assert!(
+        refused.to_string().contains(&format!(
+            "was replaced at event #{rotated}, so it signs no more tree heads"
+        )),
+        "{refused}"
+    );
+    // Nor does a batch that makes a head due sign one.
+    for n in 7..1_010 {
+        first.append(event(n)).await.expect("append");
+    }
+    let heads = first.tree_heads().await.expect("heads");
+    assert_eq!(
+        heads.last().map(|h| h.head.size),
+        Some(rotated),
+        "no head past it"
+    );
+    let _ = first.close().await;
+}
+on_both!(
+    an_instance_whose_key_was_replaced_elsewhere_signs_no_more_heads,
+    4
+);

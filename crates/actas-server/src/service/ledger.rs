@@ -14,8 +14,7 @@ use actas_store::{Change, EventFilter, Unit};
 use base64::Engine;
 use serde::Serialize;
 
-/// The kind of a ledger key replacement event.
-const ROTATION_KIND: &str = "keys.ledger_rotated";
+use actas_core::event::LEDGER_KEY_ROTATED as ROTATION_KIND;
 
 /// How long the published ledger keys are served as last read: a key another instance
 /// rotated to shows within this, and at once where the instance itself signs with a new

@@ -251,6 +251,35 @@ impl WriteTx for PgTx {
         Ok(u64::try_from(n).unwrap_or(0))
     }
 
+    async fn rotations_after(
+        &mut self,
+        after: u64,
+        up_to: Option<u64>,
+    ) -> StoreResult<(u64, Vec<(u64, String)>)> {
+        let up_to = match up_to {
+            Some(n) => i64::try_from(n).unwrap_or(i64::MAX),
+            None => sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM ledger_events")
+                .fetch_one(self.connected().await?)
+                .await
+                .map_err(unavailable)?,
+        };
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT seq, body FROM ledger_events WHERE seq > $1 AND seq <= $2 AND kind = $3 ORDER BY seq",
+        )
+        .bind(i64::try_from(after).unwrap_or(i64::MAX))
+        .bind(up_to)
+        .bind(actas_core::event::LEDGER_KEY_ROTATED)
+        .fetch_all(self.connected().await?)
+        .await
+        .map_err(unavailable)?;
+        Ok((
+            u64::try_from(up_to).unwrap_or(0),
+            rows.into_iter()
+                .map(|(seq, body)| (u64::try_from(seq).unwrap_or(0), body))
+                .collect(),
+        ))
+    }
+
     async fn rollback(&mut self) {
         let Some(conn) = self.conn.as_mut() else {
             return;
