@@ -552,14 +552,20 @@ impl Store for SqliteStore {
             .await
             .map_err(StoreError::unexpected)?;
             let (found, texts) = (found.unwrap_or_default(), texts.unwrap_or_default());
-            let bodies: Vec<&[u8]> = texts.split(|&b| b == 0).collect();
             let found: Vec<u64> = found.split(',').filter_map(|s| s.parse().ok()).collect();
-            if found != lot || bodies.len() != lot.len() {
+            let mut bodies: Vec<(u64, &[u8])> =
+                found.into_iter().zip(texts.split(|&b| b == 0)).collect();
+            // In whatever order the aggregate saw them (the index's, in practice).
+            bodies.sort_unstable_by_key(|(seq, _)| *seq);
+            if bodies.len() != lot.len()
+                || texts.split(|&b| b == 0).count() != lot.len()
+                || bodies.iter().zip(lot).any(|((a, _), b)| a != b)
+            {
                 return Err(StoreError::corrupt(format!(
                     "the events of account {account} from #{first} to #{last} are not the ones asked for"
                 )));
             }
-            for (&seq, body) in lot.iter().zip(bodies) {
+            for (seq, body) in bodies {
                 let body = String::from_utf8(body.to_vec())
                     .map_err(|_| StoreError::corrupt(format!("event #{seq} is not UTF-8")))?;
                 out.push((seq, body));
