@@ -187,6 +187,36 @@ async fn a_signed_action_is_held_shown_confirmed_and_sent_with_a_receipt_that_ve
         StatusCode::FORBIDDEN,
         "a body that can't be shown as a change is refused"
     );
+    // Nor can a number JSON readers would round, nor a header that isn't text: both are
+    // refused, saying why, rather than shown as something other than what is sent.
+    let rounded = http
+        .post(format!("{gateway}/profile"))
+        .header("cookie", &gw)
+        .header("content-type", "application/json")
+        .body(r#"{"name": "Acme", "phone": 44123456789012345678901}"#)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(rounded.status(), StatusCode::FORBIDDEN);
+    let why = rounded.text().await.expect("text");
+    assert!(
+        why.contains("the number 44123456789012345678901, written with more digits than can be shown for certain"),
+        "{why}"
+    );
+    let unreadable = http
+        .post(format!("{gateway}/profile"))
+        .header("cookie", &gw)
+        .header(
+            "accept-language",
+            reqwest::header::HeaderValue::from_bytes(b"fr-\xe9").expect("obs-text is allowed"),
+        )
+        .form(&[("name", new_name)])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(unreadable.status(), StatusCode::FORBIDDEN);
+    let why = unreadable.text().await.expect("text");
+    assert!(why.contains("its header accept-language is not plain text"), "{why}");
 
     let acme = {
         let r = http
