@@ -216,7 +216,10 @@ async fn a_signed_action_is_held_shown_confirmed_and_sent_with_a_receipt_that_ve
         .expect("post");
     assert_eq!(unreadable.status(), StatusCode::FORBIDDEN);
     let why = unreadable.text().await.expect("text");
-    assert!(why.contains("its header accept-language is not plain text"), "{why}");
+    assert!(
+        why.contains("its header accept-language is not plain text"),
+        "{why}"
+    );
 
     let acme = {
         let r = http
