@@ -681,6 +681,57 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
         .expect("gzip");
     let reopened: Value = serde_json::from_str(&opened).expect("json");
     assert_eq!(reopened["events"], extract["events"], "the same events");
+    // Any client that accepts gzip gets the plain JSON download compressed in transit (a
+    // fifth of its size), and saves the same JSON; `json.gz` is not compressed twice.
+    let raw = reqwest::Client::builder()
+        .no_gzip()
+        .build()
+        .expect("client");
+    let fetch = |format: &'static str, accept: Option<&'static str>| {
+        let mut get = raw
+            .get(format!("{}/accounts/acme/audit-extract{format}", w.base))
+            .bearer_auth(&w.key);
+        if let Some(accept) = accept {
+            get = get.header("accept-encoding", accept);
+        }
+        get.send()
+    };
+    let sent = fetch("", Some("br;q=1.0, gzip;q=0.8"))
+        .await
+        .expect("extract");
+    assert_eq!(sent.status(), StatusCode::OK);
+    assert_eq!(sent.headers()["content-encoding"], "gzip");
+    assert_eq!(sent.headers()["content-type"], "application/json");
+    assert!(
+        sent.headers()["vary"]
+            .to_str()
+            .expect("ascii")
+            .contains("accept-encoding")
+    );
+    let wire = sent.bytes().await.expect("bytes");
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&wire[..]), &mut json)
+        .expect("gzip");
+    let same: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(same["events"], extract["events"], "the same extract");
+    let plain = fetch("", None).await.expect("extract");
+    assert!(
+        plain.headers().get("content-encoding").is_none(),
+        "asked for nothing"
+    );
+    let once = fetch("?format=json.gz", Some("gzip"))
+        .await
+        .expect("extract");
+    assert!(
+        once.headers().get("content-encoding").is_none(),
+        "compressed once"
+    );
+    let once = once.bytes().await.expect("bytes");
+    let mut json = String::new();
+    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&once[..]), &mut json)
+        .expect("gzip, once");
+    let same: Value = serde_json::from_str(&json).expect("json");
+    assert_eq!(same["events"], extract["events"], "the same extract");
     let gz = w.dir.path().join("acme.json.gz");
     std::fs::write(&gz, &packed).expect("write");
     let (code, said) = verify(&gz, Some(&key));
