@@ -372,6 +372,10 @@ pub enum Change {
         /// When.
         at: Timestamp,
     },
+    /// A precondition the writer decides under the append lock: refused (`Conflict`)
+    /// when the ledger replaced this instance's key before the unit's first event, so
+    /// nothing signed with that key (a signed action's receipt) is given out for it.
+    RequireLedgerKeyCurrent,
     /// Claims an idempotency key for an app; `Duplicate` if it was claimed before.
     ClaimIdempotencyKey {
         /// The app.

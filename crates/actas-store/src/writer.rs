@@ -263,25 +263,40 @@ impl<T: WriteTx> Writer<T> {
         tip: &Tip,
         pending: &[EventRow],
     ) -> StoreResult<Result<Option<SignedTreeHead>, StoreError>> {
-        let stored = tip.size.saturating_sub(pending.len() as u64);
-        self.read_rotations(Some(stored)).await?;
-        let in_batch = actas_core::checkpoint::replaced_at(
-            &self.key.public(),
-            pending
-                .iter()
-                .filter(|r| r.kind == actas_core::event::LEDGER_KEY_ROTATED)
-                .map(|r| (r.seq as u64, r.body.as_str())),
-        );
-        let at = self.replaced_at.or(in_batch);
-        if let Some(at) = at
+        if let Some(at) = self.replaced_as_of(tip, pending).await?
             && !actas_core::checkpoint::may_sign(tip.size, Some(at))
         {
-            return Ok(Err(StoreError::Conflict(format!(
-                "this instance's ledger key {} was replaced at event #{at}, so it signs no more tree heads; put the new ledger.key in its data directory and restart it",
-                self.key.public().key_id()
-            ))));
+            return Ok(Err(self.replaced(at, "tree heads")));
         }
         Ok(Ok(self.sign(tip)))
+    }
+
+    /// Where the ledger replaced this writer's key, as of `tip` (whose last `pending`
+    /// events are this batch's own, not yet stored): read under the append lock.
+    async fn replaced_as_of(
+        &mut self,
+        tip: &Tip,
+        pending: &[EventRow],
+    ) -> StoreResult<Option<u64>> {
+        let stored = tip.size.saturating_sub(pending.len() as u64);
+        self.read_rotations(Some(stored)).await?;
+        Ok(self.replaced_at.or_else(|| {
+            actas_core::checkpoint::replaced_at(
+                &self.key.public(),
+                pending
+                    .iter()
+                    .filter(|r| r.kind == actas_core::event::LEDGER_KEY_ROTATED)
+                    .map(|r| (r.seq as u64, r.body.as_str())),
+            )
+        }))
+    }
+
+    /// The refusal to sign `what` with a key the ledger replaced at event `at`.
+    fn replaced(&self, at: u64, what: &str) -> StoreError {
+        StoreError::Conflict(format!(
+            "this instance's ledger key {} was replaced at event #{at}, so it signs no more {what}; put the new ledger.key in its data directory and restart it",
+            self.key.public().key_id()
+        ))
     }
 
     /// Serves `rx` until it closes or is told to close.
@@ -497,7 +512,9 @@ impl<T: WriteTx> Writer<T> {
             let changes_state = unit.changes.iter().any(|c| {
                 !matches!(
                     c,
-                    Change::ClaimIdempotencyKey { .. } | Change::TouchSession { .. }
+                    Change::ClaimIdempotencyKey { .. }
+                        | Change::TouchSession { .. }
+                        | Change::RequireLedgerKeyCurrent
                 ) && !is_check(c)
             });
             let guarded = changes_state
@@ -659,6 +676,16 @@ impl<T: WriteTx> Writer<T> {
                     at,
                 } => {
                     rows.claims.push((app, key, request_hash, at.as_millis()));
+                    applied.push(Applied::Done);
+                }
+                Change::RequireLedgerKeyCurrent => {
+                    // The unit's first event would be the next one; a replaced key may
+                    // sign only up to its replacement.
+                    if let Some(at) = self.replaced_as_of(tip, &rows.events).await?
+                        && !actas_core::checkpoint::may_sign(tip.size + 1, Some(at))
+                    {
+                        return Err(self.replaced(at, "receipts"));
+                    }
                     applied.push(Applied::Done);
                 }
                 other => applied.push(self.conn.apply(other).await?),

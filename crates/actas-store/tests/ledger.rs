@@ -769,6 +769,15 @@ async fn an_instance_whose_key_was_replaced_elsewhere_signs_no_more_heads(backen
         first.append(event(n)).await.expect("append");
     }
     first.sign_head_now().await.expect("head").expect("grew");
+    let signed_with_the_key = || {
+        Unit::new(vec![actas_store::Change::RequireLedgerKeyCurrent], |_| {
+            vec![event(99)]
+        })
+    };
+    first
+        .commit(signed_with_the_key())
+        .await
+        .expect("its key is current");
     // The other instance replaces the key and signs the last head of the old one.
     let second = fresh.open(rare_heads()).await;
     let new = actas_core::tree_head::LedgerKey::from_bytes(&[9; 32]).expect("key");
@@ -791,8 +800,19 @@ async fn an_instance_whose_key_was_replaced_elsewhere_signs_no_more_heads(backen
         "the old key signs up to its replacement"
     );
     second.close().await.expect("close");
-    // The first instance, still on the old key, appends, and is refused a head.
+    // The first instance, still on the old key, appends, but is refused anything signed
+    // with it: a receipt's event, and a head.
     first.append(event(6)).await.expect("still appends");
+    let refused = first
+        .commit(signed_with_the_key())
+        .await
+        .expect_err("no receipt");
+    assert!(
+        refused.to_string().contains(&format!(
+            "was replaced at event #{rotated}, so it signs no more receipts"
+        )),
+        "{refused}"
+    );
     let refused = first.sign_head_now().await.expect_err("no head");
     assert!(
         refused.to_string().contains(&format!(

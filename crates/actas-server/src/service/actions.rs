@@ -291,6 +291,8 @@ impl Service {
                         id: info.id,
                         at: now,
                     },
+                    // Its receipt is signed with this instance's ledger key.
+                    Change::RequireLedgerKeyCurrent,
                     Change::SendAction {
                         id: id.to_owned(),
                         token_hash: secret_hash(token),

@@ -1064,7 +1064,8 @@ pub(super) async fn apply(conn: &mut PgConnection, change: Change) -> StoreResul
         | Change::LoadAccount(_)
         | Change::RequireConsent { .. }
         | Change::RequireAllowed { .. }
-        | Change::RequireActiveStaff(_) => Err(StoreError::corrupt(
+        | Change::RequireActiveStaff(_)
+        | Change::RequireLedgerKeyCurrent => Err(StoreError::corrupt(
             "preconditions are checked by the writer, not applied",
         )),
         Change::EndSession { id, at, reason } => {

@@ -1037,7 +1037,8 @@ pub(super) async fn apply(conn: &mut SqliteConnection, change: Change) -> StoreR
         | Change::LoadAccount(_)
         | Change::RequireConsent { .. }
         | Change::RequireAllowed { .. }
-        | Change::RequireActiveStaff(_) => Err(StoreError::corrupt(
+        | Change::RequireActiveStaff(_)
+        | Change::RequireLedgerKeyCurrent => Err(StoreError::corrupt(
             "preconditions are checked by the writer, not applied",
         )),
         Change::EndSession { id, at, reason } => {
