@@ -176,6 +176,13 @@ pub struct TrustedKey {
     pub up_to: Option<u64>,
 }
 
+impl From<PublicKey> for TrustedKey {
+    /// A key trusted with no limit: the ledger's current one.
+    fn from(key: PublicKey) -> Self {
+        TrustedKey { key, up_to: None }
+    }
+}
+
 /// Why the ledger's key history can't be trusted.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HistoryError {

@@ -13,9 +13,10 @@
 //! one: those start with their own `actas-…` prefix or a note's origin line and hold
 //! line breaks, which a JWS signing input never does.
 
+use crate::checkpoint::TrustedKey;
 use crate::event::{BodyError, EventBody, EventData};
 use crate::merkle::{Hash, leaf_hash};
-use crate::tree_head::{KeyError, KeyId, LedgerKey, PublicKey};
+use crate::tree_head::{KeyError, KeyId, LedgerKey};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -54,6 +55,18 @@ pub enum ReceiptError {
     /// The event is not a signed action.
     #[error("the receipt's event is a {0} event, not a signed action")]
     NotSigned(String),
+    /// The key had been replaced before the event: it could no longer sign for it.
+    #[error(
+        "the receipt is for event {seq}, but key {key} was replaced at event {up_to} and signs nothing after it"
+    )]
+    Replaced {
+        /// The key's id.
+        key: String,
+        /// The event it was replaced at.
+        up_to: u64,
+        /// The receipt's event.
+        seq: u64,
+    },
 }
 
 /// A receipt that checked out.
@@ -87,9 +100,10 @@ impl LedgerKey {
     }
 }
 
-/// Checks a receipt against the ledger's keys (the current one and earlier ones), and
-/// reads its event, which must be a signed action.
-pub fn verify_receipt(text: &str, keys: &[PublicKey]) -> Result<Receipt, ReceiptError> {
+/// Checks a receipt against the ledger's keys (the current one and earlier ones, each
+/// trusted only up to its replacement, as `/.well-known/actas-ledger-keys` gives them),
+/// and reads its event, which must be a signed action.
+pub fn verify_receipt(text: &str, keys: &[TrustedKey]) -> Result<Receipt, ReceiptError> {
     let text = text.trim();
     let mut parts = text.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature_b64), None) =
@@ -116,9 +130,9 @@ pub fn verify_receipt(text: &str, keys: &[PublicKey]) -> Result<Receipt, Receipt
             header.typ
         )));
     }
-    let key = keys
+    let TrustedKey { key, up_to } = keys
         .iter()
-        .find(|k| k.key_id().as_str() == header.kid)
+        .find(|k| k.key.key_id().as_str() == header.kid)
         .ok_or_else(|| ReceiptError::UnknownKey(header.kid.clone()))?;
     let signature: [u8; 64] = decode(signature_b64)?
         .as_slice()
@@ -136,6 +150,15 @@ pub fn verify_receipt(text: &str, keys: &[PublicKey]) -> Result<Receipt, Receipt
     let body = EventBody::decode(&raw).map_err(|e: BodyError| ReceiptError::Body(e.to_string()))?;
     if !matches!(body.data, EventData::SignedAction { .. }) {
         return Err(ReceiptError::NotSigned(body.kind().to_owned()));
+    }
+    if let Some(up_to) = *up_to
+        && body.seq > up_to
+    {
+        return Err(ReceiptError::Replaced {
+            key: header.kid,
+            up_to,
+            seq: body.seq,
+        });
     }
     Ok(Receipt {
         key_id: key.key_id(),
@@ -204,7 +227,7 @@ mod tests {
     fn a_receipt_verifies_offline_and_any_changed_byte_fails() {
         let text = body(signed_action());
         let receipt = key(1).sign_receipt(&text);
-        let keys = [key(2).public(), key(1).public()];
+        let keys = [key(2).public().into(), key(1).public().into()];
         let checked = verify_receipt(&receipt, &keys).expect("verifies");
         assert_eq!(checked.body.encode(), text);
         assert_eq!(checked.leaf_hash, leaf_hash(text.as_bytes()));
@@ -230,7 +253,7 @@ mod tests {
         let text = body(signed_action());
         let receipt = key(1).sign_receipt(&text);
         assert_eq!(
-            verify_receipt(&receipt, &[key(2).public()]).map(|_| ()),
+            verify_receipt(&receipt, &[key(2).public().into()]).map(|_| ()),
             Err(ReceiptError::UnknownKey(
                 key(1).public().key_id().to_string()
             ))
@@ -241,7 +264,7 @@ mod tests {
         let other_sig = other.rsplit('.').next().expect("sig");
         let forged = format!("{}.{}.{other_sig}", forged[0], forged[1]);
         assert_eq!(
-            verify_receipt(&forged, &[key(1).public(), key(2).public()]).map(|_| ()),
+            verify_receipt(&forged, &[key(1).public().into(), key(2).public().into()]).map(|_| ()),
             Err(ReceiptError::Signature)
         );
         let note = EventData::SupportNote {
@@ -255,12 +278,37 @@ mod tests {
         };
         let not_signed = key(1).sign_receipt(&body(note));
         assert!(matches!(
-            verify_receipt(&not_signed, &[key(1).public()]),
+            verify_receipt(&not_signed, &[key(1).public().into()]),
             Err(ReceiptError::NotSigned(_))
         ));
         assert_eq!(
-            verify_receipt("abc.def", &[key(1).public()]).map(|_| ()),
+            verify_receipt("abc.def", &[key(1).public().into()]).map(|_| ()),
             Err(ReceiptError::Shape)
+        );
+    }
+
+    #[test]
+    fn a_receipt_by_a_key_replaced_before_its_event_is_refused() {
+        let text = body(signed_action());
+        let seq = EventBody::decode(&text).expect("body").seq;
+        let receipt = key(1).sign_receipt(&text);
+        let until = |up_to| {
+            [TrustedKey {
+                key: key(1).public(),
+                up_to: Some(up_to),
+            }]
+        };
+        assert!(
+            verify_receipt(&receipt, &until(seq)).is_ok(),
+            "up to its replacement"
+        );
+        assert_eq!(
+            verify_receipt(&receipt, &until(seq - 1)).map(|_| ()),
+            Err(ReceiptError::Replaced {
+                key: key(1).public().key_id().to_string(),
+                up_to: seq - 1,
+                seq,
+            })
         );
     }
 }

@@ -340,7 +340,7 @@ async fn a_signed_action_is_held_shown_confirmed_and_sent_with_a_receipt_that_ve
     .to_owned();
     let key = s.store().public_key();
     let checked =
-        actas_core::receipt::verify_receipt(&receipt, &[key]).expect("the receipt verifies");
+        actas_core::receipt::verify_receipt(&receipt, &[key.into()]).expect("the receipt verifies");
     assert_eq!(checked.body.session, Some(session.info().id));
     let actas_core::event::EventData::SignedAction {
         changes,
@@ -445,6 +445,49 @@ async fn a_signed_action_is_held_shown_confirmed_and_sent_with_a_receipt_that_ve
         String::from_utf8_lossy(&out.stderr).contains("does not hold"),
         "{}",
         String::from_utf8_lossy(&out.stderr)
+    );
+    // With the published keys: it holds; with its key said to be replaced before its
+    // event, it does not.
+    let published: serde_json::Value = http
+        .get(format!("{console}/.well-known/actas-ledger-keys"))
+        .send()
+        .await
+        .expect("keys")
+        .json()
+        .await
+        .expect("json");
+    let with_keys = |keys: &serde_json::Value| {
+        let file_of_keys = dir.path().join("keys.json");
+        std::fs::write(&file_of_keys, keys.to_string()).expect("write");
+        std::process::Command::new(env!("CARGO_BIN_EXE_actas"))
+            .args(["audit", "verify-receipt"])
+            .arg(&file)
+            .arg("--keys")
+            .arg(&file_of_keys)
+            .output()
+            .expect("runs")
+    };
+    let out = with_keys(&published);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut replaced = published.clone();
+    replaced["keys"][0]["signs_up_to"] = serde_json::json!(checked.body.seq - 1);
+    let out = with_keys(&replaced);
+    assert!(
+        !out.status.success(),
+        "a replaced key's later receipt must fail"
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains(&format!(
+            "but key {} was replaced at event {} and signs nothing after it",
+            key.key_id(),
+            checked.body.seq - 1
+        )),
+        "{said}"
     );
     d.app.stop().await.expect("stops");
 }

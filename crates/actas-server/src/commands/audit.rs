@@ -150,9 +150,13 @@ fn verify_receipt(
         std::fs::read_to_string(file)
             .map_err(|e| Failure::input(format!("{}: {e}", file.display())))
     };
-    let mut trusted = Vec::new();
+    let mut trusted: Vec<actas_core::checkpoint::TrustedKey> = Vec::new();
     for k in key {
-        trusted.push(PublicKey::parse(k).map_err(|e| Failure::input(format!("key: {e}")))?);
+        trusted.push(
+            PublicKey::parse(k)
+                .map_err(|e| Failure::input(format!("key: {e}")))?
+                .into(),
+        );
     }
     if let Some(path) = keys {
         #[derive(serde::Deserialize)]
@@ -162,6 +166,9 @@ fn verify_receipt(
         #[derive(serde::Deserialize)]
         struct Entry {
             key: String,
+            /// A replaced key signs nothing past its replacement.
+            #[serde(default)]
+            signs_up_to: Option<u64>,
         }
         let published: Published = serde_json::from_str(&read(path)?).map_err(|e| {
             Failure::input(format!(
@@ -170,10 +177,11 @@ fn verify_receipt(
             ))
         })?;
         for entry in published.keys {
-            trusted.push(
-                PublicKey::parse(&entry.key)
+            trusted.push(actas_core::checkpoint::TrustedKey {
+                key: PublicKey::parse(&entry.key)
                     .map_err(|e| Failure::input(format!("{}: {e}", path.display())))?,
-            );
+                up_to: entry.signs_up_to,
+            });
         }
     }
     if trusted.is_empty() {
