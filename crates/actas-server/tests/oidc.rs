@@ -1221,6 +1221,20 @@ async fn with_passwords_off_a_signed_change_is_confirmed_by_signing_in_again_at_
     let back = browser.at_provider(&at, &authorize, &other).await;
     assert_eq!(browser.get(&back).await.status(), 403);
     assert!(held().await.confirmed_with.is_none(), "not confirmed");
+    // Finished in another browser (without the binding cookie): refused, and recorded as
+    // nobody's, since it need not be Sarah's doing.
+    let (authorize, _) = browser.press_confirm(&at, &action).await;
+    let back = browser.at_provider(&at, &authorize, &NW_SARAH).await;
+    let elsewhere = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+        .get(&back)
+        .send()
+        .await
+        .expect("callback");
+    assert_eq!(elsewhere.status(), 403);
+    assert!(held().await.confirmed_with.is_none(), "not confirmed");
     // Signing in again now confirms it, and the browser goes on to the gateway to send it.
     let (authorize, _) = browser.press_confirm(&at, &action).await;
     let back = browser.at_provider(&at, &authorize, &NW_SARAH).await;
@@ -1274,6 +1288,12 @@ async fn with_passwords_off_a_signed_change_is_confirmed_by_signing_in_again_at_
         .map(|e| e.body.summary.as_str())
         .collect();
     assert_eq!(refused.len(), 2, "{summaries:#?}");
+    assert!(
+        summaries
+            .iter()
+            .any(|s| s.contains("was refused: the sign-in was finished in a different browser")),
+        "{summaries:#?}"
+    );
     assert!(
         refused[0].contains("tried to confirm a held change")
             && refused[0].contains("with a new sign-in at Test IdP, but it was not confirmed: you last signed in at the identity provider 10 minutes ago"),

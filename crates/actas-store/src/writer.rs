@@ -438,10 +438,17 @@ impl<T: WriteTx> Writer<T> {
         )>,
     ) -> StoreResult<(Tip, u64)> {
         let mut pending: Vec<Unit> = units;
-        if self.rotations_seen.is_none() {
-            self.read_rotations(None).await?;
-        }
-        let prepared = match self.conn.begin(self.tip.as_ref()).await {
+        // A failed first read of the key replacements fails the batch like a failed
+        // begin: every caller is told.
+        let first_read = match self.rotations_seen {
+            None => self.read_rotations(None).await,
+            Some(_) => Ok(()),
+        };
+        let began = match first_read {
+            Ok(()) => self.conn.begin(self.tip.as_ref()).await,
+            Err(e) => Err(e),
+        };
+        let prepared = match began {
             Ok(tip) => {
                 self.locked_at = Some(Instant::now());
                 if let Some(rx) = top_up {

@@ -114,11 +114,15 @@ impl Service {
     /// `origin`. The heads the writer signed on its schedule: asking signs nothing new
     /// (the endpoint is public), except the very first head of a ledger that has none.
     pub async fn checkpoint_note(&self, origin: &Origin) -> ServiceResult<String> {
+        // The newest head this instance's key signed: the writer signs none past the
+        // key's replacement, so a note over it never claims more than the key may.
+        let current = self.store.public_key().key_id();
         let newest = self
             .store
             .tree_heads()
             .await?
             .into_iter()
+            .filter(|h| h.key_id == current)
             .max_by_key(|h| h.head.size);
         let head = match newest {
             Some(h) => h,

@@ -334,7 +334,7 @@ impl Service {
         })
     }
 
-    /// Records a refusal of `flow` and says why. The confirmation of a held action is
+    /// Records a refusal of `flow`, after its browser binding was checked, and says why. The confirmation of a held action is
     /// refused on that action's account, as the held change was recorded
     /// (`session.action_not_confirmed`); anything else is a refused sign-in.
     async fn refuse_flow(
@@ -343,29 +343,26 @@ impl Service {
         who: Option<String>,
         reason: String,
     ) -> ServiceError {
-        let action = flow
-            .then
-            .as_deref()
-            .and_then(|t| t.strip_prefix(ACTION_PREFIX))
-            .filter(|_| flow.purpose == "step_up");
-        let Some(action) = action else {
+        let Some(action) = action_of(flow) else {
             return self.refuse_as(who, reason, "You were not signed in").await;
         };
+        // The browser that started it (its binding was checked) and a console sign-in
+        // still open: theirs.
         if let Some(hash) = flow.login_hash
             && let Ok(Some(login)) = self.store.login(&hash).await
+            && !login.ended
+            && login.expires_at > Timestamp::now()
         {
             let tried = format!(
                 "a new sign-in at {}",
                 self.sign_on().map_or("the identity provider", |p| p.name())
             );
-            match self
+            // Where it can't be written there (the action gone), a refused sign-in.
+            if let Ok(refusal) = self
                 .action_not_confirmed(login.staff, action, &tried, &reason)
                 .await
             {
-                Ok(refusal) => return refusal,
-                // The action is gone (or not theirs): a refused sign-in, as before.
-                Err(ServiceError::NotFound(_)) => {}
-                Err(e) => return e,
+                return refusal;
             }
         }
         self.refuse_as(who, reason, "The change was not confirmed")
@@ -419,12 +416,18 @@ impl Service {
             subtle::ConstantTimeEq::ct_eq(&secret_hash(b)[..], &flow.binding_hash[..]).into()
         });
         if !bound {
+            // Not necessarily the person who started it: recorded as nobody's.
+            let lead = if action_of(&flow).is_some() {
+                "The change was not confirmed"
+            } else {
+                "You were not signed in"
+            };
             return Err(self
-                .refuse_flow(
-                    &flow,
+                .refuse_as(
                     None,
                     "the sign-in was finished in a different browser from the one that started it"
                         .into(),
+                    lead,
                 )
                 .await);
         }
@@ -996,6 +999,14 @@ fn id_token_refusal(e: &ClaimsVerificationError) -> String {
         }
         other => format!("the ID token did not pass its checks ({other})"),
     }
+}
+
+/// The held action a step-up flow confirms, if that is what it is for.
+fn action_of(flow: &SignOnFlow) -> Option<&str> {
+    flow.then
+        .as_deref()
+        .and_then(|t| t.strip_prefix(ACTION_PREFIX))
+        .filter(|_| flow.purpose == "step_up")
 }
 
 #[cfg(test)]

@@ -312,8 +312,9 @@ impl SqliteStore {
                 let mut start = lo;
                 while start <= hi {
                     let end = (start + RUN - 1).min(hi);
-                    let found: (Option<String>, Option<Vec<u8>>) = sqlx::query_as(
-                        "SELECT group_concat(idx), CAST(group_concat(hash, '') AS BLOB) \
+                    let found: Found = sqlx::query_as(
+                        "SELECT group_concat(idx), CAST(group_concat(hash, '') AS BLOB), \
+                         min(length(hash)), max(length(hash)) \
                          FROM merkle_nodes WHERE level = ? AND idx BETWEEN ? AND ?",
                     )
                     .bind(i64::from(level))
@@ -330,7 +331,8 @@ impl SqliteStore {
             } else {
                 for chunk in indexes.chunks(500) {
                     let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-                        "SELECT group_concat(idx), CAST(group_concat(hash, '') AS BLOB) \
+                        "SELECT group_concat(idx), CAST(group_concat(hash, '') AS BLOB), \
+                         min(length(hash)), max(length(hash)) \
                          FROM merkle_nodes WHERE level = ",
                     );
                     q.push_bind(i64::from(level)).push(" AND idx IN (");
@@ -360,14 +362,23 @@ impl SqliteStore {
     }
 }
 
+/// One answer of a node read: the indexes found, their hashes concatenated, and the
+/// shortest and longest hash (each must be 32 bytes, which the total alone can't show).
+type Found = (Option<String>, Option<Vec<u8>>, Option<i64>, Option<i64>);
+
 /// Adds to `out` the nodes of one `(group_concat(idx), group_concat(hash, ''))` answer
 /// that `keep` wants, the n-th index naming the n-th hash.
 fn pair(
     level: u8,
-    (indexes, hashes): (Option<String>, Option<Vec<u8>>),
+    (indexes, hashes, shortest, longest): Found,
     out: &mut NodeMap,
     keep: impl Fn(u64) -> bool,
 ) -> StoreResult<()> {
+    if shortest.is_some_and(|n| n != 32) || longest.is_some_and(|n| n != 32) {
+        return Err(StoreError::corrupt(format!(
+            "the merkle nodes at level {level} hold a hash that is not 32 bytes"
+        )));
+    }
     let (indexes, hashes) = (indexes.unwrap_or_default(), hashes.unwrap_or_default());
     let mut hashes = hashes.chunks_exact(32);
     for index in indexes.split(',').filter(|i| !i.is_empty()) {
