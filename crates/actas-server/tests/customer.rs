@@ -676,11 +676,18 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
             .contains("audit-extract-acme.json.gz")
     );
     let packed = packed.bytes().await.expect("bytes");
-    let mut opened = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&packed[..]), &mut opened)
-        .expect("gzip");
-    let reopened: Value = serde_json::from_str(&opened).expect("json");
-    assert_eq!(reopened["events"], extract["events"], "the same events");
+    // A gzip'd extract, opened.
+    let opened = |bytes: &[u8]| -> Value {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(bytes), &mut text)
+            .expect("gzip");
+        serde_json::from_str(&text).expect("json")
+    };
+    assert_eq!(
+        opened(&packed)["events"],
+        extract["events"],
+        "the same events"
+    );
     // Any client that accepts gzip gets the plain JSON download compressed in transit (a
     // fifth of its size), and saves the same JSON; `json.gz` is not compressed twice.
     let raw = reqwest::Client::builder()
@@ -709,11 +716,11 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
             .contains("accept-encoding")
     );
     let wire = sent.bytes().await.expect("bytes");
-    let mut json = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&wire[..]), &mut json)
-        .expect("gzip");
-    let same: Value = serde_json::from_str(&json).expect("json");
-    assert_eq!(same["events"], extract["events"], "the same extract");
+    assert_eq!(
+        opened(&wire)["events"],
+        extract["events"],
+        "the same extract"
+    );
     let plain = fetch("", None).await.expect("extract");
     assert!(
         plain.headers().get("content-encoding").is_none(),
@@ -727,11 +734,11 @@ async fn an_extract_verifies_offline_holds_one_account_only_and_an_edit_is_locat
         "compressed once"
     );
     let once = once.bytes().await.expect("bytes");
-    let mut json = String::new();
-    std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&once[..]), &mut json)
-        .expect("gzip, once");
-    let same: Value = serde_json::from_str(&json).expect("json");
-    assert_eq!(same["events"], extract["events"], "the same extract");
+    assert_eq!(
+        opened(&once)["events"],
+        extract["events"],
+        "compressed once"
+    );
     let gz = w.dir.path().join("acme.json.gz");
     std::fs::write(&gz, &packed).expect("write");
     let (code, said) = verify(&gz, Some(&key));
