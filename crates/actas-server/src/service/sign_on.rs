@@ -334,9 +334,10 @@ impl Service {
         })
     }
 
-    /// Records a refusal of `flow`, after its browser binding was checked, and says why. The confirmation of a held action is
-    /// refused on that action's account, as the held change was recorded
-    /// (`session.action_not_confirmed`); anything else is a refused sign-in.
+    /// Records a refusal of `flow`, after its browser binding was checked, and says why.
+    /// The confirmation of a held action is refused on that action's account, as the
+    /// held change was recorded (`session.action_not_confirmed`); anything else is a
+    /// refused sign-in.
     async fn refuse_flow(
         &self,
         flow: &SignOnFlow,
@@ -344,7 +345,7 @@ impl Service {
         reason: String,
     ) -> ServiceError {
         let Some(action) = action_of(flow) else {
-            return self.refuse_as(who, reason, "You were not signed in").await;
+            return self.refuse_as(who, reason, lead_of(flow)).await;
         };
         // The browser that started it (its binding was checked) and a console sign-in
         // still open: theirs.
@@ -365,8 +366,7 @@ impl Service {
                 return refusal;
             }
         }
-        self.refuse_as(who, reason, "The change was not confirmed")
-            .await
+        self.refuse_as(who, reason, lead_of(flow)).await
     }
 
     /// Records a refused sign-in at the provider and says why, after `lead` (what did
@@ -417,17 +417,12 @@ impl Service {
         });
         if !bound {
             // Not necessarily the person who started it: recorded as nobody's.
-            let lead = if action_of(&flow).is_some() {
-                "The change was not confirmed"
-            } else {
-                "You were not signed in"
-            };
             return Err(self
                 .refuse_as(
                     None,
                     "the sign-in was finished in a different browser from the one that started it"
                         .into(),
-                    lead,
+                    lead_of(&flow),
                 )
                 .await);
         }
@@ -998,6 +993,14 @@ fn id_token_refusal(e: &ClaimsVerificationError) -> String {
             "the ID token's signature is not one of the identity provider's keys".into()
         }
         other => format!("the ID token did not pass its checks ({other})"),
+    }
+}
+
+/// What did not happen when `flow` is refused: a confirmation or a sign-in.
+fn lead_of(flow: &SignOnFlow) -> &'static str {
+    match action_of(flow) {
+        Some(_) => "The change was not confirmed",
+        None => "You were not signed in",
     }
 }
 
